@@ -45,10 +45,193 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheme", default="dense", help="dense, layerwise or networkwide")
+    p.add_argument("--cr", type=float, default=1, help="compression ratio (pruned schemes)")
+    p.add_argument("--one-shot", action="store_true", help="the not-fine-tuned (one-shot pruned) variant")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--fg-threshold", type=float, default=None)
+    p.add_argument("--marker-threshold", type=float, default=None)
+    p.add_argument("--min-size", type=int, default=None)
+
+
+def _watershed(a: argparse.Namespace):
+    from dataclasses import replace
+
+    from .models.zoo import default_watershed
+
+    params = default_watershed()
+    over = {k: v for k, v in (("fg_threshold", a.fg_threshold), ("marker_threshold", a.marker_threshold),
+                              ("min_size", a.min_size)) if v is not None}
+    return replace(params, **over)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="segment a data split and report Dice, AJI, PQ, F1, distance MSE")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    _model_args(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data import NucleiDataset
+    from .evaluation import evaluate, format_table, write_json
+
+    names = NucleiDataset(a.data).names(a.split)[: a.limit]
+    with tqdm(total=len(names), desc="evaluate", unit="image") as bar:
+        res = evaluate(a.data, a.split, a.scheme, a.cr, fine_tuned=not a.one_shot, params=_watershed(a),
+                       device=a.device, precision=a.precision, names=names,
+                       progress=lambda d, t: bar.update(d - bar.n))
+    variant = "dense" if res["config"]["scheme"] == "dense" else (
+        f"{res['config']['scheme']} CR{a.cr:g} {'one-shot' if a.one_shot else 'fine-tuned'}")
+    print(format_table(res, f"{a.data} [{a.split}] {variant}"))
+    if a.json:
+        write_json(a.json, res)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score instance label images against ground truth")
+    p.add_argument("truth", type=Path, help="ground-truth label file or folder")
+    p.add_argument("pred", type=Path, help="predicted label file or folder (matched by file name)")
+    p.add_argument("--json", type=Path, default=None)
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    from .evaluation import format_table, score_files, write_json
+
+    res = score_files(a.truth, a.pred)
+    print(format_table(res))
+    if a.json:
+        write_json(a.json, res)
+    return 0
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="segment H&E images; write labels, probability and distance maps")
+    p.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, TIFF)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    _model_args(p)
+    p.set_defaults(func=_cmd_segment)
+
+
+def _cmd_segment(a: argparse.Namespace) -> int:
+    import json
+
+    import tifffile
+
+    from .inference import segment
+    from .io import atomic_write, read_image, write_labels
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    params = _watershed(a)
+    for path in a.images:
+        rgb = read_image(path)
+        res = segment(rgb, a.scheme, a.cr, a.device, fine_tuned=not a.one_shot, params=params,
+                      precision=a.precision)
+        stem = a.out / path.stem
+        write_labels(f"{stem}_labels.tif", res.labels)
+        for key, arr in (("probability", res.probability), ("distance", res.distance)):
+            atomic_write(f"{stem}_{key}.tif", lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
+        info = {"image": str(path), "n_nuclei": res.n_nuclei, **res.info}
+        atomic_write(f"{stem}_info.json", lambda t, info=info: t.write_text(json.dumps(info, indent=1)))
+        print(f"{path}: {res.n_nuclei} nuclei -> {stem}_labels.tif")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the shipped models (the zoo)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    import json
+
+    from .models.zoo import registry
+
+    reg = registry()
+    if a.json:
+        print(json.dumps(reg, indent=1))
+        return 0
+    print(f"watershed defaults: {reg.get('watershed')}")
+    print(f"{'branch':<9} {'scheme':<12} {'CR':>5} {'tuned':>6} {'steps':>6}  {'sha256':<14} file")
+    for e in reg["models"]:
+        print(f"{e['branch']:<9} {e['scheme']:<12} {e['cr']:>5g} {str(e.get('fine_tuned', True)):>6} "
+              f"{e.get('steps', 0):>6}  {e['sha256'][:12]:<14} {e['file']}")
+    return 0
+
+
+def _add_ship(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ship-dense", help="copy trained dense weights into the package and tune the watershed")
+    p.add_argument("--semantic", type=Path, required=True)
+    p.add_argument("--distance", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="data folder; tuning uses held-back train images")
+    p.add_argument("--n-val", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32")
+    p.add_argument("--grid-json", type=Path, default=None, help="write the tuning grid here")
+    p.set_defaults(func=_cmd_ship)
+
+
+def _cmd_ship(a: argparse.Namespace) -> int:
+    from .models.release import ship_dense
+
+    best, grid = ship_dense(a.semantic, a.distance, a.data, n_val=a.n_val, device=a.device,
+                            precision=a.precision, grid_json=a.grid_json)
+    print(f"watershed defaults tuned on held-back train images: {best}")
+    return 0
+
+
+def _add_prune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prune", help="prune a dense branch and fine-tune it with the mask fixed")
+    p.add_argument("--branch", choices=["semantic", "distance"], required=True)
+    p.add_argument("--scheme", choices=["layerwise", "networkwide"], required=True)
+    p.add_argument("--cr", type=float, nargs="+", required=True,
+                   help="compression ratio(s); several are pruned gradually, in ascending order, in one run")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/prune/<branch>-<scheme>)")
+    p.add_argument("--finetune-steps", type=int, default=150, help="fixed-mask fine-tuning steps per CR")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--no-bn-recalibration", action="store_true")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--register", action="store_true", help="copy the results into the package zoo")
+    p.set_defaults(func=_cmd_prune)
+
+
+def _cmd_prune(a: argparse.Namespace) -> int:
+    from .finetune import gradual_prune
+    from .models.zoo import load_model
+
+    out = a.out or Path("runs") / "prune" / f"{a.branch}-{a.scheme}"
+    files = gradual_prune(load_model(a.branch), a.branch, a.scheme, a.cr, a.data, out,
+                          steps_per_cr=a.finetune_steps, lr=a.lr, batch=a.batch, threads=a.threads,
+                          device=a.device, recalibrate=not a.no_bn_recalibration)
+    for f in files:
+        print(f"pruned: {f}")
+    if a.register:
+        from .models.release import ship_sparse
+
+        for f in files:
+            print(f"registered: {ship_sparse(f)['id']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prunuclei", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    _add_train(sub)
+    for add in (_add_train, _add_evaluate, _add_score, _add_segment, _add_models, _add_ship, _add_prune):
+        add(sub)
     return p
 
 

@@ -23,6 +23,7 @@ from .devices import resolve_device
 from .io import atomic_write
 from .models.unet import UNet, UNetConfig
 from .models.weights import save_branch
+from .pruning import apply_masks
 
 __all__ = ["BRANCHES", "TrainConfig", "train", "branch_loss", "lr_at", "load_training_set"]
 
@@ -93,16 +94,6 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, enabled=False)
 
 
-def apply_masks(model: torch.nn.Module, masks: dict[str, torch.Tensor] | None) -> None:
-    """Zero the pruned weights (``masks``: parameter name -> 0/1 tensor)."""
-    if not masks:
-        return
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, m in masks.items():
-            params[name].mul_(m.to(params[name].device, params[name].dtype))
-
-
 def train(
     cfg: TrainConfig,
     data_dir: str | Path,
@@ -132,7 +123,8 @@ def train(
     model = model.to(dev).to(memory_format=torch.channels_last)
     if masks:
         masks = {k: v.to(dev) for k, v in masks.items()}
-    apply_masks(model, masks)
+    if masks:
+        apply_masks(model, masks)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     log_rows: list[dict] = []
@@ -167,7 +159,8 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        apply_masks(model, masks)
+        if masks:
+            apply_masks(model, masks)
         log_rows.append({"step": step + 1, "loss": loss.item(), "lr": lr,
                          "seconds": time.perf_counter() - t0})
         if bar is not None:

@@ -30,7 +30,7 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
+    def from_dict(cls, d: dict) -> UNetConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     @property

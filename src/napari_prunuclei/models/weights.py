@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
 from ..io import atomic_write
 from .unet import UNet, UNetConfig
 

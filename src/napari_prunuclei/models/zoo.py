@@ -1,0 +1,165 @@
+"""The model zoo shipped in the package: a registry of weight files with their hashes.
+
+``models/weights/registry.json`` lists every shipped file: branch, scheme, CR,
+whether it was fine-tuned, file name, sha256, training steps and metrics, and
+holds the watershed defaults tuned on held-back training images. Any scheme/CR
+not in the registry is made on the fly by one-shot pruning of the dense weights
+and labelled ``fine_tuned: False``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..io import atomic_write
+from ..postprocess import WatershedParams
+from .unet import UNet
+from .weights import WeightsError, load_branch
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "normalize_scheme",
+    "registry",
+    "find_entry",
+    "load_model",
+    "model_info",
+    "default_watershed",
+    "register",
+    "zoo_crs",
+]
+
+WEIGHTS_DIR = Path(os.environ.get("PRUNUCLEI_WEIGHTS", Path(__file__).parent / "weights"))
+_ALIASES = {
+    "dense": "dense",
+    "layerwise": "layerwise", "layer-wise": "layerwise", "layer_wise": "layerwise",
+    "networkwide": "networkwide", "network-wide": "networkwide", "network_wide": "networkwide",
+    "global": "networkwide",
+}
+
+
+def normalize_scheme(scheme: str) -> str:
+    """``layer-wise`` -> ``layerwise``, ``network-wide`` -> ``networkwide``; checks the name."""
+    key = str(scheme).strip().lower()
+    if key not in _ALIASES:
+        raise ValueError(f"unknown scheme {scheme!r}: use dense, layerwise or networkwide")
+    return _ALIASES[key]
+
+
+def _registry_path(weights_dir: Path | None = None) -> Path:
+    return Path(weights_dir or WEIGHTS_DIR) / "registry.json"
+
+
+def registry(weights_dir: Path | None = None) -> dict:
+    """The parsed registry (``{"watershed": {...}, "models": [...]}``)."""
+    p = _registry_path(weights_dir)
+    if not p.is_file():
+        raise WeightsError(f"model registry missing: {p}. The package was installed without its weights.")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"model registry {p} is corrupt: {e}") from None
+
+
+def zoo_crs(weights_dir: Path | None = None) -> list[float]:
+    """The compression ratios with shipped fine-tuned models (both branches, any scheme)."""
+    return sorted({e["cr"] for e in registry(weights_dir)["models"] if e["scheme"] != "dense"})
+
+
+def find_entry(branch: str, scheme: str, cr: float, fine_tuned: bool = True,
+               weights_dir: Path | None = None) -> dict | None:
+    scheme = normalize_scheme(scheme)
+    if scheme == "dense":
+        cr, fine_tuned = 1, True
+    for e in registry(weights_dir)["models"]:
+        if (e["branch"] == branch and e["scheme"] == scheme and float(e["cr"]) == float(cr)
+                and bool(e.get("fine_tuned", True)) == bool(fine_tuned)):
+            return e
+    return None
+
+
+def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
+    path = Path(weights_dir or WEIGHTS_DIR) / entry["file"]
+    if entry.get("format", "dense") == "sparse":
+        from .sparse import load_sparse
+
+        model, _, _ = load_sparse(path, sha256=entry["sha256"])
+    else:
+        model = load_branch(path, sha256=entry["sha256"])
+    model.zoo_info = {k: entry[k] for k in ("id", "branch", "scheme", "cr", "fine_tuned", "sha256", "file")
+                      if k in entry}
+    model.zoo_info.setdefault("fine_tuned", True)
+    return model
+
+
+@lru_cache(maxsize=32)
+def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: str) -> UNet:
+    wd = Path(weights_dir)
+    if branch not in ("semantic", "distance"):
+        raise ValueError(f"branch must be semantic or distance, got {branch!r}")
+    entry = find_entry(branch, scheme, cr, fine_tuned, wd)
+    if entry is not None:
+        return _load_entry(entry, wd)
+    if scheme == "dense":
+        raise WeightsError(f"no dense {branch} model in the registry {_registry_path(wd)}")
+    from ..pruning import prune
+
+    dense = _cached(branch, "dense", 1.0, True, weights_dir)
+    model, _ = prune(dense, scheme, cr)
+    model.zoo_info = {
+        "id": f"{branch}-{scheme}-cr{cr:g}-oneshot", "branch": branch, "scheme": scheme, "cr": cr,
+        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None,
+        "note": "one-shot magnitude pruning of the dense weights at load time (not fine-tuned)",
+    }
+    return model
+
+
+def load_model(branch: str, scheme: str = "dense", cr: float = 1, *, fine_tuned: bool = True,
+               weights_dir: Path | None = None) -> UNet:
+    """The torch module of one branch (``semantic`` or ``distance``) in eval mode.
+
+    A (scheme, CR) present in the zoo loads its fine-tuned file (hash checked);
+    any other, or ``fine_tuned=False``, is made by one-shot magnitude pruning of
+    the dense weights. The returned module is a fresh copy, safe to modify.
+    ``model.zoo_info`` says which it is.
+    """
+    scheme = normalize_scheme(scheme)
+    cr = 1.0 if scheme == "dense" else float(cr)
+    if scheme != "dense" and cr < 1:
+        raise ValueError(f"compression ratio must be >= 1, got {cr}")
+    m = _cached(branch, scheme, cr, bool(fine_tuned), str(weights_dir or WEIGHTS_DIR))
+    out = copy.deepcopy(m)
+    out.zoo_info = dict(m.zoo_info)
+    return out.eval()
+
+
+def model_info(model: UNet) -> dict:
+    """What :func:`load_model` recorded about a module (empty for others)."""
+    return dict(getattr(model, "zoo_info", {}))
+
+
+def default_watershed(weights_dir: Path | None = None) -> WatershedParams:
+    """Watershed thresholds of the model card (tuned on held-back training images)."""
+    try:
+        ws = registry(weights_dir).get("watershed")
+    except WeightsError:
+        ws = None
+    return WatershedParams(**ws) if ws else WatershedParams()
+
+
+def register(entry: dict | None = None, *, watershed: dict | None = None,
+             weights_dir: Path | None = None) -> None:
+    """Add or replace a registry entry (keyed by ``id``) and/or set the watershed defaults."""
+    p = _registry_path(weights_dir)
+    reg = registry(weights_dir) if p.is_file() else {"format": 1, "watershed": None, "models": []}
+    if entry is not None:
+        reg["models"] = [e for e in reg["models"] if e["id"] != entry["id"]] + [entry]
+        reg["models"].sort(key=lambda e: (e["branch"], e["scheme"] != "dense", e["scheme"], e["cr"],
+                                          not e.get("fine_tuned", True)))
+    if watershed is not None:
+        reg["watershed"] = watershed
+    atomic_write(p, lambda t: t.write_text(json.dumps(reg, indent=1) + "\n"))
+    _cached.cache_clear()

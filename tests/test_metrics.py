@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from napari_prunuclei.metrics import aji, dice, distance_mse, panoptic_quality, score_instances
+
+
+def _case():
+    # truth: two 2x2 squares; pred: half of the first, all of the second, one stray pixel
+    t = np.zeros((4, 4), int)
+    t[0:2, 0:2] = 1
+    t[2:4, 2:4] = 2
+    p = np.zeros((4, 4), int)
+    p[0:2, 0:1] = 5
+    p[2:4, 2:4] = 7
+    p[0, 3] = 9
+    return t, p
+
+
+def test_dice_by_hand():
+    t, p = _case()
+    # |T| = 8, |P| = 7, |T & P| = 6  -> 12 / 15
+    assert dice(t, p) == pytest.approx(0.8)
+
+
+def test_aji_by_hand():
+    t, p = _case()
+    # pairs: (1,5) inter 2 union 4; (2,7) inter 4 union 4; unpaired pred 9 adds 1 -> 6 / 9
+    assert aji(t, p) == pytest.approx(6 / 9)
+
+
+def test_aji_counts_a_pred_shared_by_two_truths_twice():
+    t = np.zeros((2, 4), int)
+    t[:, :2] = 1
+    t[:, 2:] = 2
+    p = np.ones((2, 4), int)
+    # each truth pairs with the one pred: inter 4 + 4, union 8 + 8
+    assert aji(t, p) == pytest.approx(0.5)
+
+
+def test_pq_by_hand():
+    t, p = _case()
+    # only (2,7) has IoU > 0.5 (the first pair has IoU exactly 0.5): TP 1, FP 2, FN 1
+    r = panoptic_quality(t, p)
+    assert r["dq"] == pytest.approx(1 / 2.5)
+    assert r["sq"] == pytest.approx(1.0)
+    assert r["pq"] == pytest.approx(0.4)
+    assert r["f1"] == pytest.approx(2 / 5)
+
+
+def test_perfect_and_empty():
+    t, _ = _case()
+    s = score_instances(t, t * 3)  # ids differ, objects identical
+    assert (s.dice, s.aji, s.pq, s.f1) == (1.0, 1.0, 1.0, 1.0)
+    assert aji(t, np.zeros_like(t)) == 0.0
+    assert panoptic_quality(np.zeros_like(t), np.zeros_like(t))["pq"] == 1.0
+
+
+def test_sq_is_mean_iou_of_matches():
+    t = np.zeros((1, 10), int)
+    t[0, :4] = 1
+    t[0, 5:10] = 2
+    p = np.zeros((1, 10), int)
+    p[0, :3] = 1  # IoU 3/4
+    p[0, 5:9] = 2  # IoU 4/5
+    r = panoptic_quality(t, p)
+    assert r["sq"] == pytest.approx((0.75 + 0.8) / 2)
+    assert r["dq"] == 1.0
+
+
+def test_distance_mse_and_shape_check():
+    assert distance_mse(np.zeros((2, 2)), np.full((2, 2), 0.5)) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="shape"):
+        aji(np.zeros((2, 2), int), np.zeros((3, 3), int))
