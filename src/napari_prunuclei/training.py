@@ -105,12 +105,15 @@ def train(
     masks: dict[str, torch.Tensor] | None = None,
     progress: bool = True,
     metadata: dict | None = None,
-) -> Path:
+    stop_at: int | None = None,
+) -> Path | None:
     """Train one branch; return the path of the exported ``<branch>.safetensors``.
 
     ``out_dir`` receives ``checkpoint.pt`` (every ``ckpt_every`` steps),
     ``log.csv``, ``loss.png``, ``config.json`` and the final weights.
     With ``masks`` the pruned weights are kept at exactly zero (fixed-mask fine-tuning).
+    ``stop_at`` ends the run after that step with a checkpoint (as an interruption
+    would) and returns None; ``resume=True`` continues it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,6 +172,12 @@ def train(
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
             _save_checkpoint(ckpt, model, opt, step + 1)
             _write_log(out / "log.csv", log_rows)
+        if stop_at is not None and step + 1 >= stop_at and step + 1 < cfg.steps:
+            _save_checkpoint(ckpt, model, opt, step + 1)
+            _write_log(out / "log.csv", log_rows)
+            if bar is not None:
+                bar.close()
+            return None
     if bar is not None:
         bar.close()
     _write_log(out / "log.csv", log_rows)

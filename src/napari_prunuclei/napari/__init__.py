@@ -1,0 +1,1 @@
+"""The napari shell: widget, reader, writer and sample data. The only Qt/napari code."""

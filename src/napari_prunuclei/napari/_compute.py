@@ -1,0 +1,223 @@
+"""What the widget runs, without Qt: requests, the run as a generator, and layer specs.
+
+The widget builds a :class:`RunRequest`, hands :func:`run` to a napari
+``thread_worker`` and turns the yielded :class:`Progress` into a progress bar;
+the returned :class:`RunResult` becomes layers through :func:`layer_specs`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .. import __version__
+from ..compare import DISAGREEMENT_KINDS, agreement_scores, disagreement
+from ..inference import predict_branch, resolve_precision
+from ..io import as_rgb_uint8
+from ..models.zoo import load_model, model_info, normalize_scheme
+from ..postprocess import WatershedParams, watershed_instances
+from ..pruning import prunable_parameters
+
+SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide"}
+DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    image_name: str
+    scheme: str = "networkwide"
+    cr: float = 20
+    fine_tuned: bool = True
+    device: str = "cpu"
+    precision: str = "auto"
+    params: WatershedParams = field(default_factory=WatershedParams)
+    compare_dense: bool = True
+
+    def model_label(self) -> str:
+        s = normalize_scheme(self.scheme)
+        if s == "dense":
+            return "dense"
+        return f"{SCHEME_LABELS[s]} CR{self.cr:g}" + ("" if self.fine_tuned else " one-shot")
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    message: str
+
+
+@dataclass
+class ModelOutput:
+    label: str
+    probability: np.ndarray
+    distance: np.ndarray
+    labels: np.ndarray
+    info: dict
+
+
+@dataclass
+class RunResult:
+    request: RunRequest
+    pruned: ModelOutput
+    dense: ModelOutput | None
+    numbers: dict
+    disagreement: np.ndarray | None = None
+
+
+def model_summary(model) -> dict:
+    """Non-zero and total prunable weights, sparsity, and the zoo record."""
+    params = prunable_parameters(model)
+    total = sum(p.numel() for p in params.values())
+    nz = sum(int((p != 0).sum()) for p in params.values())
+    return {"prunable": total, "nonzero": nz, "sparsity": 1 - nz / total, **model_info(model)}
+
+
+def _run_model(rgb, req: RunRequest, scheme: str, cr: float, fine_tuned: bool, step, cancelled):
+    sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
+    dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
+    times = {}
+    outs = {}
+    for key, model in (("semantic", sem), ("distance", dst)):
+        t = time.perf_counter()
+        outs[key] = predict_branch(model, rgb, device=req.device, precision=req.precision, cancelled=cancelled)
+        times[key] = time.perf_counter() - t
+        yield step(f"{key} branch done")
+    t = time.perf_counter()
+    labels = watershed_instances(outs["semantic"], outs["distance"], req.params)
+    times["watershed"] = time.perf_counter() - t
+    info = {"semantic": model_summary(sem), "distance": model_summary(dst), "seconds": times}
+    return outs["semantic"], outs["distance"], labels, info
+
+
+def run(rgb: np.ndarray, req: RunRequest, cancelled=lambda: False, truth: np.ndarray | None = None):
+    """Generator: yields :class:`Progress`, returns a :class:`RunResult` (None when cancelled)."""
+    try:
+        return (yield from _run(rgb, req, cancelled, truth))
+    except InterruptedError:
+        return None
+
+
+def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
+    rgb = as_rgb_uint8(np.asarray(rgb), name=f"layer '{req.image_name}'")
+    scheme = normalize_scheme(req.scheme)
+    jobs = [(req.model_label(), scheme, req.cr, req.fine_tuned)]
+    if req.compare_dense and scheme != "dense":
+        jobs.append(("dense", "dense", 1, True))
+    total = 3 * len(jobs)
+    count = [0]
+
+    def step(msg: str) -> Progress:
+        count[0] += 1
+        return Progress(count[0], total, msg)
+
+    outputs = []
+    for label, s, cr, ft in jobs:
+        if cancelled():
+            raise InterruptedError("cancelled")
+        prob, dist, labels, info = yield from _run_model(rgb, req, s, cr, ft, step, cancelled)
+        yield step(f"{label}: watershed done")
+        outputs.append(ModelOutput(label, prob, dist, labels, info))
+    pruned = outputs[0]
+    dense = outputs[1] if len(outputs) > 1 else None
+    return _result(req, pruned, dense, truth)
+
+
+def _result(req: RunRequest, pruned: ModelOutput, dense: ModelOutput | None, truth=None) -> RunResult:
+    d = disagreement(dense.labels, pruned.labels) if dense is not None else None
+    return RunResult(req, pruned, dense, compute_numbers(pruned, dense, truth, d),
+                     None if d is None else d.image)
+
+
+def rewatershed(result: RunResult, params: WatershedParams, truth: np.ndarray | None = None) -> RunResult:
+    """Re-run only the watershed on the cached branch outputs."""
+    outs = []
+    for o in (result.pruned, result.dense):
+        if o is None:
+            outs.append(None)
+            continue
+        t = time.perf_counter()
+        labels = watershed_instances(o.probability, o.distance, params)
+        info = {**o.info, "seconds": {**o.info["seconds"], "watershed": time.perf_counter() - t}}
+        outs.append(replace(o, labels=labels, info=info))
+    return _result(replace(result.request, params=params), outs[0], outs[1], truth)
+
+
+def compute_numbers(pruned: ModelOutput, dense: ModelOutput | None, truth: np.ndarray | None = None,
+                    dis=None) -> dict:
+    nums: dict = {"nuclei": {pruned.label: int(pruned.labels.max())}}
+    if dense is not None:
+        nums["nuclei"]["dense"] = int(dense.labels.max())
+        nums["vs_dense"] = agreement_scores(dense.labels, pruned.labels)
+        nums["disagreement"] = (dis or disagreement(dense.labels, pruned.labels)).counts
+    if truth is not None:
+        nums["vs_truth"] = {o.label: agreement_scores(truth, o.labels) for o in (pruned, dense) if o is not None}
+    return nums
+
+
+def layer_metadata(o: ModelOutput, req: RunRequest) -> dict:
+    sem, dst = o.info["semantic"], o.info["distance"]
+    return {
+        "prunuclei": {
+            "model": o.label,
+            "model_id": {"semantic": sem.get("id"), "distance": dst.get("id")},
+            "scheme": sem.get("scheme"), "cr": sem.get("cr"), "fine_tuned": sem.get("fine_tuned"),
+            "sha256": {"semantic": sem.get("sha256"), "distance": dst.get("sha256")},
+            "sparsity": {"semantic": sem["sparsity"], "distance": dst["sparsity"]},
+            "watershed": req.params.as_dict(), "precision": resolve_precision(req.precision, _dev(req.device)),
+            "device": req.device, "version": __version__, "seconds": o.info["seconds"],
+        }
+    }
+
+
+def _dev(device: str):
+    import torch
+
+    return torch.device(device)
+
+
+def layer_specs(result: RunResult, image_name: str) -> list[tuple[str, np.ndarray, dict, str]]:
+    """(name, data, kwargs, layer type) for every output layer, dense first."""
+    specs = []
+    for o in (result.dense, result.pruned):
+        if o is None:
+            continue
+        meta = layer_metadata(o, result.request)
+        base = f"{image_name} · {o.label}"
+        specs.append((f"{base} · semantic", o.probability,
+                      {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6,
+                       "blending": "additive", "metadata": meta, "visible": False}, "image"))
+        specs.append((f"{base} · distance", o.distance,
+                      {"colormap": "viridis", "contrast_limits": (0, 1), "opacity": 0.6,
+                       "blending": "additive", "metadata": meta, "visible": False}, "image"))
+        specs.append((f"{base} · instances", o.labels, {"opacity": 0.5, "metadata": meta}, "labels"))
+    if result.disagreement is not None:
+        specs.append((f"{image_name} · {result.pruned.label} · disagreement with dense", result.disagreement,
+                      {"opacity": 0.8, "metadata": {"prunuclei": {
+                          "kinds": DISAGREEMENT_KINDS, "counts": result.numbers["disagreement"]}}}, "labels"))
+    return specs
+
+
+def format_numbers(result: RunResult) -> str:
+    """The text shown beside the picture."""
+    n = result.numbers
+    lines = ["nuclei: " + ", ".join(f"{k} {v}" for k, v in n["nuclei"].items())]
+    if "vs_dense" in n:
+        v = n["vs_dense"]
+        lines.append(f"{result.pruned.label} vs dense: AJI {v['aji']:.3f}  PQ {v['pq']:.3f}  Dice {v['dice']:.3f}")
+        c = n["disagreement"]
+        lines.append(f"disagreement: missed {c['missed']} (red), extra {c['extra']} (blue), "
+                     f"split/merged {c['split/merged']} (yellow)")
+    for label, v in n.get("vs_truth", {}).items():
+        lines.append(f"{label} vs ground truth: AJI {v['aji']:.3f}  PQ {v['pq']:.3f}  Dice {v['dice']:.3f}")
+    for o in (result.pruned, result.dense):
+        if o is None:
+            continue
+        s, d = o.info["semantic"], o.info["distance"]
+        t = o.info["seconds"]
+        lines.append(f"{o.label}: {s['nonzero'] + d['nonzero']:,} of {s['prunable'] + d['prunable']:,} weights "
+                     f"({100 * (1 - (s['nonzero'] + d['nonzero']) / (s['prunable'] + d['prunable'])):.1f} % pruned); "
+                     f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s")
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""The dock widget: pick a pruned model, run it beside the dense one, compare, export.
+
+A thin shell: it gathers parameters into a :class:`RunRequest`, runs
+:func:`_compute.run` in a napari ``thread_worker`` and shows the result layers.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    TextEdit,
+    create_widget,
+)
+from napari.utils.notifications import show_error, show_info
+
+from ..devices import available_devices
+from ..io import ImageError
+from ..models.zoo import default_watershed, zoo_crs
+from ..postprocess import WatershedParams
+from . import _compute as compute
+
+SCHEMES = {"network-wide": "networkwide", "layer-wise": "layerwise", "dense": "dense"}
+SIDE_GAP = 20  # px between the dense and the pruned view in side-by-side mode
+
+
+class PruneCompareWidget(Container):
+    """Compare a pruned nuclei model with the dense one on an H&E image."""
+
+    def __init__(self, viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = viewer
+        ws = default_watershed()
+        try:
+            crs = zoo_crs() or [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+        except Exception:  # noqa: BLE001 - no registry: one-shot values still work
+            crs = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+        self.image = create_widget(annotation="napari.layers.Image", label="H&E image")
+        self.scheme = ComboBox(choices=list(SCHEMES), value="network-wide", label="pruning")
+        self.cr = ComboBox(choices=[*(f"{c:g}" for c in crs), "other"], value="20" if 20 in crs else f"{crs[0]:g}",
+                           label="compression ratio")
+        self.cr_other = FloatSpinBox(value=12, min=1, max=10000, step=0.5, label="other CR (one-shot)",
+                                     visible=False)
+        self.fine_tuned = CheckBox(value=True, text="fine-tuned (else one-shot)")
+        self.device = ComboBox(choices=available_devices(), value=available_devices()[-1], label="device")
+        self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
+        self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
+        self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px")
+        self.compare = CheckBox(value=True, text="compare with dense")
+        self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
+                                   options={"nullable": True})
+        self.run_btn = PushButton(text="Run")
+        self.cancel_btn = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(value=0, max=1, label="progress")
+        self.side_by_side = CheckBox(value=False, text="side by side (dense left, pruned right)")
+        self.status = Label(value="")
+        self.numbers = TextEdit(value="", label="numbers")
+        self.numbers.read_only = True
+        self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
+                                    value=str(Path.home() / "nuclei.tif"))
+        self.export_btn = PushButton(text="Export pruned instances")
+        self.extend([
+            self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.device, self.fg, self.marker,
+            self.min_size, self.compare, self.truth, self.run_btn, self.cancel_btn, self.progress,
+            self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn,
+        ])
+        self.result: compute.RunResult | None = None
+        self.worker = None
+        self._cancel = threading.Event()
+        self._layers: list[str] = []
+        self._pending: list = []
+        self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
+        self.scheme.changed.connect(self._on_scheme)
+        self.run_btn.changed.connect(self.start_run)
+        self.cancel_btn.changed.connect(self.cancel)
+        self.side_by_side.changed.connect(self._arrange)
+        self.export_btn.changed.connect(self.export)
+        for w in (self.fg, self.marker, self.min_size):
+            w.changed.connect(self._on_params)
+        self.truth.changed.connect(self._on_truth)
+
+    # ---- parameters -------------------------------------------------
+    def _on_scheme(self, value: str) -> None:
+        dense = SCHEMES[value] == "dense"
+        for w in (self.cr, self.fine_tuned):
+            w.enabled = not dense
+
+    def params(self) -> WatershedParams:
+        return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
+
+    def request(self) -> compute.RunRequest:
+        layer = self.image.value
+        if layer is None:
+            raise ImageError("no image layer: open an H&E image (File > Open) or a sample first")
+        if layer.__class__.__name__ != "Image":
+            raise ImageError(f"layer '{layer.name}' is a {layer.__class__.__name__} layer, not an RGB image")
+        cr = float(self.cr_other.value) if self.cr.value == "other" else float(self.cr.value)
+        return compute.RunRequest(
+            image_name=layer.name, scheme=SCHEMES[self.scheme.value], cr=cr,
+            fine_tuned=bool(self.fine_tuned.value), device=self.device.value, params=self.params(),
+            compare_dense=bool(self.compare.value),
+        )
+
+    # ---- running ----------------------------------------------------
+    def start_run(self, *_):
+        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
+        from napari.qt.threading import thread_worker
+
+        try:
+            req = self.request()
+            layer = self.image.value
+            data = layer.data[0] if layer.multiscale else layer.data
+            rgb = np.asarray(data)
+            from ..io import as_rgb_uint8
+
+            as_rgb_uint8(rgb, name=f"layer '{layer.name}'")
+        except (ImageError, ValueError) as e:
+            self._error(str(e))
+            return None
+        self._cancel.clear()
+        self.status.value = f"running {req.model_label()}..."
+        self.progress.value = 0
+        self.run_btn.enabled = False
+        self.cancel_btn.enabled = True
+
+        truth = self._truth_array(rgb.shape[:2])
+
+        @thread_worker
+        def job():
+            return (yield from compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth))
+
+        worker = job()
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self, *_) -> None:
+        self._cancel.set()
+        if self.worker is not None:
+            self.worker.quit()
+        self.status.value = "cancelling..."
+
+    def _on_progress(self, p: compute.Progress) -> None:
+        self.progress.max = p.total
+        self.progress.value = p.done
+        self.status.value = p.message
+
+    def _on_result(self, result: compute.RunResult | None) -> None:
+        if result is None:  # cancelled
+            self.status.value = "cancelled"
+            return
+        self.result = result
+        self._show(result)
+        self.status.value = f"done: {result.pruned.label}"
+
+    def _on_error(self, e: Exception) -> None:
+        self._error(f"{type(e).__name__}: {e}")
+
+    def _on_finished(self) -> None:
+        self.run_btn.enabled = True
+        self.cancel_btn.enabled = False
+        if self._cancel.is_set() and self.result is None:
+            self.status.value = "cancelled"
+        self.worker = None
+
+    def _error(self, msg: str) -> None:
+        self.status.value = f"error: {msg}"
+        show_error(msg)
+
+    def _truth_array(self, shape) -> np.ndarray | None:
+        truth = self.truth.value
+        if truth is None:
+            return None
+        if tuple(truth.data.shape) != tuple(shape):
+            self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
+            return None
+        return np.asarray(truth.data)
+
+    def _on_truth(self, *_) -> None:
+        if self.result is not None:
+            t = self._truth_array(self.result.pruned.labels.shape)
+            self.result.numbers = compute.compute_numbers(self.result.pruned, self.result.dense, t)
+            self._show_numbers()
+
+    def _on_params(self, *_) -> None:
+        """Re-run only the watershed on the cached branch outputs."""
+        if self.result is None:
+            return
+        try:
+            self.result = compute.rewatershed(self.result, self.params(),
+                                              self._truth_array(self.result.pruned.labels.shape))
+        except ValueError as e:
+            self._error(str(e))
+            return
+        self._show(self.result)
+
+    # ---- layers -----------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a run is going or its layers are still being added."""
+        return self.worker is not None or bool(self._pending)
+
+    def _show(self, result: compute.RunResult) -> None:
+        """Add or update the result layers one per event-loop turn, so the GUI never stalls long."""
+        self._pending = list(compute.layer_specs(result, result.request.image_name))
+        self._layers = [spec[0] for spec in self._pending]
+        self._show_next()
+
+    def _show_next(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        if not self._pending:
+            self._arrange()
+            self._show_numbers()
+            return
+        name, data, kwargs, kind = self._pending.pop(0)
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = data
+            layer.metadata = kwargs.get("metadata", {})
+        else:
+            add = self.viewer.add_image if kind == "image" else self.viewer.add_labels
+            layer = add(data, name=name, **kwargs)
+            if name.endswith("disagreement with dense"):
+                _color_disagreement(layer)
+        QTimer.singleShot(0, self._show_next)
+
+    def _show_numbers(self) -> None:
+        if self.result is None:
+            return
+        self.numbers.value = compute.format_numbers(self.result)
+
+    def _arrange(self, *_) -> None:
+        """Side by side: dense layers (and a view of the image) left, pruned right, one camera."""
+        if self.result is None:
+            return
+        image_name = self.result.request.image_name
+        mirror = f"{image_name} · (dense view)"
+        w = self.result.pruned.labels.shape[1] + SIDE_GAP
+        on = bool(self.side_by_side.value) and self.result.dense is not None
+        for name in self._layers:
+            layer = self.viewer.layers[name]
+            layer.translate = (0, w) if (on and " · dense · " not in name) else (0, 0)
+        if on and image_name in self.viewer.layers:
+            src = self.viewer.layers[image_name]
+            src.translate = (0, w)
+            if mirror not in self.viewer.layers:
+                self.viewer.add_image(src.data, name=mirror, rgb=src.rgb)
+                self.viewer.layers.move(self.viewer.layers.index(mirror), 0)
+        else:
+            if image_name in self.viewer.layers:
+                self.viewer.layers[image_name].translate = (0, 0)
+            if mirror in self.viewer.layers:
+                self.viewer.layers.remove(mirror)
+        self.viewer.reset_view()
+
+    # ---- export -----------------------------------------------------
+    def export(self, *_) -> Path | None:
+        if self.result is None:
+            self._error("nothing to export: run a model first")
+            return None
+        from ..export import export_labels
+
+        path = Path(self.export_path.value)
+        layer = self.image.value
+        rgb = np.asarray(layer.data) if layer is not None and not layer.multiscale else None
+        try:
+            out = export_labels(path, self.result.pruned.labels, rgb)
+        except (OSError, ValueError) as e:
+            self._error(f"export failed, nothing written: {e}")
+            return None
+        self.status.value = f"exported {self.result.pruned.labels.max()} nuclei to {out}"
+        show_info(self.status.value)
+        return out
+
+
+def _color_disagreement(layer) -> None:
+    from napari.utils.colormaps import DirectLabelColormap
+
+    layer.colormap = DirectLabelColormap(color_dict=compute.DISAGREEMENT_COLORS)

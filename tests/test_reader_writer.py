@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+
+from napari_prunuclei.export import MEASUREMENT_FIELDS, export_labels, measurements
+from napari_prunuclei.io import read_labels
+from napari_prunuclei.napari._reader import get_reader
+from napari_prunuclei.napari._writer import write_labels
+from napari_prunuclei.synthetic import synthetic_tile
+
+
+@pytest.fixture
+def tile():
+    return synthetic_tile(160, seed=2)
+
+
+@pytest.mark.parametrize("ext", [".tif", ".png"])
+def test_writer_label_round_trip(tmp_path, tile, ext):
+    _, lab = tile
+    out = write_labels(str(tmp_path / f"l{ext}"), lab, {})
+    assert np.array_equal(read_labels(out[0]), lab)
+
+
+def test_geojson_keeps_every_nucleus(tmp_path, tile):
+    rgb, lab = tile
+    p = export_labels(tmp_path / "n.geojson", lab, rgb)
+    doc = json.loads(p.read_text())
+    assert doc["type"] == "FeatureCollection"
+    ids = sorted(int(f["id"]) for f in doc["features"])
+    assert ids == sorted(np.unique(lab[lab > 0]).tolist())
+    f = doc["features"][0]
+    ring = f["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and len(ring) >= 4
+    assert {"area", "perimeter", "eccentricity", "mean_hematoxylin"} <= set(f["properties"]["measurements"])
+    # the polygon lies on its nucleus: its centroid is inside the label's bounding box
+    xs, ys = np.array(ring)[:, 0], np.array(ring)[:, 1]
+    rr, cc = np.nonzero(lab == int(f["id"]))
+    assert rr.min() - 1 <= ys.mean() <= rr.max() + 1 and cc.min() - 1 <= xs.mean() <= cc.max() + 1
+
+
+def test_csv_keeps_every_nucleus(tmp_path, tile):
+    import csv
+
+    rgb, lab = tile
+    p = export_labels(tmp_path / "n.csv", lab, rgb)
+    rows = list(csv.DictReader(p.open()))
+    assert tuple(rows[0]) == MEASUREMENT_FIELDS
+    assert len(rows) == lab.max()
+    m = measurements(lab, rgb)
+    assert m[0]["area"] == int((lab == m[0]["id"]).sum())
+    assert m[0]["mean_hematoxylin"] > 0
+
+
+def test_reader_png_and_tiff(tmp_path, tile):
+    import imageio.v3 as iio
+    import tifffile
+
+    rgb, _ = tile
+    iio.imwrite(tmp_path / "a.png", rgb)
+    tifffile.imwrite(tmp_path / "b.tif", rgb)
+    tifffile.imwrite(tmp_path / "c.tif", np.stack([rgb, rgb[::-1]]))  # multi-page: first page
+    for name in ("a.png", "b.tif"):
+        (data, meta, kind), = get_reader(str(tmp_path / name))(str(tmp_path / name))
+        assert kind == "image" and meta["rgb"] and np.array_equal(np.asarray(data), rgb)
+    assert get_reader(str(tmp_path / "x.txt")) is None

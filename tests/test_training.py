@@ -1,0 +1,54 @@
+import torch
+
+from napari_prunuclei.models.unet import UNet, UNetConfig
+from napari_prunuclei.models.weights import load_branch
+from napari_prunuclei.pruning import magnitude_masks, prunable_parameters
+from napari_prunuclei.training import TrainConfig, lr_at, train
+
+TINY = UNetConfig(base_filters=4).to_dict()
+
+
+def _cfg(**kw):
+    base = dict(steps=4, batch=2, crop=64, n_val=1, ckpt_every=2, model=TINY, precision="fp32", warmup=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_weights_log_and_plot(tiny_dataset, tmp_path):
+    w = train(_cfg(branch="distance"), tiny_dataset, tmp_path, device="cpu", progress=False)
+    assert w.name == "distance.safetensors"
+    for f in ("checkpoint.pt", "log.csv", "loss.png", "config.json"):
+        assert (tmp_path / f).is_file()
+    assert load_branch(w).config.base_filters == 4
+
+
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    full = train(_cfg(), tiny_dataset, tmp_path / "a", device="cpu", progress=False)
+    assert train(_cfg(), tiny_dataset, tmp_path / "b", device="cpu", progress=False, stop_at=2) is None
+    assert not (tmp_path / "b" / "semantic.safetensors").exists()
+    resumed = train(_cfg(), tiny_dataset, tmp_path / "b", device="cpu", progress=False, resume=True)
+    assert len((tmp_path / "b" / "log.csv").read_text().splitlines()) == 5
+    a, b = load_branch(full).state_dict(), load_branch(resumed).state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_lr_schedule():
+    c = TrainConfig(steps=100, warmup=10, lr=1e-3, lr_min=1e-5)
+    assert lr_at(0, c) == 1e-4
+    assert abs(lr_at(10, c) - 1e-3) < 1e-9
+    assert abs(lr_at(100, c) - 1e-5) < 1e-9
+
+
+def test_masks_stay_fixed_through_finetuning(tiny_dataset, tmp_path):
+    torch.manual_seed(0)
+    model = UNet(UNetConfig.from_dict(TINY))
+    masks = magnitude_masks(model, "networkwide", 4)
+    w = train(_cfg(lr=1e-2), tiny_dataset, tmp_path, device="cpu", progress=False, init_model=model, masks=masks)
+    tuned = load_branch(w)
+    params = prunable_parameters(tuned)
+    changed = False
+    for name, m in masks.items():
+        assert torch.all(params[name][~m] == 0), name
+        changed |= bool(torch.any(params[name][m] != 0))
+    assert changed

@@ -1,0 +1,160 @@
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from napari_prunuclei.napari._sample import synthetic_sample  # noqa: E402
+from napari_prunuclei.napari._widget import PruneCompareWidget  # noqa: E402
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for data, meta, kind in synthetic_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    w = PruneCompareWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value = viewer.layers["synthetic H&E"]
+    return viewer, w
+
+
+def _run(qtbot, w, timeout=60_000):
+    worker = w.start_run()
+    assert worker is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
+    return worker
+
+
+def test_run_creates_named_layers_with_metadata(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value = "network-wide"
+    w.cr.value = "20"
+    _run(qtbot, w)
+    assert w.status.value.startswith("done"), w.status.value
+    names = [layer.name for layer in viewer.layers]
+    pruned = "synthetic H&E · network-wide CR20"
+    for suffix, kind in (("semantic", "Image"), ("distance", "Image"), ("instances", "Labels")):
+        for model in (pruned, "synthetic H&E · dense"):
+            layer = viewer.layers[f"{model} · {suffix}"]
+            assert type(layer).__name__ == kind
+            meta = layer.metadata["prunuclei"]
+            assert set(meta) >= {"model_id", "scheme", "cr", "fine_tuned", "sha256", "watershed", "version",
+                                 "seconds"}
+    assert viewer.layers[f"{pruned} · semantic"].metadata["prunuclei"]["cr"] == 20
+    assert f"{pruned} · disagreement with dense" in names
+    assert "vs dense: AJI" in w.numbers.value
+    # a re-run replaces its layers instead of adding new ones
+    n = len(viewer.layers)
+    _run(qtbot, w)
+    assert len(viewer.layers) == n
+
+
+def test_watershed_change_reruns_only_the_watershed(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    prob = w.result.pruned.probability
+    before = int(w.result.pruned.labels.max())
+    w.min_size.value = 2000  # drops every nucleus
+    assert w.result.pruned.probability is prob  # cached branch output reused
+    assert int(w.result.pruned.labels.max()) < before
+    assert viewer.layers["synthetic H&E · dense · instances"].data.max() == w.result.pruned.labels.max()
+
+
+def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value = "layer-wise"
+    w.cr.value = "other"
+    w.cr_other.value = 3
+    w.compare.value = False
+    _run(qtbot, w)
+    meta = viewer.layers["synthetic H&E · layer-wise CR3 · instances"].metadata["prunuclei"]
+    assert meta["fine_tuned"] is False
+
+
+def test_cancel_stops_a_run(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value = "network-wide"
+    worker = w.start_run()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        w.cancel()
+    assert w.status.value == "cancelled"
+    assert w.result is None
+    assert not any("instances" in layer.name for layer in viewer.layers)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (np.zeros((128, 128), np.uint8), "grayscale"),
+        (np.zeros((128, 128, 3), np.uint16), "uint16"),
+        (np.zeros((30, 30, 3), np.uint8), "at least"),
+    ],
+)
+def test_wrong_images_give_a_clear_message(viewer_widget, data, message):
+    viewer, w = viewer_widget
+    layer = viewer.add_image(data, name="bad", rgb=data.ndim == 3)
+    w.image.value = layer
+    assert w.start_run() is None
+    assert message in w.status.value
+
+
+def test_no_image_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    w = PruneCompareWidget(viewer)
+    assert w.start_run() is None
+    assert "no image layer" in w.status.value
+
+
+def test_labels_layer_as_image_is_refused(viewer_widget, monkeypatch):
+    from types import SimpleNamespace
+
+    viewer, w = viewer_widget
+    # the combo box offers image layers only; a labels layer can still arrive programmatically
+    monkeypatch.setattr(w, "image", SimpleNamespace(value=viewer.layers["synthetic H&E · ground truth"]))
+    assert w.start_run() is None
+    assert "Labels layer" in w.status.value
+
+
+def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers["synthetic H&E · ground truth"]
+    _run(qtbot, w)
+    assert "vs ground truth" in w.numbers.value
+    w.side_by_side.value = True
+    pruned = viewer.layers["synthetic H&E · network-wide CR20 · instances"]
+    dense = viewer.layers["synthetic H&E · dense · instances"]
+    assert pruned.translate[1] > dense.translate[1] + 500
+    w.side_by_side.value = False
+    assert pruned.translate[1] == 0
+
+
+def test_export_writes_and_refuses_unwritable(qtbot, viewer_widget, tmp_path):
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    w.export_path.value = tmp_path / "out.tif"
+    assert w.export() == tmp_path / "out.tif"
+    w.export_path.value = tmp_path / "missing" / "out.tif"
+    assert w.export() is None
+    assert "nothing written" in w.status.value
+
+
+def test_event_loop_stays_responsive(qtbot, viewer_widget):
+    from qtpy.QtCore import QTimer
+
+    viewer, w = viewer_widget
+    stamps = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    assert w.start_run() is not None
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    timer.stop()
+    gaps = np.diff(stamps)
+    assert len(stamps) > 10
+    # the longest stall while the models ran (layer creation at the end included)
+    assert gaps.max() < 0.2, f"longest stall {gaps.max() * 1000:.0f} ms"
