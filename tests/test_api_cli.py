@@ -1,0 +1,118 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+import napari_prunuclei
+from napari_prunuclei.cli import main
+from napari_prunuclei.io import ImageError, write_labels
+from napari_prunuclei.models.weights import WeightsError
+from napari_prunuclei.models.zoo import load_model, registry
+from napari_prunuclei.synthetic import synthetic_tile
+
+EVAL_KEYS = {"dice", "aji", "pq", "dq", "sq", "f1", "distance_mse", "n_images", "per_image"}
+
+
+def test_segment_api_returns_three_outputs():
+    rgb, _ = synthetic_tile(200, seed=4)  # 200 is not a multiple of 16: padded
+    res = napari_prunuclei.segment(rgb, device="cpu")
+    assert res.probability.shape == res.distance.shape == res.labels.shape == (200, 200)
+    assert 0 <= res.probability.min() and res.probability.max() <= 1
+    assert res.labels.dtype == np.int32
+    assert res.info["semantic"]["scheme"] == "dense" and len(res.info["semantic"]["sha256"]) == 64
+    assert set(res.info["seconds"]) == {"semantic", "distance", "watershed"}
+
+
+def test_segment_rejects_bad_images():
+    with pytest.raises(ImageError, match="grayscale"):
+        napari_prunuclei.segment(np.zeros((100, 100), np.uint8))
+    with pytest.raises(ImageError, match="uint8"):
+        napari_prunuclei.segment(np.zeros((100, 100, 3), np.float32))
+
+
+def test_load_model_dense_and_one_shot():
+    m = load_model("semantic")
+    assert m.zoo_info["scheme"] == "dense" and not m.training
+    p = load_model("distance", "network-wide", 7.3)
+    assert p.zoo_info["fine_tuned"] is False
+    with pytest.raises(ValueError, match="scheme"):
+        load_model("semantic", "magic", 2)
+
+
+def test_tampered_shipped_weights_are_refused(tmp_path):
+    import shutil
+
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR
+
+    wd = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, wd)
+    entry = next(e for e in registry(wd)["models"] if e["id"] == "semantic-dense")
+    f = wd / entry["file"]
+    b = bytearray(f.read_bytes())
+    b[-100] ^= 0xFF
+    f.write_bytes(bytes(b))
+    with pytest.raises(WeightsError, match="modified"):
+        load_model("semantic", weights_dir=wd)
+    f.unlink()
+    with pytest.raises(WeightsError, match="missing"):
+        load_model("semantic", weights_dir=wd)
+
+
+def test_cli_segment_writes_outputs(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    rgb, _ = synthetic_tile(160, seed=5)
+    iio.imwrite(tmp_path / "tile.png", rgb)
+    assert main(["segment", str(tmp_path / "tile.png"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    lab = tifffile.imread(tmp_path / "out" / "tile_labels.tif")
+    assert lab.shape == (160, 160)
+    assert tifffile.imread(tmp_path / "out" / "tile_probability.tif").dtype == np.float32
+    info = json.loads((tmp_path / "out" / "tile_info.json").read_text())
+    assert info["n_nuclei"] == lab.max()
+
+
+def test_cli_segment_bad_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(b"nope")
+    assert main(["segment", str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_cli_score_files_and_folders(tmp_path):
+    _, t = synthetic_tile(128, seed=1)
+    p = t.copy()
+    p[p == 1] = 0  # one nucleus missed
+    for d in ("t", "p"):
+        (tmp_path / d).mkdir()
+    write_labels(tmp_path / "t" / "a.tif", t)
+    write_labels(tmp_path / "p" / "a.tif", p)
+    out = tmp_path / "s.json"
+    assert main(["score", str(tmp_path / "t"), str(tmp_path / "p"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) == EVAL_KEYS - {"distance_mse"}
+    n = t.max()
+    assert res["f1"] == pytest.approx(2 * (n - 1) / (2 * (n - 1) + 1))
+    assert main(["score", str(tmp_path / "t" / "a.tif"), str(tmp_path / "p" / "a.tif")]) == 0
+
+
+def test_cli_models_lists_dense(capsys):
+    assert main(["models", "--json"]) == 0
+    reg = json.loads(capsys.readouterr().out)
+    assert {"semantic-dense", "distance-dense"} <= {e["id"] for e in reg["models"]}
+
+
+@pytest.mark.data
+def test_evaluate_on_a_tiny_subset_of_shared_data(data_root, tmp_path):
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--data", str(data_root / "gbm40"), "--limit", "2", "--json", str(out),
+                 "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) >= EVAL_KEYS and res["n_images"] == 2
+    assert res["aji"] > 0.5 and res["dice"] > 0.7  # a trained model, not noise
+    assert len(res["per_image"]) == 2
+
+
+@pytest.mark.data
+def test_evaluate_missing_split_is_a_clear_error(data_root, capsys):
+    assert main(["evaluate", "--data", str(data_root / "gbm40"), "--split", "train"]) == 2
+    assert "split 'train'" in capsys.readouterr().err
