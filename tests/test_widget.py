@@ -158,3 +158,18 @@ def test_event_loop_stays_responsive(qtbot, viewer_widget):
     assert len(stamps) > 10
     # the longest stall while the models ran (layer creation at the end included)
     assert gaps.max() < 0.2, f"longest stall {gaps.max() * 1000:.0f} ms"
+
+
+def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.cr.choices = ["4", "20", "other"]
+    viewer.layers["synthetic H&E"].data = viewer.layers["synthetic H&E"].data[:128, :128]
+    w.truth.value = None
+    worker = w.start_sweep()
+    assert worker is not None
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value == "CR sweep done"
+    assert {(r["scheme"], r["cr"]) for r in w.sweep_rows} == {
+        (s, c) for s in ("layerwise", "networkwide") for c in (4.0, 20.0)}
+    assert all(0 <= r["aji_vs_dense"] <= 1 for r in w.sweep_rows)
+    assert len(w.charts.ax_sweep.lines) >= 2

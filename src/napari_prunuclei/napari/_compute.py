@@ -221,3 +221,47 @@ def format_numbers(result: RunResult) -> str:
                      f"({100 * (1 - (s['nonzero'] + d['nonzero']) / (s['prunable'] + d['prunable'])):.1f} % pruned); "
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s")
     return "\n".join(lines)
+
+
+def sweep_image(rgb: np.ndarray, crs: list[float], device: str, params: WatershedParams,
+                truth: np.ndarray | None = None, cancelled=lambda: False,
+                schemes: tuple[str, ...] = ("layerwise", "networkwide")):
+    """Generator: every scheme x CR on one image (fine-tuned where the zoo has it, else one-shot).
+
+    Yields :class:`Progress`; returns rows with AJI/PQ/Dice against dense (and ground truth).
+    """
+    from ..models.zoo import find_entry
+
+    rgb = as_rgb_uint8(np.asarray(rgb))
+    total = 1 + len(schemes) * len(crs)
+    dense = _segment(rgb, "dense", 1, True, device, params)
+    yield Progress(1, total, "dense done")
+    rows = []
+    for i, (scheme, cr) in enumerate([(s, c) for s in schemes for c in crs]):
+        if cancelled():
+            return None
+        ft = find_entry("semantic", scheme, cr) is not None
+        labels = _segment(rgb, scheme, cr, ft, device, params)
+        row = {"scheme": scheme, "cr": cr, "fine_tuned": ft, **{
+            f"{k}_vs_dense": v for k, v in agreement_scores(dense, labels).items() if k in ("aji", "pq", "dice")}}
+        if truth is not None:
+            row.update({f"{k}_vs_truth": v for k, v in agreement_scores(truth, labels).items()
+                        if k in ("aji", "pq", "dice")})
+        rows.append(row)
+        yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
+    return rows
+
+
+def _segment(rgb, scheme, cr, fine_tuned, device, params) -> np.ndarray:
+    sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
+    dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
+    prob = predict_branch(sem, rgb, device=device)
+    dist = predict_branch(dst, rgb, device=device)
+    return watershed_instances(prob, dist, params)
+
+
+def layer_sparsity(scheme: str, cr: float, fine_tuned: bool) -> dict[str, list[dict]]:
+    """Per-layer sparsity of both branches of one model."""
+    from ..pruning import sparsity_report
+
+    return {b: sparsity_report(load_model(b, scheme, cr, fine_tuned=fine_tuned)) for b in ("semantic", "distance")}

@@ -70,11 +70,17 @@ class PruneCompareWidget(Container):
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
         self.export_btn = PushButton(text="Export pruned instances")
+        self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
         self.extend([
             self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.device, self.fg, self.marker,
             self.min_size, self.compare, self.truth, self.run_btn, self.cancel_btn, self.progress,
-            self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn,
+            self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn, self.sweep_btn,
         ])
+        from ._plots import ChartsCanvas
+
+        self.charts = ChartsCanvas()
+        self.native.layout().addWidget(self.charts)
+        self.sweep_rows: list[dict] | None = None
         self.result: compute.RunResult | None = None
         self.worker = None
         self._cancel = threading.Event()
@@ -86,6 +92,7 @@ class PruneCompareWidget(Container):
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
         self.export_btn.changed.connect(self.export)
+        self.sweep_btn.changed.connect(self.start_sweep)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params)
         self.truth.changed.connect(self._on_truth)
@@ -119,12 +126,7 @@ class PruneCompareWidget(Container):
 
         try:
             req = self.request()
-            layer = self.image.value
-            data = layer.data[0] if layer.multiscale else layer.data
-            rgb = np.asarray(data)
-            from ..io import as_rgb_uint8
-
-            as_rgb_uint8(rgb, name=f"layer '{layer.name}'")
+            rgb = self._checked_rgb()
         except (ImageError, ValueError) as e:
             self._error(str(e))
             return None
@@ -149,6 +151,51 @@ class PruneCompareWidget(Container):
         worker.start()
         return worker
 
+    def start_sweep(self, *_):
+        """Metric against CR for both schemes on the current image, in a worker."""
+        from napari.qt.threading import thread_worker
+
+        try:
+            req = self.request()
+            rgb = self._checked_rgb()
+        except (ImageError, ValueError) as e:
+            self._error(str(e))
+            return None
+        crs = [float(c) for c in self.cr.choices if c != "other"]
+        truth = self._truth_array(rgb.shape[:2])
+        self._cancel.clear()
+        self.run_btn.enabled = self.sweep_btn.enabled = False
+        self.cancel_btn.enabled = True
+        self.status.value = "CR sweep..."
+
+        @thread_worker
+        def job():
+            return (yield from compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set))
+
+        worker = job()
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_sweep)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _on_sweep(self, rows: list[dict] | None) -> None:
+        if rows is None:
+            self.status.value = "cancelled"
+            return
+        self.sweep_rows = rows
+        self.charts.show_sweep(rows)
+        self.status.value = "CR sweep done"
+
+    def _checked_rgb(self) -> np.ndarray:
+        from ..io import as_rgb_uint8
+
+        layer = self.image.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
+
     def cancel(self, *_) -> None:
         self._cancel.set()
         if self.worker is not None:
@@ -166,13 +213,15 @@ class PruneCompareWidget(Container):
             return
         self.result = result
         self._show(result)
+        r = result.request
+        self.charts.show_sparsity(compute.layer_sparsity(r.scheme, r.cr, r.fine_tuned), result.pruned.label)
         self.status.value = f"done: {result.pruned.label}"
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
 
     def _on_finished(self) -> None:
-        self.run_btn.enabled = True
+        self.run_btn.enabled = self.sweep_btn.enabled = True
         self.cancel_btn.enabled = False
         if self._cancel.is_set() and self.result is None:
             self.status.value = "cancelled"
