@@ -64,3 +64,19 @@ def test_reader_png_and_tiff(tmp_path, tile):
         (data, meta, kind), = get_reader(str(tmp_path / name))(str(tmp_path / name))
         assert kind == "image" and meta["rgb"] and np.array_equal(np.asarray(data), rgb)
     assert get_reader(str(tmp_path / "x.txt")) is None
+
+
+def test_reader_pyramidal_tiff_is_lazy_and_multiscale(tmp_path, tile):
+    import tifffile
+
+    rgb, _ = tile
+    big = np.tile(rgb, (4, 4, 1))  # 640 x 640
+    p = tmp_path / "pyr.tif"
+    with tifffile.TiffWriter(p) as tw:
+        tw.write(big, subifds=1, tile=(128, 128), photometric="rgb")
+        tw.write(big[::2, ::2], subfiletype=1, tile=(128, 128), photometric="rgb")
+    (data, meta, kind), = get_reader(str(p))(str(p))
+    assert meta["multiscale"] and meta["rgb"] and len(data) == 2
+    assert type(data[0]).__module__.startswith("dask")  # not read yet
+    assert data[0].shape == (640, 640, 3) and data[1].shape == (320, 320, 3)
+    assert np.array_equal(np.asarray(data[0][:128, :128]), big[:128, :128])

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,15 @@ def branch_loss(branch: str, logits: torch.Tensor, target: torch.Tensor) -> torc
 def load_training_set(
     data_dir: str | Path, branch: str, n_val: int = 4, seed: int = 0
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Images (float32 in [0, 1]) and targets of the train split less the held-back images."""
+    """Images (float32 in [0, 1]) and targets of the train split less the held-back images.
+
+    Cached (one data set per process) so a pruning ladder reads the data once.
+    """
+    return _load_training_set(str(Path(data_dir).resolve()), branch, n_val, seed)
+
+
+@lru_cache(maxsize=2)
+def _load_training_set(data_dir: str, branch: str, n_val: int, seed: int):
     ds = NucleiDataset(data_dir)
     train_names, _ = split_train_val(ds.names("train"), n_val=n_val, seed=seed)
     images, targets = [], []
