@@ -227,10 +227,104 @@ def _cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="the paper's experiment: both schemes, every CR, one-shot and fine-tuned")
+    p.add_argument("--data", type=Path, required=True, help="folder holding monuseg2018/ and gbm40/")
+    p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
+    p.add_argument("--report", type=Path, default=Path("docs") / "pruning.md")
+    p.add_argument("--cr", type=float, nargs="+", default=[2, 4, 5, 8, 10, 16, 20, 32, 50, 100])
+    p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
+    p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
+    p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--update-registry", action="store_true",
+                   help="store the MoNuSeg test metrics of every fine-tuned zoo model in the registry")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    import platform
+
+    from tqdm import tqdm
+
+    from .models.zoo import default_watershed
+    from .pruning_report import write_report
+    from .sweep import run_sweep, write_outputs
+
+    with tqdm(desc="sweep", unit="model") as bar:
+        def progress(done: int, total: int, msg: str) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            bar.set_postfix_str(msg)
+
+        rows = run_sweep(a.data, crs=tuple(a.cr), variants=tuple(a.variants), datasets=tuple(a.datasets),
+                         device=a.device, precision=a.precision, limit=a.limit, progress=progress)
+    sparsity = _sparsity_rows()
+    files = write_outputs(rows, a.out, sparsity)
+    meta = {"machine": f"{_cpu_name()} ({platform.machine()}), {_threads()} torch threads",
+            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note()}
+    files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
+    if a.update_registry:
+        _update_registry(rows)
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _finetune_note() -> str:
+    from .models.zoo import registry
+
+    steps = sorted({e.get("steps", 0) for e in registry()["models"] if e["scheme"] != "dense"})
+    return f"{steps} steps per CR" if steps else "no fine-tuned models in the zoo"
+
+
+def _sparsity_rows() -> list[dict]:
+    from .models.zoo import load_model
+    from .pruning import sparsity_report
+
+    rows = []
+    for branch in ("semantic", "distance"):
+        for r in sparsity_report(load_model(branch, "networkwide", 20)):
+            rows.append({"branch": branch, **r})
+    return rows
+
+
+def _update_registry(rows: list[dict]) -> None:
+    from .models.zoo import register, registry
+
+    for e in registry()["models"]:
+        match = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == e["scheme"]
+                 and r["cr"] == float(e["cr"]) and (r["variant"] == "fine-tuned" or e["scheme"] == "dense")]
+        if match:
+            r = match[0]
+            keys = ("aji", "pq", "dice", "semantic_dice", "distance_aji", "distance_mse")
+            e["metrics"] = {"data": "monuseg2018 test", **{k: round(r[k], 6) for k in keys}}
+            register(e)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prunuclei", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_score, _add_segment, _add_models, _add_ship, _add_prune):
+    for add in (_add_train, _add_evaluate, _add_score, _add_segment, _add_models, _add_ship, _add_prune, _add_sweep):
         add(sub)
     return p
 
