@@ -153,13 +153,17 @@ def default_watershed(weights_dir: Path | None = None) -> WatershedParams:
 def register(entry: dict | None = None, *, watershed: dict | None = None,
              weights_dir: Path | None = None) -> None:
     """Add or replace a registry entry (keyed by ``id``) and/or set the watershed defaults."""
+    import fcntl
+
     p = _registry_path(weights_dir)
-    reg = registry(weights_dir) if p.is_file() else {"format": 1, "watershed": None, "models": []}
-    if entry is not None:
-        reg["models"] = [e for e in reg["models"] if e["id"] != entry["id"]] + [entry]
-        reg["models"].sort(key=lambda e: (e["branch"], e["scheme"] != "dense", e["scheme"], e["cr"],
-                                          not e.get("fine_tuned", True)))
-    if watershed is not None:
-        reg["watershed"] = watershed
-    atomic_write(p, lambda t: t.write_text(json.dumps(reg, indent=1) + "\n"))
+    with open(p.with_suffix(".lock"), "w") as lock:  # several pruning runs may register at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reg = registry(weights_dir) if p.is_file() else {"format": 1, "watershed": None, "models": []}
+        if entry is not None:
+            reg["models"] = [e for e in reg["models"] if e["id"] != entry["id"]] + [entry]
+            reg["models"].sort(key=lambda e: (e["branch"], e["scheme"] != "dense", e["scheme"], e["cr"],
+                                              not e.get("fine_tuned", True)))
+        if watershed is not None:
+            reg["watershed"] = watershed
+        atomic_write(p, lambda t: t.write_text(json.dumps(reg, indent=1) + "\n"))
     _cached.cache_clear()
