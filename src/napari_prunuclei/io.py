@@ -105,6 +105,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp_p = Path(tmp)
     try:
         write(tmp_p)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_p, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp_p, p)
     except BaseException:
         tmp_p.unlink(missing_ok=True)
