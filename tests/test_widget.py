@@ -173,3 +173,17 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
         (s, c) for s in ("layerwise", "networkwide") for c in (4.0, 20.0)}
     assert all(0 <= r["aji_vs_dense"] <= 1 for r in w.sweep_rows)
     assert len(w.charts.ax_sweep.lines) >= 2
+
+
+def test_plugin_is_in_napari_menu(make_napari_viewer):
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest("napari-prunuclei")
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Pruned vs dense nuclei"]
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    assert isinstance(widget, PruneCompareWidget)
+    viewer.open_sample("napari-prunuclei", "synthetic")
+    assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]

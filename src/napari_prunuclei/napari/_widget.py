@@ -4,7 +4,7 @@ A thin shell: it gathers parameters into a :class:`RunRequest`, runs
 :func:`_compute.run` in a napari ``thread_worker`` and shows the result layers.
 """
 
-from __future__ import annotations
+
 
 import threading
 from pathlib import Path
@@ -24,6 +24,7 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.utils.notifications import show_error, show_info
+from napari.viewer import Viewer
 
 from ..devices import available_devices
 from ..io import ImageError
@@ -38,7 +39,7 @@ SIDE_GAP = 20  # px between the dense and the pruned view in side-by-side mode
 class PruneCompareWidget(Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         ws = default_watershed()
