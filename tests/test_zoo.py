@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from napari_prunuclei.cli import main
+from napari_prunuclei.models.sparse import load_sparse
+from napari_prunuclei.models.weights import sha256_file
+from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry, load_model, registry
+from napari_prunuclei.pruning import kept_count, prunable_parameters
+
+ZOO_CRS = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+
+
+def _pruned_entries():
+    return [e for e in registry()["models"] if e["scheme"] != "dense"]
+
+
+def test_registry_hashes_match_the_files():
+    for e in registry()["models"]:
+        assert sha256_file(WEIGHTS_DIR / e["file"]) == e["sha256"], e["id"]
+
+
+@pytest.mark.parametrize("entry", _pruned_entries(), ids=lambda e: e["id"])
+def test_zoo_model_has_exact_cr_and_small_file(entry):
+    model, masks, _ = load_sparse(WEIGHTS_DIR / entry["file"], sha256=entry["sha256"])
+    params = prunable_parameters(model)
+    n = sum(p.numel() for p in params.values())
+    kept = sum(int((p != 0).sum()) for p in params.values())
+    assert kept <= kept_count(n, entry["cr"])  # fine-tuning never revives a pruned weight
+    assert sum(int(m.sum()) for m in masks.values()) == kept_count(n, entry["cr"])
+    dense = WEIGHTS_DIR / find_entry(entry["branch"], "dense", 1)["file"]
+    if entry["cr"] >= 20:
+        assert (WEIGHTS_DIR / entry["file"]).stat().st_size <= 0.15 * dense.stat().st_size
+
+
+def test_zoo_is_complete():
+    have = {(e["branch"], e["scheme"], e["cr"]) for e in _pruned_entries()}
+    want = {(b, s, float(c)) for b in ("semantic", "distance") for s in ("layerwise", "networkwide")
+            for c in ZOO_CRS}
+    assert want <= {(b, s, float(c)) for b, s, c in have}, sorted(want - have)
+
+
+def test_load_model_uses_the_zoo_file():
+    e = _pruned_entries()[0]
+    m = load_model(e["branch"], e["scheme"], e["cr"])
+    assert m.zoo_info["fine_tuned"] is True and m.zoo_info["sha256"] == e["sha256"]
+
+
+@pytest.mark.data
+def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path):
+    e = find_entry("semantic", "networkwide", 20)
+    assert e is not None and e.get("metrics"), "zoo entry networkwide CR20 has no metrics"
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--data", str(data_root / "monuseg2018"), "--scheme", "networkwide", "--cr", "20",
+                 "--json", str(out), "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    for k in ("aji", "pq", "dice"):
+        assert round(res[k], 3) == round(e["metrics"][k], 3), k
