@@ -121,66 +121,55 @@ class PruneCompareWidget(Container):
         )
 
     # ---- running ----------------------------------------------------
-    def start_run(self, *_):
-        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
-        from napari.qt.threading import thread_worker
-
+    def _inputs(self):
+        """The request, the checked RGB array and the ground truth; None after showing an error."""
         try:
             req = self.request()
             rgb = self._checked_rgb()
         except (ImageError, ValueError) as e:
             self._error(str(e))
             return None
+        return req, rgb, self._truth_array(rgb.shape[:2])
+
+    def _start(self, generator, on_result, message: str):
+        """Run ``generator`` (yielding Progress) in a napari thread worker."""
+        from napari.qt.threading import thread_worker
+
         self._cancel.clear()
-        self.status.value = f"running {req.model_label()}..."
+        self.status.value = message
         self.progress.value = 0
-        self.run_btn.enabled = False
+        self.run_btn.enabled = self.sweep_btn.enabled = False
         self.cancel_btn.enabled = True
-
-        truth = self._truth_array(rgb.shape[:2])
-
-        @thread_worker
         def job():
-            return (yield from compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth))
+            return (yield from generator)
 
-        worker = job()
+        worker = thread_worker(job)()
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
+        worker.returned.connect(on_result)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         worker.start()
         return worker
+
+    def start_run(self, *_):
+        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
+        inputs = self._inputs()
+        if inputs is None:
+            return None
+        req, rgb, truth = inputs
+        gen = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth)
+        return self._start(gen, self._on_result, f"running {req.model_label()}...")
 
     def start_sweep(self, *_):
         """Metric against CR for both schemes on the current image, in a worker."""
-        from napari.qt.threading import thread_worker
-
-        try:
-            req = self.request()
-            rgb = self._checked_rgb()
-        except (ImageError, ValueError) as e:
-            self._error(str(e))
+        inputs = self._inputs()
+        if inputs is None:
             return None
+        req, rgb, truth = inputs
         crs = [float(c) for c in self.cr.choices if c != "other"]
-        truth = self._truth_array(rgb.shape[:2])
-        self._cancel.clear()
-        self.run_btn.enabled = self.sweep_btn.enabled = False
-        self.cancel_btn.enabled = True
-        self.status.value = "CR sweep..."
-
-        @thread_worker
-        def job():
-            return (yield from compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set))
-
-        worker = job()
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_sweep)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        worker.start()
-        return worker
+        gen = compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set)
+        return self._start(gen, self._on_sweep, "CR sweep...")
 
     def _on_sweep(self, rows: list[dict] | None) -> None:
         if rows is None:
