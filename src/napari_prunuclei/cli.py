@@ -238,6 +238,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--workers", type=int, default=2, help="processes (one torch thread each)")
     p.add_argument("--update-registry", action="store_true",
                    help="store the MoNuSeg test metrics of every fine-tuned zoo model in the registry")
     p.set_defaults(func=_cmd_sweep)
@@ -259,7 +260,8 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             bar.set_postfix_str(msg)
 
         rows = run_sweep(a.data, crs=tuple(a.cr), variants=tuple(a.variants), datasets=tuple(a.datasets),
-                         device=a.device, precision=a.precision, limit=a.limit, progress=progress)
+                         device=a.device, precision=a.precision, limit=a.limit, progress=progress,
+                         workers=a.workers)
     sparsity = _sparsity_rows()
     files = write_outputs(rows, a.out, sparsity)
     meta = {"machine": f"{_cpu_name()} ({platform.machine()}), {_threads()} torch threads",

@@ -55,8 +55,18 @@ def run_sweep(
     precision: str = "auto",
     limit: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    workers: int = 1,
+    jobs: list[tuple[str, float, str]] | None = None,
 ) -> list[dict]:
-    """One row per (dataset, scheme, CR, variant) with the mean metrics over images."""
+    """One row per (dataset, scheme, CR, variant) with the mean metrics over images.
+
+    ``workers`` > 1 splits the models over that many processes (one torch thread each),
+    which keeps every core busy through the single-threaded watershed and metrics.
+    """
+    if jobs is None:
+        jobs = [("dense", 1.0, "dense")] + [(s, float(c), v) for s in schemes for c in crs for v in variants]
+    if workers > 1:
+        return _run_parallel(data_root, jobs, datasets, device, precision, limit, progress, workers)
     root = Path(data_root)
     params = default_watershed()
     images = _load_images(root, list(datasets), limit)
@@ -68,7 +78,6 @@ def run_sweep(
              predict_branch(dense_dst, rgb, device=device, precision=precision))
             for _, rgb, _, _ in items
         ]
-    jobs = [("dense", 1.0, "dense")] + [(s, float(c), v) for s in schemes for c in crs for v in variants]
     rows = []
     for j, (scheme, cr, variant) in enumerate(jobs):
         if progress is not None:
@@ -100,6 +109,33 @@ def run_sweep(
                          "n_images": len(items), **{k: float(np.mean(v)) for k, v in acc.items()}})
     if progress is not None:
         progress(len(jobs), len(jobs), "done")
+    return rows
+
+
+def _worker(args) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    data_root, jobs, datasets, device, precision, limit = args
+    return run_sweep(data_root, datasets=datasets, device=device, precision=precision, limit=limit, jobs=jobs)
+
+
+def _run_parallel(data_root, jobs, datasets, device, precision, limit, progress, workers) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    chunks = [jobs[i::workers] for i in range(workers)]
+    rows: list[dict] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        futures = [ex.submit(_worker, (str(data_root), c, tuple(datasets), device, precision, limit))
+                   for c in chunks if c]
+        for i, f in enumerate(as_completed(futures)):
+            rows += f.result()
+            if progress is not None:
+                progress(i + 1, len(futures), f"worker {i + 1} of {len(futures)} done")
+    order = {j: i for i, j in enumerate(jobs)}
+    ds_order = {d: i for i, d in enumerate(datasets)}
+    rows.sort(key=lambda r: (ds_order[r["dataset"]], order[(r["scheme"], r["cr"], r["variant"])]))
     return rows
 
 
