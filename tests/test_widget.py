@@ -61,6 +61,7 @@ def test_watershed_change_reruns_only_the_watershed(qtbot, viewer_widget):
     w.min_size.value = 2000  # drops every nucleus
     assert w.result.pruned.probability is prob  # cached branch output reused
     assert int(w.result.pruned.labels.max()) < before
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
     assert viewer.layers["synthetic H&E · dense · instances"].data.max() == w.result.pruned.labels.max()
 
 
