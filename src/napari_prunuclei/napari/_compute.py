@@ -65,6 +65,7 @@ class RunResult:
     dense: ModelOutput | None
     numbers: dict
     disagreement: np.ndarray | None = None
+    sparsity: dict | None = None
 
 
 def model_summary(model) -> dict:
@@ -122,7 +123,9 @@ def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
         outputs.append(ModelOutput(label, prob, dist, labels, info))
     pruned = outputs[0]
     dense = outputs[1] if len(outputs) > 1 else None
-    return _result(req, pruned, dense, truth)
+    result = _result(req, pruned, dense, truth)
+    result.sparsity = layer_sparsity(scheme, req.cr, req.fine_tuned)
+    return result
 
 
 def _result(req: RunRequest, pruned: ModelOutput, dense: ModelOutput | None, truth=None) -> RunResult:

@@ -203,8 +203,8 @@ class PruneCompareWidget(Container):
             return
         self.result = result
         self._show(result)
-        r = result.request
-        self.charts.show_sparsity(compute.layer_sparsity(r.scheme, r.cr, r.fine_tuned), result.pruned.label)
+        if result.sparsity is not None:
+            self.charts.show_sparsity(result.sparsity, result.pruned.label)
         self.status.value = f"done: {result.pruned.label}"
 
     def _on_error(self, e: Exception) -> None:
