@@ -114,5 +114,5 @@ def test_evaluate_on_a_tiny_subset_of_shared_data(data_root, tmp_path):
 
 @pytest.mark.data
 def test_evaluate_missing_split_is_a_clear_error(data_root, capsys):
-    assert main(["evaluate", "--data", str(data_root / "gbm40"), "--split", "train"]) == 2
-    assert "split 'train'" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(data_root / "gbm40"), "--split", "validation"]) == 2
+    assert "split 'validation'" in capsys.readouterr().err
