@@ -86,6 +86,10 @@ def evaluate(
 
     ds = NucleiDataset(data_dir)
     names = names if names is not None else ds.names(split)
+    if not names:
+        from .data import DataError
+
+        raise DataError(f"split {split!r} of {data_dir} lists no images")
     if models is None:
         models = (load_model("semantic", scheme, cr, fine_tuned=fine_tuned),
                   load_model("distance", scheme, cr, fine_tuned=fine_tuned))

@@ -87,6 +87,7 @@ class PruneCompareWidget(Container):
         self._cancel = threading.Event()
         self._layers: list[str] = []
         self._pending: list = []
+        self._showing = False
         self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
         self.scheme.changed.connect(self._on_scheme)
         self.run_btn.changed.connect(self.start_run)
@@ -252,10 +253,11 @@ class PruneCompareWidget(Container):
     @property
     def busy(self) -> bool:
         """True while a run is going or its layers are still being added."""
-        return self.worker is not None or bool(self._pending)
+        return self.worker is not None or self._showing
 
     def _show(self, result: compute.RunResult) -> None:
         """Add or update the result layers one per event-loop turn, so the GUI never stalls long."""
+        self._showing = True
         self._pending = list(compute.layer_specs(result, result.request.image_name))
         self._layers = [spec[0] for spec in self._pending]
         self._show_next()
@@ -266,6 +268,7 @@ class PruneCompareWidget(Container):
         if not self._pending:
             self._arrange()
             self._show_numbers()
+            self._showing = False
             return
         name, data, kwargs, kind = self._pending.pop(0)
         if name in self.viewer.layers:
