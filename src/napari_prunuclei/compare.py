@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import _overlaps, aji, dice, match_instances, panoptic_quality
+from .metrics import _overlaps, _relabel, aji, dice, match_instances, panoptic_quality
 
 __all__ = ["DISAGREEMENT_KINDS", "Disagreement", "disagreement", "agreement_scores"]
 
@@ -51,13 +51,8 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
     piece_r = np.asarray((frac_r >= part) @ (kind_o[1:] == 3).astype(float)).ravel() > 0
     kind_o[1:][(kind_o[1:] == 2) & piece_o] = 3
     kind_r[1:][(kind_r[1:] == 1) & piece_r] = 3
-    # relabel to 0..n to index the kind tables
-    _, r_idx = np.unique(ref, return_inverse=True)
-    _, o_idx = np.unique(oth, return_inverse=True)
-    r_idx = r_idx.reshape(ref.shape) + (0 if ref.min() == 0 else 1)
-    o_idx = o_idx.reshape(oth.shape) + (0 if oth.min() == 0 else 1)
-    img = kind_r[r_idx]
-    o_img = kind_o[o_idx]
+    img = kind_r[_relabel(ref)[0]]  # ids 0..n index the kind tables
+    o_img = kind_o[_relabel(oth)[0]]
     img = np.where(img == 0, o_img, img)  # a reference object's kind wins where both disagree
     counts = {
         "missed": int((kind_r[1:] == 1).sum()),

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import random_crops
-from .models.sparse import save_sparse
+from .models.sparse import load_sparse, save_sparse
 from .models.unet import UNet
 from .pruning import apply_masks, magnitude_masks, recalibrate_batchnorm
 from .training import TrainConfig, load_training_set, train
@@ -90,16 +90,10 @@ def gradual_prune(
     for cr in sorted(crs):
         sub = out / f"cr{cr:g}"
         done = sub / f"{branch}_{scheme}_cr{cr:g}.safetensors"
-        if done.is_file():
-            from .models.sparse import load_sparse
-
-            model, _, _ = load_sparse(done)
-        else:
+        if not done.is_file():
             done, _ = prune_and_finetune(model, branch, scheme, cr, data_dir, sub, steps=steps_per_cr,
                                          resume=True, **kwargs)
-            from .models.sparse import load_sparse
-
-            model, _, _ = load_sparse(done)
+        model, _, _ = load_sparse(done)
         files.append(done)
         (out / "progress.json").write_text(json.dumps({"done": [str(f) for f in files]}))
     return files

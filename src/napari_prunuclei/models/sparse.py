@@ -18,7 +18,7 @@ import torch
 
 from ..io import atomic_write
 from .unet import UNet, UNetConfig
-from .weights import WeightsError, sha256_file
+from .weights import WeightsError, build_model, sha256_file
 
 __all__ = ["save_sparse", "load_sparse", "FORMAT"]
 
@@ -88,9 +88,4 @@ def load_sparse(path: str | os.PathLike, sha256: str | None = None) -> tuple[UNe
         raise
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"weights file {p} is not a valid sparse branch file: {e}") from None
-    model = UNet(config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"weights file {p} does not fit the architecture: {e}") from None
-    return model.eval(), masks, meta
+    return build_model(config, state, p), masks, meta

@@ -7,10 +7,12 @@ import json
 import os
 from pathlib import Path
 
+import torch
+
 from ..io import atomic_write
 from .unet import UNet, UNetConfig
 
-__all__ = ["WeightsError", "sha256_file", "save_branch", "load_branch", "read_metadata"]
+__all__ = ["WeightsError", "sha256_file", "save_branch", "load_branch", "read_metadata", "build_model"]
 
 
 class WeightsError(RuntimeError):
@@ -64,9 +66,14 @@ def load_branch(path: str | os.PathLike, sha256: str | None = None) -> UNet:
         config = UNetConfig.from_dict(json.loads(meta["config"]))
     except Exception as e:  # noqa: BLE001 - header, json or key errors all mean a bad file
         raise WeightsError(f"weights file {p} is not a valid branch file: {e}") from None
+    return build_model(config, state, p)
+
+
+def build_model(config: UNetConfig, state: dict[str, torch.Tensor], path: Path) -> UNet:
+    """A UNet of ``config`` holding ``state`` (strict), in eval mode; WeightsError if it does not fit."""
     model = UNet(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"weights file {p} does not fit the architecture: {e}") from None
+        raise WeightsError(f"weights file {path} does not fit the architecture: {e}") from None
     return model.eval()

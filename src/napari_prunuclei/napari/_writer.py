@@ -8,6 +8,7 @@ from ..export import export_labels
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:
-    rgb = (meta.get("metadata") or {}).get("source_rgb")
-    out = export_labels(path, np.asarray(data), rgb if isinstance(rgb, np.ndarray) else None)
+    # the hook sees only the labels layer: CSV/GeoJSON mean hematoxylin is NaN here
+    # (the widget's Export button passes the image and fills it in)
+    out = export_labels(path, np.asarray(data))
     return [str(out)]
