@@ -205,6 +205,10 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bn-recalibration", action="store_true")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--start", type=Path, default=None,
+                   help="continue from this pruned (sparse) branch file instead of the dense weights")
+    p.add_argument("--distill", type=float, default=0.0,
+                   help="weight of distillation from the dense branch's outputs (0: off)")
     p.add_argument("--register", action="store_true", help="copy the results into the package zoo")
     p.set_defaults(func=_cmd_prune)
 
@@ -214,9 +218,18 @@ def _cmd_prune(a: argparse.Namespace) -> int:
     from .models.zoo import load_model
 
     out = a.out or Path("runs") / "prune" / f"{a.branch}-{a.scheme}"
-    files = gradual_prune(load_model(a.branch), a.branch, a.scheme, a.cr, a.data, out,
+    dense = load_model(a.branch)
+    start = None
+    if a.start is not None:
+        from .models.sparse import load_sparse
+
+        start, _, meta = load_sparse(a.start)
+        if meta.get("branch") != a.branch:
+            raise SystemExit(f"--start {a.start} is a {meta.get('branch')} branch, not {a.branch}")
+    files = gradual_prune(dense, a.branch, a.scheme, a.cr, a.data, out,
                           steps_per_cr=a.finetune_steps, lr=a.lr, batch=a.batch, threads=a.threads,
-                          device=a.device, recalibrate=not a.no_bn_recalibration)
+                          device=a.device, recalibrate=not a.no_bn_recalibration, start=start,
+                          teacher=dense if a.distill > 0 else None, distill=a.distill)
     for f in files:
         print(f"pruned: {f}")
     if a.register:

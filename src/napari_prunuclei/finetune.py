@@ -49,8 +49,14 @@ def prune_and_finetune(
     resume: bool = False,
     recalibrate: bool = True,
     progress: bool = True,
+    teacher: UNet | None = None,
+    distill: float = 0.0,
 ) -> tuple[Path, dict[str, torch.Tensor]]:
-    """Prune ``dense`` to ``cr`` and fine-tune with the mask fixed; return (sparse file, masks)."""
+    """Prune ``dense`` to ``cr`` and fine-tune with the mask fixed; return (sparse file, masks).
+
+    ``teacher``/``distill``: distil the outputs of an unpruned model while fine-tuning
+    (see :func:`~napari_prunuclei.training.train`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     masks = magnitude_masks(dense, scheme, cr)
@@ -62,13 +68,14 @@ def prune_and_finetune(
                       seed=seed + int(cr * 1000), threads=threads, ckpt_every=max(50, steps // 4))
     if steps > 0:
         train(cfg, data_dir, out, resume=resume, device=device, init_model=model, masks=masks,
-              progress=progress, metadata={"scheme": scheme, "cr": cr})
+              progress=progress, metadata={"scheme": scheme, "cr": cr}, teacher=teacher, distill=distill)
         from .models.weights import load_branch
 
         model = load_branch(out / f"{branch}.safetensors")
     sparse = out / f"{branch}_{scheme}_cr{cr:g}.safetensors"
     save_sparse(sparse, model, masks, {"branch": branch, "scheme": scheme, "cr": cr,
-                                       "finetune_steps": steps, "recalibrated_bn": recalibrate})
+                                       "finetune_steps": steps, "recalibrated_bn": recalibrate,
+                                       "lr": lr, "distill": distill if teacher is not None else 0.0})
     return sparse, masks
 
 
@@ -81,12 +88,17 @@ def gradual_prune(
     out_dir: str | Path,
     *,
     steps_per_cr: int = 150,
+    start: UNet | None = None,
     **kwargs,
 ) -> list[Path]:
-    """Walk ``crs`` (ascending) from ``dense``; resumable: finished CRs are skipped."""
+    """Walk ``crs`` (ascending) from ``dense``; resumable: finished CRs are skipped.
+
+    ``start`` continues a ladder from an already pruned model (e.g. a lower CR of an
+    earlier run) instead of from ``dense``; its zeros stay zero.
+    """
     out = Path(out_dir)
     files = []
-    model = dense
+    model = start if start is not None else dense
     for cr in sorted(crs):
         sub = out / f"cr{cr:g}"
         done = sub / f"{branch}_{scheme}_cr{cr:g}.safetensors"

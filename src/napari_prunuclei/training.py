@@ -115,6 +115,8 @@ def train(
     progress: bool = True,
     metadata: dict | None = None,
     stop_at: int | None = None,
+    teacher: UNet | None = None,
+    distill: float = 0.0,
 ) -> Path | None:
     """Train one branch; return the path of the exported ``<branch>.safetensors``.
 
@@ -123,6 +125,8 @@ def train(
     With ``masks`` the pruned weights are kept at exactly zero (fixed-mask fine-tuning).
     ``stop_at`` ends the run after that step with a checkpoint (as an interruption
     would) and returns None; ``resume=True`` continues it.
+    With ``teacher`` and ``distill > 0`` the loss adds ``distill`` times the mean squared
+    difference between the student's and the teacher's sigmoid outputs (distillation).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +141,10 @@ def train(
         masks = {k: v.to(dev) for k, v in masks.items()}
     if masks:
         apply_masks(model, masks)
+    if teacher is not None and distill > 0:
+        teacher = teacher.to(dev).to(memory_format=torch.channels_last).eval()
+    else:
+        teacher = None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     log_rows: list[dict] = []
@@ -168,6 +176,10 @@ def train(
         with _autocast(dev, cfg.precision):
             logits = model(x)
         loss = branch_loss(cfg.branch, logits, y)
+        if teacher is not None:
+            with torch.no_grad(), _autocast(dev, cfg.precision):
+                soft = torch.sigmoid(teacher(x).float())
+            loss = loss + distill * F.mse_loss(torch.sigmoid(logits.float()), soft)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -33,7 +33,6 @@ from ..postprocess import WatershedParams
 from . import _compute as compute
 
 SCHEMES = {"network-wide": "networkwide", "layer-wise": "layerwise", "dense": "dense"}
-SIDE_GAP = 20  # px between the dense and the pruned view in side-by-side mode
 
 
 class PruneCompareWidget(Container):
@@ -88,6 +87,7 @@ class PruneCompareWidget(Container):
         self._layers: list[str] = []
         self._pending: list = []
         self._showing = False
+        self._grid_before: tuple | None = None
         self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
         self.scheme.changed.connect(self._on_scheme)
         self.run_btn.changed.connect(self.start_run)
@@ -132,8 +132,11 @@ class PruneCompareWidget(Container):
             return None
         return req, rgb, self._truth_array(rgb.shape[:2])
 
-    def _start(self, generator, on_result, message: str):
-        """Run ``generator`` (yielding Progress) in a napari thread worker."""
+    def _start(self, generator, on_result, message: str, after=None):
+        """Run ``generator`` (yielding Progress) in a napari thread worker.
+
+        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart).
+        """
         from napari.qt.threading import thread_worker
 
         self._cancel.clear()
@@ -142,7 +145,10 @@ class PruneCompareWidget(Container):
         self.run_btn.enabled = self.sweep_btn.enabled = False
         self.cancel_btn.enabled = True
         def job():
-            return (yield from generator)
+            result = yield from generator
+            if after is not None and result is not None:
+                after(result)
+            return result
 
         worker = thread_worker(job)()
         worker.yielded.connect(self._on_progress)
@@ -160,7 +166,10 @@ class PruneCompareWidget(Container):
             return None
         req, rgb, truth = inputs
         gen = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth)
-        return self._start(gen, self._on_result, f"running {req.model_label()}...")
+        return self._start(gen, self._on_result, f"running {req.model_label()}...", after=self._draw_sparsity)
+
+    def _draw_sparsity(self, result: compute.RunResult) -> None:
+        self.charts.refresh()
 
     def start_sweep(self, *_):
         """Metric against CR for both schemes on the current image, in a worker."""
@@ -170,14 +179,14 @@ class PruneCompareWidget(Container):
         req, rgb, truth = inputs
         crs = [float(c) for c in self.cr.choices if c != "other"]
         gen = compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set)
-        return self._start(gen, self._on_sweep, "CR sweep...")
+        return self._start(gen, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
 
     def _on_sweep(self, rows: list[dict] | None) -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
         self.sweep_rows = rows
-        self.charts.show_sweep(rows)
+        self.charts.refresh()
         self.status.value = "CR sweep done"
 
     def _checked_rgb(self) -> np.ndarray:
@@ -204,8 +213,7 @@ class PruneCompareWidget(Container):
             return
         self.result = result
         self._show(result)
-        if result.sparsity is not None:
-            self.charts.show_sparsity(result.sparsity, result.pruned.label)
+        self.charts.refresh()
         self.status.value = f"done: {result.pruned.label}"
 
     def _on_error(self, e: Exception) -> None:
@@ -258,7 +266,14 @@ class PruneCompareWidget(Container):
     def _show(self, result: compute.RunResult) -> None:
         """Add or update the result layers one per event-loop turn, so the GUI never stalls long."""
         self._showing = True
-        self._pending = list(compute.layer_specs(result, result.request.image_name))
+        image = result.request.image_name
+        self._pending = list(compute.layer_specs(result, image))
+        # a re-run with another model on the same image renames and updates the previous layers
+        previous = {_role(n, image): n for n in self._layers if n in self.viewer.layers}
+        for name, *_ in self._pending:
+            old = previous.get(_role(name, image))
+            if old is not None and old != name and name not in self.viewer.layers:
+                self.viewer.layers[old].name = name
         self._layers = [spec[0] for spec in self._pending]
         self._show_next()
 
@@ -288,27 +303,56 @@ class PruneCompareWidget(Container):
         self.numbers.value = compute.format_numbers(self.result)
 
     def _arrange(self, *_) -> None:
-        """Side by side: dense layers (and a view of the image) left, pruned right, one camera."""
+        """Side by side in napari's grid mode (one camera): dense in the left cell, pruned in the right.
+
+        Each cell needs its own copy of the image underneath, so the dense cell gets a
+        view of the image (and of the disagreement layer) named ``... (dense view)``;
+        they go away when the toggle is turned off. Other layers keep their place after
+        the two groups (a visible one, e.g. ground truth, gets a cell of its own).
+        """
         if self.result is None:
             return
-        image_name = self.result.request.image_name
-        mirror = f"{image_name} · (dense view)"
-        w = self.result.pruned.labels.shape[1] + SIDE_GAP
+        layers = self.viewer.layers
+        grid = self.viewer.canvas.grid
         on = bool(self.side_by_side.value) and self.result.dense is not None
-        for name in self._layers:
-            layer = self.viewer.layers[name]
-            layer.translate = (0, w) if (on and " · dense · " not in name) else (0, 0)
-        if on and image_name in self.viewer.layers:
-            src = self.viewer.layers[image_name]
-            src.translate = (0, w)
-            if mirror not in self.viewer.layers:
-                self.viewer.add_image(src.data, name=mirror, rgb=src.rgb)
-                self.viewer.layers.move(self.viewer.layers.index(mirror), 0)
-        else:
-            if image_name in self.viewer.layers:
-                self.viewer.layers[image_name].translate = (0, 0)
-            if mirror in self.viewer.layers:
-                self.viewer.layers.remove(mirror)
+        image_name = self.result.request.image_name
+        dense = [n for n in self._layers if " · dense · " in n and n in layers]
+        pruned = [n for n in self._layers if " · dense · " not in n and n in layers]
+        disagreement = [n for n in pruned if n.endswith("disagreement with dense")]
+        mirrors = {f"{image_name} · (dense view)": image_name}
+        mirrors.update({f"{n} (dense view)": n for n in disagreement})
+        if not on or image_name not in layers:
+            for m in mirrors:
+                if m in layers:
+                    layers.remove(m)
+            if self._grid_before is not None:
+                grid.enabled, grid.stride, grid.shape = self._grid_before
+                self._grid_before = None
+            return
+        for m, src_name in mirrors.items():
+            src = layers[src_name]
+            if m in layers:
+                layers[m].data = src.data
+            elif src_name == image_name:
+                self.viewer.add_image(src.data, name=m, rgb=src.rgb)
+            else:
+                _color_disagreement(self.viewer.add_labels(src.data, name=m, opacity=src.opacity))
+        left = [f"{image_name} · (dense view)", *dense, *(f"{n} (dense view)" for n in disagreement)]
+        right = [image_name, *[n for n in pruned if n not in disagreement], *disagreement]
+        stride = max(len(left), len(right))
+        order = left + [None] * (stride - len(left)) + right
+        # move the two groups to the bottom of the layer list, in order (index 0 is the bottom)
+        for dest, name in enumerate(order):
+            if name is None:
+                continue
+            i = layers.index(name)
+            if i != dest:
+                layers.move(i, dest)
+        if self._grid_before is None:
+            self._grid_before = (grid.enabled, grid.stride, grid.shape)
+        grid.stride = stride
+        grid.shape = (1, -1)
+        grid.enabled = True
         self.viewer.reset_view()
 
     # ---- export -----------------------------------------------------
@@ -329,6 +373,13 @@ class PruneCompareWidget(Container):
         self.status.value = f"exported {self.result.pruned.labels.max()} nuclei to {out}"
         show_info(self.status.value)
         return out
+
+
+def _role(name: str, image: str) -> tuple[str, bool, str] | None:
+    """(image, dense or not, output) of a result layer name ``image · model · output``."""
+    if not name.startswith(f"{image} · "):
+        return None
+    return image, " · dense · " in name, name.rsplit(" · ", 1)[-1]
 
 
 def _color_disagreement(layer) -> None:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Second pruning pass (after scripts/build_zoo.sh): longer fine-tuning with distillation from the
+# dense branch, continuing each ladder from its last CR that held within 2 % of dense.
+#   network-wide: from CR 8 through CR 10, 16, 20;  layer-wise: from CR 2 through CR 4, 5, 8.
+# Each stage: masks from the current weights, BatchNorm re-estimated, STEPS fixed-mask Adam steps
+# (lr LR cosine to LR/20), loss = task loss + DISTILL * MSE(student, dense) on the sigmoid outputs.
+# Usage: bash scripts/refine_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL]     (re-run to resume)
+set -euo pipefail
+root=${1:-../shared/data}
+steps=${2:-400}
+lr=${3:-5e-4}
+distill=${4:-1.0}
+mkdir -p runs/refine
+run() {  # scheme, start CR, CRs...
+  local scheme=$1 from=$2; shift 2
+  for branch in semantic distance; do
+    prunuclei prune --branch "$branch" --scheme "$scheme" --cr "$@" --data "$root/monuseg2018" \
+      --start "runs/prune/$branch-$scheme/cr$from/${branch}_${scheme}_cr$from.safetensors" \
+      --out "runs/refine/$branch-$scheme" --finetune-steps "$steps" --lr "$lr" --distill "$distill" \
+      --threads 1 --register > "runs/refine/$branch-$scheme.log" 2>&1 &
+  done
+  wait
+}
+run networkwide 8 10 16 20
+run layerwise 2 4 5 8
+prunuclei sweep --data "$root" --update-registry
