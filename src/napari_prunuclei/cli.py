@@ -116,34 +116,48 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment H&E images; write labels, probability and distance maps")
-    p.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, TIFF)")
+    p = sub.add_parser("segment", help="segment H&E images or slides; write labels (and maps) per image",
+                       fromfile_prefix_chars="@")
+    p.add_argument("images", type=Path, nargs="+",
+                   help="image files (PNG, JPEG, TIFF/SVS) or folders of them; @FILE reads a list")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     _model_args(p)
+    p.add_argument("--tile", type=int, default=1024, help="tile side for large images (px)")
+    p.add_argument("--halo", type=int, default=128, help="context around each tile (px)")
+    p.add_argument("--tiled", action="store_true",
+                   help="tile also images small enough to run whole (default: only above 2048x2048)")
+    p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
+    p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
+    p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
     p.set_defaults(func=_cmd_segment)
 
 
+def _image_paths(items: list[Path]) -> list[Path]:
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs"}
+    paths = []
+    for p in items:
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in exts)
+        else:
+            paths.append(p)
+    return paths
+
+
 def _cmd_segment(a: argparse.Namespace) -> int:
-    import json
+    from dataclasses import asdict
 
-    import tifffile
-
-    from .inference import segment
-    from .io import atomic_write, read_image, write_labels
+    from .batch import SegmentOptions, segment_files
 
     a.out.mkdir(parents=True, exist_ok=True)
-    params = _watershed(a)
-    for path in a.images:
-        rgb = read_image(path)
-        res = segment(rgb, a.scheme, a.cr, a.device, fine_tuned=not a.one_shot, params=params,
-                      precision=a.precision)
-        stem = a.out / path.stem
-        write_labels(f"{stem}_labels.tif", res.labels)
-        for key, arr in (("probability", res.probability), ("distance", res.distance)):
-            atomic_write(f"{stem}_{key}.tif", lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
-        info = {"image": str(path), "n_nuclei": res.n_nuclei, **res.info}
-        atomic_write(f"{stem}_info.json", lambda t, info=info: t.write_text(json.dumps(info, indent=1)))
-        print(f"{path}: {res.n_nuclei} nuclei -> {stem}_labels.tif")
+    opts = SegmentOptions(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, device=a.device,
+                          precision=a.precision, params=asdict(_watershed(a)), tile=a.tile, halo=a.halo,
+                          threads=a.threads, force_tiled=a.tiled)
+    paths = _image_paths(a.images)
+    for info in segment_files(paths, a.out, opts, workers=a.workers, scheduler=a.scheduler,
+                              resume=not a.overwrite):
+        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s) "
+              f"-> {a.out / Path(info['image']).stem}_labels.tif")
     return 0
 
 

@@ -68,6 +68,32 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return as_rgb_uint8(a, name=str(p))
 
 
+def open_image(path: str | os.PathLike):
+    """An H&E image as an H x W x 3 array-like, lazily for TIFF (tifffile's zarr store, level 0).
+
+    Slicing the result reads only the tiles or strips needed, so a slide far larger than
+    memory can be processed region by region. PNG and JPEG are read whole.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"image file not found: {p}")
+    if p.suffix.lower() not in (".tif", ".tiff", ".svs"):
+        return read_image(p)
+    try:
+        import tifffile
+        import zarr
+
+        store = tifffile.imread(p, aszarr=True, series=0, level=0)
+        arr = zarr.open(store, mode="r")
+    except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt file
+        raise ImageError(f"cannot read image {p}: {e}") from None
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4) or arr.dtype != np.uint8:
+        raise ImageError(f"{p} has shape {arr.shape} and dtype {arr.dtype}; expected H x W x 3 uint8 (RGB)")
+    if min(arr.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{p} is {arr.shape[0]}x{arr.shape[1]}; each side must be at least {MIN_SIDE} px")
+    return arr
+
+
 def read_labels(path: str | os.PathLike) -> np.ndarray:
     """Read an instance label image (TIFF or PNG) as int32, 0 = background."""
     p = Path(path)
