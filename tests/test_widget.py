@@ -222,3 +222,27 @@ def test_plugin_is_in_napari_menu(make_napari_viewer):
     assert isinstance(widget, PruneCompareWidget)
     viewer.open_sample("napari-prunuclei", "synthetic")
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]
+
+
+def test_slide_runs_tile_by_tile_and_cancels_mid_slide(qtbot, viewer_widget, monkeypatch):
+    from napari_prunuclei import tiled
+    from napari_prunuclei.napari import _compute
+
+    viewer, w = viewer_widget
+    monkeypatch.setattr(tiled, "WHOLE_MAX_PIXELS", 200 * 200)  # the 512 px sample counts as a slide
+    monkeypatch.setattr(_compute, "TILE", 128)  # 16 tiles per model
+    _run(qtbot, w)
+    assert w.status.value.startswith("done"), w.status.value
+    assert w.progress.max == 32 and w.progress.value == 32  # tiles done/total, pruned and dense
+    names = [layer.name for layer in viewer.layers]
+    assert "synthetic H&E · network-wide CR20 · instances" in names
+    assert not any(n.endswith("· semantic") for n in names)  # slides keep no maps
+    assert "over 16 tiles" in w.numbers.value
+    assert w.start_sweep() is None and "crop" in w.status.value
+    # cancel after the first tiles: the run stops mid-slide
+    w.start_run()
+    qtbot.waitUntil(lambda: w.progress.value >= 2, timeout=60_000)
+    w.cancel()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value == "cancelled"
+    assert w.progress.value < 32

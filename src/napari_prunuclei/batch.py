@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .postprocess import WatershedParams
+from .tiled import WHOLE_MAX_PIXELS
 
 __all__ = ["SegmentOptions", "segment_file", "segment_files", "info_path"]
 
-#: images with more pixels than this are segmented tile by tile with stitched watershed
-WHOLE_MAX_PIXELS = 2048 * 2048
 
 
 @dataclass

@@ -24,7 +24,10 @@ from .io import as_rgb_uint8
 from .models.unet import UNet
 from .postprocess import WatershedParams, watershed_instances
 
-__all__ = ["Tile", "tile_grid", "segment_tiled"]
+__all__ = ["WHOLE_MAX_PIXELS", "Tile", "tile_grid", "segment_tiled", "iter_segment_tiled"]
+
+#: images with more pixels than this are segmented tile by tile (CLI and widget)
+WHOLE_MAX_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ def segment_tiled(
     device: str = "auto",
     precision: str = "auto",
     out=None,
+    maps=None,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     timings: dict | None = None,
@@ -77,10 +81,26 @@ def segment_tiled(
     """Instance labels of an H&E ``image`` (H x W x 3, any array supporting slicing), tile by tile.
 
     ``out``: a zero-filled int32 array of shape (H, W) to write into (e.g. a zarr
-    array on disk); a numpy array is made when None. Returns ``out``.
+    array on disk); a numpy array is made when None. Returns ``out``. Ids are unique
+    per nucleus (not necessarily consecutive). ``maps``: optional (probability,
+    distance) float32 arrays of shape (H, W) that receive the branch outputs.
     ``timings`` (a dict) receives the seconds spent in the branches, the watershed
-    and stitching, and the tile count.
+    and stitching, and the tile count. Raises InterruptedError when ``cancelled()``.
     """
+    gen = iter_segment_tiled(image, models, params, tile=tile, halo=halo, device=device, precision=precision,
+                             out=out, maps=maps, cancelled=cancelled, timings=timings)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
+
+
+def iter_segment_tiled(image, models, params, *, tile=1024, halo=128, device="auto", precision="auto", out=None,
+                       maps=None, cancelled=None, timings=None):
+    """Generator form of :func:`segment_tiled`: yields ``(tiles done, total)``, returns the labels."""
     from .devices import resolve_device
 
     h, w = image.shape[:2]
@@ -106,13 +126,16 @@ def segment_tiled(
         local = watershed_instances(prob, dist, params)
         t2 = time.perf_counter()
         next_id = _stitch(out, local, t, next_id)
+        if maps is not None:
+            core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
+            maps[0][t.r0 : t.r1, t.c0 : t.c1] = prob[core]
+            maps[1][t.r0 : t.r1, t.c0 : t.c1] = dist[core]
         secs["branches"] += t1 - t0
         secs["watershed"] += t2 - t1
         secs["stitch"] += time.perf_counter() - t2
-        if progress is not None:
-            progress(i + 1, len(tiles))
-    if timings is not None:
-        timings.update(secs, tiles=len(tiles))
+        if timings is not None:
+            timings.update(secs, tiles=i + 1)
+        yield i + 1, len(tiles)
     return out
 
 

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, tiled
 from ..compare import DISAGREEMENT_KINDS, agreement_scores, disagreement
 from ..inference import predict_branch, resolve_precision
 from ..io import as_rgb_uint8
 from ..models.zoo import load_model, model_info, normalize_scheme
 from ..postprocess import WatershedParams, watershed_instances
 from ..pruning import prunable_parameters
+
+#: tile side of the slide path
+TILE = 1024
+#: slides above this many pixels keep their labels in a zarr store on disk, not in memory
+ZARR_PIXELS = 8192 * 8192
 
 SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide"}
 DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
@@ -51,11 +56,17 @@ class Progress:
 
 @dataclass
 class ModelOutput:
+    """One model's outputs; on a slide (tiled mode) the maps are None and labels may be a zarr array."""
+
     label: str
-    probability: np.ndarray
-    distance: np.ndarray
+    probability: np.ndarray | None
+    distance: np.ndarray | None
     labels: np.ndarray
     info: dict
+
+    @property
+    def tiled(self) -> bool:
+        return self.probability is None
 
 
 @dataclass
@@ -76,10 +87,45 @@ def model_summary(model) -> dict:
     return {"prunable": total, "nonzero": nz, "sparsity": 1 - nz / total, **model_info(model)}
 
 
+def is_slide(shape) -> bool:
+    """Whether an image of ``shape`` goes through the tiled (slide) path."""
+    return int(shape[0]) * int(shape[1]) > tiled.WHOLE_MAX_PIXELS
+
+
+def check_slide(data, name: str):
+    """Check a lazy slide array (H x W x 3/4 uint8) without reading it."""
+    from ..io import ImageError
+
+    if len(data.shape) != 3 or data.shape[-1] not in (3, 4) or np.dtype(data.dtype) != np.uint8:
+        raise ImageError(f"{name} has shape {tuple(data.shape)} and dtype {data.dtype}; expected 8-bit RGB")
+    return data
+
+
 def _run_model(rgb, req: RunRequest, scheme: str, cr: float, fine_tuned: bool, step, cancelled):
     sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
     dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
     times = {}
+    info = {"semantic": model_summary(sem), "distance": model_summary(dst), "seconds": times}
+    if is_slide(rgb.shape):
+        h, w = rgb.shape[:2]
+        out = None
+        if h * w > ZARR_PIXELS:
+            import tempfile
+
+            import zarr
+
+            out = zarr.open_array(tempfile.mkdtemp(prefix="prunuclei_") + "/labels.zarr", mode="w", shape=(h, w),
+                                  chunks=(1024, 1024), dtype="int32", fill_value=0)
+        gen = tiled.iter_segment_tiled(rgb, (sem, dst), req.params, tile=TILE, device=req.device,
+                                       precision=req.precision, out=out, cancelled=cancelled, timings=times)
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                labels = stop.value
+                break
+            yield step(f"tile {done}/{total}")
+        return None, None, labels, info
     outs = {}
     for key, model in (("semantic", sem), ("distance", dst)):
         t = time.perf_counter()
@@ -89,12 +135,17 @@ def _run_model(rgb, req: RunRequest, scheme: str, cr: float, fine_tuned: bool, s
     t = time.perf_counter()
     labels = watershed_instances(outs["semantic"], outs["distance"], req.params)
     times["watershed"] = time.perf_counter() - t
-    info = {"semantic": model_summary(sem), "distance": model_summary(dst), "seconds": times}
+    yield step("watershed done")
     return outs["semantic"], outs["distance"], labels, info
 
 
 def run(rgb: np.ndarray, req: RunRequest, cancelled=lambda: False, truth: np.ndarray | None = None):
-    """Generator: yields :class:`Progress`, returns a :class:`RunResult` (None when cancelled)."""
+    """Generator: yields :class:`Progress`, returns a :class:`RunResult` (None when cancelled).
+
+    Images above :data:`tiled.WHOLE_MAX_PIXELS` (``rgb`` may then be a lazy array) go
+    tile by tile with stitched instances; progress counts tiles, and only instance
+    labels are kept (no maps, no pixel-wise comparison).
+    """
     try:
         return (yield from _run(rgb, req, cancelled, truth))
     except InterruptedError:
@@ -102,40 +153,56 @@ def run(rgb: np.ndarray, req: RunRequest, cancelled=lambda: False, truth: np.nda
 
 
 def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
-    rgb = as_rgb_uint8(np.asarray(rgb), name=f"layer '{req.image_name}'")
+    slide = is_slide(rgb.shape)
+    if slide:
+        rgb = check_slide(rgb, f"layer '{req.image_name}'")
+    else:
+        rgb = as_rgb_uint8(np.asarray(rgb), name=f"layer '{req.image_name}'")
     scheme = normalize_scheme(req.scheme)
     jobs = [(req.model_label(), scheme, req.cr, req.fine_tuned)]
     if req.compare_dense and scheme != "dense":
         jobs.append(("dense", "dense", 1, True))
-    total = 3 * len(jobs)
+    n_tiles = len(tiled.tile_grid(rgb.shape[:2], TILE)) if slide else 3
+    total = n_tiles * len(jobs)
     count = [0]
 
     def step(msg: str) -> Progress:
         count[0] += 1
-        return Progress(count[0], total, msg)
+        return Progress(count[0], total, f"{label}: {msg}")
 
     outputs = []
     for label, s, cr, ft in jobs:
         if cancelled():
             raise InterruptedError("cancelled")
         prob, dist, labels, info = yield from _run_model(rgb, req, s, cr, ft, step, cancelled)
-        yield step(f"{label}: watershed done")
         outputs.append(ModelOutput(label, prob, dist, labels, info))
     pruned = outputs[0]
     dense = outputs[1] if len(outputs) > 1 else None
-    result = _result(req, pruned, dense, truth)
+    result = _result(req, pruned, dense, None if slide else truth)
     result.sparsity = layer_sparsity(scheme, req.cr, req.fine_tuned)
     return result
 
 
 def _result(req: RunRequest, pruned: ModelOutput, dense: ModelOutput | None, truth=None) -> RunResult:
+    if pruned.tiled:  # a slide: counts only, no pixel-wise comparison over the whole slide
+        nums = {"nuclei": {o.label: _max_id(o.labels) for o in (pruned, dense) if o is not None}, "tiled": True}
+        return RunResult(req, pruned, dense, nums, None)
     d = disagreement(dense.labels, pruned.labels) if dense is not None else None
     return RunResult(req, pruned, dense, compute_numbers(pruned, dense, truth, d),
                      None if d is None else d.image)
 
 
+def _max_id(labels) -> int:
+    """Largest id (a count of nuclei up to dropped ids), chunk by chunk for on-disk arrays."""
+    if isinstance(labels, np.ndarray):
+        return int(labels.max())
+    return int(max(int(np.asarray(labels[r : r + 1024]).max()) for r in range(0, labels.shape[0], 1024)))
+
+
 def rewatershed(result: RunResult, params: WatershedParams, truth: np.ndarray | None = None) -> RunResult:
-    """Re-run only the watershed on the cached branch outputs."""
+    """Re-run only the watershed on the cached branch outputs (not for slides: no maps are kept)."""
+    if result.pruned.tiled:
+        raise ValueError("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
     outs = []
     for o in (result.pruned, result.dense):
         if o is None:
@@ -189,12 +256,13 @@ def layer_specs(result: RunResult, image_name: str) -> list[tuple[str, np.ndarra
             continue
         meta = layer_metadata(o, result.request)
         base = f"{image_name} · {o.label}"
-        specs.append((f"{base} · semantic", o.probability,
-                      {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6,
-                       "blending": "additive", "metadata": meta, "visible": False}, "image"))
-        specs.append((f"{base} · distance", o.distance,
-                      {"colormap": "viridis", "contrast_limits": (0, 1), "opacity": 0.6,
-                       "blending": "additive", "metadata": meta, "visible": False}, "image"))
+        if not o.tiled:
+            specs.append((f"{base} · semantic", o.probability,
+                          {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6,
+                           "blending": "additive", "metadata": meta, "visible": False}, "image"))
+            specs.append((f"{base} · distance", o.distance,
+                          {"colormap": "viridis", "contrast_limits": (0, 1), "opacity": 0.6,
+                           "blending": "additive", "metadata": meta, "visible": False}, "image"))
         specs.append((f"{base} · instances", o.labels, {"opacity": 0.5, "metadata": meta}, "labels"))
     if result.disagreement is not None:
         specs.append((f"{image_name} · {result.pruned.label} · disagreement with dense", result.disagreement,
@@ -220,9 +288,13 @@ def format_numbers(result: RunResult) -> str:
             continue
         s, d = o.info["semantic"], o.info["distance"]
         t = o.info["seconds"]
+        branches = t["branches"] if o.tiled else t["semantic"] + t["distance"]
+        tiles = f" over {t['tiles']} tiles" if o.tiled else ""
         lines.append(f"{o.label}: {s['nonzero'] + d['nonzero']:,} of {s['prunable'] + d['prunable']:,} weights "
                      f"({100 * (1 - (s['nonzero'] + d['nonzero']) / (s['prunable'] + d['prunable'])):.1f} % pruned); "
-                     f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s")
+                     f"branches {branches:.2f} s, watershed {t['watershed']:.2f} s{tiles}")
+    if n.get("tiled"):
+        lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
 
 

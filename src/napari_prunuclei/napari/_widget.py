@@ -88,6 +88,7 @@ class PruneCompareWidget(Container):
         self._pending: list = []
         self._showing = False
         self._grid_before: tuple | None = None
+        self._returned = False
         self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
         self.scheme.changed.connect(self._on_scheme)
         self.run_btn.changed.connect(self.start_run)
@@ -152,7 +153,8 @@ class PruneCompareWidget(Container):
 
         worker = thread_worker(job)()
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_result)
+        self._returned = False
+        worker.returned.connect(lambda r: (setattr(self, "_returned", True), on_result(r)))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -177,6 +179,9 @@ class PruneCompareWidget(Container):
         if inputs is None:
             return None
         req, rgb, truth = inputs
+        if compute.is_slide(rgb.shape):
+            self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
+            return None
         crs = [float(c) for c in self.cr.choices if c != "other"]
         gen = compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set)
         return self._start(gen, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
@@ -189,11 +194,14 @@ class PruneCompareWidget(Container):
         self.charts.refresh()
         self.status.value = "CR sweep done"
 
-    def _checked_rgb(self) -> np.ndarray:
+    def _checked_rgb(self):
+        """The image as RGB uint8; a slide above 2048x2048 stays lazy (read tile by tile later)."""
         from ..io import as_rgb_uint8
 
         layer = self.image.value
         data = layer.data[0] if layer.multiscale else layer.data
+        if compute.is_slide(data.shape):
+            return compute.check_slide(data, f"layer '{layer.name}'")
         return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
 
     def cancel(self, *_) -> None:
@@ -203,6 +211,8 @@ class PruneCompareWidget(Container):
         self.status.value = "cancelling..."
 
     def _on_progress(self, p: compute.Progress) -> None:
+        if self._cancel.is_set():
+            return
         self.progress.max = p.total
         self.progress.value = p.done
         self.status.value = p.message
@@ -222,7 +232,7 @@ class PruneCompareWidget(Container):
     def _on_finished(self) -> None:
         self.run_btn.enabled = self.sweep_btn.enabled = True
         self.cancel_btn.enabled = False
-        if self._cancel.is_set() and self.result is None:
+        if self._cancel.is_set() and not self._returned:
             self.status.value = "cancelled"
         self.worker = None
 
