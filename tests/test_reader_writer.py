@@ -80,3 +80,19 @@ def test_reader_pyramidal_tiff_is_lazy_and_multiscale(tmp_path, tile):
     assert type(data[0]).__module__.startswith("dask")  # not read yet
     assert data[0].shape == (640, 640, 3) and data[1].shape == (320, 320, 3)
     assert np.array_equal(np.asarray(data[0][:128, :128]), big[:128, :128])
+
+
+def test_reader_large_flat_tiff_gets_a_lazy_pyramid(tmp_path, monkeypatch):
+    import tifffile
+
+    from napari_prunuclei.napari import _reader
+
+    monkeypatch.setattr(_reader, "LAZY_PIXELS", 100 * 100)
+    monkeypatch.setattr(_reader, "PYRAMID_SMALLEST", 256)
+    rgb = np.random.default_rng(0).integers(0, 255, (600, 600, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "flat.tif", rgb, tile=(128, 128))
+    data, meta, kind = get_reader(str(tmp_path / "flat.tif"))(str(tmp_path / "flat.tif"))[0]
+    assert meta["multiscale"] and meta["rgb"] and kind == "image"
+    assert [d.shape[:2] for d in data] == [(600, 600), (300, 300), (150, 150)]
+    assert type(data[0]).__name__ == "Array"  # dask: nothing read yet
+    np.testing.assert_array_equal(np.asarray(data[2][:10, :10]), rgb[::4, ::4][:10, :10])

@@ -9,6 +9,8 @@ import numpy as np
 _EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs")
 #: pyramid levels above this many pixels are read lazily (dask over tifffile's zarr store)
 LAZY_PIXELS = 4096 * 4096
+#: a large TIFF without a pyramid gets lazy coarser levels down to about this side
+PYRAMID_SMALLEST = 2048
 
 
 def get_reader(path):
@@ -42,8 +44,24 @@ def _tiff_layers(p: Path):
                 data = [da.from_zarr(grp)]
             else:
                 data = [da.from_zarr(grp[str(i)]) for i in range(len(levels))]
+            if len(data) == 1 and big:
+                data = _strided_pyramid(data[0])
             return data if len(data) > 1 else data[0]
     return tifffile.imread(p, key=0) if not big else tifffile.imread(p, series=0, level=0)
+
+
+def _strided_pyramid(base, smallest: int | None = None) -> list:
+    """Lazy coarser levels (every 2nd, 4th, ... pixel) for a large TIFF without a pyramid.
+
+    napari then reads only the tiles in view at a level that fits the screen, never the
+    whole full-resolution plane.
+    """
+    smallest = smallest or PYRAMID_SMALLEST
+    levels, step = [base], 2
+    while max(base.shape[:2]) // step >= smallest // 2:
+        levels.append(base[::step, ::step])
+        step *= 2
+    return levels
 
 
 def read_he(path):
