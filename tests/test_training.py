@@ -52,3 +52,46 @@ def test_masks_stay_fixed_through_finetuning(tiny_dataset, tmp_path):
         assert torch.all(params[name][~m] == 0), name
         changed |= bool(torch.any(params[name][m] != 0))
     assert changed
+
+
+def test_distillation_changes_the_loss_and_keeps_masks(tiny_dataset, tmp_path):
+    import csv
+
+    torch.manual_seed(0)
+    teacher = UNet(UNetConfig.from_dict(TINY))
+    student = UNet(UNetConfig.from_dict(TINY))
+    student.load_state_dict(teacher.state_dict())
+    masks = magnitude_masks(student, "layerwise", 2)
+    w = train(_cfg(), tiny_dataset, tmp_path / "kd", device="cpu", progress=False, init_model=student, masks=masks,
+              teacher=teacher, distill=5.0)
+    tuned = prunable_parameters(load_branch(w))
+    for name, m in masks.items():
+        assert torch.all(tuned[name][~m] == 0), name
+
+    def first_loss(d):
+        with open(d / "log.csv") as f:
+            return float(next(csv.DictReader(f))["loss"])
+
+    # same crops and init, plus a non-negative distillation term: the logged loss differs
+    torch.manual_seed(0)
+    student2 = UNet(UNetConfig.from_dict(TINY))
+    train(_cfg(), tiny_dataset, tmp_path / "nokd", device="cpu", progress=False, init_model=student2, masks=masks)
+    assert first_loss(tmp_path / "kd") != first_loss(tmp_path / "nokd")
+
+
+def test_gradual_prune_continues_from_a_pruned_start(tiny_dataset, tmp_path):
+    from napari_prunuclei.finetune import gradual_prune
+    from napari_prunuclei.models.sparse import load_sparse
+
+    torch.manual_seed(0)
+    dense = UNet(UNetConfig.from_dict(TINY))
+    (first,) = gradual_prune(dense, "semantic", "networkwide", [2], tiny_dataset, tmp_path / "a", steps_per_cr=0,
+                             progress=False, crop=64, batch=2)
+    start, start_masks, _ = load_sparse(first)
+    (second,) = gradual_prune(dense, "semantic", "networkwide", [4], tiny_dataset, tmp_path / "b", steps_per_cr=2,
+                              progress=False, start=start, teacher=dense, distill=1.0, device="cpu", crop=64,
+                              batch=2)
+    model, masks, meta = load_sparse(second)
+    assert float(meta["distill"]) == 1.0
+    for name, m in masks.items():  # the masks nest: what CR 2 pruned stays pruned at CR 4
+        assert not torch.any(m & ~start_masks[name]), name

@@ -43,6 +43,7 @@ def prune_and_finetune(
     steps: int = 300,
     lr: float = 3e-4,
     batch: int = 8,
+    crop: int = 256,
     seed: int = 0,
     device: str = "auto",
     threads: int = 0,
@@ -63,8 +64,8 @@ def prune_and_finetune(
     model = apply_masks(dense, masks)
     if recalibrate:
         images, targets, _ = load_training_set(data_dir, branch)
-        recalibrate_batchnorm(model, bn_batches(images, targets, batch=batch))
-    cfg = TrainConfig(branch=branch, steps=steps, batch=batch, lr=lr, lr_min=lr / 20, warmup=min(20, steps),
+        recalibrate_batchnorm(model, bn_batches(images, targets, batch=batch, crop=crop))
+    cfg = TrainConfig(branch=branch, steps=steps, batch=batch, crop=crop, lr=lr, lr_min=lr / 20, warmup=min(20, steps),
                       seed=seed + int(cr * 1000), threads=threads, ckpt_every=max(50, steps // 4))
     if steps > 0:
         train(cfg, data_dir, out, resume=resume, device=device, init_model=model, masks=masks,
