@@ -78,16 +78,17 @@ def _time_e2e(sem, dst, rgb, params, mode: str, repeat: int) -> dict:
             "n_nuclei": int(labels.max())}
 
 
-def _macs(model, shape=(1, 3, 1008, 1008)) -> int:
-    """Multiply-adds of the convolutions for one input of ``shape``."""
+def _macs(model, shape=(1, 3, 1008, 1008), nonzero_only: bool = False) -> int:
+    """Multiply-adds of the convolutions for one input of ``shape`` (only those with a non-zero weight)."""
     total = [0]
 
     def hook(mod, inp, out):
         kh, kw = mod.kernel_size
+        density = float((mod.weight != 0).float().mean()) if nonzero_only else 1.0
         if isinstance(mod, torch.nn.ConvTranspose2d):
-            total[0] += inp[0].numel() * mod.out_channels * kh * kw
+            total[0] += int(inp[0].numel() * mod.out_channels * kh * kw * density)
         else:
-            total[0] += out.numel() * mod.in_channels // mod.groups * kh * kw
+            total[0] += int(out.numel() * mod.in_channels // mod.groups * kh * kw * density)
 
     hs = [m.register_forward_hook(hook) for m in model.modules()
           if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
@@ -204,6 +205,8 @@ def main() -> None:
         v["speedup_vs_fp32_eager"] = base / v["total_s"]
         v["time_vs_best_dense"] = v["total_s"] / best
     res["end_to_end"] = e2e
+    res["nonzero_mac_fraction"] = {f"{cr:g}": _macs(load_model("semantic", "networkwide", cr), nonzero_only=True)
+                                    / _macs(load_model("semantic")) for cr in a.crs}
     res["sparse_layer"] = {f"{cr:g}": _sparse_layer(load_model("semantic", "networkwide", cr)) for cr in (20, 50, 100)}
     macs = _macs(load_model("semantic"))
     rates = {"fp32": _gemm_rate(torch.float32), "bf16": _gemm_rate(torch.bfloat16)}
@@ -232,6 +235,8 @@ def to_markdown(res: dict) -> str:
         lines.append(f"| {cr} | {v['layer']} {v['shape']} | {v['density']:.3f} | {v['dense_fp32_conv_s']:.4f} | "
                      f"{v['dense_bf16_conv_s']:.4f} | {v['im2col_only_s']:.4f} | {v['csr_fp32_im2col_s']:.4f} | "
                      f"{v['dense_gemm_fp32_im2col_s']:.4f} |")
+    lines += ["", "Fraction of the dense multiply-adds whose weight is non-zero (semantic branch, network-wide): "
+              + ", ".join(f"CR{cr} {v:.3f}" for cr, v in res["nonzero_mac_fraction"].items()) + "."]
     f = res["floor"]
     lines += ["", f"Multiply-adds per branch at 1008x1008: {f['macs_per_branch_1008px'] / 1e9:.1f} G; "
               "measured GEMM rate "
