@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Second pruning pass (after scripts/build_zoo.sh): longer fine-tuning with distillation from the
 # dense branch, continuing each ladder from its last CR that held within 2 % of dense.
-#   network-wide: from CR 8 through CR 10, 16, 20;  layer-wise: from CR 2 through CR 4, 5, 8.
+#   network-wide: from CR 8 through CR 10, 16, 20;  layer-wise: from CR 2 through CR 4, 8, 16.
 # Each stage: masks from the current weights, BatchNorm re-estimated, STEPS fixed-mask Adam steps
 # (lr LR cosine to LR/20), loss = task loss + DISTILL * MSE(student, dense) on the sigmoid outputs.
 # Usage: bash scripts/refine_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL]     (re-run to resume)
@@ -22,5 +22,5 @@ run() {  # scheme, start CR, CRs...
   wait
 }
 run networkwide 8 10 16 20
-run layerwise 2 4 5 8
+run layerwise 2 4 8 16
 prunuclei sweep --data "$root" --update-registry

@@ -320,10 +320,29 @@ def _threads() -> int:
 
 
 def _finetune_note() -> str:
-    from .models.zoo import registry
+    """How the zoo's pruned models were fine-tuned, grouped by scheme and protocol (from the files)."""
+    import json
 
-    steps = sorted({e.get("steps", 0) for e in registry()["models"] if e["scheme"] != "dense"})
-    return f"{steps} steps per CR" if steps else "no fine-tuned models in the zoo"
+    from .models.weights import read_metadata
+    from .models.zoo import WEIGHTS_DIR, registry
+
+    groups: dict[tuple, set] = {}
+    for e in registry()["models"]:
+        if e["scheme"] == "dense" or e.get("format") != "sparse":
+            continue
+        meta = read_metadata(WEIGHTS_DIR / e["file"])
+        distill = float(json.loads(meta.get("distill", "0")))
+        lr = json.loads(meta["lr"]) if "lr" in meta else 3e-4
+        groups.setdefault((e["scheme"], e.get("steps", 0), lr, distill), set()).add(e["cr"])
+    if not groups:
+        return "no fine-tuned models in the zoo"
+    parts = []
+    for (scheme, steps, lr, distill), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
+        kd = f", distillation weight {distill:g}" if distill else ""
+        parts.append(f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {steps} steps at that CR "
+                     f"(lr {lr:g}{kd})")
+    return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
+                               "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
 
 
 def _sparsity_rows() -> list[dict]:
