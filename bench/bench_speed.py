@@ -99,6 +99,19 @@ def _macs(model, shape=(1, 3, 1008, 1008), nonzero_only: bool = False) -> int:
     return total[0]
 
 
+def _zero_channels(model) -> dict:
+    """Whole output / input channels of the 3x3 convolutions whose weights are all zero (removable exactly)."""
+    out = inp = n_out = n_in = 0
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and mod.weight.shape[-1] > 1:
+            w = mod.weight.transpose(0, 1) if isinstance(mod, torch.nn.ConvTranspose2d) else mod.weight
+            out += int((w.abs().sum((1, 2, 3)) == 0).sum())
+            inp += int((w.abs().sum((0, 2, 3)) == 0).sum())
+            n_out += w.shape[0]
+            n_in += w.shape[1]
+    return {"zero_out": out, "out": n_out, "zero_in": inp, "in": n_in}
+
+
 def _gemm_rate(dtype) -> float:
     a = torch.randn(4096, 4096, dtype=dtype)
     b = torch.randn(4096, 4096, dtype=dtype)
@@ -207,6 +220,7 @@ def main() -> None:
     res["end_to_end"] = e2e
     res["nonzero_mac_fraction"] = {f"{cr:g}": _macs(load_model("semantic", "networkwide", cr), nonzero_only=True)
                                     / _macs(load_model("semantic")) for cr in a.crs}
+    res["zero_channels"] = {f"{cr:g}": _zero_channels(load_model("semantic", "networkwide", cr)) for cr in a.crs}
     res["sparse_layer"] = {f"{cr:g}": _sparse_layer(load_model("semantic", "networkwide", cr)) for cr in (20, 50, 100)}
     macs = _macs(load_model("semantic"))
     rates = {"fp32": _gemm_rate(torch.float32), "bf16": _gemm_rate(torch.bfloat16)}
@@ -237,6 +251,9 @@ def to_markdown(res: dict) -> str:
                      f"{v['dense_gemm_fp32_im2col_s']:.4f} |")
     lines += ["", "Fraction of the dense multiply-adds whose weight is non-zero (semantic branch, network-wide): "
               + ", ".join(f"CR{cr} {v:.3f}" for cr, v in res["nonzero_mac_fraction"].items()) + "."]
+    lines += ["", "Whole channels with all-zero weights (removable exactly, i.e. structured speed-up), semantic "
+              "branch, network-wide: " + ", ".join(f"CR{cr} {v['zero_out']}/{v['out']} out, {v['zero_in']}/{v['in']} in"
+                                                    for cr, v in res["zero_channels"].items()) + "."]
     f = res["floor"]
     lines += ["", f"Multiply-adds per branch at 1008x1008: {f['macs_per_branch_1008px'] / 1e9:.1f} G; "
               "measured GEMM rate "
