@@ -56,3 +56,14 @@ def test_tiled_writes_into_a_chunked_array_and_cancels(tmp_path):
         segment_tiled(rgb, models, default_watershed(), tile=128, device="cpu", cancelled=lambda: True)
     with pytest.raises(ValueError, match="shape"):
         segment_tiled(rgb, models, default_watershed(), out=np.zeros((5, 5), np.int32))
+
+
+def test_overlapped_watershed_gives_the_same_labels():
+    rgb, _ = synthetic_tile(384, seed=2)
+    models = (load_model("semantic"), load_model("distance"))
+    serial = segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu")
+    timings = {}
+    overlapped = segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu", post_workers=2,
+                               timings=timings)
+    np.testing.assert_array_equal(serial, overlapped)
+    assert timings["tiles"] == 9 and timings["watershed"] > 0

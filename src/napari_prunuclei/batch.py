@@ -38,6 +38,7 @@ class SegmentOptions:
     tile: int = 1024
     halo: int = 128
     threads: int = 0  # torch threads in the worker; 0: torch's default
+    post_workers: int = 0  # threads overlapping the watershed with the next tiles' branches
     force_tiled: bool = False
 
 
@@ -103,7 +104,8 @@ def segment_file(path: str | Path, out_dir: str | Path, opts: SegmentOptions,
                                  dtype="int32", fill_value=0)
         timings: dict = {}
         segment_tiled(image, models, params, tile=opts.tile, halo=opts.halo, device=opts.device,
-                      precision=opts.precision, out=labels, progress=progress, timings=timings)
+                      precision=opts.precision, out=labels, progress=progress, timings=timings,
+                      post_workers=opts.post_workers)
         _write_tiled_tiff(Path(f"{stem}_labels.tif"), labels)
         n = int(max((int(np.asarray(labels[r : r + opts.tile]).max()) for r in range(0, h, opts.tile)),
                     default=0))

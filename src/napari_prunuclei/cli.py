@@ -129,6 +129,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
     p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
+    p.add_argument("--post-workers", type=int, default=0,
+                   help="threads running the watershed of finished tiles while the next tiles' branches run")
     p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
     p.set_defaults(func=_cmd_segment)
 
@@ -152,7 +154,7 @@ def _cmd_segment(a: argparse.Namespace) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     opts = SegmentOptions(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, device=a.device,
                           precision=a.precision, params=asdict(_watershed(a)), tile=a.tile, halo=a.halo,
-                          threads=a.threads, force_tiled=a.tiled)
+                          threads=a.threads, force_tiled=a.tiled, post_workers=a.post_workers)
     paths = _image_paths(a.images)
     for info in segment_files(paths, a.out, opts, workers=a.workers, scheduler=a.scheduler,
                               resume=not a.overwrite):

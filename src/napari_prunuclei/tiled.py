@@ -77,6 +77,7 @@ def segment_tiled(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     timings: dict | None = None,
+    post_workers: int = 0,
 ):
     """Instance labels of an H&E ``image`` (H x W x 3, any array supporting slicing), tile by tile.
 
@@ -86,9 +87,10 @@ def segment_tiled(
     distance) float32 arrays of shape (H, W) that receive the branch outputs.
     ``timings`` (a dict) receives the seconds spent in the branches, the watershed
     and stitching, and the tile count. Raises InterruptedError when ``cancelled()``.
+    ``post_workers``: threads that run the watershed while the next tiles' branches run.
     """
     gen = iter_segment_tiled(image, models, params, tile=tile, halo=halo, device=device, precision=precision,
-                             out=out, maps=maps, cancelled=cancelled, timings=timings)
+                             out=out, maps=maps, cancelled=cancelled, timings=timings, post_workers=post_workers)
     while True:
         try:
             done, total = next(gen)
@@ -99,8 +101,16 @@ def segment_tiled(
 
 
 def iter_segment_tiled(image, models, params, *, tile=1024, halo=128, device="auto", precision="auto", out=None,
-                       maps=None, cancelled=None, timings=None):
-    """Generator form of :func:`segment_tiled`: yields ``(tiles done, total)``, returns the labels."""
+                       maps=None, cancelled=None, timings=None, post_workers: int = 0):
+    """Generator form of :func:`segment_tiled`: yields ``(tiles done, total)``, returns the labels.
+
+    ``post_workers > 0`` overlaps the watershed of finished tiles with the branches of the
+    next ones in that many threads (for a GPU, or many CPU cores); tiles are still stitched
+    one by one in raster order, so the labels are the same as with ``post_workers=0``.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from .devices import resolve_device
 
     h, w = image.shape[:2]
@@ -113,29 +123,52 @@ def iter_segment_tiled(image, models, params, *, tile=1024, halo=128, device="au
     sem, dst = models
     tiles = tile_grid((h, w), tile, halo)
     big = tile + 2 * halo + 64  # one forward pass per tile
-    next_id = 1
+    state = {"next_id": 1, "done": 0}
     secs = {"branches": 0.0, "watershed": 0.0, "stitch": 0.0}
-    for i, t in enumerate(tiles):
-        if cancelled is not None and cancelled():
-            raise InterruptedError("cancelled")
-        t0 = time.perf_counter()
-        rgb = _read(image, t)
-        prob = predict_branch(sem, rgb, device=dev, precision=prec, tile=big)
-        dist = predict_branch(dst, rgb, device=dev, precision=prec, tile=big)
-        t1 = time.perf_counter()
+
+    def post(prob, dist):
+        t = time.perf_counter()
         local = watershed_instances(prob, dist, params)
+        return local, time.perf_counter() - t
+
+    def finish(t: Tile, prob, dist, local, ws_s: float):
         t2 = time.perf_counter()
-        next_id = _stitch(out, local, t, next_id)
+        state["next_id"] = _stitch(out, local, t, state["next_id"])
         if maps is not None:
             core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
             maps[0][t.r0 : t.r1, t.c0 : t.c1] = prob[core]
             maps[1][t.r0 : t.r1, t.c0 : t.c1] = dist[core]
-        secs["branches"] += t1 - t0
-        secs["watershed"] += t2 - t1
+        secs["watershed"] += ws_s
         secs["stitch"] += time.perf_counter() - t2
+        state["done"] += 1
         if timings is not None:
-            timings.update(secs, tiles=i + 1)
-        yield i + 1, len(tiles)
+            timings.update(secs, tiles=state["done"])
+        return state["done"], len(tiles)
+
+    pool = ThreadPoolExecutor(post_workers) if post_workers > 0 else None
+    pending: deque = deque()
+    try:
+        for t in tiles:
+            if cancelled is not None and cancelled():
+                raise InterruptedError("cancelled")
+            t0 = time.perf_counter()
+            rgb = _read(image, t)
+            prob = predict_branch(sem, rgb, device=dev, precision=prec, tile=big)
+            dist = predict_branch(dst, rgb, device=dev, precision=prec, tile=big)
+            secs["branches"] += time.perf_counter() - t0
+            if pool is None:
+                yield finish(t, prob, dist, *post(prob, dist))
+                continue
+            pending.append((t, prob, dist, pool.submit(post, prob, dist)))
+            while pending and (pending[0][3].done() or len(pending) > 2 * post_workers):
+                t_, p_, d_, fut = pending.popleft()
+                yield finish(t_, p_, d_, *fut.result())
+        while pending:
+            t_, p_, d_, fut = pending.popleft()
+            yield finish(t_, p_, d_, *fut.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
