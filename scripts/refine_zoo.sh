@@ -4,6 +4,8 @@
 #   network-wide: from CR 8 through CR 10, 16, 20;  layer-wise: from CR 2 through CR 4, 8, 16.
 # Each stage: masks from the current weights, BatchNorm re-estimated, STEPS fixed-mask Adam steps
 # (lr LR cosine to LR/20), loss = task loss + DISTILL * MSE(student, dense) on the sigmoid outputs.
+# Then every fine-tuned pair gets watershed thresholds tuned on held-back train images, and the
+# sweep re-measures everything (docs/pruning.md, registry metrics).
 # Usage: bash scripts/refine_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL]     (re-run to resume)
 set -euo pipefail
 root=${1:-../shared/data}
@@ -23,4 +25,7 @@ run() {  # scheme, start CR, CRs...
 }
 run networkwide 8 10 16 20
 run layerwise 2 4 8 16
+# each fine-tuned pair's own watershed thresholds, on the 4 held-back train images (never test)
+prunuclei tune-watershed --data "$root/monuseg2018" --scheme networkwide layerwise \
+  --cr 2 4 5 8 10 16 20 32 50 100 --json docs/pruning/watershed_per_model.json
 prunuclei sweep --data "$root" --update-registry

@@ -56,3 +56,48 @@ def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path):
     res = json.loads(out.read_text())
     for k in ("aji", "pq", "dice"):
         assert round(res[k], 3) == round(e["metrics"][k], 3), k
+
+
+def test_per_pair_watershed_thresholds(tmp_path, monkeypatch):
+    import shutil
+
+    from napari_prunuclei.models import zoo
+
+    weights = tmp_path / "weights"
+    shutil.copytree(zoo.WEIGHTS_DIR, weights, ignore=shutil.ignore_patterns("*.safetensors"))
+    card = zoo.default_watershed(weights_dir=weights)
+    zoo.register(model_watershed=("networkwide", 10, {"fg_threshold": 0.5, "marker_threshold": 0.3, "min_size": 10}),
+                 weights_dir=weights)
+    zoo._cached.cache_clear()
+    own = zoo.default_watershed("networkwide", 10, weights_dir=weights)
+    assert (own.fg_threshold, own.marker_threshold) == (0.5, 0.3)
+    assert zoo.default_watershed("networkwide", 10, fine_tuned=False, weights_dir=weights) == card  # one-shot
+    assert zoo.default_watershed("layerwise", 10, weights_dir=weights) == card
+    assert zoo.default_watershed("dense", weights_dir=weights) == card
+
+
+def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
+    import json
+    import shutil
+
+    from napari_prunuclei.cli import main
+    from napari_prunuclei.models import zoo
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for f in ("registry.json", "semantic_dense.safetensors", "distance_dense.safetensors",
+              "semantic_networkwide_cr20.safetensors", "distance_networkwide_cr20.safetensors"):
+        shutil.copyfile(zoo.WEIGHTS_DIR / f, weights / f)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    zoo._cached.cache_clear()
+    try:
+        assert main(["tune-watershed", "--data", str(data_root / "monuseg2018"), "--scheme", "networkwide",
+                     "--cr", "20", "--n-val", "1", "--fg", "0.6", "--marker", "0.3", "0.4", "--device", "cpu",
+                     "--json", str(tmp_path / "grid.json")]) == 0
+    finally:
+        zoo._cached.cache_clear()
+    grid = json.loads((tmp_path / "grid.json").read_text())
+    assert len(grid["validation_images"]) == 1 and len(grid["models"]["networkwide-cr20"]["grid"]) == 2
+    own = json.loads((weights / "registry.json").read_text())["watershed_models"]["networkwide-cr20"]
+    assert own == grid["models"]["networkwide-cr20"]["best"]
+    assert own["marker_threshold"] in (0.3, 0.4)

@@ -49,7 +49,7 @@ def info_path(path: Path, out_dir: Path) -> Path:
 def _params(opts: SegmentOptions) -> WatershedParams:
     from .models.zoo import default_watershed
 
-    return WatershedParams(**opts.params) if opts.params else default_watershed()
+    return WatershedParams(**opts.params) if opts.params else default_watershed(opts.scheme, opts.cr, opts.fine_tuned)
 
 
 def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:

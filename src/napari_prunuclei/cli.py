@@ -61,7 +61,7 @@ def _watershed(a: argparse.Namespace):
 
     from .models.zoo import default_watershed
 
-    params = default_watershed()
+    params = default_watershed(a.scheme, a.cr, not a.one_shot)
     over = {k: v for k, v in (("fg_threshold", a.fg_threshold), ("marker_threshold", a.marker_threshold),
                               ("min_size", a.min_size)) if v is not None}
     return replace(params, **over)
@@ -256,6 +256,43 @@ def _cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune-watershed", help="tune a pruned pair's own watershed thresholds on held-back "
+                                              "train images (never test) and record them in the zoo")
+    p.add_argument("--data", type=Path, required=True, help="the training data folder (MoNuSeg layout)")
+    p.add_argument("--scheme", choices=["layerwise", "networkwide"], nargs="+", required=True)
+    p.add_argument("--cr", type=float, nargs="+", required=True)
+    p.add_argument("--n-val", type=int, default=4)
+    p.add_argument("--fg", type=float, nargs="+", default=[0.5, 0.6])
+    p.add_argument("--marker", type=float, nargs="+", default=[0.3, 0.4, 0.5])
+    p.add_argument("--min-size", type=int, nargs="+", default=[10])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, default=None, help="write every grid here")
+    p.set_defaults(func=_cmd_tune)
+
+
+def _cmd_tune(a: argparse.Namespace) -> int:
+    from .evaluation import predict_dataset, tune_watershed, validation_names, write_json
+    from .models.zoo import find_entry, load_model, register
+
+    names = validation_names(a.data, a.n_val)
+    out = {"validation_images": names, "models": {}}
+    for scheme in a.scheme:
+        for cr in a.cr:
+            if find_entry("semantic", scheme, cr) is None or find_entry("distance", scheme, cr) is None:
+                print(f"{scheme} CR{cr:g}: not in the zoo, skipped")
+                continue
+            preds = predict_dataset(a.data, names, load_model("semantic", scheme, cr),
+                                    load_model("distance", scheme, cr), device=a.device)
+            best, grid = tune_watershed(preds, tuple(a.fg), tuple(a.marker), tuple(a.min_size))
+            register(model_watershed=(scheme, cr, best.as_dict()))
+            out["models"][f"{scheme}-cr{cr:g}"] = {"best": best.as_dict(), "grid": grid}
+            print(f"{scheme} CR{cr:g}: {best.as_dict()} (held-back AJI {max(g['aji'] for g in grid):.4f})")
+    if a.json:
+        write_json(a.json, out)
+    return 0
+
+
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="the paper's experiment: both schemes, every CR, one-shot and fine-tuned")
     p.add_argument("--data", type=Path, required=True, help="folder holding monuseg2018/ and gbm40/")
@@ -294,7 +331,8 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     sparsity = _sparsity_rows()
     files = write_outputs(rows, a.out, sparsity)
     meta = {"machine": f"{_cpu_name()} ({platform.machine()}), {_threads()} torch threads",
-            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note()}
+            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note(),
+            "watershed_models": registry_watersheds()}
     files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
     if a.update_registry:
         _update_registry(rows)
@@ -319,6 +357,13 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def registry_watersheds() -> dict:
+    """The zoo's per-pair watershed thresholds (``{"scheme-crN": params}``)."""
+    from .models.zoo import registry
+
+    return registry().get("watershed_models", {})
 
 
 def _finetune_note() -> str:
@@ -374,7 +419,8 @@ def _update_registry(rows: list[dict]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prunuclei", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_score, _add_segment, _add_models, _add_ship, _add_prune, _add_sweep):
+    for add in (_add_train, _add_evaluate, _add_score, _add_segment, _add_models, _add_ship, _add_prune, _add_tune,
+                _add_sweep):
         add(sub)
     return p
 

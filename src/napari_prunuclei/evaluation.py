@@ -93,7 +93,7 @@ def evaluate(
     if models is None:
         models = (load_model("semantic", scheme, cr, fine_tuned=fine_tuned),
                   load_model("distance", scheme, cr, fine_tuned=fine_tuned))
-    params = params or default_watershed()
+    params = params or default_watershed(scheme, cr, fine_tuned)
     preds = predict_dataset(data_dir, names, *models, device=device, precision=precision, progress=progress)
     result = score_predictions(preds, params)
     result["config"] = {

@@ -170,7 +170,7 @@ def segment(
     rgb = as_rgb_uint8(rgb)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    params = params or default_watershed()
+    params = params or default_watershed(scheme, cr, fine_tuned)
     if models is None:
         sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
         dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)

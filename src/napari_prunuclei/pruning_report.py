@@ -36,6 +36,11 @@ def write_report(rows: list[dict], path: str | Path, command: str, meta: dict) -
         "  (`distance_aji`), and the MSE of the distance map against the target (`distance_mse`);",
         "- **instances**: both branches pruned; instance AJI, PQ and Dice.",
         "",
+        "Watershed: the model card's thresholds, except for the instances of a fine-tuned zoo pair that",
+        "has its own, tuned on the 4 held-back train images (never on test) by `prunuclei tune-watershed`"
+        + (": " + "; ".join(f"{k} {v}" for k, v in sorted(meta.get("watershed_models", {}).items()))
+           if meta.get("watershed_models") else ": none tuned.") ,
+        "",
         "Relative drop = (dense - pruned) / dense. \"Largest CR under 2 %\" is the largest CR such that",
         "it and every smaller CR of the zoo stay within 2 % of dense.",
         "",

@@ -87,6 +87,7 @@ def run_sweep(
             continue  # not in the zoo: nothing fine-tuned to measure
         sem = load_model("semantic", scheme, cr, fine_tuned=ft)
         dst = load_model("distance", scheme, cr, fine_tuned=ft)
+        pair = default_watershed(scheme, cr, ft)  # a fine-tuned pair's own thresholds, if tuned
         for key, items in images.items():
             acc: dict[str, list[float]] = {}
             for (_name, rgb, lab, dtarget), (dprob, ddist) in zip(items, dense_out[key]):
@@ -94,7 +95,7 @@ def run_sweep(
                 dist = ddist if scheme == "dense" else predict_branch(dst, rgb, device=device, precision=precision)
                 sem_alone = watershed_instances(prob, ddist, params)
                 dst_alone = watershed_instances(dprob, dist, params)
-                both = watershed_instances(prob, dist, params)
+                both = watershed_instances(prob, dist, pair)
                 pq = panoptic_quality(lab, both)
                 vals = {
                     "semantic_dice": dice(lab, prob > params.fg_threshold),

@@ -141,18 +141,34 @@ def model_info(model: UNet) -> dict:
     return dict(getattr(model, "zoo_info", {}))
 
 
-def default_watershed(weights_dir: Path | None = None) -> WatershedParams:
-    """Watershed thresholds of the model card (tuned on held-back training images)."""
+def watershed_key(scheme: str, cr: float) -> str:
+    """Registry key of a pruned model pair's own watershed thresholds."""
+    return f"{normalize_scheme(scheme)}-cr{float(cr):g}"
+
+
+def default_watershed(scheme: str = "dense", cr: float = 1, fine_tuned: bool = True,
+                      weights_dir: Path | None = None) -> WatershedParams:
+    """Watershed thresholds for a model pair, tuned on held-back training images (never test).
+
+    A fine-tuned zoo pair may have its own (``prunuclei tune-watershed``); every other
+    model, and the dense one, uses the model card's.
+    """
     try:
-        ws = registry(weights_dir).get("watershed")
+        reg = registry(weights_dir)
     except WeightsError:
-        ws = None
+        return WatershedParams()
+    ws = reg.get("watershed")
+    if fine_tuned and normalize_scheme(scheme) != "dense":
+        ws = reg.get("watershed_models", {}).get(watershed_key(scheme, cr), ws)
     return WatershedParams(**ws) if ws else WatershedParams()
 
 
-def register(entry: dict | None = None, *, watershed: dict | None = None,
+def register(entry: dict | None = None, *, watershed: dict | None = None, model_watershed: tuple | None = None,
              weights_dir: Path | None = None) -> None:
-    """Add or replace a registry entry (keyed by ``id``) and/or set the watershed defaults."""
+    """Add or replace a registry entry (keyed by ``id``) and/or set the watershed defaults.
+
+    ``model_watershed``: ``(scheme, cr, params dict)`` sets a pruned pair's own thresholds.
+    """
     import fcntl
 
     p = _registry_path(weights_dir)
@@ -165,5 +181,8 @@ def register(entry: dict | None = None, *, watershed: dict | None = None,
                                               not e.get("fine_tuned", True)))
         if watershed is not None:
             reg["watershed"] = watershed
+        if model_watershed is not None:
+            scheme, cr, params = model_watershed
+            reg.setdefault("watershed_models", {})[watershed_key(scheme, cr)] = params
         atomic_write(p, lambda t: t.write_text(json.dumps(reg, indent=1) + "\n"))
     _cached.cache_clear()

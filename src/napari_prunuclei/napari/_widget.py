@@ -91,6 +91,10 @@ class PruneCompareWidget(Container):
         self._returned = False
         self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
         self.scheme.changed.connect(self._on_scheme)
+        self._quiet = False
+        for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned):
+            w.changed.connect(self._model_defaults)
+        self._model_defaults()
         self.run_btn.changed.connect(self.start_run)
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
@@ -105,6 +109,18 @@ class PruneCompareWidget(Container):
         dense = SCHEMES[value] == "dense"
         for w in (self.cr, self.fine_tuned):
             w.enabled = not dense
+
+    def _model_defaults(self, *_) -> None:
+        """Set the thresholds to the chosen model's defaults (its own if tuned for it, else the card's)."""
+        scheme = SCHEMES[self.scheme.value]
+        cr = float(self.cr_other.value) if self.cr.value == "other" else float(self.cr.value)
+        fine_tuned = bool(self.fine_tuned.value) and self.cr.value != "other"
+        ws = default_watershed(scheme, cr, fine_tuned)
+        self._quiet = True  # no watershed re-run on the previous result
+        try:
+            self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
+        finally:
+            self._quiet = False
 
     def params(self) -> WatershedParams:
         return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
@@ -257,7 +273,7 @@ class PruneCompareWidget(Container):
 
     def _on_params(self, *_) -> None:
         """Re-run only the watershed on the cached branch outputs."""
-        if self.result is None:
+        if self.result is None or self._quiet:
             return
         try:
             self.result = compute.rewatershed(self.result, self.params(),
