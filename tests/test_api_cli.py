@@ -116,3 +116,29 @@ def test_evaluate_on_a_tiny_subset_of_shared_data(data_root, tmp_path):
 def test_evaluate_missing_split_is_a_clear_error(data_root, capsys):
     assert main(["evaluate", "--data", str(data_root / "gbm40"), "--split", "validation"]) == 2
     assert "split 'validation'" in capsys.readouterr().err
+
+
+def test_inference_model_folds_batchnorm_and_follows_weight_changes():
+    import torch
+
+    from napari_prunuclei.inference import inference_model
+    from napari_prunuclei.models.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    m = UNet(UNetConfig(base_filters=4)).eval()
+    for mod in m.modules():  # non-trivial statistics
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    fast = inference_model(m, torch.device("cpu"), "fp32")
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in fast.modules())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), m(x), atol=1e-4)
+    assert inference_model(m, torch.device("cpu"), "fp32") is fast  # cached
+    with torch.no_grad():
+        m.head.bias.add_(1.0)  # an in-place change rebuilds it
+    again = inference_model(m, torch.device("cpu"), "fp32")
+    assert again is not fast
+    with torch.no_grad():
+        assert torch.allclose(again(x), m(x), atol=1e-4)

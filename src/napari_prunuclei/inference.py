@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,25 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+_PREPARE_LOCK = threading.Lock()
+
+
+def _fold_batchnorm(model: torch.nn.Module) -> None:
+    """Fold every BatchNorm2d that directly follows a Conv2d in a Sequential into it (eval mode).
+
+    Done by walking the modules, not by fx tracing: tracing patches ``Module.__call__``
+    globally and would intercept models running in other threads.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in model.modules() if isinstance(m, torch.nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = torch.nn.Identity()
+
+
 def inference_model(model: UNet, device: torch.device, precision: str) -> torch.nn.Module:
     """The fastest sound form of ``model`` for inference on ``device`` in ``precision``.
 
@@ -50,14 +70,10 @@ def inference_model(model: UNet, device: torch.device, precision: str) -> torch.
         return cache[key]
     import copy
 
-    fast = copy.deepcopy(model).eval()
+    with _PREPARE_LOCK:
+        fast = copy.deepcopy(model).eval()
     fast.__dict__.pop("_prunuclei_inference", None)
-    try:
-        from torch.fx.experimental.optimization import fuse
-
-        fast = fuse(fast)
-    except Exception:  # noqa: BLE001 - a model fx cannot trace runs unfused
-        pass
+    _fold_batchnorm(fast)
     fast = fast.to(device)
     if device.type == "cpu":
         if precision == "bf16":
