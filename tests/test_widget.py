@@ -246,3 +246,18 @@ def test_slide_runs_tile_by_tile_and_cancels_mid_slide(qtbot, viewer_widget, mon
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.status.value == "cancelled"
     assert w.progress.value < 32
+
+
+def test_file_save_writer_finds_the_source_image(qtbot, viewer_widget, tmp_path):
+    import csv
+
+    from napari_prunuclei.napari._writer import write_labels
+
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    layer = viewer.layers["synthetic H&E · network-wide CR20 · instances"]
+    write_labels(str(tmp_path / "n.csv"), layer.data, {"metadata": layer.metadata})
+    with open(tmp_path / "n.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == int(layer.data.max()) > 0
+    assert all(float(r["mean_hematoxylin"]) > 0 for r in rows)  # not NaN: the image was found

@@ -238,6 +238,7 @@ def layer_metadata(o: ModelOutput, req: RunRequest) -> dict:
             "sparsity": {"semantic": sem["sparsity"], "distance": dst["sparsity"]},
             "watershed": req.params.as_dict(), "precision": resolve_precision(req.precision, _dev(req.device)),
             "device": req.device, "version": __version__, "seconds": o.info["seconds"],
+            "image": req.image_name,
         }
     }
 

@@ -7,8 +7,28 @@ import numpy as np
 from ..export import export_labels
 
 
+def _source_image(meta: dict):
+    """The H&E image a result layer came from (named in its metadata), if it is open in napari."""
+    name = (meta.get("metadata") or {}).get("prunuclei", {}).get("image")
+    if not name:
+        return None
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+        layer = viewer.layers[name] if viewer is not None and name in viewer.layers else None
+    except Exception:  # noqa: BLE001 - no viewer: measurements without hematoxylin
+        return None
+    if layer is None or layer.multiscale or not getattr(layer, "rgb", False):
+        return None
+    return np.asarray(layer.data)
+
+
 def write_labels(path: str, data, meta: dict) -> list[str]:
-    # the hook sees only the labels layer: CSV/GeoJSON mean hematoxylin is NaN here
-    # (the widget's Export button passes the image and fills it in)
-    out = export_labels(path, np.asarray(data))
+    """Write a labels layer; for the widget's result layers the source image gives mean hematoxylin."""
+    rgb = _source_image(meta)
+    labels = np.asarray(data)
+    if rgb is not None and rgb.shape[:2] != labels.shape:
+        rgb = None
+    out = export_labels(path, labels, rgb)
     return [str(out)]
