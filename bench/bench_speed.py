@@ -217,10 +217,11 @@ def main() -> None:
     sem, dst = load_model("semantic"), load_model("distance")
     e2e = {"dense fp32-eager": _time_e2e(sem, dst, rgb, params, "fp32-eager", a.repeat),
            "dense auto": _time_e2e(sem, dst, rgb, params, "auto", a.repeat)}
-    for cr in a.crs:
-        s, d = load_model("semantic", "networkwide", cr), load_model("distance", "networkwide", cr)
-        e2e[f"networkwide CR{cr:g} auto"] = _time_e2e(s, d, rgb, params, "auto", a.repeat)
-        print(f"  CR{cr:g}: {e2e[f'networkwide CR{cr:g} auto']}", flush=True)
+    for scheme in ("networkwide", "layerwise"):
+        for cr in a.crs:
+            s, d = load_model("semantic", scheme, cr), load_model("distance", scheme, cr)
+            e2e[f"{scheme} CR{cr:g} auto"] = _time_e2e(s, d, rgb, params, "auto", a.repeat)
+            print(f"  {scheme} CR{cr:g}: {e2e[f'{scheme} CR{cr:g} auto']}", flush=True)
     base = e2e["dense fp32-eager"]["total_s"]
     best = e2e["dense auto"]["total_s"]
     for v in e2e.values():
