@@ -36,6 +36,7 @@ def main() -> None:
     print(f"open + draw {time.perf_counter() - t:.1f} s, peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
     viewer.screenshot(a.png, canvas_only=True)
+    viewer.close()
 
 
 if __name__ == "__main__":
