@@ -59,12 +59,16 @@ def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path):
 
 
 def test_per_pair_watershed_thresholds(tmp_path, monkeypatch):
+    import json
     import shutil
 
     from napari_prunuclei.models import zoo
 
     weights = tmp_path / "weights"
     shutil.copytree(zoo.WEIGHTS_DIR, weights, ignore=shutil.ignore_patterns("*.safetensors"))
+    reg = json.loads((weights / "registry.json").read_text())
+    reg.pop("watershed_models", None)  # start from the card's thresholds only
+    (weights / "registry.json").write_text(json.dumps(reg))
     card = zoo.default_watershed(weights_dir=weights)
     zoo.register(model_watershed=("networkwide", 10, {"fg_threshold": 0.5, "marker_threshold": 0.3, "min_size": 10}),
                  weights_dir=weights)
