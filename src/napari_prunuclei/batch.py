@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .postprocess import WatershedParams
-from .tiled import WHOLE_MAX_PIXELS
+from .tiled import WHOLE_MAX_PIXELS, max_label
 
 __all__ = ["SegmentOptions", "segment_file", "segment_files", "info_path"]
 
@@ -107,8 +107,7 @@ def segment_file(path: str | Path, out_dir: str | Path, opts: SegmentOptions,
                       precision=opts.precision, out=labels, progress=progress, timings=timings,
                       post_workers=opts.post_workers)
         _write_tiled_tiff(Path(f"{stem}_labels.tif"), labels)
-        n = int(max((int(np.asarray(labels[r : r + opts.tile]).max()) for r in range(0, h, opts.tile)),
-                    default=0))
+        n = max_label(labels, opts.tile)
         shutil.rmtree(store)
         info = {"mode": "tiled", "tile": opts.tile, "halo": opts.halo, "seconds": timings,
                 "semantic": model_info(models[0]), "distance": model_info(models[1]),

@@ -24,7 +24,7 @@ from .io import as_rgb_uint8
 from .models.unet import UNet
 from .postprocess import WatershedParams, watershed_instances
 
-__all__ = ["WHOLE_MAX_PIXELS", "Tile", "tile_grid", "segment_tiled", "iter_segment_tiled"]
+__all__ = ["WHOLE_MAX_PIXELS", "Tile", "tile_grid", "segment_tiled", "iter_segment_tiled", "max_label"]
 
 #: images with more pixels than this are segmented tile by tile (CLI and widget)
 WHOLE_MAX_PIXELS = 2048 * 2048
@@ -170,6 +170,13 @@ def iter_segment_tiled(image, models, params, *, tile=1024, halo=128, device="au
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+def max_label(labels, rows: int = 1024) -> int:
+    """Largest id of a label array, read ``rows`` rows at a time (for on-disk arrays)."""
+    if isinstance(labels, np.ndarray):
+        return int(labels.max(initial=0))
+    return max((int(np.asarray(labels[r : r + rows]).max()) for r in range(0, labels.shape[0], rows)), default=0)
 
 
 def _stitch(out, local: np.ndarray, t: Tile, next_id: int) -> int:

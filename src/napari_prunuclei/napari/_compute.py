@@ -185,18 +185,11 @@ def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
 
 def _result(req: RunRequest, pruned: ModelOutput, dense: ModelOutput | None, truth=None) -> RunResult:
     if pruned.tiled:  # a slide: counts only, no pixel-wise comparison over the whole slide
-        nums = {"nuclei": {o.label: _max_id(o.labels) for o in (pruned, dense) if o is not None}, "tiled": True}
+        nums = {"nuclei": {o.label: tiled.max_label(o.labels) for o in (pruned, dense) if o is not None}, "tiled": True}
         return RunResult(req, pruned, dense, nums, None)
     d = disagreement(dense.labels, pruned.labels) if dense is not None else None
     return RunResult(req, pruned, dense, compute_numbers(pruned, dense, truth, d),
                      None if d is None else d.image)
-
-
-def _max_id(labels) -> int:
-    """Largest id (a count of nuclei up to dropped ids), chunk by chunk for on-disk arrays."""
-    if isinstance(labels, np.ndarray):
-        return int(labels.max())
-    return int(max(int(np.asarray(labels[r : r + 1024]).max()) for r in range(0, labels.shape[0], 1024)))
 
 
 def rewatershed(result: RunResult, params: WatershedParams, truth: np.ndarray | None = None) -> RunResult:
