@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .postprocess import WatershedParams
-from .tiled import WHOLE_MAX_PIXELS, max_label
+from .tiled import WHOLE_MAX_PIXELS, max_label, segment_tiled
 
 __all__ = ["SegmentOptions", "segment_file", "segment_files", "info_path"]
 
@@ -81,7 +81,6 @@ def segment_file(path: str | Path, out_dir: str | Path, opts: SegmentOptions,
     from .inference import segment
     from .io import atomic_write, open_image, write_labels
     from .models.zoo import load_model, model_info
-    from .tiled import segment_tiled
 
     if opts.threads:
         torch.set_num_threads(opts.threads)

@@ -87,10 +87,16 @@ def open_image(path: str | os.PathLike):
         arr = zarr.open(store, mode="r")
     except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt file
         raise ImageError(f"cannot read image {p}: {e}") from None
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4) or arr.dtype != np.uint8:
-        raise ImageError(f"{p} has shape {arr.shape} and dtype {arr.dtype}; expected H x W x 3 uint8 (RGB)")
-    if min(arr.shape[:2]) < MIN_SIDE:
-        raise ImageError(f"{p} is {arr.shape[0]}x{arr.shape[1]}; each side must be at least {MIN_SIDE} px")
+    return check_lazy_rgb(arr, str(p))
+
+
+def check_lazy_rgb(arr, name: str = "image"):
+    """Check an array-like (zarr, dask) is H x W x 3/4 uint8 RGB of a usable size, without reading it."""
+    shape = tuple(arr.shape)
+    if len(shape) != 3 or shape[-1] not in (3, 4) or np.dtype(arr.dtype) != np.uint8:
+        raise ImageError(f"{name} has shape {shape} and dtype {arr.dtype}; expected H x W x 3 uint8 (RGB)")
+    if min(shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{name} is {shape[0]}x{shape[1]}; each side must be at least {MIN_SIDE} px")
     return arr
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from .. import __version__, tiled
 from ..compare import DISAGREEMENT_KINDS, agreement_scores, disagreement
 from ..inference import predict_branch, resolve_precision
-from ..io import as_rgb_uint8
+from ..io import as_rgb_uint8, check_lazy_rgb
 from ..models.zoo import load_model, model_info, normalize_scheme
 from ..postprocess import WatershedParams, watershed_instances
 from ..pruning import prunable_parameters
@@ -92,15 +92,6 @@ def is_slide(shape) -> bool:
     return int(shape[0]) * int(shape[1]) > tiled.WHOLE_MAX_PIXELS
 
 
-def check_slide(data, name: str):
-    """Check a lazy slide array (H x W x 3/4 uint8) without reading it."""
-    from ..io import ImageError
-
-    if len(data.shape) != 3 or data.shape[-1] not in (3, 4) or np.dtype(data.dtype) != np.uint8:
-        raise ImageError(f"{name} has shape {tuple(data.shape)} and dtype {data.dtype}; expected 8-bit RGB")
-    return data
-
-
 def _run_model(rgb, req: RunRequest, scheme: str, cr: float, fine_tuned: bool, step, cancelled):
     sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
     dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
@@ -155,7 +146,7 @@ def run(rgb: np.ndarray, req: RunRequest, cancelled=lambda: False, truth: np.nda
 def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
     slide = is_slide(rgb.shape)
     if slide:
-        rgb = check_slide(rgb, f"layer '{req.image_name}'")
+        rgb = check_lazy_rgb(rgb, f"layer '{req.image_name}'")
     else:
         rgb = as_rgb_uint8(np.asarray(rgb), name=f"layer '{req.image_name}'")
     scheme = normalize_scheme(req.scheme)

@@ -27,7 +27,7 @@ from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
 from ..devices import available_devices
-from ..io import ImageError
+from ..io import ImageError, check_lazy_rgb
 from ..models.zoo import default_watershed, zoo_crs
 from ..postprocess import WatershedParams
 from . import _compute as compute
@@ -170,7 +170,12 @@ class PruneCompareWidget(Container):
         worker = thread_worker(job)()
         worker.yielded.connect(self._on_progress)
         self._returned = False
-        worker.returned.connect(lambda r: (setattr(self, "_returned", True), on_result(r)))
+
+        def returned(result) -> None:
+            self._returned = True
+            on_result(result)
+
+        worker.returned.connect(returned)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -217,7 +222,7 @@ class PruneCompareWidget(Container):
         layer = self.image.value
         data = layer.data[0] if layer.multiscale else layer.data
         if compute.is_slide(data.shape):
-            return compute.check_slide(data, f"layer '{layer.name}'")
+            return check_lazy_rgb(data, f"layer '{layer.name}'")
         return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
 
     def cancel(self, *_) -> None:
