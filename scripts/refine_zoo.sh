@@ -6,13 +6,13 @@
 # (lr LR cosine to LR/20), loss = task loss + DISTILL * MSE(student, dense) on the sigmoid outputs.
 # Then every fine-tuned pair gets watershed thresholds tuned on held-back train images, and the
 # sweep re-measures everything (docs/pruning.md, registry metrics).
-# Usage: bash scripts/refine_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL]     (re-run to resume)
+# Usage: bash scripts/refine_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL] [MORE_STEPS]  (re-run to resume)
 set -euo pipefail
 root=${1:-../shared/data}
 steps=${2:-400}
 lr=${3:-5e-4}
 distill=${4:-1.0}
-mkdir -p runs/refine
+mkdir -p runs/refine runs/more
 run() {  # scheme, start CR, CRs...
   local scheme=$1 from=$2; shift 2
   for branch in semantic distance; do
@@ -25,6 +25,20 @@ run() {  # scheme, start CR, CRs...
 }
 run networkwide 8 10 16 20
 run layerwise 2 4 8 16
+# Third pass, at the two CRs the targets name (network-wide CR 10, layer-wise CR 4): each model
+# continues from its own refined file, same mask, MORE_STEPS steps (lr 3e-4, distillation 0.5).
+# All four run at once (register takes a lock on the registry).
+more=${5:-800}
+for sc in "networkwide 10" "layerwise 4"; do
+  set -- $sc
+  for branch in semantic distance; do
+    prunuclei prune --branch "$branch" --scheme "$1" --cr "$2" --data "$root/monuseg2018" \
+      --start "runs/refine/$branch-$1/cr$2/${branch}_$1_cr$2.safetensors" \
+      --out "runs/more/$branch-$1" --finetune-steps "$more" --lr 3e-4 --distill 0.5 \
+      --threads 1 --register > "runs/more/$branch-$1.log" 2>&1 &
+  done
+done
+wait
 # each fine-tuned pair's own watershed thresholds, on the 4 held-back train images (never test)
 prunuclei tune-watershed --data "$root/monuseg2018" --scheme networkwide layerwise \
   --cr 2 4 5 8 10 16 20 32 50 100 --json docs/pruning/watershed_per_model.json

@@ -95,3 +95,17 @@ def test_gradual_prune_continues_from_a_pruned_start(tiny_dataset, tmp_path):
     assert float(meta["distill"]) == 1.0
     for name, m in masks.items():  # the masks nest: what CR 2 pruned stays pruned at CR 4
         assert not torch.any(m & ~start_masks[name]), name
+
+
+def test_every_run_holds_back_the_same_images(tiny_dataset, tmp_path):
+    """Fine-tuning seeds vary per CR; the held-back (watershed-tuning) images must not."""
+    import json
+
+    from napari_prunuclei.evaluation import validation_names
+    from napari_prunuclei.models.weights import read_metadata
+
+    held = validation_names(tiny_dataset, n_val=1)
+    for seed in (0, 7, 10000):
+        w = train(_cfg(seed=seed, steps=1), tiny_dataset, tmp_path / f"s{seed}", device="cpu", progress=False)
+        seen = json.loads(read_metadata(w)["train_images"])
+        assert len(seen) == 4 and not set(seen) & set(held), (seed, seen, held)

@@ -105,3 +105,16 @@ def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
     own = json.loads((weights / "registry.json").read_text())["watershed_models"]["networkwide-cr20"]
     assert own == grid["models"]["networkwide-cr20"]["best"]
     assert own["marker_threshold"] in (0.3, 0.4)
+
+
+def test_steps_at_cr_add_up_continuations_of_the_same_cr():
+    import json
+
+    from napari_prunuclei.models.release import steps_at_cr
+
+    ladder = {"cr": 8.0, "finetune_steps": 80}  # a lower CR: not counted
+    first = {"cr": 10.0, "finetune_steps": 400, "lr": 5e-4, "distill": 1.0, "start": ladder}
+    meta = {"cr": "10.0", "finetune_steps": "800", "start": json.dumps(first)}
+    assert steps_at_cr(meta) == 1200
+    assert steps_at_cr({"cr": "10.0", "finetune_steps": "400", "start": json.dumps(ladder)}) == 400
+    assert steps_at_cr({"cr": "4.0", "finetune_steps": "80"}) == 80

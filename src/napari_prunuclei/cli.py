@@ -235,17 +235,24 @@ def _cmd_prune(a: argparse.Namespace) -> int:
 
     out = a.out or Path("runs") / "prune" / f"{a.branch}-{a.scheme}"
     dense = load_model(a.branch)
-    start = None
+    start, extra = None, None
     if a.start is not None:
+        import json
+
         from .models.sparse import load_sparse
+        from .models.weights import sha256_file
 
         start, _, meta = load_sparse(a.start)
         if meta.get("branch") != a.branch:
             raise SystemExit(f"--start {a.start} is a {meta.get('branch')} branch, not {a.branch}")
+        # provenance: what the starting file itself was (its own fine-tune, and what it continued)
+        keep = ("cr", "finetune_steps", "lr", "distill", "start")
+        extra = {"start": {k: json.loads(meta[k]) for k in keep if k in meta}
+                 | {"scheme": meta.get("scheme"), "sha256": sha256_file(a.start)}}
     files = gradual_prune(dense, a.branch, a.scheme, a.cr, a.data, out,
                           steps_per_cr=a.finetune_steps, lr=a.lr, batch=a.batch, threads=a.threads,
                           device=a.device, recalibrate=not a.no_bn_recalibration, start=start,
-                          teacher=dense if a.distill > 0 else None, distill=a.distill)
+                          teacher=dense if a.distill > 0 else None, distill=a.distill, extra_metadata=extra)
     for f in files:
         print(f"pruned: {f}")
     if a.register:
@@ -380,14 +387,19 @@ def _finetune_note() -> str:
         meta = read_metadata(WEIGHTS_DIR / e["file"])
         distill = float(json.loads(meta.get("distill", "0")))
         lr = json.loads(meta["lr"]) if "lr" in meta else 3e-4
-        groups.setdefault((e["scheme"], e.get("steps", 0), lr, distill), set()).add(e["cr"])
+        stages = [(int(json.loads(meta.get("finetune_steps", "0"))), lr, distill)]
+        start = json.loads(meta["start"]) if "start" in meta else None
+        while start is not None and float(start.get("cr", -1)) == float(e["cr"]):  # continued at the same CR
+            stages.insert(0, (int(start.get("finetune_steps", 0)), start.get("lr", 3e-4), start.get("distill", 0)))
+            start = start.get("start")
+        groups.setdefault((e["scheme"], tuple(stages)), set()).add(e["cr"])
     if not groups:
         return "no fine-tuned models in the zoo"
     parts = []
-    for (scheme, steps, lr, distill), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
-        kd = f", distillation weight {distill:g}" if distill else ""
-        parts.append(f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {steps} steps at that CR "
-                     f"(lr {lr:g}{kd})")
+    for (scheme, stages), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
+        text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
+                             for steps, lr, d in stages)
+        parts.append(f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR")
     return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
                                "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
 

@@ -52,11 +52,13 @@ def prune_and_finetune(
     progress: bool = True,
     teacher: UNet | None = None,
     distill: float = 0.0,
+    extra_metadata: dict | None = None,
 ) -> tuple[Path, dict[str, torch.Tensor]]:
     """Prune ``dense`` to ``cr`` and fine-tune with the mask fixed; return (sparse file, masks).
 
     ``teacher``/``distill``: distil the outputs of an unpruned model while fine-tuning
-    (see :func:`~napari_prunuclei.training.train`).
+    (see :func:`~napari_prunuclei.training.train`). ``extra_metadata`` is written into the
+    sparse file (e.g. the provenance of a continued ladder).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,8 @@ def prune_and_finetune(
     sparse = out / f"{branch}_{scheme}_cr{cr:g}.safetensors"
     save_sparse(sparse, model, masks, {"branch": branch, "scheme": scheme, "cr": cr,
                                        "finetune_steps": steps, "recalibrated_bn": recalibrate,
-                                       "lr": lr, "distill": distill if teacher is not None else 0.0})
+                                       "lr": lr, "distill": distill if teacher is not None else 0.0,
+                                       **(extra_metadata or {})})
     return sparse, masks
 
 

@@ -42,8 +42,9 @@ class TrainConfig:
     lr: float = 1.5e-3
     lr_min: float = 1e-5
     warmup: int = 100
-    seed: int = 0
+    seed: int = 0  # crops, augmentation and initialisation
     n_val: int = 4
+    split_seed: int = 0  # which train images are held back: the same for every run (tuning uses them)
     ckpt_every: int = 100
     precision: str = "bf16"  # or "fp32"
     threads: int = 0  # 0: torch default
@@ -157,7 +158,7 @@ def train(
         log_rows = _read_log(out / "log.csv")[:start]
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
-    images, targets, names = load_training_set(data_dir, cfg.branch, cfg.n_val, cfg.seed)
+    images, targets, names = load_training_set(data_dir, cfg.branch, cfg.n_val, cfg.split_seed)
     bar = None
     if progress:
         from tqdm import tqdm

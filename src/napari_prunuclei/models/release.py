@@ -43,6 +43,17 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
     return best, grid
 
 
+def steps_at_cr(meta: dict) -> int:
+    """Fine-tuning steps a sparse file had at its own CR, continuations of the same CR included."""
+    cr = float(json.loads(meta["cr"]))
+    steps = int(json.loads(meta.get("finetune_steps", "0")))
+    start = json.loads(meta["start"]) if "start" in meta else None
+    while start is not None and float(start.get("cr", -1)) == cr:
+        steps += int(start.get("finetune_steps", 0))
+        start = start.get("start")
+    return steps
+
+
 def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     """Copy a fine-tuned sparse branch file into the package and register it; return the entry."""
     meta = read_metadata(path)
@@ -52,6 +63,6 @@ def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     shutil.copyfile(path, dst)
     entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr,
              "fine_tuned": True, "format": "sparse", "file": dst.name, "sha256": sha256_file(dst),
-             "steps": int(json.loads(meta.get("finetune_steps", "0"))), "metrics": metrics or {}}
+             "steps": steps_at_cr(meta), "metrics": metrics or {}}
     register(entry)
     return entry
