@@ -25,18 +25,30 @@ run() {  # scheme, start CR, CRs...
 }
 run networkwide 8 10 16 20
 run layerwise 2 4 8 16
-# Third pass, at the two CRs the targets name (network-wide CR 10, layer-wise CR 4): each model
-# continues from its own refined file, same mask, MORE_STEPS steps (lr 3e-4, distillation 0.5).
-# All four run at once (register takes a lock on the registry).
+# Third pass, at the CRs the targets name (network-wide CR 10, layer-wise CR 4): each model
+# continues from its own refined file, same mask, MORE steps (lr 3e-4, distillation 0.5).
+# Then budget-matched partners for the crossover at CR 4 and 10: network-wide CR 4 (from CR 2) and
+# layer-wise CR 10 (from CR 8) get the same two stages (400 steps as above, then MORE steps).
+# register takes a lock on the registry, so parallel runs may register.
 more=${5:-800}
-for sc in "networkwide 10" "layerwise 4"; do
-  set -- $sc
-  for branch in semantic distance; do
-    prunuclei prune --branch "$branch" --scheme "$1" --cr "$2" --data "$root/monuseg2018" \
-      --start "runs/refine/$branch-$1/cr$2/${branch}_$1_cr$2.safetensors" \
-      --out "runs/more/$branch-$1" --finetune-steps "$more" --lr 3e-4 --distill 0.5 \
-      --threads 1 --register > "runs/more/$branch-$1.log" 2>&1 &
-  done
+again() {  # branch, scheme, CR: continue that CR's refined model
+  prunuclei prune --branch "$1" --scheme "$2" --cr "$3" --data "$root/monuseg2018" \
+    --start "runs/refine/$1-$2/cr$3/$1_$2_cr$3.safetensors" --out "runs/more/$1-$2" \
+    --finetune-steps "$more" --lr 3e-4 --distill 0.5 --threads 1 --register > "runs/more/$1-$2-cr$3.log" 2>&1
+}
+chain() {  # branch, scheme, CR, start file: the refine stage, then again
+  prunuclei prune --branch "$1" --scheme "$2" --cr "$3" --data "$root/monuseg2018" --start "$4" \
+    --out "runs/refine/$1-$2" --finetune-steps "$steps" --lr "$lr" --distill "$distill" --threads 1 \
+    > "runs/refine/$1-$2-cr$3.log" 2>&1 && again "$1" "$2" "$3"
+}
+for branch in semantic distance; do
+  again "$branch" networkwide 10 &
+  again "$branch" layerwise 4 &
+done
+wait
+for branch in semantic distance; do
+  chain "$branch" networkwide 4 "runs/prune/$branch-networkwide/cr2/${branch}_networkwide_cr2.safetensors" &
+  chain "$branch" layerwise 10 "runs/refine/$branch-layerwise/cr8/${branch}_layerwise_cr8.safetensors" &
 done
 wait
 # each fine-tuned pair's own watershed thresholds, on the 4 held-back train images (never test)

@@ -337,9 +337,10 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
                          workers=a.workers)
     sparsity = _sparsity_rows()
     files = write_outputs(rows, a.out, sparsity)
+    protocols = _finetune_protocols()
     meta = {"machine": f"{_cpu_name()} ({platform.machine()}), {_threads()} torch threads",
-            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note(),
-            "watershed_models": registry_watersheds()}
+            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note(protocols),
+            "protocols": protocols, "watershed_models": registry_watersheds()}
     files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
     if a.update_registry:
         _update_registry(rows)
@@ -373,14 +374,14 @@ def registry_watersheds() -> dict:
     return registry().get("watershed_models", {})
 
 
-def _finetune_note() -> str:
-    """How the zoo's pruned models were fine-tuned, grouped by scheme and protocol (from the files)."""
+def _finetune_protocols() -> dict[str, str]:
+    """How each zoo pair was fine-tuned at its own CR (``{"scheme-crN": text}``, from the files)."""
     import json
 
     from .models.weights import read_metadata
-    from .models.zoo import WEIGHTS_DIR, registry
+    from .models.zoo import WEIGHTS_DIR, registry, watershed_key
 
-    groups: dict[tuple, set] = {}
+    texts: dict[str, set] = {}
     for e in registry()["models"]:
         if e["scheme"] == "dense" or e.get("format") != "sparse":
             continue
@@ -392,14 +393,22 @@ def _finetune_note() -> str:
         while start is not None and float(start.get("cr", -1)) == float(e["cr"]):  # continued at the same CR
             stages.insert(0, (int(start.get("finetune_steps", 0)), start.get("lr", 3e-4), start.get("distill", 0)))
             start = start.get("start")
-        groups.setdefault((e["scheme"], tuple(stages)), set()).add(e["cr"])
-    if not groups:
-        return "no fine-tuned models in the zoo"
-    parts = []
-    for (scheme, stages), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
         text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
                              for steps, lr, d in stages)
-        parts.append(f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR")
+        texts.setdefault(watershed_key(e["scheme"], e["cr"]), set()).add(text)
+    return {k: " / ".join(sorted(v)) for k, v in texts.items()}
+
+
+def _finetune_note(protocols: dict[str, str]) -> str:
+    """The protocols of :func:`_finetune_protocols`, grouped by scheme and protocol."""
+    if not protocols:
+        return "no fine-tuned models in the zoo"
+    groups: dict[tuple, list] = {}
+    for key, text in protocols.items():
+        scheme, cr = key.rsplit("-cr", 1)
+        groups.setdefault((scheme, text), []).append(float(cr))
+    parts = [f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR"
+             for (scheme, text), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1])))]
     return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
                                "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
 

@@ -62,8 +62,11 @@ def write_report(rows: list[dict], path: str | Path, command: str, meta: dict) -
         lines += ["", f"Dense: Dice {dense['semantic_dice']:.4f} (semantic), AJI {dense['aji']:.4f}, "
                       f"PQ {dense['pq']:.4f}, distance MSE {dense['distance_mse']:.5f}.", "",
                   "### Layer-wise against network-wide (fine-tuned), instance AJI", "",
-                  "| CR | layer-wise | network-wide | layer-wise - network-wide | better |",
-                  "|---:|---:|---:|---:|---|"]
+                  "Same fine-tuning: both schemes' pairs had the same fine-tuning protocol at that CR (see",
+                  "the note above); where they did not, the difference mixes scheme and budget.", "",
+                  "| CR | layer-wise | network-wide | layer-wise - network-wide | better | same fine-tuning |",
+                  "|---:|---:|---:|---:|---|---|"]
+        protocols = meta.get("protocols", {})
         crs = sorted({r["cr"] for r in rows if r["dataset"] == ds and r["scheme"] != "dense"})
         for cr in crs:
             lw = [r for r in rows if r["dataset"] == ds and r["scheme"] == "layerwise" and r["cr"] == cr
@@ -72,8 +75,10 @@ def write_report(rows: list[dict], path: str | Path, command: str, meta: dict) -
                   and r["variant"] == "fine-tuned"]
             if lw and nw:
                 d = lw[0]["aji"] - nw[0]["aji"]
+                lp, np_ = protocols.get(f"layerwise-cr{cr:g}"), protocols.get(f"networkwide-cr{cr:g}")
+                same = "?" if lp is None or np_ is None else ("yes" if lp == np_ else "no")
                 lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {d:+.4f} | "
-                             f"{'layer-wise' if d > 0 else 'network-wide'} |")
+                             f"{'layer-wise' if d > 0 else 'network-wide'} | {same} |")
         lines += ["", "### All results", "",
                   "| scheme | CR | variant | semantic Dice | distance AJI | distance MSE | AJI | PQ | Dice | "
                   "AJI drop |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
