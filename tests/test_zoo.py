@@ -47,11 +47,12 @@ def test_load_model_uses_the_zoo_file():
 
 
 @pytest.mark.data
-def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path):
-    e = find_entry("semantic", "networkwide", 20)
-    assert e is not None and e.get("metrics"), "zoo entry networkwide CR20 has no metrics"
+@pytest.mark.parametrize("scheme,cr", [("networkwide", 20), ("networkwide", 10), ("layerwise", 4)])
+def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path, scheme, cr):
+    e = find_entry("semantic", scheme, cr)
+    assert e is not None and e.get("metrics"), f"zoo entry {scheme} CR{cr} has no metrics"
     out = tmp_path / "e.json"
-    assert main(["evaluate", "--data", str(data_root / "monuseg2018"), "--scheme", "networkwide", "--cr", "20",
+    assert main(["evaluate", "--data", str(data_root / "monuseg2018"), "--scheme", scheme, "--cr", str(cr),
                  "--json", str(out), "--device", "cpu"]) == 0
     res = json.loads(out.read_text())
     for k in ("aji", "pq", "dice"):
