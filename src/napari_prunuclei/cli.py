@@ -376,8 +376,7 @@ def registry_watersheds() -> dict:
 
 def _finetune_protocols() -> dict[str, str]:
     """How each zoo pair was fine-tuned at its own CR (``{"scheme-crN": text}``, from the files)."""
-    import json
-
+    from .models.release import stages_at_cr
     from .models.weights import read_metadata
     from .models.zoo import WEIGHTS_DIR, registry, watershed_key
 
@@ -385,14 +384,7 @@ def _finetune_protocols() -> dict[str, str]:
     for e in registry()["models"]:
         if e["scheme"] == "dense" or e.get("format") != "sparse":
             continue
-        meta = read_metadata(WEIGHTS_DIR / e["file"])
-        distill = float(json.loads(meta.get("distill", "0")))
-        lr = json.loads(meta["lr"]) if "lr" in meta else 3e-4
-        stages = [(int(json.loads(meta.get("finetune_steps", "0"))), lr, distill)]
-        start = json.loads(meta["start"]) if "start" in meta else None
-        while start is not None and float(start.get("cr", -1)) == float(e["cr"]):  # continued at the same CR
-            stages.insert(0, (int(start.get("finetune_steps", 0)), start.get("lr", 3e-4), start.get("distill", 0)))
-            start = start.get("start")
+        stages = stages_at_cr(read_metadata(WEIGHTS_DIR / e["file"]))
         text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
                              for steps, lr, d in stages)
         texts.setdefault(watershed_key(e["scheme"], e["cr"]), set()).add(text)

@@ -43,15 +43,23 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
     return best, grid
 
 
-def steps_at_cr(meta: dict) -> int:
-    """Fine-tuning steps a sparse file had at its own CR, continuations of the same CR included."""
+def stages_at_cr(meta: dict) -> list[tuple[int, float, float]]:
+    """``(steps, lr, distill)`` of each fine-tuning stage a sparse file had at its own CR, oldest
+    first: its own, after those of the files it continued at the same CR (``start`` metadata)."""
     cr = float(json.loads(meta["cr"]))
-    steps = int(json.loads(meta.get("finetune_steps", "0")))
+    stages = [(int(json.loads(meta.get("finetune_steps", "0"))), float(json.loads(meta.get("lr", "3e-4"))),
+               float(json.loads(meta.get("distill", "0"))))]
     start = json.loads(meta["start"]) if "start" in meta else None
     while start is not None and float(start.get("cr", -1)) == cr:
-        steps += int(start.get("finetune_steps", 0))
+        stages.insert(0, (int(start.get("finetune_steps", 0)), float(start.get("lr", 3e-4)),
+                          float(start.get("distill", 0))))
         start = start.get("start")
-    return steps
+    return stages
+
+
+def steps_at_cr(meta: dict) -> int:
+    """Fine-tuning steps a sparse file had at its own CR, continuations of the same CR included."""
+    return sum(steps for steps, _, _ in stages_at_cr(meta))
 
 
 def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
