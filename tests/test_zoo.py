@@ -111,7 +111,7 @@ def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
 def test_steps_at_cr_add_up_continuations_of_the_same_cr():
     import json
 
-    from napari_prunuclei.models.release import steps_at_cr
+    from napari_prunuclei.release import steps_at_cr
 
     ladder = {"cr": 8.0, "finetune_steps": 80}  # a lower CR: not counted
     first = {"cr": 10.0, "finetune_steps": 400, "lr": 5e-4, "distill": 1.0, "start": ladder}

@@ -1,8 +1,28 @@
-"""napari-prunuclei: what pruning does to a two-branch nuclei segmentation model."""
+"""napari-prunuclei: what pruning does to a two-branch nuclei segmentation model.
 
-__version__ = "0.1.0"
+``segment(image, load_pair(scheme, cr))`` is the one path an image takes. The names
+below are imported on first use, so napari's reader, writer and sample data load
+without torch.
+"""
 
-from .inference import SegmentationResult, segment  # noqa: E402
-from .models.zoo import load_model  # noqa: E402
+__version__ = "0.2.0"
 
-__all__ = ["__version__", "segment", "load_model", "SegmentationResult"]
+__all__ = [
+    "__version__", "segment", "load_pair", "load_model", "ModelPair", "ModelSpec", "Segmentation",
+    "SegmentRequest", "Tiling", "Progress", "Cancelled",
+]
+
+_LAZY = {
+    "segment": "pipeline", "load_pair": "pipeline", "ModelPair": "pipeline", "ModelSpec": "pipeline",
+    "Segmentation": "pipeline", "SegmentRequest": "pipeline", "Tiling": "pipeline",
+    "load_model": "models.zoo", "Progress": "progress", "Cancelled": "progress",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

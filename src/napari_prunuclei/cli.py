@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .constants import DEFAULT_CRS, HALO, TILE
+
 __all__ = ["main"]
 
 
@@ -56,15 +58,19 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-size", type=int, default=None)
 
 
-def _watershed(a: argparse.Namespace):
+def _pair(a: argparse.Namespace):
+    from .pipeline import load_pair
+
+    return load_pair(a.scheme, a.cr, not a.one_shot)
+
+
+def _watershed(a: argparse.Namespace, pair):
+    """The pair's own thresholds, with those given on the command line; None when none were given."""
     from dataclasses import replace
 
-    from .models.zoo import default_watershed
-
-    params = default_watershed(a.scheme, a.cr, not a.one_shot)
     over = {k: v for k, v in (("fg_threshold", a.fg_threshold), ("marker_threshold", a.marker_threshold),
                               ("min_size", a.min_size)) if v is not None}
-    return replace(params, **over)
+    return replace(pair.params, **over) if over else None
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -82,15 +88,15 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     from .data import NucleiDataset
     from .evaluation import evaluate, format_table, write_json
+    from .progress import tqdm_callback
 
     names = NucleiDataset(a.data).names(a.split)[: a.limit]
+    pair = _pair(a)
     with tqdm(total=len(names), desc="evaluate", unit="image") as bar:
-        res = evaluate(a.data, a.split, a.scheme, a.cr, fine_tuned=not a.one_shot, params=_watershed(a),
-                       device=a.device, precision=a.precision, names=names,
-                       progress=lambda d, t: bar.update(d - bar.n))
-    variant = "dense" if res["config"]["scheme"] == "dense" else (
-        f"{res['config']['scheme']} CR{a.cr:g} {'one-shot' if a.one_shot else 'fine-tuned'}")
-    print(format_table(res, f"{a.data} [{a.split}] {variant}"))
+        res = evaluate(a.data, a.split, pair, params=_watershed(a, pair), device=a.device, precision=a.precision,
+                       names=names, progress=tqdm_callback(bar))
+    print(format_table(res, f"{a.data} [{a.split}] {pair.label}" + ("" if pair.spec.is_dense else " fine-tuned"
+                                                                   if pair.spec.fine_tuned else "")))
     if a.json:
         write_json(a.json, res)
         print(f"wrote {a.json}")
@@ -122,8 +128,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                    help="image files (PNG, JPEG, TIFF/SVS) or folders of them; @FILE reads a list")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     _model_args(p)
-    p.add_argument("--tile", type=int, default=1024, help="tile side for large images (px)")
-    p.add_argument("--halo", type=int, default=128, help="context around each tile (px)")
+    p.add_argument("--tile", type=int, default=TILE, help="tile side for large images (px)")
+    p.add_argument("--halo", type=int, default=HALO, help="context around each tile (px)")
     p.add_argument("--tiled", action="store_true",
                    help="tile also images small enough to run whole (default: only above 2048x2048)")
     p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
@@ -136,7 +142,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 def _image_paths(items: list[Path]) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs"}
+    from .constants import IMAGE_EXTENSIONS
+
+    exts = set(IMAGE_EXTENSIONS)
     paths = []
     for p in items:
         if p.is_dir():
@@ -147,17 +155,17 @@ def _image_paths(items: list[Path]) -> list[Path]:
 
 
 def _cmd_segment(a: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    from .batch import segment_files
+    from .pipeline import SegmentRequest, Tiling
 
-    from .batch import SegmentOptions, segment_files
-
-    a.out.mkdir(parents=True, exist_ok=True)
-    opts = SegmentOptions(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, device=a.device,
-                          precision=a.precision, params=asdict(_watershed(a)), tile=a.tile, halo=a.halo,
-                          threads=a.threads, force_tiled=a.tiled, post_workers=a.post_workers)
+    pair = _pair(a)
+    request = SegmentRequest(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, params=_watershed(a, pair),
+                             device=a.device, precision=a.precision,
+                             tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
+                             post_workers=a.post_workers)
     paths = _image_paths(a.images)
-    for info in segment_files(paths, a.out, opts, workers=a.workers, scheduler=a.scheduler,
-                              resume=not a.overwrite):
+    for info in segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
+                              resume=not a.overwrite, threads=a.threads):
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s) "
               f"-> {a.out / Path(info['image']).stem}_labels.tif")
     return 0
@@ -199,7 +207,7 @@ def _add_ship(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_ship(a: argparse.Namespace) -> int:
-    from .models.release import ship_dense
+    from .release import ship_dense
 
     best, grid = ship_dense(a.semantic, a.distance, a.data, n_val=a.n_val, device=a.device,
                             precision=a.precision, grid_json=a.grid_json)
@@ -256,7 +264,7 @@ def _cmd_prune(a: argparse.Namespace) -> int:
     for f in files:
         print(f"pruned: {f}")
     if a.register:
-        from .models.release import ship_sparse
+        from .release import ship_sparse
 
         for f in files:
             print(f"registered: {ship_sparse(f)['id']}")
@@ -280,7 +288,8 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_tune(a: argparse.Namespace) -> int:
     from .evaluation import predict_dataset, tune_watershed, validation_names, write_json
-    from .models.zoo import find_entry, load_model, register
+    from .models.zoo import find_entry, register
+    from .pipeline import load_pair
 
     names = validation_names(a.data, a.n_val)
     out = {"validation_images": names, "models": {}}
@@ -289,8 +298,7 @@ def _cmd_tune(a: argparse.Namespace) -> int:
             if find_entry("semantic", scheme, cr) is None or find_entry("distance", scheme, cr) is None:
                 print(f"{scheme} CR{cr:g}: not in the zoo, skipped")
                 continue
-            preds = predict_dataset(a.data, names, load_model("semantic", scheme, cr),
-                                    load_model("distance", scheme, cr), device=a.device)
+            preds = predict_dataset(a.data, names, load_pair(scheme, cr), device=a.device)
             best, grid = tune_watershed(preds, tuple(a.fg), tuple(a.marker), tuple(a.min_size))
             register(model_watershed=(scheme, cr, best.as_dict()))
             out["models"][f"{scheme}-cr{cr:g}"] = {"best": best.as_dict(), "grid": grid}
@@ -305,7 +313,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder holding monuseg2018/ and gbm40/")
     p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
     p.add_argument("--report", type=Path, default=Path("docs") / "pruning.md")
-    p.add_argument("--cr", type=float, nargs="+", default=[2, 4, 5, 8, 10, 16, 20, 32, 50, 100])
+    p.add_argument("--cr", type=float, nargs="+", default=list(DEFAULT_CRS))
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
     p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
@@ -322,111 +330,30 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .models.zoo import default_watershed
+    from .machine import cpu_name
+    from .pipeline import load_pair
+    from .progress import tqdm_callback
     from .pruning_report import write_report
-    from .sweep import run_sweep, write_outputs
+    from .release import finetune_note, finetune_protocols, registry_watersheds, update_registry_metrics
+    from .sweep import run_sweep, sparsity_rows, write_outputs
 
     with tqdm(desc="sweep", unit="model") as bar:
-        def progress(done: int, total: int, msg: str) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-            bar.set_postfix_str(msg)
-
         rows = run_sweep(a.data, crs=tuple(a.cr), variants=tuple(a.variants), datasets=tuple(a.datasets),
-                         device=a.device, precision=a.precision, limit=a.limit, progress=progress,
+                         device=a.device, precision=a.precision, limit=a.limit, progress=tqdm_callback(bar),
                          workers=a.workers)
-    sparsity = _sparsity_rows()
-    files = write_outputs(rows, a.out, sparsity)
-    protocols = _finetune_protocols()
-    meta = {"machine": f"{_cpu_name()} ({platform.machine()}), {_threads()} torch threads",
-            "precision": a.precision, "watershed": default_watershed().as_dict(), "finetune": _finetune_note(protocols),
+    files = write_outputs(rows, a.out, sparsity_rows())
+    protocols = finetune_protocols()
+    import torch
+
+    meta = {"machine": f"{cpu_name()} ({platform.machine()}), {torch.get_num_threads()} torch threads",
+            "precision": a.precision, "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
             "protocols": protocols, "watershed_models": registry_watersheds()}
     files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
     if a.update_registry:
-        _update_registry(rows)
+        update_registry_metrics([r.as_dict() for r in rows])
     for f in files:
         print(f"wrote {f}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def registry_watersheds() -> dict:
-    """The zoo's per-pair watershed thresholds (``{"scheme-crN": params}``)."""
-    from .models.zoo import registry
-
-    return registry().get("watershed_models", {})
-
-
-def _finetune_protocols() -> dict[str, str]:
-    """How each zoo pair was fine-tuned at its own CR (``{"scheme-crN": text}``, from the files)."""
-    from .models.release import stages_at_cr
-    from .models.weights import read_metadata
-    from .models.zoo import WEIGHTS_DIR, registry, watershed_key
-
-    texts: dict[str, set] = {}
-    for e in registry()["models"]:
-        if e["scheme"] == "dense" or e.get("format") != "sparse":
-            continue
-        stages = stages_at_cr(read_metadata(WEIGHTS_DIR / e["file"]))
-        text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
-                             for steps, lr, d in stages)
-        texts.setdefault(watershed_key(e["scheme"], e["cr"]), set()).add(text)
-    return {k: " / ".join(sorted(v)) for k, v in texts.items()}
-
-
-def _finetune_note(protocols: dict[str, str]) -> str:
-    """The protocols of :func:`_finetune_protocols`, grouped by scheme and protocol."""
-    if not protocols:
-        return "no fine-tuned models in the zoo"
-    groups: dict[tuple, list] = {}
-    for key, text in protocols.items():
-        scheme, cr = key.rsplit("-cr", 1)
-        groups.setdefault((scheme, text), []).append(float(cr))
-    parts = [f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR"
-             for (scheme, text), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1])))]
-    return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
-                               "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
-
-
-def _sparsity_rows() -> list[dict]:
-    from .models.zoo import load_model
-    from .pruning import sparsity_report
-
-    rows = []
-    for branch in ("semantic", "distance"):
-        for r in sparsity_report(load_model(branch, "networkwide", 20)):
-            rows.append({"branch": branch, **r})
-    return rows
-
-
-def _update_registry(rows: list[dict]) -> None:
-    from .models.zoo import register, registry
-
-    for e in registry()["models"]:
-        match = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == e["scheme"]
-                 and r["cr"] == float(e["cr"]) and (r["variant"] == "fine-tuned" or e["scheme"] == "dense")]
-        if match:
-            r = match[0]
-            keys = ("aji", "pq", "dice", "semantic_dice", "distance_aji", "distance_mse")
-            e["metrics"] = {"data": "monuseg2018 test", **{k: round(r[k], 6) for k in keys}}
-            register(e)
 
 
 def build_parser() -> argparse.ArgumentParser:

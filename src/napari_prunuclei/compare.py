@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .constants import DISAGREEMENT_KINDS
 from .metrics import _overlaps, _relabel, aji, dice, match_instances, panoptic_quality
 
-__all__ = ["DISAGREEMENT_KINDS", "Disagreement", "disagreement", "agreement_scores"]
-
-#: value in the disagreement image -> kind
-DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
+__all__ = ["DISAGREEMENT_KINDS", "Disagreement", "disagreement", "Agreement", "agreement_scores"]
 
 
 @dataclass
@@ -62,11 +60,26 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
     return Disagreement(img.astype(np.uint8), counts)
 
 
-def agreement_scores(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+@dataclass(frozen=True)
+class Agreement:
+    """How well ``other`` matches ``reference``: AJI, PQ, pixel Dice and both nucleus counts."""
+
+    aji: float
+    pq: float
+    dice: float
+    n_reference: int
+    n_other: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def agreement_scores(reference: np.ndarray, other: np.ndarray) -> Agreement:
     """AJI, PQ, Dice and nucleus counts of ``other`` against ``reference``."""
+    reference, other = np.asarray(reference), np.asarray(other)
     pq = panoptic_quality(reference, other)
-    return {
-        "aji": aji(reference, other), "pq": pq["pq"], "dice": dice(reference, other),
-        "n_reference": int(len(np.unique(reference)) - (reference.min() == 0)),
-        "n_other": int(len(np.unique(other)) - (other.min() == 0)),
-    }
+    return Agreement(
+        aji=aji(reference, other), pq=pq["pq"], dice=dice(reference, other),
+        n_reference=int(len(np.unique(reference)) - (reference.min(initial=0) == 0)),
+        n_other=int(len(np.unique(other)) - (other.min(initial=0) == 0)),
+    )

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .constants import LABEL_EXTENSIONS
 from .data import NucleiDataset, distance_target, split_train_val
-from .inference import predict_branch
 from .io import ImageError, atomic_write, read_labels
 from .metrics import METRIC_KEYS, distance_mse, mean_scores, score_instances
-from .models.unet import UNet
-from .postprocess import WatershedParams, watershed_instances
+from .pipeline import ModelPair, Segmentation, load_pair, rewatershed, segment
+from .postprocess import WatershedParams
+from .progress import CancelFn, Progress, ProgressFn
 
 __all__ = [
     "EVAL_KEYS",
+    "Prediction",
     "predict_dataset",
+    "score_predictions",
     "evaluate",
     "score_files",
     "tune_watershed",
@@ -29,38 +32,50 @@ __all__ = [
 EVAL_KEYS = (*METRIC_KEYS, "distance_mse")
 
 
+@dataclass
+class Prediction:
+    """One image of a data set: its segmentation (maps kept), ground truth and distance-map MSE."""
+
+    name: str
+    segmentation: Segmentation
+    truth: np.ndarray
+    distance_mse: float
+
+
 def predict_dataset(
     data_dir: str | Path,
     names: list[str],
-    semantic: UNet,
-    distance: UNet,
+    pair: ModelPair,
+    params: WatershedParams | None = None,
     *,
     device: str = "auto",
     precision: str = "auto",
-    progress: Callable[[int, int], None] | None = None,
-) -> list[dict]:
-    """Branch outputs and ground truth per image: dicts of name, prob, dist, truth, distance_mse."""
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+) -> list[Prediction]:
+    """:func:`~napari_prunuclei.pipeline.segment` on each image, with its ground truth."""
     ds = NucleiDataset(data_dir)
     out = []
     for i, name in enumerate(names):
         rgb, lab = ds.load(name)
-        prob = predict_branch(semantic, rgb, device=device, precision=precision)
-        dist = predict_branch(distance, rgb, device=device, precision=precision)
-        out.append({"name": name, "prob": prob, "dist": dist, "truth": lab,
-                    "distance_mse": distance_mse(distance_target(lab), dist)})
+        seg = segment(rgb, pair, params, device=device, precision=precision, cancelled=cancelled, name=name)
+        out.append(Prediction(name, seg, lab, distance_mse(distance_target(lab), seg.distance)))
         if progress is not None:
-            progress(i + 1, len(names))
+            progress(Progress(i + 1, len(names), name))
     return out
 
 
-def score_predictions(preds: list[dict], params: WatershedParams) -> dict:
-    """Watershed + metrics for outputs of :func:`predict_dataset`; the JSON-ready summary."""
+def score_predictions(preds: list[Prediction], params: WatershedParams | None = None) -> dict:
+    """Metrics of predictions (with other thresholds than they ran with, when ``params`` are given:
+    only the watershed again); the JSON-ready summary."""
     rows = []
     for p in preds:
-        labels = watershed_instances(p["prob"], p["dist"], params)
-        s = score_instances(p["truth"], labels).as_dict()
-        s["distance_mse"] = p["distance_mse"]
-        rows.append({"name": p["name"], **s})
+        seg = p.segmentation
+        if params is not None and params != seg.info.watershed:
+            seg = rewatershed(seg, params)
+        s = score_instances(p.truth, seg.labels).as_dict()
+        s["distance_mse"] = p.distance_mse
+        rows.append({"name": p.name, **s})
     summary = mean_scores(rows, EVAL_KEYS)
     summary["n_images"] = len(rows)
     summary["per_image"] = rows
@@ -70,36 +85,31 @@ def score_predictions(preds: list[dict], params: WatershedParams) -> dict:
 def evaluate(
     data_dir: str | Path,
     split: str = "test",
-    scheme: str = "dense",
-    cr: float = 1,
+    pair: ModelPair | None = None,
     *,
-    fine_tuned: bool = True,
     params: WatershedParams | None = None,
     device: str = "auto",
     precision: str = "auto",
     names: list[str] | None = None,
-    models: tuple[UNet, UNet] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict:
-    """Mean metrics over one split (keys: dice, aji, pq, dq, sq, f1, distance_mse, n_images, per_image)."""
-    from .models.zoo import default_watershed, load_model, model_info, normalize_scheme
-
+    """Mean metrics of a model pair over one split (keys: dice, aji, pq, dq, sq, f1, distance_mse,
+    n_images, per_image, config); the pair's own thresholds unless ``params`` are given."""
     ds = NucleiDataset(data_dir)
     names = names if names is not None else ds.names(split)
     if not names:
         from .data import DataError
 
         raise DataError(f"split {split!r} of {data_dir} lists no images")
-    if models is None:
-        models = (load_model("semantic", scheme, cr, fine_tuned=fine_tuned),
-                  load_model("distance", scheme, cr, fine_tuned=fine_tuned))
-    params = params or default_watershed(scheme, cr, fine_tuned)
-    preds = predict_dataset(data_dir, names, *models, device=device, precision=precision, progress=progress)
-    result = score_predictions(preds, params)
+    pair = pair or load_pair()
+    params = params or pair.params
+    preds = predict_dataset(data_dir, names, pair, params, device=device, precision=precision, progress=progress)
+    result = score_predictions(preds)
+    info = preds[0].segmentation.info
     result["config"] = {
-        "data": str(data_dir), "split": split, "scheme": normalize_scheme(scheme), "cr": cr,
-        "fine_tuned": fine_tuned, "watershed": params.as_dict(), "precision": precision,
-        "semantic": model_info(models[0]), "distance": model_info(models[1]),
+        "data": str(data_dir), "split": split, "scheme": pair.spec.scheme, "cr": pair.spec.cr,
+        "fine_tuned": pair.spec.fine_tuned, "watershed": params.as_dict(), "precision": info.precision,
+        "semantic": info.semantic, "distance": info.distance,
     }
     return result
 
@@ -108,7 +118,7 @@ def _pairs(truth: Path, pred: Path) -> list[tuple[str, Path, Path]]:
     if truth.is_file() and pred.is_file():
         return [(pred.stem, truth, pred)]
     if truth.is_dir() and pred.is_dir():
-        exts = {".tif", ".tiff", ".png"}
+        exts = set(LABEL_EXTENSIONS)
         tmap = {p.stem: p for p in sorted(truth.iterdir()) if p.suffix.lower() in exts}
         pmap = {p.stem: p for p in sorted(pred.iterdir()) if p.suffix.lower() in exts}
         common = sorted(set(tmap) & set(pmap))
@@ -130,7 +140,7 @@ def score_files(truth: str | Path, pred: str | Path) -> dict:
 
 
 def tune_watershed(
-    preds: list[dict],
+    preds: list[Prediction],
     fg: tuple[float, ...] = (0.4, 0.5, 0.6),
     marker: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7),
     min_size: tuple[int, ...] = (10, 20, 40),

@@ -1,51 +1,96 @@
-"""Exports of instance labels: per-nucleus measurements (CSV) and polygons (GeoJSON for QuPath)."""
+"""Exports of instance labels: per-nucleus measurements (CSV), polygons (GeoJSON for QuPath), label images.
+
+Small in-memory labels are measured whole with ``regionprops``. Lazy (zarr, dask) or large labels are
+streamed block by block by :func:`iter_export`: pass 1 collects every id's bounding box over the whole
+image, pass 2 measures each nucleus exactly once, whole, in a window read around the nuclei whose box
+starts in the block, and the rows are written in id order, so they equal the whole-image ones while
+memory stays at a few blocks (plus a few numbers per nucleus).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import mmap
 import os
+import tempfile
+import zlib
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.color import rgb2hed
 from skimage.measure import find_contours, regionprops
 
 from .io import atomic_write, write_labels
+from .progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
 
-__all__ = ["measurements", "write_csv", "write_geojson", "export_labels", "MEASUREMENT_FIELDS"]
+__all__ = [
+    "measurements",
+    "write_csv",
+    "write_geojson",
+    "export_labels",
+    "iter_export",
+    "MEASUREMENT_FIELDS",
+    "EXPORT_EXTENSIONS",
+    "IN_MEMORY_MAX_PIXELS",
+]
 
 MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
+
+#: file types :func:`iter_export` writes, by extension
+EXPORT_EXTENSIONS = (".csv", ".geojson", ".json", ".tif", ".tiff", ".png")
+
+#: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
+IN_MEMORY_MAX_PIXELS = 2048 * 2048
+
+_KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
+_FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")
+_BIGTIFF_BYTES = 2**32 - 2**25  # tifffile's threshold for BigTIFF
+
+
+# --- measurements of one region, shared by the whole-image and the block paths -------------------------------
+
+
+def _hematoxylin(rgb) -> np.ndarray | None:
+    """The H channel (optical density) of ``skimage.color.rgb2hed``, or None without an image."""
+    return None if rgb is None else rgb2hed(np.asarray(rgb)[..., :3])[..., 0]
+
+
+def _row(r, ident: int, with_hema: bool) -> dict:
+    cy, cx = r.centroid
+    return {
+        "id": ident, "centroid_y": float(cy), "centroid_x": float(cx),
+        "area": int(r.area), "perimeter": float(r.perimeter), "eccentricity": float(r.eccentricity),
+        "mean_hematoxylin": float(r.intensity_mean) if with_hema else float("nan"),
+    }
 
 
 def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict]:
     """Per nucleus: id, centroid (row, col), area, perimeter, eccentricity, mean hematoxylin.
 
     Mean hematoxylin is the mean of the H channel of ``skimage.color.rgb2hed``
-    (optical density) inside the nucleus; NaN without an image.
+    (optical density) inside the nucleus; NaN without an image. The whole image is
+    held in memory; :func:`iter_export` measures lazy or large labels block by block.
     """
     lab = np.asarray(labels)
-    hema = rgb2hed(rgb)[..., 0] if rgb is not None else None
-    rows = []
-    for r in regionprops(lab, intensity_image=hema):
-        rows.append({
-            "id": int(r.label), "centroid_y": float(r.centroid[0]), "centroid_x": float(r.centroid[1]),
-            "area": int(r.area), "perimeter": float(r.perimeter), "eccentricity": float(r.eccentricity),
-            "mean_hematoxylin": float(r.intensity_mean) if hema is not None else float("nan"),
-        })
-    return rows
+    hema = _hematoxylin(rgb)
+    return [_row(r, int(r.label), hema is not None) for r in regionprops(lab, intensity_image=hema)]
+
+
+def _write_rows(t: Path, rows: Iterable[dict]) -> None:
+    with open(t, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(MEASUREMENT_FIELDS))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None) -> Path:
+    """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id)."""
     rows = measurements(labels, rgb)
-
-    def write(t: Path) -> None:
-        with open(t, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(MEASUREMENT_FIELDS))
-            w.writeheader()
-            w.writerows(rows)
-
-    return atomic_write(path, write)
+    return atomic_write(path, lambda t: _write_rows(t, rows))
 
 
 def _polygon(mask: np.ndarray, offset: tuple[int, int]) -> list[list[float]]:
@@ -58,38 +103,306 @@ def _polygon(mask: np.ndarray, offset: tuple[int, int]) -> list[list[float]]:
     return pts
 
 
+def _feature(row: dict, ring: list[list[float]], classification: str) -> bytes:
+    """One GeoJSON Feature (QuPath detection) as JSON bytes."""
+    ident = row["id"]
+    return json.dumps({
+        "type": "Feature",
+        "id": str(ident),
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {
+            "objectType": "detection",
+            "classification": {"name": classification},
+            "name": f"nucleus {ident}",
+            "measurements": {k: v for k, v in row.items() if k != "id" and v == v},
+        },
+    }).encode()
+
+
+def _write_features(t: Path, features: Iterable[bytes]) -> None:
+    """A FeatureCollection written feature by feature (the same text as one ``json.dumps``)."""
+    with open(t, "wb") as f:
+        f.write(b'{"type": "FeatureCollection", "features": [')
+        for k, feat in enumerate(features):
+            if k:
+                f.write(b", ")
+            f.write(feat)
+        f.write(b"]}")
+
+
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
                   classification: str = "Nucleus") -> Path:
     """A FeatureCollection of nucleus polygons, one per id, with measurements as properties.
 
     QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
+    The labels are held in memory; :func:`iter_export` streams lazy or large ones.
     """
     lab = np.asarray(labels)
-    meas = {m["id"]: m for m in measurements(lab, rgb)}
-    feats = []
-    for r in regionprops(lab):
-        r0, c0, _, _ = r.bbox
-        m = meas[r.label]
-        feats.append({
-            "type": "Feature",
-            "id": str(r.label),
-            "geometry": {"type": "Polygon", "coordinates": [_polygon(r.image, (r0, c0))]},
-            "properties": {
-                "objectType": "detection",
-                "classification": {"name": classification},
-                "name": f"nucleus {r.label}",
-                "measurements": {k: v for k, v in m.items() if k != "id" and v == v},
-            },
-        })
-    doc = {"type": "FeatureCollection", "features": feats}
-    return atomic_write(path, lambda t: t.write_text(json.dumps(doc)))
+    hema = _hematoxylin(rgb)
+
+    def features() -> Iterator[bytes]:
+        for r in regionprops(lab, intensity_image=hema):
+            r0, c0 = r.bbox[:2]
+            row = _row(r, int(r.label), hema is not None)
+            yield _feature(row, _polygon(r.image, (r0, c0)), classification)
+
+    return atomic_write(path, lambda t: _write_features(t, features()))
 
 
-def export_labels(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None) -> Path:
-    """Write by extension: .tif/.tiff/.png (labels), .geojson/.json (polygons), .csv (measurements)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".geojson", ".json"):
-        return write_geojson(path, labels, rgb)
-    if suffix == ".csv":
-        return write_csv(path, labels, rgb)
-    return write_labels(path, labels)
+# --- streaming ---------------------------------------------------------------------------------------------------
+
+
+class _Spill:
+    """Byte records kept in an anonymous temporary file beside the output, read back in index order."""
+
+    def __init__(self, folder: Path, n: int):
+        self._f = tempfile.TemporaryFile(dir=folder)  # unlinked at once: nothing is left behind
+        self.offset = np.zeros(n, np.int64)
+        self.length = np.zeros(n, np.int64)
+        self.size = 0
+
+    def put(self, i: int, data: bytes) -> None:
+        self._f.write(data)
+        self.offset[i], self.length[i] = self.size, len(data)
+        self.size += len(data)
+
+    def records(self) -> Iterator[bytes]:
+        self._f.flush()
+        if self.size == 0:
+            yield from (b"" for _ in range(len(self.offset)))
+            return
+        with mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for o, n in zip(self.offset.tolist(), self.length.tolist()):
+                yield mm[o : o + n]
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _check_inputs(labels, rgb) -> tuple[int, int]:
+    shape = tuple(labels.shape)
+    if len(shape) != 2 or not np.issubdtype(np.dtype(labels.dtype), np.integer):
+        raise ValueError(f"labels must be a 2-D integer array, got shape {shape} and dtype {labels.dtype}")
+    if rgb is not None:
+        rs = tuple(rgb.shape)
+        if len(rs) != 3 or rs[:2] != shape or rs[2] not in (3, 4):
+            raise ValueError(f"the image has shape {rs}; expected {shape[0]} x {shape[1]} x 3 like the labels")
+    return shape[0], shape[1]
+
+
+def _grid(h: int, w: int, block: int) -> list[tuple[int, int]]:
+    return [(r, c) for r in range(0, h, block) for c in range(0, w, block)]
+
+
+def _read_labels(labels, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """``labels[r0:r1, c0:c1]`` as int64, checking ids are >= 0."""
+    b = np.asarray(labels[r0:r1, c0:c1])
+    if b.size and b.dtype.kind == "i" and b.min() < 0:
+        raise ValueError(f"labels have negative ids in [{r0}:{r1}, {c0}:{c1}]; ids must be >= 0")
+    if b.size and b.dtype.kind == "u" and b.dtype.itemsize == 8 and int(b.max()) >= 2**63:
+        raise ValueError(f"labels have ids >= 2**63 in [{r0}:{r1}, {c0}:{c1}]")
+    return b.astype(np.int64, copy=False)
+
+
+def _block_boxes(b: np.ndarray, r: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids in a block and their bounding boxes there (rows: r0, r1, c0, c1 in image coordinates)."""
+    fg = b > 0
+    if not fg.any():
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    vals = b[fg]
+    lo, hi = int(vals.min()), int(vals.max())
+    if hi - lo <= 4 * b.size:  # ids close together: find_objects on shifted ids directly
+        objs = ndi.find_objects(np.where(fg, b - (lo - 1), 0))
+        present = [i for i, s in enumerate(objs) if s is not None]
+        ids = lo + np.asarray(present, np.int64)
+    else:  # sparse, huge ids: rank them first
+        ids, inv = np.unique(vals, return_inverse=True)
+        local = np.zeros(b.shape, np.intp)
+        local[fg] = inv.ravel() + 1
+        objs = ndi.find_objects(local)
+        present = range(len(ids))
+    boxes = np.array([(objs[i][0].start + r, objs[i][0].stop + r, objs[i][1].start + c, objs[i][1].stop + c)
+                      for i in present], np.int64)
+    return ids.astype(np.int64), boxes
+
+
+def _merge_boxes(ids: list[np.ndarray], boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ids and the union of each id's boxes from all blocks."""
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    allid, allbox = np.concatenate(ids), np.concatenate(boxes)
+    order = np.argsort(allid, kind="stable")
+    allid, allbox = allid[order], allbox[order]
+    if not len(allid):
+        return allid, allbox.reshape(0, 4)
+    starts = np.flatnonzero(np.r_[True, allid[1:] != allid[:-1]])
+    box = np.stack([np.minimum.reduceat(allbox[:, 0], starts), np.maximum.reduceat(allbox[:, 1], starts),
+                    np.minimum.reduceat(allbox[:, 2], starts), np.maximum.reduceat(allbox[:, 3], starts)], axis=1)
+    return allid[starts], box
+
+
+def _groups(idx: np.ndarray, box: np.ndarray, block: int) -> list[np.ndarray]:
+    """The nuclei of a block measured in one window; each one larger than a block in its own window."""
+    ext = np.maximum(box[idx, 1] - box[idx, 0], box[idx, 3] - box[idx, 2])
+    big = ext > block
+    out = [idx[~big]] if (~big).any() else []
+    return out + [idx[j : j + 1] for j in np.flatnonzero(big)]
+
+
+def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray, table: dict,
+                    spill: _Spill | None) -> None:
+    """Measure nuclei ``g`` (indices into ``uid``, ascending) in the window covering their boxes."""
+    r0, r1 = int(box[g, 0].min()), int(box[g, 1].max())
+    c0, c1 = int(box[g, 2].min()), int(box[g, 3].max())
+    lab = _read_labels(labels, r0, r1, c0, c1)
+    ids = uid[g]
+    pos = np.minimum(np.searchsorted(ids, lab), len(ids) - 1)
+    local = np.where(ids[pos] == lab, pos + 1, 0)  # the window's own nuclei as 1..len(g), others 0
+    hema = _hematoxylin(rgb[r0:r1, c0:c1]) if rgb is not None else None
+    regions = regionprops(local, intensity_image=hema, offset=(r0, c0))
+    if len(regions) != len(g):
+        raise RuntimeError(f"window [{r0}:{r1}, {c0}:{c1}] has {len(regions)} of its {len(g)} nuclei")
+    for r in regions:
+        i = int(g[r.label - 1])
+        row = _row(r, int(uid[i]), hema is not None)
+        table["area"][i] = row["area"]
+        for k in _FLOAT_FIELDS:
+            table[k][i] = row[k]
+        if spill is not None:
+            br, bc = r.bbox[:2]
+            spill.put(i, _feature(row, _polygon(r.image, (r0 + br, c0 + bc)), "Nucleus"))
+
+
+def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
+    cols = {"id": uid.tolist(), **{k: v.tolist() for k, v in table.items()}}
+    for i in range(len(uid)):
+        yield {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+
+
+def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,
+                  ) -> Generator[Progress, None, Path]:
+    """CSV or GeoJSON of lazy or large labels, in two passes over blocks."""
+    h, w = labels.shape
+    grid = _grid(h, w, block)
+    n, ncols = len(grid), -(-w // block)
+    total = 2 * n + 1
+    ids, boxes = [], []
+    for k, (r, c) in enumerate(grid):
+        check_cancelled(cancelled)
+        i, b = _block_boxes(_read_labels(labels, r, r + block, c, c + block), r, c)
+        ids.append(i)
+        boxes.append(b)
+        yield Progress(k + 1, total, f"finding nuclei: block {k + 1}/{n}")
+    uid, box = _merge_boxes(ids, boxes)
+    del ids, boxes
+    m = len(uid)
+    table = {"area": np.zeros(m, np.int64), **{k: np.full(m, np.nan) for k in _FLOAT_FIELDS}}
+    owner = (box[:, 0] // block) * ncols + box[:, 2] // block  # the block where a nucleus's box starts
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(n + 1))
+    spill = _Spill(p.parent, m) if kind == "geojson" else None
+    try:
+        for k in range(n):
+            check_cancelled(cancelled)
+            for g in _groups(order[bounds[k] : bounds[k + 1]], box, block):
+                _measure_window(labels, rgb, uid, box, g, table, spill)
+            yield Progress(n + k + 1, total, f"measuring: block {k + 1}/{n}")
+        check_cancelled(cancelled)
+        if spill is None:
+            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table)))
+        else:
+            atomic_write(p, lambda t: _write_features(t, spill.records()))
+    finally:
+        if spill is not None:
+            spill.close()
+    yield Progress(total, total, f"wrote {p.name}")
+    return p
+
+
+def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None) -> Generator[Progress, None, Path]:
+    """A tiled, zlib-compressed TIFF (ids kept), compressed tile by tile, then written in one go."""
+    import tifffile
+
+    h, w = labels.shape
+    grid = _grid(h, w, tile)
+    n = len(grid)
+    total = 2 * n + 1
+    hi = 0
+    for k, (r, c) in enumerate(grid):
+        check_cancelled(cancelled)
+        hi = max(hi, int(_read_labels(labels, r, r + tile, c, c + tile).max(initial=0)))
+        yield Progress(k + 1, total, f"largest id: block {k + 1}/{n}")
+    dtype = np.dtype("<u2" if hi < 2**16 else "<u4" if hi < 2**32 else "<u8")
+    spill = _Spill(p.parent, n)
+    try:
+        for k, (r, c) in enumerate(grid):
+            check_cancelled(cancelled)
+            t = np.zeros((tile, tile), dtype)
+            b = np.asarray(labels[r : r + tile, c : c + tile])
+            t[: b.shape[0], : b.shape[1]] = b
+            spill.put(k, zlib.compress(t.tobytes(), 6))
+            yield Progress(n + k + 1, total, f"compressing: block {k + 1}/{n}")
+        check_cancelled(cancelled)
+        bigtiff = max(h * w * dtype.itemsize, spill.size) > _BIGTIFF_BYTES
+        atomic_write(p, lambda t: tifffile.imwrite(t, spill.records(), shape=(h, w), dtype=dtype, tile=(tile, tile),
+                                                   compression="zlib", byteorder="<", bigtiff=bigtiff,
+                                                   photometric="minisblack"))
+    finally:
+        spill.close()
+    yield Progress(total, total, f"wrote {p.name}")
+    return p
+
+
+def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None) -> Generator[Progress, None, Path]:
+    check_cancelled(cancelled)
+    yield Progress(0, 1, f"writing {p.name}")
+    check_cancelled(cancelled)
+    if kind == "csv":
+        write_csv(p, labels, rgb)
+    elif kind == "geojson":
+        write_geojson(p, labels, rgb)
+    else:
+        write_labels(p, np.asarray(labels))
+    yield Progress(1, 1, f"wrote {p.name}")
+    return p
+
+
+def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block: int = 1024,
+                cancelled: CancelFn | None = None) -> Generator[Progress, None, Path]:
+    """Export labels by extension as a job: yields :class:`Progress`, returns the written path.
+
+    ``.csv``: :data:`MEASUREMENT_FIELDS` per nucleus; ``.geojson``/``.json``: a FeatureCollection of
+    polygons with the measurements as properties; ``.tif``/``.tiff``: the labels, ids kept; ``.png``:
+    16-bit labels (at most 65535 ids; read whole). ``labels`` is a 2-D integer array, numpy or lazy
+    (zarr, dask: anything with ``shape``, ``dtype`` and slicing); ``rgb`` the H x W x 3 H&E image for
+    mean hematoxylin, also possibly lazy. Lazy labels, or numpy ones over :data:`IN_MEMORY_MAX_PIXELS`,
+    are read ``block`` x ``block`` at a time (a tiled TIFF for ``.tif``); the results equal
+    :func:`measurements` of the whole image. Raises :class:`~.progress.Cancelled` when
+    ``cancelled()`` (checked between blocks); a cancelled or failed export leaves no file.
+    """
+    p = Path(path)
+    kind = _KINDS.get(p.suffix.lower())
+    if kind is None:
+        what = f"extension {p.suffix!r}" if p.suffix else "no extension"
+        raise ValueError(f"cannot export {p}: {what}; use one of {', '.join(EXPORT_EXTENSIONS)}")
+    if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
+        labels = np.asarray(labels)
+    _check_inputs(labels, rgb)
+    if block < 16:
+        raise ValueError(f"block must be >= 16 pixels, got {block}")
+    if not p.parent.is_dir():
+        raise OSError(f"cannot write {p}: folder {p.parent} does not exist")
+    if kind == "png" or (isinstance(labels, np.ndarray) and labels.size <= IN_MEMORY_MAX_PIXELS):
+        return (yield from _export_whole(p, kind, labels, rgb, cancelled))
+    if kind == "tif":
+        return (yield from _export_tiff(p, labels, block - block % 16, cancelled))
+    return (yield from _export_table(p, kind, labels, rgb, block, cancelled))
+
+
+def export_labels(path: str | os.PathLike, labels: Any, rgb: Any = None, *, progress: ProgressFn | None = None,
+                  cancelled: CancelFn | None = None, block: int = 1024) -> Path:
+    """Write by extension: .csv (measurements), .geojson/.json (polygons), .tif/.tiff/.png (labels).
+
+    Runs :func:`iter_export` with ``progress`` called on each :class:`Progress` record.
+    """
+    return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled), progress)

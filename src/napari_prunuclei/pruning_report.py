@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .sweep import RULES, relative_drop, summarize
+from .sweep import RULES, _dicts, relative_drop, summarize
 
 __all__ = ["write_report", "PAPER_LAYERWISE"]
 
@@ -16,7 +16,9 @@ def _fmt(cr) -> str:
     return "none" if cr is None else f"{cr:g}"
 
 
-def write_report(rows: list[dict], path: str | Path, command: str, meta: dict) -> Path:
+def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path:
+    """Write docs/pruning.md from the sweep's rows and the zoo's metadata."""
+    rows = _dicts(rows)
     p = Path(path)
     ds_names = {"monuseg": "MoNuSeg 2018 test", "gbm40": "GBM40"}
     lines = [

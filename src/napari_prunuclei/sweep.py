@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .constants import DEFAULT_CRS, PRUNED_SCHEMES, SCHEME_COLORS
 from .data import NucleiDataset, distance_target
-from .inference import predict_branch
 from .metrics import aji, dice, distance_mse, panoptic_quality
-from .models.zoo import default_watershed, find_entry, load_model
+from .models.zoo import find_entry
+from .pipeline import load_pair, segment
 from .postprocess import watershed_instances
+from .progress import Progress, ProgressFn
 
-__all__ = ["run_sweep", "summarize", "write_outputs"]
+__all__ = ["SweepRow", "run_sweep", "summarize", "write_outputs", "sparsity_rows"]
 
 DATASETS = {"monuseg": ("monuseg2018", "test"), "gbm40": ("gbm40", "test")}
 
@@ -44,72 +46,89 @@ def _load_images(data_root: Path, datasets: list[str], limit: int | None):
     return images
 
 
+@dataclass
+class SweepRow:
+    """Mean metrics of one (data set, scheme, CR, variant) over its images."""
+
+    dataset: str
+    scheme: str
+    cr: float
+    variant: str
+    n_images: int
+    semantic_dice: float
+    semantic_aji: float
+    distance_aji: float
+    distance_mse: float
+    aji: float
+    pq: float
+    dice: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _dicts(rows) -> list[dict]:
+    return [r.as_dict() if isinstance(r, SweepRow) else r for r in rows]
+
+
 def run_sweep(
     data_root: str | Path,
-    schemes: tuple[str, ...] = ("layerwise", "networkwide"),
-    crs: tuple[float, ...] = (2, 4, 5, 8, 10, 16, 20, 32, 50, 100),
+    schemes: tuple[str, ...] = PRUNED_SCHEMES,
+    crs: tuple[float, ...] = DEFAULT_CRS,
     variants: tuple[str, ...] = ("one-shot", "fine-tuned"),
     datasets: tuple[str, ...] = ("monuseg", "gbm40"),
     *,
     device: str = "cpu",
     precision: str = "auto",
     limit: int | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: ProgressFn | None = None,
     workers: int = 1,
     jobs: list[tuple[str, float, str]] | None = None,
-) -> list[dict]:
+) -> list[SweepRow]:
     """One row per (dataset, scheme, CR, variant) with the mean metrics over images.
 
-    ``workers`` > 1 splits the models over that many processes (one torch thread each),
-    which keeps every core busy through the single-threaded watershed and metrics.
+    Every pair runs through :func:`~napari_prunuclei.pipeline.segment` with its own
+    thresholds; the one-branch measures re-run only the watershed with the dense
+    model's thresholds. ``workers`` > 1 splits the models over that many processes (one
+    torch thread each), which keeps every core busy through the watershed and metrics.
     """
     if jobs is None:
         jobs = [("dense", 1.0, "dense")] + [(s, float(c), v) for s in schemes for c in crs for v in variants]
     if workers > 1:
         return _run_parallel(data_root, jobs, datasets, device, precision, limit, progress, workers)
     root = Path(data_root)
-    params = default_watershed()
     images = _load_images(root, list(datasets), limit)
-    dense_sem, dense_dst = load_model("semantic"), load_model("distance")
-    dense_out = {}
-    for key, items in images.items():
-        dense_out[key] = [
-            (predict_branch(dense_sem, rgb, device=device, precision=precision),
-             predict_branch(dense_dst, rgb, device=device, precision=precision))
-            for _, rgb, _, _ in items
-        ]
+    dense = load_pair()
+    dense_out = {key: [segment(rgb, dense, device=device, precision=precision, name=name)
+                       for name, rgb, _, _ in items] for key, items in images.items()}
     rows = []
     for j, (scheme, cr, variant) in enumerate(jobs):
         if progress is not None:
-            progress(j, len(jobs), f"{scheme} CR{cr:g} {variant}")
+            progress(Progress(j, len(jobs), f"{scheme} CR{cr:g} {variant}"))
         ft = variant != "one-shot"
         if variant == "fine-tuned" and scheme != "dense" and find_entry("semantic", scheme, cr) is None:
             continue  # not in the zoo: nothing fine-tuned to measure
-        sem = load_model("semantic", scheme, cr, fine_tuned=ft)
-        dst = load_model("distance", scheme, cr, fine_tuned=ft)
-        pair = default_watershed(scheme, cr, ft)  # a fine-tuned pair's own thresholds, if tuned
+        pair = dense if scheme == "dense" else load_pair(scheme, cr, ft)
         for key, items in images.items():
             acc: dict[str, list[float]] = {}
-            for (_name, rgb, lab, dtarget), (dprob, ddist) in zip(items, dense_out[key]):
-                prob = dprob if scheme == "dense" else predict_branch(sem, rgb, device=device, precision=precision)
-                dist = ddist if scheme == "dense" else predict_branch(dst, rgb, device=device, precision=precision)
-                sem_alone = watershed_instances(prob, ddist, params)
-                dst_alone = watershed_instances(dprob, dist, params)
-                both = watershed_instances(prob, dist, pair)
-                pq = panoptic_quality(lab, both)
+            for (name, rgb, lab, dtarget), dseg in zip(items, dense_out[key]):
+                seg = dseg if scheme == "dense" else segment(rgb, pair, device=device, precision=precision, name=name)
+                sem_alone = watershed_instances(seg.probability, dseg.distance, dense.params)
+                dst_alone = watershed_instances(dseg.probability, seg.distance, dense.params)
+                pq = panoptic_quality(lab, seg.labels)
                 vals = {
-                    "semantic_dice": dice(lab, prob > params.fg_threshold),
+                    "semantic_dice": dice(lab, seg.probability > dense.params.fg_threshold),
                     "semantic_aji": aji(lab, sem_alone),
                     "distance_aji": aji(lab, dst_alone),
-                    "distance_mse": distance_mse(dtarget, dist),
-                    "aji": aji(lab, both), "pq": pq["pq"], "dice": dice(lab, both),
+                    "distance_mse": distance_mse(dtarget, seg.distance),
+                    "aji": aji(lab, seg.labels), "pq": pq["pq"], "dice": dice(lab, seg.labels),
                 }
                 for k, v in vals.items():
                     acc.setdefault(k, []).append(v)
-            rows.append({"dataset": key, "scheme": scheme, "cr": cr, "variant": variant,
-                         "n_images": len(items), **{k: float(np.mean(v)) for k, v in acc.items()}})
+            means = {k: float(np.mean(v)) for k, v in acc.items()}
+            rows.append(SweepRow(key, scheme, cr, variant, len(items), **means))
     if progress is not None:
-        progress(len(jobs), len(jobs), "done")
+        progress(Progress(len(jobs), len(jobs), "done"))
     return rows
 
 
@@ -133,10 +152,10 @@ def _run_parallel(data_root, jobs, datasets, device, precision, limit, progress,
         for i, f in enumerate(as_completed(futures)):
             rows += f.result()
             if progress is not None:
-                progress(i + 1, len(futures), f"worker {i + 1} of {len(futures)} done")
+                progress(Progress(i + 1, len(futures), f"worker {i + 1} of {len(futures)} done"))
     order = {j: i for i, j in enumerate(jobs)}
     ds_order = {d: i for i, d in enumerate(datasets)}
-    rows.sort(key=lambda r: (ds_order[r["dataset"]], order[(r["scheme"], r["cr"], r["variant"])]))
+    rows.sort(key=lambda r: (ds_order[r.dataset], order[(r.scheme, r.cr, r.variant)]))
     return rows
 
 
@@ -152,6 +171,7 @@ def relative_drop(value: float, dense: float, lower_is_better: bool = False) -> 
 def summarize(rows: list[dict], dataset: str = "monuseg", variant: str = "fine-tuned", tol: float = 0.02) -> dict:
     """Per scheme and target: the largest CR whose relative drop from dense is under ``tol``
     (and at every smaller CR too)."""
+    rows = _dicts(rows)
     dense = next(r for r in rows if r["dataset"] == dataset and r["scheme"] == "dense")
     out = {}
     for scheme in sorted({r["scheme"] for r in rows} - {"dense"}):
@@ -171,6 +191,7 @@ def summarize(rows: list[dict], dataset: str = "monuseg", variant: str = "fine-t
 
 def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | None = None) -> list[Path]:
     """CSV, JSON, Markdown tables and PNG plots (metric against CR, both schemes per plot)."""
+    rows = _dicts(rows)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +226,8 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
                                               ("distance_mse", "distance branch alone: MSE"),
                                               ("aji", "both pruned: instance AJI"))):
             ax.axhline(dense[metric], color="k", lw=1, ls=":", label="dense")
-            for scheme, color in (("layerwise", "tab:orange"), ("networkwide", "tab:blue")):
+            for scheme in PRUNED_SCHEMES:
+                color = SCHEME_COLORS[scheme]
                 for variant, ls in (("fine-tuned", "-"), ("one-shot", "--")):
                     sub = sorted((r for r in rows if r["dataset"] == ds and r["scheme"] == scheme
                                   and r["variant"] == variant), key=lambda r: r["cr"])
@@ -238,3 +260,12 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
         plt.close(fig)
         files.append(out / "sparsity_networkwide_cr20.png")
     return files
+
+
+def sparsity_rows(scheme: str = "networkwide", cr: float = 20) -> list[dict]:
+    """Per-layer sparsity of both branches of one zoo pair (the report's sparsity plot)."""
+    from .pruning import sparsity_report
+
+    pair = load_pair(scheme, cr)
+    return [{"branch": b, **r} for b, m in (("semantic", pair.semantic), ("distance", pair.distance))
+            for r in sparsity_report(m)]

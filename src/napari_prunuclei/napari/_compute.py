@@ -1,327 +1,273 @@
-"""What the widget runs, without Qt: requests, the run as a generator, and layer specs.
+"""What the widget runs, without Qt: a comparison request, the run as a job, the numbers.
 
-The widget builds a :class:`RunRequest`, hands :func:`run` to a napari
-``thread_worker`` and turns the yielded :class:`Progress` into a progress bar;
-the returned :class:`RunResult` becomes layers through :func:`layer_specs`.
+The widget builds a :class:`CompareRequest`, hands :func:`run` (a job generator of the
+one progress protocol) to a napari ``thread_worker``, and gives the returned
+:class:`ComparisonResult` to the comparison state (``_state.py``), which owns the layers.
+Every model goes through :func:`napari_prunuclei.pipeline.iter_segment`; the dense
+reference always runs with the dense model's own thresholds.
 """
 
 from __future__ import annotations
 
-import time
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, tiled
-from ..compare import DISAGREEMENT_KINDS, agreement_scores, disagreement
-from ..inference import predict_branch, resolve_precision
-from ..io import as_rgb_uint8, check_lazy_rgb
-from ..models.zoo import load_model, model_info, normalize_scheme
-from ..postprocess import WatershedParams, watershed_instances
-from ..pruning import prunable_parameters
+from ..compare import Agreement, agreement_scores, disagreement
+from ..constants import DISAGREEMENT_KINDS, PRUNED_SCHEMES, SCHEME_LABELS, ZARR_PIXELS
+from ..pipeline import ModelSpec, Segmentation, SegmentRequest, iter_segment, load_pair, rewatershed
+from ..postprocess import WatershedParams
+from ..progress import CancelFn, Job, Progress, check_cancelled
+from ..tiled import tile_grid
 
-#: tile side of the slide path
-TILE = 1024
-#: slides above this many pixels keep their labels in a zarr store on disk, not in memory
-ZARR_PIXELS = 8192 * 8192
-
-SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide"}
-DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
+__all__ = ["CompareRequest", "Numbers", "ComparisonResult", "ImageSweepRow", "run", "rerun_watershed",
+           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch"]
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class CompareRequest:
+    """A run of the widget: the chosen model (``segment``) on one image layer, with or without dense."""
+
     image_name: str
-    scheme: str = "networkwide"
-    cr: float = 20
-    fine_tuned: bool = True
-    device: str = "cpu"
-    precision: str = "auto"
-    params: WatershedParams = field(default_factory=WatershedParams)
+    segment: SegmentRequest = field(default_factory=SegmentRequest)
     compare_dense: bool = True
 
-    def model_label(self) -> str:
-        s = normalize_scheme(self.scheme)
-        if s == "dense":
-            return "dense"
-        return f"{SCHEME_LABELS[s]} CR{self.cr:g}" + ("" if self.fine_tuned else " one-shot")
+    @property
+    def spec(self) -> ModelSpec:
+        return self.segment.spec
 
 
 @dataclass
-class Progress:
-    done: int
-    total: int
-    message: str
+class Numbers:
+    """The numbers shown beside the picture."""
+
+    nuclei: dict[str, int]
+    vs_dense: Agreement | None = None
+    disagreement: dict[str, int] | None = None
+    vs_truth: dict[str, Agreement] = field(default_factory=dict)
+    tiled: bool = False
 
 
 @dataclass
-class ModelOutput:
-    """One model's outputs; on a slide (tiled mode) the maps are None and labels may be a zarr array."""
+class ComparisonResult:
+    """One run: the pruned model's and the dense model's segmentations (either may be None), the
+    disagreement image, the numbers, and the chosen model's per-layer sparsity."""
 
-    label: str
-    probability: np.ndarray | None
-    distance: np.ndarray | None
-    labels: np.ndarray
-    info: dict
+    request: CompareRequest
+    pruned: Segmentation | None
+    dense: Segmentation | None
+    numbers: Numbers
+    disagreement: np.ndarray | None = None
+    sparsity: dict[str, list[dict]] | None = None
+    scratch: list[Path] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> Segmentation:
+        """The model the user chose (dense on a dense-only run)."""
+        return self.pruned if self.pruned is not None else self.dense
 
     @property
     def tiled(self) -> bool:
-        return self.probability is None
+        return self.chosen.tiled
+
+    def release(self) -> None:
+        """Remove this run's on-disk scratch stores (call once its layers show other data)."""
+        for p in self.scratch:
+            shutil.rmtree(p, ignore_errors=True)
+        self.scratch.clear()
 
 
-@dataclass
-class RunResult:
-    request: RunRequest
-    pruned: ModelOutput
-    dense: ModelOutput | None
-    numbers: dict
-    disagreement: np.ndarray | None = None
-    sparsity: dict | None = None
+class Scratch:
+    """On-disk label stores for slides above :data:`ZARR_PIXELS`, under one folder per widget."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+
+    def labels(self, shape: tuple[int, int], chunk: int) -> tuple[object, Path]:
+        import zarr
+
+        if self.root is None or not self.root.is_dir():
+            self.root = Path(tempfile.mkdtemp(prefix="prunuclei_"))
+        folder = Path(tempfile.mkdtemp(dir=self.root, suffix=".zarr"))
+        arr = zarr.open_array(str(folder / "labels"), mode="w", shape=shape, chunks=(chunk, chunk), dtype="int32",
+                              fill_value=0)
+        return arr, folder
+
+    def cleanup(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
 
 
-def model_summary(model) -> dict:
-    """Non-zero and total prunable weights, sparsity, and the zoo record."""
-    params = prunable_parameters(model)
-    total = sum(p.numel() for p in params.values())
-    nz = sum(int((p != 0).sum()) for p in params.values())
-    return {"prunable": total, "nonzero": nz, "sparsity": 1 - nz / total, **model_info(model)}
+def _steps(shape, req: SegmentRequest) -> int:
+    n = len(tile_grid(tuple(shape[:2]), req.tiling.tile, req.tiling.halo))
+    return n if req.tiling.is_tiled(shape) else n + 1
 
 
-def is_slide(shape) -> bool:
-    """Whether an image of ``shape`` goes through the tiled (slide) path."""
-    return int(shape[0]) * int(shape[1]) > tiled.WHOLE_MAX_PIXELS
+def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.ndarray | None = None,
+        scratch: Scratch | None = None) -> Job[ComparisonResult]:
+    """The chosen model (and the dense one, if asked) on one image; yields Progress.
 
-
-def _run_model(rgb, req: RunRequest, scheme: str, cr: float, fine_tuned: bool, step, cancelled):
-    sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
-    dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
-    times = {}
-    info = {"semantic": model_summary(sem), "distance": model_summary(dst), "seconds": times}
-    if is_slide(rgb.shape):
-        h, w = rgb.shape[:2]
-        out = None
-        if h * w > ZARR_PIXELS:
-            import tempfile
-
-            import zarr
-
-            out = zarr.open_array(tempfile.mkdtemp(prefix="prunuclei_") + "/labels.zarr", mode="w", shape=(h, w),
-                                  chunks=(1024, 1024), dtype="int32", fill_value=0)
-        gen = tiled.iter_segment_tiled(rgb, (sem, dst), req.params, tile=TILE, device=req.device,
-                                       precision=req.precision, out=out, cancelled=cancelled, timings=times)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                labels = stop.value
-                break
-            yield step(f"tile {done}/{total}")
-        return None, None, labels, info
-    outs = {}
-    for key, model in (("semantic", sem), ("distance", dst)):
-        t = time.perf_counter()
-        outs[key] = predict_branch(model, rgb, device=req.device, precision=req.precision, cancelled=cancelled)
-        times[key] = time.perf_counter() - t
-        yield step(f"{key} branch done")
-    t = time.perf_counter()
-    labels = watershed_instances(outs["semantic"], outs["distance"], req.params)
-    times["watershed"] = time.perf_counter() - t
-    yield step("watershed done")
-    return outs["semantic"], outs["distance"], labels, info
-
-
-def run(rgb: np.ndarray, req: RunRequest, cancelled=lambda: False, truth: np.ndarray | None = None):
-    """Generator: yields :class:`Progress`, returns a :class:`RunResult` (None when cancelled).
-
-    Images above :data:`tiled.WHOLE_MAX_PIXELS` (``rgb`` may then be a lazy array) go
-    tile by tile with stitched instances; progress counts tiles, and only instance
-    labels are kept (no maps, no pixel-wise comparison).
+    Raises :class:`~napari_prunuclei.progress.Cancelled` when ``cancelled()``; a
+    cancelled run's scratch stores are removed.
     """
+    seg_req = req.segment
+    spec = req.spec
+    jobs: list[tuple[str, object, WatershedParams | None]] = []
+    if not spec.is_dense:
+        jobs.append(("pruned", load_pair(spec), seg_req.params))
+    if spec.is_dense or req.compare_dense:
+        dense_params = seg_req.params if spec.is_dense else None  # dense: always its own, unless it is the choice
+        jobs.append(("dense", load_pair(), dense_params))
+    per_model = _steps(rgb.shape, seg_req)
+    total = per_model * len(jobs)
+    tiled = seg_req.tiling.is_tiled(rgb.shape)
+    outputs: dict[str, Segmentation] = {}
+    made: list[Path] = []
     try:
-        return (yield from _run(rgb, req, cancelled, truth))
-    except InterruptedError:
-        return None
-
-
-def _run(rgb: np.ndarray, req: RunRequest, cancelled, truth: np.ndarray | None):
-    slide = is_slide(rgb.shape)
-    if slide:
-        rgb = check_lazy_rgb(rgb, f"layer '{req.image_name}'")
-    else:
-        rgb = as_rgb_uint8(np.asarray(rgb), name=f"layer '{req.image_name}'")
-    scheme = normalize_scheme(req.scheme)
-    jobs = [(req.model_label(), scheme, req.cr, req.fine_tuned)]
-    if req.compare_dense and scheme != "dense":
-        jobs.append(("dense", "dense", 1, True))
-    n_tiles = len(tiled.tile_grid(rgb.shape[:2], TILE)) if slide else 3
-    total = n_tiles * len(jobs)
-    count = [0]
-
-    def step(msg: str) -> Progress:
-        count[0] += 1
-        return Progress(count[0], total, f"{label}: {msg}")
-
-    outputs = []
-    for label, s, cr, ft in jobs:
-        if cancelled():
-            raise InterruptedError("cancelled")
-        prob, dist, labels, info = yield from _run_model(rgb, req, s, cr, ft, step, cancelled)
-        outputs.append(ModelOutput(label, prob, dist, labels, info))
-    pruned = outputs[0]
-    dense = outputs[1] if len(outputs) > 1 else None
-    result = _result(req, pruned, dense, None if slide else truth)
-    result.sparsity = layer_sparsity(scheme, req.cr, req.fine_tuned)
+        for k, (role, pair, params) in enumerate(jobs):
+            check_cancelled(cancelled)
+            out = None
+            if tiled and scratch is not None and rgb.shape[0] * rgb.shape[1] > ZARR_PIXELS:
+                out, folder = scratch.labels(tuple(rgb.shape[:2]), seg_req.tiling.tile)
+                made.append(folder)
+            job = iter_segment(rgb, pair, params, device=seg_req.device, precision=seg_req.precision,
+                               tiling=seg_req.tiling, out=out, post_workers=seg_req.post_workers,
+                               cancelled=cancelled, name=f"layer '{req.image_name}'")
+            while True:
+                try:
+                    p = next(job)
+                except StopIteration as stop:
+                    outputs[role] = stop.value
+                    break
+                yield Progress(k * per_model + p.done, total, p.message)
+        check_cancelled(cancelled)
+        result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
+    except BaseException:
+        for f in made:
+            shutil.rmtree(f, ignore_errors=True)
+        raise
+    result.scratch = made
+    result.sparsity = layer_sparsity(spec)
     return result
 
 
-def _result(req: RunRequest, pruned: ModelOutput, dense: ModelOutput | None, truth=None) -> RunResult:
-    if pruned.tiled:  # a slide: counts only, no pixel-wise comparison over the whole slide
-        nums = {"nuclei": {o.label: tiled.max_label(o.labels) for o in (pruned, dense) if o is not None}, "tiled": True}
-        return RunResult(req, pruned, dense, nums, None)
-    d = disagreement(dense.labels, pruned.labels) if dense is not None else None
-    return RunResult(req, pruned, dense, compute_numbers(pruned, dense, truth, d),
-                     None if d is None else d.image)
+def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentation | None,
+            truth=None) -> ComparisonResult:
+    dis = None
+    if pruned is not None and dense is not None and not pruned.tiled:
+        dis = disagreement(dense.labels, pruned.labels)
+    nums = compute_numbers(pruned, dense, truth, dis)
+    return ComparisonResult(req, pruned, dense, nums, None if dis is None else dis.image)
 
 
-def rewatershed(result: RunResult, params: WatershedParams, truth: np.ndarray | None = None) -> RunResult:
-    """Re-run only the watershed on the cached branch outputs (not for slides: no maps are kept)."""
-    if result.pruned.tiled:
-        raise ValueError("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
-    outs = []
-    for o in (result.pruned, result.dense):
-        if o is None:
-            outs.append(None)
-            continue
-        t = time.perf_counter()
-        labels = watershed_instances(o.probability, o.distance, params)
-        info = {**o.info, "seconds": {**o.info["seconds"], "watershed": time.perf_counter() - t}}
-        outs.append(replace(o, labels=labels, info=info))
-    return _result(replace(result.request, params=params), outs[0], outs[1], truth)
+def rerun_watershed(result: ComparisonResult, params: WatershedParams,
+                    truth: np.ndarray | None = None) -> ComparisonResult:
+    """New thresholds for the chosen model: only its watershed again, on the kept maps, and the
+    comparison again (the dense reference keeps its own thresholds). Not for slides."""
+    chosen = rewatershed(result.chosen, params)
+    pruned, dense = (chosen, result.dense) if result.pruned is not None else (None, chosen)
+    req = replace(result.request, segment=replace(result.request.segment, params=params))
+    new = _result(req, pruned, dense, truth)
+    new.sparsity = result.sparsity
+    return new
 
 
-def compute_numbers(pruned: ModelOutput, dense: ModelOutput | None, truth: np.ndarray | None = None,
-                    dis=None) -> dict:
-    nums: dict = {"nuclei": {pruned.label: int(pruned.labels.max())}}
-    if dense is not None:
-        nums["nuclei"]["dense"] = int(dense.labels.max())
-        nums["vs_dense"] = agreement_scores(dense.labels, pruned.labels)
-        nums["disagreement"] = (dis or disagreement(dense.labels, pruned.labels)).counts
+def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, truth: np.ndarray | None = None,
+                    dis=None) -> Numbers:
+    """Nucleus counts; agreement with dense and disagreement counts (both models run); agreement of
+    each model with ground truth (when given; not for slides)."""
+    runs = [s for s in (pruned, dense) if s is not None]
+    nums = Numbers(nuclei={s.info.model: s.n_nuclei for s in runs}, tiled=runs[0].tiled)
+    if nums.tiled:
+        return nums
+    if pruned is not None and dense is not None:
+        nums.vs_dense = agreement_scores(dense.labels, pruned.labels)
+        nums.disagreement = (dis or disagreement(dense.labels, pruned.labels)).counts
     if truth is not None:
-        nums["vs_truth"] = {o.label: agreement_scores(truth, o.labels) for o in (pruned, dense) if o is not None}
+        nums.vs_truth = {s.info.model: agreement_scores(truth, s.labels) for s in runs}
     return nums
 
 
-def layer_metadata(o: ModelOutput, req: RunRequest) -> dict:
-    sem, dst = o.info["semantic"], o.info["distance"]
-    return {
-        "prunuclei": {
-            "model": o.label,
-            "model_id": {"semantic": sem.get("id"), "distance": dst.get("id")},
-            "scheme": sem.get("scheme"), "cr": sem.get("cr"), "fine_tuned": sem.get("fine_tuned"),
-            "sha256": {"semantic": sem.get("sha256"), "distance": dst.get("sha256")},
-            "sparsity": {"semantic": sem["sparsity"], "distance": dst["sparsity"]},
-            "watershed": req.params.as_dict(), "precision": resolve_precision(req.precision, _dev(req.device)),
-            "device": req.device, "version": __version__, "seconds": o.info["seconds"],
-            "image": req.image_name,
-        }
-    }
-
-
-def _dev(device: str):
-    import torch
-
-    return torch.device(device)
-
-
-def layer_specs(result: RunResult, image_name: str) -> list[tuple[str, np.ndarray, dict, str]]:
-    """(name, data, kwargs, layer type) for every output layer, dense first."""
-    specs = []
-    for o in (result.dense, result.pruned):
-        if o is None:
-            continue
-        meta = layer_metadata(o, result.request)
-        base = f"{image_name} · {o.label}"
-        if not o.tiled:
-            specs.append((f"{base} · semantic", o.probability,
-                          {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6,
-                           "blending": "additive", "metadata": meta, "visible": False}, "image"))
-            specs.append((f"{base} · distance", o.distance,
-                          {"colormap": "viridis", "contrast_limits": (0, 1), "opacity": 0.6,
-                           "blending": "additive", "metadata": meta, "visible": False}, "image"))
-        specs.append((f"{base} · instances", o.labels, {"opacity": 0.5, "metadata": meta}, "labels"))
-    if result.disagreement is not None:
-        specs.append((f"{image_name} · {result.pruned.label} · disagreement with dense", result.disagreement,
-                      {"opacity": 0.8, "metadata": {"prunuclei": {
-                          "kinds": DISAGREEMENT_KINDS, "counts": result.numbers["disagreement"]}}}, "labels"))
-    return specs
-
-
-def format_numbers(result: RunResult) -> str:
+def format_numbers(result: ComparisonResult) -> str:
     """The text shown beside the picture."""
     n = result.numbers
-    lines = ["nuclei: " + ", ".join(f"{k} {v}" for k, v in n["nuclei"].items())]
-    if "vs_dense" in n:
-        v = n["vs_dense"]
-        lines.append(f"{result.pruned.label} vs dense: AJI {v['aji']:.3f}  PQ {v['pq']:.3f}  Dice {v['dice']:.3f}")
-        c = n["disagreement"]
+    lines = ["nuclei: " + ", ".join(f"{k} {v}" for k, v in n.nuclei.items())]
+    if n.vs_dense is not None:
+        v = n.vs_dense
+        lines.append(f"{result.pruned.info.model} vs dense: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+        c = n.disagreement
         lines.append(f"disagreement: missed {c['missed']} (red), extra {c['extra']} (blue), "
                      f"split/merged {c['split/merged']} (yellow)")
-    for label, v in n.get("vs_truth", {}).items():
-        lines.append(f"{label} vs ground truth: AJI {v['aji']:.3f}  PQ {v['pq']:.3f}  Dice {v['dice']:.3f}")
-    for o in (result.pruned, result.dense):
-        if o is None:
+    for label, v in n.vs_truth.items():
+        lines.append(f"{label} vs ground truth: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+    for s in (result.pruned, result.dense):
+        if s is None:
             continue
-        s, d = o.info["semantic"], o.info["distance"]
-        t = o.info["seconds"]
-        branches = t["branches"] if o.tiled else t["semantic"] + t["distance"]
-        tiles = f" over {t['tiles']} tiles" if o.tiled else ""
-        lines.append(f"{o.label}: {s['nonzero'] + d['nonzero']:,} of {s['prunable'] + d['prunable']:,} weights "
-                     f"({100 * (1 - (s['nonzero'] + d['nonzero']) / (s['prunable'] + d['prunable'])):.1f} % pruned); "
-                     f"branches {branches:.2f} s, watershed {t['watershed']:.2f} s{tiles}")
-    if n.get("tiled"):
+        i = s.info
+        nz = i.semantic["nonzero"] + i.distance["nonzero"]
+        tot = i.semantic["prunable"] + i.distance["prunable"]
+        t = i.seconds
+        tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
+        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
+                     f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
+                     f"thresholds {ws}")
+    if n.tiled:
         lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
 
 
-def sweep_image(rgb: np.ndarray, crs: list[float], device: str, params: WatershedParams,
-                truth: np.ndarray | None = None, cancelled=lambda: False,
-                schemes: tuple[str, ...] = ("layerwise", "networkwide")):
-    """Generator: every scheme x CR on one image (fine-tuned where the zoo has it, else one-shot).
+def layer_metadata(seg: Segmentation, image_name: str) -> dict:
+    """What a result layer records: the run's info (models, sha256, thresholds, timings...) and its image."""
+    return {"prunuclei": {**seg.info.as_dict(), "image": image_name}}
 
-    Yields :class:`Progress`; returns rows with AJI/PQ/Dice against dense (and ground truth).
-    """
+
+def disagreement_metadata(result: ComparisonResult) -> dict:
+    return {"prunuclei": {"kinds": DISAGREEMENT_KINDS, "counts": result.numbers.disagreement,
+                          "image": result.request.image_name}}
+
+
+@dataclass
+class ImageSweepRow:
+    """One model of the widget's CR sweep on one image: agreement with dense (and ground truth)."""
+
+    scheme: str
+    cr: float
+    fine_tuned: bool
+    vs_dense: Agreement
+    vs_truth: Agreement | None = None
+
+
+def sweep_image(rgb: np.ndarray, crs: list[float], device: str, truth: np.ndarray | None = None,
+                cancelled: CancelFn | None = None, schemes: tuple[str, ...] = PRUNED_SCHEMES,
+                precision: str = "auto") -> Job[list[ImageSweepRow]]:
+    """Every scheme x CR on one image (fine-tuned where the zoo has it, else one-shot), each pair with its
+    own thresholds and dense with dense's, as ``prunuclei sweep`` does. Yields Progress."""
     from ..models.zoo import find_entry
+    from ..pipeline import segment
 
-    rgb = as_rgb_uint8(np.asarray(rgb))
     total = 1 + len(schemes) * len(crs)
-    dense = _segment(rgb, "dense", 1, True, device, params)
+    dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled)
     yield Progress(1, total, "dense done")
     rows = []
     for i, (scheme, cr) in enumerate([(s, c) for s in schemes for c in crs]):
-        if cancelled():
-            return None
+        check_cancelled(cancelled)
         ft = find_entry("semantic", scheme, cr) is not None
-        labels = _segment(rgb, scheme, cr, ft, device, params)
-        row = {"scheme": scheme, "cr": cr, "fine_tuned": ft, **{
-            f"{k}_vs_dense": v for k, v in agreement_scores(dense, labels).items() if k in ("aji", "pq", "dice")}}
-        if truth is not None:
-            row.update({f"{k}_vs_truth": v for k, v in agreement_scores(truth, labels).items()
-                        if k in ("aji", "pq", "dice")})
-        rows.append(row)
+        seg = segment(rgb, load_pair(scheme, cr, ft), device=device, precision=precision, tiling="whole",
+                      cancelled=cancelled)
+        rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
+                                  None if truth is None else agreement_scores(truth, seg.labels)))
         yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
     return rows
 
 
-def _segment(rgb, scheme, cr, fine_tuned, device, params) -> np.ndarray:
-    sem = load_model("semantic", scheme, cr, fine_tuned=fine_tuned)
-    dst = load_model("distance", scheme, cr, fine_tuned=fine_tuned)
-    prob = predict_branch(sem, rgb, device=device)
-    dist = predict_branch(dst, rgb, device=device)
-    return watershed_instances(prob, dist, params)
-
-
-def layer_sparsity(scheme: str, cr: float, fine_tuned: bool) -> dict[str, list[dict]]:
+def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
     """Per-layer sparsity of both branches of one model."""
     from ..pruning import sparsity_report
 
-    return {b: sparsity_report(load_model(b, scheme, cr, fine_tuned=fine_tuned)) for b in ("semantic", "distance")}
+    pair = load_pair(spec)
+    return {"semantic": sparsity_report(pair.semantic), "distance": sparsity_report(pair.distance)}

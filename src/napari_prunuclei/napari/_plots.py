@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel
 
-COLORS = {"layerwise": "tab:orange", "networkwide": "tab:blue"}
-LABELS = {"layerwise": "layer-wise", "networkwide": "network-wide"}
+from ..constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
 
 
 class ChartsCanvas(QLabel):
@@ -53,22 +52,24 @@ class ChartsCanvas(QLabel):
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
 
-    def show_sweep(self, rows: list[dict], metric: str = "aji") -> None:
+    def show_sweep(self, rows: list, metric: str = "aji") -> None:
+        """Plot ``metric`` against CR of the widget's sweep rows (``ImageSweepRow``), off-screen."""
         with self._lock:
             ax = self.ax_sweep
             ax.clear()
-            for scheme in ("layerwise", "networkwide"):
-                sub = sorted((r for r in rows if r["scheme"] == scheme), key=lambda r: r["cr"])
+            for scheme in PRUNED_SCHEMES:
+                sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
                 if not sub:
                     continue
-                ax.plot([r["cr"] for r in sub], [r[f"{metric}_vs_dense"] for r in sub], "o-", ms=3,
-                        color=COLORS[scheme], label=f"{LABELS[scheme]} vs dense")
-                if f"{metric}_vs_truth" in sub[0]:
-                    ax.plot([r["cr"] for r in sub], [r[f"{metric}_vs_truth"] for r in sub], "s--", ms=3,
-                            color=COLORS[scheme], label=f"{LABELS[scheme]} vs truth")
+                color, label = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme]
+                ax.plot([r.cr for r in sub], [getattr(r.vs_dense, metric) for r in sub], "o-", ms=3,
+                        color=color, label=f"{label} vs dense")
+                if sub[0].vs_truth is not None:
+                    ax.plot([r.cr for r in sub], [getattr(r.vs_truth, metric) for r in sub], "s--", ms=3,
+                            color=color, label=f"{label} vs truth")
                 for r in sub:
-                    if not r["fine_tuned"]:
-                        ax.plot(r["cr"], r[f"{metric}_vs_dense"], "x", color="k", ms=5)
+                    if not r.fine_tuned:
+                        ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
             ax.set_xscale("log")
             ax.set_xlabel("compression ratio (x: one-shot)", fontsize=8)
             ax.set_ylabel(metric.upper(), fontsize=8)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-_EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs")
+from ..constants import IMAGE_EXTENSIONS as _EXT
+
 #: pyramid levels above this many pixels are read lazily (dask over tifffile's zarr store)
 LAZY_PIXELS = 4096 * 4096
 #: a large TIFF without a pyramid gets lazy coarser levels down to about this side

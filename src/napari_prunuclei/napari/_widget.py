@@ -1,12 +1,13 @@
 """The dock widget: pick a pruned model, run it beside the dense one, compare, export.
 
-A thin shell: it gathers parameters into a :class:`RunRequest`, runs
-:func:`_compute.run` in a napari ``thread_worker`` and shows the result layers.
+A thin shell: it gathers parameters into a :class:`~._compute.CompareRequest`, runs
+jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in napari
+``thread_worker``s, shows their :class:`~napari_prunuclei.progress.Progress` in one bar,
+and hands results to the :class:`~._state.ComparisonState`, which owns the layers.
 """
 
-
-
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,20 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 
+from ..constants import DEFAULT_CRS, EXPORT_EXTENSIONS, SCHEME_LABELS
 from ..devices import available_devices
-from ..io import ImageError, check_lazy_rgb
-from ..models.zoo import default_watershed, zoo_crs
+from ..io import ImageError, as_rgb_uint8, check_lazy_rgb
+from ..models.zoo import zoo_crs
+from ..pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
 from ..postprocess import WatershedParams
+from ..progress import Cancelled, Progress
 from . import _compute as compute
+from ._state import ComparisonState
 
-SCHEMES = {"network-wide": "networkwide", "layer-wise": "layerwise", "dense": "dense"}
+#: scheme choices as shown -> scheme names
+SCHEMES = {SCHEME_LABELS[s]: s for s in ("networkwide", "layerwise", "dense")}
+#: a threshold edit waits this long for the next one before the watershed re-runs
+DEBOUNCE_MS = 300
 
 
 class PruneCompareWidget(Container):
@@ -41,11 +49,11 @@ class PruneCompareWidget(Container):
     def __init__(self, viewer: Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
-        ws = default_watershed()
+        ws = WatershedParams()
         try:
-            crs = zoo_crs() or [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+            crs = zoo_crs() or list(DEFAULT_CRS)
         except Exception:  # noqa: BLE001 - no registry: one-shot values still work
-            crs = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+            crs = list(DEFAULT_CRS)
         self.image = create_widget(annotation="napari.layers.Image", label="H&E image")
         self.scheme = ComboBox(choices=list(SCHEMES), value="network-wide", label="pruning")
         self.cr = ComboBox(choices=[*(f"{c:g}" for c in crs), "other"], value="20" if 20 in crs else f"{crs[0]:g}",
@@ -80,15 +88,17 @@ class PruneCompareWidget(Container):
 
         self.charts = ChartsCanvas()
         self.native.layout().addWidget(self.charts)
-        self.sweep_rows: list[dict] | None = None
-        self.result: compute.RunResult | None = None
+        self.sweep_rows: list[compute.ImageSweepRow] | None = None
+        self.state = ComparisonState(viewer)
+        self.scratch = compute.Scratch()
+        weakref.finalize(self, self.scratch.cleanup)  # also at interpreter exit
+        self.native.destroyed.connect(lambda *_: self.scratch.cleanup())
         self.worker = None
         self._cancel = threading.Event()
-        self._layers: list[str] = []
-        self._pending: list = []
         self._showing = False
-        self._grid_before: tuple | None = None
         self._returned = False
+        self._params_timer = None
+        self._params_pending = False
         self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
         self.scheme.changed.connect(self._on_scheme)
         self._quiet = False
@@ -101,8 +111,12 @@ class PruneCompareWidget(Container):
         self.export_btn.changed.connect(self.export)
         self.sweep_btn.changed.connect(self.start_sweep)
         for w in (self.fg, self.marker, self.min_size):
-            w.changed.connect(self._on_params)
+            w.changed.connect(self._on_params_edited)
         self.truth.changed.connect(self._on_truth)
+
+    @property
+    def result(self) -> compute.ComparisonResult | None:
+        return self.state.result
 
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
@@ -110,12 +124,18 @@ class PruneCompareWidget(Container):
         for w in (self.cr, self.fine_tuned):
             w.enabled = not dense
 
+    def spec(self) -> ModelSpec:
+        """The chosen model; "other" CR is made by one-shot pruning."""
+        other = self.cr.value == "other"
+        cr = float(self.cr_other.value) if other else float(self.cr.value)
+        return ModelSpec(SCHEMES[self.scheme.value], cr, bool(self.fine_tuned.value) and not other)
+
     def _model_defaults(self, *_) -> None:
-        """Set the thresholds to the chosen model's defaults (its own if tuned for it, else the card's)."""
-        scheme = SCHEMES[self.scheme.value]
-        cr = float(self.cr_other.value) if self.cr.value == "other" else float(self.cr.value)
-        fine_tuned = bool(self.fine_tuned.value) and self.cr.value != "other"
-        ws = default_watershed(scheme, cr, fine_tuned)
+        """Set the thresholds to the chosen model's own (tuned for the pair where the zoo has them)."""
+        try:
+            ws = load_pair(self.spec()).params
+        except Exception:  # noqa: BLE001 - shown when the user presses Run
+            return
         self._quiet = True  # no watershed re-run on the previous result
         try:
             self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
@@ -125,18 +145,20 @@ class PruneCompareWidget(Container):
     def params(self) -> WatershedParams:
         return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
 
-    def request(self) -> compute.RunRequest:
+    def request(self) -> compute.CompareRequest:
         layer = self.image.value
         if layer is None:
             raise ImageError("no image layer: open an H&E image (File > Open) or a sample first")
-        if layer.__class__.__name__ != "Image":
-            raise ImageError(f"layer '{layer.name}' is a {layer.__class__.__name__} layer, not an RGB image")
-        cr = float(self.cr_other.value) if self.cr.value == "other" else float(self.cr.value)
-        return compute.RunRequest(
-            image_name=layer.name, scheme=SCHEMES[self.scheme.value], cr=cr,
-            fine_tuned=bool(self.fine_tuned.value), device=self.device.value, params=self.params(),
-            compare_dense=bool(self.compare.value),
-        )
+        from napari.layers import Image
+
+        if not isinstance(layer, Image):
+            raise ImageError(f"layer '{layer.name}' is a {type(layer).__name__} layer, not an RGB image")
+        spec = self.spec()
+        params = self.params()
+        own = load_pair(spec).params
+        seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
+                             params=None if params == own else params, device=self.device.value)
+        return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=bool(self.compare.value))
 
     # ---- running ----------------------------------------------------
     def _inputs(self):
@@ -149,25 +171,30 @@ class PruneCompareWidget(Container):
             return None
         return req, rgb, self._truth_array(rgb.shape[:2])
 
-    def _start(self, generator, on_result, message: str, after=None):
-        """Run ``generator`` (yielding Progress) in a napari thread worker.
+    def _start(self, job, on_result, message: str, after=None):
+        """Run ``job`` (a generator yielding Progress) in a napari thread worker.
 
-        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart).
+        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart off-screen);
+        ``on_result`` runs on the GUI thread. A cancelled job returns None.
         """
         from napari.qt.threading import thread_worker
 
         self._cancel.clear()
         self.status.value = message
         self.progress.value = 0
-        self.run_btn.enabled = self.sweep_btn.enabled = False
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
         self.cancel_btn.enabled = True
-        def job():
-            result = yield from generator
+
+        def work():
+            try:
+                result = yield from job
+            except Cancelled:
+                return None
             if after is not None and result is not None:
                 after(result)
             return result
 
-        worker = thread_worker(job)()
+        worker = thread_worker(work)()
         worker.yielded.connect(self._on_progress)
         self._returned = False
 
@@ -188,11 +215,13 @@ class PruneCompareWidget(Container):
         if inputs is None:
             return None
         req, rgb, truth = inputs
-        gen = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth)
-        return self._start(gen, self._on_result, f"running {req.model_label()}...", after=self._draw_sparsity)
+        job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
+        return self._start(job, self._on_result, f"running {req.spec.label}...", after=self._draw_sparsity)
 
-    def _draw_sparsity(self, result: compute.RunResult) -> None:
-        self.charts.refresh()
+    def _draw_sparsity(self, result: compute.ComparisonResult) -> None:
+        """In the worker: plot and render the chosen model's per-layer sparsity off-screen."""
+        if result.sparsity is not None:
+            self.charts.show_sparsity(result.sparsity, result.chosen.info.model)
 
     def start_sweep(self, *_):
         """Metric against CR for both schemes on the current image, in a worker."""
@@ -200,14 +229,14 @@ class PruneCompareWidget(Container):
         if inputs is None:
             return None
         req, rgb, truth = inputs
-        if compute.is_slide(rgb.shape):
+        if Tiling().is_tiled(rgb.shape):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
         crs = [float(c) for c in self.cr.choices if c != "other"]
-        gen = compute.sweep_image(rgb, crs, req.device, req.params, truth, self._cancel.is_set)
-        return self._start(gen, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
+        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set)
+        return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
 
-    def _on_sweep(self, rows: list[dict] | None) -> None:
+    def _on_sweep(self, rows: list[compute.ImageSweepRow] | None) -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
@@ -217,11 +246,9 @@ class PruneCompareWidget(Container):
 
     def _checked_rgb(self):
         """The image as RGB uint8; a slide above 2048x2048 stays lazy (read tile by tile later)."""
-        from ..io import as_rgb_uint8
-
         layer = self.image.value
         data = layer.data[0] if layer.multiscale else layer.data
-        if compute.is_slide(data.shape):
+        if Tiling().is_tiled(data.shape):
             return check_lazy_rgb(data, f"layer '{layer.name}'")
         return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
 
@@ -231,31 +258,34 @@ class PruneCompareWidget(Container):
             self.worker.quit()
         self.status.value = "cancelling..."
 
-    def _on_progress(self, p: compute.Progress) -> None:
+    def _on_progress(self, p: Progress) -> None:
+        """The napari side of the progress protocol: the dock's bar and status line."""
         if self._cancel.is_set():
             return
         self.progress.max = p.total
         self.progress.value = p.done
         self.status.value = p.message
 
-    def _on_result(self, result: compute.RunResult | None) -> None:
+    def _on_result(self, result: compute.ComparisonResult | None) -> None:
         if result is None:  # cancelled
             self.status.value = "cancelled"
             return
-        self.result = result
         self._show(result)
         self.charts.refresh()
-        self.status.value = f"done: {result.pruned.label}"
+        self.status.value = f"done: {result.chosen.info.model}"
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
 
     def _on_finished(self) -> None:
-        self.run_btn.enabled = self.sweep_btn.enabled = True
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
         self.cancel_btn.enabled = False
         if self._cancel.is_set() and not self._returned:
             self.status.value = "cancelled"
         self.worker = None
+        if self._params_pending:
+            self._params_pending = False
+            self._rerun_watershed()
 
     def _error(self, msg: str) -> None:
         self.status.value = f"error: {msg}"
@@ -268,152 +298,122 @@ class PruneCompareWidget(Container):
         if tuple(truth.data.shape) != tuple(shape):
             self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
             return None
+        if Tiling().is_tiled(shape):
+            return None  # slides: counts only, no pixel-wise comparison
         return np.asarray(truth.data)
 
     def _on_truth(self, *_) -> None:
-        if self.result is not None:
-            t = self._truth_array(self.result.pruned.labels.shape)
-            self.result.numbers = compute.compute_numbers(self.result.pruned, self.result.dense, t)
-            self._show_numbers()
+        r = self.result
+        if r is None:
+            return
+        truth = self._truth_array(r.chosen.labels.shape)
+        if r.tiled:
+            return
+        r.numbers = compute.compute_numbers(r.pruned, r.dense, truth)
+        self._show_numbers()
 
-    def _on_params(self, *_) -> None:
-        """Re-run only the watershed on the cached branch outputs."""
+    def _on_params_edited(self, *_) -> None:
+        """A threshold changed: re-run the watershed after DEBOUNCE_MS without further edits."""
         if self.result is None or self._quiet:
             return
-        try:
-            self.result = compute.rewatershed(self.result, self.params(),
-                                              self._truth_array(self.result.pruned.labels.shape))
-        except ValueError as e:
-            self._error(str(e))
-            return
-        self._show(self.result)
+        from qtpy.QtCore import QTimer
+
+        if self._params_timer is None:
+            self._params_timer = QTimer()
+            self._params_timer.setSingleShot(True)
+            self._params_timer.setInterval(DEBOUNCE_MS)
+            self._params_timer.timeout.connect(self._rerun_watershed)
+        self._params_timer.start()
+
+    def _rerun_watershed(self):
+        """Only the watershed of the chosen model again, in a worker, on the cached maps."""
+        r = self.result
+        if r is None:
+            return None
+        if self.worker is not None:  # after the running job
+            self._params_pending = True
+            return None
+        if r.tiled:
+            self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
+            return None
+        params, truth = self.params(), self._truth_array(r.chosen.labels.shape)
+
+        def job():
+            yield Progress(0, 1, "watershed with the new thresholds...")
+            new = compute.rerun_watershed(r, params, truth)
+            yield Progress(1, 1, "watershed done")
+            return new
+
+        return self._start(job(), self._on_result, "watershed with the new thresholds...")
 
     # ---- layers -----------------------------------------------------
     @property
     def busy(self) -> bool:
-        """True while a run is going or its layers are still being added."""
-        return self.worker is not None or self._showing
+        """True while a job runs, a threshold re-run waits, or result layers are still being added."""
+        timer = self._params_timer is not None and self._params_timer.isActive()
+        return self.worker is not None or self._showing or timer or self._params_pending
 
-    def _show(self, result: compute.RunResult) -> None:
-        """Add or update the result layers one per event-loop turn, so the GUI never stalls long."""
+    def _show(self, result: compute.ComparisonResult | None) -> None:
+        """Hand the result to the comparison state, one layer per event-loop turn."""
         self._showing = True
-        image = result.request.image_name
-        self._pending = list(compute.layer_specs(result, image))
-        # a re-run with another model on the same image renames and updates the previous layers
-        previous = {_role(n, image): n for n in self._layers if n in self.viewer.layers}
-        for name, *_ in self._pending:
-            old = previous.get(_role(name, image))
-            if old is not None and old != name and name not in self.viewer.layers:
-                self.viewer.layers[old].name = name
-        self._layers = [spec[0] for spec in self._pending]
+        self._steps = self.state.show(result, bool(self.side_by_side.value))
         self._show_next()
 
     def _show_next(self) -> None:
         from qtpy.QtCore import QTimer
 
-        if not self._pending:
-            self._arrange()
+        try:
+            next(self._steps)
+        except StopIteration:
             self._show_numbers()
             self._showing = False
             return
-        name, data, kwargs, kind = self._pending.pop(0)
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            layer.data = data
-            layer.metadata = kwargs.get("metadata", {})
-        else:
-            add = self.viewer.add_image if kind == "image" else self.viewer.add_labels
-            layer = add(data, name=name, **kwargs)
-            if name.endswith("disagreement with dense"):
-                _color_disagreement(layer)
         QTimer.singleShot(0, self._show_next)
 
     def _show_numbers(self) -> None:
-        if self.result is None:
-            return
-        self.numbers.value = compute.format_numbers(self.result)
+        self.numbers.value = "" if self.result is None else compute.format_numbers(self.result)
 
     def _arrange(self, *_) -> None:
-        """Side by side in napari's grid mode (one camera): dense in the left cell, pruned in the right.
+        """Side by side on or off: the dense cell's views are added or removed, the grid set."""
+        if not self._showing:
+            self.state.set_side_by_side(bool(self.side_by_side.value))
 
-        Each cell needs its own copy of the image underneath, so the dense cell gets a
-        view of the image (and of the disagreement layer) named ``... (dense view)``;
-        they go away when the toggle is turned off. Other layers keep their place after
-        the two groups (a visible one, e.g. ground truth, gets a cell of its own).
-        """
-        if self.result is None:
-            return
-        layers = self.viewer.layers
-        grid = self.viewer.canvas.grid
-        on = bool(self.side_by_side.value) and self.result.dense is not None
-        image_name = self.result.request.image_name
-        dense = [n for n in self._layers if " · dense · " in n and n in layers]
-        pruned = [n for n in self._layers if " · dense · " not in n and n in layers]
-        disagreement = [n for n in pruned if n.endswith("disagreement with dense")]
-        mirrors = {f"{image_name} · (dense view)": image_name}
-        mirrors.update({f"{n} (dense view)": n for n in disagreement})
-        if not on or image_name not in layers:
-            for m in mirrors:
-                if m in layers:
-                    layers.remove(m)
-            if self._grid_before is not None:
-                grid.enabled, grid.stride, grid.shape = self._grid_before
-                self._grid_before = None
-            return
-        for m, src_name in mirrors.items():
-            src = layers[src_name]
-            if m in layers:
-                layers[m].data = src.data
-            elif src_name == image_name:
-                self.viewer.add_image(src.data, name=m, rgb=src.rgb)
-            else:
-                _color_disagreement(self.viewer.add_labels(src.data, name=m, opacity=src.opacity))
-        left = [f"{image_name} · (dense view)", *dense, *(f"{n} (dense view)" for n in disagreement)]
-        right = [image_name, *[n for n in pruned if n not in disagreement], *disagreement]
-        stride = max(len(left), len(right))
-        order = left + [None] * (stride - len(left)) + right
-        # move the two groups to the bottom of the layer list, in order (index 0 is the bottom)
-        for dest, name in enumerate(order):
-            if name is None:
-                continue
-            i = layers.index(name)
-            if i != dest:
-                layers.move(i, dest)
-        if self._grid_before is None:
-            self._grid_before = (grid.enabled, grid.stride, grid.shape)
-        grid.stride = stride
-        grid.shape = (1, -1)
-        grid.enabled = True
-        self.viewer.reset_view()
+    def clear(self) -> None:
+        """Remove every layer this widget made and its scratch stores."""
+        self.state.clear()
+        self.scratch.cleanup()
+        self.numbers.value = ""
 
     # ---- export -----------------------------------------------------
-    def export(self, *_) -> Path | None:
-        if self.result is None:
+    def export(self, *_):
+        """Write the chosen model's nuclei in a worker (streamed for slides); returns the worker."""
+        r = self.result
+        if r is None:
             self._error("nothing to export: run a model first")
             return None
-        from ..export import export_labels
+        from ..export import iter_export
 
         path = Path(self.export_path.value)
-        layer = self.image.value
-        rgb = np.asarray(layer.data) if layer is not None and not layer.multiscale else None
-        try:
-            out = export_labels(path, self.result.pruned.labels, rgb)
-        except (OSError, ValueError) as e:
-            self._error(f"export failed, nothing written: {e}")
+        layer = self.state.image_layer()
+        rgb = None
+        if layer is not None and getattr(layer, "rgb", False):
+            rgb = layer.data[0] if layer.multiscale else layer.data
+            if tuple(rgb.shape[:2]) != tuple(r.chosen.labels.shape):
+                rgb = None
+        if path.suffix.lower() not in EXPORT_EXTENSIONS:
+            self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
+                        f"{', '.join(EXPORT_EXTENSIONS)}")
             return None
-        self.status.value = f"exported {self.result.pruned.labels.max()} nuclei to {out}"
-        show_info(self.status.value)
-        return out
+        if not path.parent.is_dir():
+            self._error(f"export failed, nothing written: folder {path.parent} does not exist")
+            return None
+        job = iter_export(path, r.chosen.labels, rgb, cancelled=self._cancel.is_set)
 
+        def done(out) -> None:
+            if out is None:
+                self.status.value = "export cancelled, nothing written"
+                return
+            self.status.value = f"exported {r.chosen.n_nuclei} nuclei to {out}"
+            show_info(self.status.value)
 
-def _role(name: str, image: str) -> tuple[str, bool, str] | None:
-    """(image, dense or not, output) of a result layer name ``image · model · output``."""
-    if not name.startswith(f"{image} · "):
-        return None
-    return image, " · dense · " in name, name.rsplit(" · ", 1)[-1]
-
-
-def _color_disagreement(layer) -> None:
-    from napari.utils.colormaps import DirectLabelColormap
-
-    layer.colormap = DirectLabelColormap(color_dict=compute.DISAGREEMENT_COLORS)
+        return self._start(job, done, f"exporting to {path.name}...")

@@ -1,4 +1,8 @@
-"""Putting trained weights into the package: copy, hash, register, tune the watershed."""
+"""Zoo build tooling: put trained weights into the package (copy, hash, register, tune the
+watershed), read how each zoo file was fine-tuned, and store sweep metrics in the registry.
+
+Above :mod:`napari_prunuclei.evaluation` (it tunes thresholds by evaluating); the model
+layer (:mod:`napari_prunuclei.models`) never imports it."""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import json
 import shutil
 from pathlib import Path
 
-from .weights import load_branch, read_metadata, sha256_file
-from .zoo import WEIGHTS_DIR, register
+from .models.weights import load_branch, read_metadata, sha256_file
+from .models.zoo import WEIGHTS_DIR, register, registry, watershed_key
 
-__all__ = ["ship_dense", "ship_sparse"]
+__all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
+           "registry_watersheds", "update_registry_metrics"]
 
 
 def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4, device: str = "auto",
@@ -19,7 +24,8 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
     The watershed thresholds are chosen by mean AJI on the ``n_val`` train images
     that training held back (never on test). Returns ``(best params, grid)``.
     """
-    from ..evaluation import predict_dataset, tune_watershed, validation_names, write_json
+    from .evaluation import predict_dataset, tune_watershed, validation_names, write_json
+    from .pipeline import pair_from_models
 
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     models = []
@@ -35,7 +41,7 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
                   "train_config": json.loads(meta.get("train_config", "{}"))})
         models.append(load_branch(dst))
     names = validation_names(data_dir, n_val)
-    preds = predict_dataset(data_dir, names, *models, device=device, precision=precision)
+    preds = predict_dataset(data_dir, names, pair_from_models(*models), device=device, precision=precision)
     best, grid = tune_watershed(preds)
     register(watershed=best.as_dict())
     if grid_json:
@@ -74,3 +80,47 @@ def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
              "steps": steps_at_cr(meta), "metrics": metrics or {}}
     register(entry)
     return entry
+
+
+def registry_watersheds() -> dict:
+    """The zoo's per-pair watershed thresholds (``{"scheme-crN": params}``)."""
+    return registry().get("watershed_models", {})
+
+
+def finetune_protocols() -> dict[str, str]:
+    """How each zoo pair was fine-tuned at its own CR (``{"scheme-crN": text}``, from the files)."""
+    texts: dict[str, set] = {}
+    for e in registry()["models"]:
+        if e["scheme"] == "dense" or e.get("format") != "sparse":
+            continue
+        stages = stages_at_cr(read_metadata(WEIGHTS_DIR / e["file"]))
+        text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
+                             for steps, lr, d in stages)
+        texts.setdefault(watershed_key(e["scheme"], e["cr"]), set()).add(text)
+    return {k: " / ".join(sorted(v)) for k, v in texts.items()}
+
+
+def finetune_note(protocols: dict[str, str]) -> str:
+    """The protocols of :func:`finetune_protocols`, grouped by scheme and protocol."""
+    if not protocols:
+        return "no fine-tuned models in the zoo"
+    groups: dict[tuple, list] = {}
+    for key, text in protocols.items():
+        scheme, cr = key.rsplit("-cr", 1)
+        groups.setdefault((scheme, text), []).append(float(cr))
+    parts = [f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR"
+             for (scheme, text), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1])))]
+    return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
+                               "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
+
+
+def update_registry_metrics(rows: list) -> None:
+    """Store the MoNuSeg test metrics of the sweep's rows in each zoo entry of the same pair."""
+    for e in registry()["models"]:
+        match = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == e["scheme"]
+                 and r["cr"] == float(e["cr"]) and (r["variant"] == "fine-tuned" or e["scheme"] == "dense")]
+        if match:
+            r = match[0]
+            keys = ("aji", "pq", "dice", "semantic_dice", "distance_aji", "distance_mse")
+            e["metrics"] = {"data": "monuseg2018 test", **{k: round(r[k], 6) for k in keys}}
+            register(e)

@@ -1,0 +1,40 @@
+"""Names and numbers used by more than one module, defined once."""
+
+from __future__ import annotations
+
+__all__ = [
+    "SCHEMES", "PRUNED_SCHEMES", "SCHEME_LABELS", "SCHEME_COLORS", "DEFAULT_CRS",
+    "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
+    "TILE", "HALO", "WHOLE_MAX_PIXELS", "ZARR_PIXELS",
+    "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS",
+]
+
+#: pruning schemes: dense (no pruning) and the paper's two unstructured magnitude schemes
+SCHEMES = ("dense", "layerwise", "networkwide")
+PRUNED_SCHEMES = ("layerwise", "networkwide")
+#: how a scheme is written for people
+SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide"}
+#: one colour per scheme in every chart
+SCHEME_COLORS = {"dense": "black", "layerwise": "tab:orange", "networkwide": "tab:blue"}
+#: compression ratios of the zoo's ladders (used when no registry is at hand)
+DEFAULT_CRS = (2.0, 4.0, 5.0, 8.0, 10.0, 16.0, 20.0, 32.0, 50.0, 100.0)
+
+TIFF_EXTENSIONS = (".tif", ".tiff", ".svs")
+#: files read as H&E images
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", *TIFF_EXTENSIONS)
+#: files read as instance labels
+LABEL_EXTENSIONS = (".tif", ".tiff", ".png")
+#: files the nuclei can be exported to: labels, polygons (QuPath), measurements
+EXPORT_EXTENSIONS = (".tif", ".tiff", ".png", ".geojson", ".json", ".csv")
+
+#: the one tiling policy: cores of TILE px with HALO px of context; images above
+#: WHOLE_MAX_PIXELS run tile by tile (per-tile watershed, stitched), smaller ones whole
+TILE = 1024
+HALO = 128
+WHOLE_MAX_PIXELS = 2048 * 2048
+#: tiled labels above this many pixels go to a zarr store on disk instead of memory (widget)
+ZARR_PIXELS = 8192 * 8192
+
+#: value in a disagreement image -> kind, and the kind's colour
+DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
+DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}

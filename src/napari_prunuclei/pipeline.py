@@ -1,0 +1,419 @@
+"""The one path an image takes: a model pair, both branches, the marker-controlled watershed.
+
+Every front end (the Python API, ``prunuclei segment`` serial and on dask, ``evaluate``,
+``sweep``, ``tune-watershed``, the widget and its sweep, the headless demo, the
+benchmarks) calls :func:`segment` (or its generator form :func:`iter_segment`).
+
+One tiling policy, core + halo (:func:`napari_prunuclei.tiled.tile_grid`):
+
+- an image up to :data:`~napari_prunuclei.constants.WHOLE_MAX_PIXELS` runs *whole*: both
+  branches on each tile's core + halo (a single tile, no halo, up to ``tile`` px a side),
+  the maps assembled from the cores, then one watershed over the whole image; maps kept;
+- a larger image (a slide, possibly lazy) runs *tiled*: both branches and the watershed
+  per tile on core + halo, a nucleus kept by the tile whose core holds its centroid and
+  stitched into ``out`` (numpy, or a zarr array on disk); maps are not kept.
+
+Every model pair runs with its own watershed thresholds (:attr:`ModelPair.params`)
+unless the caller passes others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .constants import HALO, SCHEME_LABELS, TILE, WHOLE_MAX_PIXELS
+from .io import as_rgb_uint8, check_lazy_rgb
+from .postprocess import WatershedParams, watershed_instances
+from .progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
+from .tiled import Tile, max_label, stitch_tile, tile_grid
+
+__all__ = [
+    "ModelSpec", "ModelPair", "load_pair", "pair_from_models", "Tiling", "SegmentRequest", "SegmentInfo",
+    "Segmentation", "iter_segment", "segment", "rewatershed",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model pair: ``scheme`` (dense, layerwise, networkwide), ``cr``, fine-tuned or one-shot."""
+
+    scheme: str = "dense"
+    cr: float = 1.0
+    fine_tuned: bool = True
+
+    def __post_init__(self) -> None:
+        from .models.zoo import normalize_scheme
+
+        scheme = normalize_scheme(self.scheme)
+        object.__setattr__(self, "scheme", scheme)
+        if scheme == "dense":
+            object.__setattr__(self, "cr", 1.0)
+            object.__setattr__(self, "fine_tuned", True)
+        else:
+            if not float(self.cr) >= 1:
+                raise ValueError(f"compression ratio must be >= 1, got {self.cr}")
+            object.__setattr__(self, "cr", float(self.cr))
+            object.__setattr__(self, "fine_tuned", bool(self.fine_tuned))
+
+    @property
+    def is_dense(self) -> bool:
+        return self.scheme == "dense"
+
+    @property
+    def label(self) -> str:
+        """``dense``, ``network-wide CR20``, ``layer-wise CR7 one-shot``."""
+        if self.is_dense:
+            return "dense"
+        return f"{SCHEME_LABELS[self.scheme]} CR{self.cr:g}" + ("" if self.fine_tuned else " one-shot")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelPair:
+    """Both branches of one model, and the pair's own watershed thresholds.
+
+    Pairs from :func:`load_pair` are shared (cached): do not modify their modules; use
+    :func:`napari_prunuclei.models.zoo.load_model` for a copy to train or prune.
+    """
+
+    spec: ModelSpec
+    semantic: Any
+    distance: Any
+    params: WatershedParams
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def models_info(self) -> dict[str, dict]:
+        """Zoo records (id, file, sha256, ...) and weight sparsity of both branches."""
+        cache = self.__dict__.get("_info")
+        if cache is None:
+            from .models.zoo import model_info
+            from .pruning import prunable_parameters
+
+            cache = {}
+            for branch, model in (("semantic", self.semantic), ("distance", self.distance)):
+                params = prunable_parameters(model)
+                total = sum(p.numel() for p in params.values())
+                nonzero = sum(int((p != 0).sum()) for p in params.values())
+                cache[branch] = {**model_info(model), "prunable": total, "nonzero": nonzero,
+                                 "sparsity": 1 - nonzero / max(total, 1)}
+            self.__dict__["_info"] = cache
+        return {k: dict(v) for k, v in cache.items()}
+
+
+def _registry_stamp(weights_dir: str) -> tuple:
+    p = Path(weights_dir) / "registry.json"
+    try:
+        st = p.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return (0, 0)
+
+
+@lru_cache(maxsize=8)
+def _cached_pair(spec: ModelSpec, weights_dir: str, stamp: tuple) -> ModelPair:
+    from .models.zoo import default_watershed, load_model
+
+    wd = Path(weights_dir)
+    sem = load_model("semantic", spec.scheme, spec.cr, fine_tuned=spec.fine_tuned, weights_dir=wd)
+    dst = load_model("distance", spec.scheme, spec.cr, fine_tuned=spec.fine_tuned, weights_dir=wd)
+    return ModelPair(spec, sem, dst, default_watershed(spec.scheme, spec.cr, spec.fine_tuned, weights_dir=wd))
+
+
+def load_pair(scheme: str | ModelSpec = "dense", cr: float = 1, fine_tuned: bool = True, *,
+              weights_dir: str | Path | None = None) -> ModelPair:
+    """Both branches of a zoo model (hash-checked; one-shot pruned where the zoo has no file) and its
+    own watershed thresholds. Cached: loading the same pair again costs nothing."""
+    from .models.zoo import WEIGHTS_DIR
+
+    spec = scheme if isinstance(scheme, ModelSpec) else ModelSpec(scheme, cr, fine_tuned)
+    wd = str(weights_dir or WEIGHTS_DIR)
+    return _cached_pair(spec, wd, _registry_stamp(wd))
+
+
+def pair_from_models(semantic, distance, params: WatershedParams | None = None,
+                     spec: ModelSpec | None = None) -> ModelPair:
+    """A pair of modules not (or not yet) in the zoo, e.g. just trained; spec from their zoo records."""
+    if spec is None:
+        zi = getattr(semantic, "zoo_info", {}) or {}
+        spec = ModelSpec(zi.get("scheme", "dense"), zi.get("cr", 1), zi.get("fine_tuned", True))
+    return ModelPair(spec, semantic, distance, params or WatershedParams())
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """The tiling policy: ``mode`` auto (tiled above ``whole_max_pixels``), whole or tiled."""
+
+    mode: str = "auto"
+    tile: int = TILE
+    halo: int = HALO
+    whole_max_pixels: int = WHOLE_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "whole", "tiled"):
+            raise ValueError(f"tiling must be auto, whole or tiled, got {self.mode!r}")
+        if self.tile < 64 or self.halo < 0:
+            raise ValueError(f"tile must be >= 64 and halo >= 0, got {self.tile}, {self.halo}")
+
+    def is_tiled(self, shape) -> bool:
+        """Whether an image of ``shape`` goes tile by tile (per-tile watershed, stitched)."""
+        if self.mode != "auto":
+            return self.mode == "tiled"
+        return int(shape[0]) * int(shape[1]) > self.whole_max_pixels
+
+
+def _as_tiling(tiling: str | Tiling) -> Tiling:
+    return tiling if isinstance(tiling, Tiling) else Tiling(mode=tiling)
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """Everything a run needs besides the image: the model, thresholds, device and tiling.
+
+    ``params`` None: the pair's own thresholds. The one request type of every front end.
+    """
+
+    scheme: str = "dense"
+    cr: float = 1.0
+    fine_tuned: bool = True
+    params: WatershedParams | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    tiling: Tiling = field(default_factory=Tiling)
+    post_workers: int = 0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.scheme, self.cr, self.fine_tuned)
+
+    def pair(self) -> ModelPair:
+        return load_pair(self.spec)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["params"] = None if self.params is None else self.params.as_dict()
+        return d
+
+
+@dataclass
+class SegmentInfo:
+    """What ran and how: the models (ids, sha256, sparsity), thresholds, device, tiling, timings."""
+
+    model: str
+    scheme: str
+    cr: float
+    fine_tuned: bool
+    semantic: dict
+    distance: dict
+    watershed: WatershedParams
+    device: str
+    precision: str
+    mode: str
+    tile: int
+    halo: int
+    n_tiles: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    version: str = __version__
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["watershed"] = self.watershed.as_dict()
+        return d
+
+
+@dataclass
+class Segmentation:
+    """Outputs of :func:`segment`: instance labels, and (whole mode) the two branch maps."""
+
+    labels: Any
+    probability: np.ndarray | None
+    distance: np.ndarray | None
+    info: SegmentInfo
+
+    @property
+    def tiled(self) -> bool:
+        return self.info.mode == "tiled"
+
+    @property
+    def n_nuclei(self) -> int:
+        """Number of nuclei: the largest id (ids are 1..n; on a stitched slide, ids are given in order)."""
+        return max_label(self.labels)
+
+
+def _resolve(device: str, precision: str):
+    from .devices import resolve_device
+    from .inference import resolve_precision
+
+    dev = resolve_device(device) if isinstance(device, str) else device
+    return dev, resolve_precision(precision, dev)
+
+
+def _branches(pair: ModelPair, crop: np.ndarray, dev, prec, secs: dict) -> tuple[np.ndarray, np.ndarray]:
+    from .inference import predict_branch
+
+    t0 = time.perf_counter()
+    prob = predict_branch(pair.semantic, crop, device=dev, precision=prec)
+    t1 = time.perf_counter()
+    dist = predict_branch(pair.distance, crop, device=dev, precision=prec)
+    secs["semantic"] += t1 - t0
+    secs["distance"] += time.perf_counter() - t1
+    return prob, dist
+
+
+def iter_segment(
+    image,
+    pair: ModelPair | None = None,
+    params: WatershedParams | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tiling: str | Tiling = "auto",
+    out=None,
+    post_workers: int = 0,
+    cancelled: CancelFn | None = None,
+    name: str = "image",
+) -> Job[Segmentation]:
+    """Generator form of :func:`segment`: yields :class:`Progress`, returns the :class:`Segmentation`."""
+    pair = pair or load_pair()
+    params = params or pair.params
+    tiling = _as_tiling(tiling)
+    dev, prec = _resolve(device, precision)
+    shape = tuple(image.shape)
+    tiled = tiling.is_tiled(shape)
+    if tiled:
+        image = check_lazy_rgb(image, name)
+    else:
+        image = as_rgb_uint8(np.asarray(image), name=name)
+    h, w = shape[:2]
+    grid = tile_grid((h, w), tiling.tile, tiling.halo)
+    secs = {"semantic": 0.0, "distance": 0.0, "watershed": 0.0}
+    info = SegmentInfo(
+        model=pair.label, scheme=pair.spec.scheme, cr=pair.spec.cr, fine_tuned=pair.spec.fine_tuned,
+        watershed=params, device=str(dev), precision=prec, mode="tiled" if tiled else "whole",
+        tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, **pair.models_info())
+    t_start = time.perf_counter()
+    if tiled:
+        labels = yield from _tiled(image, pair, params, grid, dev, prec, out, post_workers, cancelled, secs, name)
+        prob = dist = None
+    else:
+        prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+        total = len(grid) + 1
+        for i, t in enumerate(grid):
+            check_cancelled(cancelled)
+            p, d = _branches(pair, image[t.a0 : t.a1, t.b0 : t.b1], dev, prec, secs)
+            core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
+            prob[t.r0 : t.r1, t.c0 : t.c1] = p[core]
+            dist[t.r0 : t.r1, t.c0 : t.c1] = d[core]
+            yield Progress(i + 1, total, f"{pair.label}: branches, tile {i + 1}/{len(grid)}")
+        check_cancelled(cancelled)
+        t0 = time.perf_counter()
+        labels = watershed_instances(prob, dist, params)
+        secs["watershed"] = time.perf_counter() - t0
+        yield Progress(total, total, f"{pair.label}: watershed done")
+    secs["total"] = time.perf_counter() - t_start
+    return Segmentation(labels, prob, dist, info)
+
+
+def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, post_workers: int,
+           cancelled, secs: dict, name: str):
+    """Per tile: both branches and the watershed on core + halo, stitched into ``out``."""
+    h, w = image.shape[:2]
+    if out is None:
+        out = np.zeros((h, w), np.int32)
+    elif tuple(out.shape) != (h, w):
+        raise ValueError(f"out has shape {tuple(out.shape)}, the image {(h, w)}")
+    secs.update(stitch=0.0, read=0.0)
+    state = {"next_id": 1, "done": 0}
+
+    def post(prob, dist):
+        t = time.perf_counter()
+        local = watershed_instances(prob, dist, params)
+        return local, time.perf_counter() - t
+
+    def finish(t: Tile, local, ws_s: float) -> Progress:
+        t0 = time.perf_counter()
+        state["next_id"] = stitch_tile(out, local, t, state["next_id"])
+        secs["watershed"] += ws_s
+        secs["stitch"] += time.perf_counter() - t0
+        state["done"] += 1
+        return Progress(state["done"], len(grid), f"{pair.label}: tile {state['done']}/{len(grid)}")
+
+    pool = ThreadPoolExecutor(post_workers) if post_workers > 0 else None
+    pending: deque = deque()
+    try:
+        for t in grid:
+            check_cancelled(cancelled)
+            t0 = time.perf_counter()
+            crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
+                                name=f"{name} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
+            secs["read"] += time.perf_counter() - t0
+            prob, dist = _branches(pair, crop, dev, prec, secs)
+            if pool is None:
+                yield finish(t, *post(prob, dist))
+                continue
+            pending.append((t, pool.submit(post, prob, dist)))
+            while pending and (pending[0][1].done() or len(pending) > 2 * post_workers):
+                t_, fut = pending.popleft()
+                yield finish(t_, *fut.result())
+        while pending:
+            check_cancelled(cancelled)
+            t_, fut = pending.popleft()
+            yield finish(t_, *fut.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return out
+
+
+def segment(
+    image,
+    pair: ModelPair | None = None,
+    params: WatershedParams | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tiling: str | Tiling = "auto",
+    out=None,
+    post_workers: int = 0,
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+    name: str = "image",
+) -> Segmentation:
+    """Segment nuclei in an H&E RGB image (H x W x 3 uint8, in memory or lazy) with a model pair.
+
+    ``pair`` defaults to the dense model (:func:`load_pair`), ``params`` to the pair's own
+    thresholds. ``progress`` receives :class:`~napari_prunuclei.progress.Progress`
+    records; ``cancelled()`` returning True stops the run with
+    :class:`~napari_prunuclei.progress.Cancelled`. ``out``: a zero-filled int32 (H, W)
+    array (e.g. zarr on disk) for the labels of a tiled run.
+    """
+    job = iter_segment(image, pair, params, device=device, precision=precision, tiling=tiling, out=out,
+                       post_workers=post_workers, cancelled=cancelled, name=name)
+    return drive(job, progress)
+
+
+def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
+    """The same run with other thresholds: only the watershed again, on the kept maps (whole mode)."""
+    if seg.tiled or seg.probability is None:
+        raise ValueError("this image ran tile by tile without keeping the maps: run it again to apply "
+                         "new thresholds")
+    t0 = time.perf_counter()
+    labels = watershed_instances(seg.probability, seg.distance, params)
+    seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
+    return replace(seg, labels=labels, info=replace(seg.info, watershed=params, seconds=seconds))
+
+
+def segment_request(image, request: SegmentRequest, **kwargs) -> Segmentation:
+    """:func:`segment` with the model, thresholds, device and tiling of a :class:`SegmentRequest`."""
+    return segment(image, request.pair(), request.params, device=request.device, precision=request.precision,
+                   tiling=request.tiling, post_workers=request.post_workers, **kwargs)

@@ -1,0 +1,248 @@
+"""Streaming exports of large or lazy (zarr, dask) labels equal the whole-image ones, with progress and cancel."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import zarr
+from skimage.draw import ellipse
+
+from napari_prunuclei.export import (
+    EXPORT_EXTENSIONS,
+    IN_MEMORY_MAX_PIXELS,
+    MEASUREMENT_FIELDS,
+    export_labels,
+    iter_export,
+    measurements,
+    write_csv,
+    write_geojson,
+)
+from napari_prunuclei.progress import Cancelled, Progress
+
+SIZE = 2500
+BLOCK = 512
+
+
+def _scene(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """About 3000 blob nuclei with non-consecutive ids (a few huge), many on block seams, and an H&E-ish image."""
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((SIZE, SIZE), np.int32)
+    centres = [rng.uniform(0, SIZE, 2) for _ in range(2800)]
+    seams = np.arange(BLOCK, SIZE, BLOCK)
+    for s in seams:  # centred on a seam between blocks, and on a corner of four blocks
+        centres += [(s + rng.uniform(-3, 3), rng.uniform(0, SIZE)) for _ in range(25)]
+        centres += [(rng.uniform(0, SIZE), s + rng.uniform(-3, 3)) for _ in range(25)]
+        centres += [(s + 0.5, t + 0.5) for t in seams]
+    ids = rng.choice(np.arange(1, 400_000), len(centres) + 1, replace=False)
+    ids[rng.choice(len(ids), 30, replace=False)] = rng.choice(np.arange(3_000_000, 5_000_000), 30, replace=False)
+    for (r, c), ident in zip(centres, ids):
+        rr, cc = ellipse(r, c, rng.uniform(4, 13), rng.uniform(4, 13), shape=lab.shape,
+                         rotation=rng.uniform(0, np.pi))
+        free = lab[rr, cc] == 0
+        lab[rr[free], cc[free]] = ident
+    rr, cc = ellipse(1300, 1250, 12, 700, shape=lab.shape)  # a nucleus wider than a block
+    lab[rr, cc] = ids[-1]
+    rgb = np.empty((SIZE, SIZE, 3), np.uint8)
+    noise = rng.integers(-20, 21, (SIZE, SIZE, 3))
+    colour = np.where((lab > 0)[..., None], np.array([90, 60, 150]), np.array([230, 180, 205]))
+    rgb[:] = np.clip(colour + noise, 0, 255)
+    return lab, rgb
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    lab, rgb = _scene()
+    root = tmp_path_factory.mktemp("scene")
+    zlab = zarr.open_array(str(root / "labels.zarr"), mode="w", shape=lab.shape, chunks=(500, 700), dtype="int32",
+                           fill_value=0)
+    zlab[:] = lab
+    zrgb = zarr.open_array(str(root / "rgb.zarr"), mode="w", shape=rgb.shape, chunks=(512, 512, 3), dtype="uint8",
+                           fill_value=0)
+    zrgb[:] = rgb
+    ref = tmp_path_factory.mktemp("reference")
+    return {"lab": lab, "rgb": rgb, "zlab": zlab, "zrgb": zrgb,
+            "csv": write_csv(ref / "whole.csv", lab, rgb), "geojson": write_geojson(ref / "whole.geojson", lab, rgb)}
+
+
+def _inputs(scene, kind: str):
+    if kind == "zarr":
+        return scene["zlab"], scene["zrgb"]
+    if kind == "dask":
+        import dask.array as da
+
+        return da.from_array(scene["lab"], chunks=(640, 900)), da.from_array(scene["rgb"], chunks=(1000, 1000, 3))
+    return scene["lab"], scene["rgb"]  # numpy, larger than IN_MEMORY_MAX_PIXELS: block by block as well
+
+
+def _csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_rows_equal(got: list[dict], want: list[dict]) -> None:
+    assert [int(r["id"]) for r in got] == [int(r["id"]) for r in want]
+    for g, w in zip(got, want):
+        assert int(g["area"]) == int(w["area"])
+        for k in ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin"):
+            assert math.isclose(float(g[k]), float(w[k]), rel_tol=0, abs_tol=1e-6), (g["id"], k)
+
+
+def test_scene_has_nuclei_across_block_seams(scene):
+    lab = scene["lab"]
+    ids = np.unique(lab[lab > 0])
+    assert 2500 < len(ids) < 4000 and ids.max() > 3_000_000  # sparse ids, a few huge
+    for s in range(BLOCK, SIZE, BLOCK):  # nuclei straddle every row and column seam
+        assert ((lab[s - 1] > 0) & (lab[s - 1] == lab[s])).sum() > 50
+        assert ((lab[:, s - 1] > 0) & (lab[:, s - 1] == lab[:, s])).sum() > 50
+    assert np.ptp(np.nonzero(lab == lab[1300, 1250])[1]) > BLOCK  # one nucleus is wider than a block
+    assert SIZE * SIZE > IN_MEMORY_MAX_PIXELS
+
+
+@pytest.mark.parametrize("kind", ["zarr", "dask", "numpy"])
+def test_csv_by_blocks_equals_whole_image(tmp_path, scene, kind):
+    lab, rgb = _inputs(scene, kind)
+    p = export_labels(tmp_path / "lazy.csv", lab, rgb, block=BLOCK)
+    got, want = _csv(p), _csv(scene["csv"])
+    assert tuple(got[0]) == MEASUREMENT_FIELDS
+    ids = [int(r["id"]) for r in got]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert set(ids) == set(np.unique(scene["lab"][scene["lab"] > 0]).tolist())
+    _assert_rows_equal(got, want)
+
+
+def test_geojson_by_blocks_equals_whole_image(tmp_path, scene):
+    p = export_labels(tmp_path / "lazy.geojson", scene["zlab"], scene["zrgb"], block=BLOCK)
+    got, want = json.loads(p.read_text()), json.loads(scene["geojson"].read_text())
+    assert got["type"] == "FeatureCollection"
+    assert [f["id"] for f in got["features"]] == [f["id"] for f in want["features"]]
+    assert [int(f["id"]) for f in got["features"]] == sorted(int(f["id"]) for f in got["features"])
+    for g, w in zip(got["features"], want["features"]):
+        assert g["geometry"] == w["geometry"]  # identical polygons
+        gm, wm = g["properties"].pop("measurements"), w["properties"].pop("measurements")
+        assert g["properties"] == w["properties"]
+        assert set(gm) == set(wm)
+        for k in gm:
+            assert math.isclose(gm[k], wm[k], rel_tol=0, abs_tol=1e-6), (g["id"], k)
+
+
+def test_json_extension_and_no_image(tmp_path, scene):
+    zlab = scene["zlab"]
+    lab = scene["lab"][:1100, :900]
+    crop = zarr.open_array(str(tmp_path / "crop.zarr"), mode="w", shape=lab.shape, chunks=(256, 256), dtype="int32")
+    crop[:] = lab
+    p = export_labels(tmp_path / "n.json", crop, block=256)
+    want = json.loads(write_geojson(tmp_path / "w.geojson", lab).read_text())
+    assert json.loads(p.read_text()) == want  # no image: measurements without mean hematoxylin, same text
+    rows = _csv(export_labels(tmp_path / "n.csv", crop, block=256))
+    assert all(r["mean_hematoxylin"] == "nan" for r in rows)
+    _assert_rows_equal([{**r, "mean_hematoxylin": 0} for r in rows],
+                       [{**r, "mean_hematoxylin": 0} for r in measurements(lab)])
+    assert zlab.shape == (SIZE, SIZE)
+
+
+def test_mean_hematoxylin_is_finite_for_every_nucleus(tmp_path, scene):
+    rows = _csv(export_labels(tmp_path / "n.csv", scene["zlab"], scene["zrgb"], block=BLOCK))
+    values = np.array([float(r["mean_hematoxylin"]) for r in rows])
+    assert len(values) > 2500 and np.isfinite(values).all() and (values > 0).all()
+
+
+def test_progress_one_record_per_block_of_each_pass(tmp_path, scene):
+    records = []
+    gen = iter_export(tmp_path / "n.csv", scene["zlab"], block=BLOCK)
+    while True:
+        try:
+            records.append(next(gen))
+        except StopIteration as stop:
+            out = stop.value
+            break
+    blocks = math.ceil(SIZE / BLOCK) ** 2
+    assert out == tmp_path / "n.csv" and out.is_file()
+    assert all(isinstance(r, Progress) and r.total == 2 * blocks + 1 for r in records)
+    assert [r.done for r in records] == list(range(1, 2 * blocks + 2))
+    assert records[-1].fraction == 1.0
+
+
+@pytest.mark.parametrize("ext", [".csv", ".geojson", ".tif"])
+def test_cancel_after_two_blocks_leaves_nothing(tmp_path, scene, ext):
+    out = tmp_path / "out"
+    out.mkdir()
+    calls, seen = [], []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2  # checked before each block: cancelled after the 2nd block
+
+    with pytest.raises(Cancelled):
+        export_labels(out / f"n{ext}", scene["zlab"], scene["zrgb"], block=BLOCK, cancelled=cancelled,
+                      progress=seen.append)
+    assert len(seen) == 2
+    assert list(out.iterdir()) == []
+
+
+def test_failed_read_leaves_nothing(tmp_path, scene):
+    class Flaky:
+        """A lazy array whose 40th read fails (in the second pass)."""
+
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, 0
+
+        def __getitem__(self, key):
+            self.reads += 1
+            if self.reads == 40:
+                raise OSError("disk gone")
+            return self.a[key]
+
+    for ext in (".csv", ".geojson", ".tif"):
+        with pytest.raises(OSError, match="disk gone"):
+            export_labels(tmp_path / f"n{ext}", Flaky(scene["zlab"]), block=BLOCK)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["labels.txt", "labels", "labels.zarr"])
+def test_unknown_extension_is_a_clear_error(tmp_path, name):
+    lab = np.zeros((64, 64), np.int32)
+    with pytest.raises(ValueError) as err:
+        export_labels(tmp_path / name, lab)
+    msg = str(err.value)
+    assert str(tmp_path / name) in msg and all(e in msg for e in EXPORT_EXTENSIONS)
+    with pytest.raises(ValueError, match="no extension" if "." not in name else "extension"):
+        next(iter_export(tmp_path / name, lab))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, scene):
+    with pytest.raises(ValueError, match="2-D integer"):
+        export_labels(tmp_path / "n.csv", np.zeros((64, 64), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        export_labels(tmp_path / "n.csv", scene["zlab"], np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="negative"):
+        export_labels(tmp_path / "n.csv", np.full((3000, 3000), -1, np.int32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tiled_tiff_from_zarr_round_trips(tmp_path, scene):
+    import tifffile
+
+    p = export_labels(tmp_path / "n.tif", scene["zlab"], block=BLOCK)
+    with tifffile.TiffFile(p) as tif:
+        page = tif.pages[0]
+        assert page.is_tiled and (page.tilelength, page.tilewidth) == (BLOCK, BLOCK)
+        assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.dtype == np.uint32  # ids above 65535
+        back = page.asarray()
+    assert back.shape == (SIZE, SIZE) and np.array_equal(back, scene["lab"])
+
+
+def test_png_from_zarr(tmp_path, scene):
+    import imageio.v3 as iio
+
+    small = scene["lab"] % 60000
+    z = zarr.open_array(str(tmp_path / "s.zarr"), mode="w", shape=small.shape, chunks=(1024, 1024), dtype="int32")
+    z[:] = small
+    p = export_labels(tmp_path / "n.png", z)
+    assert np.array_equal(iio.imread(p), small)
+    with pytest.raises(ValueError, match="16-bit PNG"):
+        export_labels(tmp_path / "big.png", scene["zlab"])
+    assert not (tmp_path / "big.png").exists()
