@@ -20,8 +20,9 @@ def test_segment_api_returns_three_outputs():
     assert res.probability.shape == res.distance.shape == res.labels.shape == (200, 200)
     assert 0 <= res.probability.min() and res.probability.max() <= 1
     assert res.labels.dtype == np.int32
-    assert res.info["semantic"]["scheme"] == "dense" and len(res.info["semantic"]["sha256"]) == 64
-    assert set(res.info["seconds"]) == {"semantic", "distance", "watershed"}
+    assert res.info.semantic["scheme"] == "dense" and len(res.info.semantic["sha256"]) == 64
+    assert set(res.info.seconds) == {"semantic", "distance", "watershed", "total"}
+    assert res.info.mode == "whole" and res.info.model == "dense"
 
 
 def test_segment_rejects_bad_images():

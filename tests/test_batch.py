@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_prunuclei.batch import SegmentOptions, info_path, segment_files
+from napari_prunuclei.batch import info_path, segment_files
 from napari_prunuclei.cli import main
 from napari_prunuclei.io import ImageError, open_image
+from napari_prunuclei.pipeline import SegmentRequest, Tiling
 from napari_prunuclei.synthetic import synthetic_tile
 
 
@@ -24,7 +25,7 @@ def _labels(out, stem):
 
 
 def test_serial_batch_resumes(slides, tmp_path):
-    opts = SegmentOptions(device="cpu")
+    opts = SegmentRequest(device="cpu")
     paths = sorted(slides.glob("*.tif"))
     done = segment_files(paths, tmp_path, opts, progress=False)
     assert [d["image"] for d in done] == [str(p) for p in paths]
@@ -38,7 +39,7 @@ def test_serial_batch_resumes(slides, tmp_path):
 def test_dask_cluster_gives_the_serial_labels(slides, tmp_path):
     distributed = pytest.importorskip("distributed")
     paths = sorted(slides.glob("*.tif"))
-    opts = SegmentOptions(device="cpu", force_tiled=True, tile=128, halo=32)
+    opts = SegmentRequest(device="cpu", tiling=Tiling("tiled", 128, 32))
     segment_files(paths, tmp_path / "serial", opts, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
@@ -69,3 +70,20 @@ def test_open_image_is_lazy_and_checks(tmp_path, slides):
     (tmp_path / "bad.tif").write_bytes(b"not a tiff")
     with pytest.raises(ImageError, match="cannot read"):
         open_image(tmp_path / "bad.tif")
+
+
+def test_concurrent_tiled_runs_into_one_folder_do_not_share_a_scratch_store(slides, tmp_path):
+    """Two tiled runs of one image into one folder at once (threads): both finish with the labels of a
+    run alone, and no scratch store is left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_prunuclei.batch import segment_file
+
+    path = slides / "s1.tif"
+    req = SegmentRequest(device="cpu", tiling=Tiling("tiled", 64, 32))
+    segment_file(path, tmp_path / "alone", req)
+    with ThreadPoolExecutor(2) as ex:
+        infos = list(ex.map(lambda _: segment_file(path, tmp_path / "both", req), range(2)))
+    np.testing.assert_array_equal(_labels(tmp_path / "both", "s1"), _labels(tmp_path / "alone", "s1"))
+    assert infos[0]["n_nuclei"] == infos[1]["n_nuclei"] == int(_labels(tmp_path / "alone", "s1").max())
+    assert sorted(q.name for q in (tmp_path / "both").iterdir()) == ["s1_info.json", "s1_labels.tif"]

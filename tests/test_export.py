@@ -100,10 +100,21 @@ def test_scene_has_nuclei_across_block_seams(scene):
     assert SIZE * SIZE > IN_MEMORY_MAX_PIXELS
 
 
+@pytest.fixture(scope="module")
+def zarr_csv(scene, tmp_path_factory):
+    """The CSV of the zarr labels and image by blocks of 512, and the progress records of its export."""
+    records = []
+    p = export_labels(tmp_path_factory.mktemp("zarr_csv") / "lazy.csv", scene["zlab"], scene["zrgb"], block=BLOCK,
+                      progress=records.append)
+    return p, records
+
+
 @pytest.mark.parametrize("kind", ["zarr", "dask", "numpy"])
-def test_csv_by_blocks_equals_whole_image(tmp_path, scene, kind):
-    lab, rgb = _inputs(scene, kind)
-    p = export_labels(tmp_path / "lazy.csv", lab, rgb, block=BLOCK)
+def test_csv_by_blocks_equals_whole_image(tmp_path, scene, zarr_csv, kind):
+    if kind == "zarr":
+        p = zarr_csv[0]
+    else:
+        p = export_labels(tmp_path / "lazy.csv", *_inputs(scene, kind), block=BLOCK)
     got, want = _csv(p), _csv(scene["csv"])
     assert tuple(got[0]) == MEASUREMENT_FIELDS
     ids = [int(r["id"]) for r in got]
@@ -128,7 +139,6 @@ def test_geojson_by_blocks_equals_whole_image(tmp_path, scene):
 
 
 def test_json_extension_and_no_image(tmp_path, scene):
-    zlab = scene["zlab"]
     lab = scene["lab"][:1100, :900]
     crop = zarr.open_array(str(tmp_path / "crop.zarr"), mode="w", shape=lab.shape, chunks=(256, 256), dtype="int32")
     crop[:] = lab
@@ -139,29 +149,32 @@ def test_json_extension_and_no_image(tmp_path, scene):
     assert all(r["mean_hematoxylin"] == "nan" for r in rows)
     _assert_rows_equal([{**r, "mean_hematoxylin": 0} for r in rows],
                        [{**r, "mean_hematoxylin": 0} for r in measurements(lab)])
-    assert zlab.shape == (SIZE, SIZE)
 
 
-def test_mean_hematoxylin_is_finite_for_every_nucleus(tmp_path, scene):
-    rows = _csv(export_labels(tmp_path / "n.csv", scene["zlab"], scene["zrgb"], block=BLOCK))
-    values = np.array([float(r["mean_hematoxylin"]) for r in rows])
+def test_mean_hematoxylin_is_finite_for_every_nucleus(zarr_csv):
+    values = np.array([float(r["mean_hematoxylin"]) for r in _csv(zarr_csv[0])])
     assert len(values) > 2500 and np.isfinite(values).all() and (values > 0).all()
 
 
-def test_progress_one_record_per_block_of_each_pass(tmp_path, scene):
+def test_progress_one_record_per_block_of_each_pass(zarr_csv):
+    p, records = zarr_csv
+    blocks = math.ceil(SIZE / BLOCK) ** 2
+    assert all(isinstance(r, Progress) and r.total == 2 * blocks + 1 for r in records)
+    assert [r.done for r in records] == list(range(1, 2 * blocks + 2))
+    assert records[-1].fraction == 1.0 and p.name in records[-1].message
+
+
+def test_iter_export_is_a_job_returning_the_path(tmp_path, scene):
+    gen = iter_export(tmp_path / "n.tif", scene["zlab"], block=1024)
     records = []
-    gen = iter_export(tmp_path / "n.csv", scene["zlab"], block=BLOCK)
     while True:
         try:
             records.append(next(gen))
         except StopIteration as stop:
             out = stop.value
             break
-    blocks = math.ceil(SIZE / BLOCK) ** 2
-    assert out == tmp_path / "n.csv" and out.is_file()
-    assert all(isinstance(r, Progress) and r.total == 2 * blocks + 1 for r in records)
-    assert [r.done for r in records] == list(range(1, 2 * blocks + 2))
-    assert records[-1].fraction == 1.0
+    assert out == tmp_path / "n.tif" and out.is_file() and len(records) == 2 * 9 + 1
+    assert [f.name for f in tmp_path.iterdir()] == ["n.tif"]
 
 
 @pytest.mark.parametrize("ext", [".csv", ".geojson", ".tif"])
@@ -183,14 +196,14 @@ def test_cancel_after_two_blocks_leaves_nothing(tmp_path, scene, ext):
 
 def test_failed_read_leaves_nothing(tmp_path, scene):
     class Flaky:
-        """A lazy array whose 40th read fails (in the second pass)."""
+        """A lazy array whose 30th read fails (in the second pass)."""
 
         def __init__(self, a):
             self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, 0
 
         def __getitem__(self, key):
             self.reads += 1
-            if self.reads == 40:
+            if self.reads == 30:
                 raise OSError("disk gone")
             return self.a[key]
 
@@ -222,11 +235,17 @@ def test_bad_inputs_are_clear_errors(tmp_path, scene):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_tiled_tiff_from_zarr_round_trips(tmp_path, scene):
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_tiled_tiff_from_zarr_round_trips(tmp_path, scene, monkeypatch, bigtiff):
     import tifffile
 
+    from napari_prunuclei import export
+
+    if bigtiff:
+        monkeypatch.setattr(export, "_BIGTIFF_BYTES", 1024)  # as if the image were over 4 GB
     p = export_labels(tmp_path / "n.tif", scene["zlab"], block=BLOCK)
     with tifffile.TiffFile(p) as tif:
+        assert tif.is_bigtiff == bigtiff
         page = tif.pages[0]
         assert page.is_tiled and (page.tilelength, page.tilewidth) == (BLOCK, BLOCK)
         assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE

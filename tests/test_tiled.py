@@ -1,11 +1,15 @@
 import numpy as np
 import pytest
 
-from napari_prunuclei.inference import segment
 from napari_prunuclei.metrics import match_instances
-from napari_prunuclei.models.zoo import default_watershed, load_model
+from napari_prunuclei.pipeline import Tiling, load_pair, segment
+from napari_prunuclei.progress import Cancelled
 from napari_prunuclei.synthetic import synthetic_tile
-from napari_prunuclei.tiled import segment_tiled, tile_grid
+from napari_prunuclei.tiled import tile_grid
+
+
+def segment_tiled(rgb, pair, tile=1024, halo=128, **kwargs):
+    return segment(rgb, pair, tiling=Tiling("tiled", tile, halo), **kwargs).labels
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +32,11 @@ def test_tile_grid_partitions_the_image():
 def test_tiled_matches_whole_image_on_2000px(big_image):
     """Tiled (512 px cores, 128 px halo: 16 tiles, 24 seams) against one whole-image run."""
     assert big_image.shape == (2000, 2000, 3)
-    models = (load_model("semantic"), load_model("distance"))
-    params = default_watershed()
-    whole = segment(big_image, models=models, params=params, device="cpu").labels
+    pair = load_pair()
+    whole = segment(big_image, pair, device="cpu", tiling="whole").labels
     done = []
-    tiled = segment_tiled(big_image, models, params, tile=512, halo=128, device="cpu",
-                          progress=lambda d, n: done.append((d, n)))
-    assert done[-1] == (16, 16)
+    tiled = segment_tiled(big_image, pair, tile=512, halo=128, device="cpu", progress=done.append)
+    assert (done[-1].done, done[-1].total) == (16, 16)
     pairs, _, n_whole, n_tiled = match_instances(whole, tiled)
     assert n_whole > 500
     assert len(pairs) >= 0.99 * n_whole, (len(pairs), n_whole, n_tiled)
@@ -44,26 +46,25 @@ def test_tiled_matches_whole_image_on_2000px(big_image):
 
 
 def test_tiled_writes_into_a_chunked_array_and_cancels(tmp_path):
-    zarr = pytest.importorskip("zarr")
+    import zarr
+
     rgb, _ = synthetic_tile(300, seed=1)
-    models = (load_model("semantic"), load_model("distance"))
+    pair = load_pair()
     out = zarr.open_array(str(tmp_path / "l.zarr"), mode="w", shape=(300, 300), chunks=(128, 128),
                           dtype="int32", fill_value=0)
-    segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu", out=out)
-    ref = segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu")
+    segment_tiled(rgb, pair, tile=128, halo=64, device="cpu", out=out)
+    ref = segment_tiled(rgb, pair, tile=128, halo=64, device="cpu")
     np.testing.assert_array_equal(out[:], ref)
-    with pytest.raises(InterruptedError):
-        segment_tiled(rgb, models, default_watershed(), tile=128, device="cpu", cancelled=lambda: True)
+    with pytest.raises(Cancelled):
+        segment_tiled(rgb, pair, tile=128, device="cpu", cancelled=lambda: True)
     with pytest.raises(ValueError, match="shape"):
-        segment_tiled(rgb, models, default_watershed(), out=np.zeros((5, 5), np.int32))
+        segment_tiled(rgb, pair, out=np.zeros((5, 5), np.int32))
 
 
 def test_overlapped_watershed_gives_the_same_labels():
     rgb, _ = synthetic_tile(384, seed=2)
-    models = (load_model("semantic"), load_model("distance"))
-    serial = segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu")
-    timings = {}
-    overlapped = segment_tiled(rgb, models, default_watershed(), tile=128, halo=64, device="cpu", post_workers=2,
-                               timings=timings)
-    np.testing.assert_array_equal(serial, overlapped)
-    assert timings["tiles"] == 9 and timings["watershed"] > 0
+    pair = load_pair()
+    serial = segment_tiled(rgb, pair, tile=128, halo=64, device="cpu")
+    res = segment(rgb, pair, device="cpu", tiling=Tiling("tiled", 128, 64), post_workers=2)
+    np.testing.assert_array_equal(serial, res.labels)
+    assert res.info.n_tiles == 9 and res.info.seconds["watershed"] > 0

@@ -1,13 +1,19 @@
-import time
+import csv
+import json
 
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
+
+from napari.layers import Image, Labels  # noqa: E402
 
 from napari_prunuclei.napari._sample import synthetic_sample  # noqa: E402
 from napari_prunuclei.napari._widget import PruneCompareWidget  # noqa: E402
+from napari_prunuclei.pipeline import Tiling, load_pair, segment  # noqa: E402
+
+IMG = "synthetic H&E"
+GT = "synthetic H&E · ground truth"
 
 
 @pytest.fixture
@@ -17,59 +23,134 @@ def viewer_widget(make_napari_viewer):
         getattr(viewer, f"add_{kind}")(data, **meta)
     w = PruneCompareWidget(viewer)
     viewer.window.add_dock_widget(w)
-    w.image.value = viewer.layers["synthetic H&E"]
+    w.image.value = viewer.layers[IMG]
     return viewer, w
+
+
+def _wait(qtbot, w, timeout=60_000):
+    qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
 
 
 def _run(qtbot, w, timeout=60_000):
     worker = w.start_run()
     assert worker is not None, w.status.value
-    qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
+    _wait(qtbot, w, timeout)
     return worker
 
 
-def test_run_creates_named_layers_with_metadata(qtbot, viewer_widget):
+def _made(viewer) -> set[str]:
+    """Names of the layers the plugin made (everything but the user's image and ground truth)."""
+    return {layer.name for layer in viewer.layers} - {IMG, GT}
+
+
+def _roles(w) -> set[tuple[str, str]]:
+    return set(w.state.owned())
+
+
+MAPS = {(m, o) for m in ("dense", "pruned") for o in ("semantic", "distance", "instances")}
+COMPARE = MAPS | {("pruned", "disagreement")}
+VIEWS = {("view", "image"), ("view", "disagreement")}
+
+
+def test_run_creates_layers_by_role_with_metadata(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.scheme.value = "network-wide"
     w.cr.value = "20"
     _run(qtbot, w)
     assert w.status.value.startswith("done"), w.status.value
-    names = [layer.name for layer in viewer.layers]
-    pruned = "synthetic H&E · network-wide CR20"
-    for suffix, kind in (("semantic", "Image"), ("distance", "Image"), ("instances", "Labels")):
-        for model in (pruned, "synthetic H&E · dense"):
-            layer = viewer.layers[f"{model} · {suffix}"]
-            assert type(layer).__name__ == kind
+    assert _roles(w) == COMPARE
+    for (model, output), layer in w.state.owned().items():
+        assert isinstance(layer, Labels if output in ("instances", "disagreement") else Image)
+        if output != "disagreement":
             meta = layer.metadata["prunuclei"]
-            assert set(meta) >= {"model_id", "scheme", "cr", "fine_tuned", "sha256", "watershed", "version",
-                                 "seconds"}
-    assert viewer.layers[f"{pruned} · semantic"].metadata["prunuclei"]["cr"] == 20
-    assert f"{pruned} · disagreement with dense" in names
+            assert set(meta) >= {"model", "scheme", "cr", "fine_tuned", "semantic", "distance", "watershed",
+                                 "version", "seconds", "image"}
+            assert len(meta["semantic"]["sha256"]) == 64
+            assert meta["cr"] == (20 if model == "pruned" else 1)
+    assert "synthetic H&E · network-wide CR20 · instances" in viewer.layers
     assert "vs dense: AJI" in w.numbers.value
-    # a re-run replaces its layers instead of adding new ones
-    n = len(viewer.layers)
+    # the per-layer sparsity chart is drawn for the chosen model
+    assert len(w.charts.ax_sparsity.lines) == 2
+    assert "network-wide CR20" in w.charts.ax_sparsity.get_title()
+    assert w.charts.pixmap() is not None and not w.charts.pixmap().isNull()
+
+
+@pytest.mark.slow
+def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget):
+    """Two schemes, a CR change, dense only, compare off, side by side on and off, a threshold change."""
+    viewer, w = viewer_widget
+    rgb = viewer.layers[IMG].data
+    dense_alone = segment(rgb, load_pair(), device="cpu")
+
+    def dense_count():
+        return int(w.state.owned()[("dense", "instances")].data.max())
+
+    # 1. network-wide CR20 beside dense
+    w.scheme.value, w.cr.value = "network-wide", "20"
     _run(qtbot, w)
-    assert len(viewer.layers) == n
-    # ... also with another CR: the pruned layers are renamed and updated
+    assert _roles(w) == COMPARE and len(_made(viewer)) == 7
+    assert dense_count() == dense_alone.n_nuclei
+    # 2. another CR: the same roles, renamed; nothing of CR20 left
     w.cr.value = "8"
     _run(qtbot, w)
-    assert len(viewer.layers) == n
-    assert "synthetic H&E · network-wide CR8 · instances" in viewer.layers
-    assert f"{pruned} · instances" not in viewer.layers
-    assert viewer.layers["synthetic H&E · network-wide CR8 · semantic"].metadata["prunuclei"]["cr"] == 8
+    assert _roles(w) == COMPARE and len(_made(viewer)) == 7
+    assert not any("CR20" in n for n in _made(viewer))
+    assert dense_count() == dense_alone.n_nuclei  # the dense reference does not move with the pruned model
+    # 3. layer-wise CR4, side by side on: the dense cell's two views join
+    w.scheme.value, w.cr.value = "layer-wise", "4"
+    w.side_by_side.value = True
+    _run(qtbot, w)
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9
+    assert viewer.canvas.grid.enabled
+    assert not any("network-wide" in n for n in _made(viewer))
+    assert dense_count() == dense_alone.n_nuclei
+    # 4. dense only: three dense layers; no disagreement, no views, no grid
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    assert _roles(w) == {("dense", o) for o in ("semantic", "distance", "instances")}
+    assert len(_made(viewer)) == 3 and not viewer.canvas.grid.enabled
+    assert w.numbers.value.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
+    # 5. network-wide CR20 without dense
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    w.compare.value = False
+    _run(qtbot, w)
+    assert _roles(w) == {("pruned", o) for o in ("semantic", "distance", "instances")}
+    assert len(_made(viewer)) == 3
+    # 6. with dense again, side by side still on
+    w.compare.value = True
+    _run(qtbot, w)
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9 and viewer.canvas.grid.enabled
+    # 7. a threshold change: only the pruned model's watershed, in a worker; dense keeps its own
+    pruned_before = w.state.owned()[("pruned", "instances")].data.copy()
+    w.min_size.value = 400
+    _wait(qtbot, w)
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9
+    assert w.result.pruned.info.watershed.min_size == 400
+    assert w.result.dense.info.watershed == load_pair().params
+    assert int(w.state.owned()[("pruned", "instances")].data.max()) < int(pruned_before.max())
+    assert dense_count() == dense_alone.n_nuclei
+    # side by side off: the views go, the grid is given back
+    w.side_by_side.value = False
+    assert _roles(w) == COMPARE and len(_made(viewer)) == 7 and not viewer.canvas.grid.enabled
 
 
-def test_watershed_change_reruns_only_the_watershed(qtbot, viewer_widget):
+def test_threshold_edits_are_debounced_and_run_in_a_worker(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.scheme.value = "dense"
     _run(qtbot, w)
-    prob = w.result.pruned.probability
-    before = int(w.result.pruned.labels.max())
-    w.min_size.value = 2000  # drops every nucleus
-    assert w.result.pruned.probability is prob  # cached branch output reused
-    assert int(w.result.pruned.labels.max()) < before
-    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
-    assert viewer.layers["synthetic H&E · dense · instances"].data.max() == w.result.pruned.labels.max()
+    prob = w.result.dense.probability
+    before = w.result.dense.n_nuclei
+    started = []
+    real = w._start
+    w._start = lambda *a, **k: started.append(1) or real(*a, **k)
+    for v in (25, 50, 100, 2000):  # typing: one re-run after the last edit
+        w.min_size.value = v
+    assert w.result.dense.n_nuclei == before  # nothing ran on the GUI thread
+    _wait(qtbot, w)
+    assert len(started) == 1
+    assert w.result.dense.probability is prob  # cached branch output reused
+    assert w.result.dense.n_nuclei < before
+    assert viewer.layers["synthetic H&E · dense · instances"].data.max() == w.result.dense.n_nuclei
 
 
 def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
@@ -79,7 +160,7 @@ def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
     w.cr_other.value = 3
     w.compare.value = False
     _run(qtbot, w)
-    meta = viewer.layers["synthetic H&E · layer-wise CR3 · instances"].metadata["prunuclei"]
+    meta = viewer.layers["synthetic H&E · layer-wise CR3 one-shot · instances"].metadata["prunuclei"]
     assert meta["fine_tuned"] is False
 
 
@@ -91,7 +172,7 @@ def test_cancel_stops_a_run(qtbot, viewer_widget):
         w.cancel()
     assert w.status.value == "cancelled"
     assert w.result is None
-    assert not any("instances" in layer.name for layer in viewer.layers)
+    assert _made(viewer) == set()
 
 
 @pytest.mark.parametrize(
@@ -122,91 +203,67 @@ def test_labels_layer_as_image_is_refused(viewer_widget, monkeypatch):
 
     viewer, w = viewer_widget
     # the combo box offers image layers only; a labels layer can still arrive programmatically
-    monkeypatch.setattr(w, "image", SimpleNamespace(value=viewer.layers["synthetic H&E · ground truth"]))
+    monkeypatch.setattr(w, "image", SimpleNamespace(value=viewer.layers[GT]))
     assert w.start_run() is None
     assert "Labels layer" in w.status.value
 
 
 def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     viewer, w = viewer_widget
-    w.truth.value = viewer.layers["synthetic H&E · ground truth"]
+    w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
     assert "vs ground truth" in w.numbers.value
-    viewer.layers["synthetic H&E · dense · semantic"].visible = True  # hidden layers take no cell
+    w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
     w.side_by_side.value = True
     # napari grid mode, one camera: dense (and a view of the image) left, pruned (and the image) right
     assert viewer.canvas.grid.enabled
     layers = list(viewer.layers)
     cell = {layer.name: viewer.canvas.grid.position(i, layers) for i, layer in enumerate(layers)}
-    left, right = cell["synthetic H&E · dense · instances"], cell["synthetic H&E · network-wide CR20 · instances"]
+    owned = {role: layer.name for role, layer in w.state.owned().items()}
+    left, right = cell[owned[("dense", "instances")]], cell[owned[("pruned", "instances")]]
     assert left == (0, 0) and right == (0, 1)
-    assert cell["synthetic H&E · (dense view)"] == left and cell["synthetic H&E"] == right
-    assert cell["synthetic H&E · dense · semantic"] == left
-    assert cell["synthetic H&E · network-wide CR20 · disagreement with dense"] == right
-    # a re-run keeps the arrangement and the mirrors current
+    assert cell[owned[("view", "image")]] == left and cell[IMG] == right
+    assert cell[owned[("dense", "semantic")]] == left
+    assert cell[owned[("pruned", "disagreement")]] == right
+    # a re-run keeps the arrangement and the views current
     _run(qtbot, w)
-    assert viewer.canvas.grid.enabled and "synthetic H&E · (dense view)" in viewer.layers
+    assert viewer.canvas.grid.enabled and ("view", "image") in w.state.owned()
     w.side_by_side.value = False
     assert not viewer.canvas.grid.enabled
+    assert ("view", "image") not in w.state.owned()
     assert "synthetic H&E · (dense view)" not in viewer.layers
 
 
-def test_export_writes_and_refuses_unwritable(qtbot, viewer_widget, tmp_path):
+def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, tmp_path):
     viewer, w = viewer_widget
     _run(qtbot, w)
-    w.export_path.value = tmp_path / "out.tif"
-    assert w.export() == tmp_path / "out.tif"
+    w.export_path.value = tmp_path / "out.csv"
+    assert w.export() is not None
+    _wait(qtbot, w)
+    assert w.status.value.startswith("exported"), w.status.value
+    with open(tmp_path / "out.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == w.result.pruned.n_nuclei and all(float(r["mean_hematoxylin"]) > 0 for r in rows)
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
     assert "nothing written" in w.status.value
-
-
-def _stalls(qtbot, w):
-    """Longest event-loop gaps (s) while the models run, and over the whole run incl. showing layers."""
-    from qtpy.QtCore import QTimer
-
-    stamps = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    worker = w.start_run()
-    assert worker is not None
-    finished = []
-    worker.finished.connect(lambda: finished.append(len(stamps)))
-    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
-    qtbot.wait(100)  # the last layer's first paint
-    timer.stop()
-    assert finished and finished[0] > 10
-    return np.diff(stamps[: finished[0]]).max(), np.diff(stamps).max()
-
-
-def test_event_loop_stays_responsive(qtbot, viewer_widget):
-    viewer, w = viewer_widget
-    # first run: the models run in a worker; napari then creates 7 layers, one per event-loop turn
-    run, cold = _stalls(qtbot, w)
-    assert run < 0.2, f"longest stall while the models ran: {run * 1000:.0f} ms"
-    # re-run with another CR: the result layers get new data; the whole run, shown included, stays fluid
-    w.cr.value = "8"
-    run2, whole = _stalls(qtbot, w)
-    assert run2 < 0.2, f"longest stall while the models ran: {run2 * 1000:.0f} ms"
-    assert whole < 0.2, f"longest stall over a re-run, layers updated: {whole * 1000:.0f} ms"
-    print(f"longest stall: models running {max(run, run2) * 1000:.0f} ms; re-run incl. layer updates "
-          f"{whole * 1000:.0f} ms; first run incl. creating 7 layers {cold * 1000:.0f} ms")
+    w.export_path.value = tmp_path / "nuclei"  # no extension
+    assert w.export() is None
+    assert "extension" in w.status.value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
 def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.cr.choices = ["4", "20", "other"]
-    viewer.layers["synthetic H&E"].data = viewer.layers["synthetic H&E"].data[:128, :128]
+    viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
     w.truth.value = None
     worker = w.start_sweep()
     assert worker is not None
-    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    _wait(qtbot, w)
     assert w.status.value == "CR sweep done"
-    assert {(r["scheme"], r["cr"]) for r in w.sweep_rows} == {
-        (s, c) for s in ("layerwise", "networkwide") for c in (4.0, 20.0)}
-    assert all(0 <= r["aji_vs_dense"] <= 1 for r in w.sweep_rows)
+    assert {(r.scheme, r.cr) for r in w.sweep_rows} == {(s, c) for s in ("layerwise", "networkwide") for c in (4, 20)}
+    assert all(0 <= r.vs_dense.aji <= 1 for r in w.sweep_rows)
     assert len(w.charts.ax_sweep.lines) >= 2
 
 
@@ -224,38 +281,54 @@ def test_plugin_is_in_napari_menu(make_napari_viewer):
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]
 
 
-def test_slide_runs_tile_by_tile_and_cancels_mid_slide(qtbot, viewer_widget, monkeypatch):
-    from napari_prunuclei import tiled
+def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, monkeypatch, tmp_path):
+    """A "slide" (the 512 px sample under a small tiling policy) with labels in an on-disk zarr store:
+    run, choose ground truth, export GeoJSON and CSV with hematoxylin, cancel mid-slide, close."""
     from napari_prunuclei.napari import _compute
 
     viewer, w = viewer_widget
-    monkeypatch.setattr(tiled, "WHOLE_MAX_PIXELS", 200 * 200)  # the 512 px sample counts as a slide
-    monkeypatch.setattr(_compute, "TILE", 128)  # 16 tiles per model
+    w.tiling = Tiling(tile=128, halo=64, whole_max_pixels=200 * 200)  # 16 tiles per model
+    monkeypatch.setattr(_compute, "ZARR_PIXELS", 100 * 100)  # labels go to a scratch zarr store
     _run(qtbot, w)
     assert w.status.value.startswith("done"), w.status.value
     assert w.progress.max == 32 and w.progress.value == 32  # tiles done/total, pruned and dense
-    names = [layer.name for layer in viewer.layers]
-    assert "synthetic H&E · network-wide CR20 · instances" in names
-    assert not any(n.endswith("· semantic") for n in names)  # slides keep no maps
+    assert _roles(w) == {("pruned", "instances"), ("dense", "instances")}  # slides keep no maps
     assert "over 16 tiles" in w.numbers.value
+    scratch = w.scratch.root
+    assert scratch is not None and len(list(scratch.iterdir())) == 2
+    w.truth.value = viewer.layers[GT]  # no exception: counts only on a slide
+    assert "error" not in w.status.value
+    for name in ("n.geojson", "n.csv"):
+        w.export_path.value = tmp_path / name
+        assert w.export() is not None
+        _wait(qtbot, w)
+        assert w.status.value.startswith("exported"), w.status.value
+    doc = json.loads((tmp_path / "n.geojson").read_text())
+    assert len(doc["features"]) == w.result.pruned.n_nuclei > 0
+    with open(tmp_path / "n.csv") as f:
+        assert all(float(r["mean_hematoxylin"]) > 0 for r in csv.DictReader(f))
     assert w.start_sweep() is None and "crop" in w.status.value
-    # cancel after the first tiles: the run stops mid-slide
+    # a second run replaces the first one's scratch stores
+    _run(qtbot, w)
+    assert len(list(scratch.iterdir())) == 2
+    # cancel after the first tiles: the run stops mid-slide, its stores are removed
     w.start_run()
     qtbot.waitUntil(lambda: w.progress.value >= 2, timeout=60_000)
     w.cancel()
-    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    _wait(qtbot, w)
     assert w.status.value == "cancelled"
     assert w.progress.value < 32
+    assert len(list(scratch.iterdir())) == 2
+    w.clear()
+    assert not scratch.exists() and _made(viewer) == set()
 
 
 def test_file_save_writer_finds_the_source_image(qtbot, viewer_widget, tmp_path):
-    import csv
-
     from napari_prunuclei.napari._writer import write_labels
 
     viewer, w = viewer_widget
     _run(qtbot, w)
-    layer = viewer.layers["synthetic H&E · network-wide CR20 · instances"]
+    layer = w.state.owned()[("pruned", "instances")]
     write_labels(str(tmp_path / "n.csv"), layer.data, {"metadata": layer.metadata})
     with open(tmp_path / "n.csv") as f:
         rows = list(csv.DictReader(f))

@@ -49,6 +49,7 @@ IN_MEMORY_MAX_PIXELS = 2048 * 2048
 _KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
 _FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")
 _BIGTIFF_BYTES = 2**32 - 2**25  # tifffile's threshold for BigTIFF
+_CHUNK = 8192  # rows turned into Python objects at a time when writing
 
 
 # --- measurements of one region, shared by the whole-image and the block paths -------------------------------
@@ -172,8 +173,9 @@ class _Spill:
             yield from (b"" for _ in range(len(self.offset)))
             return
         with mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            for o, n in zip(self.offset.tolist(), self.length.tolist()):
-                yield mm[o : o + n]
+            for s in range(0, len(self.offset), _CHUNK):
+                for o, n in zip(self.offset[s : s + _CHUNK].tolist(), self.length[s : s + _CHUNK].tolist()):
+                    yield mm[o : o + n]
 
     def close(self) -> None:
         self._f.close()
@@ -274,9 +276,11 @@ def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray
 
 
 def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
-    cols = {"id": uid.tolist(), **{k: v.tolist() for k, v in table.items()}}
-    for i in range(len(uid)):
-        yield {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+    """CSV rows in id order, as Python numbers (the same text as :func:`measurements`)."""
+    for s in range(0, len(uid), _CHUNK):
+        cols = {"id": uid[s : s + _CHUNK].tolist(), **{k: v[s : s + _CHUNK].tolist() for k, v in table.items()}}
+        for i in range(len(cols["id"])):
+            yield {k: cols[k][i] for k in MEASUREMENT_FIELDS}
 
 
 def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,

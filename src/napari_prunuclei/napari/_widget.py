@@ -91,8 +91,10 @@ class PruneCompareWidget(Container):
         self.sweep_rows: list[compute.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
         self.scratch = compute.Scratch()
-        weakref.finalize(self, self.scratch.cleanup)  # also at interpreter exit
-        self.native.destroyed.connect(lambda *_: self.scratch.cleanup())
+        scratch = self.scratch
+        weakref.finalize(self, scratch.cleanup)  # also at interpreter exit
+        self.native.destroyed.connect(lambda *_: scratch.cleanup())
+        self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
         self.worker = None
         self._cancel = threading.Event()
         self._showing = False
@@ -157,7 +159,7 @@ class PruneCompareWidget(Container):
         params = self.params()
         own = load_pair(spec).params
         seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
-                             params=None if params == own else params, device=self.device.value)
+                             params=None if params == own else params, device=self.device.value, tiling=self.tiling)
         return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=bool(self.compare.value))
 
     # ---- running ----------------------------------------------------
@@ -229,7 +231,7 @@ class PruneCompareWidget(Container):
         if inputs is None:
             return None
         req, rgb, truth = inputs
-        if Tiling().is_tiled(rgb.shape):
+        if self.tiling.is_tiled(rgb.shape):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
         crs = [float(c) for c in self.cr.choices if c != "other"]
@@ -248,14 +250,13 @@ class PruneCompareWidget(Container):
         """The image as RGB uint8; a slide above 2048x2048 stays lazy (read tile by tile later)."""
         layer = self.image.value
         data = layer.data[0] if layer.multiscale else layer.data
-        if Tiling().is_tiled(data.shape):
+        if self.tiling.is_tiled(data.shape):
             return check_lazy_rgb(data, f"layer '{layer.name}'")
         return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
 
     def cancel(self, *_) -> None:
+        """Ask the running job to stop: it raises Cancelled at its next step (one cancel path)."""
         self._cancel.set()
-        if self.worker is not None:
-            self.worker.quit()
         self.status.value = "cancelling..."
 
     def _on_progress(self, p: Progress) -> None:
@@ -298,7 +299,7 @@ class PruneCompareWidget(Container):
         if tuple(truth.data.shape) != tuple(shape):
             self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
             return None
-        if Tiling().is_tiled(shape):
+        if self.tiling.is_tiled(shape):
             return None  # slides: counts only, no pixel-wise comparison
         return np.asarray(truth.data)
 
