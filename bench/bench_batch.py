@@ -27,7 +27,7 @@ def main() -> None:
     a = ap.parse_args()
     from distributed import Client, LocalCluster
 
-    from napari_prunuclei.batch import SegmentOptions, segment_files
+    from napari_prunuclei.batch import segment_files
     from napari_prunuclei.data import NucleiDataset
 
     ds = NucleiDataset(a.data)
@@ -36,17 +36,20 @@ def main() -> None:
     for n in names:
         tifffile.imwrite(tmp / f"{n}.tif", ds.load(n)[0], tile=(256, 256))
     paths = sorted(tmp.glob("*.tif"))
-    opts = SegmentOptions(device="cpu", threads=1)
+    from napari_prunuclei.pipeline import SegmentRequest
+
+    opts = SegmentRequest(device="cpu")
     rows = {}
     for workers in (1, 2):
         out = tmp / f"out{workers}"
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
                 Client(c) as client:
-            client.run(lambda: __import__("napari_prunuclei.models.zoo").models.zoo.load_model("semantic"))
+            client.run(lambda: __import__("napari_prunuclei.pipeline").pipeline.load_pair())
             # warm-up on one tile (imports, model loading), then the timed batch
-            segment_files(paths[:1], tmp / f"warm{workers}", opts, scheduler=c.scheduler_address, progress=False)
+            segment_files(paths[:1], tmp / f"warm{workers}", opts, scheduler=c.scheduler_address, progress=False,
+                          threads=1)
             t = time.perf_counter()
-            segment_files(paths, out, opts, scheduler=c.scheduler_address, progress=False)
+            segment_files(paths, out, opts, scheduler=c.scheduler_address, progress=False, threads=1)
             secs = time.perf_counter() - t
         rows[workers] = {"seconds": secs, "tiles_per_s": len(paths) / secs}
         print(f"{workers} worker(s): {secs:.1f} s, {len(paths) / secs:.3f} tiles/s", flush=True)

@@ -1,7 +1,7 @@
 """Time one 1000x1000 tile through the semantic branch, the distance branch and the watershed.
 
-Each stage is timed separately (median of --repeat runs) in fp32 eager and in bf16
-(channels-last autocast), in one run, so the ratios compare like with like.
+Each stage of ``pipeline.segment`` is timed separately (median of --repeat runs) in fp32
+and in bf16 (channels-last, folded BatchNorm), in one run, so the ratios compare like with like.
 Uses a MoNuSeg test tile when --data is given, else a synthetic tile.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -26,9 +24,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from napari_prunuclei.inference import predict_branch
-    from napari_prunuclei.models.zoo import default_watershed, load_model
-    from napari_prunuclei.postprocess import watershed_instances
+    from napari_prunuclei.machine import cpu_name
+    from napari_prunuclei.pipeline import load_pair, segment
 
     if a.data:
         from napari_prunuclei.data import NucleiDataset
@@ -40,27 +37,15 @@ def main() -> None:
 
         rgb, _ = synthetic_tile(1000, seed=0)
     rgb = rgb[:1000, :1000]
-    sem, dst = load_model("semantic"), load_model("distance")
-    params = default_watershed()
+    pair = load_pair()
     results = {}
     for prec in ("fp32", "bf16"):
-        times = {"semantic": [], "distance": [], "watershed": []}
-        predict_branch(sem, rgb, device="cpu", precision=prec)  # warm-up
-        for _ in range(a.repeat):
-            t0 = time.perf_counter()
-            p = predict_branch(sem, rgb, device="cpu", precision=prec)
-            t1 = time.perf_counter()
-            d = predict_branch(dst, rgb, device="cpu", precision=prec)
-            t2 = time.perf_counter()
-            watershed_instances(p, d, params)
-            t3 = time.perf_counter()
-            times["semantic"].append(t1 - t0)
-            times["distance"].append(t2 - t1)
-            times["watershed"].append(t3 - t2)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        segment(rgb, pair, device="cpu", precision=prec)  # warm-up
+        runs = [segment(rgb, pair, device="cpu", precision=prec).info.seconds for _ in range(a.repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in ("semantic", "distance", "watershed")}
         med["total"] = sum(med.values())
         results[prec] = med
-    info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    info = {"machine": cpu_name(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "tile": list(rgb.shape), "repeat": a.repeat, "seconds": results,
             "bf16_speedup_total": results["fp32"]["total"] / results["bf16"]["total"]}
     print(f"1000x1000 tile, {info['threads']} threads, median of {a.repeat}")

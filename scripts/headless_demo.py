@@ -27,22 +27,27 @@ def main() -> None:
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    from napari_prunuclei import segment
-    from napari_prunuclei.compare import agreement_scores, disagreement
+    from napari_prunuclei.constants import DISAGREEMENT_COLORS
     from napari_prunuclei.io import read_image, write_labels
+    from napari_prunuclei.napari._compute import CompareRequest, run
+    from napari_prunuclei.pipeline import SegmentRequest
+    from napari_prunuclei.progress import drive
     from napari_prunuclei.synthetic import synthetic_tile
 
     rgb = read_image(a.image) if a.image else synthetic_tile(512, seed=7)[0]
     stem = Path(a.image).stem if a.image else "synthetic"
     a.out.mkdir(parents=True, exist_ok=True)
-    dense = segment(rgb)
-    pruned = segment(rgb, a.scheme, a.cr)
-    label = f"{a.scheme} CR{a.cr:g}"
+    # the widget's comparison, without napari: the same job, the same numbers
+    req = CompareRequest(stem, SegmentRequest(scheme=a.scheme, cr=a.cr))
+    result = drive(run(rgb, req))
+    dense, pruned = result.dense, result.pruned
+    label = pruned.info.model
     for tag, res in (("dense", dense), (f"{a.scheme}_cr{a.cr:g}", pruned)):
         write_labels(a.out / f"{stem}_{tag}_labels.tif", res.labels)
-        (a.out / f"{stem}_{tag}_info.json").write_text(json.dumps({"n_nuclei": res.n_nuclei, **res.info}, indent=1))
-    agree = agreement_scores(dense.labels, pruned.labels)
-    dis = disagreement(dense.labels, pruned.labels)
+        (a.out / f"{stem}_{tag}_info.json").write_text(
+            json.dumps({"n_nuclei": res.n_nuclei, **res.info.as_dict()}, indent=1))
+    agree = result.numbers.vs_dense
+    counts = result.numbers.disagreement
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), dpi=110)
     for ax, res, title in ((axes[0], dense, "dense"), (axes[1], pruned, label)):
         over = rgb.copy()
@@ -50,18 +55,20 @@ def main() -> None:
         ax.imshow(over)
         ax.set_title(f"{title}: {res.n_nuclei} nuclei")
     axes[2].imshow(rgb)
-    colours = np.array([[0, 0, 0, 0], [1, 0.2, 0.2, 0.8], [0.2, 0.6, 1, 0.8], [1, 0.8, 0, 0.8]])
-    axes[2].imshow(colours[dis.image])
-    axes[2].set_title(f"vs dense: AJI {agree['aji']:.3f}, PQ {agree['pq']:.3f}\n"
-                      f"missed {dis.counts['missed']} (red) extra {dis.counts['extra']} (blue) "
-                      f"split/merged {dis.counts['split/merged']} (yellow)", fontsize=9)
+    from matplotlib.colors import to_rgba
+
+    colours = np.array([to_rgba(DISAGREEMENT_COLORS[k], 0 if k == 0 else 0.8) for k in range(4)])
+    axes[2].imshow(colours[result.disagreement])
+    axes[2].set_title(f"vs dense: AJI {agree.aji:.3f}, PQ {agree.pq:.3f}\n"
+                      f"missed {counts['missed']} (red) extra {counts['extra']} (blue) "
+                      f"split/merged {counts['split/merged']} (yellow)", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
     png = a.out / f"{stem}_dense_vs_{a.scheme}_cr{a.cr:g}.png"
     fig.savefig(png)
     print(f"dense {dense.n_nuclei} nuclei, {label} {pruned.n_nuclei} nuclei; "
-          f"AJI vs dense {agree['aji']:.3f}; wrote {png}")
+          f"AJI vs dense {agree.aji:.3f}; wrote {png}")
 
 
 if __name__ == "__main__":

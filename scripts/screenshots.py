@@ -20,6 +20,36 @@ def _wait(viewer, widget) -> None:
         QApplication.processEvents()
 
 
+#: the widget test's sequence of seven runs: (scheme, CR, compare with dense, side by side, min nucleus px)
+SEQUENCE = [
+    ("network-wide", "20", True, False, None),
+    ("network-wide", "8", True, False, None),
+    ("layer-wise", "4", True, True, None),
+    ("dense", None, True, True, None),
+    ("network-wide", "20", False, True, None),
+    ("network-wide", "20", True, True, None),
+    ("network-wide", "20", True, True, 60),
+]
+
+
+def replay(viewer, w, out: Path, stem: str) -> None:
+    """Run the seven-run sequence; a window screenshot and the plugin's layers after each run."""
+    for i, (scheme, cr, compare, side, min_size) in enumerate(SEQUENCE, 1):
+        w.scheme.value = scheme
+        if cr is not None:
+            w.cr.value = cr
+        w.compare.value = compare
+        w.side_by_side.value = side
+        if min_size is None:
+            w.start_run()
+        else:
+            w.min_size.value = min_size  # a threshold edit: the watershed re-runs in a worker
+        _wait(viewer, w)
+        viewer.screenshot(str(out / f"{stem}_sequence_{i}.png"), canvas_only=False)
+        names = sorted(layer.name for layer in w.state.owned().values())
+        print(f"run {i} ({scheme} {cr or ''} compare={compare} side={side}): {w.status.value}; layers: {names}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, required=True)
@@ -28,6 +58,8 @@ def main() -> None:
     ap.add_argument("--scheme", default="network-wide", choices=["network-wide", "layer-wise"])
     ap.add_argument("--cr", default="20")
     ap.add_argument("--crop", type=int, default=0, help="show only the top-left N x N pixels")
+    ap.add_argument("--sequence", action="store_true",
+                    help="replay the widget test's seven mixed runs, one window screenshot after each")
     a = ap.parse_args()
 
     import napari
@@ -57,33 +89,34 @@ def main() -> None:
     w.image.value = viewer.layers[name]
     if truth is not None:
         w.truth.value = viewer.layers[f"{name} · ground truth"]
+    stem = a.out / (a.image.stem if a.image else "synthetic")
+    if a.sequence:
+        replay(viewer, w, a.out, stem.name)
+        viewer.close()
+        return
     w.scheme.value = a.scheme
     w.cr.value = a.cr
     w.start_run()
     _wait(viewer, w)
     w.side_by_side.value = True
     _wait(viewer, w)
-    stem = a.out / (a.image.stem if a.image else "synthetic")
-    pruned = w.result.pruned.label
+    pruned = w.result.pruned.info.model
+    owned = w.state.owned()
     views = {
-        "instances": [" · instances"],
-        "semantic": [" · semantic"],
-        "disagreement": ["disagreement with dense"],
+        "instances": {("dense", "instances"), ("pruned", "instances")},
+        "semantic": {("dense", "semantic"), ("pruned", "semantic")},
+        "disagreement": {("pruned", "disagreement"), ("view", "disagreement")},
     }
-    for view, keys in views.items():
+    for view, roles in views.items():
+        for role, layer in owned.items():
+            layer.visible = role in roles or role == ("view", "image")
         for layer in viewer.layers:
-            if layer.name == name or layer.name.endswith("(dense view)"):
-                layer.visible = True
-            elif "ground truth" in layer.name:
-                layer.visible = False
-            else:
-                layer.visible = any(k in layer.name for k in keys)
-            if view == "disagreement" and " · dense · " in layer.name:
-                layer.visible = False
+            if layer not in owned.values():
+                layer.visible = layer.name == name
         viewer.reset_view()
         viewer.screenshot(f"{stem}_{view}.png", canvas_only=True)
-    for layer in viewer.layers:
-        layer.visible = " · distance" not in layer.name and "ground truth" not in layer.name
+    for role, layer in owned.items():
+        layer.visible = role[1] != "distance"
     viewer.screenshot(f"{stem}_window.png", canvas_only=False)
     print(f"{pruned}: wrote {stem}_{{instances,semantic,disagreement,window}}.png")
     print(w.numbers.value)

@@ -49,7 +49,7 @@ def _roles(w) -> set[tuple[str, str]]:
 
 MAPS = {(m, o) for m in ("dense", "pruned") for o in ("semantic", "distance", "instances")}
 COMPARE = MAPS | {("pruned", "disagreement")}
-VIEWS = {("view", "image"), ("view", "disagreement")}
+VIEWS = {("view", "dense image"), ("view", "pruned image"), ("view", "disagreement")}
 
 
 def test_run_creates_layers_by_role_with_metadata(qtbot, viewer_widget):
@@ -100,15 +100,15 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     w.scheme.value, w.cr.value = "layer-wise", "4"
     w.side_by_side.value = True
     _run(qtbot, w)
-    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9
-    assert viewer.canvas.grid.enabled
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10
+    assert viewer.canvas.grid.enabled and not viewer.layers[IMG].visible
     assert not any("network-wide" in n for n in _made(viewer))
     assert dense_count() == dense_alone.n_nuclei
     # 4. dense only: three dense layers; no disagreement, no views, no grid
     w.scheme.value = "dense"
     _run(qtbot, w)
     assert _roles(w) == {("dense", o) for o in ("semantic", "distance", "instances")}
-    assert len(_made(viewer)) == 3 and not viewer.canvas.grid.enabled
+    assert len(_made(viewer)) == 3 and not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
     assert w.numbers.value.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
     # 5. network-wide CR20 without dense
     w.scheme.value, w.cr.value = "network-wide", "20"
@@ -119,12 +119,12 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     # 6. with dense again, side by side still on
     w.compare.value = True
     _run(qtbot, w)
-    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9 and viewer.canvas.grid.enabled
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10 and viewer.canvas.grid.enabled
     # 7. a threshold change: only the pruned model's watershed, in a worker; dense keeps its own
     pruned_before = w.state.owned()[("pruned", "instances")].data.copy()
     w.min_size.value = 400
     _wait(qtbot, w)
-    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 9
+    assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10
     assert w.result.pruned.info.watershed.min_size == 400
     assert w.result.dense.info.watershed == load_pair().params
     assert int(w.state.owned()[("pruned", "instances")].data.max()) < int(pruned_before.max())
@@ -132,6 +132,7 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     # side by side off: the views go, the grid is given back
     w.side_by_side.value = False
     assert _roles(w) == COMPARE and len(_made(viewer)) == 7 and not viewer.canvas.grid.enabled
+    assert viewer.layers[IMG].visible
 
 
 def test_threshold_edits_are_debounced_and_run_in_a_worker(qtbot, viewer_widget):
@@ -215,22 +216,23 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     assert "vs ground truth" in w.numbers.value
     w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
     w.side_by_side.value = True
-    # napari grid mode, one camera: dense (and a view of the image) left, pruned (and the image) right
+    # napari grid mode, one camera: dense (on a view of the image) left, pruned (on another view) right
     assert viewer.canvas.grid.enabled
     layers = list(viewer.layers)
     cell = {layer.name: viewer.canvas.grid.position(i, layers) for i, layer in enumerate(layers)}
     owned = {role: layer.name for role, layer in w.state.owned().items()}
     left, right = cell[owned[("dense", "instances")]], cell[owned[("pruned", "instances")]]
     assert left == (0, 0) and right == (0, 1)
-    assert cell[owned[("view", "image")]] == left and cell[IMG] == right
+    assert cell[owned[("view", "dense image")]] == left and cell[owned[("view", "pruned image")]] == right
+    assert cell[IMG] == (-1, -1) and cell[GT] == (-1, -1)  # hidden: no cell of their own
     assert cell[owned[("dense", "semantic")]] == left
-    assert cell[owned[("pruned", "disagreement")]] == right
+    assert cell[owned[("view", "disagreement")]] == left and cell[owned[("pruned", "disagreement")]] == right
     # a re-run keeps the arrangement and the views current
     _run(qtbot, w)
-    assert viewer.canvas.grid.enabled and ("view", "image") in w.state.owned()
+    assert viewer.canvas.grid.enabled and ("view", "dense image") in w.state.owned()
     w.side_by_side.value = False
-    assert not viewer.canvas.grid.enabled
-    assert ("view", "image") not in w.state.owned()
+    assert not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
+    assert ("view", "dense image") not in w.state.owned()
     assert "synthetic H&E · (dense view)" not in viewer.layers
 
 

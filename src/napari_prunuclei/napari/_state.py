@@ -1,11 +1,14 @@
 """The comparison state: owns the plugin's layers by role, free of Qt.
 
 Roles are (model, output) pairs: ``("dense"|"pruned", "semantic"|"distance"|"instances")``,
-``("pruned", "disagreement")`` and, with side by side on, the dense cell's views
-``("view", "image")`` and ``("view", "disagreement")``. :meth:`ComparisonState.show`
-makes the viewer hold exactly the current run's layers: layers of roles the run does not
-have are removed, the others are updated in place (or added when missing), and nothing
-is found by its name. Works on a napari ``ViewerModel`` (tests) and a ``Viewer`` alike.
+``("pruned", "disagreement")`` and, with side by side on, the views of the image for each
+grid cell and of the disagreement for the dense cell (``("view", ...)``).
+:meth:`ComparisonState.show` makes the viewer hold exactly the current run's layers, in
+the order of :func:`ordered_roles`: layers of roles the run does not have are removed,
+the others are updated in place; when the roles or their order change, the plugin's
+layers are made anew in order (layers are never moved: moving and then removing layers
+crashed napari's OpenGL canvas under Mesa). Nothing is found by its name. Works on a
+napari ``ViewerModel`` (tests) and a ``Viewer`` alike.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ __all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
 Role = tuple[str, str]
 OUTPUTS = ("semantic", "distance", "instances")
 #: the roles shown in the left (dense) and right (pruned) cells of side by side, bottom to top
-DENSE_CELL: tuple[Role, ...] = (("view", "image"), ("dense", "semantic"), ("dense", "distance"),
+DENSE_CELL: tuple[Role, ...] = (("view", "dense image"), ("dense", "semantic"), ("dense", "distance"),
                                 ("dense", "instances"), ("view", "disagreement"))
-PRUNED_CELL: tuple[Role, ...] = (("pruned", "semantic"), ("pruned", "distance"), ("pruned", "instances"),
-                                 ("pruned", "disagreement"))
+PRUNED_CELL: tuple[Role, ...] = (("view", "pruned image"), ("pruned", "semantic"), ("pruned", "distance"),
+                                 ("pruned", "instances"), ("pruned", "disagreement"))
+#: the order of the plugin's layers, bottom to top: side by side uses a negative grid stride, which
+#: fills cells from the top of the layer list, so the dense cell (on top) is the left one
+ORDER: tuple[Role, ...] = PRUNED_CELL + DENSE_CELL
 
 
 @dataclass
@@ -55,6 +61,7 @@ class ComparisonState:
         self.result: ComparisonResult | None = None
         self.side_by_side = False
         self._grid_before: tuple | None = None
+        self._image_visible: bool | None = None
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -93,13 +100,14 @@ class ComparisonState:
                                                         disagreement_metadata(r))
         if self._side_by_side_on():
             src = self.image_layer()
-            out[("view", "image")] = LayerSpec(Image, f"{image} · (dense view)", src.data,
-                                               {"rgb": src.rgb, "multiscale": src.multiscale}, {})
+            for model in ("dense", "pruned"):
+                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · ({model} view)", src.data,
+                                                            {"rgb": src.rgb, "multiscale": src.multiscale}, {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
                 out[("view", "disagreement")] = LayerSpec(Labels, f"{d.name} (dense view)", d.data, d.kwargs,
                                                           d.metadata)
-        return out
+        return {role: out[role] for role in ORDER if role in out}
 
     # ---- making the viewer match --------------------------------------
     def owned(self) -> dict[Role, Layer]:
@@ -115,14 +123,18 @@ class ComparisonState:
         if side_by_side is not None:
             self.side_by_side = side_by_side
         specs = self.specs()
+        self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
+        owned = self.owned()
+        in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
+        same = in_order == list(specs) and all(isinstance(owned[r], specs[r].kind) for r in specs)
         for role, layer in list(self.layers.items()):
-            if role not in specs or not isinstance(layer, specs[role].kind):
+            if not same or role not in specs:
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
                 del self.layers[role]
         for role, spec in specs.items():
             layer = self.layers.get(role)
-            if layer is not None and layer in self.viewer.layers:
+            if layer is not None:
                 if layer.name != spec.name:
                     layer.name = spec.name
                 layer.data = spec.data
@@ -153,30 +165,34 @@ class ComparisonState:
         self.layers.clear()
 
     # ---- side by side ---------------------------------------------------
+    def _restore_grid(self) -> None:
+        """Give the user's grid settings (and the image's visibility) back, if the plugin changed them."""
+        if self._image_visible is not None:
+            image = self.image_layer()
+            if image is not None:
+                image.visible = self._image_visible
+            self._image_visible = None
+        if self._grid_before is not None:
+            grid = self.viewer.canvas.grid
+            grid.enabled, grid.stride, grid.shape = self._grid_before
+            self._grid_before = None
+
     def _arrange(self) -> None:
-        """napari grid mode (one camera): the dense cell left, the pruned cell right. Other layers keep
-        their order above the two groups."""
+        """napari grid mode (one camera): the dense cell left, the pruned cell right; both cells hold
+        ``stride`` layers at the top of the layer list, the user's layers below take no cell while hidden."""
         grid = self.viewer.canvas.grid
         if not self._side_by_side_on():
-            if self._grid_before is not None:
-                grid.enabled, grid.stride, grid.shape = self._grid_before
-                self._grid_before = None
+            self._restore_grid()
             return
         owned = self.owned()
-        left = [owned[r] for r in DENSE_CELL if r in owned]
-        right = [self.image_layer(), *(owned[r] for r in PRUNED_CELL if r in owned)]
-        stride = max(len(left), len(right))
-        order = left + [None] * (stride - len(left)) + right
-        layers = self.viewer.layers
-        for dest, layer in enumerate(order):  # the two groups at the bottom of the list, in order
-            if layer is None:
-                continue
-            i = layers.index(layer)
-            if i != dest:
-                layers.move(i, dest)
+        stride = max(sum(r in owned for r in DENSE_CELL), sum(r in owned for r in PRUNED_CELL))
+        image = self.image_layer()
+        if self._image_visible is None:  # the image's views stand in for it in the two cells
+            self._image_visible = image.visible
+        image.visible = False
         if self._grid_before is None:
             self._grid_before = (grid.enabled, grid.stride, grid.shape)
-        grid.stride = stride
+        grid.stride = -stride
         grid.shape = (1, -1)
         grid.enabled = True
         self.viewer.reset_view()

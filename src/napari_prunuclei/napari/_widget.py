@@ -355,21 +355,14 @@ class PruneCompareWidget(Container):
         return self.worker is not None or self._showing or timer or self._params_pending
 
     def _show(self, result: compute.ComparisonResult | None) -> None:
-        """Hand the result to the comparison state, one layer per event-loop turn."""
+        """Hand the result to the comparison state, in one event-loop turn (napari's OpenGL canvas
+        crashed under Mesa when it painted between the removal and the addition of layers)."""
         self._showing = True
-        self._steps = self.state.show(result, bool(self.side_by_side.value))
-        self._show_next()
-
-    def _show_next(self) -> None:
-        from qtpy.QtCore import QTimer
-
         try:
-            next(self._steps)
-        except StopIteration:
+            self.state.apply(result, bool(self.side_by_side.value))
             self._show_numbers()
+        finally:
             self._showing = False
-            return
-        QTimer.singleShot(0, self._show_next)
 
     def _show_numbers(self) -> None:
         self.numbers.value = "" if self.result is None else compute.format_numbers(self.result)
