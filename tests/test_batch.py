@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,10 +28,11 @@ def _labels(out, stem):
 def test_serial_batch_resumes(slides, tmp_path):
     opts = SegmentRequest(device="cpu")
     paths = sorted(slides.glob("*.tif"))
-    done = segment_files(paths, tmp_path, opts, progress=False)
+    done = segment_files(paths, tmp_path, opts, progress=False).finished
     assert [d["image"] for d in done] == [str(p) for p in paths]
     stamp = info_path(paths[0], tmp_path).stat().st_mtime_ns
-    assert segment_files(paths, tmp_path, opts, progress=False) == []  # all finished: skipped
+    again = segment_files(paths, tmp_path, opts, progress=False)
+    assert again.finished == [] and again.skipped == 3  # all finished: skipped
     assert info_path(paths[0], tmp_path).stat().st_mtime_ns == stamp
     info = json.loads(info_path(paths[1], tmp_path).read_text())
     assert info["n_nuclei"] == int(_labels(tmp_path, "s1").max()) > 5
@@ -43,7 +45,8 @@ def test_dask_cluster_gives_the_serial_labels(slides, tmp_path):
     segment_files(paths, tmp_path / "serial", opts, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        done = segment_files(paths, tmp_path / "dask", opts, scheduler=cluster.scheduler_address, progress=False)
+        done = segment_files(paths, tmp_path / "dask", opts, scheduler=cluster.scheduler_address,
+                             progress=False).finished
     assert len(done) == 3 and all(d["mode"] == "tiled" for d in done)
     for p in paths:
         np.testing.assert_array_equal(_labels(tmp_path / "dask", p.stem), _labels(tmp_path / "serial", p.stem))
@@ -87,3 +90,71 @@ def test_concurrent_tiled_runs_into_one_folder_do_not_share_a_scratch_store(slid
     np.testing.assert_array_equal(_labels(tmp_path / "both", "s1"), _labels(tmp_path / "alone", "s1"))
     assert infos[0]["n_nuclei"] == infos[1]["n_nuclei"] == int(_labels(tmp_path / "alone", "s1").max())
     assert sorted(q.name for q in (tmp_path / "both").iterdir()) == ["s1_info.json", "s1_labels.tif"]
+
+
+@pytest.fixture
+def with_bad(slides, tmp_path):
+    """The three slides and, between them, a truncated PNG."""
+    import shutil
+
+    import imageio.v3 as iio
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for p in sorted(slides.glob("*.tif")):
+        shutil.copy(p, d / p.name)
+    rgb, _ = synthetic_tile(96, seed=3)
+    iio.imwrite(d / "s1b.png", rgb)
+    data = (d / "s1b.png").read_bytes()
+    (d / "s1b.png").write_bytes(data[: len(data) // 2])
+    return d
+
+
+def test_one_bad_image_does_not_stop_a_batch(with_bad, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(with_bad), "-o", str(out), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "s1b.png: failed, nothing written" in err and "1 of 4 image(s) failed" in err
+    assert "Traceback" not in err
+    assert sorted(q.name for q in out.glob("*_info.json")) == ["s0_info.json", "s1_info.json", "s2_info.json"]
+    assert not list(out.glob("s1b*"))
+    # a resume goes past the bad image again and does the rest only
+    (out / "s2_info.json").unlink()
+    res = segment_files(sorted(with_bad.iterdir()), out, SegmentRequest(device="cpu"), progress=False)
+    assert [Path(i["image"]).name for i in res.finished] == ["s2.tif"] and res.skipped == 2
+    assert [Path(p).name for p, _ in res.failed] == ["s1b.png"]
+
+
+def test_dask_batch_reports_a_bad_image_and_finishes_the_rest(with_bad, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        res = segment_files(sorted(with_bad.iterdir()), tmp_path / "o", SegmentRequest(device="cpu"),
+                            scheduler=cluster.scheduler_address, progress=False)
+    assert len(res.finished) == 3 and [Path(p).name for p, _ in res.failed] == ["s1b.png"]
+
+
+def test_same_name_twice_and_another_model_in_the_folder_are_refused(slides, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(slides / "s0.tif", other / "s0.tif")
+    out = tmp_path / "out"
+    assert main(["segment", str(slides / "s0.tif"), str(other / "s0.tif"), "-o", str(out)]) == 2
+    assert "same name" in capsys.readouterr().err and not out.exists()
+    assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu"]) == 0
+    assert main(["segment", str(slides / "s1.tif"), "-o", str(out), "--device", "cpu", "--scheme", "networkwide",
+                 "--cr", "20"]) == 2
+    assert "another model" in capsys.readouterr().err
+    assert not (out / "s1_info.json").exists()
+
+
+def test_leftovers_of_a_killed_run_are_removed_on_resume(slides, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".s0_labels.abc123.zarr").mkdir()
+    (out / ".s0_labels.tif.x1y2.tif").write_bytes(b"partial")
+    (out / ".unrelated").write_text("keep")
+    segment_files([slides / "s0.tif"], out, SegmentRequest(device="cpu"), progress=False)
+    assert sorted(q.name for q in out.iterdir() if q.name.startswith(".")) == [".prunuclei.lock", ".unrelated"]

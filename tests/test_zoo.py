@@ -51,12 +51,23 @@ def test_load_model_uses_the_zoo_file():
 def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path, scheme, cr):
     e = find_entry("semantic", scheme, cr)
     assert e is not None and e.get("metrics"), f"zoo entry {scheme} CR{cr} has no metrics"
+    # the registry's metrics were measured in bf16 (docs/pruning.md: precision auto on a CPU with native
+    # bf16). Where this CPU has native bf16 the re-run must agree to 3 decimals; elsewhere bf16 is emulated
+    # (about 35 s an image) and the re-run uses fp32, which moves AJI/PQ/Dice by a few thousandths
+    import torch
+
+    from napari_prunuclei.inference import resolve_precision
+
+    native = resolve_precision("auto", torch.device("cpu")) == "bf16"
     out = tmp_path / "e.json"
     assert main(["evaluate", "--data", str(data_root / "monuseg2018"), "--scheme", scheme, "--cr", str(cr),
-                 "--json", str(out), "--device", "cpu"]) == 0
+                 "--json", str(out), "--device", "cpu", "--precision", "bf16" if native else "fp32"]) == 0
     res = json.loads(out.read_text())
     for k in ("aji", "pq", "dice"):
-        assert round(res[k], 3) == round(e["metrics"][k], 3), k
+        if native:
+            assert round(res[k], 3) == round(e["metrics"][k], 3), k
+        else:
+            assert res[k] == pytest.approx(e["metrics"][k], abs=0.005), k
 
 
 def test_per_pair_watershed_thresholds(tmp_path, monkeypatch):

@@ -13,6 +13,8 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from .pipeline import SegmentRequest, load_pair, segment
 from .progress import Progress, tqdm_callback
 
-__all__ = ["segment_file", "segment_files", "info_path"]
+__all__ = ["BatchResult", "segment_file", "segment_files", "info_path"]
 
 
 def info_path(path: Path, out_dir: Path) -> Path:
@@ -98,48 +100,138 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     return info
 
 
+@dataclass
+class BatchResult:
+    """What a batch did: the info of each finished image, ``(path, reason)`` of each failed one, and how
+    many were skipped as finished before (resume)."""
+
+    finished: list[dict] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+
+
+MANIFEST = "prunuclei_run.json"
+
+
+@contextmanager
+def _claim(out: Path, request: SegmentRequest, resume: bool):
+    """Hold ``out`` for this run: one run at a time per folder (a lock file), and one model per folder
+    (a manifest of the request; resuming with another model is refused)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".prunuclei.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another prunuclei run is writing into {out}: wait for it or choose another "
+                             "folder") from None
+        manifest = out / MANIFEST
+        want = {k: v for k, v in request.as_dict().items() if k not in ("device", "post_workers")}
+        if manifest.is_file() and resume:
+            try:
+                have = json.loads(manifest.read_text())
+            except (OSError, json.JSONDecodeError):
+                have = None
+            if have is not None and have != want:
+                raise ValueError(f"{out} holds results of another model or settings ({_describe(have)}); "
+                                 f"this run is {_describe(want)}: choose another folder, or --overwrite")
+        from .io import atomic_write
+
+        atomic_write(manifest, lambda t: t.write_text(json.dumps(want, indent=1)))
+        yield
+
+
+def _describe(req: dict) -> str:
+    return (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
+            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}")
+
+
+def _remove_leftovers(out: Path, stems: set[str]) -> None:
+    """Hidden scratch stores and partial temp files a killed run left for these images."""
+    for q in out.iterdir():
+        if q.name.startswith(".") and any(q.name.startswith(f".{s}_") for s in stems):
+            if q.is_dir():
+                shutil.rmtree(q, ignore_errors=True)
+            else:
+                q.unlink(missing_ok=True)
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())[:500]
+    return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
+
+
 def segment_files(paths: list[str | Path], out_dir: str | Path, request: SegmentRequest | None = None, *,
                   workers: int = 1, scheduler: str | None = None, resume: bool = True,
-                  progress: bool = True, threads: int = 0) -> list[dict]:
+                  progress: bool = True, threads: int = 0) -> BatchResult:
     """Segment many files; finished ones (info JSON present) are skipped when ``resume``.
 
-    ``workers > 1`` starts a ``dask.distributed`` LocalCluster of single-threaded
-    worker processes (``threads`` torch threads each, default 1); ``scheduler`` is the
-    address of an existing dask cluster instead. With one worker and no scheduler
-    the files run in this process, tile progress included.
+    A file that fails (unreadable, not RGB...) is reported and the batch goes on; nothing of
+    it is written. Two inputs with one name (stem) are refused before anything runs, since
+    their outputs would overwrite each other. ``workers > 1`` starts a ``dask.distributed``
+    LocalCluster of single-threaded worker processes (``threads`` torch threads each,
+    default 1); ``scheduler`` is the address of an existing dask cluster instead. With one
+    worker and no scheduler the files run in this process, tile progress included.
     """
     from tqdm import tqdm
 
     request = request or SegmentRequest()
     out = Path(out_dir)
-    todo = [Path(p) for p in paths if not (resume and info_path(p, out).is_file())]
-    skipped = len(paths) - len(todo)
-    results: list[dict] = []
-    bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
-    if skipped and progress:
-        bar.write(f"{skipped} finished image(s) skipped (resume)")
-    if workers <= 1 and scheduler is None:
-        for p in todo:
-            tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
-            results.append(segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads))
-            tbar.close()
-            bar.update(1)
-    else:
-        from distributed import Client, LocalCluster, as_completed
+    paths = [Path(p) for p in paths]
+    stems: dict[str, list[str]] = {}
+    for p in paths:
+        stems.setdefault(p.stem, []).append(str(p))
+    same = {k: v for k, v in stems.items() if len(v) > 1}
+    if same:
+        raise ValueError("inputs with the same name would write the same outputs: "
+                         + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
+    result = BatchResult()
+    todo = [p for p in paths if not (resume and info_path(p, out).is_file())]
+    result.skipped = len(paths) - len(todo)
+    if not todo:
+        return result
+    with _claim(out, request, resume):
+        _remove_leftovers(out, {p.stem for p in todo})
+        bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
+        if result.skipped and progress:
+            bar.write(f"{result.skipped} finished image(s) skipped (resume)")
+        if workers <= 1 and scheduler is None:
+            for p in todo:
+                tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
+                try:
+                    result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
+                                                        threads=threads))
+                except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
+                    result.failed.append((str(p), _reason(e)))
+                tbar.close()
+                bar.update(1)
+        else:
+            _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar)
+        bar.close()
+    return result
 
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+
+def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
         with Client(scheduler or cluster) as client:
-            futures = [client.submit(segment_file, p, out, request, None, threads or 1, pure=False) for p in todo]
+            futures = {client.submit(segment_file, p, out, request, None, threads or 1, pure=False): p for p in todo}
             tiles, t0 = 0, time.perf_counter()
             for fut in as_completed(futures):
-                results.append(fut.result())
-                tiles += int(results[-1].get("n_tiles", 1))
-                bar.set_postfix(tiles_per_s=f"{tiles / (time.perf_counter() - t0):.2f}")
+                try:
+                    info = fut.result()
+                except Exception as e:  # noqa: BLE001 - reported, the others go on
+                    result.failed.append((str(futures[fut]), _reason(e)))
+                else:
+                    result.finished.append(info)
+                    tiles += int(info.get("n_tiles", 1))
+                    bar.set_postfix(tiles_per_s=f"{tiles / (time.perf_counter() - t0):.2f}")
                 bar.update(1)
+    finally:
         if cluster is not None:
             cluster.close()
-    bar.close()
-    return results

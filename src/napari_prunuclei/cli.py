@@ -164,10 +164,17 @@ def _cmd_segment(a: argparse.Namespace) -> int:
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
                              post_workers=a.post_workers)
     paths = _image_paths(a.images)
-    for info in segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
-                              resume=not a.overwrite, threads=a.threads):
+    done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
+                         resume=not a.overwrite, threads=a.threads)
+    for info in done.finished:
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s) "
               f"-> {a.out / Path(info['image']).stem}_labels.tif")
+    for path, why in done.failed:
+        print(f"prunuclei segment: {path}: failed, nothing written: {why}", file=sys.stderr)
+    if done.failed:
+        print(f"prunuclei segment: {len(done.failed)} of {len(paths)} image(s) failed; "
+              f"{len(done.finished)} finished, {done.skipped} skipped (finished before)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -330,6 +337,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from .inference import resolve_precision
     from .machine import cpu_name
     from .pipeline import load_pair
     from .progress import tqdm_callback
@@ -346,7 +354,8 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     import torch
 
     meta = {"machine": f"{cpu_name()} ({platform.machine()}), {torch.get_num_threads()} torch threads",
-            "precision": a.precision, "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
+            "precision": f"{a.precision} ({resolve_precision(a.precision, torch.device(a.device))} here)",
+            "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
             "protocols": protocols, "watershed_models": registry_watersheds()}
     files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
     if a.update_registry:
@@ -366,13 +375,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input (a file, a folder, an option) gives one line naming it and exit 2;
+    anything unexpected gives one line and exit 3 (``PRUNUCLEI_DEBUG=1`` shows the traceback)."""
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"prunuclei {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"prunuclei {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, LookupError, MemoryError) as e:
+        if os.environ.get("PRUNUCLEI_DEBUG"):
+            raise
+        print(f"prunuclei {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - no traceback reaches a user
+        if os.environ.get("PRUNUCLEI_DEBUG"):
+            raise
+        print(f"prunuclei {args.command}: unexpected error: {type(e).__name__}: {_one_line(e)} "
+              "(run with PRUNUCLEI_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, MemoryError):
+        text = f"out of memory ({text})"
+    return " ".join(text.split())[:1000]
 
 
 if __name__ == "__main__":

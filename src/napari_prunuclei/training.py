@@ -151,10 +151,15 @@ def train(
     log_rows: list[dict] = []
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=dev, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
+        try:  # weights only: a checkpoint never runs code
+            state = torch.load(ckpt, map_location=dev, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            start = int(state["step"])
+        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: say which, resume nothing
+            why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+            raise ValueError(f"cannot resume from {ckpt}: not a checkpoint of this training run ({why}); "
+                             "remove it to start afresh") from None
         log_rows = _read_log(out / "log.csv")[:start]
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 

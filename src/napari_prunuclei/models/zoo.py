@@ -82,6 +82,10 @@ def find_entry(branch: str, scheme: str, cr: float, fine_tuned: bool = True,
 
 
 def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
+    missing = [k for k in ("id", "file", "sha256") if not entry.get(k)]
+    if missing:
+        raise WeightsError(f"registry entry {entry.get('id', '?')!r} in {_registry_path(weights_dir)} lacks "
+                           f"{', '.join(missing)}: the registry is corrupt")
     path = Path(weights_dir or WEIGHTS_DIR) / entry["file"]
     if entry.get("format", "dense") == "sparse":
         from .sparse import load_sparse

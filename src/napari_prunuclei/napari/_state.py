@@ -127,6 +127,7 @@ class ComparisonState:
         owned = self.owned()
         in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
         same = in_order == list(specs) and all(isinstance(owned[r], specs[r].kind) for r in specs)
+        shown = {role: layer.visible for role, layer in owned.items()}  # the user's choice survives a rebuild
         for role, layer in list(self.layers.items()):
             if not same or role not in specs:
                 if layer in self.viewer.layers:
@@ -141,6 +142,8 @@ class ComparisonState:
                 layer.metadata = spec.metadata
             else:
                 kwargs = {k: v for k, v in spec.kwargs.items() if k not in ("rgb", "multiscale") or v is not None}
+                if role in shown:
+                    kwargs["visible"] = shown[role]
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
                 if role[1] == "disagreement":

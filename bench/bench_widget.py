@@ -1,0 +1,121 @@
+"""How long the napari event loop stalls while the widget works (run under Xvfb: `xvfb-run -a`).
+
+    xvfb-run -a python bench/bench_widget.py                      # tile: runs, re-run, threshold edit
+    xvfb-run -a python bench/bench_widget.py --slide /tmp/slide9k.tif [--compare]  # slide: run, export
+
+A timer ticks every 10 ms on the GUI thread; the longest gap between ticks is the longest
+stall a user feels. Tile part (the synthetic sample): a first run (layers made), a re-run
+with another CR (layers updated) and a threshold edit (watershed in a worker). Slide part
+(e.g. 9000 x 9000, made by ``bench/make_large_image.py``): a tiled run with labels in a
+scratch zarr store, choosing a ground-truth layer, GeoJSON and CSV export (streamed in a
+worker, mean hematoxylin filled), then closing the widget: no scratch folder may remain.
+Writes a JSON report to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class StallMeter:
+    """Longest gap between 10 ms timer ticks on the GUI thread, per phase."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.stamps: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(lambda: self.stamps.append(time.perf_counter()))
+
+    def measure(self, start, widget) -> dict:
+        from qtpy.QtWidgets import QApplication
+
+        self.stamps = [time.perf_counter()]
+        self.timer.start()
+        t0 = time.perf_counter()
+        start()
+        while widget.busy:
+            QApplication.processEvents()
+            time.sleep(0.001)
+        for _ in range(20):  # the last layer's first paint
+            QApplication.processEvents()
+            time.sleep(0.005)
+        self.timer.stop()
+        gaps = np.diff(self.stamps)
+        return {"seconds": time.perf_counter() - t0, "longest_stall_ms": 1000 * float(gaps.max()),
+                "ticks": len(self.stamps), "status": widget.status.value}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--slide", type=Path, default=None, help="a large H&E TIFF (tiled path)")
+    ap.add_argument("--compare", action="store_true", help="slide: run dense beside the pruned model")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/prunuclei_bench_widget"))
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+
+    import napari
+
+    from napari_prunuclei.machine import cpu_name
+    from napari_prunuclei.napari._reader import read_he
+    from napari_prunuclei.napari._sample import synthetic_sample
+    from napari_prunuclei.napari._widget import PruneCompareWidget
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(show=True)
+    meter = StallMeter()
+    report: dict = {"machine": cpu_name()}
+    if a.slide is None:
+        for data, meta, kind in synthetic_sample():
+            getattr(viewer, f"add_{kind}")(data, **meta)
+        w = PruneCompareWidget(viewer)
+        viewer.window.add_dock_widget(w)
+        w.image.value = viewer.layers["synthetic H&E"]
+        report["first run (7 layers made)"] = meter.measure(w.start_run, w)
+        w.cr.value = "8"
+        report["re-run, another CR (layers updated)"] = meter.measure(w.start_run, w)
+        report["threshold edit (debounced, worker)"] = meter.measure(lambda: setattr(w.min_size, "value", 40), w)
+    else:
+        (data, meta, _), = read_he(a.slide)
+        layer = viewer.add_image(data, **meta)
+        w = PruneCompareWidget(viewer)
+        viewer.window.add_dock_widget(w)
+        w.image.value = layer
+        w.compare.value = a.compare
+        report["slide"] = {"path": str(a.slide), "shape": list(layer.data[0].shape if layer.multiscale
+                                                               else layer.data.shape)}
+        report["run (tiled, zarr labels)"] = meter.measure(w.start_run, w)
+        labels = w.result.chosen.labels
+        truth = viewer.add_labels(labels, name="ground truth (the run's own labels)", visible=False)
+        report["choose ground truth"] = meter.measure(lambda: setattr(w.truth, "value", truth), w)
+        for name in ("nuclei.geojson", "nuclei.csv"):
+            w.export_path.value = a.out / name
+            report[f"export {name}"] = meter.measure(w.export, w)
+        with open(a.out / "nuclei.csv") as f:
+            rows = list(csv.DictReader(f))
+        report["csv rows"] = len(rows)
+        report["csv rows with hematoxylin"] = sum(r["mean_hematoxylin"] not in ("", "nan") for r in rows)
+        scratch = w.scratch.root
+        viewer.close()
+        from qtpy.QtWidgets import QApplication
+
+        for _ in range(20):
+            QApplication.processEvents()
+        report["scratch folder left after closing"] = bool(scratch is not None and scratch.exists())
+    for k, v in report.items():
+        print(f"{k}: {v}")
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=1))
+    if a.slide is None:
+        viewer.close()
+
+
+if __name__ == "__main__":
+    main()
