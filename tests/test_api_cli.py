@@ -75,8 +75,10 @@ def test_cli_segment_writes_outputs(tmp_path, capsys):
 
 def test_cli_segment_bad_file_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.png").write_bytes(b"nope")
-    assert main(["segment", str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]) == 2
-    assert "cannot read image" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read image" in err and "x.png" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # nothing written for rejected input
 
 
 def test_cli_score_files_and_folders(tmp_path):

@@ -39,7 +39,7 @@ def test_serial_batch_resumes(slides, tmp_path):
 
 
 def test_dask_cluster_gives_the_serial_labels(slides, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     paths = sorted(slides.glob("*.tif"))
     opts = SegmentRequest(device="cpu", tiling=Tiling("tiled", 128, 32))
     segment_files(paths, tmp_path / "serial", opts, progress=False)
@@ -126,7 +126,7 @@ def test_one_bad_image_does_not_stop_a_batch(with_bad, tmp_path, capsys):
 
 
 def test_dask_batch_reports_a_bad_image_and_finishes_the_rest(with_bad, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
         res = segment_files(sorted(with_bad.iterdir()), tmp_path / "o", SegmentRequest(device="cpu"),

@@ -191,6 +191,7 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
     result.skipped = len(paths) - len(todo)
     if not todo:
         return result
+    created = not out.exists()
     with _claim(out, request, resume):
         _remove_leftovers(out, {p.stem for p in todo})
         bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
@@ -209,6 +210,8 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
         else:
             _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar)
         bar.close()
+    if created and not result.finished:  # every input failed: leave no empty folder behind
+        shutil.rmtree(out, ignore_errors=True)
     return result
 
 
