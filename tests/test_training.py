@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from napari_prunuclei.models.unet import UNet, UNetConfig
@@ -109,3 +110,39 @@ def test_every_run_holds_back_the_same_images(tiny_dataset, tmp_path):
         w = train(_cfg(seed=seed, steps=1), tiny_dataset, tmp_path / f"s{seed}", device="cpu", progress=False)
         seen = json.loads(read_metadata(w)["train_images"])
         assert len(seen) == 4 and not set(seen) & set(held), (seed, seen, held)
+
+
+def test_resume_from_a_malicious_checkpoint_runs_no_code_and_says_why(tiny_dataset, tmp_path, capsys):
+    import pickle
+
+    from napari_prunuclei.cli import main
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(pickle.dumps({"model": Evil()}))
+    assert main(["train", "--branch", "semantic", "--data", str(tiny_dataset), "--out", str(run), "--steps", "1",
+                 "--device", "cpu", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume from" in err and "checkpoint.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_registry_entry_without_hash_is_a_clear_error(tmp_path):
+    import json
+    import shutil
+
+    from napari_prunuclei.models.weights import WeightsError
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR, load_model
+
+    wd = tmp_path / "w"
+    shutil.copytree(WEIGHTS_DIR, wd, ignore=shutil.ignore_patterns("*_cr*.safetensors"))
+    reg = json.loads((wd / "registry.json").read_text())
+    for e in reg["models"]:
+        e.pop("sha256", None)
+    (wd / "registry.json").write_text(json.dumps(reg))
+    with pytest.raises(WeightsError, match="lacks sha256"):
+        load_model("semantic", weights_dir=wd)

@@ -336,3 +336,39 @@ def test_file_save_writer_finds_the_source_image(qtbot, viewer_widget, tmp_path)
         rows = list(csv.DictReader(f))
     assert len(rows) == int(layer.data.max()) > 0
     assert all(float(r["mean_hematoxylin"]) > 0 for r in rows)  # not NaN: the image was found
+
+
+def test_model_choice_is_honest_before_and_after_a_run(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    assert "MoNuSeg test AJI" in w.model_note.value and "vs dense" in w.model_note.value
+    w.cr.value = "100"
+    w.scheme.value = "layer-wise"
+    assert w.model_note.value.startswith("⚠") and "collapses" in w.model_note.value  # the zoo knows AJI ~ 0
+    w.cr.value = "other"
+    assert not w.fine_tuned.value and not w.fine_tuned.enabled  # "other" is one-shot, and says so
+    assert "one-shot" in w.model_note.value
+    w.cr_other.value = 7
+    _run(qtbot, w)
+    assert w.result.pruned.info.model == "layer-wise CR7 one-shot" and w.result.pruned.info.fine_tuned is False
+    if w.result.pruned.n_nuclei < 0.1 * w.result.dense.n_nuclei:
+        assert w.status.value.startswith("warning") and "collapsed" in w.status.value
+    w.cr.value = "20"
+    assert w.fine_tuned.value and w.fine_tuned.enabled
+    assert all(getattr(w, name).tooltip for name in ("scheme", "cr", "fg", "marker", "min_size", "export_btn"))
+
+
+def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    layer = w.state.owned()[("pruned", "instances")]
+    feats = layer.features
+    assert len(feats) == w.result.pruned.n_nuclei
+    assert {"area", "centroid_y", "eccentricity", "mean_hematoxylin"} <= set(feats.columns)
+    assert sorted(feats["index"]) == list(range(1, w.result.pruned.n_nuclei + 1))
+    dis = w.state.owned()[("pruned", "disagreement")]
+    assert list(dis.features["disagreement"])[1] == "missed by the pruned model"
+    # a threshold edit brings new measurements along
+    w.min_size.value = 200
+    _wait(qtbot, w)
+    assert len(w.state.owned()[("pruned", "instances")].features) == w.result.pruned.n_nuclei

@@ -132,12 +132,15 @@ def _cached_pair(spec: ModelSpec, weights_dir: str, stamp: tuple) -> ModelPair:
 
 def load_pair(scheme: str | ModelSpec = "dense", cr: float = 1, fine_tuned: bool = True, *,
               weights_dir: str | Path | None = None) -> ModelPair:
-    """Both branches of a zoo model (hash-checked; one-shot pruned where the zoo has no file) and its
-    own watershed thresholds. Cached: loading the same pair again costs nothing."""
-    from .models.zoo import WEIGHTS_DIR
+    """Both branches of a zoo model (hash-checked) and its own watershed thresholds. A (scheme, CR) the
+    zoo has no file for is made by one-shot pruning and its spec says ``fine_tuned=False``. Cached:
+    loading the same pair again costs nothing."""
+    from .models.zoo import WEIGHTS_DIR, find_entry
 
     spec = scheme if isinstance(scheme, ModelSpec) else ModelSpec(scheme, cr, fine_tuned)
     wd = str(weights_dir or WEIGHTS_DIR)
+    if spec.fine_tuned and not spec.is_dense and find_entry("semantic", spec.scheme, spec.cr, True, Path(wd)) is None:
+        spec = replace(spec, fine_tuned=False)  # not in the zoo: made by one-shot pruning, and named so
     return _cached_pair(spec, wd, _registry_stamp(wd))
 
 

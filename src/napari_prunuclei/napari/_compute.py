@@ -24,7 +24,7 @@ from ..progress import CancelFn, Job, Progress, check_cancelled
 from ..tiled import tile_grid
 
 __all__ = ["CompareRequest", "Numbers", "ComparisonResult", "ImageSweepRow", "run", "rerun_watershed",
-           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch"]
+           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch", "model_note", "run_warning"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class ComparisonResult:
     disagreement: np.ndarray | None = None
     sparsity: dict[str, list[dict]] | None = None
     scratch: list[Path] = field(default_factory=list)
+    #: per-nucleus measurements of each model's instances (``"dense"``/``"pruned"`` -> columns), whole mode
+    features: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
     def chosen(self) -> Segmentation:
@@ -152,7 +154,19 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
         raise
     result.scratch = made
     result.sparsity = layer_sparsity(spec)
+    if not tiled:
+        result.features = {role: nucleus_features(seg.labels, rgb) for role, seg in outputs.items()}
     return result
+
+
+def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, list]:
+    """Per-nucleus measurements as columns (``index`` = nucleus id), for a labels layer's features."""
+    from ..export import MEASUREMENT_FIELDS, measurements
+
+    rows = measurements(labels, rgb)
+    cols = {k: [r[k] for r in rows] for k in MEASUREMENT_FIELDS}
+    cols["index"] = cols.pop("id")
+    return cols
 
 
 def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentation | None,
@@ -164,8 +178,8 @@ def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentatio
     return ComparisonResult(req, pruned, dense, nums, None if dis is None else dis.image)
 
 
-def rerun_watershed(result: ComparisonResult, params: WatershedParams,
-                    truth: np.ndarray | None = None) -> ComparisonResult:
+def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np.ndarray | None = None,
+                    rgb: np.ndarray | None = None) -> ComparisonResult:
     """New thresholds for the chosen model: only its watershed again, on the kept maps, and the
     comparison again (the dense reference keeps its own thresholds). Not for slides."""
     chosen = rewatershed(result.chosen, params)
@@ -173,6 +187,9 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams,
     req = replace(result.request, segment=replace(result.request.segment, params=params))
     new = _result(req, pruned, dense, truth)
     new.sparsity = result.sparsity
+    new.features = dict(result.features)
+    if result.features:
+        new.features["pruned" if result.pruned is not None else "dense"] = nucleus_features(chosen.labels, rgb)
     return new
 
 
@@ -263,6 +280,45 @@ def sweep_image(rgb: np.ndarray, crs: list[float], device: str, truth: np.ndarra
                                   None if truth is None else agreement_scores(truth, seg.labels)))
         yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
     return rows
+
+
+def model_note(spec: ModelSpec) -> tuple[str, bool]:
+    """What is known of a model's accuracy before it runs (the registry's MoNuSeg test metrics), and
+    whether the user should be warned (unmeasured one-shot models, pairs known to collapse)."""
+    from ..models.zoo import find_entry
+
+    try:
+        dense = (find_entry("semantic", "dense", 1) or {}).get("metrics") or {}
+        entry = None if spec.is_dense else find_entry("semantic", spec.scheme, spec.cr, spec.fine_tuned)
+    except Exception:  # noqa: BLE001 - no registry: nothing known
+        return "accuracy unknown (no model registry)", True
+    if spec.is_dense:
+        return (f"dense: MoNuSeg test AJI {dense['aji']:.3f}" if "aji" in dense else "dense"), False
+    if entry is None or not spec.fine_tuned:
+        return ("one-shot pruning (not fine-tuned): accuracy not measured; one-shot models often find few "
+                "or no nuclei"), True
+    m = entry.get("metrics") or {}
+    if "aji" not in m or "aji" not in dense:
+        return "fine-tuned; accuracy not measured", True
+    drop = (dense["aji"] - m["aji"]) / dense["aji"]
+    text = f"MoNuSeg test AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {dense['aji']:.3f})"
+    if m["aji"] < 0.3:
+        return text + ": this pair collapses, it finds few or no nuclei", True
+    return text, drop > 0.1
+
+
+def run_warning(result: ComparisonResult) -> str | None:
+    """A warning when the chosen pruned model found nothing, or far fewer nuclei than dense."""
+    if result.pruned is None:
+        return None
+    n = result.pruned.n_nuclei
+    label = result.pruned.info.model
+    if result.dense is not None:
+        d = result.dense.n_nuclei
+        if d > 0 and n < 0.1 * d:
+            return f"{label} found {n} nuclei, dense {d}: this model has collapsed at this CR; read its map with care"
+        return None
+    return f"{label} found no nuclei" if n == 0 else None
 
 
 def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:

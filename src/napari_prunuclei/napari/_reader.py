@@ -1,4 +1,10 @@
-"""Reader for H&E images: PNG, JPEG, and TIFF (multi-page and pyramidal TIFF/SVS) via tifffile."""
+"""Reader for H&E images: PNG, JPEG, and TIFF (multi-page and pyramidal TIFF/SVS) via tifffile.
+
+Hostile or corrupt files are refused with an :class:`~napari_prunuclei.io.ImageError` naming the file,
+before anything large is decoded: the header checks of :mod:`napari_prunuclei.io` apply (declared size
+against the file's size and a ceiling for whole reads; tile size for lazy reads), and the first tile of a
+lazy level is decoded at once so a corrupt stream shows up when the file is opened.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import IMAGE_EXTENSIONS as _EXT
+from ..constants import TIFF_EXTENSIONS as _TIFF
 
 #: pyramid levels above this many pixels are read lazily (dask over tifffile's zarr store)
 LAZY_PIXELS = 4096 * 4096
 #: a large TIFF without a pyramid gets lazy coarser levels down to about this side
 PYRAMID_SMALLEST = 2048
+#: dask chunk (px a side) of a memory-mapped uncompressed TIFF stored as one strip
+MEMMAP_CHUNK = 2048
 
 
 def get_reader(path):
@@ -22,33 +31,41 @@ def get_reader(path):
     return read_he
 
 
+def _as_dask(arr):
+    import dask.array as da
+
+    if isinstance(arr, np.ndarray):  # a memory-mapped uncompressed image
+        return da.from_array(arr, chunks=(MEMMAP_CHUNK, MEMMAP_CHUNK) + arr.shape[2:])
+    return da.from_zarr(arr)
+
+
 def _tiff_layers(p: Path):
     import tifffile
 
-    with tifffile.TiffFile(p) as tf:
-        series = tf.series[0]
+    from ..io import check_first_chunk, decoding, lazy_tiff_level, read_tiff_page, tiff_first_series
+
+    with decoding(p), tifffile.TiffFile(p) as tf:
+        series = tiff_first_series(tf, p)
         levels = series.levels
-        shape = levels[0].shape
-        big = int(np.prod(shape[:2])) > LAZY_PIXELS
-    if big or len(levels) > 1:
+        first = levels[0].keyframe
+        big = int(first.imagelength) * int(first.imagewidth) > LAZY_PIXELS
+        if not big and len(levels) == 1:
+            return read_tiff_page(p, first)  # small: the first page, whole
         try:
-            import dask.array as da
+            import dask.array  # noqa: F401
             import zarr  # noqa: F401
         except ImportError:
-            da = None
-        if da is not None:
-            store = tifffile.imread(p, aszarr=True)
-            import zarr
-
-            grp = zarr.open(store, mode="r")
-            if hasattr(grp, "shape"):
-                data = [da.from_zarr(grp)]
-            else:
-                data = [da.from_zarr(grp[str(i)]) for i in range(len(levels))]
-            if len(data) == 1 and big:
-                data = _strided_pyramid(data[0])
-            return data if len(data) > 1 else data[0]
-    return tifffile.imread(p, key=0) if not big else tifffile.imread(p, series=0, level=0)
+            return read_tiff_page(p, first)  # checked: refused if too large to read whole
+        if len(levels) == 1:  # one large page: lazy, with coarser levels made by striding
+            arrays = [lazy_tiff_level(p, first, first, single_page=True)]
+        else:
+            arrays = [lazy_tiff_level(p, series, level.keyframe, single_page=len(level.pages) == 1, level=i)
+                      for i, level in enumerate(levels)]
+    # after the file is closed: tifffile's stores reopen it themselves when they read
+    for arr in arrays:
+        check_first_chunk(arr, p)
+    data = [_as_dask(arr) for arr in arrays]
+    return _strided_pyramid(data[0]) if len(data) == 1 else data
 
 
 def _strided_pyramid(base, smallest: int | None = None) -> list:
@@ -66,15 +83,18 @@ def _strided_pyramid(base, smallest: int | None = None) -> list:
 
 
 def read_he(path):
-    p = Path(path if not isinstance(path, list) else path[0])
-    if p.suffix.lower() in (".tif", ".tiff", ".svs"):
-        data = _tiff_layers(p)
-    else:
-        from ..io import read_image
+    """napari reader: ``[(data, meta, "image")]``; raises only ImageError for a file it cannot use."""
+    from ..io import ImageError, decoding, read_image
 
-        data = read_image(p)
-    first = data[0] if isinstance(data, list) else data
-    rgb = first.ndim == 3 and first.shape[-1] in (3, 4)
+    p = Path(path if not isinstance(path, list) else path[0])
+    if not p.is_file():
+        raise ImageError(f"image file not found: {p}")
+    with decoding(p):
+        data = _tiff_layers(p) if p.suffix.lower() in _TIFF else read_image(p)
+        first = data[0] if isinstance(data, list) else data
+        if first.ndim < 2 or 0 in first.shape:
+            raise ImageError(f"image {p} has shape {first.shape}; nothing to show")
+        rgb = first.ndim == 3 and first.shape[-1] in (3, 4)
     meta = {"name": p.stem, "rgb": rgb}
     if isinstance(data, list):
         meta["multiscale"] = True

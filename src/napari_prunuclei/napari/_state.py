@@ -46,6 +46,12 @@ class LayerSpec:
     metadata: dict = field(default_factory=dict)
 
 
+#: what hovering over the disagreement layer says (napari shows a labels layer's features in the status bar)
+DISAGREEMENT_FEATURES = {"index": [0, 1, 2, 3],
+                         "disagreement": ["agree", "missed by the pruned model", "extra in the pruned model",
+                                          "split/merged"]}
+
+
 def _disagreement_colormap():
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -93,10 +99,13 @@ class ComparisonState:
                                                      {**maps, "visible": False}, meta)
                 out[(model, "distance")] = LayerSpec(Image, f"{base} · distance", seg.distance,
                                                      {**maps, "colormap": "viridis", "visible": False}, meta)
-            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", seg.labels, {"opacity": 0.5}, meta)
+            feats = r.features.get(model)
+            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", seg.labels,
+                                                  {"opacity": 0.5, "features": feats}, meta)
         if r.disagreement is not None:
             name = f"{image} · {r.pruned.info.model} · disagreement with dense"
-            out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement, {"opacity": 0.8},
+            out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
+                                                        {"opacity": 0.8, "features": DISAGREEMENT_FEATURES},
                                                         disagreement_metadata(r))
         if self._side_by_side_on():
             src = self.image_layer()
@@ -140,8 +149,11 @@ class ComparisonState:
                     layer.name = spec.name
                 layer.data = spec.data
                 layer.metadata = spec.metadata
+                if "features" in spec.kwargs:
+                    layer.features = spec.kwargs["features"] or {}
             else:
-                kwargs = {k: v for k, v in spec.kwargs.items() if k not in ("rgb", "multiscale") or v is not None}
+                kwargs = {k: v for k, v in spec.kwargs.items()
+                          if k not in ("rgb", "multiscale", "features") or v is not None}
                 if role in shown:
                     kwargs["visible"] = shown[role]
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels

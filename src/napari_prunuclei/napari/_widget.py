@@ -24,7 +24,7 @@ from magicgui.widgets import (
     TextEdit,
     create_widget,
 )
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
 from ..constants import DEFAULT_CRS, EXPORT_EXTENSIONS, SCHEME_LABELS
@@ -41,13 +41,37 @@ from ._state import ComparisonState
 SCHEMES = {SCHEME_LABELS[s]: s for s in ("networkwide", "layerwise", "dense")}
 #: a threshold edit waits this long for the next one before the watershed re-runs
 DEBOUNCE_MS = 300
+TOOLTIPS = {
+    "image": "The H&E image to segment (RGB, 8 bits). Slides above 2048 x 2048 run tile by tile.",
+    "scheme": "Unstructured magnitude pruning: layer-wise keeps the same fraction of every layer, network-wide "
+              "ranks all weights together. Dense: the unpruned model.",
+    "cr": "Compression ratio: prunable weights of the dense model / weights kept. 'other' prunes any CR one-shot.",
+    "cr_other": "Any compression ratio, made now by one-shot magnitude pruning (not fine-tuned).",
+    "fine_tuned": "Fine-tuned after pruning (the zoo's models); untick for the same CR pruned one-shot.",
+    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split (prunuclei sweep).",
+    "device": "Where the networks run.",
+    "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
+    "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
+    "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
+    "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
+    "compare": "Also run the dense model (with its own thresholds) and compare.",
+    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against.",
+    "run_btn": "Run the chosen model (and dense) in the background.",
+    "cancel_btn": "Stop the running job; nothing is shown or written.",
+    "progress": "Steps (tiles and branches) done.",
+    "side_by_side": "napari grid mode, one camera: dense on the left, the pruned model on the right.",
+    "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
+    "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
+    "export_btn": "Export the chosen model's nuclei (in the background; slides block by block).",
+    "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
+}
 
 
 class PruneCompareWidget(Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # fits short screens: the dock scrolls
         self.viewer = viewer
         ws = WatershedParams()
         try:
@@ -77,13 +101,18 @@ class PruneCompareWidget(Container):
         self.numbers.read_only = True
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
-        self.export_btn = PushButton(text="Export pruned instances")
+        self.export_btn = PushButton(text="Export nuclei of the chosen model")
         self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
+        self.model_note = Label(value="", label="known accuracy")
+        self.defaults_btn = PushButton(text="Restore the model's thresholds")
         self.extend([
-            self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.device, self.fg, self.marker,
-            self.min_size, self.compare, self.truth, self.run_btn, self.cancel_btn, self.progress,
-            self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn, self.sweep_btn,
+            self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note, self.device, self.fg,
+            self.marker, self.min_size, self.defaults_btn, self.compare, self.truth, self.run_btn, self.cancel_btn,
+            self.progress, self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn,
+            self.sweep_btn,
         ])
+        for w, tip in TOOLTIPS.items():
+            getattr(self, w).tooltip = tip
         from ._plots import ChartsCanvas
 
         self.charts = ChartsCanvas()
@@ -101,7 +130,8 @@ class PruneCompareWidget(Container):
         self._returned = False
         self._params_timer = None
         self._params_pending = False
-        self.cr.changed.connect(lambda v: setattr(self.cr_other, "visible", v == "other"))
+        self.cr.changed.connect(self._on_cr)
+        self.defaults_btn.changed.connect(self._model_defaults)
         self.scheme.changed.connect(self._on_scheme)
         self._quiet = False
         for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned):
@@ -123,8 +153,18 @@ class PruneCompareWidget(Container):
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
         dense = SCHEMES[value] == "dense"
-        for w in (self.cr, self.fine_tuned):
-            w.enabled = not dense
+        self.cr.enabled = not dense
+        self.fine_tuned.enabled = not dense and self.cr.value != "other"
+
+    def _on_cr(self, value: str) -> None:
+        """"other" CR is made by one-shot pruning: the fine-tuned box says so and cannot be ticked."""
+        other = value == "other"
+        self.cr_other.visible = other
+        if other:
+            self.fine_tuned.value = False
+        elif not self.fine_tuned.enabled:
+            self.fine_tuned.value = True
+        self.fine_tuned.enabled = not other and SCHEMES[self.scheme.value] != "dense"
 
     def spec(self) -> ModelSpec:
         """The chosen model; "other" CR is made by one-shot pruning."""
@@ -133,11 +173,17 @@ class PruneCompareWidget(Container):
         return ModelSpec(SCHEMES[self.scheme.value], cr, bool(self.fine_tuned.value) and not other)
 
     def _model_defaults(self, *_) -> None:
-        """Set the thresholds to the chosen model's own (tuned for the pair where the zoo has them)."""
+        """Set the thresholds to the chosen model's own (tuned for the pair where the zoo has them) and say
+        what is known of its accuracy."""
         try:
-            ws = load_pair(self.spec()).params
+            spec = self.spec()
+            note, warn = compute.model_note(spec)
+            ws = load_pair(spec).params
         except Exception:  # noqa: BLE001 - shown when the user presses Run
             return
+        self.model_note.value = ("⚠ " if warn else "") + note
+        self.model_note.native.setWordWrap(True)
+        self.model_note.native.setStyleSheet("color: #ffb000;" if warn else "")
         self._quiet = True  # no watershed re-run on the previous result
         try:
             self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
@@ -274,6 +320,10 @@ class PruneCompareWidget(Container):
         self._show(result)
         self.charts.refresh()
         self.status.value = f"done: {result.chosen.info.model}"
+        warning = compute.run_warning(result)
+        if warning:
+            self.status.value = f"warning: {warning}"
+            show_warning(warning)
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
@@ -338,10 +388,12 @@ class PruneCompareWidget(Container):
             self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
             return None
         params, truth = self.params(), self._truth_array(r.chosen.labels.shape)
+        layer = self.state.image_layer()
+        rgb = np.asarray(layer.data) if layer is not None and not layer.multiscale else None
 
         def job():
             yield Progress(0, 1, "watershed with the new thresholds...")
-            new = compute.rerun_watershed(r, params, truth)
+            new = compute.rerun_watershed(r, params, truth, rgb)
             yield Progress(1, 1, "watershed done")
             return new
 
