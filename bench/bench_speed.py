@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CRS = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
+from napari_prunuclei.constants import DEFAULT_CRS
+
+CRS = list(DEFAULT_CRS)
 
 
 def _tile(data: Path | None) -> np.ndarray:

@@ -24,6 +24,7 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2hed
 from skimage.measure import find_contours, regionprops
 
+from .constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
 from .io import atomic_write, write_labels
 from .progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
 
@@ -40,11 +41,8 @@ __all__ = [
 
 MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
 
-#: file types :func:`iter_export` writes, by extension
-EXPORT_EXTENSIONS = (".csv", ".geojson", ".json", ".tif", ".tiff", ".png")
-
 #: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
-IN_MEMORY_MAX_PIXELS = 2048 * 2048
+IN_MEMORY_MAX_PIXELS = WHOLE_MAX_PIXELS
 
 _KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
 _FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")

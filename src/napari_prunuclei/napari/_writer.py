@@ -25,10 +25,17 @@ def _source_image(meta: dict):
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:
-    """Write a labels layer; for the widget's result layers the source image gives mean hematoxylin."""
+    """Write a labels layer; for the widget's result layers the source image gives mean hematoxylin.
+
+    A name without an extension (napari's default in File > Save Selected Layers) is written as TIFF.
+    Lazy (slide) labels are written block by block.
+    """
+    from pathlib import Path
+
+    if not Path(path).suffix:
+        path = f"{path}.tif"
     rgb = _source_image(meta)
-    labels = np.asarray(data)
-    if rgb is not None and rgb.shape[:2] != labels.shape:
+    if rgb is not None and tuple(rgb.shape[:2]) != tuple(data.shape):
         rgb = None
-    out = export_labels(path, labels, rgb)
+    out = export_labels(path, data, rgb)
     return [str(out)]
