@@ -32,9 +32,9 @@ def main() -> None:
     from napari_prunuclei.napari._compute import CompareRequest, run
     from napari_prunuclei.pipeline import SegmentRequest
     from napari_prunuclei.progress import drive
-    from napari_prunuclei.synthetic import synthetic_tile
+    from napari_prunuclei.synthetic import synthetic_tissue
 
-    rgb = read_image(a.image) if a.image else synthetic_tile(512, seed=7)[0]
+    rgb = read_image(a.image) if a.image else synthetic_tissue(512, seed=7)[0]
     stem = Path(a.image).stem if a.image else "synthetic"
     a.out.mkdir(parents=True, exist_ok=True)
     # the widget's comparison, without napari: the same job, the same numbers

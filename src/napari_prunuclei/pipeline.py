@@ -226,6 +226,7 @@ class SegmentInfo:
     halo: int
     n_tiles: int
     seconds: dict[str, float] = field(default_factory=dict)
+    n_nuclei: int = 0
     version: str = __version__
 
     def as_dict(self) -> dict:
@@ -249,8 +250,9 @@ class Segmentation:
 
     @property
     def n_nuclei(self) -> int:
-        """Number of nuclei: the largest id (ids are 1..n; on a stitched slide, ids are given in order)."""
-        return max_label(self.labels)
+        """Number of nuclei: the largest id (ids are 1..n; on a stitched slide, ids are given in order).
+        Counted once, when the run ends (a slide's labels may be on disk)."""
+        return self.info.n_nuclei
 
 
 def _resolve(device: str, precision: str):
@@ -323,6 +325,7 @@ def iter_segment(
         labels = watershed_instances(prob, dist, params)
         secs["watershed"] = time.perf_counter() - t0
         yield Progress(total, total, f"{pair.label}: watershed done")
+    info.n_nuclei = max_label(labels)
     secs["total"] = time.perf_counter() - t_start
     return Segmentation(labels, prob, dist, info)
 
@@ -413,7 +416,8 @@ def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
     t0 = time.perf_counter()
     labels = watershed_instances(seg.probability, seg.distance, params)
     seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
-    return replace(seg, labels=labels, info=replace(seg.info, watershed=params, seconds=seconds))
+    info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels))
+    return replace(seg, labels=labels, info=info)
 
 
 def segment_request(image, request: SegmentRequest, **kwargs) -> Segmentation:

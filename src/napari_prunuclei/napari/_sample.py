@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..synthetic import synthetic_tile
+from ..synthetic import synthetic_tissue
 
 
 def synthetic_sample():
-    rgb, labels = synthetic_tile(512, seed=7)
+    rgb, labels = synthetic_tissue(512, seed=7)
     return [
         (rgb, {"name": "synthetic H&E", "rgb": True}, "image"),
         (labels, {"name": "synthetic H&E · ground truth", "opacity": 0.4, "visible": False}, "labels"),
