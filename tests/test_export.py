@@ -265,3 +265,30 @@ def test_png_from_zarr(tmp_path, scene):
     with pytest.raises(ValueError, match="16-bit PNG"):
         export_labels(tmp_path / "big.png", scene["zlab"])
     assert not (tmp_path / "big.png").exists()
+
+
+def _shoelace(ring) -> float:
+    x, y = np.array(ring).T
+    return 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+
+
+def test_geojson_pixel_corners_holes_and_parts(tmp_path):
+    """QuPath's convention: pixel (r, c) covers [c, c+1] x [r, r+1]; holes are interior rings; a nucleus
+    in two separate parts is a MultiPolygon."""
+    lab = np.zeros((64, 64), np.int32)
+    lab[10:14, 20:24] = 1  # a 4 x 4 square
+    lab[30:40, 30:40] = 2
+    lab[33:37, 33:37] = 0  # with a hole
+    lab[50:53, 5:8] = 3
+    lab[50:53, 20:23] = 3  # in two parts
+    doc = json.loads(export_labels(tmp_path / "n.geojson", lab).read_text())
+    geo = {int(f["id"]): f["geometry"] for f in doc["features"]}
+    square = np.array(geo[1]["coordinates"][0])
+    assert square[:, 0].min() == 20 and square[:, 0].max() == 24
+    assert square[:, 1].min() == 10 and square[:, 1].max() == 14
+    assert geo[2]["type"] == "Polygon" and len(geo[2]["coordinates"]) == 2
+    outer, hole = geo[2]["coordinates"]
+    assert _shoelace(outer) > 0 > _shoelace(hole)
+    hx, hy = np.array(hole).T
+    assert hx.min() == 33 and hx.max() == 37 and hy.min() == 33 and hy.max() == 37
+    assert geo[3]["type"] == "MultiPolygon" and len(geo[3]["coordinates"]) == 2

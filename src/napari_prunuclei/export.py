@@ -92,23 +92,47 @@ def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | Non
     return atomic_write(path, lambda t: _write_rows(t, rows))
 
 
-def _polygon(mask: np.ndarray, offset: tuple[int, int]) -> list[list[float]]:
-    """Outer contour of a binary mask as a closed [x, y] ring in image coordinates."""
+def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
+    """The boundary of one connected binary region as a closed [x, y] ring, in QuPath's convention:
+    pixel (row r, column c) covers [c, c + 1] x [r, r + 1], so a boundary point between pixels lies on
+    their shared edge. Exterior rings have a positive shoelace area in these coordinates and holes a
+    negative one (RFC 7946's counter-clockwise exteriors, reading the numbers as x right, y up)."""
     contours = find_contours(np.pad(mask, 1).astype(np.uint8), 0.5)
     ring = max(contours, key=len)
-    pts = [[float(c - 1 + offset[1]), float(r - 1 + offset[0])] for r, c in ring]
+    pts = [[float(c - 0.5 + offset[1]), float(r - 0.5 + offset[0])] for r, c in ring]
     if pts[0] != pts[-1]:
         pts.append(pts[0])
+    x, y = np.array(pts).T
+    area = 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+    if (area > 0) != outer:
+        pts.reverse()
     return pts
 
 
-def _feature(row: dict, ring: list[list[float]], classification: str) -> bytes:
+def _geometry(mask: np.ndarray, offset: tuple[int, int]) -> dict:
+    """A nucleus as a GeoJSON Polygon (holes as interior rings), or a MultiPolygon when it has several
+    separate parts (8-connected)."""
+    parts_lab, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    polygons = []
+    for k in range(1, n + 1):
+        part = parts_lab == k
+        filled = ndi.binary_fill_holes(part)
+        rings = [_ring(filled, offset, outer=True)]
+        holes, nh = ndi.label(filled & ~part)
+        rings += [_ring(holes == j, offset, outer=False) for j in range(1, nh + 1)]
+        polygons.append(rings)
+    if len(polygons) == 1:
+        return {"type": "Polygon", "coordinates": polygons[0]}
+    return {"type": "MultiPolygon", "coordinates": polygons}
+
+
+def _feature(row: dict, geometry: dict, classification: str) -> bytes:
     """One GeoJSON Feature (QuPath detection) as JSON bytes."""
     ident = row["id"]
     return json.dumps({
         "type": "Feature",
         "id": str(ident),
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "geometry": geometry,
         "properties": {
             "objectType": "detection",
             "classification": {"name": classification},
@@ -143,7 +167,7 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray |
         for r in regionprops(lab, intensity_image=hema):
             r0, c0 = r.bbox[:2]
             row = _row(r, int(r.label), hema is not None)
-            yield _feature(row, _polygon(r.image, (r0, c0)), classification)
+            yield _feature(row, _geometry(r.image, (r0, c0)), classification)
 
     return atomic_write(path, lambda t: _write_features(t, features()))
 
@@ -270,7 +294,7 @@ def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray
             table[k][i] = row[k]
         if spill is not None:
             br, bc = r.bbox[:2]
-            spill.put(i, _feature(row, _polygon(r.image, (r0 + br, c0 + bc)), "Nucleus"))
+            spill.put(i, _feature(row, _geometry(r.image, (r0 + br, c0 + bc)), "Nucleus"))
 
 
 def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
