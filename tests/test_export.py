@@ -292,3 +292,34 @@ def test_geojson_pixel_corners_holes_and_parts(tmp_path):
     hx, hy = np.array(hole).T
     assert hx.min() == 33 and hx.max() == 37 and hy.min() == 33 and hy.max() == 37
     assert geo[3]["type"] == "MultiPolygon" and len(geo[3]["coordinates"]) == 2
+
+
+@pytest.mark.parametrize("ext", [".csv", ".geojson", ".tif"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_provenance_in_every_format_and_no_silent_overwrite(tmp_path, ext, lazy):
+    import tifffile
+
+    lab = np.zeros((300, 300), np.int32)
+    lab[10:20, 10:20], lab[100:130, 200:215] = 1, 2
+    data = zarr.open_array(str(tmp_path / "l.zarr"), mode="w", shape=lab.shape, chunks=(64, 64),
+                           dtype="int32") if lazy else lab
+    if lazy:
+        data[:] = lab
+    prov = {"image": "tile A", "model": "network-wide CR20", "sha256": {"semantic": "ab" * 32}, "cr": 20.0}
+    p = export_labels(tmp_path / f"n{ext}", data, provenance=prov, block=128)
+    if ext == ".csv":
+        text = p.read_text()
+        assert "# model: network-wide CR20\n" in text and '# cr: 20.0\n' in text
+        rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+        assert [int(r["id"]) for r in rows] == [1, 2]
+    elif ext == ".geojson":
+        doc = json.loads(p.read_text())
+        assert doc["properties"] == prov and len(doc["features"]) == 2
+    else:
+        with tifffile.TiffFile(p) as tf:
+            assert json.loads(tf.pages[0].description) == prov
+            assert np.array_equal(tf.asarray(), lab)
+    before = p.read_bytes()
+    with pytest.raises(FileExistsError, match="exists"):
+        export_labels(p, data, overwrite=False)
+    assert p.read_bytes() == before

@@ -243,16 +243,30 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert w.export() is not None
     _wait(qtbot, w)
     assert w.status.value.startswith("exported"), w.status.value
-    with open(tmp_path / "out.csv") as f:
-        rows = list(csv.DictReader(f))
+    text = (tmp_path / "out.csv").read_text()
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
     assert len(rows) == w.result.pruned.n_nuclei and all(float(r["mean_hematoxylin"]) > 0 for r in rows)
+    assert "# model: network-wide CR20" in text and "# image: synthetic H&E" in text  # provenance
+    assert w.export() is None and "exists" in w.status.value  # no silent overwrite
+    w.overwrite.value = True
+    w.export_what.value = "dense"
+    assert w.export() is not None
+    _wait(qtbot, w)
+    assert "# model: dense" in (tmp_path / "out.csv").read_text()
+    w.export_what.value = "disagreement"
+    w.export_path.value = tmp_path / "dis.geojson"
+    assert w.export() is not None
+    _wait(qtbot, w)
+    doc = json.loads((tmp_path / "dis.geojson").read_text())
+    assert doc["properties"]["counts"] == w.result.numbers.disagreement
+    w.export_what.value = "chosen model"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
     assert "nothing written" in w.status.value
     w.export_path.value = tmp_path / "nuclei"  # no extension
     assert w.export() is None
     assert "extension" in w.status.value
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dis.geojson", "out.csv"]
 
 
 def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
@@ -307,8 +321,9 @@ def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, mon
         assert w.status.value.startswith("exported"), w.status.value
     doc = json.loads((tmp_path / "n.geojson").read_text())
     assert len(doc["features"]) == w.result.pruned.n_nuclei > 0
-    with open(tmp_path / "n.csv") as f:
-        assert all(float(r["mean_hematoxylin"]) > 0 for r in csv.DictReader(f))
+    lines = [line for line in (tmp_path / "n.csv").read_text().splitlines() if not line.startswith("#")]
+    assert all(float(r["mean_hematoxylin"]) > 0 for r in csv.DictReader(lines))
+    assert doc["properties"]["mode"] == "tiled"  # provenance: how the slide ran
     assert w.start_sweep() is None and "crop" in w.status.value
     # a second run replaces the first one's scratch stores
     _run(qtbot, w)

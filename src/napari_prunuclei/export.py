@@ -79,17 +79,26 @@ def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict
     return [_row(r, int(r.label), hema is not None) for r in regionprops(lab, intensity_image=hema)]
 
 
-def _write_rows(t: Path, rows: Iterable[dict]) -> None:
+def _preamble(provenance: dict | None) -> str:
+    """Provenance as ``# key: value`` lines above a CSV's header (``pandas.read_csv(..., comment="#")``)."""
+    if not provenance:
+        return ""
+    return "".join(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}\n" for k, v in provenance.items())
+
+
+def _write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None) -> None:
     with open(t, "w", newline="") as f:
+        f.write(_preamble(provenance))
         w = csv.DictWriter(f, fieldnames=list(MEASUREMENT_FIELDS))
         w.writeheader()
         w.writerows(rows)
 
 
-def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None) -> Path:
+def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
+              provenance: dict | None = None) -> Path:
     """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id)."""
     rows = measurements(labels, rgb)
-    return atomic_write(path, lambda t: _write_rows(t, rows))
+    return atomic_write(path, lambda t: _write_rows(t, rows, provenance))
 
 
 def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
@@ -142,10 +151,14 @@ def _feature(row: dict, geometry: dict, classification: str) -> bytes:
     }).encode()
 
 
-def _write_features(t: Path, features: Iterable[bytes]) -> None:
-    """A FeatureCollection written feature by feature (the same text as one ``json.dumps``)."""
+def _write_features(t: Path, features: Iterable[bytes], provenance: dict | None = None) -> None:
+    """A FeatureCollection written feature by feature (the same text as one ``json.dumps``); provenance,
+    if any, as the collection's ``properties`` (a GeoJSON foreign member)."""
     with open(t, "wb") as f:
-        f.write(b'{"type": "FeatureCollection", "features": [')
+        f.write(b'{"type": "FeatureCollection", ')
+        if provenance:
+            f.write(b'"properties": ' + json.dumps(provenance).encode() + b", ")
+        f.write(b'"features": [')
         for k, feat in enumerate(features):
             if k:
                 f.write(b", ")
@@ -154,7 +167,7 @@ def _write_features(t: Path, features: Iterable[bytes]) -> None:
 
 
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
-                  classification: str = "Nucleus") -> Path:
+                  classification: str = "Nucleus", provenance: dict | None = None) -> Path:
     """A FeatureCollection of nucleus polygons, one per id, with measurements as properties.
 
     QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
@@ -169,7 +182,7 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray |
             row = _row(r, int(r.label), hema is not None)
             yield _feature(row, _geometry(r.image, (r0, c0)), classification)
 
-    return atomic_write(path, lambda t: _write_features(t, features()))
+    return atomic_write(path, lambda t: _write_features(t, features(), provenance))
 
 
 # --- streaming ---------------------------------------------------------------------------------------------------
@@ -306,7 +319,7 @@ def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
 
 
 def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,
-                  ) -> Generator[Progress, None, Path]:
+                  provenance: dict | None = None) -> Generator[Progress, None, Path]:
     """CSV or GeoJSON of lazy or large labels, in two passes over blocks."""
     h, w = labels.shape
     grid = _grid(h, w, block)
@@ -335,9 +348,9 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
             yield Progress(n + k + 1, total, f"measuring: block {k + 1}/{n}")
         check_cancelled(cancelled)
         if spill is None:
-            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table)))
+            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table), provenance))
         else:
-            atomic_write(p, lambda t: _write_features(t, spill.records()))
+            atomic_write(p, lambda t: _write_features(t, spill.records(), provenance))
     finally:
         if spill is not None:
             spill.close()
@@ -345,7 +358,8 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
     return p
 
 
-def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None) -> Generator[Progress, None, Path]:
+def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
+                 provenance: dict | None = None) -> Generator[Progress, None, Path]:
     """A tiled, zlib-compressed TIFF (ids kept), compressed tile by tile, then written in one go."""
     import tifffile
 
@@ -372,21 +386,25 @@ def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None) -> Gene
         bigtiff = max(h * w * dtype.itemsize, spill.size) > _BIGTIFF_BYTES
         atomic_write(p, lambda t: tifffile.imwrite(t, spill.records(), shape=(h, w), dtype=dtype, tile=(tile, tile),
                                                    compression="zlib", byteorder="<", bigtiff=bigtiff,
-                                                   photometric="minisblack"))
+                                                   photometric="minisblack", metadata=None,
+                                                   description=json.dumps(provenance) if provenance else None))
     finally:
         spill.close()
     yield Progress(total, total, f"wrote {p.name}")
     return p
 
 
-def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None) -> Generator[Progress, None, Path]:
+def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None,
+                  provenance: dict | None = None) -> Generator[Progress, None, Path]:
     check_cancelled(cancelled)
     yield Progress(0, 1, f"writing {p.name}")
     check_cancelled(cancelled)
     if kind == "csv":
-        write_csv(p, labels, rgb)
+        write_csv(p, labels, rgb, provenance)
     elif kind == "geojson":
-        write_geojson(p, labels, rgb)
+        write_geojson(p, labels, rgb, provenance=provenance)
+    elif kind == "tif" and provenance:  # the provenance goes into the TIFF's description
+        return (yield from _export_tiff(p, np.asarray(labels), 256, cancelled, provenance))
     else:
         write_labels(p, np.asarray(labels))
     yield Progress(1, 1, f"wrote {p.name}")
@@ -394,7 +412,8 @@ def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None) -
 
 
 def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block: int = 1024,
-                cancelled: CancelFn | None = None) -> Generator[Progress, None, Path]:
+                cancelled: CancelFn | None = None, provenance: dict | None = None,
+                overwrite: bool = True) -> Generator[Progress, None, Path]:
     """Export labels by extension as a job: yields :class:`Progress`, returns the written path.
 
     ``.csv``: :data:`MEASUREMENT_FIELDS` per nucleus; ``.geojson``/``.json``: a FeatureCollection of
@@ -405,6 +424,9 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
     are read ``block`` x ``block`` at a time (a tiled TIFF for ``.tif``); the results equal
     :func:`measurements` of the whole image. Raises :class:`~.progress.Cancelled` when
     ``cancelled()`` (checked between blocks); a cancelled or failed export leaves no file.
+    ``provenance`` (image, models, sha256, thresholds, version...) goes into the CSV's ``#`` lines, the
+    GeoJSON collection's ``properties`` and the TIFF's description (not into PNG). ``overwrite=False``
+    refuses an existing file.
     """
     p = Path(path)
     kind = _KINDS.get(p.suffix.lower())
@@ -418,17 +440,21 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
         raise ValueError(f"block must be >= 16 pixels, got {block}")
     if not p.parent.is_dir():
         raise OSError(f"cannot write {p}: folder {p.parent} does not exist")
+    if not overwrite and p.exists():
+        raise FileExistsError(f"{p} exists: choose another name, or allow overwriting")
     if kind == "png" or (isinstance(labels, np.ndarray) and labels.size <= IN_MEMORY_MAX_PIXELS):
-        return (yield from _export_whole(p, kind, labels, rgb, cancelled))
+        return (yield from _export_whole(p, kind, labels, rgb, cancelled, provenance))
     if kind == "tif":
-        return (yield from _export_tiff(p, labels, block - block % 16, cancelled))
-    return (yield from _export_table(p, kind, labels, rgb, block, cancelled))
+        return (yield from _export_tiff(p, labels, block - block % 16, cancelled, provenance))
+    return (yield from _export_table(p, kind, labels, rgb, block, cancelled, provenance))
 
 
 def export_labels(path: str | os.PathLike, labels: Any, rgb: Any = None, *, progress: ProgressFn | None = None,
-                  cancelled: CancelFn | None = None, block: int = 1024) -> Path:
+                  cancelled: CancelFn | None = None, block: int = 1024, provenance: dict | None = None,
+                  overwrite: bool = True) -> Path:
     """Write by extension: .csv (measurements), .geojson/.json (polygons), .tif/.tiff/.png (labels).
 
     Runs :func:`iter_export` with ``progress`` called on each :class:`Progress` record.
     """
-    return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled), progress)
+    return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled, provenance=provenance,
+                             overwrite=overwrite), progress)

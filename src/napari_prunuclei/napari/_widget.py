@@ -39,6 +39,8 @@ from ._state import ComparisonState
 
 #: scheme choices as shown -> scheme names
 SCHEMES = {SCHEME_LABELS[s]: s for s in ("networkwide", "layerwise", "dense")}
+#: what the Export button can write
+EXPORT_WHAT = ("chosen model", "dense", "disagreement")
 #: a threshold edit waits this long for the next one before the watershed re-runs
 DEBOUNCE_MS = 300
 TOOLTIPS = {
@@ -62,7 +64,9 @@ TOOLTIPS = {
     "side_by_side": "napari grid mode, one camera: dense on the left, the pruned model on the right.",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_btn": "Export the chosen model's nuclei (in the background; slides block by block).",
+    "export_what": "Which result to export: the chosen model's nuclei, dense's, or the disagreement map.",
+    "overwrite": "Unticked, an existing file is never replaced.",
+    "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
 }
 
@@ -101,15 +105,17 @@ class PruneCompareWidget(Container):
         self.numbers.read_only = True
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
-        self.export_btn = PushButton(text="Export nuclei of the chosen model")
+        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value="chosen model", label="export")
+        self.overwrite = CheckBox(value=False, text="overwrite an existing file")
+        self.export_btn = PushButton(text="Export")
         self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
         self.model_note = Label(value="", label="known accuracy")
         self.defaults_btn = PushButton(text="Restore the model's thresholds")
         self.extend([
             self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note, self.device, self.fg,
             self.marker, self.min_size, self.defaults_btn, self.compare, self.truth, self.run_btn, self.cancel_btn,
-            self.progress, self.side_by_side, self.status, self.numbers, self.export_path, self.export_btn,
-            self.sweep_btn,
+            self.progress, self.side_by_side, self.status, self.numbers, self.export_what, self.export_path,
+            self.overwrite, self.export_btn, self.sweep_btn,
         ])
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
@@ -432,19 +438,35 @@ class PruneCompareWidget(Container):
 
     # ---- export -----------------------------------------------------
     def export(self, *_):
-        """Write the chosen model's nuclei in a worker (streamed for slides); returns the worker."""
+        """Write the chosen result in a worker (streamed for slides), with its provenance; returns the worker."""
         r = self.result
         if r is None:
             self._error("nothing to export: run a model first")
             return None
         from ..export import iter_export
 
+        image = r.request.image_name
+        what = self.export_what.value
+        if what == "disagreement":
+            if r.disagreement is None:
+                self._error("no disagreement map: run a pruned model with 'compare with dense' on an image "
+                            "up to 2048 x 2048")
+                return None
+            labels, prov = r.disagreement, {**compute.disagreement_metadata(r)["prunuclei"],
+                                            "models": [s.info.model for s in (r.dense, r.pruned)]}
+            n = sum(r.numbers.disagreement.values())
+        else:
+            seg = r.dense if what == "dense" else r.chosen
+            if seg is None:
+                self._error("no dense run: tick 'compare with dense' and press Run")
+                return None
+            labels, prov, n = seg.labels, compute.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
         path = Path(self.export_path.value)
         layer = self.state.image_layer()
         rgb = None
         if layer is not None and getattr(layer, "rgb", False):
             rgb = layer.data[0] if layer.multiscale else layer.data
-            if tuple(rgb.shape[:2]) != tuple(r.chosen.labels.shape):
+            if tuple(rgb.shape[:2]) != tuple(labels.shape):
                 rgb = None
         if path.suffix.lower() not in EXPORT_EXTENSIONS:
             self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
@@ -453,13 +475,17 @@ class PruneCompareWidget(Container):
         if not path.parent.is_dir():
             self._error(f"export failed, nothing written: folder {path.parent} does not exist")
             return None
-        job = iter_export(path, r.chosen.labels, rgb, cancelled=self._cancel.is_set)
+        if path.exists() and not self.overwrite.value:
+            self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
+            return None
+        job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
+                          overwrite=bool(self.overwrite.value))
 
         def done(out) -> None:
             if out is None:
                 self.status.value = "export cancelled, nothing written"
                 return
-            self.status.value = f"exported {r.chosen.n_nuclei} nuclei to {out}"
+            self.status.value = f"exported {n} {'regions' if what == 'disagreement' else 'nuclei'} to {out}"
             show_info(self.status.value)
 
         return self._start(job, done, f"exporting to {path.name}...")
