@@ -387,3 +387,18 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     w.min_size.value = 200
     _wait(qtbot, w)
     assert len(w.state.owned()[("pruned", "instances")].features) == w.result.pruned.n_nuclei
+
+
+def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    assert viewer.text_overlay.visible and "red = missed" in viewer.text_overlay.text
+    w.side_by_side.value = True
+    assert "left: dense   |   right: network-wide CR20" in viewer.text_overlay.text
+    keys = {str(k): f for k, f in viewer.keymap.items()}
+    keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
+    assert not w.side_by_side.value and not viewer.canvas.grid.enabled
+    w.scheme.value = "dense"
+    keys["Ctrl+Shift+R"](viewer)  # the run shortcut
+    _wait(qtbot, w)
+    assert w.result.pruned is None and not viewer.text_overlay.visible  # nothing to explain

@@ -65,7 +65,9 @@ def _tiff_layers(p: Path):
     for arr in arrays:
         check_first_chunk(arr, p)
     data = [_as_dask(arr) for arr in arrays]
-    return _strided_pyramid(data[0]) if len(data) == 1 else data
+    if len(data) == 1:
+        data = _strided_pyramid(data[0])
+    return data if len(data) > 1 else data[0]
 
 
 def _strided_pyramid(base, smallest: int | None = None) -> list:

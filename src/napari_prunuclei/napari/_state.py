@@ -68,6 +68,7 @@ class ComparisonState:
         self.side_by_side = False
         self._grid_before: tuple | None = None
         self._image_visible: bool | None = None
+        self._overlay_before: tuple | None = None
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -163,6 +164,7 @@ class ComparisonState:
                 self.layers[role] = layer
             yield
         self._arrange()
+        self._legend()
         if previous is not None and previous is not result:
             previous.release()
 
@@ -178,6 +180,30 @@ class ComparisonState:
         """Remove every layer the plugin made, give back the grid, release scratch stores."""
         self.apply(None)
         self.layers.clear()
+
+    def legend_text(self) -> str:
+        """The canvas legend: which cell is which model, and what the disagreement colours mean."""
+        r = self.result
+        if r is None:
+            return ""
+        lines = []
+        if self._side_by_side_on():
+            lines.append(f"left: dense   |   right: {r.pruned.info.model}")
+        if ("pruned", "disagreement") in self.owned():
+            lines.append("disagreement with dense: red = missed by the pruned model, blue = extra in it, "
+                         "yellow = split/merged")
+        return "\n".join(lines)
+
+    def _legend(self) -> None:
+        overlay = self.viewer.text_overlay
+        text = self.legend_text()
+        if text:
+            if self._overlay_before is None:
+                self._overlay_before = (overlay.visible, overlay.text, overlay.position)
+            overlay.text, overlay.position, overlay.visible = text, "top_center", True
+        elif self._overlay_before is not None:
+            overlay.visible, overlay.text, overlay.position = self._overlay_before
+            self._overlay_before = None
 
     # ---- side by side ---------------------------------------------------
     def _restore_grid(self) -> None:

@@ -39,6 +39,11 @@ from ._state import ComparisonState
 
 #: scheme choices as shown -> scheme names
 SCHEMES = {SCHEME_LABELS[s]: s for s in ("networkwide", "layerwise", "dense")}
+#: keyboard shortcuts in the viewer: key -> (widget -> callback of the viewer)
+SHORTCUTS = {
+    "Control-Shift-R": lambda w: lambda viewer: w.start_run(),
+    "Control-Shift-G": lambda w: lambda viewer: setattr(w.side_by_side, "value", not w.side_by_side.value),
+}
 #: what the Export button can write
 EXPORT_WHAT = ("chosen model", "dense", "disagreement")
 #: a threshold edit waits this long for the next one before the watershed re-runs
@@ -58,10 +63,11 @@ TOOLTIPS = {
     "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
     "compare": "Also run the dense model (with its own thresholds) and compare.",
     "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against.",
-    "run_btn": "Run the chosen model (and dense) in the background.",
+    "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
     "cancel_btn": "Stop the running job; nothing is shown or written.",
     "progress": "Steps (tiles and branches) done.",
-    "side_by_side": "napari grid mode, one camera: dense on the left, the pruned model on the right.",
+    "side_by_side": "napari grid mode, one camera: dense on the left, the pruned model on the right "
+                    "(Ctrl+Shift+G).",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
     "export_what": "Which result to export: the chosen model's nuclei, dense's, or the disagreement map.",
@@ -130,6 +136,8 @@ class PruneCompareWidget(Container):
         weakref.finalize(self, scratch.cleanup)  # also at interpreter exit
         self.native.destroyed.connect(lambda *_: scratch.cleanup())
         self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
+        for key, action in SHORTCUTS.items():
+            viewer.bind_key(key, action(self), overwrite=True)
         self.worker = None
         self._cancel = threading.Event()
         self._showing = False
