@@ -42,3 +42,47 @@ def test_unwritable_export_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="unsupported"):
         write_labels(tmp_path / "l.bmp", np.zeros((4, 4), np.int32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_limits_are_sane():
+    from napari_prunuclei import io as pio
+
+    assert 0 < pio.MAX_DECODED_BYTES <= 8 * 2**30
+    assert pio.MAX_SIDE >= 200_000  # the largest 40x slides
+    assert pio.MAX_EXPANSION >= 1032 and pio.MAX_EXPANSION_LZW >= pio.MAX_EXPANSION
+
+
+def test_pillow_modes(tmp_path):
+    from PIL import Image
+
+    from napari_prunuclei.io import png_bit_depth
+
+    rgb = np.random.default_rng(0).integers(0, 255, (70, 70, 3), dtype=np.uint8)
+    # palette images: RGB for read_image, the palette indices for read_labels
+    idx = (np.arange(70 * 70).reshape(70, 70) % 5).astype(np.uint8)
+    pal = Image.fromarray(idx, mode="P")
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255] + [0] * 753)
+    pal.save(tmp_path / "p.png")
+    assert png_bit_depth(tmp_path / "p.png") == (8, 3)
+    assert read_image(tmp_path / "p.png")[0, 1].tolist() == [255, 0, 0]
+    assert np.array_equal(read_labels(tmp_path / "p.png"), idx)
+    # CMYK JPEG comes out RGB (not CMYK taken for RGBA)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
+    assert np.abs(read_image(tmp_path / "c.jpg").astype(int) - rgb).mean() < 25
+    # a TIFF named .png is not handed to another decoder
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "t.png", rgb)
+    with pytest.raises(ImageError, match="cannot read image .*t.png"):
+        read_image(tmp_path / "t.png")
+
+
+def test_labels_tiff_checked_before_reading(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 70, 70), np.uint16), photometric="minisblack")
+    with pytest.raises(ImageError, match="2-D"):
+        read_labels(tmp_path / "stack.tif")
+    blank = np.zeros((2048, 2048), np.uint16)  # blank labels compress far: still read
+    tifffile.imwrite(tmp_path / "blank.tif", blank, compression="lzw")
+    assert read_labels(tmp_path / "blank.tif").max() == 0

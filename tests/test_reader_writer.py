@@ -96,3 +96,44 @@ def test_reader_large_flat_tiff_gets_a_lazy_pyramid(tmp_path, monkeypatch):
     assert [d.shape[:2] for d in data] == [(600, 600), (300, 300), (150, 150)]
     assert type(data[0]).__name__ == "Array"  # dask: nothing read yet
     np.testing.assert_array_equal(np.asarray(data[2][:10, :10]), rgb[::4, ::4][:10, :10])
+
+
+def test_reader_raises_only_image_error(tmp_path, tile):
+    """A corrupt or hostile file gives an ImageError naming it, never a decoder's own exception."""
+    import struct
+
+    import tifffile
+
+    from napari_prunuclei.io import ImageError
+
+    rgb, _ = tile
+    p = tmp_path / "t.tif"
+    tifffile.imwrite(p, rgb, tile=(64, 64), compression="zlib", photometric="rgb")
+    data = bytearray(p.read_bytes())
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(bytes(data[: len(data) // 2]))  # truncated: tiles missing
+    with pytest.raises(ImageError, match="bad.tif"):
+        get_reader(str(bad))(str(bad))
+    struct.pack_into("<I", data, 4, 0)  # no image directory
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="bad.tif"):
+        get_reader(str(bad))(str(bad))
+    with pytest.raises(ImageError, match="not found"):
+        get_reader(str(tmp_path / "none.tif"))(str(tmp_path / "none.tif"))
+
+
+def test_label_images_open_as_labels_layers(tmp_path, tile):
+    """So that a ground-truth file can be chosen in the widget as opened."""
+    import tifffile
+
+    from napari_prunuclei.io import write_labels as write_label_file
+
+    rgb, lab = tile
+    tifffile.imwrite(tmp_path / "gt.tif", lab.astype(np.uint16))  # MoNuSeg's layout
+    write_label_file(tmp_path / "ids.png", lab)  # 16-bit PNG, as exported
+    tifffile.imwrite(tmp_path / "he.tif", rgb)
+    for name, kind in (("gt.tif", "labels"), ("ids.png", "labels"), ("he.tif", "image")):
+        ((data, meta, layer_type),) = get_reader(str(tmp_path / name))(str(tmp_path / name))
+        assert layer_type == kind, name
+        if kind == "labels":
+            assert np.array_equal(np.asarray(data), lab) and "rgb" not in meta

@@ -86,18 +86,43 @@ def _strided_pyramid(base, smallest: int | None = None) -> list:
 
 def read_he(path):
     """napari reader: ``[(data, meta, "image")]``; raises only ImageError for a file it cannot use."""
-    from ..io import ImageError, decoding, read_image
+    from ..io import ImageError, decoding, png_bit_depth, read_image, read_labels
 
     p = Path(path if not isinstance(path, list) else path[0])
     if not p.is_file():
         raise ImageError(f"image file not found: {p}")
     with decoding(p):
-        data = _tiff_layers(p) if p.suffix.lower() in _TIFF else read_image(p)
+        if p.suffix.lower() in _TIFF:
+            data = _tiff_layers(p)
+        else:
+            try:
+                data = read_image(p)
+            except ImageError:
+                depth = png_bit_depth(p)
+                if not _named_like_labels(p) and not (depth is not None and depth == (16, 0)):
+                    raise
+                data = read_labels(p)  # a single-channel label PNG (16-bit ids, or a named mask)
         first = data[0] if isinstance(data, list) else data
         if first.ndim < 2 or 0 in first.shape:
             raise ImageError(f"image {p} has shape {first.shape}; nothing to show")
         rgb = first.ndim == 3 and first.shape[-1] in (3, 4)
-    meta = {"name": p.stem, "rgb": rgb}
+    meta: dict = {"name": p.stem}
     if isinstance(data, list):
         meta["multiscale"] = True
+    if is_label_image(first, p):
+        return [(data, meta, "labels")]
+    meta["rgb"] = rgb
     return [(data, meta, "image")]
+
+
+def _named_like_labels(p: Path) -> bool:
+    return any(k in p.stem.lower() for k in ("label", "mask", "instance", "nuclei", "truth", "gt"))
+
+
+def is_label_image(first, p: Path) -> bool:
+    """Single-channel integer images open as Labels layers (so they can be chosen as ground truth): any
+    integer type wider than 8 bits (instance ids: MoNuSeg's uint16, our exports), and 8-bit ones whose
+    name says they are labels or masks."""
+    if first.ndim != 2 or not np.issubdtype(np.dtype(first.dtype), np.integer):
+        return False
+    return np.dtype(first.dtype).itemsize > 1 or _named_like_labels(p)

@@ -62,7 +62,8 @@ TOOLTIPS = {
     "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
     "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
     "compare": "Also run the dense model (with its own thresholds) and compare.",
-    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against.",
+    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
+             "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
     "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
     "cancel_btn": "Stop the running job; nothing is shown or written.",
     "progress": "Steps (tiles and branches) done.",
