@@ -24,7 +24,8 @@ from ..progress import CancelFn, Job, Progress, check_cancelled
 from ..tiled import tile_grid
 
 __all__ = ["CompareRequest", "Numbers", "ComparisonResult", "ImageSweepRow", "run", "rerun_watershed",
-           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch", "model_note", "run_warning"]
+           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch", "model_note", "run_warning",
+           "label_pyramid"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class ComparisonResult:
     scratch: list[Path] = field(default_factory=list)
     #: per-nucleus measurements of each model's instances (``"dense"``/``"pruned"`` -> columns), whole mode
     features: dict[str, dict[str, list]] = field(default_factory=dict)
+    #: slides: each model's labels as a pyramid (full resolution, then every 2nd, 4th... pixel), made in
+    #: the worker so that napari reads only small levels on the GUI thread
+    pyramids: dict[str, list] = field(default_factory=dict)
 
     @property
     def chosen(self) -> Segmentation:
@@ -156,7 +160,27 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     result.sparsity = layer_sparsity(spec)
     if not tiled:
         result.features = {role: nucleus_features(seg.labels, rgb) for role, seg in outputs.items()}
+    else:
+        for role, seg in outputs.items():
+            yield Progress(total, total, f"{seg.info.model}: overview levels for the viewer")
+            result.pyramids[role] = label_pyramid(seg.labels)
     return result
+
+
+def label_pyramid(labels, smallest: int = 1024, rows: int = 1024) -> list:
+    """``[labels, labels[::2, ::2], labels[::4, ::4], ...]`` down to about ``smallest`` px a side, each
+    level read once from the one above in blocks of ``rows`` rows (levels are numpy arrays: a quarter,
+    a sixteenth... of the full size)."""
+    levels = [labels]
+    while max(levels[-1].shape) // 2 >= smallest:
+        src = levels[-1]
+        h, w = src.shape
+        dst = np.empty(((h + 1) // 2, (w + 1) // 2), np.int32)
+        for r in range(0, h, 2 * rows):
+            block = np.asarray(src[r : r + 2 * rows])
+            dst[r // 2 : r // 2 + (block.shape[0] + 1) // 2] = block[::2, ::2]
+        levels.append(dst)
+    return levels
 
 
 def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, list]:

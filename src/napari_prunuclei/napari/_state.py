@@ -101,7 +101,9 @@ class ComparisonState:
                 out[(model, "distance")] = LayerSpec(Image, f"{base} · distance", seg.distance,
                                                      {**maps, "colormap": "viridis", "visible": False}, meta)
             feats = r.features.get(model)
-            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", seg.labels,
+            levels = r.pyramids.get(model, [seg.labels])  # a slide: a pyramid made in the worker
+            data = levels if len(levels) > 1 else levels[0]
+            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data,
                                                   {"opacity": 0.5, "features": feats}, meta)
         if r.disagreement is not None:
             name = f"{image} · {r.pruned.info.model} · disagreement with dense"
@@ -136,7 +138,9 @@ class ComparisonState:
         self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
         owned = self.owned()
         in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
-        same = in_order == list(specs) and all(isinstance(owned[r], specs[r].kind) for r in specs)
+        same = in_order == list(specs) and all(
+            isinstance(owned[r], specs[r].kind) and owned[r].multiscale == isinstance(specs[r].data, list)
+            for r in specs)
         shown = {role: layer.visible for role, layer in owned.items()}  # the user's choice survives a rebuild
         for role, layer in list(self.layers.items()):
             if not same or role not in specs:

@@ -34,6 +34,8 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
 
     if not Path(path).suffix:
         path = f"{path}.tif"
+    if isinstance(data, (list, tuple)):  # a multiscale (slide) layer: its full-resolution level
+        data = data[0]
     rgb = _source_image(meta)
     if rgb is not None and tuple(rgb.shape[:2]) != tuple(data.shape):
         rgb = None
