@@ -95,6 +95,7 @@ def main() -> None:
         labels = w.result.chosen.labels
         truth = viewer.add_labels(labels, name="ground truth (the run's own labels)", visible=False)
         report["choose ground truth"] = meter.measure(lambda: setattr(w.truth, "value", truth), w)
+        w.overwrite.value = True  # the bench's own files from an earlier run
         for name in ("nuclei.geojson", "nuclei.csv"):
             w.export_path.value = a.out / name
             report[f"export {name}"] = meter.measure(w.export, w)

@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--scheme", default="network-wide", choices=["network-wide", "layer-wise"])
     ap.add_argument("--cr", default="20")
     ap.add_argument("--crop", type=int, default=0, help="show only the top-left N x N pixels")
+    ap.add_argument("--size", default="1600x1000", help="window size WxH (e.g. 1366x768, 1920x1080)")
     ap.add_argument("--sequence", action="store_true",
                     help="replay the widget test's seven mixed runs, one window screenshot after each")
     a = ap.parse_args()
@@ -70,7 +71,8 @@ def main() -> None:
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-prunuclei", show=True)
-    viewer.window._qt_window.resize(1600, 1000)
+    width, height = (int(v) for v in a.size.lower().split("x"))
+    viewer.window._qt_window.resize(width, height)
     if a.image:
         rgb = read_image(a.image)
         name = a.image.stem[:12]

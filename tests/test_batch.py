@@ -158,3 +158,23 @@ def test_leftovers_of_a_killed_run_are_removed_on_resume(slides, tmp_path):
     (out / ".unrelated").write_text("keep")
     segment_files([slides / "s0.tif"], out, SegmentRequest(device="cpu"), progress=False)
     assert sorted(q.name for q in out.iterdir() if q.name.startswith(".")) == [".prunuclei.lock", ".unrelated"]
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(slides, tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".prunuclei.lock", "w") as held:  # another run is writing here
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu"]) == 2
+    assert "another prunuclei run is writing into" in capsys.readouterr().err
+    assert not (out / "s0_labels.tif").exists()
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "lzw"])
+def test_compressed_tiled_tiffs_are_segmented(tmp_path, compression, capsys):
+    rgb, _ = synthetic_tile(256, seed=8)
+    tifffile.imwrite(tmp_path / "s.tif", rgb, tile=(128, 128), compression=compression, photometric="rgb")
+    assert main(["segment", str(tmp_path / "s.tif"), "-o", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    assert _labels(tmp_path / "o", "s").max() > 5

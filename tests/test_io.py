@@ -86,3 +86,17 @@ def test_labels_tiff_checked_before_reading(tmp_path):
     blank = np.zeros((2048, 2048), np.uint16)  # blank labels compress far: still read
     tifffile.imwrite(tmp_path / "blank.tif", blank, compression="lzw")
     assert read_labels(tmp_path / "blank.tif").max() == 0
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
+    import errno
+
+    from napari_prunuclei.io import atomic_write
+
+    def full(t):
+        t.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"cannot write .*out\.tif: No space left on device"):
+        atomic_write(tmp_path / "out.tif", full)
+    assert list(tmp_path.iterdir()) == []

@@ -562,6 +562,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         os.umask(umask)
         os.chmod(tmp_p, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp_p, p)
+    except OSError as e:  # e.g. [Errno 28] No space left on device: say which file, nothing left behind
+        tmp_p.unlink(missing_ok=True)
+        if str(p) in str(e):
+            raise
+        raise OSError(e.errno, f"cannot write {p}: {e.strerror or e}") from None
     except BaseException:
         tmp_p.unlink(missing_ok=True)
         raise
