@@ -38,3 +38,7 @@ ZARR_PIXELS = 8192 * 8192
 #: value in a disagreement image -> kind, and the kind's colour
 DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
 DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
+#: colours of nuclei in the instance layers: greens, purples, browns and greys, none of them near the
+#: disagreement colours (red, blue, yellow), so a disagreement never looks like a nucleus
+INSTANCE_COLORS = ("#1b9e77", "#66c2a5", "#a6d854", "#4daf4a", "#984ea3", "#e7298a", "#f781bf", "#a65628",
+                   "#bf812d", "#999999", "#cab2d6", "#b3de69")

@@ -14,6 +14,7 @@ import json
 import mmap
 import os
 import tempfile
+import time
 import zlib
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ IN_MEMORY_MAX_PIXELS = WHOLE_MAX_PIXELS
 _KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
 _FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")
 _BIGTIFF_BYTES = 2**32 - 2**25  # tifffile's threshold for BigTIFF
-_CHUNK = 8192  # rows turned into Python objects at a time when writing
+_CHUNK = 1024  # rows turned into Python objects at a time when writing
 
 
 # --- measurements of one region, shared by the whole-image and the block paths -------------------------------
@@ -162,6 +163,8 @@ def _write_features(t: Path, features: Iterable[bytes], provenance: dict | None 
         for k, feat in enumerate(features):
             if k:
                 f.write(b", ")
+                if k % _CHUNK == 0:
+                    time.sleep(0)  # let a GUI thread in (the GIL)
             f.write(feat)
         f.write(b"]}")
 
@@ -316,6 +319,7 @@ def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
         cols = {"id": uid[s : s + _CHUNK].tolist(), **{k: v[s : s + _CHUNK].tolist() for k, v in table.items()}}
         for i in range(len(cols["id"])):
             yield {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+        time.sleep(0)  # let a GUI thread in between chunks (the GIL)
 
 
 def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from ..constants import DISAGREEMENT_COLORS
+from ..constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
 from ._compute import ComparisonResult, disagreement_metadata, layer_metadata
 
 __all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
@@ -50,6 +51,13 @@ class LayerSpec:
 DISAGREEMENT_FEATURES = {"index": [0, 1, 2, 3],
                          "disagreement": ["agree", "missed by the pruned model", "extra in the pruned model",
                                           "split/merged"]}
+
+
+def _instance_colormap():
+    from napari.utils.colormaps import CyclicLabelColormap
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    return CyclicLabelColormap(colors=np.vstack([[0, 0, 0, 0], transform_color(list(INSTANCE_COLORS))]))
 
 
 def _disagreement_colormap():
@@ -165,6 +173,8 @@ class ComparisonState:
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
                 if role[1] == "disagreement":
                     layer.colormap = _disagreement_colormap()
+                elif role[1] == "instances":
+                    layer.colormap = _instance_colormap()
                 self.layers[role] = layer
             yield
         self._arrange()
