@@ -16,6 +16,24 @@ from .data import _RGB_FROM_HED
 __all__ = ["synthetic_tile", "synthetic_tissue"]
 
 
+def _wobbly_ellipse(yy, xx, cy: float, cx: float, a: float, b: float, th: float, rng, margin: tuple[int, int],
+                    amp: tuple[float, float]):
+    """The window ``(y0, y1, x0, x1)`` around an ellipse (semi-axes ``a``, ``b``, angle ``th``), each window
+    pixel's squared normalised radius ``q`` and the outline's wobble at its angle (inside: ``q <= wobble**2``);
+    None when the window is empty (then ``rng`` is not used)."""
+    h, w = yy.shape
+    y0, y1 = int(max(cy - a - margin[0], 0)), int(min(cy + a + margin[1], h))
+    x0, x1 = int(max(cx - a - margin[0], 0)), int(min(cx + a + margin[1], w))
+    if y1 <= y0 or x1 <= x0:
+        return None
+    dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
+    u = dx * np.cos(th) + dy * np.sin(th)
+    v = -dx * np.sin(th) + dy * np.cos(th)
+    ang = np.arctan2(v, u)
+    wobble = 1 + amp[0] * np.sin(3 * ang + rng.uniform(0, 6)) + amp[1] * np.sin(5 * ang + rng.uniform(0, 6))
+    return (y0, y1, x0, x1), (u / a) ** 2 + (v / b) ** 2, wobble
+
+
 def synthetic_tile(
     size: int = 512, n_nuclei: int | None = None, seed: int = 0, radius: tuple[float, float] = (5.0, 12.0)
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -35,16 +53,11 @@ def synthetic_tile(
         a, b = r, r * ecc
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         th = rng.uniform(0, np.pi)
-        y0, y1 = int(max(cy - a - 3, 0)), int(min(cy + a + 4, h))
-        x0, x1 = int(max(cx - a - 3, 0)), int(min(cx + a + 4, w))
-        if y1 <= y0 or x1 <= x0:
+        shape = _wobbly_ellipse(yy, xx, cy, cx, a, b, th, rng, (3, 4), (0.08, 0.05))
+        if shape is None:
             continue
-        dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
-        u = dx * np.cos(th) + dy * np.sin(th)
-        v = -dx * np.sin(th) + dy * np.cos(th)
-        ang = np.arctan2(v, u)
-        wobble = 1 + 0.08 * np.sin(3 * ang + rng.uniform(0, 6)) + 0.05 * np.sin(5 * ang + rng.uniform(0, 6))
-        inside = (u / a) ** 2 + (v / b) ** 2 <= wobble**2
+        (y0, y1, x0, x1), q, wobble = shape
+        inside = q <= wobble**2
         region = labels[y0:y1, x0:x1]
         if np.any(region[inside] > 0):  # nuclei may touch but never overlap
             continue
@@ -94,16 +107,11 @@ def synthetic_tissue(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.nda
     kinds = {}
     for cy, cx, a, ecc, kind in nuclei:
         b, th = a * ecc, rng.uniform(0, np.pi)
-        y0, y1 = int(max(cy - a - 2, 0)), int(min(cy + a + 3, h))
-        x0, x1 = int(max(cx - a - 2, 0)), int(min(cx + a + 3, w))
-        if y1 <= y0 or x1 <= x0:
+        shape = _wobbly_ellipse(yy, xx, cy, cx, a, b, th, rng, (2, 3), (0.1, 0.06))
+        if shape is None:
             continue
-        dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
-        u = dx * np.cos(th) + dy * np.sin(th)
-        v = -dx * np.sin(th) + dy * np.cos(th)
-        ang = np.arctan2(v, u)
-        wobble = 1 + 0.1 * np.sin(3 * ang + rng.uniform(0, 6)) + 0.06 * np.sin(5 * ang + rng.uniform(0, 6))
-        d = np.sqrt((u / a) ** 2 + (v / b) ** 2) / wobble
+        (y0, y1, x0, x1), q, wobble = shape
+        d = np.sqrt(q) / wobble
         inside = d <= 1
         if not inside.any() or (best[y0:y1, x0:x1][inside] <= 1).mean() > 0.15:  # touching, not piled up
             continue
