@@ -400,13 +400,26 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
 def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     viewer, w = viewer_widget
     _run(qtbot, w)
-    assert viewer.text_overlay.visible and "red = missed" in viewer.text_overlay.text
+    assert viewer.canvas.overlays.text.visible and "red = missed" in viewer.canvas.overlays.text.text
     w.side_by_side.value = True
-    assert "left: dense   |   right: network-wide CR20" in viewer.text_overlay.text
+    assert "left: dense   |   right: network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}
     keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
     assert not w.side_by_side.value and not viewer.canvas.grid.enabled
     w.scheme.value = "dense"
     keys["Ctrl+Shift+R"](viewer)  # the run shortcut
     _wait(qtbot, w)
-    assert w.result.pruned is None and not viewer.text_overlay.visible  # nothing to explain
+    assert w.result.pruned is None and not viewer.canvas.overlays.text.visible  # nothing to explain
+
+
+def test_closing_the_viewer_removes_the_scratch_stores(qtbot, viewer_widget, monkeypatch):
+    from napari_prunuclei.napari import _compute
+
+    viewer, w = viewer_widget
+    w.tiling = Tiling(tile=256, halo=64, whole_max_pixels=200 * 200)
+    monkeypatch.setattr(_compute, "ZARR_PIXELS", 100 * 100)
+    _run(qtbot, w)
+    scratch = w.scratch.root
+    assert scratch is not None and scratch.exists()
+    viewer.layers.clear()  # what napari's Viewer.close() does first
+    assert not scratch.exists() and w.result is None

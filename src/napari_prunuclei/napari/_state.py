@@ -209,7 +209,7 @@ class ComparisonState:
         return "\n".join(lines)
 
     def _legend(self) -> None:
-        overlay = self.viewer.text_overlay
+        overlay = self.viewer.canvas.overlays.text
         text = self.legend_text()
         if text:
             if self._overlay_before is None:

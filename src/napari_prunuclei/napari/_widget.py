@@ -133,9 +133,8 @@ class PruneCompareWidget(Container):
         self.sweep_rows: list[compute.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
         self.scratch = compute.Scratch()
-        scratch = self.scratch
-        weakref.finalize(self, scratch.cleanup)  # also at interpreter exit
-        self.native.destroyed.connect(lambda *_: scratch.cleanup())
+        weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
+        viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
         self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, action(self), overwrite=True)
@@ -385,7 +384,7 @@ class PruneCompareWidget(Container):
         from qtpy.QtCore import QTimer
 
         if self._params_timer is None:
-            self._params_timer = QTimer()
+            self._params_timer = QTimer(self.native)  # owned by the dock: destroyed with it, before Qt ends
             self._params_timer.setSingleShot(True)
             self._params_timer.setInterval(DEBOUNCE_MS)
             self._params_timer.timeout.connect(self._rerun_watershed)
@@ -438,6 +437,12 @@ class PruneCompareWidget(Container):
         """Side by side on or off: the dense cell's views are added or removed, the grid set."""
         if not self._showing:
             self.state.set_side_by_side(bool(self.side_by_side.value))
+
+    def _on_layer_removed(self, *_) -> None:
+        """The viewer is empty (closed, or every layer deleted): nothing shows this run any more, so its
+        scratch stores go (a Qt ``destroyed`` hook crashed the interpreter at exit)."""
+        if len(self.viewer.layers) == 0 and (self.state.result is not None or self.scratch.root is not None):
+            self.clear()
 
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""
@@ -498,3 +503,4 @@ class PruneCompareWidget(Container):
             show_info(self.status.value)
 
         return self._start(job, done, f"exporting to {path.name}...")
+
