@@ -111,10 +111,10 @@ def main() -> None:
     }
     for view, roles in views.items():
         for role, layer in owned.items():
-            layer.visible = role in roles or role == ("view", "image")
+            layer.visible = role in roles or role in (("view", "dense image"), ("view", "pruned image"))
         for layer in viewer.layers:
             if layer not in owned.values():
-                layer.visible = layer.name == name
+                layer.visible = False  # the image's views stand in for it in the two cells
         viewer.reset_view()
         viewer.screenshot(f"{stem}_{view}.png", canvas_only=True)
     for role, layer in owned.items():

@@ -400,7 +400,7 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
 def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     viewer, w = viewer_widget
     _run(qtbot, w)
-    assert viewer.canvas.overlays.text.visible and "red = missed" in viewer.canvas.overlays.text.text
+    assert viewer.canvas.overlays.text.visible and "red: missed" in viewer.canvas.overlays.text.text
     w.side_by_side.value = True
     assert "left: dense   |   right: network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}

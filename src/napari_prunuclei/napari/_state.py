@@ -204,8 +204,7 @@ class ComparisonState:
         if self._side_by_side_on():
             lines.append(f"left: dense   |   right: {r.pruned.info.model}")
         if ("pruned", "disagreement") in self.owned():
-            lines.append("disagreement with dense: red = missed by the pruned model, blue = extra in it, "
-                         "yellow = split/merged")
+            lines.append("red: missed by pruned  ·  blue: extra in pruned  ·  yellow: split/merged")
         return "\n".join(lines)
 
     def _legend(self) -> None:

@@ -130,6 +130,7 @@ class PruneCompareWidget(Container):
 
         self.charts = ChartsCanvas()
         self.native.layout().addWidget(self.charts)
+        self.native.setMinimumWidth(480)  # the numbers and the accuracy note stay readable
         self.sweep_rows: list[compute.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
         self.scratch = compute.Scratch()
