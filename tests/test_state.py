@@ -1,0 +1,71 @@
+"""The comparison state without Qt: napari's ViewerModel, results from the widget's own job."""
+
+import numpy as np
+import pytest
+from napari.components import ViewerModel
+
+from napari_prunuclei.napari._compute import CompareRequest, run
+from napari_prunuclei.napari._state import ComparisonState
+from napari_prunuclei.pipeline import SegmentRequest
+from napari_prunuclei.progress import drive
+from napari_prunuclei.synthetic import synthetic_tissue
+
+
+@pytest.fixture(scope="module")
+def results():
+    rgb, _ = synthetic_tissue(160, seed=2)
+    out = {}
+    for key, req in {"cr20": CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu")),
+                     "cr4": CompareRequest("img", SegmentRequest("layerwise", 4, device="cpu")),
+                     "dense": CompareRequest("img", SegmentRequest(device="cpu")),
+                     "alone": CompareRequest("img", SegmentRequest("networkwide", 8, device="cpu"),
+                                             compare_dense=False)}.items():
+        out[key] = drive(run(rgb, req))
+    return rgb, out
+
+
+def test_any_sequence_leaves_exactly_the_current_runs_layers(results):
+    rgb, r = results
+    viewer = ViewerModel()
+    image = viewer.add_image(rgb, name="img", rgb=True)
+    truth = viewer.add_labels(np.zeros(rgb.shape[:2], np.int32), name="truth")
+    state = ComparisonState(viewer)
+
+    def roles():
+        return set(state.owned())
+
+    maps = {(m, o) for m in ("dense", "pruned") for o in ("semantic", "distance", "instances")}
+    state.apply(r["cr20"])
+    assert roles() == maps | {("pruned", "disagreement")} and len(viewer.layers) == 9
+    first = state.owned()[("dense", "instances")]
+    state.apply(r["cr4"])  # the same roles: updated in place, renamed
+    assert state.owned()[("dense", "instances")] is first
+    assert any("layer-wise CR4" in layer.name for layer in viewer.layers)
+    assert not any("CR20" in layer.name for layer in viewer.layers)
+    state.apply(r["cr4"], side_by_side=True)
+    assert {("view", "dense image"), ("view", "pruned image"), ("view", "disagreement")} <= roles()
+    assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == -5 and not image.visible
+    layers = list(viewer.layers)
+    cells = {role: viewer.canvas.grid.position(layers.index(lay), layers) for role, lay in state.owned().items()
+             if lay.visible}
+    assert cells[("dense", "instances")] == (0, 0) and cells[("pruned", "instances")] == (0, 1)
+    state.apply(r["dense"])  # dense only: no pruned layers, no views, the grid and the image given back
+    assert roles() == {("dense", o) for o in ("semantic", "distance", "instances")}
+    assert not viewer.canvas.grid.enabled and image.visible
+    state.apply(r["alone"])  # a pruned model without dense
+    assert roles() == {("pruned", o) for o in ("semantic", "distance", "instances")}
+    state.clear()
+    assert list(viewer.layers) == [image, truth]  # nothing the plugin made, the user's layers kept
+
+
+def test_a_layer_the_user_deleted_comes_back_and_the_users_visibility_is_kept(results):
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True)
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"])
+    viewer.layers.remove(state.layers[("pruned", "instances")])
+    state.owned()[("dense", "semantic")].visible = True
+    state.apply(r["cr20"], side_by_side=True)  # roles change: the layers are made anew, in order
+    assert ("pruned", "instances") in state.owned()
+    assert state.owned()[("dense", "semantic")].visible
