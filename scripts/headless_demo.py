@@ -57,7 +57,7 @@ def main() -> None:
     axes[2].imshow(rgb)
     from matplotlib.colors import to_rgba
 
-    colours = np.array([to_rgba(DISAGREEMENT_COLORS[k], 0 if k == 0 else 0.8) for k in range(4)])
+    colours = np.array([(0, 0, 0, 0)] + [to_rgba(DISAGREEMENT_COLORS[k], 0.8) for k in (1, 2, 3)])
     axes[2].imshow(colours[result.disagreement])
     axes[2].set_title(f"vs dense: AJI {agree.aji:.3f}, PQ {agree.pq:.3f}\n"
                       f"missed {counts['missed']} (red) extra {counts['extra']} (blue) "
