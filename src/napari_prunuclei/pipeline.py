@@ -418,9 +418,3 @@ def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
     seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
     info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels))
     return replace(seg, labels=labels, info=info)
-
-
-def segment_request(image, request: SegmentRequest, **kwargs) -> Segmentation:
-    """:func:`segment` with the model, thresholds, device and tiling of a :class:`SegmentRequest`."""
-    return segment(image, request.pair(), request.params, device=request.device, precision=request.precision,
-                   tiling=request.tiling, post_workers=request.post_workers, **kwargs)
