@@ -223,9 +223,11 @@ def _cmd_ship(a: argparse.Namespace) -> int:
 
 
 def _add_prune(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prune", help="prune a dense branch and fine-tune it with the mask fixed")
+    p = sub.add_parser("prune", help="prune a dense branch and fine-tune it (unstructured: mask fixed; "
+                                     "channel-*: a smaller network)")
     p.add_argument("--branch", choices=["semantic", "distance"], required=True)
-    p.add_argument("--scheme", choices=["layerwise", "networkwide"], required=True)
+    p.add_argument("--scheme", choices=["layerwise", "networkwide", "channel-layerwise", "channel-networkwide"],
+                   required=True)
     p.add_argument("--cr", type=float, nargs="+", required=True,
                    help="compression ratio(s); several are pruned gradually, in ascending order, in one run")
     p.add_argument("--data", type=Path, required=True)
@@ -240,11 +242,42 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
                    help="continue from this pruned (sparse) branch file instead of the dense weights")
     p.add_argument("--distill", type=float, default=0.0,
                    help="weight of distillation from the dense branch's outputs (0: off)")
+    p.add_argument("--multiple", type=int, default=None,
+                   help="channel schemes: channel counts are multiples of this (default 8)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="channel schemes: training precision (auto: bf16 where the device has it natively)")
     p.add_argument("--register", action="store_true", help="copy the results into the package zoo")
     p.set_defaults(func=_cmd_prune)
 
 
+def _cmd_prune_channels(a: argparse.Namespace) -> int:
+    from .channel_finetune import channel_ladder
+    from .devices import resolve_device
+    from .inference import resolve_precision
+    from .models.zoo import load_model
+    from .structured import DEFAULT_MULTIPLE
+
+    if a.start is not None:
+        raise SystemExit("--start is for the unstructured schemes; a channel ladder always starts from dense")
+    out = a.out or Path("runs") / "prune" / f"{a.branch}-{a.scheme}"
+    precision = resolve_precision(a.precision, resolve_device(a.device))
+    files = channel_ladder(load_model(a.branch), a.branch, a.scheme, a.cr, a.data, out,
+                           steps=a.finetune_steps, lr=a.lr, distill=a.distill, batch=a.batch,
+                           multiple=a.multiple or DEFAULT_MULTIPLE, device=a.device, threads=a.threads,
+                           precision=precision)
+    for f in files:
+        print(f"pruned: {f}")
+    if a.register:
+        from .release import ship_channel
+
+        for f in files:
+            print(f"registered: {ship_channel(f)['id']}")
+    return 0
+
+
 def _cmd_prune(a: argparse.Namespace) -> int:
+    if a.scheme.startswith("channel-"):
+        return _cmd_prune_channels(a)
     from .finetune import gradual_prune
     from .models.zoo import load_model
 
