@@ -215,7 +215,7 @@ def channel_prune(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_M
     work = copy.deepcopy(model).cpu().float().eval()
     layers = conv_layers(work)
     drop = []
-    for (conv, _), m, keep in zip(layers, mags, plan.channels):
+    for m, keep in zip(mags, plan.channels):
         order = np.argsort(-m, kind="stable")
         drop.append(sorted(int(i) for i in order[keep:]))
     side = 4 * model.config.min_multiple
