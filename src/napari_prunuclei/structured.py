@@ -46,6 +46,7 @@ __all__ = [
     "prunable_count",
     "plan_channels",
     "channel_prune",
+    "cut_channels",
     "macs",
 ]
 
@@ -208,28 +209,42 @@ def channel_prune(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_M
     ``model`` is not modified. The result is a plain :class:`UNet` whose config records the
     channel counts, so it saves and loads like any branch file.
     """
+    plan = plan_channels(model, scheme, cr, multiple, dense_config)
+    keep = [sorted(int(i) for i in np.argsort(-m, kind="stable")[:k])
+            for m, k in zip(filter_magnitudes(model), plan.channels)]
+    return cut_channels(model, keep), plan
+
+
+def cut_channels(model: UNet, keep: list[list[int]]) -> UNet:
+    """A copy of ``model`` keeping, per entry of the channel configuration, the output channels ``keep[i]``.
+
+    torch-pruning's dependency graph removes each dropped channel everywhere it goes
+    (BatchNorm, the next convolution's inputs, the skip concatenation, the transposed
+    convolution); the result must load strictly into a U-Net built from the new counts.
+    """
     import torch_pruning as tp
 
-    plan = plan_channels(model, scheme, cr, multiple, dense_config)
-    mags = filter_magnitudes(model)
     work = copy.deepcopy(model).cpu().float().eval()
-    layers = conv_layers(work)
-    drop = []
-    for m, keep in zip(mags, plan.channels):
-        order = np.argsort(-m, kind="stable")
-        drop.append(sorted(int(i) for i in order[keep:]))
+    layers = [conv for conv, _ in conv_layers(work)]
+    if len(keep) != len(layers):
+        raise ValueError(f"keep needs {len(layers)} index lists, got {len(keep)}")
     side = 4 * model.config.min_multiple
-    for idx, (conv, drop_idx) in enumerate(zip([c for c, _ in layers], drop)):
-        if not drop_idx:
+    # one graph: torch-pruning keeps the concatenations' offsets current as channels go
+    # (tests/test_structured.py cuts silent channels everywhere and checks the output is unchanged)
+    graph = tp.DependencyGraph().build_dependency(work, example_inputs=torch.zeros(1, 3, side, side))
+    for idx, (conv, kept) in enumerate(zip(layers, keep)):
+        n = conv.out_channels
+        if not kept or min(kept) < 0 or max(kept) >= n:
+            raise ValueError(f"layer {idx}: channels to keep must be in 0..{n - 1}, got {kept[:5]}...")
+        drop = sorted(set(range(n)) - {int(i) for i in kept})
+        if not drop:
             continue
-        # rebuilt per layer: the concatenations' offsets change as channels go
-        graph = tp.DependencyGraph().build_dependency(work, example_inputs=torch.zeros(1, 3, side, side))
         pruner = graph.get_pruner_of_module(conv)
-        group = graph.get_pruning_group(conv, pruner.prune_out_channels, idxs=drop_idx)
+        group = graph.get_pruning_group(conv, pruner.prune_out_channels, idxs=drop)
         if not graph.check_pruning_group(group):
             raise RuntimeError(f"torch-pruning refused to prune layer {idx} of the channel configuration")
         group.prune()
-    config = replace(model.config, channels=plan.channels)
+    config = replace(model.config, channels=tuple(len(set(k)) for k in keep))
     out = UNet(config)
     out.load_state_dict(work.state_dict(), strict=True)  # the graph's result must be this architecture
-    return out.eval(), plan
+    return out.eval()
