@@ -27,7 +27,8 @@ import torch
 from napari_prunuclei.constants import CHANNEL_SCHEMES
 from napari_prunuclei.machine import cpu_name
 from napari_prunuclei.models.zoo import registry
-from napari_prunuclei.pipeline import load_pair, segment
+from napari_prunuclei.pipeline import load_pair
+from napari_prunuclei.timing import time_segment
 
 
 def tile(data: Path | None) -> np.ndarray:
@@ -50,25 +51,6 @@ def zoo_channel_pairs() -> list[tuple[str, float]]:
 def parse_pair(text: str) -> tuple[str, float]:
     scheme, _, cr = text.rpartition(":")
     return scheme, float(cr)
-
-
-def time_e2e(pairs: dict, rgb: np.ndarray, device: str, precision: str, repeat: int) -> dict:
-    """Per label: median branches, watershed and total seconds of ``segment`` (interleaved rounds)."""
-    runs: dict[str, list] = {k: [] for k in pairs}
-    for pair in pairs.values():  # warm-up
-        segment(rgb, pair, device=device, precision=precision)
-    for _ in range(repeat):
-        for label, pair in pairs.items():
-            t = time.perf_counter()
-            r = segment(rgb, pair, device=device, precision=precision)
-            runs[label].append((r.info.seconds["semantic"] + r.info.seconds["distance"],
-                                r.info.seconds["watershed"], time.perf_counter() - t, r.n_nuclei))
-    out = {}
-    for label, rs in runs.items():
-        out[label] = {"branches_s": statistics.median(r[0] for r in rs),
-                      "watershed_s": statistics.median(r[1] for r in rs),
-                      "total_s": statistics.median(r[2] for r in rs), "n_nuclei": rs[-1][3]}
-    return out
 
 
 @torch.inference_mode()
@@ -119,7 +101,7 @@ def main(argv=None) -> int:
         info[label] = {"scheme": scheme, "cr": cr, "fine_tuned": pair.spec.fine_tuned,
                        "achieved_cr": zi.get("achieved_cr"), "macs_ratio": zi.get("macs_ratio")}
     rgb = tile(a.data)
-    e2e = time_e2e(pairs, rgb, a.device, a.precision, a.repeat)
+    e2e = time_segment(pairs, rgb, repeat=a.repeat, device=a.device, precision=a.precision)
     nets = time_networks(pairs, a.device, a.batch, max(3, a.repeat)) if a.device.startswith("cuda") else {}
     d = e2e["dense"]
     name = torch.cuda.get_device_name() if a.device.startswith("cuda") else cpu_name()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .constants import DEFAULT_CRS, HALO, TILE
+from .constants import CHANNEL_SCHEMES, DEFAULT_CRS, HALO, PRUNED_SCHEMES, TILE, UNSTRUCTURED_SCHEMES
 
 __all__ = ["main"]
 
@@ -354,7 +354,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
     p.add_argument("--report", type=Path, default=Path("docs") / "pruning.md")
     p.add_argument("--cr", type=float, nargs="+", default=list(DEFAULT_CRS))
+    p.add_argument("--schemes", nargs="+", default=list(UNSTRUCTURED_SCHEMES), choices=list(PRUNED_SCHEMES))
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
+    p.add_argument("--include", type=Path, default=None,
+                   help="sweep.json of an earlier sweep: its rows are shown beside (and timed with --time)")
+    p.add_argument("--time", action="store_true",
+                   help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
+    p.add_argument("--time-repeat", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
     p.add_argument("--device", default="cpu")
@@ -375,14 +381,31 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     from .pipeline import load_pair
     from .progress import tqdm_callback
     from .pruning_report import write_report
-    from .release import finetune_note, finetune_protocols, registry_watersheds, update_registry_metrics
+    from .release import (
+        channel_finetune_note,
+        finetune_note,
+        finetune_protocols,
+        registry_watersheds,
+        update_registry_metrics,
+    )
     from .sweep import run_sweep, sparsity_rows, write_outputs
 
     with tqdm(desc="sweep", unit="model") as bar:
-        rows = run_sweep(a.data, crs=tuple(a.cr), variants=tuple(a.variants), datasets=tuple(a.datasets),
-                         device=a.device, precision=a.precision, limit=a.limit, progress=tqdm_callback(bar),
-                         workers=a.workers)
-    files = write_outputs(rows, a.out, sparsity_rows())
+        rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
+                         datasets=tuple(a.datasets), device=a.device, precision=a.precision, limit=a.limit,
+                         progress=tqdm_callback(bar), workers=a.workers)
+    rows = [r.as_dict() for r in rows]
+    if a.include is not None:
+        import json
+
+        have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
+        rows += [r for r in json.loads(a.include.read_text())
+                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets]
+    if a.time:
+        from .sweep import add_times
+
+        rows = add_times(rows, a.data, repeat=a.time_repeat, device=a.device, precision=a.precision)
+    files = write_outputs(rows, a.out, None if set(a.schemes) <= set(CHANNEL_SCHEMES) else sparsity_rows())
     protocols = finetune_protocols()
     import torch
 
@@ -390,9 +413,16 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             "precision": f"{a.precision} ({resolve_precision(a.precision, torch.device(a.device))} here)",
             "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
             "protocols": protocols, "watershed_models": registry_watersheds()}
-    files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
+    command = "prunuclei sweep " + " ".join(sys.argv[2:])
+    if set(a.schemes) & set(CHANNEL_SCHEMES):
+        from .channel_report import write_channel_report
+
+        meta["finetune"] = channel_finetune_note()
+        files.append(write_channel_report(rows, a.report, command, meta))
+    else:
+        files.append(write_report(rows, a.report, command, meta))
     if a.update_registry:
-        update_registry_metrics([r.as_dict() for r in rows])
+        update_registry_metrics(rows)
     for f in files:
         print(f"wrote {f}")
     return 0

@@ -99,6 +99,21 @@ def ship_channel(path: Path, metrics: dict | None = None) -> dict:
     return entry
 
 
+def channel_finetune_note() -> str:
+    """How the zoo's channel-pruned files were fine-tuned, read from the files themselves."""
+    texts = set()
+    for e in registry()["models"]:
+        if e.get("format") != "channels":
+            continue
+        m = read_metadata(WEIGHTS_DIR / e["file"])
+        cfg = json.loads(m.get("train_config", "{}"))
+        texts.add(f"gradual ladder; at each CR: cut to multiples of {json.loads(m.get('multiple', '8'))}, "
+                  f"BatchNorm re-estimated, {json.loads(m['finetune_steps'])} Adam steps of batch "
+                  f"{cfg.get('batch', '?')} x {cfg.get('crop', '?')}² crops (lr {json.loads(m['lr']):g} cosine), "
+                  f"distillation weight {json.loads(m['distill']):g} ({m.get('distill_target', 'dense outputs')})")
+    return " / ".join(sorted(texts)) or "no channel-pruned models in the zoo"
+
+
 def registry_watersheds() -> dict:
     """The zoo's per-pair watershed thresholds (``{"scheme-crN": params}``)."""
     return registry().get("watershed_models", {})

@@ -118,17 +118,21 @@ def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: 
     if scheme.startswith("channel-"):
         from ..structured import channel_prune
 
+        from ..structured import macs
+
         model, plan = channel_prune(dense, scheme, cr)
-        note = (f"one-shot channel pruning of the dense weights at load time (not fine-tuned; "
-                f"achieved CR {plan.achieved_cr:.2f})")
+        note = (f"one-shot channel pruning of the dense weights at load time (not fine-tuned, BatchNorm not "
+                f"re-estimated: expect a collapse; achieved CR {plan.achieved_cr:.2f})")
+        extra = {"achieved_cr": plan.achieved_cr, "macs_ratio": macs(dense.config) / macs(model.config)}
     else:
         from ..pruning import prune
 
         model, _ = prune(dense, scheme, cr)
         note = "one-shot magnitude pruning of the dense weights at load time (not fine-tuned)"
+        extra = {}
     model.zoo_info = {
         "id": f"{branch}-{scheme}-cr{cr:g}-oneshot", "branch": branch, "scheme": scheme, "cr": cr,
-        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None, "note": note,
+        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None, "note": note, **extra,
     }
     return model
 
