@@ -116,9 +116,7 @@ def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: 
         raise WeightsError(f"no dense {branch} model in the registry {_registry_path(wd)}")
     dense = _cached(branch, "dense", 1.0, True, weights_dir)
     if scheme.startswith("channel-"):
-        from ..structured import channel_prune
-
-        from ..structured import macs
+        from ..structured import channel_prune, macs
 
         model, plan = channel_prune(dense, scheme, cr)
         note = (f"one-shot channel pruning of the dense weights at load time (not fine-tuned, BatchNorm not "
