@@ -99,14 +99,18 @@ class ModelPair:
         if cache is None:
             from .models.zoo import model_info
             from .pruning import prunable_parameters
+            from .structured import prunable_count
 
             cache = {}
             for branch, model in (("semantic", self.semantic), ("distance", self.distance)):
                 params = prunable_parameters(model)
                 total = sum(p.numel() for p in params.values())
                 nonzero = sum(int((p != 0).sum()) for p in params.values())
+                # a channel-pruned network is smaller: count against the dense network's weights
+                cfg = getattr(model, "config", None)
+                dense_total = prunable_count(replace(cfg, channels=None)) if getattr(cfg, "channels", None) else total
                 cache[branch] = {**model_info(model), "prunable": total, "nonzero": nonzero,
-                                 "sparsity": 1 - nonzero / max(total, 1)}
+                                 "dense_prunable": dense_total, "sparsity": 1 - nonzero / max(dense_total, 1)}
             self.__dict__["_info"] = cache
         return {k: dict(v) for k, v in cache.items()}
 

@@ -250,13 +250,21 @@ def format_numbers(result: ComparisonResult) -> str:
             continue
         i = s.info
         nz = i.semantic["nonzero"] + i.distance["nonzero"]
-        tot = i.semantic["prunable"] + i.distance["prunable"]
+        tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
+               + i.distance.get("dense_prunable", i.distance["prunable"]))
         t = i.seconds
         tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
         ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
         lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
                      f"thresholds {ws}")
+    if result.pruned is not None and result.dense is not None:
+        tp, td = (sum(s.info.seconds[k] for k in ("semantic", "distance", "watershed"))
+                  for s in (result.pruned, result.dense))
+        lines.append(f"speed, this run: {result.pruned.info.model} {tp:.2f} s, dense {td:.2f} s "
+                     f"({td / max(tp, 1e-9):.2f}x faster)" if tp < td else
+                     f"speed, this run: {result.pruned.info.model} {tp:.2f} s, dense {td:.2f} s "
+                     f"({tp / max(td, 1e-9):.2f}x the dense time)")
     if n.tiled:
         lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
