@@ -48,7 +48,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scheme", default="dense", help="dense, layerwise or networkwide")
+    p.add_argument("--scheme", default="dense",
+                   help="dense, layerwise, networkwide (unstructured: sparse, same speed) or channel-layerwise, "
+                        "channel-networkwide (structured: smaller, faster networks)")
     p.add_argument("--cr", type=float, default=1, help="compression ratio (pruned schemes)")
     p.add_argument("--one-shot", action="store_true", help="the not-fine-tuned (one-shot pruned) variant")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -194,10 +196,13 @@ def _cmd_models(a: argparse.Namespace) -> int:
         print(json.dumps(reg, indent=1))
         return 0
     print(f"watershed defaults: {reg.get('watershed')}")
-    print(f"{'branch':<9} {'scheme':<12} {'CR':>5} {'tuned':>6} {'steps':>6}  {'sha256':<14} file")
+    print(f"{'branch':<9} {'scheme':<20} {'CR':>5} {'achieved':>8} {'MACs÷':>6} {'tuned':>6} {'steps':>6}  "
+          f"{'sha256':<14} file")
     for e in reg["models"]:
-        print(f"{e['branch']:<9} {e['scheme']:<12} {e['cr']:>5g} {str(e.get('fine_tuned', True)):>6} "
-              f"{e.get('steps', 0):>6}  {e['sha256'][:12]:<14} {e['file']}")
+        ach = f"{e['achieved_cr']:.2f}" if "achieved_cr" in e else ""
+        macs = f"{e['macs_ratio']:.2f}" if "macs_ratio" in e else ""
+        print(f"{e['branch']:<9} {e['scheme']:<20} {e['cr']:>5g} {ach:>8} {macs:>6} "
+              f"{str(e.get('fine_tuned', True)):>6} {e.get('steps', 0):>6}  {e['sha256'][:12]:<14} {e['file']}")
     return 0
 
 
@@ -226,8 +231,7 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prune", help="prune a dense branch and fine-tune it (unstructured: mask fixed; "
                                      "channel-*: a smaller network)")
     p.add_argument("--branch", choices=["semantic", "distance"], required=True)
-    p.add_argument("--scheme", choices=["layerwise", "networkwide", "channel-layerwise", "channel-networkwide"],
-                   required=True)
+    p.add_argument("--scheme", choices=list(PRUNED_SCHEMES), required=True)
     p.add_argument("--cr", type=float, nargs="+", required=True,
                    help="compression ratio(s); several are pruned gradually, in ascending order, in one run")
     p.add_argument("--data", type=Path, required=True)
@@ -315,7 +319,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune-watershed", help="tune a pruned pair's own watershed thresholds on held-back "
                                               "train images (never test) and record them in the zoo")
     p.add_argument("--data", type=Path, required=True, help="the training data folder (MoNuSeg layout)")
-    p.add_argument("--scheme", choices=["layerwise", "networkwide"], nargs="+", required=True)
+    p.add_argument("--scheme", choices=list(PRUNED_SCHEMES), nargs="+", required=True)
     p.add_argument("--cr", type=float, nargs="+", required=True)
     p.add_argument("--n-val", type=int, default=4)
     p.add_argument("--fg", type=float, nargs="+", default=[0.5, 0.6])
