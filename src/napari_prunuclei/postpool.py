@@ -219,6 +219,9 @@ class PostPool:
     def submit(self, t: Tile, prob: np.ndarray, dist: np.ndarray) -> None:
         """Start post-processing tile ``t``; the caller must take a tile with :meth:`next` first when
         :attr:`full`."""
+        crop = (t.a1 - t.a0, t.b1 - t.b0)
+        if prob.shape != crop or dist.shape != crop:
+            raise ValueError(f"maps of shape {prob.shape}, {dist.shape} for a tile of shape {crop}")
         self._release()
         if self.workers == 0:
             p0, p1, q0, q1 = private_block(t)
