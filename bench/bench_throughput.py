@@ -127,6 +127,31 @@ def post_scaling(maps: list, grid_tiles: list, params, counts: list[int], per_wo
     return rows
 
 
+def post_costs(maps: list, grid_tiles: list, params, repeat: int = 3) -> dict:
+    """In this process: ``watershed_instances`` alone on 1000 x 1000 maps (MP/s of maps, as issue 14's
+    table has it) and the whole per-tile post-processing (``post_tile``: watershed on core + halo, the
+    stitching rule, the seam pixels) in MP/s of tile cores."""
+    from napari_prunuclei.postpool import post_tile
+    from napari_prunuclei.postprocess import watershed_instances
+    from napari_prunuclei.stitch import private_block
+
+    p, d = maps[0]
+    p1k, d1k = np.ascontiguousarray(p[:1000, :1000]), np.ascontiguousarray(d[:1000, :1000])
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        watershed_instances(p1k, d1k, params)
+    ws = repeat * 1.0 / (time.perf_counter() - t0)
+    t0, mp = time.perf_counter(), 0.0
+    for (p, d), t in zip(maps, grid_tiles):
+        r0, r1, c0, c1 = private_block(t)
+        post_tile(p, d, params, t, np.empty((r1 - r0, c1 - c0), np.int32))
+        mp += (t.r1 - t.r0) * (t.c1 - t.c0) / 1e6
+    post = mp / (time.perf_counter() - t0)
+    print(f"  one process: watershed_instances on 1000x1000 maps {ws:.2f} MP/s; per-tile post-processing "
+          f"{post:.2f} MP/s of cores (ratio {post / ws:.2f})", flush=True)
+    return {"watershed_1000_mp_per_s": ws, "post_tile_core_mp_per_s": post, "ratio": post / ws}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="a MoNuSeg-layout folder (else synthetic tiles)")
@@ -229,6 +254,7 @@ def main(argv=None) -> None:
         tiles = full or grid[:1]
         maps = list(zip(probs, dists))
         counts = sorted({1, *[2**i for i in range(1, 8) if 2**i < cores], cores})
+        info["post_costs"] = post_costs(maps, tiles, pair.params)
         info["post_scaling"] = post_scaling(maps, tiles, pair.params, counts, a.scaling_tiles)
     if a.json:
         a.json.write_text(json.dumps(info, indent=1))

@@ -110,6 +110,15 @@ def _post_in_worker(layout: _Layout, slot: int, t: Tile, params: WatershedParams
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
+def _lower_priority() -> None:
+    """Workers yield to the process that feeds the networks: on a CPU the networks are the slow stage and
+    the watershed fills their gaps; on a GPU machine the feeding thread must not wait for a core."""
+    try:
+        os.nice(5)
+    except (AttributeError, OSError):
+        pass
+
+
 @contextmanager
 def _main_hidden():
     """Hide the caller's script from new worker processes: spawn and forkserver children run the
@@ -141,7 +150,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             ctx.set_forkserver_preload([__name__])  # no effect once a server is running
         else:
             ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lower_priority)
         with _main_hidden():  # processes start on submit, one per task while none is idle
             for f in [pool.submit(os.getpid) for _ in range(workers)]:
                 f.result()
