@@ -137,8 +137,11 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
     p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
-    p.add_argument("--post-workers", type=int, default=0,
-                   help="threads running the watershed of finished tiles while the next tiles' branches run")
+    p.add_argument("--post-workers", type=int, default=None,
+                   help="processes running the watershed of finished tiles while the next tiles' branches run "
+                        "(default: one per available core; 0: in the main process)")
+    p.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
     p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
     p.set_defaults(func=_cmd_segment)
 
@@ -164,13 +167,14 @@ def _cmd_segment(a: argparse.Namespace) -> int:
     request = SegmentRequest(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, params=_watershed(a, pair),
                              device=a.device, precision=a.precision,
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
-                             post_workers=a.post_workers)
+                             post_workers=a.post_workers, batch=a.batch, compile=a.compile)
     paths = _image_paths(a.images)
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
                          resume=not a.overwrite, threads=a.threads)
     for info in done.finished:
-        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s) "
-              f"-> {a.out / Path(info['image']).stem}_labels.tif")
+        rate = info.get("throughput", {}).get("mp_per_s")
+        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
+              + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
     for path, why in done.failed:
         print(f"prunuclei segment: {path}: failed, nothing written: {why}", file=sys.stderr)
     if done.failed:
