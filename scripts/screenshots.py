@@ -34,11 +34,13 @@ SEQUENCE = [
 
 def replay(viewer, w, out: Path, stem: str) -> None:
     """Run the seven-run sequence; a window screenshot and the plugin's layers after each run."""
+    from napari_prunuclei.napari._widget import ALONE
+
     for i, (scheme, cr, compare, side, min_size) in enumerate(SEQUENCE, 1):
         w.scheme.value = scheme
         if cr is not None:
             w.cr.value = cr
-        w.compare.value = compare
+        w.reference.value = "dense" if compare else ALONE
         w.side_by_side.value = side
         if min_size is None:
             w.start_run()
@@ -121,7 +123,7 @@ def main() -> None:
         layer.visible = role[1] != "distance"
     viewer.screenshot(f"{stem}_window.png", canvas_only=False)
     print(f"{pruned}: wrote {stem}_{{instances,semantic,disagreement,window}}.png")
-    print(w.numbers.value)
+    print(w.numbers_text)
     viewer.close()
 
 

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.gui
 from napari.layers import Image, Labels  # noqa: E402
 
 from napari_prunuclei.napari._sample import synthetic_sample  # noqa: E402
-from napari_prunuclei.napari._widget import PruneCompareWidget  # noqa: E402
+from napari_prunuclei.napari._widget import ALONE, PruneCompareWidget  # noqa: E402
 from napari_prunuclei.pipeline import Tiling, load_pair, segment  # noqa: E402
 
 IMG = "synthetic H&E"
@@ -68,7 +68,7 @@ def test_run_creates_layers_by_role_with_metadata(qtbot, viewer_widget):
             assert len(meta["semantic"]["sha256"]) == 64
             assert meta["cr"] == (20 if model == "pruned" else 1)
     assert "synthetic H&E · network-wide CR20 · instances" in viewer.layers
-    assert "vs dense: AJI" in w.numbers.value
+    assert "vs dense: AJI" in w.numbers_text
     # the per-layer sparsity chart is drawn for the chosen model
     assert len(w.charts.ax_sparsity.lines) == 2
     assert "network-wide CR20" in w.charts.ax_sparsity.get_title()
@@ -109,15 +109,15 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     _run(qtbot, w)
     assert _roles(w) == {("dense", o) for o in ("semantic", "distance", "instances")}
     assert len(_made(viewer)) == 3 and not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
-    assert w.numbers.value.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
+    assert w.numbers_text.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
     # 5. network-wide CR20 without dense
     w.scheme.value, w.cr.value = "network-wide", "20"
-    w.compare.value = False
+    w.reference.value = ALONE
     _run(qtbot, w)
     assert _roles(w) == {("pruned", o) for o in ("semantic", "distance", "instances")}
     assert len(_made(viewer)) == 3
     # 6. with dense again, side by side still on
-    w.compare.value = True
+    w.reference.value = "dense"
     _run(qtbot, w)
     assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10 and viewer.canvas.grid.enabled
     # 7. a threshold change: only the pruned model's watershed, in a worker; dense keeps its own
@@ -159,7 +159,7 @@ def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
     w.scheme.value = "layer-wise"
     w.cr.value = "other"
     w.cr_other.value = 3
-    w.compare.value = False
+    w.reference.value = ALONE
     _run(qtbot, w)
     meta = viewer.layers["synthetic H&E · layer-wise CR3 one-shot · instances"].metadata["prunuclei"]
     assert meta["fine_tuned"] is False
@@ -213,7 +213,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
-    assert "vs ground truth" in w.numbers.value
+    assert "vs ground truth" in w.numbers_text
     w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
     w.side_by_side.value = True
     # napari grid mode, one camera: dense (on a view of the image) left, pruned (on another view) right
@@ -309,7 +309,7 @@ def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, mon
     assert w.status.value.startswith("done"), w.status.value
     assert w.progress.max == 32 and w.progress.value == 32  # tiles done/total, pruned and dense
     assert _roles(w) == {("pruned", "instances"), ("dense", "instances")}  # slides keep no maps
-    assert "over 16 tiles" in w.numbers.value
+    assert "over 16 tiles" in w.numbers_text
     scratch = w.scratch.root
     assert scratch is not None and len(list(scratch.iterdir())) == 2
     w.truth.value = viewer.layers[GT]  # no exception: counts only on a slide
@@ -382,7 +382,7 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     assert {"area", "centroid_y", "eccentricity", "mean_hematoxylin"} <= set(feats.columns)
     assert sorted(feats["index"]) == list(range(1, w.result.pruned.n_nuclei + 1))
     dis = w.state.owned()[("pruned", "disagreement")]
-    assert list(dis.features["disagreement"])[1] == "missed by the pruned model"
+    assert list(dis.features["disagreement"])[1] == "missed by network-wide CR20 (found by dense)"
     # no nucleus is painted in a disagreement colour (red, blue, yellow)
     from napari.utils.colormaps.standardize_color import transform_color
 
@@ -402,7 +402,7 @@ def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     _run(qtbot, w)
     assert viewer.canvas.overlays.text.visible and "red: missed" in viewer.canvas.overlays.text.text
     w.side_by_side.value = True
-    assert "left: dense   |   right: network-wide CR20" in viewer.canvas.overlays.text.text
+    assert "left: dense  |  right: network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}
     keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
     assert not w.side_by_side.value and not viewer.canvas.grid.enabled
