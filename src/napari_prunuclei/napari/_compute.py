@@ -394,7 +394,8 @@ def run_provenance(result: ComparisonResult) -> dict:
     out: dict = {}
     if result.request.region is not None:
         out["region"] = {"rows": list(result.request.region[:2]), "columns": list(result.request.region[2:]),
-                         "note": "coordinates are relative to the region's top-left corner"}
+                         "note": "CSV centroids and GeoJSON coordinates are in the image's frame; a label "
+                                 "image holds the region only"}
     out["pixel_size_um"] = result.request.pixel_size
     if result.dense is not None and result.pruned is not None:
         out["reference"] = result.dense.info.model

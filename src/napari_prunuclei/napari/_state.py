@@ -92,10 +92,13 @@ class ComparisonState:
             return {}
         image = r.request.image_name
         out: dict[Role, LayerSpec] = {}
+        both = r.dense is not None and r.pruned is not None
         for model, seg in (("dense", r.dense), ("pruned", r.pruned)):
             if seg is None:
                 continue
-            base = f"{image} · {seg.info.model}"
+            # the model first and the output last: napari shortens names in the middle, so two layers'
+            # names stay distinct in the layer list (the image is in the metadata)
+            base = (f"{'A' if model == 'pruned' else 'B'} · " if both else "") + seg.info.model
             meta = layer_metadata(seg, image)
             if not seg.tiled:
                 maps = {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6, "blending": "additive"}
@@ -109,7 +112,7 @@ class ComparisonState:
             out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data,
                                                   {"opacity": 0.5, "features": feats}, meta)
         if r.disagreement is not None:
-            name = f"{image} · {r.pruned.info.model} · disagreement with {r.dense.info.model}"
+            name = f"A · {r.pruned.info.model} · disagreement with B"
             out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
                                                         {"opacity": 0.8, "features": disagreement_features(r)},
                                                         disagreement_metadata(r))
@@ -119,12 +122,13 @@ class ComparisonState:
                 spec.kwargs["translate"] = offset
         if self._side_by_side_on():
             src = self.image_layer()
-            for model in ("dense", "pruned"):
-                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · ({model} view)", src.data,
+            for model, cell in (("dense", "left"), ("pruned", "right")):
+                seg = r.dense if model == "dense" else r.pruned
+                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · {cell}: {seg.info.model}", src.data,
                                                             {"rgb": src.rgb, "multiscale": src.multiscale}, {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
-                out[("view", "disagreement")] = LayerSpec(Labels, f"{d.name} (dense view)", d.data, d.kwargs,
+                out[("view", "disagreement")] = LayerSpec(Labels, "disagreement (left cell)", d.data, d.kwargs,
                                                           d.metadata)
         return {role: out[role] for role in ORDER if role in out}
 

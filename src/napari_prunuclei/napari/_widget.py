@@ -28,7 +28,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS, WHOLE_MAX_PIXELS
+from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS
 from ..devices import available_devices
 from ..io import ImageError, as_rgb_uint8, check_lazy_rgb
 from ..pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
@@ -347,8 +347,10 @@ class PruneCompareWidget(Container):
         if r1 - r0 < 32 or c1 - c0 < 32:
             raise ImageError("the visible region holds (almost) none of the image: pan to it, or untick "
                              "'visible region only'")
-        if (r1 - r0) * (c1 - c0) > WHOLE_MAX_PIXELS:
-            raise ImageError(f"the visible region is {c1 - c0} x {r1 - r0} px: zoom in to at most 2048 x 2048 px "
+        limit = self.tiling.whole_max_pixels  # the region runs whole: maps, disagreement, thresholds
+        if (r1 - r0) * (c1 - c0) > limit:
+            side = int(limit**0.5)
+            raise ImageError(f"the visible region is {c1 - c0} x {r1 - r0} px: zoom in to at most {side} x {side} px "
                              "(or untick 'visible region only')")
         return r0, r1, c0, c1
 
@@ -672,7 +674,8 @@ class PruneCompareWidget(Container):
             self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
             return None
         job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
-                          overwrite=bool(self.overwrite.value))
+                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
+                          offset=r.request.offset)
 
         def done(out) -> None:
             if out is None:
