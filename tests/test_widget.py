@@ -249,7 +249,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert "# model: network-wide CR20" in text and "# image: synthetic H&E" in text  # provenance
     assert w.export() is None and "exists" in w.status.value  # no silent overwrite
     w.overwrite.value = True
-    w.export_what.value = "dense"
+    w.export_what.value = "model B (reference)"
     assert w.export() is not None
     _wait(qtbot, w)
     assert "# model: dense" in (tmp_path / "out.csv").read_text()
@@ -259,7 +259,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     _wait(qtbot, w)
     doc = json.loads((tmp_path / "dis.geojson").read_text())
     assert doc["properties"]["counts"] == w.result.numbers.disagreement
-    w.export_what.value = "chosen model"
+    w.export_what.value = "model A (chosen)"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
     assert "nothing written" in w.status.value

@@ -54,7 +54,7 @@ SHORTCUTS = {
     "Control-Shift-G": lambda w: lambda viewer: setattr(w.side_by_side, "value", not w.side_by_side.value),
 }
 #: what the Export button can write
-EXPORT_WHAT = ("chosen model", "dense", "disagreement")
+EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
 #: a threshold edit waits this long for the next one before the watershed re-runs
 DEBOUNCE_MS = 300
 TOOLTIPS = {
@@ -88,7 +88,7 @@ TOOLTIPS = {
                     "(Ctrl+Shift+G).",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_what": "Which result to export: the chosen model's nuclei, dense's, or the disagreement map.",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
@@ -130,7 +130,7 @@ class PruneCompareWidget(Container):
         self.numbers.read_only = True
         self.numbers_text = ""
         self.sweep_btn = PushButton(text="CR sweep on this image (all zoo models)")
-        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value="chosen model", label="export")
+        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
         self.overwrite = CheckBox(value=False, text="overwrite an existing file")
@@ -641,16 +641,19 @@ class PruneCompareWidget(Container):
         what = self.export_what.value
         if what == "disagreement":
             if r.disagreement is None:
-                self._error("no disagreement map: run a pruned model with 'compare with dense' on an image "
-                            "up to 2048 x 2048")
+                self._error("no disagreement map: run with a model B ('compare with') on an image up to "
+                            "2048 x 2048, or on the visible region of a slide")
                 return None
             labels, prov = r.disagreement, {**compute.disagreement_metadata(r)["prunuclei"],
                                             "models": [s.info.model for s in (r.dense, r.pruned)]}
             n = sum(r.numbers.disagreement.values())
         else:
-            seg = r.dense if what == "dense" else r.chosen
+            if what == EXPORT_WHAT[1]:  # B exists only beside A
+                seg = r.dense if r.pruned is not None else None
+            else:
+                seg = r.chosen
             if seg is None:
-                self._error("no dense run: tick 'compare with dense' and press Run")
+                self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
                 return None
             labels, prov, n = seg.labels, compute.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
         path = Path(self.export_path.value)
