@@ -66,7 +66,7 @@ def main() -> None:
     from napari_prunuclei.machine import cpu_name
     from napari_prunuclei.napari._reader import read_he
     from napari_prunuclei.napari._sample import synthetic_sample
-    from napari_prunuclei.napari._widget import PruneCompareWidget
+    from napari_prunuclei.napari._widget import ALONE, PruneCompareWidget
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)
@@ -88,7 +88,7 @@ def main() -> None:
         w = PruneCompareWidget(viewer)
         viewer.window.add_dock_widget(w)
         w.image.value = layer
-        w.compare.value = a.compare
+        w.reference.value = "dense" if a.compare else ALONE
         report["slide"] = {"path": str(a.slide), "shape": list(layer.data[0].shape if layer.multiscale
                                                                else layer.data.shape)}
         report["run (tiled, zarr labels)"] = meter.measure(w.start_run, w)

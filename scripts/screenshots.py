@@ -34,11 +34,13 @@ SEQUENCE = [
 
 def replay(viewer, w, out: Path, stem: str) -> None:
     """Run the seven-run sequence; a window screenshot and the plugin's layers after each run."""
+    from napari_prunuclei.napari._widget import ALONE
+
     for i, (scheme, cr, compare, side, min_size) in enumerate(SEQUENCE, 1):
         w.scheme.value = scheme
         if cr is not None:
             w.cr.value = cr
-        w.compare.value = compare
+        w.reference.value = "dense" if compare else ALONE
         w.side_by_side.value = side
         if min_size is None:
             w.start_run()
@@ -48,6 +50,55 @@ def replay(viewer, w, out: Path, stem: str) -> None:
         viewer.screenshot(str(out / f"{stem}_sequence_{i}.png"), canvas_only=False)
         names = sorted(layer.name for layer in w.state.owned().values())
         print(f"run {i} ({scheme} {cr or ''} compare={compare} side={side}): {w.status.value}; layers: {names}")
+
+
+def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
+    """A pathologist's session: the default comparison, side by side, the paper's question (layer-wise
+    against network-wide at one CR), a threshold edit, the CR sweep, the model and export tabs, a report.
+    One window screenshot per step (``{stem}_workflow_N_step.png``)."""
+    from qtpy.QtWidgets import QApplication
+
+    def shot(i: int, name: str, tab: str | None = None) -> None:
+        if tab is not None:
+            w.tabs.setCurrentIndex(list(w.pages).index(tab))
+        for _ in range(5):
+            QApplication.processEvents()
+        viewer.screenshot(str(out / f"{stem}_workflow_{i}_{name}.png"), canvas_only=False)
+        print(f"{i} {name}: {w.status.value}")
+
+    shot(0, "start", "Model")
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    w.start_run()
+    _wait(viewer, w)
+    shot(1, "nw20_vs_dense")
+    w.side_by_side.value = True
+    _wait(viewer, w)
+    shot(2, "side_by_side")
+    w.reference.value = "layer-wise CR20"
+    w.start_run()
+    _wait(viewer, w)
+    shot(3, "nw20_vs_lw20")
+    w.min_size.value = 40
+    _wait(viewer, w)
+    shot(4, "threshold_edit")
+    w.tabs.setCurrentIndex(list(w.pages).index("Model"))
+    w.scheme.value, w.cr.value = "layer-wise", "100"  # a pair the zoo knows collapses: flagged before the run
+    shot(5, "collapsed_pair_flagged", "Model")
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    layer, truth = w.image.value, w.truth.value
+    full = layer.data
+    if max(full.shape[:2]) > crop_sweep:  # the sweep runs 21 models: on a crop, to keep this script short
+        w.truth.value = None
+        layer.data = full[:crop_sweep, :crop_sweep]
+    w.start_sweep()
+    _wait(viewer, w)
+    layer.data = full
+    w.truth.value = truth
+    shot(6, "sweep", "Charts")
+    w.report_path.value = out / f"{stem}_report"
+    w.write_report()
+    shot(7, "report", "Export")
+    print(w.numbers_text)
 
 
 def main() -> None:
@@ -61,6 +112,8 @@ def main() -> None:
     ap.add_argument("--size", default="1600x1000", help="window size WxH (e.g. 1366x768, 1920x1080)")
     ap.add_argument("--sequence", action="store_true",
                     help="replay the widget test's seven mixed runs, one window screenshot after each")
+    ap.add_argument("--workflow", action="store_true",
+                    help="a pathologist's session (A vs dense, side by side, A vs B, thresholds, sweep, report)")
     a = ap.parse_args()
 
     import napari
@@ -92,8 +145,8 @@ def main() -> None:
     if truth is not None:
         w.truth.value = viewer.layers[f"{name} · ground truth"]
     stem = a.out / (a.image.stem if a.image else "synthetic")
-    if a.sequence:
-        replay(viewer, w, a.out, stem.name)
+    if a.sequence or a.workflow:
+        (replay if a.sequence else workflow)(viewer, w, a.out, stem.name)
         viewer.close()
         return
     w.scheme.value = a.scheme
@@ -121,7 +174,7 @@ def main() -> None:
         layer.visible = role[1] != "distance"
     viewer.screenshot(f"{stem}_window.png", canvas_only=False)
     print(f"{pruned}: wrote {stem}_{{instances,semantic,disagreement,window}}.png")
-    print(w.numbers.value)
+    print(w.numbers_text)
     viewer.close()
 
 

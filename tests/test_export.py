@@ -323,3 +323,31 @@ def test_provenance_in_every_format_and_no_silent_overwrite(tmp_path, ext, lazy)
     with pytest.raises(FileExistsError, match="exists"):
         export_labels(p, data, overwrite=False)
     assert p.read_bytes() == before
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_pixel_size_adds_micron_columns_and_offset_places_a_region(tmp_path, scene, lazy):
+    """With a pixel size, CSV and GeoJSON carry area in µm² and perimeter in µm; an offset (a region's
+    corner) moves centroids and polygons into the image's frame; streamed and whole agree."""
+    lab = scene["lab"][:600, :700]
+    rgb = scene["rgb"][:600, :700]
+    if lazy:
+        import dask.array as da
+
+        lab, rgb = da.from_array(lab, chunks=(256, 256)), da.from_array(rgb, chunks=(256, 256, 3))
+    kw = {"pixel_size": 0.5, "offset": (1000, 2000), "block": 256}
+    p = export_labels(tmp_path / "n.csv", lab, rgb, **kw)
+    got, plain = _csv(p), measurements(np.asarray(lab), np.asarray(rgb))
+    assert list(got[0]) == [*MEASUREMENT_FIELDS, "area_um2", "perimeter_um"]
+    assert len(got) == len(plain)
+    for g, w in zip(got, plain):
+        assert float(g["area_um2"]) == pytest.approx(w["area"] * 0.25)
+        assert float(g["perimeter_um"]) == pytest.approx(w["perimeter"] * 0.5)
+        assert float(g["centroid_y"]) == pytest.approx(w["centroid_y"] + 1000)
+        assert float(g["centroid_x"]) == pytest.approx(w["centroid_x"] + 2000)
+    doc = json.loads(export_labels(tmp_path / "n.geojson", lab, rgb, **kw).read_text())
+    ref = json.loads(export_labels(tmp_path / "ref.geojson", lab, rgb, block=256).read_text())
+    f, r = doc["features"][0], ref["features"][0]
+    assert f["properties"]["measurements"]["area_um2"] == pytest.approx(r["properties"]["measurements"]["area"] / 4)
+    ring, ring0 = np.array(f["geometry"]["coordinates"][0]), np.array(r["geometry"]["coordinates"][0])
+    assert np.allclose(ring - ring0, [2000, 1000])  # x, y

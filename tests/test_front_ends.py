@@ -63,7 +63,7 @@ def test_widget_dense_numbers_equal_the_api(qtbot, make_napari_viewer, tile):
         qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
         assert w.result.dense.n_nuclei == api.n_nuclei
         assert round(w.result.numbers.vs_truth["dense"].aji, 3) == round(api_aji, 3)
-        assert f"dense {api.n_nuclei}" in w.numbers.value
+        assert f"dense {api.n_nuclei}" in w.numbers_text
 
 
 @pytest.mark.slow

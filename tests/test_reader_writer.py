@@ -137,3 +137,27 @@ def test_label_images_open_as_labels_layers(tmp_path, tile):
         assert layer_type == kind, name
         if kind == "labels":
             assert np.array_equal(np.asarray(data), lab) and "rgb" not in meta
+
+
+@pytest.mark.parametrize("kind, want", [("cm", 0.25), ("dpi72", None), ("svs", 0.252), ("ome", 0.5)])
+def test_pixel_size_from_tiff_metadata(tmp_path, kind, want):
+    """Resolution tags in cm, an SVS description's MPP and OME's PhysicalSizeX give µm per pixel (the
+    layer's metadata carries it to the widget); a writer's 72 dpi default does not."""
+    import tifffile
+
+    from napari_prunuclei.napari._reader import read_he, tiff_pixel_size
+
+    a = np.zeros((64, 64, 3), np.uint8)
+    p = tmp_path / ("x.ome.tif" if kind == "ome" else "x.tif")
+    if kind == "cm":
+        tifffile.imwrite(p, a, resolution=(1e4 / 0.25, 1e4 / 0.25), resolutionunit="CENTIMETER")
+    elif kind == "dpi72":
+        tifffile.imwrite(p, a, resolution=(72, 72))
+    elif kind == "svs":
+        tifffile.imwrite(p, a, description="Aperio Image Library |AppMag = 40|MPP = 0.2520")
+    else:
+        tifffile.imwrite(p, a, metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "axes": "YXS"}, ome=True)
+    assert tiff_pixel_size(p) == (pytest.approx(want) if want else None)
+    (_, meta, kind_), = read_he(p)
+    assert kind_ == "image"
+    assert meta.get("metadata", {}).get("pixel_size_um") == (pytest.approx(want) if want else None)

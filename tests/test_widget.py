@@ -9,7 +9,7 @@ pytestmark = pytest.mark.gui
 from napari.layers import Image, Labels  # noqa: E402
 
 from napari_prunuclei.napari._sample import synthetic_sample  # noqa: E402
-from napari_prunuclei.napari._widget import PruneCompareWidget  # noqa: E402
+from napari_prunuclei.napari._widget import ALONE, PruneCompareWidget  # noqa: E402
 from napari_prunuclei.pipeline import Tiling, load_pair, segment  # noqa: E402
 
 IMG = "synthetic H&E"
@@ -67,8 +67,8 @@ def test_run_creates_layers_by_role_with_metadata(qtbot, viewer_widget):
                                  "version", "seconds", "image"}
             assert len(meta["semantic"]["sha256"]) == 64
             assert meta["cr"] == (20 if model == "pruned" else 1)
-    assert "synthetic H&E · network-wide CR20 · instances" in viewer.layers
-    assert "vs dense: AJI" in w.numbers.value
+    assert "A · network-wide CR20 · instances" in viewer.layers and "B · dense · instances" in viewer.layers
+    assert "vs dense: AJI" in w.numbers_text
     # the per-layer sparsity chart is drawn for the chosen model
     assert len(w.charts.ax_sparsity.lines) == 2
     assert "network-wide CR20" in w.charts.ax_sparsity.get_title()
@@ -109,15 +109,15 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     _run(qtbot, w)
     assert _roles(w) == {("dense", o) for o in ("semantic", "distance", "instances")}
     assert len(_made(viewer)) == 3 and not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
-    assert w.numbers.value.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
+    assert w.numbers_text.startswith(f"nuclei: dense {dense_alone.n_nuclei}")
     # 5. network-wide CR20 without dense
     w.scheme.value, w.cr.value = "network-wide", "20"
-    w.compare.value = False
+    w.reference.value = ALONE
     _run(qtbot, w)
     assert _roles(w) == {("pruned", o) for o in ("semantic", "distance", "instances")}
     assert len(_made(viewer)) == 3
     # 6. with dense again, side by side still on
-    w.compare.value = True
+    w.reference.value = "dense"
     _run(qtbot, w)
     assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10 and viewer.canvas.grid.enabled
     # 7. a threshold change: only the pruned model's watershed, in a worker; dense keeps its own
@@ -151,7 +151,7 @@ def test_threshold_edits_are_debounced_and_run_in_a_worker(qtbot, viewer_widget)
     assert len(started) == 1
     assert w.result.dense.probability is prob  # cached branch output reused
     assert w.result.dense.n_nuclei < before
-    assert viewer.layers["synthetic H&E · dense · instances"].data.max() == w.result.dense.n_nuclei
+    assert viewer.layers["dense · instances"].data.max() == w.result.dense.n_nuclei
 
 
 def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
@@ -159,9 +159,9 @@ def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
     w.scheme.value = "layer-wise"
     w.cr.value = "other"
     w.cr_other.value = 3
-    w.compare.value = False
+    w.reference.value = ALONE
     _run(qtbot, w)
-    meta = viewer.layers["synthetic H&E · layer-wise CR3 one-shot · instances"].metadata["prunuclei"]
+    meta = viewer.layers["layer-wise CR3 one-shot · instances"].metadata["prunuclei"]
     assert meta["fine_tuned"] is False
 
 
@@ -213,7 +213,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
-    assert "vs ground truth" in w.numbers.value
+    assert "vs ground truth" in w.numbers_text
     w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
     w.side_by_side.value = True
     # napari grid mode, one camera: dense (on a view of the image) left, pruned (on another view) right
@@ -233,7 +233,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     w.side_by_side.value = False
     assert not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
     assert ("view", "dense image") not in w.state.owned()
-    assert "synthetic H&E · (dense view)" not in viewer.layers
+    assert "synthetic H&E · left: dense" not in viewer.layers
 
 
 def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, tmp_path):
@@ -249,7 +249,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert "# model: network-wide CR20" in text and "# image: synthetic H&E" in text  # provenance
     assert w.export() is None and "exists" in w.status.value  # no silent overwrite
     w.overwrite.value = True
-    w.export_what.value = "dense"
+    w.export_what.value = "model B (reference)"
     assert w.export() is not None
     _wait(qtbot, w)
     assert "# model: dense" in (tmp_path / "out.csv").read_text()
@@ -259,7 +259,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     _wait(qtbot, w)
     doc = json.loads((tmp_path / "dis.geojson").read_text())
     assert doc["properties"]["counts"] == w.result.numbers.disagreement
-    w.export_what.value = "chosen model"
+    w.export_what.value = "model A (chosen)"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
     assert "nothing written" in w.status.value
@@ -309,7 +309,7 @@ def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, mon
     assert w.status.value.startswith("done"), w.status.value
     assert w.progress.max == 32 and w.progress.value == 32  # tiles done/total, pruned and dense
     assert _roles(w) == {("pruned", "instances"), ("dense", "instances")}  # slides keep no maps
-    assert "over 16 tiles" in w.numbers.value
+    assert "over 16 tiles" in w.numbers_text
     scratch = w.scratch.root
     assert scratch is not None and len(list(scratch.iterdir())) == 2
     w.truth.value = viewer.layers[GT]  # no exception: counts only on a slide
@@ -382,7 +382,7 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     assert {"area", "centroid_y", "eccentricity", "mean_hematoxylin"} <= set(feats.columns)
     assert sorted(feats["index"]) == list(range(1, w.result.pruned.n_nuclei + 1))
     dis = w.state.owned()[("pruned", "disagreement")]
-    assert list(dis.features["disagreement"])[1] == "missed by the pruned model"
+    assert list(dis.features["disagreement"])[1] == "missed by network-wide CR20 (found by dense)"
     # no nucleus is painted in a disagreement colour (red, blue, yellow)
     from napari.utils.colormaps.standardize_color import transform_color
 
@@ -402,7 +402,7 @@ def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     _run(qtbot, w)
     assert viewer.canvas.overlays.text.visible and "red: missed" in viewer.canvas.overlays.text.text
     w.side_by_side.value = True
-    assert "left: dense   |   right: network-wide CR20" in viewer.canvas.overlays.text.text
+    assert "left: dense  |  right: network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}
     keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
     assert not w.side_by_side.value and not viewer.canvas.grid.enabled
@@ -423,3 +423,91 @@ def test_closing_the_viewer_removes_the_scratch_stores(qtbot, viewer_widget, mon
     assert scratch is not None and scratch.exists()
     viewer.layers.clear()  # what napari's Viewer.close() does first
     assert not scratch.exists() and w.result is None
+
+
+def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_path):
+    """Layer-wise against network-wide at one CR (the paper's question), side by side, then a report."""
+    viewer, w = viewer_widget
+    assert "layer-wise CR20" in w.reference.choices and ALONE in w.reference.choices
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    w.reference.value = "layer-wise CR20"
+    w.side_by_side.value = True
+    _run(qtbot, w)
+    assert _roles(w) == COMPARE | VIEWS
+    assert w.result.dense.info.model == "layer-wise CR20"
+    assert w.result.dense.info.watershed == load_pair("layerwise", 20).params  # B keeps its own
+    assert w.status.value == "done: network-wide CR20 vs layer-wise CR20"
+    assert "network-wide CR20 vs layer-wise CR20: AJI" in w.numbers_text
+    assert "B: layer-wise CR20" in w.numbers.value  # the table
+    assert "left: layer-wise CR20  |  right: network-wide CR20" in viewer.canvas.overlays.text.text
+    assert "A · network-wide CR20 · instances" in viewer.layers and "B · layer-wise CR20 · instances" in viewer.layers
+    w.report_path.value = tmp_path / "report"
+    md = w.write_report()
+    assert md is not None and md.exists()
+    names = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"report.md", "numbers.csv", "canvas.png", "charts.png"} <= names
+    assert (tmp_path / "report" / "canvas.png").stat().st_size > 1000
+    assert w.result.pruned.info.semantic["sha256"] in md.read_text()
+
+
+def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
+    """A "slide" (the sample under a small tiling policy): zoomed in, "visible region only" gives the
+    full comparison there (maps, disagreement, numbers, thresholds), placed on the slide; µm with a
+    pixel size; the export is in the slide's frame."""
+    viewer, w = viewer_widget
+    w.tiling = Tiling(tile=128, halo=64, whole_max_pixels=200 * 200)
+    w.region.value = True
+    viewer.camera.center = (300, 200)
+    viewer.camera.zoom = max(viewer.canvas.size) / 150
+    w.pixel_size.value = 0.5
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert w.status.value.startswith("done"), w.status.value
+    r0, r1, c0, c1 = w.result.request.region
+    assert 200 < r0 < 300 < r1 < 400 and 100 < c0 < 200 < c1 < 300
+    assert not w.result.tiled and _roles(w) == COMPARE  # whole mode on the region: maps and disagreement
+    assert w.result.chosen.labels.shape == (r1 - r0, c1 - c0)
+    assert all(tuple(layer.translate) == (r0, c0) for layer in w.state.owned().values())
+    assert w.result.numbers.vs_truth  # the ground truth, cut to the region
+    feats = w.state.owned()[("pruned", "instances")].features
+    assert np.allclose(feats["area_um2"], feats["area"] * 0.25)
+    assert "µm²" in w.numbers_text and f"rows {r0}-{r1}" in w.numbers_text
+    w.min_size.value = 30  # thresholds on the region
+    _wait(qtbot, w)
+    assert w.result.request.region == (r0, r1, c0, c1) and w.result.pruned.info.watershed.min_size == 30
+    assert w.result.pruned.n_nuclei > 0
+    assert tuple(w.state.owned()[("pruned", "instances")].translate) == (r0, c0)
+    w.export_path.value = tmp_path / "region.csv"
+    assert w.export() is not None
+    _wait(qtbot, w)
+    assert w.status.value.startswith("exported"), w.status.value
+    text = (tmp_path / "region.csv").read_text()
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    assert len(rows) == w.result.pruned.n_nuclei and "area_um2" in rows[0], text[:2000]
+    assert all(r0 <= float(row["centroid_y"]) < r1 and c0 <= float(row["centroid_x"]) < c1 for row in rows)
+    assert '# pixel_size_um: 0.5' in text and "# region:" in text
+    viewer.camera.zoom = 0.01  # far out: the region would be the whole slide and more
+    assert w.start_run() is None and "zoom in" in w.status.value
+
+
+def test_gc_is_frozen_while_a_job_runs(qtbot, viewer_widget):
+    """A full collection during a job scans only the job's objects (the 9000 x 9000 export stalls)."""
+    import gc
+
+    viewer, w = viewer_widget
+    assert gc.get_freeze_count() == 0
+    w.scheme.value = "dense"
+    worker = w.start_run()
+    assert gc.get_freeze_count() > 0
+    assert w.start_run() is None and w.status.value.startswith("busy")  # one job at a time (shortcut)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    _wait(qtbot, w)
+    assert gc.get_freeze_count() == 0
+
+
+def test_pixel_size_follows_the_image_metadata(viewer_widget):
+    viewer, w = viewer_widget
+    layer = viewer.add_image(viewer.layers[IMG].data, name="scanned", rgb=True, metadata={"pixel_size_um": 0.2520})
+    w.image.value = layer
+    assert w.pixel_size.value == pytest.approx(0.252)

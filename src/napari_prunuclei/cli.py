@@ -187,6 +187,9 @@ def _cmd_segment(a: argparse.Namespace) -> int:
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the shipped models (the zoo)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--store-metrics", type=Path, default=None, metavar="SWEEP_JSON",
+                   help="store the metrics of a `prunuclei sweep` output (its sweep.json: MoNuSeg test and GBM40 "
+                        "rows) in the registry entries of the same pairs, then list")
     p.set_defaults(func=_cmd_models)
 
 
@@ -195,18 +198,26 @@ def _cmd_models(a: argparse.Namespace) -> int:
 
     from .models.zoo import registry
 
+    if a.store_metrics is not None:
+        from .release import update_registry_metrics
+
+        rows = json.loads(Path(a.store_metrics).read_text())
+        n = update_registry_metrics(rows)
+        print(f"stored the metrics of {a.store_metrics} in {n} registry entries")
     reg = registry()
     if a.json:
         print(json.dumps(reg, indent=1))
         return 0
     print(f"watershed defaults: {reg.get('watershed')}")
     print(f"{'branch':<9} {'scheme':<20} {'CR':>5} {'achieved':>8} {'MACs÷':>6} {'tuned':>6} {'steps':>6}  "
-          f"{'sha256':<14} file")
+          f"{'sha256':<14} {'AJI MoNuSeg':>11} {'AJI GBM40':>9}  file")
     for e in reg["models"]:
         ach = f"{e['achieved_cr']:.2f}" if "achieved_cr" in e else ""
         macs = f"{e['macs_ratio']:.2f}" if "macs_ratio" in e else ""
+        aji = [f"{(e.get(k) or {}).get('aji', float('nan')):.3f}" for k in ("metrics", "metrics_gbm40")]
         print(f"{e['branch']:<9} {e['scheme']:<20} {e['cr']:>5g} {ach:>8} {macs:>6} "
-              f"{str(e.get('fine_tuned', True)):>6} {e.get('steps', 0):>6}  {e['sha256'][:12]:<14} {e['file']}")
+              f"{str(e.get('fine_tuned', True)):>6} {e.get('steps', 0):>6}  {e['sha256'][:12]:<14} "
+              f"{aji[0]:>11} {aji[1]:>9}  {e['file']}")
     return 0
 
 

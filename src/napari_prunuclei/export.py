@@ -36,11 +36,14 @@ __all__ = [
     "export_labels",
     "iter_export",
     "MEASUREMENT_FIELDS",
+    "MICRON_FIELDS",
     "EXPORT_EXTENSIONS",
     "IN_MEMORY_MAX_PIXELS",
 ]
 
 MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
+#: added to the measurements when the pixel size (micrometres per pixel) is known
+MICRON_FIELDS = ("area_um2", "perimeter_um")
 
 #: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
 IN_MEMORY_MAX_PIXELS = WHOLE_MAX_PIXELS
@@ -68,6 +71,20 @@ def _row(r, ident: int, with_hema: bool) -> dict:
     }
 
 
+def _fields(pixel_size: float | None) -> list[str]:
+    return [*MEASUREMENT_FIELDS, *(MICRON_FIELDS if pixel_size else ())]
+
+
+def _place(row: dict, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> dict:
+    """A row in the image's frame (centroid shifted by ``offset``: a region's corner) and, with a pixel
+    size, with the area in µm² and the perimeter in µm."""
+    if offset != (0, 0):
+        row = {**row, "centroid_y": row["centroid_y"] + offset[0], "centroid_x": row["centroid_x"] + offset[1]}
+    if pixel_size:
+        row = {**row, "area_um2": row["area"] * pixel_size**2, "perimeter_um": row["perimeter"] * pixel_size}
+    return row
+
+
 def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict]:
     """Per nucleus: id, centroid (row, col), area, perimeter, eccentricity, mean hematoxylin.
 
@@ -87,19 +104,22 @@ def _preamble(provenance: dict | None) -> str:
     return "".join(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}\n" for k, v in provenance.items())
 
 
-def _write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None) -> None:
+def _write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None, pixel_size: float | None = None) -> None:
     with open(t, "w", newline="") as f:
         f.write(_preamble(provenance))
-        w = csv.DictWriter(f, fieldnames=list(MEASUREMENT_FIELDS))
+        w = csv.DictWriter(f, fieldnames=_fields(pixel_size))
         w.writeheader()
         w.writerows(rows)
 
 
 def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
-              provenance: dict | None = None) -> Path:
-    """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id)."""
-    rows = measurements(labels, rgb)
-    return atomic_write(path, lambda t: _write_rows(t, rows, provenance))
+              provenance: dict | None = None, *, pixel_size: float | None = None,
+              offset: tuple[int, int] = (0, 0)) -> Path:
+    """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id); with a
+    ``pixel_size`` (µm per pixel) also in µm² and µm; ``offset``: where the labels' (0, 0) lies in
+    the image (a region's corner)."""
+    rows = [_place(r, pixel_size, offset) for r in measurements(labels, rgb)]
+    return atomic_write(path, lambda t: _write_rows(t, rows, provenance, pixel_size))
 
 
 def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
@@ -170,7 +190,8 @@ def _write_features(t: Path, features: Iterable[bytes], provenance: dict | None 
 
 
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
-                  classification: str = "Nucleus", provenance: dict | None = None) -> Path:
+                  classification: str = "Nucleus", provenance: dict | None = None, *,
+                  pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> Path:
     """A FeatureCollection of nucleus polygons, one per id, with measurements as properties.
 
     QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
@@ -182,8 +203,8 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray |
     def features() -> Iterator[bytes]:
         for r in regionprops(lab, intensity_image=hema):
             r0, c0 = r.bbox[:2]
-            row = _row(r, int(r.label), hema is not None)
-            yield _feature(row, _geometry(r.image, (r0, c0)), classification)
+            row = _place(_row(r, int(r.label), hema is not None), pixel_size, offset)
+            yield _feature(row, _geometry(r.image, (r0 + offset[0], c0 + offset[1])), classification)
 
     return atomic_write(path, lambda t: _write_features(t, features(), provenance))
 
@@ -290,7 +311,7 @@ def _groups(idx: np.ndarray, box: np.ndarray, block: int) -> list[np.ndarray]:
 
 
 def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray, table: dict,
-                    spill: _Spill | None) -> None:
+                    spill: _Spill | None, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> None:
     """Measure nuclei ``g`` (indices into ``uid``, ascending) in the window covering their boxes."""
     r0, r1 = int(box[g, 0].min()), int(box[g, 1].max())
     c0, c1 = int(box[g, 2].min()), int(box[g, 3].max())
@@ -310,20 +331,24 @@ def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray
             table[k][i] = row[k]
         if spill is not None:
             br, bc = r.bbox[:2]
-            spill.put(i, _feature(row, _geometry(r.image, (r0 + br, c0 + bc)), "Nucleus"))
+            spill.put(i, _feature(_place(row, pixel_size, offset),
+                                  _geometry(r.image, (r0 + br + offset[0], c0 + bc + offset[1])), "Nucleus"))
 
 
-def _table_rows(uid: np.ndarray, table: dict) -> Iterator[dict]:
+def _table_rows(uid: np.ndarray, table: dict, pixel_size: float | None = None,
+                offset: tuple[int, int] = (0, 0)) -> Iterator[dict]:
     """CSV rows in id order, as Python numbers (the same text as :func:`measurements`)."""
     for s in range(0, len(uid), _CHUNK):
         cols = {"id": uid[s : s + _CHUNK].tolist(), **{k: v[s : s + _CHUNK].tolist() for k, v in table.items()}}
         for i in range(len(cols["id"])):
-            yield {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+            row = {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+            yield _place(row, pixel_size, offset) if pixel_size or offset != (0, 0) else row
         time.sleep(0)  # let a GUI thread in between chunks (the GIL)
 
 
 def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,
-                  provenance: dict | None = None) -> Generator[Progress, None, Path]:
+                  provenance: dict | None = None, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
     """CSV or GeoJSON of lazy or large labels, in two passes over blocks."""
     h, w = labels.shape
     grid = _grid(h, w, block)
@@ -348,11 +373,12 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
         for k in range(n):
             check_cancelled(cancelled)
             for g in _groups(order[bounds[k] : bounds[k + 1]], box, block):
-                _measure_window(labels, rgb, uid, box, g, table, spill)
+                _measure_window(labels, rgb, uid, box, g, table, spill, pixel_size, offset)
             yield Progress(n + k + 1, total, f"measuring: block {k + 1}/{n}")
         check_cancelled(cancelled)
         if spill is None:
-            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table), provenance))
+            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table, pixel_size, offset), provenance,
+                                                  pixel_size))
         else:
             atomic_write(p, lambda t: _write_features(t, spill.records(), provenance))
     finally:
@@ -399,14 +425,15 @@ def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
 
 
 def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None,
-                  provenance: dict | None = None) -> Generator[Progress, None, Path]:
+                  provenance: dict | None = None, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
     check_cancelled(cancelled)
     yield Progress(0, 1, f"writing {p.name}")
     check_cancelled(cancelled)
     if kind == "csv":
-        write_csv(p, labels, rgb, provenance)
+        write_csv(p, labels, rgb, provenance, pixel_size=pixel_size, offset=offset)
     elif kind == "geojson":
-        write_geojson(p, labels, rgb, provenance=provenance)
+        write_geojson(p, labels, rgb, provenance=provenance, pixel_size=pixel_size, offset=offset)
     elif kind == "tif" and provenance:  # the provenance goes into the TIFF's description
         return (yield from _export_tiff(p, np.asarray(labels), 256, cancelled, provenance))
     else:
@@ -417,7 +444,8 @@ def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None,
 
 def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block: int = 1024,
                 cancelled: CancelFn | None = None, provenance: dict | None = None,
-                overwrite: bool = True) -> Generator[Progress, None, Path]:
+                overwrite: bool = True, pixel_size: float | None = None,
+                offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
     """Export labels by extension as a job: yields :class:`Progress`, returns the written path.
 
     ``.csv``: :data:`MEASUREMENT_FIELDS` per nucleus; ``.geojson``/``.json``: a FeatureCollection of
@@ -430,8 +458,11 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
     ``cancelled()`` (checked between blocks); a cancelled or failed export leaves no file.
     ``provenance`` (image, models, sha256, thresholds, version...) goes into the CSV's ``#`` lines, the
     GeoJSON collection's ``properties`` and the TIFF's description (not into PNG). ``overwrite=False``
-    refuses an existing file.
+    refuses an existing file. ``pixel_size`` (µm per pixel) adds :data:`MICRON_FIELDS` to CSV and
+    GeoJSON; ``offset`` (row, column) puts the labels of a region where it lies in the image (CSV
+    centroids and GeoJSON coordinates; label images are written as they are).
     """
+    offset = (int(offset[0]), int(offset[1]))
     p = Path(path)
     kind = _KINDS.get(p.suffix.lower())
     if kind is None:
@@ -447,18 +478,19 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
     if not overwrite and p.exists():
         raise FileExistsError(f"{p} exists: choose another name, or allow overwriting")
     if kind == "png" or (isinstance(labels, np.ndarray) and labels.size <= IN_MEMORY_MAX_PIXELS):
-        return (yield from _export_whole(p, kind, labels, rgb, cancelled, provenance))
+        return (yield from _export_whole(p, kind, labels, rgb, cancelled, provenance, pixel_size, offset))
     if kind == "tif":
         return (yield from _export_tiff(p, labels, block - block % 16, cancelled, provenance))
-    return (yield from _export_table(p, kind, labels, rgb, block, cancelled, provenance))
+    return (yield from _export_table(p, kind, labels, rgb, block, cancelled, provenance, pixel_size, offset))
 
 
 def export_labels(path: str | os.PathLike, labels: Any, rgb: Any = None, *, progress: ProgressFn | None = None,
                   cancelled: CancelFn | None = None, block: int = 1024, provenance: dict | None = None,
-                  overwrite: bool = True) -> Path:
+                  overwrite: bool = True, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Path:
     """Write by extension: .csv (measurements), .geojson/.json (polygons), .tif/.tiff/.png (labels).
 
     Runs :func:`iter_export` with ``progress`` called on each :class:`Progress` record.
     """
     return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled, provenance=provenance,
-                             overwrite=overwrite), progress)
+                             overwrite=overwrite, pixel_size=pixel_size, offset=offset), progress)

@@ -14,7 +14,7 @@ from .models.weights import load_branch, read_metadata, sha256_file
 from .models.zoo import WEIGHTS_DIR, register, registry, watershed_key
 
 __all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
-           "registry_watersheds", "update_registry_metrics"]
+           "registry_watersheds", "update_registry_metrics", "METRICS_KEYS"]
 
 
 def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4, device: str = "auto",
@@ -146,13 +146,27 @@ def finetune_note(protocols: dict[str, str]) -> str:
                                "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
 
 
-def update_registry_metrics(rows: list) -> None:
-    """Store the MoNuSeg test metrics of the sweep's rows in each zoo entry of the same pair."""
+#: where each data set's sweep metrics go in a registry entry
+METRICS_KEYS = {"monuseg": ("metrics", "monuseg2018 test"), "gbm40": ("metrics_gbm40", "gbm40")}
+
+
+def update_registry_metrics(rows: list) -> int:
+    """Store the sweep's metrics of each zoo pair in its registry entries: MoNuSeg test in ``metrics``,
+    GBM40 in ``metrics_gbm40`` (rows as written by ``prunuclei sweep``: sweep.json). Returns the
+    number of entries updated."""
+    n = 0
     for e in registry()["models"]:
-        match = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == e["scheme"]
-                 and r["cr"] == float(e["cr"]) and (r["variant"] == "fine-tuned" or e["scheme"] == "dense")]
-        if match:
-            r = match[0]
-            keys = ("aji", "pq", "dice", "semantic_dice", "distance_aji", "distance_mse")
-            e["metrics"] = {"data": "monuseg2018 test", **{k: round(r[k], 6) for k in keys}}
+        changed = False
+        for dataset, (key, name) in METRICS_KEYS.items():
+            match = [r for r in rows if r["dataset"] == dataset and r["scheme"] == e["scheme"]
+                     and float(r["cr"]) == float(e["cr"])
+                     and (r["variant"] == "fine-tuned" or e["scheme"] == "dense")]
+            if match:
+                r = match[0]
+                keys = ("aji", "pq", "dice", "semantic_dice", "distance_aji", "distance_mse")
+                e[key] = {"data": name, **{k: round(r[k], 6) for k in keys}}
+                changed = True
+        if changed:
             register(e)
+            n += 1
+    return n

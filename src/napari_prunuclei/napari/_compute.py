@@ -17,28 +17,50 @@ from pathlib import Path
 import numpy as np
 
 from ..compare import Agreement, agreement_scores, disagreement
-from ..constants import DISAGREEMENT_KINDS, PRUNED_SCHEMES, SCHEME_LABELS, ZARR_PIXELS
+from ..constants import DEFAULT_CRS, DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, PRUNED_SCHEMES, SCHEME_LABELS, ZARR_PIXELS
 from ..pipeline import ModelSpec, Segmentation, SegmentRequest, iter_segment, load_pair, rewatershed
 from ..postprocess import WatershedParams
 from ..progress import CancelFn, Job, Progress, check_cancelled
 from ..tiled import tile_grid
 
 __all__ = ["CompareRequest", "Numbers", "ComparisonResult", "ImageSweepRow", "run", "rerun_watershed",
-           "compute_numbers", "format_numbers", "sweep_image", "layer_sparsity", "Scratch", "model_note", "run_warning",
-           "label_pyramid"]
+           "compute_numbers", "format_numbers", "numbers_table", "numbers_html", "mean_area",
+           "disagreement_features", "sweep_image", "layer_sparsity", "Scratch", "model_note", "run_warning",
+           "label_pyramid", "zoo_models", "run_provenance", "write_report"]
 
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """A run of the widget: the chosen model (``segment``) on one image layer, with or without dense."""
+    """A run of the widget: the chosen model A (``segment``) on one image layer, compared with a
+    reference model B (``reference``; dense unless another is named) or alone (``compare_dense=False``).
+
+    ``region`` (row0, row1, col0, col1): the part of the image layer that ran (a slide's visible
+    region), None for the whole layer; ``pixel_size``: micrometres per pixel, None when unknown.
+    """
 
     image_name: str
     segment: SegmentRequest = field(default_factory=SegmentRequest)
     compare_dense: bool = True
+    reference: ModelSpec | None = None
+    region: tuple[int, int, int, int] | None = None
+    pixel_size: float | None = None
 
     @property
     def spec(self) -> ModelSpec:
         return self.segment.spec
+
+    @property
+    def reference_spec(self) -> ModelSpec | None:
+        """Model B, or None when A runs alone (no comparison asked, or B is A itself)."""
+        if not self.compare_dense:
+            return None
+        ref = load_pair(self.reference or ModelSpec()).spec
+        return None if ref == load_pair(self.spec).spec else ref
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """Where the run's (0, 0) lies in the image layer."""
+        return (0, 0) if self.region is None else (int(self.region[0]), int(self.region[2]))
 
 
 @dataclass
@@ -122,12 +144,16 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     """
     seg_req = req.segment
     spec = req.spec
+    ref = req.reference_spec
+    # roles: "pruned" is model A when it is compared with a reference, "dense" the reference B (dense
+    # unless another model is named); a model alone takes "dense" if it is dense, else "pruned"
     jobs: list[tuple[str, object, WatershedParams | None]] = []
-    if not spec.is_dense:
+    if ref is not None or not spec.is_dense:
         jobs.append(("pruned", load_pair(spec), seg_req.params))
-    if spec.is_dense or req.compare_dense:
-        dense_params = seg_req.params if spec.is_dense else None  # dense: always its own, unless it is the choice
-        jobs.append(("dense", load_pair(), dense_params))
+    if ref is not None:
+        jobs.append(("dense", load_pair(ref), None))  # the reference: always its own thresholds
+    elif spec.is_dense:
+        jobs.append(("dense", load_pair(), seg_req.params))
     per_model = _steps(rgb.shape, seg_req)
     total = per_model * len(jobs)
     tiled = seg_req.tiling.is_tiled(rgb.shape)
@@ -159,7 +185,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     result.scratch = made
     result.sparsity = layer_sparsity(spec)
     if not tiled:
-        result.features = {role: nucleus_features(seg.labels, rgb) for role, seg in outputs.items()}
+        result.features = {role: nucleus_features(seg.labels, rgb, req.pixel_size) for role, seg in outputs.items()}
     else:
         for role, seg in outputs.items():
             yield Progress(total, total, f"{seg.info.model}: overview levels for the viewer")
@@ -183,14 +209,29 @@ def label_pyramid(labels, smallest: int = 1024, rows: int = 1024) -> list:
     return levels
 
 
-def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, list]:
-    """Per-nucleus measurements as columns (``index`` = nucleus id), for a labels layer's features."""
+def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None,
+                     pixel_size: float | None = None) -> dict[str, list]:
+    """Per-nucleus measurements as columns (``index`` = nucleus id), for a labels layer's features; with
+    a pixel size (µm per pixel), also the area in µm² and the perimeter in µm."""
     from ..export import MEASUREMENT_FIELDS, measurements
 
     rows = measurements(labels, rgb)
     cols = {k: [r[k] for r in rows] for k in MEASUREMENT_FIELDS}
     cols["index"] = cols.pop("id")
+    if pixel_size:
+        cols["area_um2"] = [a * pixel_size**2 for a in cols["area"]]
+        cols["perimeter_um"] = [p * pixel_size for p in cols["perimeter"]]
     return cols
+
+
+def mean_area(result: ComparisonResult, role: str) -> tuple[float, str] | None:
+    """The mean nucleus area of one model of a run and its unit (µm² with a pixel size, else px)."""
+    cols = result.features.get(role)
+    if not cols or not cols.get("area"):
+        return None
+    px = result.request.pixel_size
+    mean = float(np.mean(cols["area"]))
+    return (mean * px**2, "µm²") if px else (mean, "px")
 
 
 def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentation | None,
@@ -213,7 +254,8 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
     new.sparsity = result.sparsity
     new.features = dict(result.features)
     if result.features:
-        new.features["pruned" if result.pruned is not None else "dense"] = nucleus_features(chosen.labels, rgb)
+        new.features["pruned" if result.pruned is not None else "dense"] = nucleus_features(
+            chosen.labels, rgb, result.request.pixel_size)
     return new
 
 
@@ -239,12 +281,21 @@ def format_numbers(result: ComparisonResult) -> str:
     lines = ["nuclei: " + ", ".join(f"{k} {v}" for k, v in n.nuclei.items())]
     if n.vs_dense is not None:
         v = n.vs_dense
-        lines.append(f"{result.pruned.info.model} vs dense: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+        a, b = result.pruned.info.model, result.dense.info.model
+        lines.append(f"{a} vs {b}: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
         c = n.disagreement
         lines.append(f"disagreement: missed {c['missed']} (red), extra {c['extra']} (blue), "
                      f"split/merged {c['split/merged']} (yellow)")
     for label, v in n.vs_truth.items():
         lines.append(f"{label} vs ground truth: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+    for role in ("pruned", "dense"):
+        m = mean_area(result, role)
+        seg = getattr(result, role)
+        if m is not None and seg is not None:
+            lines.append(f"{seg.info.model}: mean nucleus area {m[0]:.1f} {m[1]}")
+    if result.request.region is not None:
+        r0, r1, c0, c1 = result.request.region
+        lines.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
     for s in (result.pruned, result.dense):
         if s is None:
             continue
@@ -270,6 +321,157 @@ def format_numbers(result: ComparisonResult) -> str:
     return "\n".join(lines)
 
 
+def _pct_pruned(seg: Segmentation) -> float:
+    i = seg.info
+    nz = i.semantic["nonzero"] + i.distance["nonzero"]
+    tot = i.semantic["prunable"] + i.distance["prunable"]
+    return 100 * (1 - nz / tot)
+
+
+def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
+    """The numbers as a table: a header and one row per model (A, then its reference B)."""
+    n = result.numbers
+    area_unit = "µm²" if result.request.pixel_size else "px"
+    header = ["model", "nuclei", f"mean area ({area_unit})", "AJI vs B", "PQ vs B", "Dice vs B"]
+    if n.vs_truth:
+        header += ["AJI vs truth", "PQ vs truth"]
+    header += ["% pruned", "seconds"]
+    rows = []
+    for role, tag in (("pruned", "A"), ("dense", "B")):
+        seg = getattr(result, role)
+        if seg is None:
+            continue
+        tag = tag if result.pruned is not None and result.dense is not None else ""
+        m = mean_area(result, role)
+        row = [f"{tag}: {seg.info.model}" if tag else seg.info.model, str(seg.n_nuclei),
+               "" if m is None else f"{m[0]:.1f}"]
+        v = n.vs_dense if role == "pruned" else None
+        row += ["" if v is None else f"{x:.3f}" for x in ((v.aji, v.pq, v.dice) if v else (0, 0, 0))]
+        if n.vs_truth:
+            t = n.vs_truth.get(seg.info.model)
+            row += ["", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}"]
+        t = seg.info.seconds
+        row += [f"{_pct_pruned(seg):.1f}", f"{t['semantic'] + t['distance'] + t['watershed']:.2f}"]
+        rows.append(row)
+    return header, rows
+
+
+def numbers_html(result: ComparisonResult) -> str:
+    """The dock's numbers: the table, then the disagreement counts (in their colours), thresholds, notes."""
+    from html import escape
+
+    header, rows = numbers_table(result)
+    # shown with a column per model and a row per metric: the dock is narrower than it is tall
+    right = 'style="padding: 1px 8px; text-align: right"'
+    out = ['<table border="0" cellspacing="0">',
+           "<tr><th></th>" + "".join(f"<th {right}>{escape(r[0])}</th>" for r in rows) + "</tr>"]
+    for k, h in enumerate(header[1:], 1):
+        if all(not r[k] for r in rows):
+            continue
+        out.append(f'<tr><td style="padding: 1px 8px 1px 0">{escape(h)}</td>'
+                   + "".join(f"<td {right}>{escape(r[k])}</td>" for r in rows) + "</tr>")
+    out.append("</table>")
+    n = result.numbers
+    if n.disagreement is not None:
+        c = n.disagreement
+        a, b = result.pruned.info.model, result.dense.info.model
+        out.append(f"<p>disagreement of A with B: "
+                   f'<span style="color:{DISAGREEMENT_COLORS[1]}">■</span> missed by A {c["missed"]} · '
+                   f'<span style="color:{DISAGREEMENT_COLORS[2]}">■</span> extra in A {c["extra"]} · '
+                   f'<span style="color:{DISAGREEMENT_COLORS[3]}">■</span> split/merged {c["split/merged"]}'
+                   f"<br><small>A = {escape(a)}, B = {escape(b)}</small></p>")
+    small = []
+    for s in (result.pruned, result.dense):
+        if s is not None:
+            ws = ", ".join(f"{k} {v:g}" for k, v in s.info.watershed.as_dict().items())
+            small.append(f"{escape(s.info.model)} thresholds: {ws}")
+    if result.request.region is not None:
+        r0, r1, c0, c1 = result.request.region
+        small.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
+    if n.tiled:
+        small.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to "
+                     "2048x2048 (or tick 'visible region only')")
+    if result.request.pixel_size:
+        small.append(f"pixel size {result.request.pixel_size:g} µm")
+    out.append("<p><small>" + "<br>".join(small) + "</small></p>")
+    return "\n".join(out)
+
+
+def run_provenance(result: ComparisonResult) -> dict:
+    """What an export or report of a run records beyond the model's info: region, pixel size, reference."""
+    out: dict = {}
+    if result.request.region is not None:
+        out["region"] = {"rows": list(result.request.region[:2]), "columns": list(result.request.region[2:]),
+                         "note": "CSV centroids and GeoJSON coordinates are in the image's frame; a label "
+                                 "image holds the region only"}
+    out["pixel_size_um"] = result.request.pixel_size
+    if result.dense is not None and result.pruned is not None:
+        out["reference"] = result.dense.info.model
+    return out
+
+
+def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None = None,
+                 screenshot: str | None = None, charts: str | None = None) -> Path:
+    """``report.md`` (numbers table, disagreement, parameters, model ids and sha256, pixel size, the
+    sweep), ``numbers.csv`` and, with a sweep, ``sweep.csv`` in ``folder``; returns report.md's path."""
+    import csv
+    import datetime
+
+    from .. import __version__
+
+    folder = Path(folder)
+    header, rows = numbers_table(result)
+    with open(folder / "numbers.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    req = result.request
+    lines = [f"# napari-prunuclei report: {req.image_name}", "",
+             f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
+             "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    n = result.numbers
+    if n.disagreement is not None:
+        c = n.disagreement
+        lines += ["", f"Disagreement of A ({result.pruned.info.model}) with B ({result.dense.info.model}): "
+                      f"missed by A {c['missed']} (red), extra in A {c['extra']} (blue), "
+                      f"split/merged {c['split/merged']} (yellow)."]
+    lines += ["", "## Parameters and models", "",
+              f"- image: {req.image_name}" + ("" if req.region is None else
+                                              f", region rows {req.region[0]}-{req.region[1]}, "
+                                              f"columns {req.region[2]}-{req.region[3]}"),
+              f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
+              f"- device: {req.segment.device}, precision {req.segment.precision}"]
+    for s in (result.pruned, result.dense):
+        if s is None:
+            continue
+        i = s.info
+        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        lines += [f"- **{i.model}** ({'fine-tuned' if i.fine_tuned else 'one-shot'}): thresholds {ws}; "
+                  f"{_pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
+                  f"  - semantic: `{i.semantic.get('id')}` sha256 `{i.semantic.get('sha256')}`",
+                  f"  - distance: `{i.distance.get('id')}` sha256 `{i.distance.get('sha256')}`"]
+    for tag, spec in (("A", req.spec), ("B", req.reference_spec)):
+        if spec is not None:
+            note, _ = model_note(spec)
+            lines.append(f"- known accuracy of {tag} ({spec.label}): {note}")
+    if sweep_rows:
+        with open(folder / "sweep.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
+                        "aji_vs_truth"])
+            for row in sweep_rows:
+                w.writerow([row.scheme, f"{row.cr:g}", row.fine_tuned, f"{row.vs_dense.aji:.4f}",
+                            f"{row.vs_dense.pq:.4f}", f"{row.vs_dense.dice:.4f}",
+                            "" if row.vs_truth is None else f"{row.vs_truth.aji:.4f}"])
+        lines += ["", f"## CR sweep on this image ({len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
+    if screenshot:
+        lines += ["", "## Canvas", "", f"![canvas]({screenshot})"]
+    if charts:
+        lines += ["", "## Charts", "", f"![charts]({charts})"]
+    md = folder / "report.md"
+    md.write_text("\n".join(lines) + "\n")
+    return md
 def layer_metadata(seg: Segmentation, image_name: str) -> dict:
     """What a result layer records: the run's info (models, sha256, thresholds, timings...) and its image."""
     return {"prunuclei": {**seg.info.as_dict(), "image": image_name}}
@@ -277,7 +479,16 @@ def layer_metadata(seg: Segmentation, image_name: str) -> dict:
 
 def disagreement_metadata(result: ComparisonResult) -> dict:
     return {"prunuclei": {"kinds": DISAGREEMENT_KINDS, "counts": result.numbers.disagreement,
-                          "image": result.request.image_name}}
+                          "image": result.request.image_name, "model": result.pruned.info.model,
+                          "reference": result.dense.info.model}}
+
+
+def disagreement_features(result: ComparisonResult) -> dict[str, list]:
+    """What hovering over the disagreement layer says: each kind named with the two models."""
+    a, b = result.pruned.info.model, result.dense.info.model
+    return {"index": [0, 1, 2, 3],
+            "disagreement": ["agree", f"missed by {a} (found by {b})", f"extra in {a} (not in {b})",
+                             f"split/merged ({a} vs {b})"]}
 
 
 @dataclass
@@ -314,29 +525,62 @@ def sweep_image(rgb: np.ndarray, crs: list[float], device: str, truth: np.ndarra
     return rows
 
 
+def zoo_models() -> dict[str, list[float]]:
+    """Scheme -> compression ratios of the registry's fine-tuned pairs (both branches shipped): the
+    paper's two schemes first, then any other scheme the registry holds (e.g. structured ones), then
+    dense. Without a registry: the default ladder for the paper's schemes."""
+    from ..models.zoo import registry
+
+    try:
+        models = registry()["models"]
+    except Exception:  # noqa: BLE001 - no registry: one-shot values still work
+        return {"networkwide": list(DEFAULT_CRS), "layerwise": list(DEFAULT_CRS), "dense": [1.0]}
+    branches: dict[tuple[str, float], set] = {}
+    for e in models:
+        if e.get("fine_tuned", True) and e["scheme"] != "dense":
+            branches.setdefault((e["scheme"], float(e["cr"])), set()).add(e["branch"])
+    pairs: dict[str, list[float]] = {}
+    for (scheme, cr), b in branches.items():
+        if {"semantic", "distance"} <= b:
+            pairs.setdefault(scheme, []).append(cr)
+    first = [s for s in ("networkwide", "layerwise") if s in pairs]
+    order = first + sorted(s for s in pairs if s not in first)
+    return {**{s: sorted(pairs[s]) for s in order}, "dense": [1.0]}
+
+
 def model_note(spec: ModelSpec) -> tuple[str, bool]:
-    """What is known of a model's accuracy before it runs (the registry's MoNuSeg test metrics), and
-    whether the user should be warned (unmeasured one-shot models, pairs known to collapse)."""
+    """What is known of a model's accuracy before it runs (the registry's metrics: MoNuSeg test and,
+    where stored, GBM40), and whether the user should be warned (unmeasured one-shot models, pairs
+    known to collapse, or losing more than 10 % AJI against dense)."""
     from ..models.zoo import find_entry
 
     try:
-        dense = (find_entry("semantic", "dense", 1) or {}).get("metrics") or {}
+        dense = find_entry("semantic", "dense", 1) or {}
         entry = None if spec.is_dense else find_entry("semantic", spec.scheme, spec.cr, spec.fine_tuned)
     except Exception:  # noqa: BLE001 - no registry: nothing known
         return "accuracy unknown (no model registry)", True
+    sets = (("metrics", "MoNuSeg test"), ("metrics_gbm40", "GBM40"))
     if spec.is_dense:
-        return (f"dense: MoNuSeg test AJI {dense['aji']:.3f}" if "aji" in dense else "dense"), False
+        parts = [f"{name} AJI {dense[key]['aji']:.3f}" for key, name in sets if "aji" in (dense.get(key) or {})]
+        return ("dense: " + " · ".join(parts)) if parts else "dense", False
     if entry is None or not spec.fine_tuned:
         return ("one-shot pruning (not fine-tuned): accuracy not measured; one-shot models often find few "
                 "or no nuclei"), True
-    m = entry.get("metrics") or {}
-    if "aji" not in m or "aji" not in dense:
+    parts, warn, collapsed = [], False, False
+    for key, name in sets:
+        m, d = entry.get(key) or {}, dense.get(key) or {}
+        if "aji" not in m or "aji" not in d:
+            continue
+        drop = (d["aji"] - m["aji"]) / d["aji"]
+        parts.append(f"{name} AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {d['aji']:.3f})")
+        warn = warn or drop > 0.1
+        collapsed = collapsed or m["aji"] < 0.3
+    if not parts:
         return "fine-tuned; accuracy not measured", True
-    drop = (dense["aji"] - m["aji"]) / dense["aji"]
-    text = f"MoNuSeg test AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {dense['aji']:.3f})"
-    if m["aji"] < 0.3:
+    text = " · ".join(parts)
+    if collapsed:
         return text + ": this pair collapses, it finds few or no nuclei", True
-    return text, drop > 0.1
+    return text, warn
 
 
 def run_warning(result: ComparisonResult) -> str | None:
@@ -347,8 +591,9 @@ def run_warning(result: ComparisonResult) -> str | None:
     label = result.pruned.info.model
     if result.dense is not None:
         d = result.dense.n_nuclei
+        ref = result.dense.info.model
         if d > 0 and n < 0.1 * d:
-            return f"{label} found {n} nuclei, dense {d}: this model has collapsed at this CR; read its map with care"
+            return f"{label} found {n} nuclei, {ref} {d}: this model has collapsed at this CR; read its map with care"
         return None
     return f"{label} found no nuclei" if n == 0 else None
 

@@ -20,7 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from ..constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
-from ._compute import ComparisonResult, disagreement_metadata, layer_metadata
+from ._compute import ComparisonResult, disagreement_features, disagreement_metadata, layer_metadata
 
 __all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
 
@@ -46,11 +46,6 @@ class LayerSpec:
     kwargs: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
-
-#: what hovering over the disagreement layer says (napari shows a labels layer's features in the status bar)
-DISAGREEMENT_FEATURES = {"index": [0, 1, 2, 3],
-                         "disagreement": ["agree", "missed by the pruned model", "extra in the pruned model",
-                                          "split/merged"]}
 
 
 def _instance_colormap():
@@ -97,10 +92,13 @@ class ComparisonState:
             return {}
         image = r.request.image_name
         out: dict[Role, LayerSpec] = {}
+        both = r.dense is not None and r.pruned is not None
         for model, seg in (("dense", r.dense), ("pruned", r.pruned)):
             if seg is None:
                 continue
-            base = f"{image} · {seg.info.model}"
+            # the model first and the output last: napari shortens names in the middle, so two layers'
+            # names stay distinct in the layer list (the image is in the metadata)
+            base = (f"{'A' if model == 'pruned' else 'B'} · " if both else "") + seg.info.model
             meta = layer_metadata(seg, image)
             if not seg.tiled:
                 maps = {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6, "blending": "additive"}
@@ -114,18 +112,23 @@ class ComparisonState:
             out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data,
                                                   {"opacity": 0.5, "features": feats}, meta)
         if r.disagreement is not None:
-            name = f"{image} · {r.pruned.info.model} · disagreement with dense"
+            name = f"A · {r.pruned.info.model} · disagreement with B"
             out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
-                                                        {"opacity": 0.8, "features": DISAGREEMENT_FEATURES},
+                                                        {"opacity": 0.8, "features": disagreement_features(r)},
                                                         disagreement_metadata(r))
+        offset = r.request.offset
+        if offset != (0, 0):  # a region of the image: the results sit where it is
+            for spec in out.values():
+                spec.kwargs["translate"] = offset
         if self._side_by_side_on():
             src = self.image_layer()
-            for model in ("dense", "pruned"):
-                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · ({model} view)", src.data,
+            for model, cell in (("dense", "left"), ("pruned", "right")):
+                seg = r.dense if model == "dense" else r.pruned
+                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · {cell}: {seg.info.model}", src.data,
                                                             {"rgb": src.rgb, "multiscale": src.multiscale}, {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
-                out[("view", "disagreement")] = LayerSpec(Labels, f"{d.name} (dense view)", d.data, d.kwargs,
+                out[("view", "disagreement")] = LayerSpec(Labels, "disagreement (left cell)", d.data, d.kwargs,
                                                           d.metadata)
         return {role: out[role] for role in ORDER if role in out}
 
@@ -162,6 +165,7 @@ class ComparisonState:
                     layer.name = spec.name
                 layer.data = spec.data
                 layer.metadata = spec.metadata
+                layer.translate = spec.kwargs.get("translate", (0, 0))
                 if "features" in spec.kwargs:
                     layer.features = spec.kwargs["features"] or {}
             else:
@@ -202,9 +206,11 @@ class ComparisonState:
             return ""
         lines = []
         if self._side_by_side_on():
-            lines.append(f"left: dense   |   right: {r.pruned.info.model}")
+            lines.append(f"left: {r.dense.info.model}  |  right: {r.pruned.info.model}")
         if ("pruned", "disagreement") in self.owned():
-            lines.append("red: missed by pruned  ·  blue: extra in pruned  ·  yellow: split/merged")
+            who = "pruned" if r.dense.info.model == "dense" else "A"
+            lines.append(f"red: missed by {who} · blue: extra in {who}")
+            lines.append("yellow: split/merged")
         return "\n".join(lines)
 
     def _legend(self) -> None:
@@ -212,10 +218,11 @@ class ComparisonState:
         text = self.legend_text()
         if text:
             if self._overlay_before is None:
-                self._overlay_before = (overlay.visible, overlay.text, overlay.position)
+                self._overlay_before = (overlay.visible, overlay.text, overlay.position, overlay.font_size)
             overlay.text, overlay.position, overlay.visible = text, "top_center", True
+            overlay.font_size = 9  # fits a 1366 px wide window's canvas
         elif self._overlay_before is not None:
-            overlay.visible, overlay.text, overlay.position = self._overlay_before
+            overlay.visible, overlay.text, overlay.position, overlay.font_size = self._overlay_before
             self._overlay_before = None
 
     # ---- side by side ---------------------------------------------------

@@ -6,6 +6,7 @@ jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in n
 and hands results to the :class:`~._state.ComparisonState`, which owns the layers.
 """
 
+import gc
 import threading
 import weakref
 from pathlib import Path
@@ -27,25 +28,33 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from ..constants import DEFAULT_CRS, EXPORT_EXTENSIONS, SCHEME_LABELS
+from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS
 from ..devices import available_devices
 from ..io import ImageError, as_rgb_uint8, check_lazy_rgb
-from ..models.zoo import zoo_crs
 from ..pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
 from ..postprocess import WatershedParams
 from ..progress import Cancelled, Progress
 from . import _compute as compute
 from ._state import ComparisonState
 
-#: scheme choices as shown -> scheme names
-SCHEMES = {SCHEME_LABELS[s]: s for s in ("networkwide", "layerwise", "dense")}
+#: the reference choice that runs the chosen model alone
+ALONE = "none (chosen model alone)"
+
+
+def scheme_label(scheme: str) -> str:
+    """How a scheme is written for people (schemes the registry names but constants do not: as named)."""
+    return SCHEME_LABELS.get(scheme, scheme)
+
+
+#: scheme choices as shown -> scheme names, from the model registry (pruned schemes, then dense)
+SCHEMES = {scheme_label(s): s for s in compute.zoo_models()}
 #: keyboard shortcuts in the viewer: key -> (widget -> callback of the viewer)
 SHORTCUTS = {
     "Control-Shift-R": lambda w: lambda viewer: w.start_run(),
     "Control-Shift-G": lambda w: lambda viewer: setattr(w.side_by_side, "value", not w.side_by_side.value),
 }
 #: what the Export button can write
-EXPORT_WHAT = ("chosen model", "dense", "disagreement")
+EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
 #: a threshold edit waits this long for the next one before the watershed re-runs
 DEBOUNCE_MS = 300
 TOOLTIPS = {
@@ -55,23 +64,31 @@ TOOLTIPS = {
     "cr": "Compression ratio: prunable weights of the dense model / weights kept. 'other' prunes any CR one-shot.",
     "cr_other": "Any compression ratio, made now by one-shot magnitude pruning (not fine-tuned).",
     "fine_tuned": "Fine-tuned after pruning (the zoo's models); untick for the same CR pruned one-shot.",
-    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split (prunuclei sweep).",
+    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split and GBM40 (prunuclei sweep).",
     "device": "Where the networks run.",
     "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
     "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
     "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
     "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
-    "compare": "Also run the dense model (with its own thresholds) and compare.",
+    "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
+                 "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",
+    "region": "Run on the part of the image shown in the canvas only (zoom to a region of a slide first; at "
+              "most 2048 x 2048 px): the full comparison there, results placed on the slide.",
+    "pixel_size": "Micrometres per pixel (read from the image's TIFF/OME metadata when it has one; 0 = unknown). "
+                  "With it, areas are in µm² in the numbers, the features table and the exports.",
+    "report_path": "The folder the report is written into (made if missing).",
+    "report_btn": "Write a report folder: numbers (Markdown and CSV), parameters, model ids and sha256, the CR "
+                  "sweep rows, the charts and a screenshot of the canvas.",
     "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
              "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
     "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
     "cancel_btn": "Stop the running job; nothing is shown or written.",
     "progress": "Steps (tiles and branches) done.",
-    "side_by_side": "napari grid mode, one camera: dense on the left, the pruned model on the right "
+    "side_by_side": "napari grid mode, one camera: model B (dense) on the left, model A on the right "
                     "(Ctrl+Shift+G).",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_what": "Which result to export: the chosen model's nuclei, dense's, or the disagreement map.",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
@@ -82,55 +99,56 @@ class PruneCompareWidget(Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
-        super().__init__(labels=True, scrollable=True)  # fits short screens: the dock scrolls
+        super().__init__(labels=False)
         self.viewer = viewer
         ws = WatershedParams()
-        try:
-            crs = zoo_crs() or list(DEFAULT_CRS)
-        except Exception:  # noqa: BLE001 - no registry: one-shot values still work
-            crs = list(DEFAULT_CRS)
+        self.zoo = compute.zoo_models()
+        self.schemes = {scheme_label(s): s for s in self.zoo}
+        first = next(iter(self.schemes))
+        scheme0 = "network-wide" if "network-wide" in self.schemes else first
         self.image = create_widget(annotation="napari.layers.Image", label="H&E image")
-        self.scheme = ComboBox(choices=list(SCHEMES), value="network-wide", label="pruning")
-        self.cr = ComboBox(choices=[*(f"{c:g}" for c in crs), "other"], value="20" if 20 in crs else f"{crs[0]:g}",
-                           label="compression ratio")
+        self.scheme = ComboBox(choices=list(self.schemes), value=scheme0, label="model A: pruning")
+        self.cr = ComboBox(choices=self._cr_choices(scheme0), label="compression ratio")
+        crs = self._cr_choices(scheme0)
+        self.cr.value = "20" if "20" in crs else crs[0]
         self.cr_other = FloatSpinBox(value=12, min=1, max=10000, step=0.5, label="other CR (one-shot)",
                                      visible=False)
         self.fine_tuned = CheckBox(value=True, text="fine-tuned (else one-shot)")
+        self.model_note = Label(value="", label="known accuracy")
+        self.reference = ComboBox(choices=self._reference_choices(), value="dense", label="model B: compare with")
         self.device = ComboBox(choices=available_devices(), value=available_devices()[-1], label="device")
+        self.region = CheckBox(value=False, text="visible region only (slides: zoom in first)")
+        self.pixel_size = FloatSpinBox(value=0, min=0, max=100, step=0.01, label="pixel size (µm, 0 = unknown)")
+        self.pixel_size.native.setDecimals(4)
+        self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
+                                   options={"nullable": True})
         self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
         self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px")
-        self.compare = CheckBox(value=True, text="compare with dense")
-        self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
-                                   options={"nullable": True})
-        self.run_btn = PushButton(text="Run")
-        self.cancel_btn = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(value=0, max=1, label="progress")
-        self.side_by_side = CheckBox(value=False, text="side by side (dense left, pruned right)")
-        self.status = Label(value="")
-        self.numbers = TextEdit(value="", label="numbers")
+        self.defaults_btn = PushButton(text="Restore model A's thresholds")
+        self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
+        self.numbers_text = ""
+        self.sweep_btn = PushButton(text="CR sweep on this image (all zoo models)")
+        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
-        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value="chosen model", label="export")
         self.overwrite = CheckBox(value=False, text="overwrite an existing file")
         self.export_btn = PushButton(text="Export")
-        self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
-        self.model_note = Label(value="", label="known accuracy")
-        self.defaults_btn = PushButton(text="Restore the model's thresholds")
-        self.extend([
-            self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note, self.device, self.fg,
-            self.marker, self.min_size, self.defaults_btn, self.compare, self.truth, self.run_btn, self.cancel_btn,
-            self.progress, self.side_by_side, self.status, self.numbers, self.export_what, self.export_path,
-            self.overwrite, self.export_btn, self.sweep_btn,
-        ])
+        self.report_path = FileEdit(mode="d", label="report folder", value=str(Path.home() / "prunuclei_report"))
+        self.report_btn = PushButton(text="Write report")
+        self.run_btn = PushButton(text="Run")
+        self.cancel_btn = PushButton(text="Cancel", enabled=False)
+        self.side_by_side = CheckBox(value=False, text="side by side")
+        self.progress = ProgressBar(value=0, max=1, label="progress")
+        self.status = Label(value="")
+        self.compare = self.reference  # the reference choice (older name)
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
         from ._plots import ChartsCanvas
 
         self.charts = ChartsCanvas()
-        self.native.layout().addWidget(self.charts)
-        self.native.setMinimumWidth(480)  # the numbers and the accuracy note stay readable
+        self._build_tabs()
         self.sweep_rows: list[compute.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
         self.scratch = compute.Scratch()
@@ -140,6 +158,7 @@ class PruneCompareWidget(Container):
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, action(self), overwrite=True)
         self.worker = None
+        self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
         self._returned = False
@@ -156,10 +175,90 @@ class PruneCompareWidget(Container):
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
         self.export_btn.changed.connect(self.export)
+        self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params_edited)
         self.truth.changed.connect(self._on_truth)
+        self.image.changed.connect(self._on_image)
+        self._on_image()
+
+    def _build_tabs(self) -> None:
+        """Tabs (model, numbers and thresholds, charts, export and report), each scrolling on its own,
+        over a bar that always shows Run, Cancel, side by side, the progress and the status."""
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QSizePolicy, QTabWidget
+
+        def page(widgets, extra=None):
+            c = Container(widgets=widgets, labels=True, scrollable=True)
+            if extra is not None:
+                c.native.layout().addWidget(extra, 1)  # a Qt widget below the magicgui ones, taking the rest
+            else:
+                c.native.layout().addStretch(1)
+            return c
+
+        self.pages = {
+            "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
+                           self.reference, self.device, self.region, self.pixel_size, self.truth]),
+            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn], self.numbers.native),
+            "Charts": page([self.sweep_btn], self.charts),
+            "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
+                            self.report_btn]),
+        }
+        self.tabs = QTabWidget()
+        for name, c in self.pages.items():
+            area = c.root_native_widget  # the page's scroll area
+            area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            # a scroll area does not grow to its content's minimum width (the dock was clipped at the right)
+            area.setMinimumWidth(c.native.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+            self.tabs.addTab(area, name)
+        self.tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        buttons = Container(widgets=[self.run_btn, self.cancel_btn, self.side_by_side], layout="horizontal",
+                            labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        self.extend([buttons, self.progress, self.status])
+        self.native.layout().insertWidget(0, self.tabs, 1)
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().height() + 4)
+        self.model_note.native.setWordWrap(True)
+        self.numbers.native.setMinimumHeight(260)
+        self.charts.setMinimumWidth(360)
+        # the dock is as wide as its widest row (the numbers and the accuracy note stay readable): the
+        # minimum goes on the tab widget, which the dock sizes to (a scroll area hides its content's)
+        self.tabs.setMinimumWidth(440)
+
+    def reset_choices(self, *_) -> None:
+        """napari calls this when layers come and go: the layer boxes live in the tabs' pages."""
+        super().reset_choices()
+        for page in getattr(self, "pages", {}).values():
+            page.reset_choices()
+
+    def _cr_choices(self, scheme_label_: str) -> list[str]:
+        crs = self.zoo.get(self.schemes.get(scheme_label_, ""), [])
+        return [*(f"{c:g}" for c in crs), "other"]
+
+    def _reference_choices(self) -> list[str]:
+        """dense, none, then every fine-tuned zoo pair (e.g. to set layer-wise against network-wide)."""
+        self._references = {"dense": ModelSpec()}
+        for scheme, crs in self.zoo.items():
+            if scheme != "dense":
+                for cr in crs:
+                    self._references[f"{scheme_label(scheme)} CR{cr:g}"] = ModelSpec(scheme, cr)
+        return ["dense", ALONE, *list(self._references)[1:]]
+
+    def reference_spec(self) -> ModelSpec | None:
+        value = self.reference.value
+        if value in (False, ALONE):  # False: the older "compare with dense" checkbox, unticked
+            return None
+        return self._references.get(value, ModelSpec()) if isinstance(value, str) else ModelSpec()
+
+    def _on_image(self, *_) -> None:
+        """A new image: its pixel size from the reader's metadata, when the file has one."""
+        layer = self.image.value
+        px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
+        if px:
+            self.pixel_size.value = float(px)
 
     @property
     def result(self) -> compute.ComparisonResult | None:
@@ -167,7 +266,13 @@ class PruneCompareWidget(Container):
 
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
-        dense = SCHEMES[value] == "dense"
+        dense = self.schemes[value] == "dense"
+        if not dense:  # this scheme's zoo CRs (kept where the scheme has the same one)
+            before = self.cr.value
+            choices = self._cr_choices(value)
+            if list(self.cr.choices) != choices:
+                self.cr.choices = choices
+                self.cr.value = before if before in choices else choices[0]
         self.cr.enabled = not dense
         self.fine_tuned.enabled = not dense and self.cr.value != "other"
 
@@ -179,13 +284,13 @@ class PruneCompareWidget(Container):
             self.fine_tuned.value = False
         elif not self.fine_tuned.enabled:
             self.fine_tuned.value = True
-        self.fine_tuned.enabled = not other and SCHEMES[self.scheme.value] != "dense"
+        self.fine_tuned.enabled = not other and self.schemes[self.scheme.value] != "dense"
 
     def spec(self) -> ModelSpec:
         """The chosen model; "other" CR is made by one-shot pruning."""
         other = self.cr.value == "other"
         cr = float(self.cr_other.value) if other else float(self.cr.value)
-        return ModelSpec(SCHEMES[self.scheme.value], cr, bool(self.fine_tuned.value) and not other)
+        return ModelSpec(self.schemes[self.scheme.value], cr, bool(self.fine_tuned.value) and not other)
 
     def _model_defaults(self, *_) -> None:
         """Set the thresholds to the chosen model's own (tuned for the pair where the zoo has them) and say
@@ -221,18 +326,44 @@ class PruneCompareWidget(Container):
         own = load_pair(spec).params
         seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
                              params=None if params == own else params, device=self.device.value, tiling=self.tiling)
-        return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=bool(self.compare.value))
+        ref = self.reference_spec()
+        px = float(self.pixel_size.value) or None
+        return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=ref is not None,
+                                      reference=ref, region=self._region(layer), pixel_size=px)
+
+    def _region(self, layer) -> tuple[int, int, int, int] | None:
+        """The part of ``layer`` in view (rows, columns of its full-resolution data) when "visible region
+        only" is ticked; refuses one larger than 2048 x 2048 px."""
+        if not self.region.value:
+            return None
+        data = layer.data[0] if layer.multiscale else layer.data
+        h, w = data.shape[:2]
+        center = np.asarray(self.viewer.camera.center[-2:], float)
+        half = np.asarray(self.viewer.canvas.size, float) / self.viewer.camera.zoom / 2
+        corners = [layer.world_to_data(center - half)[-2:], layer.world_to_data(center + half)[-2:]]
+        (r0, c0), (r1, c1) = np.floor(np.min(corners, 0)), np.ceil(np.max(corners, 0))
+        r0, r1 = int(max(0, r0)), int(min(h, r1))
+        c0, c1 = int(max(0, c0)), int(min(w, c1))
+        if r1 - r0 < 32 or c1 - c0 < 32:
+            raise ImageError("the visible region holds (almost) none of the image: pan to it, or untick "
+                             "'visible region only'")
+        limit = self.tiling.whole_max_pixels  # the region runs whole: maps, disagreement, thresholds
+        if (r1 - r0) * (c1 - c0) > limit:
+            side = int(limit**0.5)
+            raise ImageError(f"the visible region is {c1 - c0} x {r1 - r0} px: zoom in to at most {side} x {side} px "
+                             "(or untick 'visible region only')")
+        return r0, r1, c0, c1
 
     # ---- running ----------------------------------------------------
     def _inputs(self):
         """The request, the checked RGB array and the ground truth; None after showing an error."""
         try:
             req = self.request()
-            rgb = self._checked_rgb()
+            rgb = self._checked_rgb(req.region)
         except (ImageError, ValueError) as e:
             self._error(str(e))
             return None
-        return req, rgb, self._truth_array(rgb.shape[:2])
+        return req, rgb, self._truth_array(rgb.shape[:2], req.region)
 
     def _start(self, job, on_result, message: str, after=None):
         """Run ``job`` (a generator yielding Progress) in a napari thread worker.
@@ -242,7 +373,17 @@ class PruneCompareWidget(Container):
         """
         from napari.qt.threading import thread_worker
 
+        if self.worker is not None:  # e.g. Ctrl+Shift+R while a job runs: one job at a time
+            self.status.value = f"busy: {self.status.value}"
+            return None
         self._cancel.clear()
+        if not self._gc_frozen:
+            # napari's own objects (about half a million) go to the permanent generation for the job: a full
+            # collection, set off by the job's allocations, then scans only the job's objects. Otherwise it
+            # scans napari's too, holding the GIL for about 200 ms and stalling the GUI thread (9000 x 9000
+            # export: 262/325 ms stalls, 63 ms with this). Given back in _on_finished.
+            gc.freeze()
+            self._gc_frozen = True
         self.status.value = message
         self.progress.value = 0
         self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
@@ -307,10 +448,14 @@ class PruneCompareWidget(Container):
         self.charts.refresh()
         self.status.value = "CR sweep done"
 
-    def _checked_rgb(self):
-        """The image as RGB uint8; a slide above 2048x2048 stays lazy (read tile by tile later)."""
+    def _checked_rgb(self, region=None):
+        """The image (or its ``region``) as RGB uint8; a slide above 2048x2048 stays lazy (read tile by
+        tile later)."""
         layer = self.image.value
         data = layer.data[0] if layer.multiscale else layer.data
+        if region is not None:
+            r0, r1, c0, c1 = region
+            return as_rgb_uint8(np.asarray(data[r0:r1, c0:c1]), name=f"layer '{layer.name}' (region)")
         if self.tiling.is_tiled(data.shape):
             return check_lazy_rgb(data, f"layer '{layer.name}'")
         return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
@@ -334,7 +479,9 @@ class PruneCompareWidget(Container):
             return
         self._show(result)
         self.charts.refresh()
-        self.status.value = f"done: {result.chosen.info.model}"
+        self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
+        ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
+        self.status.value = f"done: {result.chosen.info.model}{ref}"
         warning = compute.run_warning(result)
         if warning:
             self.status.value = f"warning: {warning}"
@@ -346,6 +493,9 @@ class PruneCompareWidget(Container):
     def _on_finished(self) -> None:
         self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
         self.cancel_btn.enabled = False
+        if self._gc_frozen:
+            gc.unfreeze()
+            self._gc_frozen = False
         if self._cancel.is_set() and not self._returned:
             self.status.value = "cancelled"
         self.worker = None
@@ -357,10 +507,15 @@ class PruneCompareWidget(Container):
         self.status.value = f"error: {msg}"
         show_error(msg)
 
-    def _truth_array(self, shape) -> np.ndarray | None:
+    def _truth_array(self, shape, region=None) -> np.ndarray | None:
         truth = self.truth.value
         if truth is None:
             return None
+        if region is not None:  # the ground truth of the whole image, cut to the region
+            r0, r1, c0, c1 = region
+            data = truth.data[0] if truth.multiscale else truth.data
+            if tuple(data.shape) == tuple(self._checked_shape()):
+                return np.asarray(data[r0:r1, c0:c1])
         if tuple(truth.data.shape) != tuple(shape):
             self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
             return None
@@ -368,11 +523,27 @@ class PruneCompareWidget(Container):
             return None  # slides: counts only, no pixel-wise comparison
         return np.asarray(truth.data)
 
+    def _checked_shape(self) -> tuple[int, int]:
+        layer = self.image.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        return tuple(data.shape[:2])
+
+    def _region_rgb(self, r: compute.ComparisonResult) -> np.ndarray | None:
+        """The run's image (its region, for a region run) in memory; None for slides and lost layers."""
+        layer = self.state.image_layer()
+        if layer is None:
+            return None
+        if r.request.region is not None:
+            r0, r1, c0, c1 = r.request.region
+            data = layer.data[0] if layer.multiscale else layer.data
+            return np.asarray(data[r0:r1, c0:c1])
+        return None if layer.multiscale else np.asarray(layer.data)
+
     def _on_truth(self, *_) -> None:
         r = self.result
         if r is None:
             return
-        truth = self._truth_array(r.chosen.labels.shape)
+        truth = self._truth_array(r.chosen.labels.shape, r.request.region)
         if r.tiled:
             return
         r.numbers = compute.compute_numbers(r.pruned, r.dense, truth)
@@ -402,9 +573,8 @@ class PruneCompareWidget(Container):
         if r.tiled:
             self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
             return None
-        params, truth = self.params(), self._truth_array(r.chosen.labels.shape)
-        layer = self.state.image_layer()
-        rgb = np.asarray(layer.data) if layer is not None and not layer.multiscale else None
+        params, truth = self.params(), self._truth_array(r.chosen.labels.shape, r.request.region)
+        rgb = self._region_rgb(r)
 
         def job():
             yield Progress(0, 1, "watershed with the new thresholds...")
@@ -432,7 +602,13 @@ class PruneCompareWidget(Container):
             self._showing = False
 
     def _show_numbers(self) -> None:
-        self.numbers.value = "" if self.result is None else compute.format_numbers(self.result)
+        """The numbers as a table (model rows x metrics) with the comparison lines below it."""
+        r = self.result
+        self.numbers_text = "" if r is None else compute.format_numbers(r)
+        if r is None:
+            self.numbers.value = ""
+        else:
+            self.numbers.native.setHtml(compute.numbers_html(r))
 
     def _arrange(self, *_) -> None:
         """Side by side on or off: the dense cell's views are added or removed, the grid set."""
@@ -450,6 +626,7 @@ class PruneCompareWidget(Container):
         self.state.clear()
         self.scratch.cleanup()
         self.numbers.value = ""
+        self.numbers_text = ""
 
     # ---- export -----------------------------------------------------
     def export(self, *_):
@@ -464,16 +641,19 @@ class PruneCompareWidget(Container):
         what = self.export_what.value
         if what == "disagreement":
             if r.disagreement is None:
-                self._error("no disagreement map: run a pruned model with 'compare with dense' on an image "
-                            "up to 2048 x 2048")
+                self._error("no disagreement map: run with a model B ('compare with') on an image up to "
+                            "2048 x 2048, or on the visible region of a slide")
                 return None
             labels, prov = r.disagreement, {**compute.disagreement_metadata(r)["prunuclei"],
                                             "models": [s.info.model for s in (r.dense, r.pruned)]}
             n = sum(r.numbers.disagreement.values())
         else:
-            seg = r.dense if what == "dense" else r.chosen
+            if what == EXPORT_WHAT[1]:  # B exists only beside A
+                seg = r.dense if r.pruned is not None else None
+            else:
+                seg = r.chosen
             if seg is None:
-                self._error("no dense run: tick 'compare with dense' and press Run")
+                self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
                 return None
             labels, prov, n = seg.labels, compute.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
         path = Path(self.export_path.value)
@@ -481,8 +661,11 @@ class PruneCompareWidget(Container):
         rgb = None
         if layer is not None and getattr(layer, "rgb", False):
             rgb = layer.data[0] if layer.multiscale else layer.data
+            if r.request.region is not None:
+                rgb = self._region_rgb(r)
             if tuple(rgb.shape[:2]) != tuple(labels.shape):
                 rgb = None
+        prov = {**prov, **compute.run_provenance(r)}
         if path.suffix.lower() not in EXPORT_EXTENSIONS:
             self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
                         f"{', '.join(EXPORT_EXTENSIONS)}")
@@ -494,7 +677,8 @@ class PruneCompareWidget(Container):
             self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
             return None
         job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
-                          overwrite=bool(self.overwrite.value))
+                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
+                          offset=r.request.offset)
 
         def done(out) -> None:
             if out is None:
@@ -505,3 +689,26 @@ class PruneCompareWidget(Container):
 
         return self._start(job, done, f"exporting to {path.name}...")
 
+
+    # ---- report -----------------------------------------------------
+    def write_report(self, *_) -> Path | None:
+        """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
+        the charts and a screenshot of the canvas; returns the Markdown file's path."""
+        r = self.result
+        if r is None:
+            self._error("nothing to report: run a model first")
+            return None
+        folder = Path(self.report_path.value)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shot = folder / "canvas.png"
+            self.viewer.screenshot(str(shot), canvas_only=True)
+            with self.charts._lock:
+                self.charts.figure.savefig(folder / "charts.png", dpi=100)
+            md = compute.write_report(folder, r, self.sweep_rows, screenshot=shot.name, charts="charts.png")
+        except OSError as e:
+            self._error(f"report failed: {e}")
+            return None
+        self.status.value = f"report written to {md}"
+        show_info(self.status.value)
+        return md
