@@ -48,7 +48,8 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
             what = "none"
             if b:
                 drop = 100 * relative_drop(b["aji"], dense["aji"])
-                what = f"**{_name(b)}**, AJI {b['aji']:.4f} ({drop:+.1f} %), time {b['time_ratio']:.2f}× dense"
+                side = f"{abs(drop):.1f} % {'below' if drop > 0 else 'above'} dense"
+                what = f"**{_name(b)}**, AJI {b['aji']:.4f} ({side}), time {b['time_ratio']:.2f}× dense"
             lines.append(f"- fastest fine-tuned pair within {100 * tol:g} % of dense AJI: {what}")
         lines += ["", "### Channel layer-wise against channel network-wide (same protocol, same budget)", "",
                   "| CR | layer-wise AJI | network-wide AJI | difference | better | layer-wise time | "
