@@ -38,7 +38,23 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
         "models by the nominal one). Unstructured pairs keep the dense network's shape, so their",
         "time is dense's (zeros do not shrink dense kernels); they are timed all the same.", "",
         f"Channel zoo fine-tuning: {meta.get('finetune', '?')}", "",
+        "Scheme definitions (`napari_prunuclei/structured.py`): a filter's magnitude is the L2 norm of",
+        "the filter with its BatchNorm scale folded in; channel-layerwise keeps the same fraction of every",
+        "convolution's channels (of the dense count), channel-networkwide ranks all filters at once after",
+        "dividing each by its layer's mean magnitude. The 1-channel head is never pruned. Counts are",
+        "rounded to multiples of 8, then moved one multiple at a time towards the nominal CR.", "",
     ]
+    mult = meta.get("multiples")
+    if mult:
+        lines += ["### Why multiples of 8", "",
+                  f"`python bench/bench_channels.py --crs 4 8 16 --multiples 1 4 8 16 --repeats 5 --size "
+                  f"{mult['size']}` on {mult['cpu']} ({mult['threads']} threads, {mult['precision']}): one forward "
+                  "of the semantic branch cut (not fine-tuned: timing only), interleaved with dense, medians.", "",
+                  "| scheme | CR | multiple | achieved CR | MACs ÷ | speed-up |", "|---|---:|---:|---:|---:|---:|"]
+        for r in mult["rows"]:
+            lines.append(f"| {r['scheme']} | {r['cr']:g} | {r['multiple']} | {r['achieved_cr']:.2f} | "
+                         f"{r['macs_ratio']:.2f} | {r['speedup']:.2f}× |")
+        lines.append("")
     for ds in [d for d in ("monuseg", "gbm40") if any(r["dataset"] == d for r in rows)]:
         dense = next(r for r in rows if r["dataset"] == ds and r["scheme"] == "dense")
         n = dense["n_images"]

@@ -437,6 +437,10 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         from .channel_report import write_channel_report
 
         meta["finetune"] = channel_finetune_note()
+        if (a.out / "multiples.json").is_file():
+            import json
+
+            meta["multiples"] = json.loads((a.out / "multiples.json").read_text())
         files.append(write_channel_report(rows, a.report, command, meta))
     else:
         files.append(write_report(rows, a.report, command, meta))
