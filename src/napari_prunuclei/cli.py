@@ -376,7 +376,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schemes", nargs="+", default=list(UNSTRUCTURED_SCHEMES), choices=list(PRUNED_SCHEMES))
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
     p.add_argument("--include", type=Path, default=None,
-                   help="sweep.json of an earlier sweep: its rows are shown beside (and timed with --time)")
+                   help="sweep.json of an earlier sweep: its fine-tuned rows are shown beside (and timed with --time)")
     p.add_argument("--time", action="store_true",
                    help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
     p.add_argument("--time-repeat", type=int, default=3)
@@ -418,8 +418,9 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         import json
 
         have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
-        rows += [r for r in json.loads(a.include.read_text())
-                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets]
+        rows += [r for r in json.loads(a.include.read_text())  # the earlier sweep's fine-tuned pairs
+                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets
+                 and r["variant"] == "fine-tuned"]
     if a.time:
         from .sweep import add_times
 
