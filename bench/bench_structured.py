@@ -9,7 +9,10 @@ that a busy machine slows every model alike; medians of --repeat rounds after a 
 Reported: both branches, the watershed, end to end, and each pair's ratio to dense in the
 same run, with the achieved CR and the MACs ratio from the registry. On CUDA it also
 times the networks alone on a batch of ``--batch`` 1024x1024 tiles (bf16, channels-last),
-which is what a slide run feeds them.
+which is what a slide run feeds them. ``--slide-size N``: also a N x N mosaic of the MoNuSeg
+test tiles (``bench/make_large_image.py``'s layout, in memory), segmented tile by tile by dense
+and each pair one after the other, reporting the wall time against dense and the agreement
+with dense on the slide (nuclei count, foreground Dice).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 from napari_prunuclei.constants import CHANNEL_SCHEMES
 from napari_prunuclei.machine import cpu_name
 from napari_prunuclei.models.zoo import registry
-from napari_prunuclei.pipeline import load_pair
+from napari_prunuclei.pipeline import load_pair, segment
 from napari_prunuclei.timing import time_segment
 
 
@@ -80,6 +83,36 @@ def time_networks(pairs: dict, device: str, batch: int, repeat: int) -> dict:
     return out
 
 
+def time_slide(pairs: dict, a) -> list[dict]:
+    """Wall time of a tiled run on a mosaic for dense and each pair, and agreement with dense."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from make_large_image import mosaic, sources
+
+    img = mosaic(sources(a.data), a.slide_size)
+    mp = a.slide_size**2 / 1e6
+    out, dense_fg, dense_s = [], None, None
+    print(f"\n# slide: {a.slide_size}x{a.slide_size} mosaic ({mp:.0f} MP) of MoNuSeg test tiles, tiled, one run each")
+    print("| model | wall s | MP/s | time vs dense | nuclei | nuclei vs dense | foreground Dice vs dense |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, pair in pairs.items():
+        t = time.perf_counter()
+        seg = segment(img, pair, device=a.device, precision=a.precision, tiling="tiled")
+        wall = time.perf_counter() - t
+        fg = seg.labels > 0
+        if dense_fg is None:
+            dense_fg, dense_s, dense_n = fg, wall, seg.n_nuclei
+        dice = 2 * np.count_nonzero(fg & dense_fg) / max(1, np.count_nonzero(fg) + np.count_nonzero(dense_fg))
+        row = {"model": label, "wall_s": wall, "mp_per_s": mp / wall, "ratio": wall / dense_s,
+               "n_nuclei": seg.n_nuclei, "nuclei_ratio": seg.n_nuclei / max(1, dense_n), "fg_dice": dice}
+        out.append(row)
+        print(f"| {label} | {wall:.1f} | {mp / wall:.2f} | {row['ratio']:.2f}× | {seg.n_nuclei} | "
+              f"{row['nuclei_ratio']:.3f} | {dice:.4f} |", flush=True)
+        del seg
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None)
@@ -88,6 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=8, help="CUDA: tiles per batch for the networks-only timing")
+    ap.add_argument("--slide-size", type=int, default=0, help="also time a N x N mosaic (needs --data)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     wanted = [parse_pair(p) for p in a.pairs] if a.pairs else zoo_channel_pairs()
@@ -122,10 +156,12 @@ def main(argv=None) -> int:
             line += f" {nets[label]['mp_per_s']:.0f} | {row['networks_ratio']:.2f}× |"
         rows.append(row)
         print(line, flush=True)
+    slide_rows = time_slide(pairs, a) if a.slide_size else []
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"device": name, "machine": platform.machine(), "torch": torch.__version__,
-                                      "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+                                      "threads": torch.get_num_threads(), "rows": rows, "slide": slide_rows},
+                                     indent=1))
     return 0
 
 
