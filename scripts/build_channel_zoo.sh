@@ -5,10 +5,13 @@
 # training images less the 4 held-back ones, loss = task loss + DISTILL * MSE(student, dense).
 # The four ladders run in parallel; each registers its files in the package zoo when done.
 # Usage: bash scripts/build_channel_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL] [DEVICE] [THREADS]  (re-run to resume)
-# Usage adds THREADS (6th, default 1 per ladder). The shipped files: see docs/pruning.md for the machine.
+# The shipped files: `bash scripts/build_channel_zoo.sh ../shared/data 50 5e-4 1.0 cpu 1` on this project's
+# 2-core CPU (no GPU lent), 50 steps per CR: the budget that fitted a session, far below the unstructured
+# zoo's (400-1200 steps per CR); 80 min wall, the four ladders side by side (see docs/pruning_channels.md).
+# Then: prunuclei tune-watershed --scheme channel-layerwise channel-networkwide --cr 2 4 8 16 32 (wider grid).
 set -euo pipefail
 root=${1:-../shared/data}
-steps=${2:-160}
+steps=${2:-50}
 lr=${3:-5e-4}
 distill=${4:-1.0}
 device=${5:-auto}
