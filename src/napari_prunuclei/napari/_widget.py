@@ -259,6 +259,10 @@ class PruneCompareWidget(Container):
         px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
         if px:
             self.pixel_size.value = float(px)
+            self._px_from_image = float(px)
+        elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
+            self.pixel_size.value = 0  # the previous image's size does not hold for this one
+            self._px_from_image = None
 
     @property
     def result(self) -> compute.ComparisonResult | None:
