@@ -1,4 +1,5 @@
-"""The dock widget: pick a pruned model, run it beside the dense one, compare, export.
+"""The dock widget: pick a model A (a pruned one), run it beside a model B (dense by default, or any
+zoo model), on the whole image or the visible region of a slide; compare, export, report.
 
 A thin shell: it gathers parameters into a :class:`~._compute.CompareRequest`, runs
 jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in napari
@@ -129,7 +130,7 @@ class PruneCompareWidget(Container):
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
-        self.sweep_btn = PushButton(text="CR sweep on this image (all zoo models)")
+        self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
@@ -142,7 +143,6 @@ class PruneCompareWidget(Container):
         self.side_by_side = CheckBox(value=False, text="side by side")
         self.progress = ProgressBar(value=0, max=1, label="progress")
         self.status = Label(value="")
-        self.compare = self.reference  # the reference choice (older name)
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
         from ._plots import ChartsCanvas
@@ -249,9 +249,7 @@ class PruneCompareWidget(Container):
 
     def reference_spec(self) -> ModelSpec | None:
         value = self.reference.value
-        if value in (False, ALONE):  # False: the older "compare with dense" checkbox, unticked
-            return None
-        return self._references.get(value, ModelSpec()) if isinstance(value, str) else ModelSpec()
+        return None if value == ALONE else self._references.get(value, ModelSpec())
 
     def _on_image(self, *_) -> None:
         """A new image: its pixel size from the reader's metadata, when the file has one."""
