@@ -61,10 +61,28 @@ def test_tiled_writes_into_a_chunked_array_and_cancels(tmp_path):
         segment_tiled(rgb, pair, out=np.zeros((5, 5), np.int32))
 
 
-def test_overlapped_watershed_gives_the_same_labels():
-    rgb, _ = synthetic_tile(384, seed=2)
+def test_stages_give_the_labels_of_the_old_serial_path():
+    """Read-ahead, networks, worker processes and seam-only stitching against the frozen pre-issue-14
+    loop (per tile: both branches, the old watershed, the old pixel-by-pixel stitching)."""
+    from napari_prunuclei.inference import predict_branch
+    from reference_tiled import tiled_reference
+
+    rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:, :520]
+    rgb = np.concatenate([rgb, rgb[::-1, ::-1]], axis=0)[:440]
     pair = load_pair()
-    serial = segment_tiled(rgb, pair, tile=128, halo=64, device="cpu")
-    res = segment(rgb, pair, device="cpu", tiling=Tiling("tiled", 128, 64), post_workers=2)
-    np.testing.assert_array_equal(serial, res.labels)
-    assert res.info.n_tiles == 9 and res.info.seconds["watershed"] > 0
+    grid = tile_grid(rgb.shape[:2], 160, 64)
+
+    def maps_of(t):
+        crop = rgb[t.a0 : t.a1, t.b0 : t.b1]
+        return (predict_branch(pair.semantic, crop, device="cpu"), predict_branch(pair.distance, crop, device="cpu"))
+
+    ref = tiled_reference(maps_of, grid, rgb.shape[:2], pair.params)
+    assert ref.max() > 100
+    for workers in (0, 2):
+        res = segment(rgb, pair, device="cpu", tiling=Tiling("tiled", 160, 64), post_workers=workers)
+        np.testing.assert_array_equal(res.labels, ref)
+        assert res.info.n_nuclei == ref.max() and res.info.post_workers == workers
+    tp = res.info.throughput
+    assert res.info.n_tiles == len(grid) and res.info.seconds["watershed"] > 0
+    assert set(tp["stages"]) >= {"read", "semantic", "distance", "watershed", "stitch", "networks"}
+    assert tp["mp_per_s"] > 0 and 0 <= tp["hidden"] <= 1

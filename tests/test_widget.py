@@ -513,3 +513,22 @@ def test_pixel_size_follows_the_image_metadata(viewer_widget):
     assert w.pixel_size.value == pytest.approx(0.252)
     w.image.value = viewer.layers[IMG]  # no pixel size in its metadata: unknown again
     assert w.pixel_size.value == 0
+
+
+def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
+    """A channel-pruned zoo pair is a choice like the others: smaller networks, the speed against dense
+    measured in the same run, the per-layer chart counting removed weights against the dense layers."""
+    viewer, w = viewer_widget
+    assert "channel layer-wise" in w.scheme.choices and "channel network-wide" in w.scheme.choices
+    w.scheme.value = "channel layer-wise"
+    w.cr.value = "4"
+    w.reference.value = "dense"
+    _run(qtbot, w)
+    assert w.status.value.startswith("done"), w.status.value
+    meta = w.state.owned()[("pruned", "instances")].metadata["prunuclei"]
+    assert meta["scheme"] == "channel-layerwise" and meta["cr"] == 4 and meta["fine_tuned"]
+    assert meta["semantic"]["prunable"] < meta["semantic"]["dense_prunable"] / 3  # a smaller network
+    assert "speed, this run:" in w.numbers_text and "time vs B" in w.numbers.value
+    assert "channel layer-wise CR4" in w.charts.ax_sparsity.get_title()
+    sparsity = w.charts.ax_sparsity.lines[0].get_ydata()
+    assert min(sparsity) > 40  # every layer lost weights (percent of the dense layer)

@@ -75,7 +75,8 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     h, w = image.shape[:2]
     t0 = time.perf_counter()
     kwargs = dict(device=request.device, precision=request.precision, tiling=request.tiling,
-                  post_workers=request.post_workers, progress=progress, name=str(path))
+                  post_workers=request.post_workers, batch=request.batch, compile=request.compile,
+                  progress=progress, name=str(path))
     if request.tiling.is_tiled((h, w)):
         import zarr
 
@@ -127,7 +128,7 @@ def _claim(out: Path, request: SegmentRequest, resume: bool):
             raise ValueError(f"another prunuclei run is writing into {out}: wait for it or choose another "
                              "folder") from None
         manifest = out / MANIFEST
-        want = {k: v for k, v in request.as_dict().items() if k not in ("device", "post_workers")}
+        want = {k: v for k, v in request.as_dict().items() if k not in ("device", "post_workers", "batch", "compile")}
         if manifest.is_file() and resume:
             try:
                 have = json.loads(manifest.read_text())

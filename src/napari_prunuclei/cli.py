@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .constants import DEFAULT_CRS, HALO, TILE
+from .constants import CHANNEL_SCHEMES, DEFAULT_CRS, HALO, PRUNED_SCHEMES, TILE, UNSTRUCTURED_SCHEMES
 
 __all__ = ["main"]
 
@@ -48,7 +48,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scheme", default="dense", help="dense, layerwise or networkwide")
+    p.add_argument("--scheme", default="dense",
+                   help="dense, layerwise, networkwide (unstructured: sparse, same speed) or channel-layerwise, "
+                        "channel-networkwide (structured: smaller, faster networks)")
     p.add_argument("--cr", type=float, default=1, help="compression ratio (pruned schemes)")
     p.add_argument("--one-shot", action="store_true", help="the not-fine-tuned (one-shot pruned) variant")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -135,8 +137,11 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
     p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
-    p.add_argument("--post-workers", type=int, default=0,
-                   help="threads running the watershed of finished tiles while the next tiles' branches run")
+    p.add_argument("--post-workers", type=int, default=None,
+                   help="processes running the watershed of finished tiles while the next tiles' branches run "
+                        "(default: one per available core; 0: in the main process)")
+    p.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
     p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
     p.set_defaults(func=_cmd_segment)
 
@@ -162,13 +167,14 @@ def _cmd_segment(a: argparse.Namespace) -> int:
     request = SegmentRequest(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, params=_watershed(a, pair),
                              device=a.device, precision=a.precision,
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
-                             post_workers=a.post_workers)
+                             post_workers=a.post_workers, batch=a.batch, compile=a.compile)
     paths = _image_paths(a.images)
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
                          resume=not a.overwrite, threads=a.threads)
     for info in done.finished:
-        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s) "
-              f"-> {a.out / Path(info['image']).stem}_labels.tif")
+        rate = info.get("throughput", {}).get("mp_per_s")
+        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
+              + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
     for path, why in done.failed:
         print(f"prunuclei segment: {path}: failed, nothing written: {why}", file=sys.stderr)
     if done.failed:
@@ -203,12 +209,15 @@ def _cmd_models(a: argparse.Namespace) -> int:
         print(json.dumps(reg, indent=1))
         return 0
     print(f"watershed defaults: {reg.get('watershed')}")
-    print(f"{'branch':<9} {'scheme':<12} {'CR':>5} {'tuned':>6} {'steps':>6}  {'sha256':<14} "
-          f"{'AJI MoNuSeg':>11} {'AJI GBM40':>9}  file")
+    print(f"{'branch':<9} {'scheme':<20} {'CR':>5} {'achieved':>8} {'MACs÷':>6} {'tuned':>6} {'steps':>6}  "
+          f"{'sha256':<14} {'AJI MoNuSeg':>11} {'AJI GBM40':>9}  file")
     for e in reg["models"]:
+        ach = f"{e['achieved_cr']:.2f}" if "achieved_cr" in e else ""
+        macs = f"{e['macs_ratio']:.2f}" if "macs_ratio" in e else ""
         aji = [f"{(e.get(k) or {}).get('aji', float('nan')):.3f}" for k in ("metrics", "metrics_gbm40")]
-        print(f"{e['branch']:<9} {e['scheme']:<12} {e['cr']:>5g} {str(e.get('fine_tuned', True)):>6} "
-              f"{e.get('steps', 0):>6}  {e['sha256'][:12]:<14} {aji[0]:>11} {aji[1]:>9}  {e['file']}")
+        print(f"{e['branch']:<9} {e['scheme']:<20} {e['cr']:>5g} {ach:>8} {macs:>6} "
+              f"{str(e.get('fine_tuned', True)):>6} {e.get('steps', 0):>6}  {e['sha256'][:12]:<14} "
+              f"{aji[0]:>11} {aji[1]:>9}  {e['file']}")
     return 0
 
 
@@ -234,9 +243,10 @@ def _cmd_ship(a: argparse.Namespace) -> int:
 
 
 def _add_prune(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prune", help="prune a dense branch and fine-tune it with the mask fixed")
+    p = sub.add_parser("prune", help="prune a dense branch and fine-tune it (unstructured: mask fixed; "
+                                     "channel-*: a smaller network)")
     p.add_argument("--branch", choices=["semantic", "distance"], required=True)
-    p.add_argument("--scheme", choices=["layerwise", "networkwide"], required=True)
+    p.add_argument("--scheme", choices=list(PRUNED_SCHEMES), required=True)
     p.add_argument("--cr", type=float, nargs="+", required=True,
                    help="compression ratio(s); several are pruned gradually, in ascending order, in one run")
     p.add_argument("--data", type=Path, required=True)
@@ -251,11 +261,42 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
                    help="continue from this pruned (sparse) branch file instead of the dense weights")
     p.add_argument("--distill", type=float, default=0.0,
                    help="weight of distillation from the dense branch's outputs (0: off)")
+    p.add_argument("--multiple", type=int, default=None,
+                   help="channel schemes: channel counts are multiples of this (default 8)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="channel schemes: training precision (auto: bf16 where the device has it natively)")
     p.add_argument("--register", action="store_true", help="copy the results into the package zoo")
     p.set_defaults(func=_cmd_prune)
 
 
+def _cmd_prune_channels(a: argparse.Namespace) -> int:
+    from .channel_finetune import channel_ladder
+    from .devices import resolve_device
+    from .inference import resolve_precision
+    from .models.zoo import load_model
+    from .structured import DEFAULT_MULTIPLE
+
+    if a.start is not None:
+        raise SystemExit("--start is for the unstructured schemes; a channel ladder always starts from dense")
+    out = a.out or Path("runs") / "prune" / f"{a.branch}-{a.scheme}"
+    precision = resolve_precision(a.precision, resolve_device(a.device))
+    files = channel_ladder(load_model(a.branch), a.branch, a.scheme, a.cr, a.data, out,
+                           steps=a.finetune_steps, lr=a.lr, distill=a.distill, batch=a.batch,
+                           multiple=a.multiple or DEFAULT_MULTIPLE, device=a.device, threads=a.threads,
+                           precision=precision)
+    for f in files:
+        print(f"pruned: {f}")
+    if a.register:
+        from .release import ship_channel
+
+        for f in files:
+            print(f"registered: {ship_channel(f)['id']}")
+    return 0
+
+
 def _cmd_prune(a: argparse.Namespace) -> int:
+    if a.scheme.startswith("channel-"):
+        return _cmd_prune_channels(a)
     from .finetune import gradual_prune
     from .models.zoo import load_model
 
@@ -293,7 +334,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune-watershed", help="tune a pruned pair's own watershed thresholds on held-back "
                                               "train images (never test) and record them in the zoo")
     p.add_argument("--data", type=Path, required=True, help="the training data folder (MoNuSeg layout)")
-    p.add_argument("--scheme", choices=["layerwise", "networkwide"], nargs="+", required=True)
+    p.add_argument("--scheme", choices=list(PRUNED_SCHEMES), nargs="+", required=True)
     p.add_argument("--cr", type=float, nargs="+", required=True)
     p.add_argument("--n-val", type=int, default=4)
     p.add_argument("--fg", type=float, nargs="+", default=[0.5, 0.6])
@@ -332,7 +373,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
     p.add_argument("--report", type=Path, default=Path("docs") / "pruning.md")
     p.add_argument("--cr", type=float, nargs="+", default=list(DEFAULT_CRS))
+    p.add_argument("--schemes", nargs="+", default=list(UNSTRUCTURED_SCHEMES), choices=list(PRUNED_SCHEMES))
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
+    p.add_argument("--include", type=Path, default=None,
+                   help="sweep.json of an earlier sweep: its fine-tuned rows are shown beside (and timed with --time)")
+    p.add_argument("--time", action="store_true",
+                   help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
+    p.add_argument("--time-repeat", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
     p.add_argument("--device", default="cpu")
@@ -353,14 +400,32 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     from .pipeline import load_pair
     from .progress import tqdm_callback
     from .pruning_report import write_report
-    from .release import finetune_note, finetune_protocols, registry_watersheds, update_registry_metrics
+    from .release import (
+        channel_finetune_note,
+        finetune_note,
+        finetune_protocols,
+        registry_watersheds,
+        update_registry_metrics,
+    )
     from .sweep import run_sweep, sparsity_rows, write_outputs
 
     with tqdm(desc="sweep", unit="model") as bar:
-        rows = run_sweep(a.data, crs=tuple(a.cr), variants=tuple(a.variants), datasets=tuple(a.datasets),
-                         device=a.device, precision=a.precision, limit=a.limit, progress=tqdm_callback(bar),
-                         workers=a.workers)
-    files = write_outputs(rows, a.out, sparsity_rows())
+        rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
+                         datasets=tuple(a.datasets), device=a.device, precision=a.precision, limit=a.limit,
+                         progress=tqdm_callback(bar), workers=a.workers)
+    rows = [r.as_dict() for r in rows]
+    if a.include is not None:
+        import json
+
+        have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
+        rows += [r for r in json.loads(a.include.read_text())  # the earlier sweep's fine-tuned pairs
+                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets
+                 and r["variant"] == "fine-tuned"]
+    if a.time:
+        from .sweep import add_times
+
+        rows = add_times(rows, a.data, repeat=a.time_repeat, device=a.device, precision=a.precision)
+    files = write_outputs(rows, a.out, None if set(a.schemes) <= set(CHANNEL_SCHEMES) else sparsity_rows())
     protocols = finetune_protocols()
     import torch
 
@@ -368,9 +433,20 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             "precision": f"{a.precision} ({resolve_precision(a.precision, torch.device(a.device))} here)",
             "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
             "protocols": protocols, "watershed_models": registry_watersheds()}
-    files.append(write_report(rows, a.report, "prunuclei sweep " + " ".join(sys.argv[2:]), meta))
+    command = "prunuclei sweep " + " ".join(sys.argv[2:])
+    if set(a.schemes) & set(CHANNEL_SCHEMES):
+        from .channel_report import write_channel_report
+
+        meta["finetune"] = channel_finetune_note()
+        if (a.out / "multiples.json").is_file():
+            import json
+
+            meta["multiples"] = json.loads((a.out / "multiples.json").read_text())
+        files.append(write_channel_report(rows, a.report, command, meta))
+    else:
+        files.append(write_report(rows, a.report, command, meta))
     if a.update_registry:
-        update_registry_metrics([r.as_dict() for r in rows])
+        update_registry_metrics(rows)
     for f in files:
         print(f"wrote {f}")
     return 0

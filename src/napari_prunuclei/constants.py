@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 __all__ = [
-    "SCHEMES", "PRUNED_SCHEMES", "SCHEME_LABELS", "SCHEME_COLORS", "DEFAULT_CRS",
+    "SCHEMES", "PRUNED_SCHEMES", "UNSTRUCTURED_SCHEMES", "CHANNEL_SCHEMES", "SCHEME_LABELS", "SCHEME_COLORS",
+    "DEFAULT_CRS",
     "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
     "TILE", "HALO", "WHOLE_MAX_PIXELS", "ZARR_PIXELS",
     "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS",
 ]
 
-#: pruning schemes: dense (no pruning) and the paper's two unstructured magnitude schemes
-SCHEMES = ("dense", "layerwise", "networkwide")
-PRUNED_SCHEMES = ("layerwise", "networkwide")
+#: pruning schemes: dense (no pruning), the paper's two unstructured magnitude schemes and
+#: their structured (whole-channel) counterparts, which make smaller, faster networks
+SCHEMES = ("dense", "layerwise", "networkwide", "channel-layerwise", "channel-networkwide")
+PRUNED_SCHEMES = ("layerwise", "networkwide", "channel-layerwise", "channel-networkwide")
+UNSTRUCTURED_SCHEMES = ("layerwise", "networkwide")
+CHANNEL_SCHEMES = ("channel-layerwise", "channel-networkwide")
 #: how a scheme is written for people
-SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide"}
+SCHEME_LABELS = {"dense": "dense", "layerwise": "layer-wise", "networkwide": "network-wide",
+                 "channel-layerwise": "channel layer-wise", "channel-networkwide": "channel network-wide"}
 #: one colour per scheme in every chart
-SCHEME_COLORS = {"dense": "black", "layerwise": "tab:orange", "networkwide": "tab:blue"}
+SCHEME_COLORS = {"dense": "black", "layerwise": "tab:orange", "networkwide": "tab:blue",
+                 "channel-layerwise": "tab:red", "channel-networkwide": "tab:green"}
 #: compression ratios of the zoo's ladders (used when no registry is at hand)
 DEFAULT_CRS = (2.0, 4.0, 5.0, 8.0, 10.0, 16.0, 20.0, 32.0, 50.0, 100.0)
 

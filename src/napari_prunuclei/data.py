@@ -177,18 +177,18 @@ def random_crops(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` random ``size``x``size`` crops (augmented) from the images.
 
-    ``images`` are float32 HxWx3 in [0, 1], ``targets`` float32 HxW.
-    Returns ``(x: n x 3 x size x size, y: n x 1 x size x size)``.
+    ``images`` are float32 HxWx3 in [0, 1], ``targets`` float32 HxW (or HxWxC: several
+    maps moved together). Returns ``(x: n x 3 x size x size, y: n x C x size x size)``.
     """
     xs, ys = [], []
     for _ in range(n):
         i = int(rng.integers(len(images)))
         img, tgt = images[i], targets[i]
-        h, w = tgt.shape
+        h, w = tgt.shape[:2]
         if h < size or w < size:
             raise DataError(f"image {i} ({h}x{w}) is smaller than the crop size {size}")
         r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
         x, (y,) = augment_fn(img[r : r + size, c : c + size], [tgt[r : r + size, c : c + size]], rng)
         xs.append(x.transpose(2, 0, 1))
-        ys.append(y[None])
+        ys.append(y[None] if y.ndim == 2 else np.moveaxis(y, -1, 0))
     return np.stack(xs), np.stack(ys)

@@ -20,8 +20,6 @@ unless the caller passes others.
 from __future__ import annotations
 
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,11 +32,11 @@ from .constants import HALO, SCHEME_LABELS, TILE, WHOLE_MAX_PIXELS
 from .io import as_rgb_uint8, check_lazy_rgb
 from .postprocess import WatershedParams, watershed_instances
 from .progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
-from .tiled import Tile, max_label, stitch_tile, tile_grid
+from .tiled import Tile, max_label, tile_grid
 
 __all__ = [
     "ModelSpec", "ModelPair", "load_pair", "pair_from_models", "Tiling", "SegmentRequest", "SegmentInfo",
-    "Segmentation", "iter_segment", "segment", "rewatershed",
+    "Segmentation", "iter_segment", "segment", "rewatershed", "throughput",
 ]
 
 
@@ -99,14 +97,18 @@ class ModelPair:
         if cache is None:
             from .models.zoo import model_info
             from .pruning import prunable_parameters
+            from .structured import prunable_count
 
             cache = {}
             for branch, model in (("semantic", self.semantic), ("distance", self.distance)):
                 params = prunable_parameters(model)
                 total = sum(p.numel() for p in params.values())
                 nonzero = sum(int((p != 0).sum()) for p in params.values())
+                # a channel-pruned network is smaller: count against the dense network's weights
+                cfg = getattr(model, "config", None)
+                dense_total = prunable_count(replace(cfg, channels=None)) if getattr(cfg, "channels", None) else total
                 cache[branch] = {**model_info(model), "prunable": total, "nonzero": nonzero,
-                                 "sparsity": 1 - nonzero / max(total, 1)}
+                                 "dense_prunable": dense_total, "sparsity": 1 - nonzero / max(dense_total, 1)}
             self.__dict__["_info"] = cache
         return {k: dict(v) for k, v in cache.items()}
 
@@ -193,7 +195,9 @@ class SegmentRequest:
     device: str = "auto"
     precision: str = "auto"
     tiling: Tiling = field(default_factory=Tiling)
-    post_workers: int = 0
+    post_workers: int | None = None
+    batch: int = 0
+    compile: bool = False
 
     @property
     def spec(self) -> ModelSpec:
@@ -210,7 +214,13 @@ class SegmentRequest:
 
 @dataclass
 class SegmentInfo:
-    """What ran and how: the models (ids, sha256, sparsity), thresholds, device, tiling, timings."""
+    """What ran and how: the models (ids, sha256, sparsity), thresholds, device, tiling, timings.
+
+    ``seconds``: per stage (``read``, ``semantic``, ``distance``, ``watershed`` summed over
+    tiles and workers, ``stitch``, ``wait`` for post-processing, ``total`` wall); ``throughput``:
+    the same per megapixel (:func:`throughput`), the overlap achieved and, on CUDA, the GPU's
+    busy share.
+    """
 
     model: str
     scheme: str
@@ -227,6 +237,9 @@ class SegmentInfo:
     n_tiles: int
     seconds: dict[str, float] = field(default_factory=dict)
     n_nuclei: int = 0
+    post_workers: int = 0
+    batch: int = 1
+    throughput: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
     def as_dict(self) -> dict:
@@ -284,7 +297,9 @@ def iter_segment(
     precision: str = "auto",
     tiling: str | Tiling = "auto",
     out=None,
-    post_workers: int = 0,
+    post_workers: int | None = None,
+    batch: int = 0,
+    compile: bool = False,
     cancelled: CancelFn | None = None,
     name: str = "image",
 ) -> Job[Segmentation]:
@@ -308,7 +323,9 @@ def iter_segment(
         tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, **pair.models_info())
     t_start = time.perf_counter()
     if tiled:
-        labels = yield from _tiled(image, pair, params, grid, dev, prec, out, post_workers, cancelled, secs, name)
+        labels = yield from _tiled(image, pair, params, grid, dev, prec, out, post_workers, batch, compile,
+                                   tiling, cancelled, secs, name)
+        info.post_workers, info.batch = int(secs.pop("post_workers")), int(secs.pop("batch"))
         prob = dist = None
     else:
         prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
@@ -325,60 +342,124 @@ def iter_segment(
         labels = watershed_instances(prob, dist, params)
         secs["watershed"] = time.perf_counter() - t0
         yield Progress(total, total, f"{pair.label}: watershed done")
-    info.n_nuclei = max_label(labels)
     secs["total"] = time.perf_counter() - t_start
+    info.throughput = throughput(secs, h * w)
+    info.n_nuclei = max_label(labels)
+    if tiled:
+        tp = info.throughput
+        yield Progress(len(grid), len(grid), f"{pair.label}: {tp['mp_per_s']:.2f} MP/s, networks "
+                       f"{tp['stages']['networks']['mp_per_s']:.2f} MP/s, wall/networks {tp['wall_over_networks']:.2f}")
     return Segmentation(labels, prob, dist, info)
 
 
-def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, post_workers: int,
-           cancelled, secs: dict, name: str):
-    """Per tile: both branches and the watershed on core + halo, stitched into ``out``."""
+def throughput(seconds: dict[str, float], pixels: int) -> dict[str, Any]:
+    """Per-stage numbers of a run: seconds, seconds per megapixel and MP/s of each stage; the
+    run's MP/s; ``wall_over_networks`` (1.0: everything but the networks hidden behind them);
+    ``hidden``: the share of the other stages' time (reading, watershed summed over workers,
+    stitching) that overlapped the networks; ``gpu_busy``: the GPU's busy share of the wall time."""
+    mp = pixels / 1e6
+    wall = seconds.get("total", 0.0)
+    stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "stitch", "wait")
+              if k in seconds}
+    stages["networks"] = seconds.get("semantic", 0.0) + seconds.get("distance", 0.0)
+    rest = sum(v for k, v in stages.items() if k in ("read", "watershed", "stitch"))
+    out: dict[str, Any] = {
+        "megapixels": mp, "wall_seconds": wall, "mp_per_s": mp / wall if wall else 0.0,
+        "stages": {k: {"seconds": v, "s_per_mp": v / mp if mp else 0.0, "mp_per_s": mp / v if v else None}
+                   for k, v in stages.items()},
+        "wall_over_networks": wall / stages["networks"] if stages["networks"] else None,
+        "hidden": min(1.0, max(0.0, (stages["networks"] + rest - wall) / rest)) if rest else 1.0,
+    }
+    if "gpu" in seconds and wall:
+        out["gpu_busy"] = seconds["gpu"] / wall
+    return out
+
+
+def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, post_workers: int | None,
+           batch: int, compile: bool, tiling: Tiling, cancelled, secs: dict, name: str):
+    """Per tile: both branches and the watershed on core + halo, stitched into ``out``.
+
+    Four stages overlap: reading (a thread, a few tiles ahead), the networks (here, ``batch``
+    tiles of one shape at a time), the watershed and the stitching rule per tile (worker
+    processes, maps in shared memory) and the stitching (here, in the grid's order, touching
+    only the seams). Memory is bounded by the queue and the number of slots.
+    """
+    from .inference import predict_pair
+    from .postpool import PostPool, resolve_workers
+    from .readahead import read_ahead
+    from .stitch import Stitcher
+
     h, w = image.shape[:2]
     if out is None:
         out = np.zeros((h, w), np.int32)
     elif tuple(out.shape) != (h, w):
         raise ValueError(f"out has shape {tuple(out.shape)}, the image {(h, w)}")
-    secs.update(stitch=0.0, read=0.0)
-    state = {"next_id": 1, "done": 0}
+    workers = resolve_workers(post_workers)
+    batch = max(1, batch or (8 if dev.type == "cuda" else 1))
+    secs.update(read=0.0, watershed=0.0, stitch=0.0, wait=0.0)
+    stats: dict[str, float] = {}
+    crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
+    stitcher = Stitcher(out, grid, tiling.tile)
+    core_mp = [(t.r1 - t.r0) * (t.c1 - t.c0) / 1e6 for t in grid]
+    t_start = time.perf_counter()
 
-    def post(prob, dist):
-        t = time.perf_counter()
-        local = watershed_instances(prob, dist, params)
-        return local, time.perf_counter() - t
-
-    def finish(t: Tile, local, ws_s: float) -> Progress:
-        t0 = time.perf_counter()
-        state["next_id"] = stitch_tile(out, local, t, state["next_id"])
-        secs["watershed"] += ws_s
-        secs["stitch"] += time.perf_counter() - t0
-        state["done"] += 1
-        return Progress(state["done"], len(grid), f"{pair.label}: tile {state['done']}/{len(grid)}")
-
-    pool = ThreadPoolExecutor(post_workers) if post_workers > 0 else None
-    pending: deque = deque()
-    try:
+    def crops():
         for t in grid:
-            check_cancelled(cancelled)
             t0 = time.perf_counter()
             crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
                                 name=f"{name} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
             secs["read"] += time.perf_counter() - t0
-            prob, dist = _branches(pair, crop, dev, prec, secs)
-            if pool is None:
-                yield finish(t, *post(prob, dist))
-                continue
-            pending.append((t, pool.submit(post, prob, dist)))
-            while pending and (pending[0][1].done() or len(pending) > 2 * post_workers):
-                t_, fut = pending.popleft()
-                yield finish(t_, *fut.result())
-        while pending:
-            check_cancelled(cancelled)
-            t_, fut = pending.popleft()
-            yield finish(t_, *fut.result())
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return out
+            yield t, crop
+
+    def batches(items):
+        group: list = []
+        for t, crop in items:
+            if group and (len(group) == batch or group[0][1].shape != crop.shape):
+                yield group
+                group = []
+            group.append((t, crop))
+        if group:
+            yield group
+
+    def stitch_next() -> Progress:
+        part = post.next()
+        t0 = time.perf_counter()
+        stitcher.add(part)
+        secs["stitch"] += time.perf_counter() - t0
+        done = stitcher.done
+        mp = sum(core_mp[:done])
+        rate = mp / max(time.perf_counter() - t_start, 1e-9)
+        return Progress(done, len(grid), f"{pair.label}: tile {done}/{len(grid)}, {rate:.2f} MP/s")
+
+    slots = 2 * workers + batch
+    reader = read_ahead(crops(), depth=2 * batch)
+    with PostPool(params, crop_pixels, workers, slots) as post:
+        try:
+            for group in batches(reader):
+                check_cancelled(cancelled)
+                stack = np.stack([c for _, c in group])
+                probs, dists = predict_pair(pair.semantic, pair.distance, stack, device=dev, precision=prec,
+                                            compile=compile, stats=stats)
+                for (t, _), p, d in zip(group, probs, dists):
+                    while post.full or (workers == 0 and len(post)):
+                        yield stitch_next()
+                    post.submit(t, p, d)
+                while post.ready():
+                    yield stitch_next()
+            while len(post):
+                check_cancelled(cancelled)
+                yield stitch_next()
+        finally:
+            reader.close()
+        secs["watershed"] = post.seconds
+        secs["wait"] = post.waited
+    secs["semantic"] = stats.get("semantic", 0.0)
+    secs["distance"] = stats.get("distance", 0.0)
+    if "gpu" in stats:
+        secs["gpu"] = stats["gpu"]
+    secs["post_workers"] = workers
+    secs["batch"] = batch
+    return stitcher.close()
 
 
 def segment(
@@ -390,7 +471,9 @@ def segment(
     precision: str = "auto",
     tiling: str | Tiling = "auto",
     out=None,
-    post_workers: int = 0,
+    post_workers: int | None = None,
+    batch: int = 0,
+    compile: bool = False,
     progress: ProgressFn | None = None,
     cancelled: CancelFn | None = None,
     name: str = "image",
@@ -401,10 +484,13 @@ def segment(
     thresholds. ``progress`` receives :class:`~napari_prunuclei.progress.Progress`
     records; ``cancelled()`` returning True stops the run with
     :class:`~napari_prunuclei.progress.Cancelled`. ``out``: a zero-filled int32 (H, W)
-    array (e.g. zarr on disk) for the labels of a tiled run.
+    array (e.g. zarr on disk) for the labels of a tiled run. Tiled runs only:
+    ``post_workers`` processes run the watershed (None: one per available core, 0: in this
+    process), ``batch`` tiles go through the networks at once (0: 8 on CUDA, else 1) and
+    ``compile`` uses ``torch.compile`` on CUDA.
     """
     job = iter_segment(image, pair, params, device=device, precision=precision, tiling=tiling, out=out,
-                       post_workers=post_workers, cancelled=cancelled, name=name)
+                       post_workers=post_workers, batch=batch, compile=compile, cancelled=cancelled, name=name)
     return drive(job, progress)
 
 

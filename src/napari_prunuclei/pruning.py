@@ -106,11 +106,24 @@ def prune(model: nn.Module, scheme: str, cr: float) -> tuple[nn.Module, dict[str
 
 
 def sparsity_report(model: nn.Module) -> list[dict]:
-    """Per prunable tensor: name, size, non-zeros and sparsity."""
+    """Per prunable tensor: name, size, non-zeros and sparsity.
+
+    For a channel-pruned network (smaller tensors) ``size`` is the dense network's tensor
+    size, so sparsity is the fraction of that layer's weights removed either way.
+    """
+    dense_sizes = {}
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "channels", None):
+        from dataclasses import replace
+
+        with torch.device("meta"):
+            dense = type(model)(replace(cfg, channels=None))
+        dense_sizes = {k: v.numel() for k, v in prunable_parameters(dense).items()}
     rows = []
     for name, p in prunable_parameters(model).items():
         nz = int(torch.count_nonzero(p))
-        rows.append({"layer": name, "size": p.numel(), "nonzero": nz, "sparsity": 1 - nz / p.numel()})
+        size = dense_sizes.get(name, p.numel())
+        rows.append({"layer": name, "size": size, "nonzero": nz, "sparsity": 1 - nz / size})
     return rows
 
 

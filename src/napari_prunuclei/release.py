@@ -82,6 +82,38 @@ def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     return entry
 
 
+def ship_channel(path: Path, metrics: dict | None = None) -> dict:
+    """Copy a channel-pruned branch file (a smaller dense network) into the package and register it."""
+    meta = read_metadata(path)
+    branch, scheme = meta["branch"], meta["scheme"]
+    cr = float(json.loads(meta["cr"]))
+    dst = WEIGHTS_DIR / f"{branch}_{scheme}_cr{cr:g}.safetensors"
+    shutil.copyfile(path, dst)
+    entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr,
+             "achieved_cr": round(float(json.loads(meta["achieved_cr"])), 4),
+             "macs_ratio": round(float(json.loads(meta["macs_ratio"])), 4),
+             "channels": json.loads(meta["channels"]),
+             "fine_tuned": True, "format": "channels", "file": dst.name, "sha256": sha256_file(dst),
+             "steps": int(json.loads(meta["finetune_steps"])), "metrics": metrics or {}}
+    register(entry)
+    return entry
+
+
+def channel_finetune_note() -> str:
+    """How the zoo's channel-pruned files were fine-tuned, read from the files themselves."""
+    texts = set()
+    for e in registry()["models"]:
+        if e.get("format") != "channels":
+            continue
+        m = read_metadata(WEIGHTS_DIR / e["file"])
+        cfg = json.loads(m.get("train_config", "{}"))
+        texts.add(f"gradual ladder; at each CR: cut to multiples of {json.loads(m.get('multiple', '8'))}, "
+                  f"BatchNorm re-estimated, {json.loads(m['finetune_steps'])} Adam steps of batch "
+                  f"{cfg.get('batch', '?')} x {cfg.get('crop', '?')}² crops (lr {json.loads(m['lr']):g} cosine), "
+                  f"distillation weight {json.loads(m['distill']):g} ({m.get('distill_target', 'dense outputs')})")
+    return " / ".join(sorted(texts)) or "no channel-pruned models in the zoo"
+
+
 def registry_watersheds() -> dict:
     """The zoo's per-pair watershed thresholds (``{"scheme-crN": params}``)."""
     return registry().get("watershed_models", {})

@@ -28,7 +28,7 @@ from .pipeline import load_pair, segment
 from .postprocess import watershed_instances
 from .progress import Progress, ProgressFn
 
-__all__ = ["SweepRow", "run_sweep", "summarize", "write_outputs", "sparsity_rows"]
+__all__ = ["SweepRow", "run_sweep", "add_times", "summarize", "write_outputs", "sparsity_rows"]
 
 DATASETS = {"monuseg": ("monuseg2018", "test"), "gbm40": ("gbm40", "test")}
 
@@ -62,6 +62,12 @@ class SweepRow:
     aji: float
     pq: float
     dice: float
+    #: with ``prunuclei sweep --time``: end-to-end seconds on one 1000x1000 tile, the ratio to
+    #: dense measured in the same run, and the model's MACs ratio and achieved CR (channel schemes)
+    seconds: float | None = None
+    time_ratio: float | None = None
+    macs_ratio: float | None = None
+    achieved_cr: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +135,35 @@ def run_sweep(
             rows.append(SweepRow(key, scheme, cr, variant, len(items), **means))
     if progress is not None:
         progress(Progress(len(jobs), len(jobs), "done"))
+    return rows
+
+
+def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str = "cpu",
+              precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
+    """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
+    (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.timing.time_segment`)."""
+    from .timing import time_segment
+
+    rows = _dicts(rows)
+    ds = NucleiDataset(Path(data_root) / "monuseg2018")
+    rgb, _ = ds.load(ds.names("test")[0])
+    rgb = np.ascontiguousarray(rgb[:1000, :1000])
+    keys = sorted({(r["scheme"], float(r["cr"]), r["variant"]) for r in rows if r["scheme"] != "dense"})
+    pairs = {("dense", 1.0, "dense"): load_pair()}
+    for scheme, cr, variant in keys:
+        pairs[(scheme, cr, variant)] = load_pair(scheme, cr, variant != "one-shot")
+    if progress is not None:
+        progress(Progress(0, 1, f"timing {len(pairs)} pairs, {repeat} rounds"))
+    times = time_segment({str(k): p for k, p in pairs.items()}, rgb, repeat=repeat, device=device,
+                         precision=precision)
+    dense_s = times[str(("dense", 1.0, "dense"))]["total_s"]
+    for r in rows:
+        key = ("dense", 1.0, "dense") if r["scheme"] == "dense" else (r["scheme"], float(r["cr"]), r["variant"])
+        zi = getattr(pairs[key].semantic, "zoo_info", {}) or {}
+        r["seconds"] = times[str(key)]["total_s"]
+        r["time_ratio"] = r["seconds"] / dense_s
+        r["macs_ratio"] = zi.get("macs_ratio", 1.0)
+        r["achieved_cr"] = zi.get("achieved_cr", None if r["scheme"] != "dense" else 1.0)
     return rows
 
 
@@ -226,7 +261,7 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
                                               ("distance_mse", "distance branch alone: MSE"),
                                               ("aji", "both pruned: instance AJI"))):
             ax.axhline(dense[metric], color="k", lw=1, ls=":", label="dense")
-            for scheme in PRUNED_SCHEMES:
+            for scheme in [s for s in PRUNED_SCHEMES if any(r["scheme"] == s for r in rows)]:
                 color = SCHEME_COLORS[scheme]
                 for variant, ls in (("fine-tuned", "-"), ("one-shot", "--")):
                     sub = sorted((r for r in rows if r["dataset"] == ds and r["scheme"] == scheme
@@ -245,6 +280,8 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
         fig.savefig(out / f"sweep_{ds}.png")
         plt.close(fig)
         files.append(out / f"sweep_{ds}.png")
+    if any(r.get("time_ratio") is not None for r in rows):
+        files += _pareto_plots(rows, out, plt)
     if sparsity:
         fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
         for branch, color in (("semantic", "tab:red"), ("distance", "tab:green")):
@@ -269,3 +306,39 @@ def sparsity_rows(scheme: str = "networkwide", cr: float = 20) -> list[dict]:
     pair = load_pair(scheme, cr)
     return [{"branch": b, **r} for b, m in (("semantic", pair.semantic), ("distance", pair.distance))
             for r in sparsity_report(m)]
+
+
+def _pareto_plots(rows: list[dict], out: Path, plt) -> list[Path]:
+    """Instance AJI against measured end-to-end time (ratio to dense), every scheme, one plot per data set."""
+    files = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        sub = [r for r in rows if r["dataset"] == ds and r.get("time_ratio") is not None]
+        dense = next((r for r in sub if r["scheme"] == "dense"), None)
+        if dense is None:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        ax.axhline(dense["aji"], color="k", lw=1, ls=":")
+        ax.axhline(dense["aji"] * 0.98, color="0.5", lw=1, ls="--", label="dense - 2 %")
+        ax.plot([1.0], [dense["aji"]], "s", color="k", label="dense")
+        for scheme in PRUNED_SCHEMES:
+            for variant, marker in (("fine-tuned", "o"), ("one-shot", "x")):
+                pts = sorted((r for r in sub if r["scheme"] == scheme and r["variant"] == variant),
+                             key=lambda r: r["cr"])
+                if not pts:
+                    continue
+                ax.plot([r["time_ratio"] for r in pts], [r["aji"] for r in pts], marker, ls="-" if
+                        scheme.startswith("channel") else "none", color=SCHEME_COLORS[scheme], ms=5,
+                        label=f"{scheme} {variant}")
+                for r in pts:
+                    ax.annotate(f"{r['cr']:g}", (r["time_ratio"], r["aji"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("end-to-end time on a 1000x1000 tile / dense (same run)")
+        ax.set_ylabel("instance AJI")
+        ax.set_ylim(bottom=max(0, dense["aji"] - 0.25))
+        ax.set_title(f"{ds}: accuracy against measured time (labels: CR)", fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / f"pareto_{ds}.png")
+        plt.close(fig)
+        files.append(out / f"pareto_{ds}.png")
+    return files

@@ -118,6 +118,7 @@ def train(
     stop_at: int | None = None,
     teacher: UNet | None = None,
     distill: float = 0.0,
+    teacher_maps: list[np.ndarray] | None = None,
 ) -> Path | None:
     """Train one branch; return the path of the exported ``<branch>.safetensors``.
 
@@ -128,6 +129,10 @@ def train(
     would) and returns None; ``resume=True`` continues it.
     With ``teacher`` and ``distill > 0`` the loss adds ``distill`` times the mean squared
     difference between the student's and the teacher's sigmoid outputs (distillation).
+    ``teacher_maps`` (with ``distill > 0``, instead of ``teacher``): the teacher's sigmoid
+    outputs on the whole un-augmented training images (in :func:`load_training_set`'s
+    order), cropped and flipped/rotated with each crop: the same distillation target
+    without a teacher forward pass per step.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +169,12 @@ def train(
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
     images, targets, names = load_training_set(data_dir, cfg.branch, cfg.n_val, cfg.split_seed)
+    if teacher_maps is not None and distill > 0:
+        if len(teacher_maps) != len(targets) or any(m.shape != t.shape for m, t in zip(teacher_maps, targets)):
+            raise ValueError("teacher_maps must match the training targets one to one")
+        targets = [np.stack([t, m.astype(np.float32)], -1) for t, m in zip(targets, teacher_maps)]
+    else:
+        teacher_maps = None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -176,6 +187,9 @@ def train(
         x, y = random_crops(images, targets, cfg.batch, cfg.crop, rng)
         x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(y).to(dev)
+        soft = None
+        if teacher_maps is not None:
+            y, soft = y[:, :1], y[:, 1:2]
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -185,6 +199,7 @@ def train(
         if teacher is not None:
             with torch.no_grad(), _autocast(dev, cfg.precision):
                 soft = torch.sigmoid(teacher(x).float())
+        if soft is not None:
             loss = loss + distill * F.mse_loss(torch.sigmoid(logits.float()), soft)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -38,6 +38,10 @@ _ALIASES = {
     "layerwise": "layerwise", "layer-wise": "layerwise", "layer_wise": "layerwise",
     "networkwide": "networkwide", "network-wide": "networkwide", "network_wide": "networkwide",
     "global": "networkwide",
+    "channel-layerwise": "channel-layerwise", "channel_layerwise": "channel-layerwise",
+    "channel-layer-wise": "channel-layerwise",
+    "channel-networkwide": "channel-networkwide", "channel_networkwide": "channel-networkwide",
+    "channel-network-wide": "channel-networkwide",
 }
 
 
@@ -45,7 +49,8 @@ def normalize_scheme(scheme: str) -> str:
     """``layer-wise`` -> ``layerwise``, ``network-wide`` -> ``networkwide``; checks the name."""
     key = str(scheme).strip().lower()
     if key not in _ALIASES:
-        raise ValueError(f"unknown scheme {scheme!r}: use dense, layerwise or networkwide")
+        raise ValueError(f"unknown scheme {scheme!r}: use dense, layerwise, networkwide, channel-layerwise "
+                         "or channel-networkwide")
     return _ALIASES[key]
 
 
@@ -93,8 +98,8 @@ def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
         model, _, _ = load_sparse(path, sha256=entry["sha256"])
     else:
         model = load_branch(path, sha256=entry["sha256"])
-    model.zoo_info = {k: entry[k] for k in ("id", "branch", "scheme", "cr", "fine_tuned", "sha256", "file")
-                      if k in entry}
+    model.zoo_info = {k: entry[k] for k in ("id", "branch", "scheme", "cr", "fine_tuned", "sha256", "file",
+                                            "achieved_cr", "macs_ratio") if k in entry}
     model.zoo_info.setdefault("fine_tuned", True)
     return model
 
@@ -109,14 +114,23 @@ def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: 
         return _load_entry(entry, wd)
     if scheme == "dense":
         raise WeightsError(f"no dense {branch} model in the registry {_registry_path(wd)}")
-    from ..pruning import prune
-
     dense = _cached(branch, "dense", 1.0, True, weights_dir)
-    model, _ = prune(dense, scheme, cr)
+    if scheme.startswith("channel-"):
+        from ..structured import channel_prune, macs
+
+        model, plan = channel_prune(dense, scheme, cr)
+        note = (f"one-shot channel pruning of the dense weights at load time (not fine-tuned, BatchNorm not "
+                f"re-estimated: expect a collapse; achieved CR {plan.achieved_cr:.2f})")
+        extra = {"achieved_cr": plan.achieved_cr, "macs_ratio": macs(dense.config) / macs(model.config)}
+    else:
+        from ..pruning import prune
+
+        model, _ = prune(dense, scheme, cr)
+        note = "one-shot magnitude pruning of the dense weights at load time (not fine-tuned)"
+        extra = {}
     model.zoo_info = {
         "id": f"{branch}-{scheme}-cr{cr:g}-oneshot", "branch": branch, "scheme": scheme, "cr": cr,
-        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None,
-        "note": "one-shot magnitude pruning of the dense weights at load time (not fine-tuned)",
+        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None, "note": note, **extra,
     }
     return model
 

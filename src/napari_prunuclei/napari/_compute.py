@@ -301,13 +301,18 @@ def format_numbers(result: ComparisonResult) -> str:
             continue
         i = s.info
         nz = i.semantic["nonzero"] + i.distance["nonzero"]
-        tot = i.semantic["prunable"] + i.distance["prunable"]
+        tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
+               + i.distance.get("dense_prunable", i.distance["prunable"]))
         t = i.seconds
         tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
         ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
         lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
                      f"thresholds {ws}")
+    if result.pruned is not None and result.dense is not None:
+        tp, td = _end_to_end(result.pruned), _end_to_end(result.dense)
+        lines.append(f"speed, this run: {result.pruned.info.model} {tp:.2f} s, {result.dense.info.model} "
+                     f"{td:.2f} s end to end ({tp / max(td, 1e-9):.2f}x the time)")
     if n.tiled:
         lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
@@ -316,8 +321,14 @@ def format_numbers(result: ComparisonResult) -> str:
 def _pct_pruned(seg: Segmentation) -> float:
     i = seg.info
     nz = i.semantic["nonzero"] + i.distance["nonzero"]
-    tot = i.semantic["prunable"] + i.distance["prunable"]
+    tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
+           + i.distance.get("dense_prunable", i.distance["prunable"]))  # channel models: against dense's
     return 100 * (1 - nz / tot)
+
+
+def _end_to_end(seg: Segmentation) -> float:
+    t = seg.info.seconds
+    return t["semantic"] + t["distance"] + t["watershed"]
 
 
 def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
@@ -327,7 +338,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
     header = ["model", "nuclei", f"mean area ({area_unit})", "AJI vs B", "PQ vs B", "Dice vs B"]
     if n.vs_truth:
         header += ["AJI vs truth", "PQ vs truth"]
-    header += ["% pruned", "seconds"]
+    header += ["% pruned", "seconds", "time vs B"]
+    both = result.pruned is not None and result.dense is not None
     rows = []
     for role, tag in (("pruned", "A"), ("dense", "B")):
         seg = getattr(result, role)
@@ -342,8 +354,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         if n.vs_truth:
             t = n.vs_truth.get(seg.info.model)
             row += ["", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}"]
-        t = seg.info.seconds
-        row += [f"{_pct_pruned(seg):.1f}", f"{t['semantic'] + t['distance'] + t['watershed']:.2f}"]
+        ratio = f"{_end_to_end(seg) / max(_end_to_end(result.dense), 1e-9):.2f}×" if both and role == "pruned" else ""
+        row += [f"{_pct_pruned(seg):.1f}", f"{_end_to_end(seg):.2f}", ratio]
         rows.append(row)
     return header, rows
 

@@ -1,0 +1,264 @@
+"""Whole-slide throughput: each stage's time per megapixel, the overlap achieved, peak memory, and
+how the post-processing scales with worker processes.
+
+    python bench/bench_throughput.py --data ../shared/data/monuseg2018 --size 10000 --json out.json
+
+Three measurements in one run, on a mosaic of MoNuSeg test tiles built in memory
+(``bench/make_large_image.py``'s layout; synthetic tiles without ``--data``):
+
+1. the networks alone: both branches over every tile of the grid (batched as the pipeline
+   batches), nothing else: the time the whole run is compared with;
+2. end to end: ``pipeline.segment`` tiled (read-ahead, networks, watershed in
+   ``--post-workers`` processes, seam-only stitching), its ``SegmentInfo.throughput`` and the
+   peak memory of the process and its workers (sum of PSS, sampled every 0.2 s);
+3. post-processing scaling: the watershed and the stitching rule per tile
+   (``postpool.PostPool``) on precomputed maps with 1, 2, 4, ... processes up to the cores
+   available, in core megapixels per second.
+
+Rates are in megapixels of the image (tile cores), not of core + halo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """Proportional set size of the processes, summed (MB): shared memory counted once."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class PeakMemory:
+    """Samples the summed PSS of this process and its children in a thread."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.peak, self.every, self._stop = 0.0, every, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _pids(self) -> list[int]:
+        import os
+
+        pids = [os.getpid()]
+        try:
+            import psutil
+
+            pids += [c.pid for c in psutil.Process().children(recursive=True)]
+        except ImportError:
+            pass
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _pss_mb(self._pids()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = _pss_mb(self._pids())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def networks_alone(image, grid, pair, device, precision, batch, compile) -> dict:
+    """Both branches over every tile, batched like the pipeline (same-shape runs of ``batch``)."""
+    from napari_prunuclei.inference import predict_pair
+
+    stats: dict[str, float] = {}
+    t0 = time.perf_counter()
+    group: list = []
+
+    def run(group):
+        predict_pair(pair.semantic, pair.distance, np.stack(group), device=device, precision=precision,
+                     compile=compile, stats=stats)
+
+    for t in grid:
+        crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
+        if group and (len(group) == batch or group[0].shape != crop.shape):
+            run(group)
+            group = []
+        group.append(crop)
+    if group:
+        run(group)
+    return {"wall": time.perf_counter() - t0, **stats}
+
+
+def post_scaling(maps: list, grid_tiles: list, params, counts: list[int], per_worker: int) -> list[dict]:
+    """Core MP/s of ``post_tile`` over precomputed maps with each number of processes."""
+    from napari_prunuclei.postpool import PostPool
+
+    crop_pixels = max(p.size for p, _ in maps)
+    rows = []
+    for n in counts:
+        m = max(per_worker * n, 2 * len(maps))
+        with PostPool(params, crop_pixels, n, 2 * n) as pool:
+            t0 = time.perf_counter()
+            mp = 0.0
+            for i in range(m):
+                (p, d), t = maps[i % len(maps)], grid_tiles[i % len(maps)]
+                while pool.full:
+                    pool.next()
+                pool.submit(t, p, d)
+                mp += (t.r1 - t.r0) * (t.c1 - t.c0) / 1e6
+            while len(pool):
+                pool.next()
+            wall = time.perf_counter() - t0
+        rows.append({"processes": n, "tiles": m, "seconds": wall, "core_mp_per_s": mp / wall})
+        print(f"  post-processing, {n:2d} process(es): {m} tiles in {wall:.2f} s = {mp / wall:.2f} MP/s", flush=True)
+    return rows
+
+
+def post_costs(maps: list, grid_tiles: list, params, repeat: int = 3) -> dict:
+    """In this process: ``watershed_instances`` alone on 1000 x 1000 maps (MP/s of maps, as issue 14's
+    table has it) and the whole per-tile post-processing (``post_tile``: watershed on core + halo, the
+    stitching rule, the seam pixels) in MP/s of tile cores."""
+    from napari_prunuclei.postpool import post_tile
+    from napari_prunuclei.postprocess import watershed_instances
+    from napari_prunuclei.stitch import private_block
+
+    p, d = maps[0]
+    p1k, d1k = np.ascontiguousarray(p[:1000, :1000]), np.ascontiguousarray(d[:1000, :1000])
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        watershed_instances(p1k, d1k, params)
+    ws = repeat * 1.0 / (time.perf_counter() - t0)
+    t0, mp = time.perf_counter(), 0.0
+    for (p, d), t in zip(maps, grid_tiles):
+        r0, r1, c0, c1 = private_block(t)
+        post_tile(p, d, params, t, np.empty((r1 - r0, c1 - c0), np.int32))
+        mp += (t.r1 - t.r0) * (t.c1 - t.c0) / 1e6
+    post = mp / (time.perf_counter() - t0)
+    print(f"  one process: watershed_instances on 1000x1000 maps {ws:.2f} MP/s; per-tile post-processing "
+          f"{post:.2f} MP/s of cores (ratio {post / ws:.2f})", flush=True)
+    return {"watershed_1000_mp_per_s": ws, "post_tile_core_mp_per_s": post, "ratio": post / ws}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=None, help="a MoNuSeg-layout folder (else synthetic tiles)")
+    ap.add_argument("--size", type=int, default=10000, help="side of the square mosaic (px)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA)")
+    ap.add_argument("--post-workers", type=int, default=None, help="processes (default: cores available)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: networks, end2end, scaling")
+    ap.add_argument("--scaling-tiles", type=int, default=6, help="tiles per process in the scaling curve")
+    ap.add_argument("--save-labels", type=Path, default=None, help="write the end-to-end labels (.npy)")
+    ap.add_argument("--compare", type=Path, default=None, help="labels (.npy) the end-to-end run must equal")
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from make_large_image import mosaic, sources
+
+    from napari_prunuclei.devices import resolve_device
+    from napari_prunuclei.inference import predict_pair, resolve_precision
+    from napari_prunuclei.machine import cpu_name
+    from napari_prunuclei.pipeline import Tiling, load_pair, segment
+    from napari_prunuclei.postpool import available_cores
+    from napari_prunuclei.tiled import tile_grid
+
+    skip = set(filter(None, a.skip.split(",")))
+    dev = resolve_device(a.device)
+    prec = resolve_precision(a.precision, dev)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    batch = a.batch or (8 if dev.type == "cuda" else 1)
+    cores = available_cores()
+    workers = cores if a.post_workers is None else a.post_workers
+    t0 = time.perf_counter()
+    image = mosaic(sources(a.data), a.size)
+    print(f"mosaic {a.size}x{a.size} built in {time.perf_counter() - t0:.1f} s", flush=True)
+    tiling = Tiling("tiled")
+    grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
+    pair = load_pair()
+    mp = a.size * a.size / 1e6
+    info: dict = {"machine": cpu_name(), "cores": cores, "torch": torch.__version__, "torch_threads":
+                  torch.get_num_threads(), "device": str(dev), "precision": prec, "batch": batch,
+                  "compile": a.compile, "post_workers": workers, "size": a.size, "megapixels": mp,
+                  "n_tiles": len(grid), "data": "monuseg" if a.data else "synthetic"}
+    if dev.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    # warm-up: one batch of full tiles (and the compilation, when asked) outside every timing
+    full = [t for t in grid if (t.a1 - t.a0, t.b1 - t.b0) == (tiling.tile + 2 * tiling.halo,) * 2][:max(batch, 4)]
+    t0 = time.perf_counter()
+    warm = np.stack([image[t.a0 : t.a1, t.b0 : t.b1] for t in full or grid[:1]])
+    probs, dists = predict_pair(pair.semantic, pair.distance, warm, device=dev, precision=prec, compile=a.compile)
+    info["warmup_seconds"] = time.perf_counter() - t0
+    print(f"warm-up {info['warmup_seconds']:.1f} s", flush=True)
+
+    if "networks" not in skip:
+        net = networks_alone(image, grid, pair, dev, prec, batch, a.compile)
+        net["mp_per_s"] = mp / net["wall"]
+        if "gpu" in net:
+            net["gpu_busy"] = net["gpu"] / net["wall"]
+        info["networks_alone"] = net
+        print(f"networks alone: {net['wall']:.1f} s = {net['mp_per_s']:.2f} MP/s", flush=True)
+
+    if "end2end" not in skip:
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            res = segment(image, pair, device=dev, precision=prec, tiling=tiling, post_workers=workers,
+                          batch=batch, compile=a.compile)
+            wall = time.perf_counter() - t0
+        tp = res.info.throughput
+        e2e = {"wall": wall, "mp_per_s": mp / wall, "peak_pss_mb": mem.peak, "n_nuclei": res.info.n_nuclei,
+               "throughput": tp, "seconds": res.info.seconds,
+               "stitch_s_per_100mp": 100 * res.info.seconds["stitch"] / mp}
+        if "networks_alone" in info:
+            e2e["wall_over_networks_alone"] = wall / info["networks_alone"]["wall"]
+        info["end_to_end"] = e2e
+        st = tp["stages"]
+        print(f"end to end: {wall:.1f} s = {mp / wall:.2f} MP/s, peak PSS {mem.peak:.0f} MB, "
+              f"{res.info.n_nuclei} nuclei", flush=True)
+        for k, v in st.items():
+            rate = f"{v['mp_per_s']:.2f} MP/s" if v["mp_per_s"] else "-"
+            print(f"  {k:<10} {v['seconds']:8.2f} s  {v['s_per_mp']:.4f} s/MP  {rate}")
+        print(f"  wall / networks in the run {tp['wall_over_networks']:.3f}; hidden {tp['hidden']:.2f}; "
+              f"stitching {e2e['stitch_s_per_100mp']:.2f} s per 100 MP"
+              + (f"; GPU busy {tp['gpu_busy']:.2f}" if "gpu_busy" in tp else ""))
+        if "wall_over_networks_alone" in e2e:
+            print(f"  wall / networks alone {e2e['wall_over_networks_alone']:.3f}")
+        if a.save_labels:
+            np.save(a.save_labels, res.labels)
+        if a.compare:
+            ref = np.load(a.compare)
+            e2e["identical_to_reference"] = bool(np.array_equal(ref, res.labels))
+            print(f"  labels identical to {a.compare}: {e2e['identical_to_reference']}")
+        del res
+
+    if "scaling" not in skip:
+        tiles = full or grid[:1]
+        maps = list(zip(probs, dists))
+        counts = sorted({1, *[2**i for i in range(1, 8) if 2**i < cores], cores})
+        info["post_costs"] = post_costs(maps, tiles, pair.params)
+        info["post_scaling"] = post_scaling(maps, tiles, pair.params, counts, a.scaling_tiles)
+    if a.json:
+        a.json.write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()

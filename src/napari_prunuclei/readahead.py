@@ -1,0 +1,65 @@
+"""Running an iterator ahead of its consumer in a thread, with a bounded queue.
+
+The reading stage of a tiled run: the next tiles are read (and decompressed) from a lazy
+slide while the networks work on the current ones; at most ``depth`` items wait, so memory
+stays bounded.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+__all__ = ["read_ahead"]
+
+T = TypeVar("T")
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Yield what ``items`` yields, produced by a thread that keeps up to ``depth`` items ready.
+
+    An exception in the producer is raised here, at the item where it happened. Closing the
+    returned generator early stops the producer after its current item.
+    """
+    q: queue.Queue = queue.Queue(max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(_Failed(e))
+
+    thread = threading.Thread(target=produce, name="prunuclei-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

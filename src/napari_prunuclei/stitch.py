@@ -1,0 +1,121 @@
+"""Stitching tiles without a pass over every pixel: only the nuclei on the seams are resolved.
+
+The rule is :func:`napari_prunuclei.tiled.stitch_tile`'s, applied tile by tile in the grid's
+(row-major) order: a tile keeps the nuclei whose centroid lies in its core, numbered after
+those of the tiles before it, and a pixel already claimed by an earlier tile's nucleus is
+left to it. That rule needs a look at the labels already written only where an earlier
+tile's core + halo reaches: the top and left ``halo`` px of the core. The rest of the core
+(the *private block*) is written as one block, offset, and the few kept pixels outside it
+(the *seam pixels*) are resolved one by one. :func:`split_tile` does the tile's share of
+the work (in a worker process); :class:`Stitcher` the ordered, cheap rest.
+
+Labels go into ``out`` directly when it is a numpy array; any other array (a zarr store)
+receives whole rows of tiles through a band held in memory, so its chunks are written
+once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tiled import Tile
+
+__all__ = ["TileLabels", "private_block", "split_tile", "Stitcher"]
+
+
+def private_block(t: Tile) -> tuple[int, int, int, int]:
+    """``(r0, r1, c0, c1)``: the part of the core no earlier tile's core + halo reaches."""
+    halo_top = t.r0 - t.a0  # the halo this tile has above equals the one the tile above has below
+    halo_left = t.c0 - t.b0
+    return min(t.r0 + halo_top, t.r1), t.r1, min(t.c0 + halo_left, t.c1), t.c1
+
+
+@dataclass
+class TileLabels:
+    """One tile's kept nuclei, ready to stitch: ``k`` nuclei numbered 1..k, the private block in
+    ``block`` (a view, possibly of shared memory), and the seam pixels (global ``rows``, ``cols``,
+    their local ids ``ids``)."""
+
+    tile: Tile
+    k: int
+    block: np.ndarray | None
+    rows: np.ndarray
+    cols: np.ndarray
+    ids: np.ndarray
+
+
+def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seam pixels of a tile's kept nuclei (``kept``: 1..k on core + halo): global rows, columns
+    and ids of the kept pixels outside :func:`private_block`, in raster order."""
+    if k == 0:
+        empty = np.zeros(0, np.int32)
+        return empty, empty, empty
+    p0, p1, q0, q1 = private_block(t)
+    outside = kept > 0
+    outside[p0 - t.a0 : p1 - t.a0, q0 - t.b0 : q1 - t.b0] = False
+    r, c = np.nonzero(outside)
+    ids = kept[r, c]
+    return (r + t.a0).astype(np.int32), (c + t.b0).astype(np.int32), ids.astype(np.int32)
+
+
+class Stitcher:
+    """Writes tiles' kept nuclei into ``out`` in the grid's order (:meth:`add`), then :meth:`close`.
+
+    Same labels as :func:`~napari_prunuclei.tiled.stitch_tile` called tile after tile.
+    """
+
+    def __init__(self, out, grid: list[Tile], tile: int) -> None:
+        self.out = out
+        self.grid = grid
+        self.next_id = 1
+        self.done = 0
+        h, w = out.shape
+        self.direct = isinstance(out, np.ndarray)
+        self.tile = tile
+        if self.direct:
+            self.canvas, self.lo = out, 0
+        else:
+            rows = max((t.a1 - (t.a0 // tile) * tile for t in grid), default=0)
+            self.canvas, self.lo = np.zeros((min(rows, h), w), np.int32), 0
+
+    def _hold(self, t: Tile) -> None:
+        """Band mode: flush whole rows of tiles that no later tile reaches, keep the rest."""
+        if self.direct:
+            return
+        start = (t.a0 // self.tile) * self.tile
+        if start > self.lo:
+            n = start - self.lo
+            self.out[self.lo : start] = self.canvas[:n]
+            keep = self.canvas.shape[0] - n
+            self.canvas[:keep] = self.canvas[n:]
+            self.canvas[keep:] = 0
+            self.lo = start
+
+    def add(self, part: TileLabels) -> None:
+        """Stitch the next tile of the grid (tiles must come in the grid's order)."""
+        t = part.tile
+        if t != self.grid[self.done]:
+            raise ValueError(f"tile {t} stitched out of order (expected {self.grid[self.done]})")
+        self._hold(t)
+        if part.k:
+            off = np.int32(self.next_id - 1)
+            p0, p1, q0, q1 = private_block(t)
+            dst = self.canvas[p0 - self.lo : p1 - self.lo, q0:q1]
+            # no earlier tile reaches the private block: it is all zero here, written as one block
+            np.add(part.block, off, out=dst, where=part.block > 0)
+            if part.rows.size:
+                rr = part.rows - self.lo
+                free = self.canvas[rr, part.cols] == 0
+                self.canvas[rr[free], part.cols[free]] = part.ids[free] + off
+            self.next_id += part.k
+        self.done += 1
+
+    def close(self):
+        """Flush what the band holds; return ``out``."""
+        if not self.direct:
+            n = min(self.canvas.shape[0], self.out.shape[0] - self.lo)
+            if n > 0:
+                self.out[self.lo : self.lo + n] = self.canvas[:n]
+        return self.out

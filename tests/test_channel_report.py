@@ -1,0 +1,33 @@
+"""The structured-pruning report picks the fastest pair within a budget and compares the two schemes."""
+
+from napari_prunuclei.channel_report import best_within, write_channel_report
+from napari_prunuclei.sweep import write_outputs
+
+
+def _row(scheme, cr, aji, ratio, variant="fine-tuned", ds="monuseg"):
+    return {"dataset": ds, "scheme": scheme, "cr": cr, "variant": variant if scheme != "dense" else "dense",
+            "n_images": 2, "semantic_dice": 0.8, "semantic_aji": aji, "distance_aji": aji, "distance_mse": 0.01,
+            "aji": aji, "pq": aji, "dice": 0.8, "seconds": ratio * 2.0, "time_ratio": ratio,
+            "macs_ratio": 1 / ratio, "achieved_cr": cr}
+
+
+ROWS = [_row("dense", 1, 0.650, 1.0), _row("layerwise", 4, 0.648, 1.01),
+        _row("channel-layerwise", 4, 0.640, 0.45), _row("channel-layerwise", 8, 0.625, 0.33),
+        _row("channel-networkwide", 4, 0.645, 0.50), _row("channel-networkwide", 8, 0.600, 0.34),
+        _row("channel-layerwise", 16, 0.640, 0.20, variant="one-shot")]
+
+
+def test_best_within_takes_the_fastest_fine_tuned_pair_inside_the_budget():
+    assert best_within(ROWS, "monuseg", 0.02)["scheme"] == "channel-layerwise"   # 0.640: -1.5 %, 0.45x
+    assert best_within(ROWS, "monuseg", 0.02)["cr"] == 4
+    assert best_within(ROWS, "monuseg", 0.05)["cr"] == 8                          # 0.625: -3.8 %, 0.33x
+    assert best_within(ROWS, "monuseg", 0.001) is None                          # one-shot rows never count
+
+
+def test_report_and_pareto_plot(tmp_path):
+    files = write_outputs(ROWS, tmp_path / "out")
+    assert (tmp_path / "out" / "pareto_monuseg.png").is_file() and tmp_path / "out" / "pareto_monuseg.png" in files
+    md = write_channel_report(ROWS, tmp_path / "r.md", "prunuclei sweep ...", {"machine": "test"}).read_text()
+    assert "**channel-layerwise CR4**, AJI 0.6400 (1.5 % below dense), time 0.45× dense" in md
+    assert "| 4 | 0.6400 | 0.6450 | -0.0050 | network-wide | 0.45× | 0.50× |" in md
+    assert "| 8 | 0.6250 | 0.6000 | +0.0250 | layer-wise |" in md

@@ -1,0 +1,123 @@
+"""Seam-only stitching and worker-process post-processing give the old serial result, label for label."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_prunuclei.postpool import PostPool
+from napari_prunuclei.postprocess import WatershedParams, watershed_instances
+from napari_prunuclei.stitch import Stitcher, private_block
+from napari_prunuclei.tiled import kept_nuclei, stitch_tile, tile_grid
+from reference_tiled import random_maps, stitch_reference, tiled_reference, watershed_reference
+
+
+class ChunkedArray:
+    """A non-numpy array (like zarr): the stitcher writes it through its band of rows; counts writes."""
+
+    def __init__(self, shape):
+        self.a = np.zeros(shape, np.int32)
+        self.shape, self.writes = shape, 0
+
+    def __getitem__(self, key):
+        return self.a[key]
+
+    def __setitem__(self, key, value):
+        self.writes += 1
+        self.a[key] = value
+
+
+def run_new(prob, dist, grid, params, workers, out):
+    stitcher = Stitcher(out, grid, grid[0].r1 - grid[0].r0)
+    crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
+    with PostPool(params, crop_pixels, workers, slots=3) as pool:
+        for t in grid:
+            while pool.full:
+                stitcher.add(pool.next())
+            pool.submit(t, prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+        while len(pool):
+            stitcher.add(pool.next())
+    return stitcher.close()
+
+
+@pytest.mark.parametrize(("shape", "tile", "halo"), [((700, 610), 128, 64), ((520, 530), 100, 32),
+                                                     ((300, 260), 64, 80)])
+def test_seam_stitching_equals_the_pixel_rule(shape, tile, halo):
+    prob, dist = random_maps(shape, seed=shape[0])
+    params = WatershedParams(0.5, 0.4, 20)
+    grid = tile_grid(shape, tile, halo)
+    ref = tiled_reference(lambda t: (prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1]), grid,
+                          shape, params)
+    assert ref.max() > 20
+    direct = run_new(prob, dist, grid, params, 0, np.zeros(shape, np.int32))
+    np.testing.assert_array_equal(direct, ref)
+    chunked = ChunkedArray(shape)
+    run_new(prob, dist, grid, params, 0, chunked)
+    np.testing.assert_array_equal(chunked.a, ref)
+    assert chunked.writes <= len(range(0, shape[0], tile))  # whole rows of tiles, each written once
+
+
+def test_seam_stitching_is_exact_with_ties_in_the_maps():
+    """Maps of few distinct values (like bf16 outputs): the watershed's order among equal values decides
+    some pixels, so the tile must run on exactly the old crop, whole."""
+    shape = (420, 400)
+    prob, dist = random_maps(shape, seed=11)
+    prob, dist = (np.round(prob * 16) / 16).astype(np.float32), (np.round(dist * 16) / 16).astype(np.float32)
+    params = WatershedParams()
+    grid = tile_grid(shape, 128, 64)
+    ref = tiled_reference(lambda t: (prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1]), grid,
+                          shape, params)
+    np.testing.assert_array_equal(run_new(prob, dist, grid, params, 0, np.zeros(shape, np.int32)), ref)
+
+
+def test_worker_processes_give_the_same_labels():
+    shape = (600, 500)
+    prob, dist = random_maps(shape, seed=7)
+    params = WatershedParams(0.5, 0.4, 20)
+    grid = tile_grid(shape, 128, 64)
+    serial = run_new(prob, dist, grid, params, 0, np.zeros(shape, np.int32))
+    parallel = run_new(prob, dist, grid, params, 2, np.zeros(shape, np.int32))
+    np.testing.assert_array_equal(parallel, serial)
+
+
+@pytest.mark.parametrize("params", [WatershedParams(), WatershedParams(0.3, 0.6, 0), WatershedParams(0.6, 0.3, 80)])
+def test_watershed_equals_the_reference(params):
+    prob, dist = random_maps((300, 280), seed=3)
+    np.testing.assert_array_equal(watershed_instances(prob, dist, params), watershed_reference(prob, dist, params))
+
+
+def test_kept_nuclei_and_stitch_tile_equal_the_scipy_centroid_rule():
+    prob, dist = random_maps((260, 260), seed=5)
+    local = watershed_instances(prob, dist)
+    for t in tile_grid((260, 260), 96, 40):
+        sub = watershed_instances(prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+        a, b = np.zeros((260, 260), np.int32), np.zeros((260, 260), np.int32)
+        a[:] = b[:] = 7 * (local % 3 == 0) * (local > 0)  # some pixels already claimed
+        assert stitch_tile(a, sub, t, 10) == stitch_reference(b, sub, t, 10)
+        np.testing.assert_array_equal(a, b)
+        kept, k = kept_nuclei(sub, t)
+        n = int(sub.max())
+        if n:
+            c = np.asarray(ndi.center_of_mass(np.ones_like(sub), sub, np.arange(1, n + 1))).reshape(-1, 2)
+            inside = ((c[:, 0] + t.a0 >= t.r0) & (c[:, 0] + t.a0 < t.r1) & (c[:, 1] + t.b0 >= t.c0)
+                      & (c[:, 1] + t.b0 < t.c1))
+            assert k == inside.sum()
+
+
+def test_private_block_is_reached_by_no_earlier_tile():
+    grid = tile_grid((700, 610), 128, 64)
+    reach = np.zeros((700, 610), int)
+    for t in grid:
+        p0, p1, q0, q1 = private_block(t)
+        assert (reach[p0:p1, q0:q1] == 0).all()
+        reach[t.a0 : t.a1, t.b0 : t.b1] = 1
+
+
+def test_stitcher_refuses_tiles_out_of_order():
+    grid = tile_grid((200, 200), 100, 10)
+    prob, dist = random_maps((200, 200))
+    stitcher = Stitcher(np.zeros((200, 200), np.int32), grid, 100)
+    with PostPool(WatershedParams(), 120 * 120, 0, 1) as pool:
+        t = grid[1]
+        pool.submit(t, prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+        with pytest.raises(ValueError, match="order"):
+            stitcher.add(pool.next())
