@@ -29,7 +29,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS
+from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS, UNSTRUCTURED_SCHEMES
 from ..devices import available_devices
 from ..io import ImageError, as_rgb_uint8, check_lazy_rgb
 from ..pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
@@ -439,7 +439,9 @@ class PruneCompareWidget(Container):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
         crs = [float(c) for c in self.cr.choices if c != "other"]
-        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set)
+        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
+        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
+                                  schemes=UNSTRUCTURED_SCHEMES)
         return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
 
     def _on_sweep(self, rows: list[compute.ImageSweepRow] | None) -> None:
