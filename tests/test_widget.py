@@ -511,6 +511,8 @@ def test_pixel_size_follows_the_image_metadata(viewer_widget):
     layer = viewer.add_image(viewer.layers[IMG].data, name="scanned", rgb=True, metadata={"pixel_size_um": 0.2520})
     w.image.value = layer
     assert w.pixel_size.value == pytest.approx(0.252)
+    w.image.value = viewer.layers[IMG]  # no pixel size in its metadata: unknown again
+    assert w.pixel_size.value == 0
 
 
 def test_a_structured_model_in_the_widget(qtbot, viewer_widget):

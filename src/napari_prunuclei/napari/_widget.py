@@ -1,4 +1,5 @@
-"""The dock widget: pick a pruned model, run it beside the dense one, compare, export.
+"""The dock widget: pick a model A (a pruned one), run it beside a model B (dense by default, or any
+zoo model), on the whole image or the visible region of a slide; compare, export, report.
 
 A thin shell: it gathers parameters into a :class:`~._compute.CompareRequest`, runs
 jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in napari
@@ -28,7 +29,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS
+from ..constants import EXPORT_EXTENSIONS, SCHEME_LABELS, UNSTRUCTURED_SCHEMES
 from ..devices import available_devices
 from ..io import ImageError, as_rgb_uint8, check_lazy_rgb
 from ..pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
@@ -129,7 +130,7 @@ class PruneCompareWidget(Container):
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
-        self.sweep_btn = PushButton(text="CR sweep on this image (all zoo models)")
+        self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
@@ -142,7 +143,6 @@ class PruneCompareWidget(Container):
         self.side_by_side = CheckBox(value=False, text="side by side")
         self.progress = ProgressBar(value=0, max=1, label="progress")
         self.status = Label(value="")
-        self.compare = self.reference  # the reference choice (older name)
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
         from ._plots import ChartsCanvas
@@ -249,9 +249,7 @@ class PruneCompareWidget(Container):
 
     def reference_spec(self) -> ModelSpec | None:
         value = self.reference.value
-        if value in (False, ALONE):  # False: the older "compare with dense" checkbox, unticked
-            return None
-        return self._references.get(value, ModelSpec()) if isinstance(value, str) else ModelSpec()
+        return None if value == ALONE else self._references.get(value, ModelSpec())
 
     def _on_image(self, *_) -> None:
         """A new image: its pixel size from the reader's metadata, when the file has one."""
@@ -259,6 +257,10 @@ class PruneCompareWidget(Container):
         px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
         if px:
             self.pixel_size.value = float(px)
+            self._px_from_image = float(px)
+        elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
+            self.pixel_size.value = 0  # the previous image's size does not hold for this one
+            self._px_from_image = None
 
     @property
     def result(self) -> compute.ComparisonResult | None:
@@ -437,7 +439,9 @@ class PruneCompareWidget(Container):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
         crs = [float(c) for c in self.cr.choices if c != "other"]
-        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set)
+        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
+        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
+                                  schemes=UNSTRUCTURED_SCHEMES)
         return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
 
     def _on_sweep(self, rows: list[compute.ImageSweepRow] | None) -> None:
