@@ -106,7 +106,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--image", type=Path, default=None, help="H&E image (default: synthetic sample)")
     ap.add_argument("--labels", type=Path, default=None, help="optional ground-truth labels of --image")
-    ap.add_argument("--scheme", default="network-wide", choices=["network-wide", "layer-wise"])
+    ap.add_argument("--scheme", default="network-wide",
+                    choices=["network-wide", "layer-wise", "channel network-wide", "channel layer-wise"])
     ap.add_argument("--cr", default="20")
     ap.add_argument("--crop", type=int, default=0, help="show only the top-left N x N pixels")
     ap.add_argument("--size", default="1600x1000", help="window size WxH (e.g. 1366x768, 1920x1080)")
