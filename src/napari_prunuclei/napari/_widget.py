@@ -222,6 +222,7 @@ class PruneCompareWidget(Container):
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().height() + 4)
         self.model_note.native.setWordWrap(True)
+        self.model_note.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.numbers.native.setMinimumHeight(260)
         self.charts.setMinimumWidth(360)
         # the dock is as wide as its widest row (the numbers and the accuracy note stay readable): the
