@@ -91,6 +91,7 @@ def channel_ladder(
                     "channels": list(plan.channels), "multiple": multiple,
                     "macs_ratio": macs(dense.config) / macs(pruned.config),
                     "finetune_steps": steps, "lr": lr, "distill": distill, "recalibrated_bn": True,
+                    "batch": batch, "crop": crop,
                     "distill_target": "dense output on the un-augmented image",
                     "start": previous}
             if steps > 0:

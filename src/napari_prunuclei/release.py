@@ -107,9 +107,11 @@ def channel_finetune_note() -> str:
             continue
         m = read_metadata(WEIGHTS_DIR / e["file"])
         cfg = json.loads(m.get("train_config", "{}"))
+        batch = cfg.get("batch", json.loads(m.get("batch", "8")))  # the ladder's defaults when not recorded
+        crop = cfg.get("crop", json.loads(m.get("crop", "256")))
         texts.add(f"gradual ladder; at each CR: cut to multiples of {json.loads(m.get('multiple', '8'))}, "
                   f"BatchNorm re-estimated, {json.loads(m['finetune_steps'])} Adam steps of batch "
-                  f"{cfg.get('batch', '?')} x {cfg.get('crop', '?')}² crops (lr {json.loads(m['lr']):g} cosine), "
+                  f"{batch} x {crop}² crops (lr {json.loads(m['lr']):g} cosine), "
                   f"distillation weight {json.loads(m['distill']):g} ({m.get('distill_target', 'dense outputs')})")
     return " / ".join(sorted(texts)) or "no channel-pruned models in the zoo"
 
