@@ -33,16 +33,9 @@ CRS = list(DEFAULT_CRS)
 
 
 def _tile(data: Path | None) -> np.ndarray:
-    if data:
-        from napari_prunuclei.data import NucleiDataset
+    from napari_prunuclei.timing import benchmark_tile
 
-        ds = NucleiDataset(data)
-        rgb, _ = ds.load(ds.names("test")[0])
-    else:
-        from napari_prunuclei.synthetic import synthetic_tile
-
-        rgb, _ = synthetic_tile(1000, seed=0)
-    return np.ascontiguousarray(rgb[:1000, :1000])
+    return benchmark_tile(data)
 
 
 @torch.no_grad()

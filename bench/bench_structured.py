@@ -31,20 +31,7 @@ from napari_prunuclei.constants import CHANNEL_SCHEMES
 from napari_prunuclei.machine import cpu_name
 from napari_prunuclei.models.zoo import registry
 from napari_prunuclei.pipeline import load_pair, segment
-from napari_prunuclei.timing import time_segment
-
-
-def tile(data: Path | None) -> np.ndarray:
-    if data:
-        from napari_prunuclei.data import NucleiDataset
-
-        ds = NucleiDataset(data)
-        rgb, _ = ds.load(ds.names("test")[0])
-    else:
-        from napari_prunuclei.synthetic import synthetic_tile
-
-        rgb, _ = synthetic_tile(1000, seed=0)
-    return np.ascontiguousarray(rgb[:1000, :1000])
+from napari_prunuclei.timing import benchmark_tile, time_segment
 
 
 def zoo_channel_pairs() -> list[tuple[str, float]]:
@@ -134,7 +121,7 @@ def main(argv=None) -> int:
         zi = getattr(pair.semantic, "zoo_info", {})
         info[label] = {"scheme": scheme, "cr": cr, "fine_tuned": pair.spec.fine_tuned,
                        "achieved_cr": zi.get("achieved_cr"), "macs_ratio": zi.get("macs_ratio")}
-    rgb = tile(a.data)
+    rgb = benchmark_tile(a.data)
     e2e = time_segment(pairs, rgb, repeat=a.repeat, device=a.device, precision=a.precision)
     nets = time_networks(pairs, a.device, a.batch, max(3, a.repeat)) if a.device.startswith("cuda") else {}
     d = e2e["dense"]

@@ -68,35 +68,32 @@ def steps_at_cr(meta: dict) -> int:
     return sum(steps for steps, _, _ in stages_at_cr(meta))
 
 
-def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
-    """Copy a fine-tuned sparse branch file into the package and register it; return the entry."""
+def _ship(path: Path, fmt: str, steps: int, extra: dict, metrics: dict | None) -> dict:
+    """Copy a fine-tuned branch file into the package and register it under its branch, scheme and CR."""
     meta = read_metadata(path)
     branch, scheme = meta["branch"], meta["scheme"]
     cr = float(json.loads(meta["cr"]))
     dst = WEIGHTS_DIR / f"{branch}_{scheme}_cr{cr:g}.safetensors"
     shutil.copyfile(path, dst)
-    entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr,
-             "fine_tuned": True, "format": "sparse", "file": dst.name, "sha256": sha256_file(dst),
-             "steps": steps_at_cr(meta), "metrics": metrics or {}}
+    entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr, **extra,
+             "fine_tuned": True, "format": fmt, "file": dst.name, "sha256": sha256_file(dst),
+             "steps": steps, "metrics": metrics or {}}
     register(entry)
     return entry
+
+
+def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
+    """Copy a fine-tuned sparse branch file into the package and register it; return the entry."""
+    return _ship(path, "sparse", steps_at_cr(read_metadata(path)), {}, metrics)
 
 
 def ship_channel(path: Path, metrics: dict | None = None) -> dict:
     """Copy a channel-pruned branch file (a smaller dense network) into the package and register it."""
     meta = read_metadata(path)
-    branch, scheme = meta["branch"], meta["scheme"]
-    cr = float(json.loads(meta["cr"]))
-    dst = WEIGHTS_DIR / f"{branch}_{scheme}_cr{cr:g}.safetensors"
-    shutil.copyfile(path, dst)
-    entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr,
-             "achieved_cr": round(float(json.loads(meta["achieved_cr"])), 4),
+    extra = {"achieved_cr": round(float(json.loads(meta["achieved_cr"])), 4),
              "macs_ratio": round(float(json.loads(meta["macs_ratio"])), 4),
-             "channels": json.loads(meta["channels"]),
-             "fine_tuned": True, "format": "channels", "file": dst.name, "sha256": sha256_file(dst),
-             "steps": int(json.loads(meta["finetune_steps"])), "metrics": metrics or {}}
-    register(entry)
-    return entry
+             "channels": json.loads(meta["channels"])}
+    return _ship(path, "channels", int(json.loads(meta["finetune_steps"])), extra, metrics)
 
 
 def channel_finetune_note() -> str:

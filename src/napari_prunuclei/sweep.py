@@ -142,12 +142,10 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
               precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
     """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
     (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.timing.time_segment`)."""
-    from .timing import time_segment
+    from .timing import benchmark_tile, time_segment
 
     rows = _dicts(rows)
-    ds = NucleiDataset(Path(data_root) / "monuseg2018")
-    rgb, _ = ds.load(ds.names("test")[0])
-    rgb = np.ascontiguousarray(rgb[:1000, :1000])
+    rgb = benchmark_tile(Path(data_root) / "monuseg2018")
     keys = sorted({(r["scheme"], float(r["cr"]), r["variant"]) for r in rows if r["scheme"] != "dense"})
     pairs = {("dense", 1.0, "dense"): load_pair()}
     for scheme, cr, variant in keys:

@@ -9,7 +9,22 @@ import numpy as np
 
 from .pipeline import ModelPair, segment
 
-__all__ = ["time_segment"]
+__all__ = ["benchmark_tile", "time_segment"]
+
+
+def benchmark_tile(data=None) -> np.ndarray:
+    """The 1000x1000 tile timings use: the first test image of a MoNuSeg-layout folder ``data``, or a
+    synthetic tile without it."""
+    if data:
+        from .data import NucleiDataset
+
+        ds = NucleiDataset(data)
+        rgb, _ = ds.load(ds.names("test")[0])
+    else:
+        from .synthetic import synthetic_tile
+
+        rgb, _ = synthetic_tile(1000, seed=0)
+    return np.ascontiguousarray(rgb[:1000, :1000])
 
 
 def time_segment(pairs: dict[str, ModelPair], rgb: np.ndarray, *, repeat: int = 3, device: str = "cpu",
