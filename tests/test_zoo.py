@@ -12,7 +12,34 @@ ZOO_CRS = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
 
 
 def _pruned_entries():
-    return [e for e in registry()["models"] if e["scheme"] != "dense"]
+    """The unstructured (sparse) zoo entries."""
+    return [e for e in registry()["models"] if e["scheme"] != "dense" and e.get("format") == "sparse"]
+
+
+def _channel_entries():
+    return [e for e in registry()["models"] if e.get("format") == "channels"]
+
+
+@pytest.mark.parametrize("entry", _channel_entries(), ids=lambda e: e["id"])
+def test_channel_zoo_model_is_a_smaller_network_at_its_recorded_cr(entry):
+    from napari_prunuclei.models.zoo import load_model
+    from napari_prunuclei.structured import prunable_count
+
+    model = load_model(entry["branch"], entry["scheme"], entry["cr"])
+    assert model.zoo_info["file"] == entry["file"] and model.config.channels == tuple(entry["channels"])
+    dense_n = prunable_count(type(model.config)())
+    achieved = dense_n / sum(p.numel() for p in prunable_parameters(model).values())
+    assert achieved == pytest.approx(entry["achieved_cr"], rel=1e-3)
+    assert abs(achieved / entry["cr"] - 1) < 0.05
+    dense = WEIGHTS_DIR / find_entry(entry["branch"], "dense", 1)["file"]
+    assert (WEIGHTS_DIR / entry["file"]).stat().st_size < 1.1 * dense.stat().st_size / entry["cr"]
+
+
+def test_channel_zoo_is_complete():
+    have = {(e["branch"], e["scheme"], float(e["cr"])) for e in _channel_entries()}
+    want = {(b, s, float(c)) for b in ("semantic", "distance") for s in ("channel-layerwise", "channel-networkwide")
+            for c in (2, 4, 8, 16, 32)}
+    assert want <= have, sorted(want - have)
 
 
 def test_registry_hashes_match_the_files():
