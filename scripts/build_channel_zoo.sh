@@ -7,7 +7,7 @@
 # Usage: bash scripts/build_channel_zoo.sh [DATA_ROOT] [STEPS] [LR] [DISTILL] [DEVICE] [THREADS]  (re-run to resume)
 # The shipped files: `bash scripts/build_channel_zoo.sh ../shared/data 50 5e-4 1.0 cpu 1` on this project's
 # 2-core CPU (no GPU lent), 50 steps per CR: the budget that fitted a session, far below the unstructured
-# zoo's (400-1200 steps per CR); 80 min wall, the four ladders side by side (see docs/pruning_channels.md).
+# zoo's (400-1200 steps per CR); 50 min wall, the four ladders side by side (see docs/pruning_channels.md).
 # Then: prunuclei tune-watershed --scheme channel-layerwise channel-networkwide --cr 2 4 8 16 32 (wider grid).
 set -euo pipefail
 root=${1:-../shared/data}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .structured import DEFAULT_MULTIPLE
 from .sweep import _dicts, relative_drop
 
 __all__ = ["best_within", "write_channel_report"]
@@ -42,7 +43,7 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
         "the filter with its BatchNorm scale folded in; channel-layerwise keeps the same fraction of every",
         "convolution's channels (of the dense count), channel-networkwide ranks all filters at once after",
         "dividing each by its layer's mean magnitude. The 1-channel head is never pruned. Counts are",
-        "rounded to multiples of 8, then moved one multiple at a time towards the nominal CR.", "",
+        f"rounded to multiples of {DEFAULT_MULTIPLE}, then moved one multiple at a time towards the nominal CR.", "",
     ]
     mult = meta.get("multiples")
     if mult:

@@ -99,41 +99,39 @@ def filter_magnitudes(model: UNet) -> list[np.ndarray]:
     return mags
 
 
-def prunable_count(config: UNetConfig, channels: tuple[int, ...] | list[int] | None = None) -> int:
-    """Prunable weights (3x3 and transposed convolutions) of a U-Net with these channels."""
+def _convolutions(config: UNetConfig, channels=None):
+    """(kernel area, in channels, out channels, pooling level of the output) of every prunable
+    convolution in forward order, for ``channels`` (default: the config's own)."""
     ch = list(channels if channels is not None else config.conv_channels())
     d = config.depth
     down, up = ch[: 2 * d], ch[2 * d:]
-    total, cin, skips = 0, config.in_channels, []
+    cin, skips = config.in_channels, []
     for lvl in range(d):
         mid, out = down[2 * lvl], down[2 * lvl + 1]
-        total += 9 * (cin * mid + mid * out)
-        skips.append(out)
-        cin = out
-    for j, skip in enumerate(reversed(skips[:-1])):
-        u, mid, out = up[3 * j: 3 * j + 3]
-        total += 4 * cin * u + 9 * ((u + skip) * mid + mid * out)
-        cin = out
-    return total
-
-
-def macs(config: UNetConfig, height: int = 1024, width: int = 1024) -> int:
-    """Multiply-accumulates of one forward pass on a ``height`` x ``width`` image (all convolutions)."""
-    ch = list(config.conv_channels())
-    d = config.depth
-    down, up = ch[: 2 * d], ch[2 * d:]
-    total, cin, skips, px = 0, config.in_channels, [], height * width
-    for lvl in range(d):
-        mid, out = down[2 * lvl], down[2 * lvl + 1]
-        total += 9 * (cin * mid + mid * out) * px // 4**lvl
+        yield from ((9, cin, mid, lvl), (9, mid, out, lvl))
         skips.append(out)
         cin = out
     for j, skip in enumerate(reversed(skips[:-1])):
         lvl = d - 2 - j
         u, mid, out = up[3 * j: 3 * j + 3]
-        total += (cin * u + 9 * ((u + skip) * mid + mid * out)) * px // 4**lvl
+        yield from ((4, cin, u, lvl + 1), (9, u + skip, mid, lvl), (9, mid, out, lvl))
         cin = out
-    return total + cin * config.out_channels * px
+
+
+def prunable_count(config: UNetConfig, channels: tuple[int, ...] | list[int] | None = None) -> int:
+    """Prunable weights (3x3 and transposed convolutions) of a U-Net with these channels."""
+    return sum(k * cin * cout for k, cin, cout, _ in _convolutions(config, channels))
+
+
+def macs(config: UNetConfig, height: int = 1024, width: int = 1024) -> int:
+    """Multiply-accumulates of one forward pass on a ``height`` x ``width`` image (all convolutions).
+
+    A transposed convolution does its work per input pixel, i.e. at the level below its output.
+    """
+    px = height * width
+    convs = list(_convolutions(config))
+    head_in = convs[-1][2]
+    return sum(k * cin * cout * px // 4**lvl for k, cin, cout, lvl in convs) + head_in * config.out_channels * px
 
 
 def _round(n: float, multiple: int, cap: int) -> int:
@@ -162,11 +160,13 @@ def _correct(counts: list[int], caps: list[int], config: UNetConfig, target: flo
 
 
 def plan_channels(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_MULTIPLE,
-                  dense_config: UNetConfig | None = None) -> ChannelPlan:
+                  dense_config: UNetConfig | None = None,
+                  magnitudes: list[np.ndarray] | None = None) -> ChannelPlan:
     """Channel counts for ``model`` at ``cr`` (relative to the dense network) under ``scheme``.
 
     ``model`` may already be channel-pruned (a gradual ladder): counts never exceed its
     current ones, and the fractions of channel-layerwise refer to the dense widths.
+    ``magnitudes``: :func:`filter_magnitudes` of ``model`` when the caller has them already.
     """
     if scheme not in CHANNEL_SCHEMES:
         raise ValueError(f"scheme must be one of {CHANNEL_SCHEMES}, got {scheme!r}")
@@ -177,13 +177,12 @@ def plan_channels(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_M
     caps = list(model.config.conv_channels())
     n_dense = prunable_count(dense_cfg)
     target = n_dense / cr
-    mags = filter_magnitudes(model)
 
     if scheme == "channel-layerwise":
         def counts_at(t: float) -> list[int]:  # t = kept fraction of the dense width
             return [_round(t * w, multiple, c) for w, c in zip(dense_widths, caps)]
     else:
-        scores = [m / max(m.mean(), 1e-12) for m in mags]
+        scores = [m / max(m.mean(), 1e-12) for m in (magnitudes or filter_magnitudes(model))]
 
         def counts_at(t: float) -> list[int]:  # t = 1 - global score quantile: larger keeps more
             thr = np.quantile(np.concatenate(scores), 1 - t)
@@ -209,9 +208,9 @@ def channel_prune(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_M
     ``model`` is not modified. The result is a plain :class:`UNet` whose config records the
     channel counts, so it saves and loads like any branch file.
     """
-    plan = plan_channels(model, scheme, cr, multiple, dense_config)
-    keep = [sorted(int(i) for i in np.argsort(-m, kind="stable")[:k])
-            for m, k in zip(filter_magnitudes(model), plan.channels)]
+    mags = filter_magnitudes(model)
+    plan = plan_channels(model, scheme, cr, multiple, dense_config, magnitudes=mags)
+    keep = [sorted(int(i) for i in np.argsort(-m, kind="stable")[:k]) for m, k in zip(mags, plan.channels)]
     return cut_channels(model, keep), plan
 
 
