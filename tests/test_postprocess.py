@@ -38,3 +38,40 @@ def test_params_validated():
         WatershedParams(fg_threshold=1.5)
     with pytest.raises(ValueError, match="shapes"):
         watershed_instances(np.zeros((3, 3)), np.zeros((4, 4)))
+
+
+def _plain_watershed(prob, dist, params):
+    """The definition: skimage's watershed over the whole foreground, then small objects dropped."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import relabel_sequential, watershed
+
+    from napari_prunuclei.postprocess import _drop_small
+
+    fg = prob > params.fg_threshold
+    markers, _ = ndi.label((dist > params.marker_threshold) & fg)
+    markers = _drop_small(markers, max(1, params.min_size // 4))
+    labels = _drop_small(watershed(-dist, markers, mask=fg), params.min_size)
+    return relabel_sequential(labels)[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("params", [WatershedParams(), WatershedParams(0.3, 0.2, 4), WatershedParams(0.6, 0.5, 30)])
+def test_flooding_only_multi_marker_components_is_identical(seed, params):
+    """Components with one marker (or none) are written from a table; the labels must not change."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    _, truth = synthetic_tile(160, seed=seed)
+    noise = ndi.gaussian_filter(rng.random(truth.shape), 2)
+    prob = np.clip((truth > 0) * 0.8 + noise - 0.3, 0, 1).astype(np.float32)
+    dist = np.clip(distance_target(truth) + 0.5 * (noise - noise.mean()), 0, 1).astype(np.float32)
+    dist[rng.random(dist.shape) < 0.01] = 1.0  # stray markers: plateaus and ties in the flooding
+    ours = watershed_instances(prob, dist, params)
+    np.testing.assert_array_equal(ours, _plain_watershed(prob, dist, params))
+    assert ours.dtype == np.int32
+
+
+def test_flooding_with_no_foreground_or_no_markers():
+    zeros = np.zeros((16, 16), np.float32)
+    assert watershed_instances(zeros, zeros).max() == 0
+    assert watershed_instances(np.ones((16, 16), np.float32), zeros).max() == 0
