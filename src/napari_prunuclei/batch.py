@@ -5,6 +5,11 @@ large images, written tile by tile from a chunked zarr store so memory stays
 bounded), the probability and distance maps for images that fit in memory, and
 ``<stem>_info.json`` last: a file whose info JSON exists is finished, so
 :func:`segment_files` skips it when resumed.
+
+On a dask cluster, small images run one per task; an image large enough to be tiled has its
+tiles spread over the workers (:mod:`napari_prunuclei.distributed`), their results kept in a
+hidden ``.<stem>_tiles`` folder of the output folder until the image is finished, so an
+interrupted run resumes at the tile.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ def info_path(path: Path, out_dir: Path) -> Path:
     return Path(out_dir) / f"{Path(path).stem}_info.json"
 
 
+def tiles_path(path: Path, out_dir: Path) -> Path:
+    """The folder holding the finished tiles of an image spread over a cluster (kept for resume)."""
+    return Path(out_dir) / f".{Path(path).stem}_tiles"
+
+
 def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
     """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, one tile in memory at a time."""
     import tifffile
@@ -50,13 +60,16 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
 
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
-                 progress: Callable[[Progress], None] | None = None, threads: int = 0) -> dict:
+                 progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None) -> dict:
     """Segment one image file into ``out_dir``; return its info (also written as JSON, last).
 
     Tiled runs write their labels into a scratch zarr store private to this run (a
     hidden, uniquely named folder in ``out_dir``, removed afterwards, also on failure), so
     concurrent runs into one folder never share one; every output is renamed into place
-    whole.
+    whole. ``client``: a dask client; a tiled image then has its tiles spread over the
+    cluster's workers (``threads`` torch threads per tile task, default 1), their results
+    kept in :func:`tiles_path` until the image is finished (a run of the same folder resumes
+    them), with the labels of a run on one machine.
     """
     import tempfile
 
@@ -65,7 +78,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
 
     from .io import atomic_write, open_image, write_labels
 
-    if threads:
+    if threads and client is None:
         torch.set_num_threads(threads)
     path, out = Path(path), Path(out_dir)
     image = open_image(path)  # checked before anything is created
@@ -84,7 +97,14 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
         try:
             labels = zarr.open_array(str(scratch / "labels"), mode="w", shape=(h, w),
                                      chunks=(request.tiling.tile, request.tiling.tile), dtype="int32", fill_value=0)
-            res = segment(image, pair, request.params, out=labels, **kwargs)
+            if client is not None:
+                from .distributed import segment_tiles_on_dask
+
+                del image
+                res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
+                                            threads=threads or 1, discard_stale=True, progress=progress)
+            else:
+                res = segment(image, pair, request.params, out=labels, **kwargs)
             _write_tiled_tiff(Path(f"{stem}_labels.tif"), labels)
             n = res.n_nuclei
         finally:
@@ -148,9 +168,13 @@ def _describe(req: dict) -> str:
             f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}")
 
 
-def _remove_leftovers(out: Path, stems: set[str]) -> None:
-    """Hidden scratch stores and partial temp files a killed run left for these images."""
+def _remove_leftovers(out: Path, stems: set[str], keep_tiles: bool = True) -> None:
+    """Hidden scratch stores and partial temp files a killed run left for these images; the finished
+    tiles of an image spread over a cluster stay when ``keep_tiles`` (resume)."""
+    tiles = {f".{s}_tiles" for s in stems} if keep_tiles else set()
     for q in out.iterdir():
+        if q.name in tiles:
+            continue
         if q.name.startswith(".") and any(q.name.startswith(f".{s}_") for s in stems):
             if q.is_dir():
                 shutil.rmtree(q, ignore_errors=True)
@@ -165,14 +189,17 @@ def _reason(e: BaseException) -> str:
 
 def segment_files(paths: list[str | Path], out_dir: str | Path, request: SegmentRequest | None = None, *,
                   workers: int = 1, scheduler: str | None = None, resume: bool = True,
-                  progress: bool = True, threads: int = 0) -> BatchResult:
+                  progress: bool = True, threads: int = 0, per_file: bool = False) -> BatchResult:
     """Segment many files; finished ones (info JSON present) are skipped when ``resume``.
 
     A file that fails (unreadable, not RGB...) is reported and the batch goes on; nothing of
     it is written. Two inputs with one name (stem) are refused before anything runs, since
     their outputs would overwrite each other. ``workers > 1`` starts a ``dask.distributed``
     LocalCluster of single-threaded worker processes (``threads`` torch threads each,
-    default 1); ``scheduler`` is the address of an existing dask cluster instead. With one
+    default 1); ``scheduler`` is the address of an existing dask cluster instead. On a
+    cluster, an image large enough to be tiled (the request's :class:`~napari_prunuclei.pipeline.Tiling`)
+    has its tiles spread over the workers and stitched here, one such image at a time, while
+    smaller images run one per task; ``per_file``: every image in one task instead. With one
     worker and no scheduler the files run in this process, tile progress included.
     """
     from tqdm import tqdm
@@ -194,7 +221,7 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
         return result
     created = not out.exists()
     with _claim(out, request, resume):
-        _remove_leftovers(out, {p.stem for p in todo})
+        _remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
         bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
         if result.skipped and progress:
             bar.write(f"{result.skipped} finished image(s) skipped (resume)")
@@ -209,23 +236,52 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
                 tbar.close()
                 bar.update(1)
         else:
-            _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar)
+            _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress)
         bar.close()
     if created and not result.finished:  # every input failed: leave no empty folder behind
         shutil.rmtree(out, ignore_errors=True)
     return result
 
 
-def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar) -> None:
+def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
+    """Whether the pipeline would tile this image (read from its header; False when that fails: its
+    task reports why)."""
+    from .constants import TIFF_EXTENSIONS
+    from .io import _declared_hw, open_image
+
+    try:
+        shape = open_image(path).shape if path.suffix.lower() in TIFF_EXTENSIONS else _declared_hw(path)
+    except Exception:  # noqa: BLE001 - reported by the file's own task
+        return False
+    return shape is not None and request.tiling.is_tiled(tuple(shape[:2]))
+
+
+def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
+                 progress: bool = False) -> None:
     from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
 
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         with Client(scheduler or cluster) as client:
-            futures = {client.submit(segment_file, p, out, request, None, threads or 1, pure=False): p for p in todo}
+            spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]
+            whole = [p for p in todo if p not in spread]
+            futures = {client.submit(segment_file, p, out, request, None, threads or 1, pure=False): p for p in whole}
             tiles, t0 = 0, time.perf_counter()
+            for p in spread:  # one large image at a time, its tiles over every worker
+                tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
+                try:
+                    info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client)
+                except Exception as e:  # noqa: BLE001 - reported, the others go on
+                    result.failed.append((str(p), _reason(e)))
+                else:
+                    result.finished.append(info)
+                    tiles += int(info.get("n_tiles", 1))
+                    bar.set_postfix(tiles_per_s=f"{tiles / (time.perf_counter() - t0):.2f}")
+                tbar.close()
+                bar.update(1)
             for fut in as_completed(futures):
                 try:
                     info = fut.result()

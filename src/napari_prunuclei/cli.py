@@ -134,8 +134,15 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--halo", type=int, default=HALO, help="context around each tile (px)")
     p.add_argument("--tiled", action="store_true",
                    help="tile also images small enough to run whole (default: only above 2048x2048)")
-    p.add_argument("--workers", type=int, default=1, help="dask worker processes (1 thread each)")
-    p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
+    p.add_argument("--workers", type=int, default=1,
+                   help="dask worker processes (1 thread each): small images run one per worker; an image large "
+                        "enough to be tiled has its tiles spread over all workers, stitched here, resumable at the "
+                        "tile after an interruption (finished tiles kept in OUT/.<name>_tiles)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask.distributed scheduler, used as --workers is; the images and "
+                        "OUT must be on a file system every worker sees")
+    p.add_argument("--per-file", action="store_true",
+                   help="with --workers or --scheduler: run every image whole in one worker, never spread its tiles")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
     p.add_argument("--post-workers", type=int, default=None,
                    help="processes running the watershed of finished tiles while the next tiles' branches run "
@@ -170,7 +177,7 @@ def _cmd_segment(a: argparse.Namespace) -> int:
                              post_workers=a.post_workers, batch=a.batch, compile=a.compile)
     paths = _image_paths(a.images)
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
-                         resume=not a.overwrite, threads=a.threads)
+                         resume=not a.overwrite, threads=a.threads, per_file=a.per_file)
     for info in done.finished:
         rate = info.get("throughput", {}).get("mp_per_s")
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"

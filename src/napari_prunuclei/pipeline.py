@@ -2,7 +2,9 @@
 
 Every front end (the Python API, ``prunuclei segment`` serial and on dask, ``evaluate``,
 ``sweep``, ``tune-watershed``, the widget and its sweep, the headless demo, the
-benchmarks) calls :func:`segment` (or its generator form :func:`iter_segment`).
+benchmarks) calls :func:`segment` (or its generator form :func:`iter_segment`). One
+large image whose tiles are spread over a dask cluster (:mod:`napari_prunuclei.distributed`)
+takes the same tiles through the same per-tile steps and stitching, with the same labels.
 
 One tiling policy, core + halo (:func:`napari_prunuclei.tiled.tile_grid`):
 
