@@ -52,12 +52,14 @@ def stitch_reference(out, local, t, next_id):
     return next_id + int(keep.sum())
 
 
-def tiled_reference(maps_of, grid, shape, params):
-    """Labels of the old serial loop; ``maps_of(tile)`` gives the tile's (prob, dist) on core + halo."""
+def tiled_reference(maps_of, grid, shape, params, watershed_fn=None):
+    """Labels of the old serial loop; ``maps_of(tile)`` gives the tile's (prob, dist) on core + halo.
+    ``watershed_fn``: the per-tile watershed (default: the one from before issue 14)."""
+    watershed_fn = watershed_fn or watershed_reference
     out = np.zeros(shape, np.int32)
     next_id = 1
     for t in grid:
-        next_id = stitch_reference(out, watershed_reference(*maps_of(t), params), t, next_id)
+        next_id = stitch_reference(out, watershed_fn(*maps_of(t), params), t, next_id)
     return out
 
 

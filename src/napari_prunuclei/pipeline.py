@@ -403,6 +403,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
     stitcher = Stitcher(out, grid, tiling.tile)
     core_mp = [(t.r1 - t.r0) * (t.c1 - t.c0) / 1e6 for t in grid]
+    done_mp = [0.0]  # megapixels stitched so far (a running sum)
     t_start = time.perf_counter()
 
     def crops():
@@ -429,8 +430,8 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
         stitcher.add(part)
         secs["stitch"] += time.perf_counter() - t0
         done = stitcher.done
-        mp = sum(core_mp[:done])
-        rate = mp / max(time.perf_counter() - t_start, 1e-9)
+        done_mp[0] += core_mp[done - 1]
+        rate = done_mp[0] / max(time.perf_counter() - t_start, 1e-9)
         return Progress(done, len(grid), f"{pair.label}: tile {done}/{len(grid)}, {rate:.2f} MP/s")
 
     slots = 2 * workers + batch

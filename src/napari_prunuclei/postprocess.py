@@ -56,8 +56,13 @@ def watershed_instances(
     objects dropped and ids made sequential, computed with less work: the flooding only
     runs inside foreground components that hold two or more markers. A component with one
     marker is flooded whole by it and one with none stays background, so those are written
-    from a look-up table (the flooding of separate components is independent: the result
-    is identical, see ``tests/test_postprocess.py``).
+    from a look-up table. Flooding separate components is independent, so the labels are
+    those of one flooding of the whole foreground (tested on maps with continuous values,
+    ``tests/test_postprocess.py``; ``bench/bench_watershed.py`` checks real tiles), with one
+    exception: where *marker* pixels of one component have equal values, skimage's heap
+    orders them by its internal layout, which depends on every marker of the image, so such
+    ties may be broken differently (maps with few distinct values, like bf16 outputs). Both
+    are watersheds of the same markers.
     """
     prob = np.asarray(prob, np.float32)
     dist = np.asarray(dist, np.float32)
