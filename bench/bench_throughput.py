@@ -102,6 +102,28 @@ def networks_alone(image, grid, pair, device, precision, batch, compile) -> dict
     return {"wall": time.perf_counter() - t0, **stats}
 
 
+def serial_reference(image, grid, pair, device, precision, labels) -> dict:
+    """The labels of the serial loop from before issue 14 on the same tiles (maps computed again, one
+    tile at a time as the pipeline does on CPU), compared with ``labels``."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from napari_prunuclei.inference import predict_pair
+    from reference_tiled import tiled_reference
+
+    def maps_of(t):
+        crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])[None]
+        p, d = predict_pair(pair.semantic, pair.distance, crop, device=device, precision=precision)
+        return p[0], d[0]
+
+    t0 = time.perf_counter()
+    ref = tiled_reference(maps_of, grid, labels.shape, pair.params)
+    differ = int(np.count_nonzero(ref != labels))
+    out = {"seconds": time.perf_counter() - t0, "identical": differ == 0, "pixels_differing": differ,
+           "n_nuclei_reference": int(ref.max()), "n_nuclei": int(labels.max())}
+    print(f"  serial reference (before issue 14): {out['seconds']:.1f} s, {out['n_nuclei_reference']} nuclei; "
+          f"identical labels: {out['identical']} ({differ} pixels differ)", flush=True)
+    return out
+
+
 def post_scaling(maps: list, grid_tiles: list, params, counts: list[int], per_worker: int) -> list[dict]:
     """Core MP/s of ``post_tile`` over precomputed maps with each number of processes."""
     from napari_prunuclei.postpool import PostPool
@@ -166,6 +188,10 @@ def main(argv=None) -> None:
     ap.add_argument("--scaling-tiles", type=int, default=6, help="tiles per process in the scaling curve")
     ap.add_argument("--save-labels", type=Path, default=None, help="write the end-to-end labels (.npy)")
     ap.add_argument("--compare", type=Path, default=None, help="labels (.npy) the end-to-end run must equal")
+    ap.add_argument("--reference", action="store_true",
+                    help="also run the serial loop from before issue 14 (tests/reference_tiled.py: plain "
+                         "scikit-image watershed per tile, the pixel-by-pixel stitching rule) on the same tiles "
+                         "and compare the labels with the end-to-end run's")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     import torch
@@ -248,6 +274,8 @@ def main(argv=None) -> None:
             ref = np.load(a.compare)
             e2e["identical_to_reference"] = bool(np.array_equal(ref, res.labels))
             print(f"  labels identical to {a.compare}: {e2e['identical_to_reference']}")
+        if a.reference:
+            e2e["serial_reference"] = serial_reference(image, grid, pair, dev, prec, res.labels)
         del res
 
     if "scaling" not in skip:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -348,7 +349,8 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--marker", type=float, nargs="+", default=[0.3, 0.4, 0.5])
     p.add_argument("--min-size", type=int, nargs="+", default=[10])
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", type=Path, default=None, help="write every grid here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="write every grid here (an existing file of the same held-back images is updated)")
     p.set_defaults(func=_cmd_tune)
 
 
@@ -359,6 +361,14 @@ def _cmd_tune(a: argparse.Namespace) -> int:
 
     names = validation_names(a.data, a.n_val)
     out = {"validation_images": names, "models": {}}
+    if a.json and a.json.is_file():  # re-tuning some models keeps the other models' grids
+        try:
+            old = json.loads(a.json.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{a.json}: not a tune-watershed JSON ({e}); name another file") from e
+        if not isinstance(old, dict) or old.get("validation_images") != names:
+            raise ValueError(f"{a.json} holds grids tuned on other images; name another file")
+        out["models"].update(old.get("models", {}))
     for scheme in a.scheme:
         for cr in a.cr:
             if find_entry("semantic", scheme, cr) is None or find_entry("distance", scheme, cr) is None:
