@@ -68,9 +68,12 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                 side = f"{abs(drop):.1f} % {'below' if drop > 0 else 'above'} dense"
                 what = f"**{_name(b)}**, AJI {b['aji']:.4f} ({side}), time {b['time_ratio']:.2f}× dense"
             lines.append(f"- fastest fine-tuned pair within {100 * tol:g} % of dense AJI: {what}")
-        lines += ["", "### Channel layer-wise against channel network-wide (same protocol, same budget)", "",
+        lines += ["", "### Channel layer-wise against channel network-wide (same protocol)", "",
+                  "Fine-tuning steps per CR as recorded in the registry: a row compares equal budgets only where",
+                  "the two step counts are equal (budget: *equal* or *unequal*).", "",
                   "| CR | layer-wise AJI | network-wide AJI | difference | better | layer-wise time | "
-                  "network-wide time |", "|---:|---:|---:|---:|---|---:|---:|"]
+                  "network-wide time | steps (layer-wise / network-wide) | budget |",
+                  "|---:|---:|---:|---:|---|---:|---:|---:|---|"]
         crs = sorted({r["cr"] for r in rows if r["dataset"] == ds and r["scheme"].startswith("channel")})
         for cr in crs:
             lw = [r for r in rows if r["dataset"] == ds and r["scheme"] == "channel-layerwise" and r["cr"] == cr
@@ -79,9 +82,11 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                   and r["variant"] == "fine-tuned"]
             if lw and nw:
                 d = lw[0]["aji"] - nw[0]["aji"]
+                sl, sn = lw[0].get("finetune_steps"), nw[0].get("finetune_steps")
+                budget = "equal" if sl == sn and sl is not None else "unequal" if sl and sn else "?"
                 lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {d:+.4f} | "
                              f"{'layer-wise' if d > 0 else 'network-wide'} | {lw[0]['time_ratio']:.2f}× | "
-                             f"{nw[0]['time_ratio']:.2f}× |")
+                             f"{nw[0]['time_ratio']:.2f}× | {sl or '?'} / {sn or '?'} | {budget} |")
         lines += ["", "### All pairs", "",
                   "| scheme | CR | variant | achieved CR | MACs ÷ | seconds | time vs dense | AJI | AJI drop | "
                   "PQ | semantic Dice | distance AJI |",

@@ -68,6 +68,8 @@ class SweepRow:
     time_ratio: float | None = None
     macs_ratio: float | None = None
     achieved_cr: float | None = None
+    #: the zoo model's fine-tuning steps (per CR, as recorded in the registry; with ``--time``)
+    finetune_steps: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +164,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         r["time_ratio"] = r["seconds"] / dense_s
         r["macs_ratio"] = zi.get("macs_ratio", 1.0)
         r["achieved_cr"] = zi.get("achieved_cr", None if r["scheme"] != "dense" else 1.0)
+        r["finetune_steps"] = zi.get("steps") if r["variant"] == "fine-tuned" else None
     return rows
 
 
