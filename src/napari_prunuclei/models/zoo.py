@@ -99,7 +99,7 @@ def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
     else:
         model = load_branch(path, sha256=entry["sha256"])
     model.zoo_info = {k: entry[k] for k in ("id", "branch", "scheme", "cr", "fine_tuned", "sha256", "file",
-                                            "achieved_cr", "macs_ratio") if k in entry}
+                                            "achieved_cr", "macs_ratio", "steps") if k in entry}
     model.zoo_info.setdefault("fine_tuned", True)
     return model
 
