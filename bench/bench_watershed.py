@@ -6,7 +6,8 @@ The dense pair's maps of every MoNuSeg test tile (1000x1000) are computed once; 
 process and interleaved (``--repeat`` rounds, best of each), two post-processings run on them:
 
 - ``plain``: ``skimage.segmentation.watershed(-dist, markers, mask=fg)`` over the whole
-  foreground, small objects dropped, ids made sequential: the definition;
+  foreground, small objects dropped, ids made sequential: the definition, as the pipeline ran it
+  before issue 14 (``tests/reference_tiled.watershed_reference``);
 - ``ours``: :func:`napari_prunuclei.postprocess.watershed_instances`, which floods only the
   foreground components that hold two or more markers and writes the rest from a table.
 
@@ -25,29 +26,17 @@ from pathlib import Path
 import numpy as np
 
 
-def plain_watershed(prob: np.ndarray, dist: np.ndarray, params) -> np.ndarray:
-    """The definition the pipeline's watershed must equal."""
-    from scipy import ndimage as ndi
-    from skimage.segmentation import relabel_sequential, watershed
-
-    from napari_prunuclei.postprocess import _drop_small
-
-    fg = prob > params.fg_threshold
-    markers, _ = ndi.label((dist > params.marker_threshold) & fg)
-    markers = _drop_small(markers, max(1, params.min_size // 4))
-    labels = _drop_small(watershed(-dist, markers, mask=fg), params.min_size)
-    return relabel_sequential(labels)[0].astype(np.int32)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None, help="a MoNuSeg-layout folder (else synthetic tiles)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from napari_prunuclei.machine import cpu_name
     from napari_prunuclei.pipeline import load_pair, segment
     from napari_prunuclei.postprocess import watershed_instances
+    from reference_tiled import watershed_reference as plain_watershed
 
     pair = load_pair()
     if a.data:

@@ -5,6 +5,7 @@ from napari_prunuclei.data import distance_target
 from napari_prunuclei.metrics import aji, panoptic_quality
 from napari_prunuclei.postprocess import WatershedParams, watershed_instances
 from napari_prunuclei.synthetic import synthetic_tile
+from reference_tiled import watershed_reference
 
 
 def test_watershed_recovers_synthetic_nuclei_from_ideal_maps():
@@ -40,20 +41,6 @@ def test_params_validated():
         watershed_instances(np.zeros((3, 3)), np.zeros((4, 4)))
 
 
-def _plain_watershed(prob, dist, params):
-    """The definition: skimage's watershed over the whole foreground, then small objects dropped."""
-    from scipy import ndimage as ndi
-    from skimage.segmentation import relabel_sequential, watershed
-
-    from napari_prunuclei.postprocess import _drop_small
-
-    fg = prob > params.fg_threshold
-    markers, _ = ndi.label((dist > params.marker_threshold) & fg)
-    markers = _drop_small(markers, max(1, params.min_size // 4))
-    labels = _drop_small(watershed(-dist, markers, mask=fg), params.min_size)
-    return relabel_sequential(labels)[0]
-
-
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("params", [WatershedParams(), WatershedParams(0.3, 0.2, 4), WatershedParams(0.6, 0.5, 30)])
 def test_flooding_only_multi_marker_components_is_identical(seed, params):
@@ -67,7 +54,7 @@ def test_flooding_only_multi_marker_components_is_identical(seed, params):
     dist = np.clip(distance_target(truth) + 0.5 * (noise - noise.mean()), 0, 1).astype(np.float32)
     dist[rng.random(dist.shape) < 0.01] = 1.0  # stray markers: plateaus and ties in the flooding
     ours = watershed_instances(prob, dist, params)
-    np.testing.assert_array_equal(ours, _plain_watershed(prob, dist, params))
+    np.testing.assert_array_equal(ours, watershed_reference(prob, dist, params))
     assert ours.dtype == np.int32
 
 

@@ -81,7 +81,7 @@ def _flood(dist: np.ndarray, markers: np.ndarray, fg: np.ndarray) -> np.ndarray:
     ids, comp_of = markers[at], comp[at]  # every marker lies inside one component
     marker_comp = np.zeros(int(markers.max()) + 1, np.int64)
     marker_comp[ids] = comp_of
-    present = np.unique(ids)
+    present = np.flatnonzero(marker_comp)  # ids of the markers left (each lies in a component >= 1)
     per_comp = np.bincount(marker_comp[present], minlength=n_comp + 1)
     lut = np.zeros(n_comp + 1, np.int32)
     single = per_comp[marker_comp[present]] == 1

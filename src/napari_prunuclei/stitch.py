@@ -104,7 +104,7 @@ class Stitcher:
             p0, p1, q0, q1 = private_block(t)
             dst = self.canvas[p0 - self.lo : p1 - self.lo, q0:q1]
             # no earlier tile reaches the private block: it is all zero here, written as one block
-            # through a table (0 -> 0, i -> i + off): one gather, 5x faster than a masked add
+            # through a table (0 -> 0, i -> i + off): one gather, no mask array
             lut = np.arange(off, off + part.k + 1, dtype=np.int32)
             lut[0] = 0
             dst[...] = lut[part.block]
