@@ -175,3 +175,24 @@ def test_overwrite_drops_the_finished_tiles(tmp_path):
     assert (tmp_path / ".big_tiles").is_dir()  # resume: kept
     _remove_leftovers(tmp_path, {"big"}, keep_tiles=False)  # --overwrite: start afresh
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_images_on_a_cluster_fail_with_a_reason_and_leave_nothing(slide, cluster, tmp_path):
+    """A truncated slide spread over the cluster and a TIFF with no pages run as a task: both are
+    reported by name, the others finish, no tiles folder is left to resume."""
+    from napari_prunuclei.batch import segment_files
+
+    path, ref = slide
+    data = path.read_bytes()
+    trunc = tmp_path / "trunc.tif"
+    trunc.write_bytes(data[: len(data) // 3])
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"II*\x00" + b"\xff" * 60)
+    out = tmp_path / "out"
+    res = segment_files([path, trunc, empty], out, REQUEST, scheduler=cluster.scheduler_address, progress=False)
+    failed = dict(res.failed)
+    assert len(res.finished) == 1 and set(failed) == {str(trunc), str(empty)}
+    assert "trunc.tif" in failed[str(trunc)] and "corrupt" in failed[str(trunc)]
+    assert "empty.tif" in failed[str(empty)] and "Error" not in failed[str(empty)].split(":")[0]
+    np.testing.assert_array_equal(tifffile.imread(out / "big_labels.tif"), ref.labels)
+    assert not any(q.name.endswith("_tiles") for q in out.iterdir())

@@ -101,8 +101,12 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 from .distributed import segment_tiles_on_dask
 
                 del image
-                res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
-                                            threads=threads or 1, discard_stale=True, progress=progress)
+                try:
+                    res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
+                                                threads=threads or 1, discard_stale=True, progress=progress)
+                except ValueError:  # the image cannot be used: nothing to resume
+                    shutil.rmtree(tiles_path(path, out), ignore_errors=True)
+                    raise
             else:
                 res = segment(image, pair, request.params, out=labels, **kwargs)
             _write_tiled_tiff(Path(f"{stem}_labels.tif"), labels)
@@ -256,6 +260,15 @@ def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
     return shape is not None and request.tiling.is_tiled(tuple(shape[:2]))
 
 
+def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int) -> tuple[dict | None, str | None]:
+    """One image in a dask task: ``(info, None)``, or ``(None, why)`` for an image that cannot be used
+    (returned, not raised, so no worker logs a traceback for bad input)."""
+    try:
+        return segment_file(path, out, request, None, threads), None
+    except (ValueError, OSError) as e:
+        return None, _reason(e)
+
+
 def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
                  progress: bool = False) -> None:
     from distributed import Client, LocalCluster, as_completed
@@ -268,7 +281,7 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
         with Client(scheduler or cluster) as client:
             spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]
             whole = [p for p in todo if p not in spread]
-            futures = {client.submit(segment_file, p, out, request, None, threads or 1, pure=False): p for p in whole}
+            futures = {client.submit(_file_task, p, out, request, threads or 1, pure=False): p for p in whole}
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
                 tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
@@ -284,9 +297,12 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
                 bar.update(1)
             for fut in as_completed(futures):
                 try:
-                    info = fut.result()
+                    info, why = fut.result()
                 except Exception as e:  # noqa: BLE001 - reported, the others go on
                     result.failed.append((str(futures[fut]), _reason(e)))
+                    continue
+                if why is not None:
+                    result.failed.append((str(futures[fut]), why))
                 else:
                     result.finished.append(info)
                     tiles += int(info.get("n_tiles", 1))

@@ -121,7 +121,7 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     import torch
 
     from .inference import predict_pair
-    from .io import as_rgb_uint8, atomic_write
+    from .io import ImageError, as_rgb_uint8, atomic_write
     from .pipeline import _resolve
     from .postpool import post_tile
 
@@ -132,9 +132,12 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     torch.set_num_threads(max(1, job.threads))
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
-    image = _opened(job.path, tuple(job.stamp))
-    crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
-                        name=f"{job.path} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
+    try:
+        image = _opened(job.path, tuple(job.stamp))
+        crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
+                            name=f"{job.path} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
+    except ImageError as e:  # bad input: said once, not retried, no traceback in the workers' logs
+        return {"index": index, "computed": False, "error": str(e), "worker": where}
     secs["read"] = time.perf_counter() - t0
     pair = _pair(job.spec)
     dev, prec = _resolve(job.device, job.precision)
@@ -293,6 +296,8 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
                     meta = fut.result()
                 except Exception as e:
                     raise RuntimeError(f"{path}: a tile failed on the cluster: {type(e).__name__}: {e}") from e
+                if "error" in meta:  # the image itself cannot be used (names the file)
+                    raise ValueError(meta["error"])
                 take(meta)
             yield from stitch_ready()
         labels = stitcher.close()
