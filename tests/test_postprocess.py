@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_prunuclei.data import distance_target
 from napari_prunuclei.metrics import aji, panoptic_quality
@@ -62,3 +64,74 @@ def test_flooding_with_no_foreground_or_no_markers():
     zeros = np.zeros((16, 16), np.float32)
     assert watershed_instances(zeros, zeros).max() == 0
     assert watershed_instances(np.ones((16, 16), np.float32), zeros).max() == 0
+
+
+def _maps(seed: int, shape=(150, 170), levels: int = 0):
+    """Random nuclei-like maps; ``levels`` > 0 rounds them to that many values (ties, like bf16)."""
+    from reference_tiled import random_maps
+
+    prob, dist = random_maps(shape, seed=seed, blob=2.5)
+    if levels:
+        prob, dist = (np.round(prob * levels) / levels).astype(np.float32), (np.round(dist * levels) / levels)
+    return prob, dist.astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), r0=st.integers(0, 149), c0=st.integers(0, 169), rh=st.integers(1, 100),
+       cw=st.integers(1, 100), fg=st.sampled_from([0.3, 0.5, 0.7]), mk=st.sampled_from([0.2, 0.4, 0.6]),
+       min_size=st.sampled_from([0, 4, 10, 40]), levels=st.sampled_from([0, 8]))
+def test_watershed_in_core_is_the_stitching_rule(seed, r0, c0, rh, cw, fg, mk, min_size, levels):
+    """Any core: the nuclei whose centroid lies in it, as ``kept_nuclei`` picks them from the whole
+    watershed, numbered alike (also with ties in the maps); with continuous maps, also from the plain
+    scikit-image watershed of the whole foreground."""
+    from napari_prunuclei.postprocess import watershed_in_core
+    from napari_prunuclei.tiled import Tile, kept_nuclei
+
+    prob, dist = _maps(seed, levels=levels)
+    params = WatershedParams(fg, mk, min_size)
+    r1, c1 = min(r0 + rh, 150), min(c0 + cw, 170)
+    t = Tile(r0, r1, c0, c1, 0, 150, 0, 170)
+    got, k = watershed_in_core(prob, dist, params, (r0, r1, c0, c1))
+    want, k_want = kept_nuclei(watershed_instances(prob, dist, params), t)
+    np.testing.assert_array_equal(got, want)
+    assert k == k_want and got.dtype == np.int32
+    if not levels:
+        np.testing.assert_array_equal(got, kept_nuclei(watershed_reference(prob, dist, params), t)[0])
+
+
+def test_components_flooded_side_by_side_do_not_touch():
+    """Many multi-marker components (touching pairs of nuclei) share one flooding canvas: each must
+    keep its own markers' nuclei, as flooding the whole image gives."""
+    truth = np.zeros((200, 200), np.int32)
+    n = 0
+    for y in range(5, 190, 23):
+        for x in range(5, 180, 30):
+            truth[y : y + 14, x : x + 12] = n + 1
+            truth[y : y + 14, x + 12 : x + 24] = n + 2
+            n += 2
+    prob = (truth > 0).astype(np.float32)
+    dist = distance_target(truth)
+    params = WatershedParams(0.5, 0.5, 5)
+    got = watershed_instances(prob, dist, params)
+    assert got.max() == n
+    np.testing.assert_array_equal(got, watershed_reference(prob, dist, params))
+
+
+@pytest.mark.parametrize("levels", [0, 8])
+@pytest.mark.parametrize("seed", range(4))
+def test_watershed_in_core_on_every_core_of_a_grid(seed, levels):
+    """The cores of a tile grid (nuclei cut by every border): each core keeps what the rule keeps,
+    and together the cores keep every nucleus once."""
+    from napari_prunuclei.postprocess import watershed_in_core
+    from napari_prunuclei.tiled import Tile, kept_nuclei, tile_grid
+
+    prob, dist = _maps(seed, levels=levels)
+    params = WatershedParams(0.5, 0.4, 10)
+    whole = watershed_instances(prob, dist, params)
+    total = 0
+    for g in tile_grid(prob.shape, 64, 0):
+        t = Tile(g.r0, g.r1, g.c0, g.c1, 0, prob.shape[0], 0, prob.shape[1])
+        got, k = watershed_in_core(prob, dist, params, (t.r0, t.r1, t.c0, t.c1))
+        np.testing.assert_array_equal(got, kept_nuclei(whole, t)[0])
+        total += k
+    assert total == whole.max()

@@ -124,3 +124,21 @@ def test_stitcher_refuses_tiles_out_of_order():
         pool.submit(t, prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
         with pytest.raises(ValueError, match="order"):
             stitcher.add(pool.next())
+
+
+def test_split_tile_reads_only_the_frame_and_finds_every_seam_pixel():
+    """The seam pixels, band by band, are exactly the kept pixels outside the private block."""
+    from napari_prunuclei.stitch import private_block, split_tile
+
+    prob, dist = random_maps((400, 380), seed=9)
+    for t in tile_grid((400, 380), 128, 48):
+        local = watershed_instances(prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+        kept, k = kept_nuclei(local, t)
+        rows, cols, ids = split_tile(kept, k, t)
+        p0, p1, q0, q1 = private_block(t)
+        outside = kept > 0
+        outside[p0 - t.a0 : p1 - t.a0, q0 - t.b0 : q1 - t.b0] = False
+        r, c = np.nonzero(outside)
+        want = sorted(zip((r + t.a0).tolist(), (c + t.b0).tolist(), kept[r, c].tolist()))
+        assert sorted(zip(rows.tolist(), cols.tolist(), ids.tolist())) == want
+        assert rows.dtype == cols.dtype == ids.dtype == np.int32

@@ -25,9 +25,9 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from .postprocess import WatershedParams, watershed_instances
+from .postprocess import WatershedParams, watershed_in_core
 from .stitch import TileLabels, private_block, split_tile
-from .tiled import Tile, kept_nuclei
+from .tiled import Tile
 
 __all__ = ["available_cores", "resolve_workers", "post_tile", "PostPool"]
 
@@ -55,8 +55,10 @@ def resolve_workers(workers: int | None) -> int:
 def post_tile(prob: np.ndarray, dist: np.ndarray, params: WatershedParams, t: Tile,
               block_out: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Watershed of one tile's maps (core + halo), its kept nuclei (centroid in the core) numbered 1..k;
-    the private block goes into ``block_out``, the seam pixels are returned with k."""
-    kept, k = kept_nuclei(watershed_instances(prob, dist, params), t)
+    the private block goes into ``block_out``, the seam pixels are returned with k. The kept nuclei are
+    ``tiled.kept_nuclei(watershed_instances(prob, dist, params), t)``, computed by
+    :func:`~napari_prunuclei.postprocess.watershed_in_core` without a centroid for every nucleus."""
+    kept, k = watershed_in_core(prob, dist, params, (t.r0 - t.a0, t.r1 - t.a0, t.c0 - t.b0, t.c1 - t.b0))
     p0, p1, q0, q1 = private_block(t)
     block_out[...] = kept[p0 - t.a0 : p1 - t.a0, q0 - t.b0 : q1 - t.b0]
     return (k, *split_tile(kept, k, t))

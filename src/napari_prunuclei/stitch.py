@@ -48,14 +48,22 @@ class TileLabels:
 
 def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The seam pixels of a tile's kept nuclei (``kept``: 1..k on core + halo): global rows, columns
-    and ids of the kept pixels outside :func:`private_block`, in raster order."""
+    and ids of the kept pixels outside :func:`private_block`, band by band (above the block, left and
+    right of it, below it: the frame around the block is all that is read)."""
     if k == 0:
         empty = np.zeros(0, np.int32)
         return empty, empty, empty
     p0, p1, q0, q1 = private_block(t)
-    outside = kept > 0
-    outside[p0 - t.a0 : p1 - t.a0, q0 - t.b0 : q1 - t.b0] = False
-    r, c = np.nonzero(outside)
+    p0, p1, q0, q1 = p0 - t.a0, p1 - t.a0, q0 - t.b0, q1 - t.b0
+    h, w = kept.shape
+    bands = [(0, p0, 0, w), (p0, p1, 0, q0), (p0, p1, q1, w), (p1, h, 0, w)]
+    rows, cols = [], []
+    for y0, y1, x0, x1 in bands:
+        if y1 > y0 and x1 > x0:
+            r, c = np.nonzero(kept[y0:y1, x0:x1])
+            rows.append(r + y0)
+            cols.append(c + x0)
+    r, c = np.concatenate(rows), np.concatenate(cols)
     ids = kept[r, c]
     return (r + t.a0).astype(np.int32), (c + t.b0).astype(np.int32), ids.astype(np.int32)
 
