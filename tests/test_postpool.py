@@ -35,7 +35,7 @@ def test_worker_errors_reach_the_caller():
     broken = WatershedParams()
     object.__setattr__(broken, "min_size", "twenty")  # fails in the worker, not here
     t = grid[0]
-    maps = np.zeros((2, t.a1 - t.a0, t.b1 - t.b0), np.float32)
+    maps = np.ones((2, t.a1 - t.a0, t.b1 - t.b0), np.float32)  # markers: the size rule is reached
     with PostPool(broken, 100 * 100, 1, slots=1) as pool:
         pool.submit(t, maps[0], maps[1])
         with pytest.raises(TypeError):

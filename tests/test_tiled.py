@@ -86,3 +86,46 @@ def test_stages_give_the_labels_of_the_old_serial_path():
     assert res.info.n_tiles == len(grid) and res.info.seconds["watershed"] > 0
     assert set(tp["stages"]) >= {"read", "semantic", "distance", "watershed", "stitch", "networks"}
     assert tp["mp_per_s"] > 0 and 0 <= tp["hidden"] <= 1
+
+
+def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_cleanly(monkeypatch):
+    """The accelerator's path (networks one batch ahead in a thread), run here on the CPU: the labels
+    of the serial path; Cancel stops it; a tile that cannot be read names itself; no thread is left."""
+    import threading
+
+    from napari_prunuclei import pipeline
+    from napari_prunuclei.io import ImageError
+
+    rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:256, :512]
+    pair = load_pair()
+    tiling = Tiling("tiled", 128, 48)
+    serial = segment(rgb, pair, device="cpu", tiling=tiling, post_workers=0).labels
+    monkeypatch.setattr(pipeline, "_networks_in_thread", lambda dev: True)
+    before = threading.active_count()
+    for workers, batch in ((0, 1), (2, 3)):
+        res = segment(rgb, pair, device="cpu", tiling=tiling, post_workers=workers, batch=batch)
+        np.testing.assert_array_equal(res.labels, serial)
+    calls = []
+    with pytest.raises(Cancelled):
+        segment(rgb, pair, device="cpu", tiling=tiling, cancelled=lambda: len(calls) > 2,
+                progress=lambda p: calls.append(p))
+
+    class Broken:
+        shape, dtype, ndim = rgb.shape, rgb.dtype, 3
+
+        def __getitem__(self, key):
+            if key[0].start and key[0].start > 50:
+                raise ImageError("slide.tif: tile 7 is corrupt")
+            return rgb[key]
+
+    with pytest.raises(ImageError, match="slide.tif"):
+        segment(Broken(), pair, device="cpu", tiling=tiling, post_workers=0)
+    assert threading.active_count() <= before
+
+
+def test_cpu_runs_leave_the_cores_to_the_networks():
+    from napari_prunuclei.postpool import available_cores, resolve_workers
+
+    assert resolve_workers(None, reserved=available_cores()) == 0
+    assert resolve_workers(None, reserved=1) == available_cores() - 1
+    assert resolve_workers(3, reserved=available_cores()) == 3  # an explicit count is kept

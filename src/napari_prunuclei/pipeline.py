@@ -357,14 +357,14 @@ def iter_segment(
 def throughput(seconds: dict[str, float], pixels: int) -> dict[str, Any]:
     """Per-stage numbers of a run: seconds, seconds per megapixel and MP/s of each stage; the
     run's MP/s; ``wall_over_networks`` (1.0: everything but the networks hidden behind them);
-    ``hidden``: the share of the other stages' time (reading, watershed summed over workers,
-    stitching) that overlapped the networks; ``gpu_busy``: the GPU's busy share of the wall time."""
+    ``hidden``: the share of the other stages' time (reading, watershed summed over workers, the
+    hand-over of maps to the workers, stitching) that overlapped the networks; ``gpu_busy``: the GPU's busy share of the wall time."""
     mp = pixels / 1e6
     wall = seconds.get("total", 0.0)
-    stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "stitch", "wait")
+    stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "handoff", "stitch", "wait")
               if k in seconds}
     stages["networks"] = seconds.get("semantic", 0.0) + seconds.get("distance", 0.0)
-    rest = sum(v for k, v in stages.items() if k in ("read", "watershed", "stitch"))
+    rest = sum(v for k, v in stages.items() if k in ("read", "watershed", "handoff", "stitch"))
     out: dict[str, Any] = {
         "megapixels": mp, "wall_seconds": wall, "mp_per_s": mp / wall if wall else 0.0,
         "stages": {k: {"seconds": v, "s_per_mp": v / mp if mp else 0.0, "mp_per_s": mp / v if v else None}
@@ -381,11 +381,16 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
            batch: int, compile: bool, tiling: Tiling, cancelled, secs: dict, name: str):
     """Per tile: both branches and the watershed on core + halo, stitched into ``out``.
 
-    Four stages overlap: reading (a thread, a few tiles ahead), the networks (here, ``batch``
-    tiles of one shape at a time), the watershed and the stitching rule per tile (worker
-    processes, maps in shared memory) and the stitching (here, in the grid's order, touching
-    only the seams). Memory is bounded by the queue and the number of slots.
+    Four stages overlap: reading (a thread, a few tiles ahead), the networks (``batch`` tiles of
+    one shape at a time; on a GPU in a thread of their own, one batch ahead, so the device works
+    while this thread hands tiles over and stitches), the watershed and the stitching rule per tile
+    (worker processes, maps in shared memory) and the stitching (here, in the grid's order,
+    touching only the seams). Memory is bounded by the queues and the number of slots. When the
+    networks run on this CPU they use the cores torch has, so by default only the cores left over
+    get workers (none when torch uses them all: the watershed then runs here, between network calls).
     """
+    import torch
+
     from .inference import predict_pair
     from .postpool import PostPool, resolve_workers
     from .readahead import read_ahead
@@ -396,9 +401,10 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
         out = np.zeros((h, w), np.int32)
     elif tuple(out.shape) != (h, w):
         raise ValueError(f"out has shape {tuple(out.shape)}, the image {(h, w)}")
-    workers = resolve_workers(post_workers)
+    on_cpu = dev.type == "cpu"
+    workers = resolve_workers(post_workers, reserved=torch.get_num_threads() if on_cpu else 0)
     batch = max(1, batch or (8 if dev.type == "cuda" else 1))
-    secs.update(read=0.0, watershed=0.0, stitch=0.0, wait=0.0)
+    secs.update(read=0.0, watershed=0.0, handoff=0.0, stitch=0.0, wait=0.0)
     stats: dict[str, float] = {}
     crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
     stitcher = Stitcher(out, grid, tiling.tile)
@@ -414,15 +420,25 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
             secs["read"] += time.perf_counter() - t0
             yield t, crop
 
-    def batches(items):
-        group: list = []
-        for t, crop in items:
-            if group and (len(group) == batch or group[0][1].shape != crop.shape):
-                yield group
-                group = []
-            group.append((t, crop))
-        if group:
-            yield group
+    def predicted():
+        """Batches of tiles of one shape through both networks: (tiles, probabilities, distances)."""
+        reader = read_ahead(crops(), depth=2 * batch)
+        try:
+            group: list = []
+            for t, crop in reader:
+                if group and (len(group) == batch or group[0][1].shape != crop.shape):
+                    yield predict(group)
+                    group = []
+                group.append((t, crop))
+            if group:
+                yield predict(group)
+        finally:
+            reader.close()
+
+    def predict(group):
+        probs, dists = predict_pair(pair.semantic, pair.distance, np.stack([c for _, c in group]), device=dev,
+                                    precision=prec, compile=compile, stats=stats)
+        return [t for t, _ in group], probs, dists
 
     def stitch_next() -> Progress:
         part = post.next()
@@ -435,25 +451,25 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
         return Progress(done, len(grid), f"{pair.label}: tile {done}/{len(grid)}, {rate:.2f} MP/s")
 
     slots = 2 * workers + batch
-    reader = read_ahead(crops(), depth=2 * batch)
+    nets = read_ahead(predicted(), depth=1) if _networks_in_thread(dev) else predicted()
     with PostPool(params, crop_pixels, workers, slots) as post:
         try:
-            for group in batches(reader):
+            for tiles, probs, dists in nets:
                 check_cancelled(cancelled)
-                stack = np.stack([c for _, c in group])
-                probs, dists = predict_pair(pair.semantic, pair.distance, stack, device=dev, precision=prec,
-                                            compile=compile, stats=stats)
-                for (t, _), p, d in zip(group, probs, dists):
+                for t, p, d in zip(tiles, probs, dists):
                     while post.full or (workers == 0 and len(post)):
                         yield stitch_next()
-                    post.submit(t, p, d)
+                    t0 = time.perf_counter()
+                    post.submit(t, p, d)  # the maps copied into a shared-memory slot (0 workers: the tile run here)
+                    if workers:
+                        secs["handoff"] += time.perf_counter() - t0
                 while post.ready():
                     yield stitch_next()
             while len(post):
                 check_cancelled(cancelled)
                 yield stitch_next()
         finally:
-            reader.close()
+            nets.close()
         secs["watershed"] = post.seconds
         secs["wait"] = post.waited
     secs["semantic"] = stats.get("semantic", 0.0)
@@ -463,6 +479,12 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     secs["post_workers"] = workers
     secs["batch"] = batch
     return stitcher.close()
+
+
+def _networks_in_thread(dev) -> bool:
+    """Whether a tiled run gives the networks a thread of their own: on an accelerator, so it computes
+    while the run's thread hands maps over and stitches; not on a CPU, whose cores the networks use."""
+    return dev.type != "cpu"
 
 
 def segment(

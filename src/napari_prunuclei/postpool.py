@@ -40,11 +40,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_workers(workers: int | None) -> int:
-    """``None``: one worker process per available core; 0: in this process. A daemonic process
-    (a dask worker, say) may not start processes, so it runs the tiles itself."""
+def resolve_workers(workers: int | None, reserved: int = 0) -> int:
+    """``None``: one worker process per available core less the ``reserved`` ones (the cores the
+    networks use when they run on this CPU); 0: in this process. A daemonic process (a dask worker,
+    say) may not start processes, so it runs the tiles itself."""
     if workers is None:
-        workers = available_cores()
+        workers = max(0, available_cores() - max(0, reserved))
     if workers < 0:
         raise ValueError(f"post_workers must be >= 0 or None, got {workers}")
     if workers and mp.current_process().daemon:

@@ -42,13 +42,18 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         return False
 
     def produce() -> None:
+        it = iter(items)
         try:
-            for item in items:
+            for item in it:
                 if not put(item):
                     return
             put(_END)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             put(_Failed(e))
+        finally:  # a generator is closed in the thread that runs it (its own cleanup runs here)
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=produce, name="prunuclei-read-ahead", daemon=True)
     thread.start()
