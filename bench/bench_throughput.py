@@ -182,8 +182,10 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA)")
-    ap.add_argument("--post-workers", type=int, default=None, help="processes (default: cores available)")
+    ap.add_argument("--post-workers", type=int, default=None,
+                    help="processes (default: the pipeline's: all cores on a GPU run, those torch leaves on a CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--tile", type=int, default=0, help="tile side (0: the pipeline's, 1024); halo stays 128")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: networks, end2end, scaling")
     ap.add_argument("--scaling-tiles", type=int, default=6, help="tiles per process in the scaling curve")
     ap.add_argument("--save-labels", type=Path, default=None, help="write the end-to-end labels (.npy)")
@@ -214,17 +216,17 @@ def main(argv=None) -> None:
         torch.backends.cudnn.benchmark = True
     batch = a.batch or (8 if dev.type == "cuda" else 1)
     cores = available_cores()
-    workers = cores if a.post_workers is None else a.post_workers
     t0 = time.perf_counter()
     image = mosaic(sources(a.data), a.size)
     print(f"mosaic {a.size}x{a.size} built in {time.perf_counter() - t0:.1f} s", flush=True)
-    tiling = Tiling("tiled")
+    tiling = Tiling("tiled", a.tile) if a.tile else Tiling("tiled")
     grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
     pair = load_pair()
     mp = a.size * a.size / 1e6
     info: dict = {"machine": cpu_name(), "cores": cores, "torch": torch.__version__, "torch_threads":
                   torch.get_num_threads(), "device": str(dev), "precision": prec, "batch": batch,
-                  "compile": a.compile, "post_workers": workers, "size": a.size, "megapixels": mp,
+                  "compile": a.compile, "post_workers_asked": a.post_workers, "tile": tiling.tile,
+                  "halo": tiling.halo, "size": a.size, "megapixels": mp,
                   "n_tiles": len(grid), "data": "monuseg" if a.data else "synthetic"}
     if dev.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -247,18 +249,20 @@ def main(argv=None) -> None:
     if "end2end" not in skip:
         with PeakMemory() as mem:
             t0 = time.perf_counter()
-            res = segment(image, pair, device=dev, precision=prec, tiling=tiling, post_workers=workers,
+            res = segment(image, pair, device=dev, precision=prec, tiling=tiling, post_workers=a.post_workers,
                           batch=batch, compile=a.compile)
             wall = time.perf_counter() - t0
         tp = res.info.throughput
-        e2e = {"wall": wall, "mp_per_s": mp / wall, "peak_pss_mb": mem.peak, "n_nuclei": res.info.n_nuclei,
+        e2e = {"post_workers": res.info.post_workers, "wall": wall, "mp_per_s": mp / wall, "peak_pss_mb": mem.peak,
+               "n_nuclei": res.info.n_nuclei,
                "throughput": tp, "seconds": res.info.seconds,
                "stitch_s_per_100mp": 100 * res.info.seconds["stitch"] / mp}
         if "networks_alone" in info:
             e2e["wall_over_networks_alone"] = wall / info["networks_alone"]["wall"]
         info["end_to_end"] = e2e
         st = tp["stages"]
-        print(f"end to end: {wall:.1f} s = {mp / wall:.2f} MP/s, peak PSS {mem.peak:.0f} MB, "
+        print(f"end to end ({res.info.post_workers} post workers): {wall:.1f} s = {mp / wall:.2f} MP/s, "
+              f"peak PSS {mem.peak:.0f} MB, "
               f"{res.info.n_nuclei} nuclei", flush=True)
         for k, v in st.items():
             rate = f"{v['mp_per_s']:.2f} MP/s" if v["mp_per_s"] else "-"

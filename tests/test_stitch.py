@@ -50,6 +50,9 @@ def test_seam_stitching_equals_the_pixel_rule(shape, tile, halo):
     assert ref.max() > 20
     direct = run_new(prob, dist, grid, params, 0, np.zeros(shape, np.int32))
     np.testing.assert_array_equal(direct, ref)
+    column_major = np.zeros(shape, np.int32, order="F")  # no flat view: the 2-D path
+    assert run_new(prob, dist, grid, params, 0, column_major) is column_major
+    np.testing.assert_array_equal(column_major, ref)
     chunked = ChunkedArray(shape)
     run_new(prob, dist, grid, params, 0, chunked)
     np.testing.assert_array_equal(chunked.a, ref)

@@ -147,7 +147,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
     p.add_argument("--post-workers", type=int, default=None,
                    help="processes running the watershed of finished tiles while the next tiles' branches run "
-                        "(default: one per available core; 0: in the main process)")
+                        "(default: one per available core on a GPU run; on a CPU run the cores torch leaves, "
+                        "none when it uses them all; 0: in the main process)")
     p.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
     p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")

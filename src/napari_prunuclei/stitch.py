@@ -116,10 +116,16 @@ class Stitcher:
             lut = np.arange(off, off + part.k + 1, dtype=np.int32)
             lut[0] = 0
             dst[...] = lut[part.block]
-            if part.rows.size:
+            if part.rows.size:  # seam pixels: taken only where no earlier tile's nucleus is
                 rr = part.rows - self.lo
-                free = self.canvas[rr, part.cols] == 0
-                self.canvas[rr[free], part.cols[free]] = part.ids[free] + off
+                if self.canvas.flags.c_contiguous:  # one flat index: cheaper than a 2-D fancy index
+                    flat = self.canvas.reshape(-1)  # a view
+                    at = rr.astype(np.intp) * self.canvas.shape[1] + part.cols
+                    free = flat[at] == 0
+                    flat[at[free]] = part.ids[free] + off
+                else:
+                    free = self.canvas[rr, part.cols] == 0
+                    self.canvas[rr[free], part.cols[free]] = part.ids[free] + off
             self.next_id += part.k
         self.done += 1
 
