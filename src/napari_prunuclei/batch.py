@@ -40,10 +40,12 @@ def tiles_path(path: Path, out_dir: Path) -> Path:
 
 
 def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
-    """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, one tile in memory at a time."""
+    """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, a few tiles in memory at a time,
+    compressed by one thread per available core (tifffile's own default is half the cores)."""
     import tifffile
 
     from .io import atomic_write
+    from .postpool import available_cores
 
     h, w = arr.shape
 
@@ -56,7 +58,8 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
                 yield t
 
     atomic_write(path, lambda t: tifffile.imwrite(t, tiles(), shape=(h, w), dtype=arr.dtype,
-                                                  tile=(tile, tile), compression="zlib", bigtiff=True))
+                                                  tile=(tile, tile), compression="zlib", bigtiff=True,
+                                                  maxworkers=available_cores()))
 
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,

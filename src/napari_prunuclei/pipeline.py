@@ -358,7 +358,8 @@ def throughput(seconds: dict[str, float], pixels: int) -> dict[str, Any]:
     """Per-stage numbers of a run: seconds, seconds per megapixel and MP/s of each stage; the
     run's MP/s; ``wall_over_networks`` (1.0: everything but the networks hidden behind them);
     ``hidden``: the share of the other stages' time (reading, watershed summed over workers, the
-    hand-over of maps to the workers, stitching) that overlapped the networks; ``gpu_busy``: the GPU's busy share of the wall time."""
+    hand-over of maps to the workers, stitching) that overlapped the networks; ``gpu_busy``: the
+    GPU's busy share of the wall time."""
     mp = pixels / 1e6
     wall = seconds.get("total", 0.0)
     stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "handoff", "stitch", "wait")
