@@ -79,7 +79,28 @@ class PeakMemory:
         self._thread.join()
 
 
-def networks_alone(image, grid, pair, device, precision, batch, compile) -> dict:
+def _key(crop: np.ndarray) -> bytes:
+    """A sample of a crop's pixels and its shape: tells the mosaic's tiles apart, cheaply."""
+    return crop[::37, ::41].tobytes() + bytes(str(crop.shape), "ascii")
+
+
+class MapCache:
+    """The maps of every tile, kept as the networks make them; :meth:`predict_pair` then hands them out
+    instead of running the networks (an infinitely fast accelerator, for the other stages' ceiling)."""
+
+    def __init__(self) -> None:
+        self.maps: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def keep(self, crops, probs, dists) -> None:
+        for c, p, d in zip(crops, probs, dists):
+            self.maps[_key(c)] = (p, d)
+
+    def predict_pair(self, semantic, distance, crops, stats=None, **_):
+        maps = [self.maps[_key(c)] for c in crops]
+        return np.stack([p for p, _ in maps]), np.stack([d for _, d in maps])
+
+
+def networks_alone(image, grid, pair, device, precision, batch, compile, cache: MapCache | None = None) -> dict:
     """Both branches over every tile, batched like the pipeline (same-shape runs of ``batch``)."""
     from napari_prunuclei.inference import predict_pair
 
@@ -88,8 +109,11 @@ def networks_alone(image, grid, pair, device, precision, batch, compile) -> dict
     group: list = []
 
     def run(group):
-        predict_pair(pair.semantic, pair.distance, np.stack(group), device=device, precision=precision,
-                     compile=compile, stats=stats)
+        crops = np.stack(group)
+        probs, dists = predict_pair(pair.semantic, pair.distance, crops, device=device, precision=precision,
+                                    compile=compile, stats=stats)
+        if cache is not None:
+            cache.keep(crops, probs, dists)
 
     for t in grid:
         crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
@@ -100,6 +124,43 @@ def networks_alone(image, grid, pair, device, precision, batch, compile) -> dict
     if group:
         run(group)
     return {"wall": time.perf_counter() - t0, **stats}
+
+
+def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> dict:
+    """``pipeline.segment`` as on an accelerator (networks in their own thread, ``workers`` post-processing
+    processes, labels into a zarr store as the CLI writes slides) with the networks replaced by the
+    maps they made before: the ceiling of every other stage on this machine, and the time the run's
+    own thread spends per MP (hand-over of maps + stitching, zarr writes included)."""
+    import tempfile
+
+    import zarr
+
+    from napari_prunuclei import inference, pipeline
+
+    saved = inference.predict_pair, pipeline._networks_in_thread
+    inference.predict_pair, pipeline._networks_in_thread = cache.predict_pair, lambda dev: True
+    mp = image.shape[0] * image.shape[1] / 1e6
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = zarr.open_array(f"{scratch}/labels", mode="w", shape=image.shape[:2],
+                                  chunks=(tiling.tile, tiling.tile), dtype="int32", fill_value=0)
+            t0 = time.perf_counter()
+            res = pipeline.segment(image, pair, device="cpu", tiling=tiling, post_workers=workers, out=out)
+            wall = time.perf_counter() - t0
+            same = None if labels is None else bool(np.array_equal(out[:], labels))
+    finally:
+        inference.predict_pair, pipeline._networks_in_thread = saved
+    s = res.info.seconds
+    main = s["handoff"] + s["stitch"]
+    row = {"post_workers": workers, "wall": wall, "mp_per_s": mp / wall, "seconds": s,
+           "main_thread_s_per_mp": main / mp, "main_thread_mp_per_s": mp / main if main else None,
+           "post_core_mp_per_s_per_worker": mp / s["watershed"] if s["watershed"] else None,
+           "identical_to_end_to_end": same}
+    print(f"  replay, {workers} worker(s): {wall:.1f} s = {mp / wall:.1f} MP/s; this thread: hand-over "
+          f"{s['handoff']:.2f} s + stitching {s['stitch']:.2f} s = {main / mp * 1000:.2f} ms/MP "
+          f"({mp / main:.0f} MP/s); watershed {s['watershed']:.1f} s summed "
+          f"({mp / s['watershed']:.1f} MP/s per worker); labels identical: {same}", flush=True)
+    return row
 
 
 def serial_reference(image, grid, pair, device, precision, labels) -> dict:
@@ -187,6 +248,10 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--tile", type=int, default=0, help="tile side (0: the pipeline's, 1024); halo stays 128")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: networks, end2end, scaling")
+    ap.add_argument("--replay", type=int, nargs="*", default=None,
+                    help="after the end-to-end run: the run again as on an accelerator with these numbers of "
+                         "post-processing workers (default: 1 and all cores), the networks replaced by the maps "
+                         "they made (kept in memory: 13 MB per tile)")
     ap.add_argument("--scaling-tiles", type=int, default=6, help="tiles per process in the scaling curve")
     ap.add_argument("--save-labels", type=Path, default=None, help="write the end-to-end labels (.npy)")
     ap.add_argument("--compare", type=Path, default=None, help="labels (.npy) the end-to-end run must equal")
@@ -239,13 +304,15 @@ def main(argv=None) -> None:
     print(f"warm-up {info['warmup_seconds']:.1f} s", flush=True)
 
     if "networks" not in skip:
-        net = networks_alone(image, grid, pair, dev, prec, batch, a.compile)
+        cache = MapCache() if a.replay is not None else None
+        net = networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
         net["mp_per_s"] = mp / net["wall"]
         if "gpu" in net:
             net["gpu_busy"] = net["gpu"] / net["wall"]
         info["networks_alone"] = net
         print(f"networks alone: {net['wall']:.1f} s = {net['mp_per_s']:.2f} MP/s", flush=True)
 
+    labels = None
     if "end2end" not in skip:
         with PeakMemory() as mem:
             t0 = time.perf_counter()
@@ -280,7 +347,12 @@ def main(argv=None) -> None:
             print(f"  labels identical to {a.compare}: {e2e['identical_to_reference']}")
         if a.reference:
             e2e["serial_reference"] = serial_reference(image, grid, pair, dev, prec, res.labels)
+        labels = res.labels if a.replay is not None else None
         del res
+
+    if a.replay is not None and "networks" not in skip:
+        counts = a.replay or sorted({1, cores})
+        info["replay"] = [replay(image, pair, tiling, cache, n, labels) for n in counts]
 
     if "scaling" not in skip:
         tiles = full or grid[:1]

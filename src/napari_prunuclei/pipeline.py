@@ -349,8 +349,9 @@ def iter_segment(
     info.n_nuclei = max_label(labels)
     if tiled:
         tp = info.throughput
-        yield Progress(len(grid), len(grid), f"{pair.label}: {tp['mp_per_s']:.2f} MP/s, networks "
-                       f"{tp['stages']['networks']['mp_per_s']:.2f} MP/s, wall/networks {tp['wall_over_networks']:.2f}")
+        nets = tp["stages"]["networks"]["mp_per_s"]
+        detail = f", networks {nets:.2f} MP/s, wall/networks {tp['wall_over_networks']:.2f}" if nets else ""
+        yield Progress(len(grid), len(grid), f"{pair.label}: {tp['mp_per_s']:.2f} MP/s{detail}")
     return Segmentation(labels, prob, dist, info)
 
 
