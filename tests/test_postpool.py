@@ -8,7 +8,7 @@ from napari_prunuclei.tiled import tile_grid
 from reference_tiled import random_maps
 
 
-def test_worker_count_defaults_to_the_cores():
+def test_worker_count_defaults_to_the_cores():  # on an accelerator; a CPU run reserves torch's
     assert resolve_workers(None) == available_cores() >= 1
     assert resolve_workers(0) == 0 and resolve_workers(3) == 3
     with pytest.raises(ValueError):
@@ -58,3 +58,58 @@ def test_read_ahead_keeps_order_and_raises_where_the_producer_failed():
     early = read_ahead(iter(range(1000)), depth=2)
     assert next(early) == 0
     early.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_thread_feeds_while_another_takes_and_stop_releases_a_waiting_feeder(workers):
+    """The accelerator's loop: a feeding thread waits for room, this one takes the tiles in order; the
+    blocks match those of the single-threaded loop; stop() makes a waiting feeder give up."""
+    import threading
+
+    from napari_prunuclei.postpool import PoolStopped
+
+    grid = tile_grid((400, 400), 96, 32)
+    prob, dist = random_maps((400, 400), seed=2)
+    params = WatershedParams()
+
+    def crops(t):
+        return prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1]
+
+    with PostPool(params, 160 * 160, 0, slots=1) as pool:
+        want = []
+        for t in grid:
+            pool.submit(t, *crops(t))
+            part = pool.next()
+            want.append((part.k, part.block.copy(), part.rows.copy()))
+    with PostPool(params, 160 * 160, workers, slots=2) as pool:
+        errors = []
+
+        def feed():
+            try:
+                for t in grid:
+                    pool.submit(t, *crops(t), wait=True)
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        got = []
+        while len(got) < len(grid):
+            if len(pool):
+                part = pool.next()
+                got.append((part.k, part.block.copy(), part.rows.copy()))
+                assert len(pool) <= 2
+        feeder.join()
+        assert not errors
+        for (k, block, rows), (k2, block2, rows2) in zip(got, want):
+            assert k == k2
+            np.testing.assert_array_equal(block, block2)
+            np.testing.assert_array_equal(rows, rows2)
+        # nobody takes tiles now: a feeder waits for room until stop()
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        feeder.join(0.5)
+        assert feeder.is_alive()
+        pool.stop()
+        feeder.join(5)
+        assert not feeder.is_alive() and isinstance(errors[0], PoolStopped)

@@ -145,3 +145,39 @@ def test_split_tile_reads_only_the_frame_and_finds_every_seam_pixel():
         want = sorted(zip((r + t.a0).tolist(), (c + t.b0).tolist(), kept[r, c].tolist()))
         assert sorted(zip(rows.tolist(), cols.tolist(), ids.tolist())) == want
         assert rows.dtype == cols.dtype == ids.dtype == np.int32
+
+
+def test_rows_written_by_the_writer_thread_fail_loudly_and_stop_on_abort():
+    """Band rows go to the store in a thread: a failed write reaches the caller, and after abort()
+    nothing more is written (a cancelled run leaves its store alone)."""
+    import threading
+
+    shape = (520, 300)
+    prob, dist = random_maps(shape, seed=4)
+    grid = tile_grid(shape, 100, 32)
+
+    class Failing(ChunkedArray):
+        def __setitem__(self, key, value):
+            if self.writes >= 2:
+                raise OSError("disk full")
+            super().__setitem__(key, value)
+
+    with pytest.raises(OSError, match="disk full"):
+        run_new(prob, dist, grid, WatershedParams(), 0, Failing(shape))
+
+    class Slow(ChunkedArray):
+        def __setitem__(self, key, value):
+            threading.Event().wait(0.2)
+            super().__setitem__(key, value)
+
+    out = Slow(shape)
+    stitcher = Stitcher(out, grid, 100)
+    with PostPool(WatershedParams(), 164 * 164, 0, 1) as pool:
+        for t in grid[:12]:  # four rows of tiles: three rows handed to the writer
+            pool.submit(t, prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+            stitcher.add(pool.next())
+    stitcher.abort()
+    written = out.writes
+    threading.Event().wait(0.5)
+    assert out.writes == written <= 3
+    assert not any(th.name.startswith("prunuclei-label-writer") for th in threading.enumerate())

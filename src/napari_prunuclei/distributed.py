@@ -235,6 +235,7 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     futures: list = []
     t_start = time.perf_counter()
     success = False
+    stitcher = None
     try:
         _prepare_scratch(folder, want, discard_stale or own)
         before = [i for i, t in enumerate(grid) if _present(tile_file(folder, i, t))]
@@ -303,6 +304,8 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
         labels = stitcher.close()
         success = True
     finally:
+        if stitcher is not None:
+            stitcher.abort()  # nothing writes into ``out`` after a failed or cancelled run
         if futures and not success:
             try:
                 client.cancel(futures)

@@ -453,25 +453,33 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
         return Progress(done, len(grid), f"{pair.label}: tile {done}/{len(grid)}, {rate:.2f} MP/s")
 
     slots = 2 * workers + batch
-    nets = read_ahead(predicted(), depth=1) if _networks_in_thread(dev) else predicted()
     with PostPool(params, crop_pixels, workers, slots) as post:
         try:
-            for tiles, probs, dists in nets:
-                check_cancelled(cancelled)
-                for t, p, d in zip(tiles, probs, dists):
-                    while post.full or (workers == 0 and len(post)):
-                        yield stitch_next()
-                    t0 = time.perf_counter()
-                    post.submit(t, p, d)  # the maps copied into a shared-memory slot (0 workers: the tile run here)
-                    if workers:
-                        secs["handoff"] += time.perf_counter() - t0
-                while post.ready():
+            if _networks_in_thread(dev):
+                yield from _stitch_while_fed(post, predicted, stitcher, stitch_next, len(grid), workers, secs,
+                                             cancelled)
+            else:
+                nets = predicted()
+                try:
+                    for tiles, probs, dists in nets:
+                        check_cancelled(cancelled)
+                        for t, p, d in zip(tiles, probs, dists):
+                            while post.full or (workers == 0 and len(post)):
+                                yield stitch_next()
+                            t0 = time.perf_counter()
+                            post.submit(t, p, d)  # the maps into a shared-memory slot (0 workers: the tile here)
+                            if workers:
+                                secs["handoff"] += time.perf_counter() - t0
+                        while post.ready():
+                            yield stitch_next()
+                finally:
+                    nets.close()
+                while len(post):
+                    check_cancelled(cancelled)
                     yield stitch_next()
-            while len(post):
-                check_cancelled(cancelled)
-                yield stitch_next()
-        finally:
-            nets.close()
+        except BaseException:
+            stitcher.abort()  # nothing writes into ``out`` after a failed or cancelled run
+            raise
         secs["watershed"] = post.seconds
         secs["wait"] = post.waited
     secs["semantic"] = stats.get("semantic", 0.0)
@@ -481,6 +489,44 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     secs["post_workers"] = workers
     secs["batch"] = batch
     return stitcher.close()
+
+
+def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, workers: int, secs: dict, cancelled):
+    """The accelerator's loop: a thread runs the networks and hands each tile's maps to ``post`` (waiting
+    for a free slot), while this one stitches the tiles in order as they finish (yielding progress)."""
+    from .readahead import Background
+
+    def feed() -> None:
+        nets = predicted()
+        try:
+            for tiles, probs, dists in nets:
+                for t, p, d in zip(tiles, probs, dists):
+                    t0 = time.perf_counter()
+                    post.submit(t, p, d, wait=True)
+                    if workers:
+                        secs["handoff"] += time.perf_counter() - t0
+        finally:
+            nets.close()
+
+    feeder = Background(feed, "prunuclei-networks")
+    feeder.start()
+    try:
+        while stitcher.done < n:
+            check_cancelled(cancelled)
+            if len(post):
+                yield stitch_next()
+            elif feeder.error is not None:
+                raise feeder.error
+            elif not feeder.is_alive():
+                if not len(post) and feeder.error is None:
+                    raise RuntimeError(f"the networks' thread ended after {stitcher.done} of {n} tiles")
+            else:
+                time.sleep(0.002)
+    finally:
+        post.stop()  # a feeder waiting for a slot gives up
+        feeder.join()
+    if feeder.error is not None:
+        raise feeder.error
 
 
 def _networks_in_thread(dev) -> bool:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import atexit
 import multiprocessing as mp
 import os
+import queue
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,7 +31,7 @@ from .postprocess import WatershedParams, watershed_in_core
 from .stitch import TileLabels, private_block, split_tile
 from .tiled import Tile
 
-__all__ = ["available_cores", "resolve_workers", "post_tile", "PostPool"]
+__all__ = ["available_cores", "resolve_workers", "post_tile", "PostPool", "PoolStopped"]
 
 
 def available_cores() -> int:
@@ -168,6 +170,10 @@ def _shutdown_pools() -> None:
     _POOLS.clear()
 
 
+class PoolStopped(RuntimeError):
+    """A waiting :meth:`PostPool.submit` gave up: the pool was stopped (the run failed or was cancelled)."""
+
+
 @dataclass
 class _Pending:
     tile: Tile
@@ -192,10 +198,13 @@ class PostPool:
         self.waited = 0.0  # time this process waited for a tile's post-processing
         self._pending: deque[_Pending] = deque()
         self._held: int | None = None
+        self._stopped = threading.Event()
         if workers > 0:
             self._shm = shared_memory.SharedMemory(create=True, size=max(1, self.slots * 3 * crop_pixels * 4))
             self._layout = _Layout(self._shm.name, self.slots, crop_pixels)
-            self._free = deque(range(self.slots))
+            self._free: queue.Queue[int] = queue.Queue()
+            for slot in range(self.slots):
+                self._free.put(slot)
             self._executor = _pool(workers)
         else:
             self._shm = None
@@ -208,6 +217,7 @@ class PostPool:
 
     def close(self) -> None:
         """Cancel what has not started and free the shared block (workers' views go with their handles)."""
+        self.stop()
         for p in self._pending:
             p.future.cancel()
         self._pending.clear()
@@ -219,6 +229,10 @@ class PostPool:
                 pass
             self._shm = None
 
+    def stop(self) -> None:
+        """Make a :meth:`submit` that waits for room (from another thread) give up with :class:`PoolStopped`."""
+        self._stopped.set()
+
     def _arrays(self, slot: int, t: Tile):
         p0, p1, q0, q1 = private_block(t)
         return self._layout.arrays(self._shm.buf, slot, (t.a1 - t.a0, t.b1 - t.b0), (p1 - p0, q1 - q0))
@@ -226,16 +240,22 @@ class PostPool:
     @property
     def full(self) -> bool:
         """Whether :meth:`submit` would wait for a tile first (take one with :meth:`next`)."""
-        return self.workers > 0 and not self._free
+        return self.workers > 0 and self._free.empty()
 
-    def submit(self, t: Tile, prob: np.ndarray, dist: np.ndarray) -> None:
-        """Start post-processing tile ``t``; the caller must take a tile with :meth:`next` first when
-        :attr:`full`."""
+    def submit(self, t: Tile, prob: np.ndarray, dist: np.ndarray, wait: bool = False) -> None:
+        """Start post-processing tile ``t``. Without ``wait`` the caller must take a tile with
+        :meth:`next` first when :attr:`full`. With ``wait`` (a thread that feeds the pool while
+        another takes the tiles) it waits until a slot is free (with no workers: until fewer than
+        ``slots`` tiles wait), or raises :class:`PoolStopped` after :meth:`stop`. One thread may
+        submit while one other takes tiles with :meth:`next`."""
         crop = (t.a1 - t.a0, t.b1 - t.b0)
         if prob.shape != crop or dist.shape != crop:
             raise ValueError(f"maps of shape {prob.shape}, {dist.shape} for a tile of shape {crop}")
-        self._release()
+        if not wait:  # the caller also takes the tiles: the block it holds is done with
+            self._release()
         if self.workers == 0:
+            while wait and len(self._pending) >= self.slots:
+                self._wait()
             p0, p1, q0, q1 = private_block(t)
             block = np.empty((p1 - p0, q1 - q0), np.int32)
             t0 = time.perf_counter()
@@ -244,15 +264,25 @@ class PostPool:
             fut.set_result((*res, time.perf_counter() - t0))
             self._pending.append(_Pending(t, -1, fut, block))
             return
-        if not self._free:
-            raise RuntimeError("no free slot: take a finished tile with next() first")
-        slot = self._free.popleft()
+        slot = None
+        while slot is None:
+            try:
+                slot = self._free.get(timeout=0.05) if wait else self._free.get_nowait()
+            except queue.Empty:
+                if not wait:
+                    raise RuntimeError("no free slot: take a finished tile with next() first") from None
+                self._wait()
         sp, sd, _ = self._arrays(slot, t)
         sp[...] = prob
         sd[...] = dist
         del sp, sd
         fut = self._executor.submit(_post_in_worker, self._layout, slot, t, self.params)
         self._pending.append(_Pending(t, slot, fut))
+
+    def _wait(self) -> None:
+        if self._stopped.is_set():
+            raise PoolStopped("the post-processing pool was stopped")
+        time.sleep(0.005)
 
     def ready(self) -> bool:
         """Whether the oldest submitted tile is finished."""
@@ -263,7 +293,7 @@ class PostPool:
 
     def _release(self) -> None:
         if self._held is not None:
-            self._free.append(self._held)
+            self._free.put(self._held)
             self._held = None
 
     def next(self) -> TileLabels:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["read_ahead"]
+__all__ = ["read_ahead", "Background"]
 
 T = TypeVar("T")
 _END = object()
@@ -68,3 +68,18 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+class Background(threading.Thread):
+    """Runs ``fn()`` in a daemon thread and keeps what it raised in :attr:`error` (None: it did not)."""
+
+    def __init__(self, fn, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._fn = fn
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever joins
+            self.error = e

@@ -11,11 +11,14 @@ the work (in a worker process); :class:`Stitcher` the ordered, cheap rest.
 
 Labels go into ``out`` directly when it is a numpy array; any other array (a zarr store)
 receives whole rows of tiles through a band held in memory, so its chunks are written
-once.
+once, by a writer thread (compressing a row of tiles costs more than stitching it), at most
+two rows behind.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,11 +85,20 @@ class Stitcher:
         h, w = out.shape
         self.direct = isinstance(out, np.ndarray)
         self.tile = tile
+        self._writes: deque[Future] = deque()
+        self._writer: ThreadPoolExecutor | None = None
         if self.direct:
             self.canvas, self.lo = out, 0
         else:
             rows = max((t.a1 - (t.a0 // tile) * tile for t in grid), default=0)
             self.canvas, self.lo = np.zeros((min(rows, h), w), np.int32), 0
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="prunuclei-label-writer")
+
+    def _write(self, r0: int, rows: np.ndarray) -> None:
+        """Hand rows ``r0:`` to the writer thread (in order); wait while two rows are still being written."""
+        self._writes.append(self._writer.submit(self.out.__setitem__, slice(r0, r0 + rows.shape[0]), rows))
+        while len(self._writes) > 2 or (self._writes and self._writes[0].done()):
+            self._writes.popleft().result()  # a failed write is raised here
 
     def _hold(self, t: Tile) -> None:
         """Band mode: flush whole rows of tiles that no later tile reaches, keep the rest."""
@@ -95,7 +107,7 @@ class Stitcher:
         start = (t.a0 // self.tile) * self.tile
         if start > self.lo:
             n = start - self.lo
-            self.out[self.lo : start] = self.canvas[:n]
+            self._write(self.lo, self.canvas[:n].copy())
             keep = self.canvas.shape[0] - n
             self.canvas[:keep] = self.canvas[n:]
             self.canvas[keep:] = 0
@@ -130,9 +142,24 @@ class Stitcher:
         self.done += 1
 
     def close(self):
-        """Flush what the band holds; return ``out``."""
+        """Flush what the band holds, wait for the writes; return ``out``."""
         if not self.direct:
             n = min(self.canvas.shape[0], self.out.shape[0] - self.lo)
             if n > 0:
-                self.out[self.lo : self.lo + n] = self.canvas[:n]
+                self._write(self.lo, self.canvas[:n].copy())
+            try:
+                while self._writes:
+                    self._writes.popleft().result()
+            finally:
+                self.abort()
         return self.out
+
+    def abort(self) -> None:
+        """Stop writing (a run that failed or was cancelled): rows not yet started are dropped, the
+        one being written is waited for, so nothing writes into ``out`` after this returns."""
+        if self._writer is not None:
+            for f in self._writes:
+                f.cancel()
+            self._writer.shutdown(wait=True)
+            self._writes.clear()
+            self._writer = None
