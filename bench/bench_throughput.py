@@ -129,8 +129,9 @@ def networks_alone(image, grid, pair, device, precision, batch, compile, cache: 
 def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> dict:
     """``pipeline.segment`` as on an accelerator (networks in their own thread, ``workers`` post-processing
     processes, labels into a zarr store as the CLI writes slides) with the networks replaced by the
-    maps they made before: the ceiling of every other stage on this machine, and the time the run's
-    own thread spends per MP (hand-over of maps + stitching, zarr writes included)."""
+    maps they made before: the ceiling of every other stage on this machine, the networks' thread's
+    hand-over of maps per MP and the run's own thread's stitching per MP (waiting for the label writer
+    thread apart)."""
     import tempfile
 
     import zarr
@@ -151,14 +152,14 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
     finally:
         inference.predict_pair, pipeline._networks_in_thread = saved
     s = res.info.seconds
-    main = s["handoff"] + s["stitch"]
     row = {"post_workers": workers, "wall": wall, "mp_per_s": mp / wall, "seconds": s,
-           "main_thread_s_per_mp": main / mp, "main_thread_mp_per_s": mp / main if main else None,
+           "stitch_s_per_mp": s["stitch"] / mp, "stitch_mp_per_s": mp / s["stitch"] if s["stitch"] else None,
+           "handoff_s_per_mp": s["handoff"] / mp,
            "post_core_mp_per_s_per_worker": mp / s["watershed"] if s["watershed"] else None,
            "identical_to_end_to_end": same}
-    print(f"  replay, {workers} worker(s): {wall:.1f} s = {mp / wall:.1f} MP/s; this thread: hand-over "
-          f"{s['handoff']:.2f} s + stitching {s['stitch']:.2f} s = {main / mp * 1000:.2f} ms/MP "
-          f"({mp / main:.0f} MP/s); watershed {s['watershed']:.1f} s summed "
+    print(f"  replay, {workers} worker(s): {wall:.1f} s = {mp / wall:.1f} MP/s; the networks' thread: hand-over "
+          f"{s['handoff']:.2f} s; this thread: stitching {s['stitch']:.2f} s = {s['stitch'] / mp * 1000:.2f} ms/MP "
+          f"(waiting for the label writer {s['write_wait']:.2f} s apart); watershed {s['watershed']:.1f} s summed "
           f"({mp / s['watershed']:.1f} MP/s per worker); labels identical: {same}", flush=True)
     return row
 

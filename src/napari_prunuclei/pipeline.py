@@ -363,7 +363,8 @@ def throughput(seconds: dict[str, float], pixels: int) -> dict[str, Any]:
     GPU's busy share of the wall time."""
     mp = pixels / 1e6
     wall = seconds.get("total", 0.0)
-    stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "handoff", "stitch", "wait")
+    stages = {k: seconds[k] for k in ("read", "semantic", "distance", "watershed", "handoff", "stitch", "wait",
+                                      "write_wait")
               if k in seconds}
     stages["networks"] = seconds.get("semantic", 0.0) + seconds.get("distance", 0.0)
     rest = sum(v for k, v in stages.items() if k in ("read", "watershed", "handoff", "stitch"))
@@ -456,8 +457,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     with PostPool(params, crop_pixels, workers, slots) as post:
         try:
             if _networks_in_thread(dev):
-                yield from _stitch_while_fed(post, predicted, stitcher, stitch_next, len(grid), workers, secs,
-                                             cancelled)
+                yield from _stitch_while_fed(post, predicted, stitcher, stitch_next, len(grid), cancelled)
             else:
                 nets = predicted()
                 try:
@@ -466,10 +466,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
                         for t, p, d in zip(tiles, probs, dists):
                             while post.full or (workers == 0 and len(post)):
                                 yield stitch_next()
-                            t0 = time.perf_counter()
                             post.submit(t, p, d)  # the maps into a shared-memory slot (0 workers: the tile here)
-                            if workers:
-                                secs["handoff"] += time.perf_counter() - t0
                         while post.ready():
                             yield stitch_next()
                 finally:
@@ -481,6 +478,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
             stitcher.abort()  # nothing writes into ``out`` after a failed or cancelled run
             raise
         secs["watershed"] = post.seconds
+        secs["handoff"] = post.handoff
         secs["wait"] = post.waited
     secs["semantic"] = stats.get("semantic", 0.0)
     secs["distance"] = stats.get("distance", 0.0)
@@ -488,10 +486,16 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
         secs["gpu"] = stats["gpu"]
     secs["post_workers"] = workers
     secs["batch"] = batch
-    return stitcher.close()
+    t0 = time.perf_counter()
+    labels = stitcher.close()
+    secs["stitch"] += time.perf_counter() - t0
+    # waiting for the label writer is not stitching work: counted apart
+    secs["write_wait"] = stitcher.write_wait
+    secs["stitch"] -= stitcher.write_wait
+    return labels
 
 
-def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, workers: int, secs: dict, cancelled):
+def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, cancelled):
     """The accelerator's loop: a thread runs the networks and hands each tile's maps to ``post`` (waiting
     for a free slot), while this one stitches the tiles in order as they finish (yielding progress)."""
     from .readahead import Background
@@ -501,10 +505,7 @@ def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, workers: i
         try:
             for tiles, probs, dists in nets:
                 for t, p, d in zip(tiles, probs, dists):
-                    t0 = time.perf_counter()
                     post.submit(t, p, d, wait=True)
-                    if workers:
-                        secs["handoff"] += time.perf_counter() - t0
         finally:
             nets.close()
 

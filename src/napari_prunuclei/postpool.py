@@ -196,6 +196,7 @@ class PostPool:
         self.slots = max(1, slots)
         self.seconds = 0.0  # post-processing time summed over tiles (in the workers)
         self.waited = 0.0  # time this process waited for a tile's post-processing
+        self.handoff = 0.0  # time spent copying maps into slots (by the thread that submits)
         self._pending: deque[_Pending] = deque()
         self._held: int | None = None
         self._stopped = threading.Event()
@@ -272,10 +273,12 @@ class PostPool:
                 if not wait:
                     raise RuntimeError("no free slot: take a finished tile with next() first") from None
                 self._wait()
+        t0 = time.perf_counter()
         sp, sd, _ = self._arrays(slot, t)
         sp[...] = prob
         sd[...] = dist
         del sp, sd
+        self.handoff += time.perf_counter() - t0
         fut = self._executor.submit(_post_in_worker, self._layout, slot, t, self.params)
         self._pending.append(_Pending(t, slot, fut))
 

@@ -17,6 +17,7 @@ two rows behind.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Stitcher:
         h, w = out.shape
         self.direct = isinstance(out, np.ndarray)
         self.tile = tile
+        self.write_wait = 0.0  # seconds spent waiting for the writer thread
         self._writes: deque[Future] = deque()
         self._writer: ThreadPoolExecutor | None = None
         if self.direct:
@@ -97,8 +99,10 @@ class Stitcher:
     def _write(self, r0: int, rows: np.ndarray) -> None:
         """Hand rows ``r0:`` to the writer thread (in order); wait while two rows are still being written."""
         self._writes.append(self._writer.submit(self.out.__setitem__, slice(r0, r0 + rows.shape[0]), rows))
+        t0 = time.perf_counter()
         while len(self._writes) > 2 or (self._writes and self._writes[0].done()):
             self._writes.popleft().result()  # a failed write is raised here
+        self.write_wait += time.perf_counter() - t0
 
     def _hold(self, t: Tile) -> None:
         """Band mode: flush whole rows of tiles that no later tile reaches, keep the rest."""
@@ -147,10 +151,12 @@ class Stitcher:
             n = min(self.canvas.shape[0], self.out.shape[0] - self.lo)
             if n > 0:
                 self._write(self.lo, self.canvas[:n].copy())
+            t0 = time.perf_counter()
             try:
                 while self._writes:
                     self._writes.popleft().result()
             finally:
+                self.write_wait += time.perf_counter() - t0
                 self.abort()
         return self.out
 
