@@ -164,6 +164,45 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
     return row
 
 
+def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
+    """The stitching alone, one thread, no other stage running: every tile post-processed first (in this
+    process, blocks kept), then stitched in order into a zarr store as the CLI writes slides (rows of tiles
+    by the writer thread). The per-core rate of the run's own thread on an accelerator run."""
+    import tempfile
+
+    import zarr
+
+    from napari_prunuclei.postpool import PostPool
+    from napari_prunuclei.stitch import Stitcher, TileLabels
+    from napari_prunuclei.tiled import tile_grid
+
+    grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
+    parts = []
+    with PostPool(params, max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid), 0, 1) as pool:
+        for t in grid:
+            crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
+            p, d = cache.maps[_key(crop)]
+            pool.submit(t, p, d)
+            x = pool.next()
+            parts.append(TileLabels(x.tile, x.k, x.block.copy(), x.rows, x.cols, x.ids))
+    mp = image.shape[0] * image.shape[1] / 1e6
+    with tempfile.TemporaryDirectory() as scratch:
+        out = zarr.open_array(f"{scratch}/labels", mode="w", shape=image.shape[:2],
+                              chunks=(tiling.tile, tiling.tile), dtype="int32", fill_value=0)
+        stitcher = Stitcher(out, grid, tiling.tile)
+        t0 = time.perf_counter()
+        for part in parts:
+            stitcher.add(part)
+        stitcher.close()
+        wall = time.perf_counter() - t0
+    own = wall - stitcher.write_wait
+    print(f"  stitching alone (zarr out): {wall:.2f} s, of which waiting for the label writer "
+          f"{stitcher.write_wait:.2f} s: {own / mp * 1000:.2f} ms/MP of this thread ({mp / own:.0f} MP/s); "
+          f"writer-bound {mp / wall:.0f} MP/s", flush=True)
+    return {"seconds": wall, "write_wait": stitcher.write_wait, "own_s_per_mp": own / mp,
+            "own_mp_per_s": mp / own, "mp_per_s_with_writer": mp / wall}
+
+
 def serial_reference(image, grid, pair, device, precision, labels) -> dict:
     """The labels of the serial loop from before issue 14 on the same tiles (maps computed again, one
     tile at a time as the pipeline does on CPU), compared with ``labels``."""
@@ -354,6 +393,7 @@ def main(argv=None) -> None:
     if a.replay is not None and "networks" not in skip:
         counts = a.replay or sorted({1, cores})
         info["replay"] = [replay(image, pair, tiling, cache, n, labels) for n in counts]
+        info["stitch_alone"] = stitch_alone(image, tiling, cache, pair.params)
 
     if "scaling" not in skip:
         tiles = full or grid[:1]
