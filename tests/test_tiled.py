@@ -93,7 +93,7 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
     of the serial path; Cancel stops it; a tile that cannot be read names itself; no thread is left."""
     import threading
 
-    from napari_prunuclei import pipeline
+    from napari_prunuclei import inference, pipeline
     from napari_prunuclei.io import ImageError
 
     rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:256, :512]
@@ -101,14 +101,30 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
     tiling = Tiling("tiled", 128, 48)
     serial = segment(rgb, pair, device="cpu", tiling=tiling, post_workers=0).labels
     monkeypatch.setattr(pipeline, "_networks_in_thread", lambda dev: True)
-    before = threading.active_count()
+    def ours():
+        return [th for th in threading.enumerate() if th.name.startswith("prunuclei-")]
+
     for workers, batch in ((0, 1), (2, 3)):
         res = segment(rgb, pair, device="cpu", tiling=tiling, post_workers=workers, batch=batch)
         np.testing.assert_array_equal(res.labels, serial)
-    calls = []
+    calls, batches, at_cancel = [], [], []
+    real = inference.predict_pair
+
+    def counted(*args, **kwargs):
+        batches.append(1)
+        return real(*args, **kwargs)
+
+    def cancel() -> bool:
+        if len(calls) > 2 and not at_cancel:
+            at_cancel.append(len(batches))
+        return bool(at_cancel)
+
+    monkeypatch.setattr(inference, "predict_pair", counted)
     with pytest.raises(Cancelled):
-        segment(rgb, pair, device="cpu", tiling=tiling, cancelled=lambda: len(calls) > 2,
+        segment(rgb, pair, device="cpu", tiling=tiling, post_workers=2, cancelled=cancel,
                 progress=lambda p: calls.append(p))
+    assert len(batches) <= at_cancel[0] + 1  # the batch under way, no further one
+    monkeypatch.setattr(inference, "predict_pair", real)
 
     class Broken:
         shape, dtype, ndim = rgb.shape, rgb.dtype, 3
@@ -120,7 +136,7 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
 
     with pytest.raises(ImageError, match="slide.tif"):
         segment(Broken(), pair, device="cpu", tiling=tiling, post_workers=0)
-    assert threading.active_count() <= before
+    assert not ours()  # the networks' thread, the read-ahead and the label writer are gone
 
 
 def test_cpu_runs_leave_the_cores_to_the_networks():
@@ -129,3 +145,11 @@ def test_cpu_runs_leave_the_cores_to_the_networks():
     assert resolve_workers(None, reserved=available_cores()) == 0
     assert resolve_workers(None, reserved=1) == available_cores() - 1
     assert resolve_workers(3, reserved=available_cores()) == 3  # an explicit count is kept
+
+
+@pytest.mark.parametrize(("size", "tile", "halo"), [(256, 128, 0), (100, 128, 32)])
+def test_tiles_without_seams_no_halo_or_one_tile_for_the_image(size, tile, halo):
+    """A tile whose private block is all of it (no halo, or the image within one tile) has no seam pixels."""
+    rgb, _ = synthetic_tile(size, seed=6)
+    res = segment(rgb, load_pair(), device="cpu", tiling=Tiling("tiled", tile, halo), post_workers=0)
+    assert res.info.n_nuclei > 0 and res.labels.max() == res.info.n_nuclei

@@ -457,7 +457,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     with PostPool(params, crop_pixels, workers, slots) as post:
         try:
             if _networks_in_thread(dev):
-                yield from _stitch_while_fed(post, predicted, stitcher, stitch_next, len(grid), cancelled)
+                yield from _stitch_while_fed(post, predicted, stitcher, stitch_next, len(grid), dev, cancelled)
             else:
                 nets = predicted()
                 try:
@@ -495,9 +495,10 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     return labels
 
 
-def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, cancelled):
+def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, dev, cancelled):
     """The accelerator's loop: a thread runs the networks and hands each tile's maps to ``post`` (waiting
     for a free slot), while this one stitches the tiles in order as they finish (yielding progress)."""
+    from .postpool import PoolStopped
     from .readahead import Background
 
     def feed() -> None:
@@ -506,10 +507,21 @@ def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, cancelled)
             for tiles, probs, dists in nets:
                 for t, p, d in zip(tiles, probs, dists):
                     post.submit(t, p, d, wait=True)
+                if post.stopped:  # the run failed or was cancelled: no further batch
+                    return
         finally:
             nets.close()
 
-    feeder = Background(feed, "prunuclei-networks")
+    def feed_on(dev) -> None:
+        if dev.type == "cuda":  # the current CUDA device is per thread: events and streams on ``dev``
+            import torch
+
+            with torch.cuda.device(dev):
+                feed()
+        else:
+            feed()
+
+    feeder = Background(lambda: feed_on(dev), "prunuclei-networks")
     feeder.start()
     try:
         while stitcher.done < n:
@@ -523,9 +535,15 @@ def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, cancelled)
                     raise RuntimeError(f"the networks' thread ended after {stitcher.done} of {n} tiles")
             else:
                 time.sleep(0.002)
-    finally:
-        post.stop()  # a feeder waiting for a slot gives up
+    except BaseException as e:
+        post.stop()
         feeder.join()
+        if (feeder.error is not None and feeder.error is not e and not isinstance(feeder.error, PoolStopped)
+                and hasattr(e, "add_note")):  # Python 3.11+
+            e.add_note(f"the networks' thread failed too: {type(feeder.error).__name__}: {feeder.error}")
+        raise
+    post.stop()
+    feeder.join()
     if feeder.error is not None:
         raise feeder.error
 

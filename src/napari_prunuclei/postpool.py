@@ -231,8 +231,13 @@ class PostPool:
             self._shm = None
 
     def stop(self) -> None:
-        """Make a :meth:`submit` that waits for room (from another thread) give up with :class:`PoolStopped`."""
+        """Make every :meth:`submit` with ``wait`` (from another thread) give up with :class:`PoolStopped`."""
         self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (a feeding thread stops before its next batch)."""
+        return self._stopped.is_set()
 
     def _arrays(self, slot: int, t: Tile):
         p0, p1, q0, q1 = private_block(t)
@@ -252,6 +257,8 @@ class PostPool:
         crop = (t.a1 - t.a0, t.b1 - t.b0)
         if prob.shape != crop or dist.shape != crop:
             raise ValueError(f"maps of shape {prob.shape}, {dist.shape} for a tile of shape {crop}")
+        if wait and self._stopped.is_set():
+            raise PoolStopped("the post-processing pool was stopped")
         if not wait:  # the caller also takes the tiles: the block it holds is done with
             self._release()
         if self.workers == 0:

@@ -67,6 +67,9 @@ def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarra
             r, c = np.nonzero(kept[y0:y1, x0:x1])
             rows.append(r + y0)
             cols.append(c + x0)
+    if not rows:  # the private block is the whole tile (no halo, or one tile for the image)
+        empty = np.zeros(0, np.int32)
+        return empty, empty, empty
     r, c = np.concatenate(rows), np.concatenate(cols)
     ids = kept[r, c]
     return (r + t.a0).astype(np.int32), (c + t.b0).astype(np.int32), ids.astype(np.int32)
