@@ -167,12 +167,14 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
 def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
     """The stitching alone, one thread, no other stage running: every tile post-processed first (in this
     process, blocks kept), then stitched in order into a zarr store as the CLI writes slides (rows of tiles
-    by the writer thread). The per-core rate of the run's own thread on an accelerator run."""
+    by the writer thread). The per-core rate of the run's own thread on an accelerator run. Then the label
+    TIFF the CLI writes from that store, compressed by one thread and by one per core."""
     import tempfile
 
     import zarr
 
-    from napari_prunuclei.postpool import PostPool
+    from napari_prunuclei.batch import _write_tiled_tiff
+    from napari_prunuclei.postpool import PostPool, available_cores
     from napari_prunuclei.stitch import Stitcher, TileLabels
     from napari_prunuclei.tiled import tile_grid
 
@@ -195,12 +197,19 @@ def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
             stitcher.add(part)
         stitcher.close()
         wall = time.perf_counter() - t0
+        tiff = {}  # the label TIFF the CLI writes from the store after a run, compressed by 1 and by all threads
+        for threads in sorted({1, available_cores()}):
+            t1 = time.perf_counter()
+            _write_tiled_tiff(Path(scratch) / f"labels_{threads}.tif", out, threads=threads)
+            tiff[threads] = time.perf_counter() - t1
     own = wall - stitcher.write_wait
     print(f"  stitching alone (zarr out): {wall:.2f} s, of which waiting for the label writer "
           f"{stitcher.write_wait:.2f} s: {own / mp * 1000:.2f} ms/MP of this thread ({mp / own:.0f} MP/s); "
-          f"writer-bound {mp / wall:.0f} MP/s", flush=True)
+          f"writer-bound {mp / wall:.0f} MP/s; label TIFF "
+          + ", ".join(f"{v:.2f} s with {k} thread(s)" for k, v in tiff.items()), flush=True)
     return {"seconds": wall, "write_wait": stitcher.write_wait, "own_s_per_mp": own / mp,
-            "own_mp_per_s": mp / own, "mp_per_s_with_writer": mp / wall}
+            "own_mp_per_s": mp / own, "mp_per_s_with_writer": mp / wall,
+            "label_tiff_seconds_by_threads": tiff}
 
 
 def serial_reference(image, grid, pair, device, precision, labels) -> dict:

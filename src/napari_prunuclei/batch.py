@@ -39,9 +39,9 @@ def tiles_path(path: Path, out_dir: Path) -> Path:
     return Path(out_dir) / f".{Path(path).stem}_tiles"
 
 
-def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
+def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None) -> None:
     """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, a few tiles in memory at a time,
-    compressed by one thread per available core (tifffile's own default is half the cores)."""
+    compressed by ``threads`` threads (None: one per available core; tifffile's own default is half)."""
     import tifffile
 
     from .io import atomic_write
@@ -59,7 +59,7 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512) -> None:
 
     atomic_write(path, lambda t: tifffile.imwrite(t, tiles(), shape=(h, w), dtype=arr.dtype,
                                                   tile=(tile, tile), compression="zlib", bigtiff=True,
-                                                  maxworkers=available_cores()))
+                                                  maxworkers=threads or available_cores()))
 
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,

@@ -21,6 +21,7 @@ unless the caller passes others.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -512,16 +513,13 @@ def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, dev, cance
         finally:
             nets.close()
 
-    def feed_on(dev) -> None:
-        if dev.type == "cuda":  # the current CUDA device is per thread: events and streams on ``dev``
-            import torch
+    def on_device() -> None:
+        import torch  # the current CUDA device is per thread: events and streams on ``dev``
 
-            with torch.cuda.device(dev):
-                feed()
-        else:
+        with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
             feed()
 
-    feeder = Background(lambda: feed_on(dev), "prunuclei-networks")
+    feeder = Background(on_device, "prunuclei-networks")
     feeder.start()
     try:
         while stitcher.done < n:

@@ -108,11 +108,12 @@ def watershed_in_core(
     # a nucleus has its marker's id; a component with one marker is that nucleus, whole
     size = np.zeros(n_mk + 1, np.int64)
     box = np.zeros((n_mk + 1, 4), np.int64)
-    single = present[per_comp[marker_comp[present]] == 1]
+    sharing = per_comp[marker_comp[present]]  # markers in each present marker's component
+    single = present[sharing == 1]
     size[single] = np.bincount(comp.ravel(), minlength=n_comp + 1)[marker_comp[single]]
     box[single] = comp_box[marker_comp[single]]
     flood = _Flood(dist, markers, comp, comp_slices, np.flatnonzero(per_comp >= 2), marker_comp)
-    fl = present[per_comp[marker_comp[present]] >= 2]
+    fl = present[sharing >= 2]
     size[fl] = flood.size[fl]
     box[fl] = flood.box[fl]
     keep = size >= max(params.min_size, 1)
@@ -191,8 +192,7 @@ class _Flood:
             comp_shift[c] = s[0].start - d[0].start, s[1].start - d[1].start
         self.shift = comp_shift[marker_comp]
         self.box = _boxes(ndi.find_objects(self.canvas, max_label=n_markers), n_markers)
-        self.box += self.shift[:, [0, 0, 1, 1]]
-        self.box[self.size == 0] = 0
+        self.box += self.shift[:, [0, 0, 1, 1]]  # (read only for the flooded markers)
 
     def pixels(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Nucleus ``i``'s pixels: rows and columns relative to ``(y0, x0)``, and ``y0, x0`` in the maps."""
