@@ -102,8 +102,14 @@ class MapCache:
 
 def networks_alone(image, grid, pair, device, precision, batch, compile, cache: MapCache | None = None) -> dict:
     """Both branches over every tile, batched like the pipeline (same-shape runs of ``batch``)."""
+    from napari_prunuclei.heap import keep_freed_memory
     from napari_prunuclei.inference import predict_pair
 
+    with keep_freed_memory():  # as pipeline.segment runs them
+        return _networks_alone(image, grid, pair, device, precision, batch, compile, cache, predict_pair)
+
+
+def _networks_alone(image, grid, pair, device, precision, batch, compile, cache, predict_pair) -> dict:
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     group: list = []
@@ -165,6 +171,14 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
 
 
 def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
+    """:func:`_stitch_alone` with freed memory kept, as in a run."""
+    from napari_prunuclei.heap import keep_freed_memory
+
+    with keep_freed_memory():
+        return _stitch_alone(image, tiling, cache, params)
+
+
+def _stitch_alone(image, tiling, cache: MapCache, params) -> dict:
     """The stitching alone, one thread, no other stage running: every tile post-processed first (in this
     process, blocks kept), then stitched in order into a zarr store as the CLI writes slides (rows of tiles
     by the writer thread). The per-core rate of the run's own thread on an accelerator run. Then the label

@@ -27,7 +27,8 @@ class ChunkedArray:
 
 
 def run_new(prob, dist, grid, params, workers, out):
-    stitcher = Stitcher(out, grid, grid[0].r1 - grid[0].r0)
+    shape = (grid[-1].r1, grid[-1].c1)
+    stitcher = Stitcher(out, grid, grid[0].r1 - grid[0].r0, None if out is not None else shape)
     crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
     with PostPool(params, crop_pixels, workers, slots=3) as pool:
         for t in grid:
@@ -53,6 +54,9 @@ def test_seam_stitching_equals_the_pixel_rule(shape, tile, halo):
     column_major = np.zeros(shape, np.int32, order="F")  # no flat view: the 2-D path
     assert run_new(prob, dist, grid, params, 0, column_major) is column_major
     np.testing.assert_array_equal(column_major, ref)
+    made = run_new(prob, dist, grid, params, 0, None)  # no out: made at the first tile
+    assert isinstance(made, np.ndarray) and made.dtype == np.int32
+    np.testing.assert_array_equal(made, ref)
     chunked = ChunkedArray(shape)
     run_new(prob, dist, grid, params, 0, chunked)
     np.testing.assert_array_equal(chunked.a, ref)

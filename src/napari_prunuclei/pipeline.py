@@ -32,6 +32,7 @@ import numpy as np
 
 from . import __version__
 from .constants import HALO, SCHEME_LABELS, TILE, WHOLE_MAX_PIXELS
+from .heap import keep_freed_memory
 from .io import as_rgb_uint8, check_lazy_rgb
 from .postprocess import WatershedParams, watershed_instances
 from .progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
@@ -325,26 +326,27 @@ def iter_segment(
         watershed=params, device=str(dev), precision=prec, mode="tiled" if tiled else "whole",
         tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, **pair.models_info())
     t_start = time.perf_counter()
-    if tiled:
-        labels = yield from _tiled(image, pair, params, grid, dev, prec, out, post_workers, batch, compile,
-                                   tiling, cancelled, secs, name)
-        info.post_workers, info.batch = int(secs.pop("post_workers")), int(secs.pop("batch"))
-        prob = dist = None
-    else:
-        prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
-        total = len(grid) + 1
-        for i, t in enumerate(grid):
+    with keep_freed_memory():  # the memory a tile frees serves the next (see heap.py)
+        if tiled:
+            labels = yield from _tiled(image, pair, params, grid, dev, prec, out, post_workers, batch, compile,
+                                       tiling, cancelled, secs, name)
+            info.post_workers, info.batch = int(secs.pop("post_workers")), int(secs.pop("batch"))
+            prob = dist = None
+        else:
+            prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+            total = len(grid) + 1
+            for i, t in enumerate(grid):
+                check_cancelled(cancelled)
+                p, d = _branches(pair, image[t.a0 : t.a1, t.b0 : t.b1], dev, prec, secs)
+                core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
+                prob[t.r0 : t.r1, t.c0 : t.c1] = p[core]
+                dist[t.r0 : t.r1, t.c0 : t.c1] = d[core]
+                yield Progress(i + 1, total, f"{pair.label}: branches, tile {i + 1}/{len(grid)}")
             check_cancelled(cancelled)
-            p, d = _branches(pair, image[t.a0 : t.a1, t.b0 : t.b1], dev, prec, secs)
-            core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
-            prob[t.r0 : t.r1, t.c0 : t.c1] = p[core]
-            dist[t.r0 : t.r1, t.c0 : t.c1] = d[core]
-            yield Progress(i + 1, total, f"{pair.label}: branches, tile {i + 1}/{len(grid)}")
-        check_cancelled(cancelled)
-        t0 = time.perf_counter()
-        labels = watershed_instances(prob, dist, params)
-        secs["watershed"] = time.perf_counter() - t0
-        yield Progress(total, total, f"{pair.label}: watershed done")
+            t0 = time.perf_counter()
+            labels = watershed_instances(prob, dist, params)
+            secs["watershed"] = time.perf_counter() - t0
+            yield Progress(total, total, f"{pair.label}: watershed done")
     secs["total"] = time.perf_counter() - t_start
     info.throughput = throughput(secs, h * w)
     info.n_nuclei = max_label(labels)
@@ -401,9 +403,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     from .stitch import Stitcher
 
     h, w = image.shape[:2]
-    if out is None:
-        out = np.zeros((h, w), np.int32)
-    elif tuple(out.shape) != (h, w):
+    if out is not None and tuple(out.shape) != (h, w):
         raise ValueError(f"out has shape {tuple(out.shape)}, the image {(h, w)}")
     on_cpu = dev.type == "cpu"
     workers = resolve_workers(post_workers, reserved=torch.get_num_threads() if on_cpu else 0)
@@ -411,7 +411,7 @@ def _tiled(image, pair: ModelPair, params, grid: list[Tile], dev, prec, out, pos
     secs.update(read=0.0, watershed=0.0, handoff=0.0, stitch=0.0, wait=0.0)
     stats: dict[str, float] = {}
     crop_pixels = max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid)
-    stitcher = Stitcher(out, grid, tiling.tile)
+    stitcher = Stitcher(out, grid, tiling.tile, (h, w))  # out None: made at the first tile
     core_mp = [(t.r1 - t.r0) * (t.c1 - t.c0) / 1e6 for t in grid]
     done_mp = [0.0]  # megapixels stitched so far (a running sum)
     t_start = time.perf_counter()
