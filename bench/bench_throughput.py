@@ -7,10 +7,11 @@ Three measurements in one run, on a mosaic of MoNuSeg test tiles built in memory
 (``bench/make_large_image.py``'s layout; synthetic tiles without ``--data``):
 
 1. the networks alone: both branches over every tile of the grid (batched as the pipeline
-   batches), nothing else: the time the whole run is compared with;
+   batches), nothing else, before the end-to-end run and again after it: the mean of the two
+   is the time the whole run is compared with (a shared machine's speed drifts);
 2. end to end: ``pipeline.segment`` tiled (read-ahead, networks, watershed in
    ``--post-workers`` processes, seam-only stitching), its ``SegmentInfo.throughput`` and the
-   peak memory of the process and its workers (sum of PSS, sampled every 0.2 s);
+   peak memory (this process's peak RSS from the kernel plus its worker processes' PSS, sampled);
 3. post-processing scaling: the watershed and the stitching rule per tile
    (``postpool.PostPool``) on precomputed maps with 1, 2, 4, ... processes up to the cores
    available, in core megapixels per second.
@@ -46,37 +47,48 @@ def _pss_mb(pids: list[int]) -> float:
 
 
 class PeakMemory:
-    """Samples the summed PSS of this process and its children in a thread."""
+    """Peak memory of this process and its children: this process's peak RSS from the kernel
+    (``VmHWM``, reset on entry), plus the summed PSS of its children sampled every ``every`` s (the
+    worker processes). Sampling this process itself perturbed the run: reading its ``smaps_rollup``
+    every 0.2 s slowed the networks by 5-12 % here. Shared memory is counted in both parts:
+    an upper bound."""
 
-    def __init__(self, every: float = 0.2) -> None:
-        self.peak, self.every, self._stop = 0.0, every, threading.Event()
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak = self.own = self.children = 0.0
+        self.every, self._stop = every, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _pids(self) -> list[int]:
-        import os
-
-        pids = [os.getpid()]
+    @staticmethod
+    def _children() -> list[int]:
         try:
             import psutil
 
-            pids += [c.pid for c in psutil.Process().children(recursive=True)]
+            return [c.pid for c in psutil.Process().children(recursive=True)]
         except ImportError:
-            pass
-        return pids
+            return []
+
+    @staticmethod
+    def _hwm_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _pss_mb(self._pids()))
-            self._stop.wait(self.every)
+        while not self._stop.wait(self.every):
+            self.children = max(self.children, _pss_mb(self._children()))
 
     def __enter__(self) -> PeakMemory:
-        self.peak = _pss_mb(self._pids())
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self.children = max(self.children, _pss_mb(self._children()))
+        self.own = self._hwm_mb()
+        self.peak = self.own + self.children
 
 
 def _key(crop: np.ndarray) -> bytes:
@@ -367,8 +379,8 @@ def main(argv=None) -> None:
     print(f"warm-up {info['warmup_seconds']:.1f} s", flush=True)
 
     if "networks" not in skip:
-        cache = MapCache() if a.replay is not None else None
-        net = networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
+        cache = MapCache() if a.replay is not None else None  # filled by the pass after the run
+        net = networks_alone(image, grid, pair, dev, prec, batch, a.compile)
         net["mp_per_s"] = mp / net["wall"]
         if "gpu" in net:
             net["gpu_busy"] = net["gpu"] / net["wall"]
@@ -383,16 +395,24 @@ def main(argv=None) -> None:
                           batch=batch, compile=a.compile)
             wall = time.perf_counter() - t0
         tp = res.info.throughput
-        e2e = {"post_workers": res.info.post_workers, "wall": wall, "mp_per_s": mp / wall, "peak_pss_mb": mem.peak,
+        e2e = {"post_workers": res.info.post_workers, "wall": wall, "mp_per_s": mp / wall, "peak_memory_mb": mem.peak,
+               "peak_own_rss_mb": mem.own, "peak_workers_pss_mb": mem.children,
                "n_nuclei": res.info.n_nuclei,
                "throughput": tp, "seconds": res.info.seconds,
                "stitch_s_per_100mp": 100 * res.info.seconds["stitch"] / mp}
         if "networks_alone" in info:
-            e2e["wall_over_networks_alone"] = wall / info["networks_alone"]["wall"]
+            # the networks alone once more, after the run: the machine's drift is bracketed
+            after = networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
+            info["networks_alone_after"] = after
+            alone = (info["networks_alone"]["wall"] + after["wall"]) / 2
+            print(f"networks alone again, after the run: {after['wall']:.1f} s", flush=True)
+            e2e["networks_alone_mean"] = alone
+            e2e["wall_over_networks_alone"] = wall / alone
+            e2e["networks_in_run_over_alone"] = tp["stages"]["networks"]["seconds"] / alone
         info["end_to_end"] = e2e
         st = tp["stages"]
         print(f"end to end ({res.info.post_workers} post workers): {wall:.1f} s = {mp / wall:.2f} MP/s, "
-              f"peak PSS {mem.peak:.0f} MB, "
+              f"peak memory {mem.peak:.0f} MB (own peak RSS {mem.own:.0f} + workers' PSS {mem.children:.0f}), "
               f"{res.info.n_nuclei} nuclei", flush=True)
         for k, v in st.items():
             rate = f"{v['mp_per_s']:.2f} MP/s" if v["mp_per_s"] else "-"
@@ -401,7 +421,8 @@ def main(argv=None) -> None:
               f"stitching {e2e['stitch_s_per_100mp']:.2f} s per 100 MP"
               + (f"; GPU busy {tp['gpu_busy']:.2f}" if "gpu_busy" in tp else ""))
         if "wall_over_networks_alone" in e2e:
-            print(f"  wall / networks alone {e2e['wall_over_networks_alone']:.3f}")
+            print(f"  wall / networks alone (mean of before and after) {e2e['wall_over_networks_alone']:.3f}; "
+                  f"the networks in the run / alone {e2e['networks_in_run_over_alone']:.3f}")
         if a.save_labels:
             np.save(a.save_labels, res.labels)
         if a.compare:
@@ -414,6 +435,8 @@ def main(argv=None) -> None:
         del res
 
     if a.replay is not None and "networks" not in skip:
+        if not cache.maps:  # no pass after an end-to-end run filled it
+            networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
         counts = a.replay or sorted({1, cores})
         info["replay"] = [replay(image, pair, tiling, cache, n, labels) for n in counts]
         info["stitch_alone"] = stitch_alone(image, tiling, cache, pair.params)
