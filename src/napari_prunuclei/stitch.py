@@ -12,7 +12,8 @@ the work (in a worker process); :class:`Stitcher` the ordered, cheap rest.
 Labels go into ``out`` directly when it is a numpy array; any other array (a zarr store)
 receives whole rows of tiles through a band held in memory, so its chunks are written
 once, by a writer thread (compressing a row of tiles costs more than stitching it), at most
-two rows behind.
+two rows behind. A finished band is handed to the writer as it is (no copy) and comes back
+zeroed for reuse: only the rows the next row of tiles' halo reached are copied over.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarra
     return (r + t.a0).astype(np.int32), (c + t.b0).astype(np.int32), ids.astype(np.int32)
 
 
+def _written(out, r0: int, band: np.ndarray, n: int) -> np.ndarray:
+    """(In the writer thread.) The band's first ``n`` rows into ``out`` at row ``r0``; the band zeroed."""
+    out[r0 : r0 + n] = band[:n]
+    band.fill(0)
+    return band
+
+
 class Stitcher:
     """Writes tiles' kept nuclei into ``out`` in the grid's order (:meth:`add`), then :meth:`close`.
 
@@ -94,7 +102,8 @@ class Stitcher:
         self.direct = out is None or isinstance(out, np.ndarray)
         self.tile = tile
         self.write_wait = 0.0  # seconds spent waiting for the writer thread
-        self._writes: deque[Future] = deque()
+        self._writes: deque[Future] = deque()  # each returns its band, zeroed, for reuse
+        self._free: list[np.ndarray] = []  # zeroed bands
         self._writer: ThreadPoolExecutor | None = None
         if self.direct:
             self.canvas, self.lo = out, 0
@@ -103,13 +112,22 @@ class Stitcher:
             self.canvas, self.lo = np.zeros((min(rows, h), w), np.int32), 0
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="prunuclei-label-writer")
 
-    def _write(self, r0: int, rows: np.ndarray) -> None:
-        """Hand rows ``r0:`` to the writer thread (in order); wait while two rows are still being written."""
-        self._writes.append(self._writer.submit(self.out.__setitem__, slice(r0, r0 + rows.shape[0]), rows))
+    def _write(self, r0: int, band: np.ndarray, n: int) -> None:
+        """Hand the band (its first ``n`` rows, for rows ``r0:``) to the writer thread, in order; its
+        bands come back zeroed. Waits while two bands are still being written."""
+        self._writes.append(self._writer.submit(_written, self.out, r0, band, n))
         t0 = time.perf_counter()
-        while len(self._writes) > 2 or (self._writes and self._writes[0].done()):
-            self._writes.popleft().result()  # a failed write is raised here
-        self.write_wait += time.perf_counter() - t0
+        try:
+            while len(self._writes) > 2 or (self._writes and self._writes[0].done()):
+                self._free.append(self._writes.popleft().result())  # a failed write is raised here
+        except BaseException:
+            self.abort()  # no later row is written after a failed one
+            raise
+        finally:
+            self.write_wait += time.perf_counter() - t0
+
+    def _band(self) -> np.ndarray:
+        return self._free.pop() if self._free else np.zeros_like(self.canvas)
 
     def _hold(self, t: Tile) -> None:
         """Band mode: flush whole rows of tiles that no later tile reaches, keep the rest."""
@@ -118,11 +136,10 @@ class Stitcher:
         start = (t.a0 // self.tile) * self.tile
         if start > self.lo:
             n = start - self.lo
-            self._write(self.lo, self.canvas[:n].copy())
-            keep = self.canvas.shape[0] - n
-            self.canvas[:keep] = self.canvas[n:]
-            self.canvas[keep:] = 0
-            self.lo = start
+            band = self._band()  # zero; the rows below this row of tiles that its halo reached move over
+            band[: max(0, band.shape[0] - n)] = self.canvas[n:]
+            self._write(self.lo, self.canvas, n)  # no copy: the band itself goes to the writer
+            self.canvas, self.lo = band, start
 
     def _made(self) -> None:
         if self.out is None:
@@ -163,7 +180,7 @@ class Stitcher:
         if not self.direct:
             n = min(self.canvas.shape[0], self.out.shape[0] - self.lo)
             if n > 0:
-                self._write(self.lo, self.canvas[:n].copy())
+                self._write(self.lo, self.canvas, n)
             t0 = time.perf_counter()
             try:
                 while self._writes:
