@@ -382,7 +382,7 @@ def main(argv=None) -> None:
     print(f"warm-up {info['warmup_seconds']:.1f} s", flush=True)
 
     if "networks" not in skip:
-        cache = MapCache() if a.replay is not None else None  # filled by the pass after the run
+        cache = MapCache() if a.replay is not None else None  # filled by a pass of its own, untimed
         net = networks_alone(image, grid, pair, dev, prec, batch, a.compile)
         net["mp_per_s"] = mp / net["wall"]
         if "gpu" in net:
@@ -405,7 +405,7 @@ def main(argv=None) -> None:
                "stitch_s_per_100mp": 100 * res.info.seconds["stitch"] / mp}
         if "networks_alone" in info:
             # the networks alone once more, after the run: the machine's drift is bracketed
-            after = networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
+            after = networks_alone(image, grid, pair, dev, prec, batch, a.compile)  # same work as before
             info["networks_alone_after"] = after
             alone = (info["networks_alone"]["wall"] + after["wall"]) / 2
             print(f"networks alone again, after the run: {after['wall']:.1f} s", flush=True)

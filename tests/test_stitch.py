@@ -160,14 +160,21 @@ def test_rows_written_by_the_writer_thread_fail_loudly_and_stop_on_abort():
     prob, dist = random_maps(shape, seed=4)
     grid = tile_grid(shape, 100, 32)
 
-    class Failing(ChunkedArray):
+    class FailingOnce(ChunkedArray):  # the second write fails, later ones would succeed (slowly)
+        calls: list[int] = []
+
         def __setitem__(self, key, value):
-            if self.writes >= 2:
+            self.calls.append(key.start)
+            threading.Event().wait(0.05)
+            if len(self.calls) == 2:
                 raise OSError("disk full")
             super().__setitem__(key, value)
 
+    failing = FailingOnce(shape)
     with pytest.raises(OSError, match="disk full"):
-        run_new(prob, dist, grid, WatershedParams(), 0, Failing(shape))
+        run_new(prob, dist, grid, WatershedParams(), 0, failing)
+    threading.Event().wait(0.3)
+    assert failing.calls == [0, 100]  # no row after the failed one was written
 
     class Slow(ChunkedArray):
         def __setitem__(self, key, value):
@@ -185,3 +192,50 @@ def test_rows_written_by_the_writer_thread_fail_loudly_and_stop_on_abort():
     threading.Event().wait(0.5)
     assert out.writes == written <= 3
     assert not any(th.name.startswith("prunuclei-label-writer") for th in threading.enumerate())
+
+
+def test_bands_are_reused_only_where_the_store_copies_them(tmp_path):
+    """A finished band goes to the writer without a copy: reused (zeroed) for a zarr store on disk, never
+    for an array that may keep what it is given (an in-memory store without compression does)."""
+    import zarr
+
+    shape = (700, 610)
+    prob, dist = random_maps(shape, seed=7)
+    params = WatershedParams(0.5, 0.4, 20)
+    grid = tile_grid(shape, 128, 64)
+    ref = run_new(prob, dist, grid, params, 0, np.zeros(shape, np.int32))
+
+    class Keeping:  # keeps the very arrays written into it
+        def __init__(self):
+            self.shape, self.parts = shape, []
+
+        def __setitem__(self, key, value):
+            self.parts.append((key, value))
+
+        def assembled(self):
+            a = np.zeros(shape, np.int32)
+            for key, value in self.parts:
+                a[key] = value
+            return a
+
+    keeping = Keeping()
+    run_new(prob, dist, grid, params, 0, keeping)
+    np.testing.assert_array_equal(keeping.assembled(), ref)
+    memory = zarr.create_array(store={}, shape=shape, chunks=(128, 128), dtype="int32", compressors=None)
+    run_new(prob, dist, grid, params, 0, memory)
+    np.testing.assert_array_equal(memory[:], ref)
+
+    on_disk = zarr.create_array(str(tmp_path / "l.zarr"), shape=shape, chunks=(128, 128), dtype="int32")
+    stitcher = Stitcher(on_disk, grid, 128)
+    seen: list[np.ndarray] = []  # every band the stitcher worked in (kept alive: identities stay distinct)
+    with PostPool(params, 256 * 256, 0, 1) as pool:
+        for t in grid:
+            pool.submit(t, prob[t.a0 : t.a1, t.b0 : t.b1], dist[t.a0 : t.a1, t.b0 : t.b1])
+            stitcher.add(pool.next())
+            if not any(b is stitcher.canvas for b in seen):
+                seen.append(stitcher.canvas)
+    stitcher.close()
+    np.testing.assert_array_equal(on_disk[:], ref)
+    assert len(range(0, shape[0], 128)) == 6 and len(seen) <= 3  # six rows of tiles, at most three bands
+    with pytest.raises(RuntimeError, match="aborted"):
+        stitcher.close()  # once closed (or aborted), nothing more is written

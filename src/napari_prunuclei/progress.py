@@ -47,14 +47,18 @@ def check_cancelled(cancelled: CancelFn | None) -> None:
 
 
 def drive(job: Generator[Progress, None, Any], progress: ProgressFn | None = None) -> Any:
-    """Run a job generator to its end, passing each record to ``progress``; return its value."""
-    while True:
-        try:
-            p = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(p)
+    """Run a job generator to its end, passing each record to ``progress``; return its value. If
+    ``progress`` raises, the job is closed (its clean-up runs now, not when it is collected)."""
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if progress is not None:
+                progress(p)
+    finally:
+        job.close()
 
 
 def tqdm_callback(bar) -> ProgressFn:

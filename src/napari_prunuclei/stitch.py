@@ -12,12 +12,15 @@ the work (in a worker process); :class:`Stitcher` the ordered, cheap rest.
 Labels go into ``out`` directly when it is a numpy array; any other array (a zarr store)
 receives whole rows of tiles through a band held in memory, so its chunks are written
 once, by a writer thread (compressing a row of tiles costs more than stitching it), at most
-two rows behind. A finished band is handed to the writer as it is (no copy) and comes back
-zeroed for reuse: only the rows the next row of tiles' halo reached are copied over.
+one row behind. A finished band is handed to the writer as it is (no copy) and, when the store
+copies what it is given (zarr on disk), comes back zeroed for reuse: per row of tiles only the
+rows later tiles still reach are copied into the next band. At most three bands of
+``2 x tile + halo`` rows exist at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,11 +79,31 @@ def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarra
     return (r + t.a0).astype(np.int32), (c + t.b0).astype(np.int32), ids.astype(np.int32)
 
 
-def _written(out, r0: int, band: np.ndarray, n: int) -> np.ndarray:
-    """(In the writer thread.) The band's first ``n`` rows into ``out`` at row ``r0``; the band zeroed."""
-    out[r0 : r0 + n] = band[:n]
+def _written(out, r0: int, band: np.ndarray, n: int, failed: threading.Event, reuse: bool) -> np.ndarray | None:
+    """(In the writer thread.) The band's first ``n`` rows into ``out`` at row ``r0``, unless an earlier
+    write failed; then the band zeroed for reuse, or None when ``out`` may keep what it was given."""
+    if failed.is_set():
+        return None
+    try:
+        out[r0 : r0 + n] = band[:n]
+    except BaseException:
+        failed.set()  # the rows queued behind this one are not written
+        raise
+    if not reuse:
+        return None
     band.fill(0)
     return band
+
+
+def _copies_what_it_is_given(out) -> bool:
+    """Whether ``out`` keeps no reference to an array written into it, so a band can be reused: a zarr
+    array in a directory (it encodes chunks to files). An in-memory store may keep the array itself."""
+    try:
+        import zarr
+        from zarr.storage import LocalStore
+    except ImportError:
+        return False
+    return isinstance(out, zarr.Array) and isinstance(out.store, LocalStore)
 
 
 class Stitcher:
@@ -104,6 +127,8 @@ class Stitcher:
         self.write_wait = 0.0  # seconds spent waiting for the writer thread
         self._writes: deque[Future] = deque()  # each returns its band, zeroed, for reuse
         self._free: list[np.ndarray] = []  # zeroed bands
+        self._failed = threading.Event()  # a write failed: the writer writes nothing more
+        self._reuse = not self.direct and _copies_what_it_is_given(out)
         self._writer: ThreadPoolExecutor | None = None
         if self.direct:
             self.canvas, self.lo = out, 0
@@ -113,13 +138,17 @@ class Stitcher:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="prunuclei-label-writer")
 
     def _write(self, r0: int, band: np.ndarray, n: int) -> None:
-        """Hand the band (its first ``n`` rows, for rows ``r0:``) to the writer thread, in order; its
-        bands come back zeroed. Waits while two bands are still being written."""
-        self._writes.append(self._writer.submit(_written, self.out, r0, band, n))
+        """Hand the band (its first ``n`` rows, for rows ``r0:``) to the writer thread, in order (it is the
+        writer's from now on; reusable ones come back zeroed). Waits while another band is being written."""
+        if self._writer is None:
+            raise RuntimeError("this stitcher was aborted: nothing more is written")
+        self._writes.append(self._writer.submit(_written, self.out, r0, band, n, self._failed, self._reuse))
         t0 = time.perf_counter()
         try:
-            while len(self._writes) > 2 or (self._writes and self._writes[0].done()):
-                self._free.append(self._writes.popleft().result())  # a failed write is raised here
+            while len(self._writes) > 1 or (self._writes and self._writes[0].done()):
+                back = self._writes.popleft().result()  # a failed write is raised here
+                if back is not None:
+                    self._free.append(back)
         except BaseException:
             self.abort()  # no later row is written after a failed one
             raise

@@ -169,13 +169,16 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
             job = iter_segment(rgb, pair, params, device=seg_req.device, precision=seg_req.precision,
                                tiling=seg_req.tiling, out=out, post_workers=seg_req.post_workers,
                                cancelled=cancelled, name=f"layer '{req.image_name}'")
-            while True:
-                try:
-                    p = next(job)
-                except StopIteration as stop:
-                    outputs[role] = stop.value
-                    break
-                yield Progress(k * per_model + p.done, total, p.message)
+            try:
+                while True:
+                    try:
+                        p = next(job)
+                    except StopIteration as stop:
+                        outputs[role] = stop.value
+                        break
+                    yield Progress(k * per_model + p.done, total, p.message)
+            finally:
+                job.close()  # a run abandoned here cleans up now (its threads, the kept heap)
         check_cancelled(cancelled)
         result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
     except BaseException:
