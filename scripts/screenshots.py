@@ -13,11 +13,20 @@ from pathlib import Path
 import numpy as np
 
 
-def _wait(viewer, widget) -> None:
+def _wait(viewer, widget, settle: float = 1.5) -> None:
+    """Until the widget's run is done, then ``settle`` seconds more of events: napari slices and draws
+    the new layers after the run (a screenshot taken at once showed grid cells still drawn from
+    16 x 16 thumbnails, without labels)."""
+    import time
+
     from qtpy.QtWidgets import QApplication
 
     while widget.busy:
         QApplication.processEvents()
+    end = time.perf_counter() + settle
+    while time.perf_counter() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
 
 
 #: the widget test's sequence of seven runs: (scheme, CR, compare with dense, side by side, min nucleus px)
