@@ -50,8 +50,8 @@ class PeakMemory:
     """Peak memory of this process and its children: this process's peak RSS from the kernel
     (``VmHWM``, reset on entry), plus the summed PSS of its children sampled every ``every`` s (the
     worker processes). Sampling this process itself perturbed the run: reading its ``smaps_rollup``
-    every 0.2 s slowed the networks by 5-12 % here. Shared memory is counted in both parts:
-    an upper bound."""
+    every 0.2 s slowed its networks (a scratch comparison, in the session note of 2026-12-04).
+    Shared memory is counted in both parts: an upper bound."""
 
     def __init__(self, every: float = 0.5) -> None:
         self.peak = self.own = self.children = 0.0
@@ -117,11 +117,6 @@ def networks_alone(image, grid, pair, device, precision, batch, compile, cache: 
     from napari_prunuclei.heap import keep_freed_memory
     from napari_prunuclei.inference import predict_pair
 
-    with keep_freed_memory():  # as pipeline.segment runs them
-        return _networks_alone(image, grid, pair, device, precision, batch, compile, cache, predict_pair)
-
-
-def _networks_alone(image, grid, pair, device, precision, batch, compile, cache, predict_pair) -> dict:
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     group: list = []
@@ -133,14 +128,15 @@ def _networks_alone(image, grid, pair, device, precision, batch, compile, cache,
         if cache is not None:
             cache.keep(crops, probs, dists)
 
-    for t in grid:
-        crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
-        if group and (len(group) == batch or group[0].shape != crop.shape):
+    with keep_freed_memory():  # as pipeline.segment runs them
+        for t in grid:
+            crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
+            if group and (len(group) == batch or group[0].shape != crop.shape):
+                run(group)
+                group = []
+            group.append(crop)
+        if group:
             run(group)
-            group = []
-        group.append(crop)
-    if group:
-        run(group)
     return {"wall": time.perf_counter() - t0, **stats}
 
 
@@ -152,17 +148,15 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
     thread apart)."""
     import tempfile
 
-    import zarr
-
     from napari_prunuclei import inference, pipeline
+    from napari_prunuclei.stitch import label_store
 
     saved = inference.predict_pair, pipeline._networks_in_thread
     inference.predict_pair, pipeline._networks_in_thread = cache.predict_pair, lambda dev: True
     mp = image.shape[0] * image.shape[1] / 1e6
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            out = zarr.open_array(f"{scratch}/labels", mode="w", shape=image.shape[:2],
-                                  chunks=(tiling.tile, tiling.tile), dtype="int32", fill_value=0)
+            out = label_store(f"{scratch}/labels", image.shape[:2], tiling.tile)  # as the CLI's
             t0 = time.perf_counter()
             res = pipeline.segment(image, pair, device="cpu", tiling=tiling, post_workers=workers, out=out)
             wall = time.perf_counter() - t0
@@ -183,59 +177,50 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
 
 
 def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
-    """:func:`_stitch_alone` with freed memory kept, as in a run."""
-    from napari_prunuclei.heap import keep_freed_memory
-
-    with keep_freed_memory():
-        return _stitch_alone(image, tiling, cache, params)
-
-
-def _stitch_alone(image, tiling, cache: MapCache, params) -> dict:
-    """The stitching alone, one thread, no other stage running: every tile post-processed first (in this
-    process, blocks kept), then stitched in order into a zarr store as the CLI writes slides (rows of tiles
-    by the writer thread). The per-core rate of the run's own thread on an accelerator run. Then the label
-    TIFF the CLI writes from that store, compressed by one thread and by one per core."""
+    """The stitching alone, one thread, no other stage running, freed memory kept as in a run: every tile
+    post-processed first (in this process, blocks kept), then stitched in order into a zarr store as the
+    CLI writes slides (rows of tiles by the writer thread). The per-core rate of the run's own thread on an
+    accelerator run. Then the label TIFF the CLI writes from that store, by one thread and by one per core."""
     import tempfile
 
-    import zarr
-
     from napari_prunuclei.batch import _write_tiled_tiff
+    from napari_prunuclei.heap import keep_freed_memory
     from napari_prunuclei.postpool import PostPool, available_cores
-    from napari_prunuclei.stitch import Stitcher, TileLabels
+    from napari_prunuclei.stitch import Stitcher, TileLabels, label_store
     from napari_prunuclei.tiled import tile_grid
 
-    grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
-    parts = []
-    with PostPool(params, max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid), 0, 1) as pool:
-        for t in grid:
-            crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
-            p, d = cache.maps[_key(crop)]
-            pool.submit(t, p, d)
-            x = pool.next()
-            parts.append(TileLabels(x.tile, x.k, x.block.copy(), x.rows, x.cols, x.ids))
-    mp = image.shape[0] * image.shape[1] / 1e6
-    passes = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for i in range(2):  # the first pass also maps the bands' memory; a slide's run pays that once
-            out = zarr.open_array(f"{scratch}/labels{i}", mode="w", shape=image.shape[:2],
-                                  chunks=(tiling.tile, tiling.tile), dtype="int32", fill_value=0)
-            stitcher = Stitcher(out, grid, tiling.tile)
-            t0 = time.perf_counter()
-            for part in parts:
-                stitcher.add(part)
-            stitcher.close()
-            wall = time.perf_counter() - t0
-            own = wall - stitcher.write_wait
-            passes.append({"seconds": wall, "write_wait": stitcher.write_wait, "own_s_per_mp": own / mp,
-                           "own_mp_per_s": mp / own, "mp_per_s_with_writer": mp / wall})
-            print(f"  stitching alone (zarr out), pass {i + 1}: {wall:.2f} s, of which waiting for the label "
-                  f"writer {stitcher.write_wait:.2f} s: {own / mp * 1000:.2f} ms/MP of this thread "
-                  f"({mp / own:.0f} MP/s); writer-bound {mp / wall:.0f} MP/s", flush=True)
-        tiff = {}  # the label TIFF the CLI writes from the store after a run, compressed by 1 and by all threads
-        for threads in sorted({1, available_cores()}):
-            t1 = time.perf_counter()
-            _write_tiled_tiff(Path(scratch) / f"labels_{threads}.tif", out, threads=threads)
-            tiff[threads] = time.perf_counter() - t1
+    with keep_freed_memory():
+        grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
+        parts = []
+        with PostPool(params, max((t.a1 - t.a0) * (t.b1 - t.b0) for t in grid), 0, 1) as pool:
+            for t in grid:
+                crop = np.ascontiguousarray(image[t.a0 : t.a1, t.b0 : t.b1])
+                p, d = cache.maps[_key(crop)]
+                pool.submit(t, p, d)
+                x = pool.next()
+                parts.append(TileLabels(x.tile, x.k, x.block.copy(), x.rows, x.cols, x.ids))
+        mp = image.shape[0] * image.shape[1] / 1e6
+        passes = []
+        with tempfile.TemporaryDirectory() as scratch:
+            for i in range(2):  # the first pass also maps the bands' memory; a slide's run pays that once
+                out = label_store(f"{scratch}/labels{i}", image.shape[:2], tiling.tile)
+                stitcher = Stitcher(out, grid, tiling.tile)
+                t0 = time.perf_counter()
+                for part in parts:
+                    stitcher.add(part)
+                stitcher.close()
+                wall = time.perf_counter() - t0
+                own = wall - stitcher.write_wait
+                passes.append({"seconds": wall, "write_wait": stitcher.write_wait, "own_s_per_mp": own / mp,
+                               "own_mp_per_s": mp / own, "mp_per_s_with_writer": mp / wall})
+                print(f"  stitching alone (zarr out), pass {i + 1}: {wall:.2f} s, of which waiting for the label "
+                      f"writer {stitcher.write_wait:.2f} s: {own / mp * 1000:.2f} ms/MP of this thread "
+                      f"({mp / own:.0f} MP/s); writer-bound {mp / wall:.0f} MP/s", flush=True)
+            tiff = {}  # the label TIFF the CLI writes from the store after a run, compressed by 1 and by all threads
+            for threads in sorted({1, available_cores()}):
+                t1 = time.perf_counter()
+                _write_tiled_tiff(Path(scratch) / f"labels_{threads}.tif", out, threads=threads)
+                tiff[threads] = time.perf_counter() - t1
     print("  label TIFF from the store: " + ", ".join(f"{v:.2f} s with {k} thread(s)" for k, v in tiff.items()),
           flush=True)
     return {**passes[0], "passes": passes, "label_tiff_seconds_by_threads": tiff}
@@ -382,7 +367,7 @@ def main(argv=None) -> None:
     print(f"warm-up {info['warmup_seconds']:.1f} s", flush=True)
 
     if "networks" not in skip:
-        cache = MapCache() if a.replay is not None else None  # filled by a pass of its own, untimed
+        cache = MapCache() if a.replay is not None else None
         net = networks_alone(image, grid, pair, dev, prec, batch, a.compile)
         net["mp_per_s"] = mp / net["wall"]
         if "gpu" in net:
@@ -438,8 +423,7 @@ def main(argv=None) -> None:
         del res
 
     if a.replay is not None and "networks" not in skip:
-        if not cache.maps:  # no pass after an end-to-end run filled it
-            networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)
+        networks_alone(image, grid, pair, dev, prec, batch, a.compile, cache)  # a pass of its own, untimed
         counts = a.replay or sorted({1, cores})
         info["replay"] = [replay(image, pair, tiling, cache, n, labels) for n in counts]
         info["stitch_alone"] = stitch_alone(image, tiling, cache, pair.params)

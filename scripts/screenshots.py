@@ -15,8 +15,8 @@ import numpy as np
 
 def _wait(viewer, widget, settle: float = 1.5) -> None:
     """Until the widget's run is done, then ``settle`` seconds more of events: napari slices and draws
-    the new layers after the run (a screenshot taken at once showed grid cells still drawn from
-    16 x 16 thumbnails, without labels)."""
+    the new layers after the run (a screenshot taken at once showed the grid cells as 16 x 16 blocks,
+    without labels)."""
     import time
 
     from qtpy.QtWidgets import QApplication

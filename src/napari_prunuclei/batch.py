@@ -94,12 +94,11 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                   post_workers=request.post_workers, batch=request.batch, compile=request.compile,
                   progress=progress, name=str(path))
     if request.tiling.is_tiled((h, w)):
-        import zarr
+        from .stitch import label_store
 
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.stem}_labels.", suffix=".zarr", dir=out))
         try:
-            labels = zarr.open_array(str(scratch / "labels"), mode="w", shape=(h, w),
-                                     chunks=(request.tiling.tile, request.tiling.tile), dtype="int32", fill_value=0)
+            labels = label_store(scratch / "labels", (h, w), request.tiling.tile)
             if client is not None:
                 from .distributed import segment_tiles_on_dask
 

@@ -2,9 +2,9 @@
 
 Each forward pass on a CPU allocates and frees hundreds of megabytes of activations. glibc
 serves blocks that large with ``mmap`` and returns them with ``munmap``, so every pass faults
-its memory in again, page by page (about 280,000 faults per 1280 x 1280 tile here:
-``bench/bench_heap.py``), and on a virtual machine whose host reclaims freed memory each fault
-is dearer still. PyTorch's CPU tuning guide advises another allocator for that reason;
+its memory in again, page by page (240,000-300,000 faults per 1280 x 1280 tile here:
+``bench/bench_heap.py``), and on this project's virtual machine new memory is dear to touch.
+PyTorch's CPU tuning guide advises another allocator for that reason;
 :func:`keep_freed_memory` gets the effect from glibc itself (``mallopt``): while any run is
 inside it, large blocks come from the heap and freed memory stays in the process; when the last
 run leaves, the free memory is returned (``malloc_trim``) and the thresholds are set where glibc's

@@ -528,7 +528,7 @@ def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, dev, cance
                 yield stitch_next()
             elif feeder.error is not None:
                 raise feeder.error
-            elif not feeder.is_alive():
+            elif not feeder.is_alive():  # looked again: it may have handed over a tile, or failed, meanwhile
                 if not len(post) and feeder.error is None:
                     raise RuntimeError(f"the networks' thread ended after {stitcher.done} of {n} tiles")
             else:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .tiled import Tile
 
-__all__ = ["TileLabels", "private_block", "split_tile", "Stitcher"]
+__all__ = ["TileLabels", "private_block", "split_tile", "label_store", "Stitcher"]
 
 
 def private_block(t: Tile) -> tuple[int, int, int, int]:
@@ -58,20 +58,17 @@ def split_tile(kept: np.ndarray, k: int, t: Tile) -> tuple[np.ndarray, np.ndarra
     """The seam pixels of a tile's kept nuclei (``kept``: 1..k on core + halo): global rows, columns
     and ids of the kept pixels outside :func:`private_block`, band by band (above the block, left and
     right of it, below it: the frame around the block is all that is read)."""
-    if k == 0:
-        empty = np.zeros(0, np.int32)
-        return empty, empty, empty
     p0, p1, q0, q1 = private_block(t)
     p0, p1, q0, q1 = p0 - t.a0, p1 - t.a0, q0 - t.b0, q1 - t.b0
     h, w = kept.shape
-    bands = [(0, p0, 0, w), (p0, p1, 0, q0), (p0, p1, q1, w), (p1, h, 0, w)]
+    bands = [(0, p0, 0, w), (p0, p1, 0, q0), (p0, p1, q1, w), (p1, h, 0, w)] if k else []
     rows, cols = [], []
     for y0, y1, x0, x1 in bands:
         if y1 > y0 and x1 > x0:
             r, c = np.nonzero(kept[y0:y1, x0:x1])
             rows.append(r + y0)
             cols.append(c + x0)
-    if not rows:  # the private block is the whole tile (no halo, or one tile for the image)
+    if not rows:  # no nucleus kept, or the private block is the whole tile (no halo, one tile for the image)
         empty = np.zeros(0, np.int32)
         return empty, empty, empty
     r, c = np.concatenate(rows), np.concatenate(cols)
@@ -95,6 +92,15 @@ def _written(out, r0: int, band: np.ndarray, n: int, failed: threading.Event, re
     return band
 
 
+def label_store(path, shape: tuple[int, int], chunk: int):
+    """A new zero-filled int32 zarr array of ``shape`` in the directory ``path`` (its chunks ``chunk`` px
+    square, one per tile core): the on-disk labels a tiled run of the CLI or the widget writes into."""
+    import zarr
+
+    return zarr.open_array(str(path), mode="w", shape=tuple(shape), chunks=(chunk, chunk), dtype="int32",
+                           fill_value=0)
+
+
 def _copies_what_it_is_given(out) -> bool:
     """Whether ``out`` keeps no reference to an array written into it, so a band can be reused: a zarr
     array in a directory (it encodes chunks to files). An in-memory store may keep the array itself."""
@@ -115,7 +121,7 @@ class Stitcher:
     def __init__(self, out, grid: list[Tile], tile: int, shape: tuple[int, int] | None = None) -> None:
         """``out``: the labels (numpy: written in place; another array: through a band), or None: a numpy
         array of ``shape`` made at the first tile (by then the memory the networks freed can serve it,
-        already mapped: a fresh 400 MB array costs ~0.7 s of page faults on a virtual machine)."""
+        already mapped: writing a fresh 400 MB array took 0.8-0.9 s here, ``bench/bench_heap.py``)."""
         self.out = out
         self.grid = grid
         self.next_id = 1
@@ -125,7 +131,7 @@ class Stitcher:
         self.direct = out is None or isinstance(out, np.ndarray)
         self.tile = tile
         self.write_wait = 0.0  # seconds spent waiting for the writer thread
-        self._writes: deque[Future] = deque()  # each returns its band, zeroed, for reuse
+        self._writes: deque[Future] = deque()  # each returns its band zeroed for reuse, or None
         self._free: list[np.ndarray] = []  # zeroed bands
         self._failed = threading.Event()  # a write failed: the writer writes nothing more
         self._reuse = not self.direct and _copies_what_it_is_given(out)

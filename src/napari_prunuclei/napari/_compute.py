@@ -115,14 +115,12 @@ class Scratch:
         self.root: Path | None = None
 
     def labels(self, shape: tuple[int, int], chunk: int) -> tuple[object, Path]:
-        import zarr
+        from ..stitch import label_store
 
         if self.root is None or not self.root.is_dir():
             self.root = Path(tempfile.mkdtemp(prefix="prunuclei_"))
         folder = Path(tempfile.mkdtemp(dir=self.root, suffix=".zarr"))
-        arr = zarr.open_array(str(folder / "labels"), mode="w", shape=shape, chunks=(chunk, chunk), dtype="int32",
-                              fill_value=0)
-        return arr, folder
+        return label_store(folder / "labels", shape, chunk), folder
 
     def cleanup(self) -> None:
         if self.root is not None:
