@@ -153,8 +153,8 @@ def test_same_name_twice_and_another_model_in_the_folder_are_refused(slides, tmp
 def test_leftovers_of_a_killed_run_are_removed_on_resume(slides, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".s0_labels.abc123.zarr").mkdir()
-    (out / ".s0_labels.tif.x1y2.tif").write_bytes(b"partial")
+    (out / ".prunuclei-s0.labels.abc123.zarr").mkdir()
+    (out / ".prunuclei-tmp.s0_labels.tif.x1y2.tif").write_bytes(b"partial")
     (out / ".unrelated").write_text("keep")
     segment_files([slides / "s0.tif"], out, SegmentRequest(device="cpu"), progress=False)
     assert sorted(q.name for q in out.iterdir() if q.name.startswith(".")) == [".prunuclei.lock", ".unrelated"]

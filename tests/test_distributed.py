@@ -157,7 +157,7 @@ def test_a_batch_on_a_cluster_resumes_an_interrupted_image_at_the_tile(slide, cl
     path, ref = slide
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".big_labels.x1.zarr").mkdir()  # what the interrupted run left besides its tiles
+    (out / ".prunuclei-big.labels.x1.zarr").mkdir()  # what the interrupted run left besides its tiles
     with pytest.raises(Stop):
         segment_tiles_on_dask(path, client, REQUEST, scratch=tiles_path(path, out), progress=stop_after_5)
     res = segment_files([path], out, REQUEST, scheduler=cluster.scheduler_address, progress=False)
@@ -168,12 +168,12 @@ def test_a_batch_on_a_cluster_resumes_an_interrupted_image_at_the_tile(slide, cl
 
 
 def test_overwrite_drops_the_finished_tiles(tmp_path):
-    from napari_prunuclei.batch import _remove_leftovers, tiles_path
+    from napari_prunuclei.outfolder import remove_leftovers, tiles_path
 
     tiles_path(tmp_path / "big.tif", tmp_path).mkdir()
-    _remove_leftovers(tmp_path, {"big"})
-    assert (tmp_path / ".big_tiles").is_dir()  # resume: kept
-    _remove_leftovers(tmp_path, {"big"}, keep_tiles=False)  # --overwrite: start afresh
+    remove_leftovers(tmp_path, {"big"})
+    assert (tmp_path / ".prunuclei-big.tiles").is_dir()  # resume: kept
+    remove_leftovers(tmp_path, {"big"}, keep_tiles=False)  # --overwrite: start afresh
     assert list(tmp_path.iterdir()) == []
 
 
@@ -195,4 +195,4 @@ def test_bad_images_on_a_cluster_fail_with_a_reason_and_leave_nothing(slide, clu
     assert "trunc.tif" in failed[str(trunc)] and "corrupt" in failed[str(trunc)]
     assert "empty.tif" in failed[str(empty)] and "Error" not in failed[str(empty)].split(":")[0]
     np.testing.assert_array_equal(tifffile.imread(out / "big_labels.tif"), ref.labels)
-    assert not any(q.name.endswith("_tiles") for q in out.iterdir())
+    assert not any(q.name.endswith(".tiles") for q in out.iterdir())

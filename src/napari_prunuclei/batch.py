@@ -8,8 +8,9 @@ bounded), the probability and distance maps for images that fit in memory, and
 
 On a dask cluster, small images run one per task; an image large enough to be tiled has its
 tiles spread over the workers (:mod:`napari_prunuclei.distributed`), their results kept in a
-hidden ``.<stem>_tiles`` folder of the output folder until the image is finished, so an
-interrupted run resumes at the tile.
+hidden ``.prunuclei-<stem>.tiles`` folder of the output folder until the image is finished, so an
+interrupted run resumes at the tile. What a folder holds and what a run may remove there:
+:mod:`napari_prunuclei.outfolder`.
 """
 
 from __future__ import annotations
@@ -18,25 +19,26 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .outfolder import (
+    check_name,
+    claim,
+    info_path,
+    is_finished,
+    labels_scratch,
+    model_record,
+    output_path,
+    remove_leftovers,
+    tiles_path,
+)
 from .pipeline import SegmentRequest, load_pair, segment
 from .progress import Progress, tqdm_callback
 
-__all__ = ["BatchResult", "segment_file", "segment_files", "info_path"]
-
-
-def info_path(path: Path, out_dir: Path) -> Path:
-    return Path(out_dir) / f"{Path(path).stem}_info.json"
-
-
-def tiles_path(path: Path, out_dir: Path) -> Path:
-    """The folder holding the finished tiles of an image spread over a cluster (kept for resume)."""
-    return Path(out_dir) / f".{Path(path).stem}_tiles"
+__all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path"]
 
 
 def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None) -> None:
@@ -69,13 +71,12 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     Tiled runs write their labels into a scratch zarr store private to this run (a
     hidden, uniquely named folder in ``out_dir``, removed afterwards, also on failure), so
     concurrent runs into one folder never share one; every output is renamed into place
-    whole. ``client``: a dask client; a tiled image then has its tiles spread over the
-    cluster's workers (``threads`` torch threads per tile task, default 1), their results
+    whole, and a run that fails removes the outputs it wrote (the image is left without results,
+    never with a part of them). ``client``: a dask client; a tiled image then has its tiles spread
+    over the cluster's workers (``threads`` torch threads per tile task, default 1), their results
     kept in :func:`tiles_path` until the image is finished (a run of the same folder resumes
     them), with the labels of a run on one machine.
     """
-    import tempfile
-
     import tifffile
     import torch
 
@@ -84,46 +85,55 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     if threads and client is None:
         torch.set_num_threads(threads)
     path, out = Path(path), Path(out_dir)
+    check_name(path)
     image = open_image(path)  # checked before anything is created
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / path.stem
     pair = load_pair(request.spec)
     h, w = image.shape[:2]
     t0 = time.perf_counter()
     kwargs = dict(device=request.device, precision=request.precision, tiling=request.tiling,
                   post_workers=request.post_workers, batch=request.batch, compile=request.compile,
                   progress=progress, name=str(path))
-    if request.tiling.is_tiled((h, w)):
-        from .stitch import label_store
+    written: list[Path] = []
+    info_path(path, out).unlink(missing_ok=True)  # from here on the image is not finished until its info says so
+    try:
+        if request.tiling.is_tiled((h, w)):
+            from .stitch import label_store
 
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.stem}_labels.", suffix=".zarr", dir=out))
-        try:
-            labels = label_store(scratch / "labels", (h, w), request.tiling.tile)
-            if client is not None:
-                from .distributed import segment_tiles_on_dask
+            scratch = labels_scratch(path, out)
+            try:
+                labels = label_store(scratch / "labels", (h, w), request.tiling.tile)
+                if client is not None:
+                    from .distributed import segment_tiles_on_dask
 
-                del image
-                try:
-                    res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
-                                                threads=threads or 1, discard_stale=True, progress=progress)
-                except ValueError:  # the image cannot be used: nothing to resume
-                    shutil.rmtree(tiles_path(path, out), ignore_errors=True)
-                    raise
-            else:
-                res = segment(image, pair, request.params, out=labels, **kwargs)
-            _write_tiled_tiff(Path(f"{stem}_labels.tif"), labels)
-            n = res.n_nuclei
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    else:
-        res = segment(np.asarray(image), pair, request.params, **kwargs)
-        write_labels(f"{stem}_labels.tif", res.labels)
-        for key, arr in (("probability", res.probability), ("distance", res.distance)):
-            atomic_write(f"{stem}_{key}.tif", lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
-        n = res.n_nuclei
-    info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": n,
-            "request": request.as_dict(), "wall_seconds": time.perf_counter() - t0}
-    atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
+                    del image
+                    try:
+                        res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
+                                                    threads=threads or 1, discard_stale=True, progress=progress)
+                    except ValueError:  # the image cannot be used: nothing to resume
+                        shutil.rmtree(tiles_path(path, out), ignore_errors=True)
+                        raise
+                else:
+                    res = segment(image, pair, request.params, out=labels, **kwargs)
+                written.append(output_path(path, out, "labels"))
+                _write_tiled_tiff(written[-1], labels)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            res = segment(np.asarray(image), pair, request.params, **kwargs)
+            written.append(output_path(path, out, "labels"))
+            write_labels(written[-1], res.labels)
+            for key, arr in (("probability", res.probability), ("distance", res.distance)):
+                written.append(output_path(path, out, key))
+                atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
+        info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
+                "request": request.as_dict(), "outputs": [p.name for p in written],
+                "wall_seconds": time.perf_counter() - t0}
+        atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     return info
 
 
@@ -135,57 +145,6 @@ class BatchResult:
     finished: list[dict] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0
-
-
-MANIFEST = "prunuclei_run.json"
-
-
-@contextmanager
-def _claim(out: Path, request: SegmentRequest, resume: bool):
-    """Hold ``out`` for this run: one run at a time per folder (a lock file), and one model per folder
-    (a manifest of the request; resuming with another model is refused)."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".prunuclei.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another prunuclei run is writing into {out}: wait for it or choose another "
-                             "folder") from None
-        manifest = out / MANIFEST
-        want = {k: v for k, v in request.as_dict().items() if k not in ("device", "post_workers", "batch", "compile")}
-        if manifest.is_file() and resume:
-            try:
-                have = json.loads(manifest.read_text())
-            except (OSError, json.JSONDecodeError):
-                have = None
-            if have is not None and have != want:
-                raise ValueError(f"{out} holds results of another model or settings ({_describe(have)}); "
-                                 f"this run is {_describe(want)}: choose another folder, or --overwrite")
-        from .io import atomic_write
-
-        atomic_write(manifest, lambda t: t.write_text(json.dumps(want, indent=1)))
-        yield
-
-
-def _describe(req: dict) -> str:
-    return (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
-            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}")
-
-
-def _remove_leftovers(out: Path, stems: set[str], keep_tiles: bool = True) -> None:
-    """Hidden scratch stores and partial temp files a killed run left for these images; the finished
-    tiles of an image spread over a cluster stay when ``keep_tiles`` (resume)."""
-    tiles = {f".{s}_tiles" for s in stems} if keep_tiles else set()
-    for q in out.iterdir():
-        if q.name in tiles:
-            continue
-        if q.name.startswith(".") and any(q.name.startswith(f".{s}_") for s in stems):
-            if q.is_dir():
-                shutil.rmtree(q, ignore_errors=True)
-            else:
-                q.unlink(missing_ok=True)
 
 
 def _reason(e: BaseException) -> str:
@@ -208,8 +167,6 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
     smaller images run one per task; ``per_file``: every image in one task instead. With one
     worker and no scheduler the files run in this process, tile progress included.
     """
-    from tqdm import tqdm
-
     request = request or SegmentRequest()
     out = Path(out_dir)
     paths = [Path(p) for p in paths]
@@ -221,32 +178,41 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
         raise ValueError("inputs with the same name would write the same outputs: "
                          + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
     result = BatchResult()
-    todo = [p for p in paths if not (resume and info_path(p, out).is_file())]
-    result.skipped = len(paths) - len(todo)
-    if not todo:
-        return result
+    model = model_record(request)
     created = not out.exists()
-    with _claim(out, request, resume):
-        _remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
-        bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
-        if result.skipped and progress:
-            bar.write(f"{result.skipped} finished image(s) skipped (resume)")
-        if workers <= 1 and scheduler is None:
-            for p in todo:
-                tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
-                try:
-                    result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
-                                                        threads=threads))
-                except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
-                    result.failed.append((str(p), _reason(e)))
-                tbar.close()
-                bar.update(1)
-        else:
-            _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress)
-        bar.close()
-    if created and not result.finished:  # every input failed: leave no empty folder behind
-        shutil.rmtree(out, ignore_errors=True)
+    try:
+        with claim(out, model, overwrite=not resume):
+            todo = [p for p in paths if not (resume and is_finished(p, out, model))]
+            result.skipped = len(paths) - len(todo)
+            if todo:
+                remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
+                _run(todo, out, request, workers, scheduler, threads, result, per_file, progress)
+    finally:
+        if created and not result.finished:  # nothing finished: leave no folder behind
+            shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, scheduler: str | None, threads: int,
+         result: BatchResult, per_file: bool, progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
+    if result.skipped and progress:
+        bar.write(f"{result.skipped} finished image(s) skipped (resume)")
+    if workers <= 1 and scheduler is None:
+        for p in todo:
+            tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
+            try:
+                result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
+                                                    threads=threads))
+            except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
+                result.failed.append((str(p), _reason(e)))
+            tbar.close()
+            bar.update(1)
+    else:
+        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress)
+    bar.close()
 
 
 def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:

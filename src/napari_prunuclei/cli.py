@@ -125,10 +125,10 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment H&E images or slides; write labels (and maps) per image",
-                       fromfile_prefix_chars="@")
-    p.add_argument("images", type=Path, nargs="+",
-                   help="image files (PNG, JPEG, TIFF/SVS) or folders of them; @FILE reads a list")
+    p = sub.add_parser("segment", help="segment H&E images or slides; write labels (and maps) per image")
+    p.add_argument("images", nargs="+",
+                   help="image files (PNG, JPEG, TIFF/SVS) or folders of them; @FILE reads a list (one path a "
+                        "line, blank lines and # comments skipped; a list may name other @lists)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     _model_args(p)
     p.add_argument("--tile", type=int, default=TILE, help="tile side for large images (px)")
@@ -155,19 +155,6 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_segment)
 
 
-def _image_paths(items: list[Path]) -> list[Path]:
-    from .constants import IMAGE_EXTENSIONS
-
-    exts = set(IMAGE_EXTENSIONS)
-    paths = []
-    for p in items:
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in exts)
-        else:
-            paths.append(p)
-    return paths
-
-
 def _cmd_segment(a: argparse.Namespace) -> int:
     from .batch import segment_files
     from .pipeline import SegmentRequest, Tiling
@@ -177,7 +164,9 @@ def _cmd_segment(a: argparse.Namespace) -> int:
                              device=a.device, precision=a.precision,
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
                              post_workers=a.post_workers, batch=a.batch, compile=a.compile)
-    paths = _image_paths(a.images)
+    from .inputs import expand_inputs
+
+    paths = expand_inputs(a.images)
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
                          resume=not a.overwrite, threads=a.threads, per_file=a.per_file)
     for info in done.finished:
@@ -483,14 +472,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Bad input (a file, a folder, an option) gives one line naming it and exit 2;
     anything unexpected gives one line and exit 3 (``PRUNUCLEI_DEBUG=1`` shows the traceback)."""
     import os
+    import signal
+    import threading
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM ends a run as Ctrl-C does: scratch removed
+        old = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"prunuclei {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        term = isinstance(e, Terminated)
+        print(f"prunuclei {args.command}: {'terminated' if term else 'interrupted'}", file=sys.stderr)
+        return 143 if term else 130
     except (ValueError, OSError, RuntimeError, LookupError, MemoryError) as e:
         if os.environ.get("PRUNUCLEI_DEBUG"):
             raise
@@ -502,6 +497,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prunuclei {args.command}: unexpected error: {type(e).__name__}: {_one_line(e)} "
               "(run with PRUNUCLEI_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is so that its clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def _one_line(e: BaseException) -> str:

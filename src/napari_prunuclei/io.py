@@ -34,6 +34,8 @@ __all__ = [
     "read_labels",
     "write_labels",
     "atomic_write",
+    "bounded_name",
+    "TEMP_PREFIX",
     "decoding",
     "tiff_first_series",
     "check_tiff_page",
@@ -543,6 +545,20 @@ def _why(e: BaseException) -> str:
     return why if len(why) <= 300 else why[:300] + "..."
 
 
+TEMP_PREFIX = ".prunuclei-tmp."  # every temporary file atomic_write makes starts with this (cleanup matches it)
+
+
+def bounded_name(name: str, limit: int = 96) -> str:
+    """``name`` itself when short, else its first characters and a hash of the whole: temporary and scratch
+    names built from it stay far below the file system's 255-byte limit, and stay distinct."""
+    if len(name.encode()) <= limit:
+        return name
+    import hashlib
+
+    head = name.encode()[: limit - 17].decode(errors="ignore")
+    return f"{head}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it.
 
@@ -553,7 +569,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         raise OSError(f"cannot write {p}: folder {p.parent} does not exist")
     if not os.access(p.parent, os.W_OK):
         raise OSError(f"cannot write {p}: folder {p.parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{bounded_name(p.name)}.", suffix=p.suffix[:16], dir=p.parent)
     os.close(fd)
     tmp_p = Path(tmp)
     try:

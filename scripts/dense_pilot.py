@@ -1,0 +1,71 @@
+"""Pilot for issue 21's stronger dense pair: does a longer schedule help on the held-back images?
+
+Continues each shipped dense branch (warm restart) for ``--steps`` more Adam steps at ``--lr``
+(cosine to 1e-5, same crops, augmentation and seed rule as the original training), one thread,
+semantic then distance, resumable (re-run the same command to continue), then scores the candidate
+pair and the shipped pair on the 4 held-back train images over the watershed grid. Never touches
+the test split and never writes into the package: the candidate is shipped, if at all, by
+``prunuclei ship-dense`` after its numbers are read.
+
+    python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_pilot \
+        --steps 2000 --lr 5e-4 --json docs/training/dense_pilot.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+from napari_prunuclei.evaluation import predict_dataset, tune_watershed, validation_names, write_json
+from napari_prunuclei.models.weights import load_branch
+from napari_prunuclei.models.zoo import load_model
+from napari_prunuclei.pipeline import pair_from_models
+from napari_prunuclei.training import TrainConfig, train
+
+
+def held_back(data: Path, semantic, distance) -> dict:
+    """The watershed grid's best on the held-back images, with its mean AJI/PQ/Dice."""
+    names = validation_names(data)
+    preds = predict_dataset(data, names, pair_from_models(semantic, distance), precision="auto")
+    best, grid = tune_watershed(preds)
+    top = max(grid, key=lambda g: g["aji"])
+    return {"images": names, "best": best.as_dict(), "aji": top["aji"], "pq": top["pq"], "dice": top["dice"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="run folder (outside the repository)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args()
+    files, seconds = {}, {}
+    for branch in ("semantic", "distance"):
+        out = a.out / branch
+        files[branch] = out / f"{branch}.safetensors"
+        if files[branch].is_file():
+            continue
+        cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=50, threads=a.threads, seed=1)
+        t0 = time.perf_counter()
+        train(cfg, a.data, out, resume=True, init_model=copy.deepcopy(load_model(branch, "dense", 1)),
+              progress=False, metadata={"init": f"{branch}-dense (shipped)"})
+        seconds[branch] = time.perf_counter() - t0
+    result = {
+        "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
+        "steps": a.steps, "lr": a.lr, "train_seconds_this_run": seconds,
+        "shipped": held_back(a.data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1)),
+        "candidate": held_back(a.data, load_branch(files["semantic"]), load_branch(files["distance"])),
+    }
+    print(json.dumps({k: result[k] for k in ("shipped", "candidate")}, indent=1))
+    if a.json:
+        write_json(a.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

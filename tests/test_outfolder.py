@@ -1,0 +1,166 @@
+"""An output folder: only our own scratch is removed, one model per folder, an image is finished only whole."""
+
+import json
+import os
+import signal
+
+import pytest
+import tifffile
+
+from napari_prunuclei.batch import segment_files
+from napari_prunuclei.cli import main
+from napari_prunuclei.io import bounded_name
+from napari_prunuclei.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
+from napari_prunuclei.pipeline import SegmentRequest
+from napari_prunuclei.synthetic import synthetic_tile
+
+CPU = ["--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiles")
+    for i, name in enumerate(["a", "b", "python"]):
+        rgb, _ = synthetic_tile(128, seed=20 + i)
+        tifffile.imwrite(d / f"{name}.tif", rgb)
+    return d
+
+
+def _names(folder):
+    return sorted(q.name for q in folder.iterdir())
+
+
+def test_a_users_hidden_files_that_share_the_images_stem_are_never_touched(tiles, tmp_path):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / ".python_history").write_text("import this")
+    (out / ".python_cache_dir").mkdir()
+    (out / ".python_cache_dir" / "x").write_text("keep")
+    (out / ".python_labels.tif.abc.tif").write_text("a user's file with our old temporary name")
+    assert main(["segment", str(tiles / "python.tif"), "-o", str(out), *CPU]) == 0
+    assert (out / ".python_history").read_text() == "import this"
+    assert (out / ".python_cache_dir" / "x").read_text() == "keep"
+    assert (out / ".python_labels.tif.abc.tif").is_file()
+    # a re-run with --overwrite cleans up too, and still touches none of them
+    assert main(["segment", str(tiles / "python.tif"), "-o", str(out), *CPU, "--overwrite"]) == 0
+    assert {".python_history", ".python_cache_dir", ".python_labels.tif.abc.tif"} <= set(_names(out))
+
+
+def test_only_exact_scratch_names_are_removed(tmp_path):
+    keep = [".prunuclei-s0.labels.abc.zarr.bak", ".prunuclei-s0x.labels.abc.zarr", ".prunuclei-tmp.s0_labels.tif",
+            "s0_labels.tif", ".s0_labels.abc123.zarr", ".prunuclei-s0.tiles"]
+    gone = [".prunuclei-s0.labels.abc_12.zarr", ".prunuclei-tmp.s0_labels.tif.x1y2.tif",
+            ".prunuclei-tmp.s0_info.json.k3.json"]
+    for n in keep + gone:
+        (tmp_path / n).write_text("x")
+    remove_leftovers(tmp_path, {"s0"})
+    assert _names(tmp_path) == sorted(keep)
+
+
+def test_another_model_into_a_finished_folder_is_refused_and_overwrite_replaces_it_whole(tiles, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(tiles / "a.tif"), str(tiles / "b.tif"), "-o", str(out), *CPU]) == 0
+    before = {n: (out / n).read_bytes() for n in _names(out) if not n.startswith(".")}
+    capsys.readouterr()
+    # every image finished: still refused (the folder's model is checked first), nothing changed
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU, "--scheme", "networkwide", "--cr", "20"]) == 2
+    assert "another model" in capsys.readouterr().err
+    assert {n: (out / n).read_bytes() for n in _names(out) if not n.startswith(".")} == before
+    # --overwrite of one image replaces the folder's results whole: no dense result is left beside it
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU, "--scheme", "networkwide", "--cr", "20",
+                 "--overwrite"]) == 0
+    assert not (out / "b_info.json").exists() and not (out / "b_labels.tif").exists()
+    info = json.loads((out / "a_info.json").read_text())
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert info["request"]["scheme"] == manifest["scheme"] == "networkwide" and manifest["cr"] == 20
+
+
+def test_an_image_missing_an_output_is_not_finished(tiles, tmp_path):
+    out = tmp_path / "out"
+    req = SegmentRequest(device="cpu")
+    segment_files([tiles / "a.tif"], out, req, progress=False)
+    assert is_finished(tiles / "a.tif", out, model_record(req))
+    (out / "a_labels.tif").unlink()
+    res = segment_files([tiles / "a.tif"], out, req, progress=False)
+    assert res.skipped == 0 and len(res.finished) == 1 and (out / "a_labels.tif").is_file()
+    info = json.loads((out / "a_info.json").read_text())
+    assert sorted(info["outputs"]) == ["a_distance.tif", "a_labels.tif", "a_probability.tif"]
+
+
+def test_a_failed_image_leaves_no_file(tiles, tmp_path, monkeypatch):
+    import napari_prunuclei.io as io
+
+    real = io.atomic_write
+
+    def full_disk(path, write):
+        if str(path).endswith("_distance.tif"):
+            raise OSError(28, f"cannot write {path}: No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(io, "atomic_write", full_disk)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = segment_files([tiles / "a.tif"], out, SegmentRequest(device="cpu"), progress=False)
+    assert len(res.failed) == 1 and "No space left" in res.failed[0][1]
+    assert [n for n in _names(out) if n.startswith("a_")] == []
+
+
+def test_a_long_name_fails_alone_and_a_batch_goes_on(tmp_path, capsys):
+    rgb, _ = synthetic_tile(128, seed=3)
+    src = tmp_path / "in"
+    src.mkdir()
+    ok_long = "n" * 230  # its outputs fit in 255 bytes, the temporary names must too
+    too_long = "m" * 245
+    for stem in (ok_long, too_long, "short"):
+        tifffile.imwrite(src / f"{stem}.tif", rgb)
+    out = tmp_path / "out"
+    for _ in range(2):  # a re-run retries, never aborts the batch
+        assert main(["segment", str(src), "-o", str(out), *CPU]) == 1
+        err = capsys.readouterr().err
+        assert "name is too long" in err and "1 of 3 image(s) failed" in err
+    assert (out / f"{ok_long}_labels.tif").is_file() and (out / "short_labels.tif").is_file()
+    assert len(bounded_name("x" * 400)) < 100
+
+
+def test_list_files(tiles, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    nested = tmp_path / "more.txt"
+    nested.write_text(f"{tiles / 'b.tif'}\n")
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"# images\n\n  {tiles / 'a.tif'}  \n@{nested}\n")
+    assert main(["segment", f"@{lst}", "-o", str(tmp_path / "o"), *CPU]) == 0
+    assert sorted(n for n in _names(tmp_path / "o") if n.endswith("_labels.tif")) == ["a_labels.tif",
+                                                                                      "b_labels.tif"]
+    capsys.readouterr()
+    (tmp_path / "opts.txt").write_text("--overwrite\n-x.png\n")  # lines are paths, never options
+    assert main(["segment", "@opts.txt", "-o", str(tmp_path / "o2"), *CPU]) == 1
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "-x.png" in err and not (tmp_path / "o2").exists()
+    (tmp_path / "self.txt").write_text("@self.txt\n")
+    assert main(["segment", "@self.txt", "-o", str(tmp_path / "o3"), *CPU]) == 2
+    assert "includes itself" in capsys.readouterr().err
+    assert main(["segment", "@missing.txt", "-o", str(tmp_path / "o3"), *CPU]) == 2
+    assert "list file not found: missing.txt" in capsys.readouterr().err
+
+
+def test_a_rerun_into_the_input_folder_does_not_take_its_own_outputs_as_images(tiles, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "f"
+    shutil.copytree(tiles, folder)
+    for _ in range(2):
+        assert main(["segment", str(folder), "-o", str(folder), *CPU]) == 0
+    assert "failed" not in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(tiles, tmp_path, monkeypatch, capsys):
+    import napari_prunuclei.batch as batch
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("not reached: SIGTERM interrupts the run")
+
+    monkeypatch.setattr(batch, "segment_files", killed)
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(tmp_path / "o"), *CPU]) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
