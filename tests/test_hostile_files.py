@@ -535,3 +535,96 @@ def test_a_thousand_fuzzed_files_under_a_memory_cap(tmp_path):
     assert res["calls"] == n_per_seed * len(seed_files()) * len(ENTRY_POINTS) >= 4000
     assert not res["raised"], res["examples"][:20]
     assert not res["unnamed"], res["unnamed"][:20]
+
+
+# --------------------------------------------------------------------------------------------------
+# colour spaces, layouts and orientations: the same tile as RGB, or a clear refusal
+
+
+def _tile() -> np.ndarray:
+    from napari_prunuclei.synthetic import synthetic_tile
+
+    return synthetic_tile(128, seed=31)[0]
+
+
+def _colour_family_files(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    """Each file with the RGB image a viewer shows for it."""
+    import tifffile
+    from PIL import Image
+
+    rgb = _tile()
+    out: dict[str, tuple[Path, np.ndarray]] = {}
+
+    def put(name, data: bytes, expect):
+        (tmp_path / name).write_bytes(data)
+        out[name] = (tmp_path / name, expect)
+
+    cmyk = np.concatenate([255 - rgb, np.zeros(rgb.shape[:2] + (1,), np.uint8)], -1)
+    put("cmyk.tif", _tiff_bytes(cmyk, photometric="separated"), rgb)
+    b = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(b, format="TIFF")
+    put("cmyk_pillow.tif", b.getvalue(), np.asarray(Image.fromarray(rgb).convert("CMYK").convert("RGB")))
+    b = io.BytesIO()
+    Image.fromarray(rgb).convert("YCbCr").save(b, format="TIFF")
+    put("ycbcr.tif", b.getvalue(), np.asarray(Image.fromarray(rgb).convert("YCbCr").convert("RGB")))
+    put("planar.tif", _tiff_bytes(np.moveaxis(rgb, -1, 0).copy(), photometric="rgb", planarconfig="separate"), rgb)
+    pal_img = Image.fromarray(rgb).quantize(64)
+    pal = np.asarray(pal_img)
+    cmap = np.zeros((3, 256), np.uint16)
+    entries = np.asarray(pal_img.getpalette()[: 3 * 64], np.uint16).reshape(-1, 3)
+    cmap[:, :64] = entries.T * 257
+    put("palette.tif", _tiff_bytes(pal, photometric="palette", colormap=cmap), entries.astype(np.uint8)[pal])
+    b = io.BytesIO()
+    with tifffile.TiffWriter(b) as tw:  # a 64x64 thumbnail as page 0, then the image
+        tw.write(rgb[::2, ::2][:64, :64], photometric="rgb")
+        tw.write(rgb, photometric="rgb")
+    put("thumbnail_first.tif", b.getvalue(), rgb)
+    b = io.BytesIO()
+    with tifffile.TiffWriter(b, ome=True) as tw:  # an OME-TIFF whose first series is a small macro
+        tw.write(rgb[:64, :64], photometric="rgb", metadata={"axes": "YXS"})
+        tw.write(rgb, photometric="rgb", metadata={"axes": "YXS"})
+    put("ome_macro_first.ome.tif", b.getvalue(), rgb)
+    stored = np.rot90(rgb, 1).copy()  # stored rotated; Orientation 6 (rotate 90 clockwise) shows rgb
+    put("orientation6.tif", _tiff_bytes(stored, photometric="rgb", extratags=[(274, "H", 1, 6, True)]), rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 counter-clockwise to show
+    b = io.BytesIO()
+    Image.fromarray(np.rot90(rgb, -1).copy()).save(b, format="JPEG", quality=100, exif=exif.tobytes())
+    shown = np.asarray(Image.open(io.BytesIO(b.getvalue())).transpose(Image.Transpose.ROTATE_90))
+    put("exif8.jpg", b.getvalue(), shown)
+    return out
+
+
+@pytest.mark.parametrize("name", ["cmyk.tif", "cmyk_pillow.tif", "ycbcr.tif", "planar.tif", "palette.tif",
+                                  "thumbnail_first.tif", "ome_macro_first.ome.tif", "orientation6.tif", "exif8.jpg"])
+def test_colour_families_read_as_the_rgb_a_viewer_shows(tmp_path, name):
+    path, expect = _colour_family_files(tmp_path)[name]
+    for reader in (read_image, open_image):
+        got = np.asarray(reader(path))[..., :3]
+        assert got.shape == expect.shape
+        assert np.abs(got.astype(int) - expect.astype(int)).max() <= 1, reader.__name__
+    data, meta, kind = read_he(path)[0]
+    assert kind == "image" and np.abs(np.asarray(data)[..., :3].astype(int) - expect.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["cmyk.tif", "planar.tif", "thumbnail_first.tif", "orientation6.tif"])
+def test_colour_families_segment_as_the_rgb_tile(tmp_path, name):
+    from napari_prunuclei.pipeline import segment
+
+    path, _ = _colour_family_files(tmp_path)[name]
+    ref = segment(_tile(), device="cpu").labels
+    got = segment(open_image(path), device="cpu").labels
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_colour_spaces_that_cannot_be_rgb_are_refused_by_name(tmp_path):
+    rgb = _tile()
+    lab = np.zeros(rgb.shape, np.uint8)
+    (tmp_path / "lab.tif").write_bytes(_tiff_bytes(lab, photometric="cielab"))
+    six = np.concatenate([255 - rgb, np.zeros(rgb.shape[:2] + (3,), np.uint8)], -1)
+    (tmp_path / "inks.tif").write_bytes(_tiff_bytes(six, photometric="separated", extratags=[(332, "H", 1, 2, True)]))
+    for name, why in (("lab.tif", "L*a*b*"), ("inks.tif", "not CMYK")):
+        for reader in (read_image, open_image):
+            with pytest.raises(ImageError, match=why) as e:
+                reader(tmp_path / name)
+            assert name in str(e.value)

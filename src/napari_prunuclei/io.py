@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .tiff_colour import needs_conversion
+
 __all__ = [
     "ImageError",
     "MIN_SIDE",
@@ -37,7 +39,8 @@ __all__ = [
     "bounded_name",
     "TEMP_PREFIX",
     "decoding",
-    "tiff_first_series",
+    "tiff_main_series",
+    "read_tiff_rgb",
     "check_tiff_page",
     "guard_tiff_decoders",
     "lazy_tiff_level",
@@ -177,7 +180,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         import tifffile
 
         with decoding(p), tifffile.TiffFile(p) as tf:
-            a = read_tiff_page(p, tiff_first_series(tf, p).levels[0].keyframe)
+            a = read_tiff_rgb(p, tiff_main_series(tf, p).levels[0].keyframe)
     else:
         a = _read_pillow(p, "image")
     return as_rgb_uint8(a, name=str(p))
@@ -200,8 +203,10 @@ def open_image(path: str | os.PathLike):
     import tifffile
 
     with decoding(p), tifffile.TiffFile(p) as tf:
-        series = tiff_first_series(tf, p)
+        series = tiff_main_series(tf, p)
         level = series.levels[0]
+        if needs_conversion(level.keyframe):  # CMYK, YCbCr, palette, planar, rotated: whole, converted
+            return as_rgb_uint8(read_tiff_rgb(p, level.keyframe), name=str(p))
         arr = lazy_tiff_level(p, series, level.keyframe, single_page=len(level.pages) == 1, level=0)
     check_lazy_rgb(arr, str(p))
     check_first_chunk(arr, p)
@@ -231,7 +236,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
         import tifffile
 
         with decoding(p, "labels"), tifffile.TiffFile(p) as tf:
-            level = tiff_first_series(tf, p, "labels").levels[0]
+            level = tiff_main_series(tf, p, "labels").levels[0]
             if len(level.shape) != 2:
                 raise ImageError(f"labels {p} must be a 2-D integer image, got shape {tuple(level.shape)}")
             a = read_tiff_page(p, level.keyframe, "labels")
@@ -300,6 +305,10 @@ def _read_pillow(p: Path, what: str) -> np.ndarray:
             palette = not labels and im.mode in ("P", "PA")
             per_px = 4 if palette else len(im.getbands()) * _PIL_BAND_BYTES.get(im.mode, 1)
             _check_whole_read(p, w * h * per_px, f"{w}x{h} px ({im.format} {im.mode})", what)
+            if im.getexif().get(0x0112, 1) != 1:  # EXIF Orientation: pixels as a viewer shows them
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
             if labels:
                 return np.asarray(im)
             if im.mode == "P":
@@ -362,14 +371,27 @@ def _chunk_hw(page) -> tuple[int, int]:
     return min(int(page.rowsperstrip or h), h), int(page.imagewidth)
 
 
-def tiff_first_series(tf, path: str | os.PathLike, what: str = "image"):
-    """The first image series of an open ``tifffile.TiffFile``; :class:`ImageError` if it has none."""
-    if len(tf.pages) == 0:
-        raise ImageError(f"{what} {path} contains no image (the TIFF has no pages)")
-    series = tf.series
-    if not series:
+def tiff_main_series(tf, path: str | os.PathLike, what: str = "image"):
+    """The image series of an open ``tifffile.TiffFile``: the largest at full resolution, never a
+    thumbnail, label or macro stored before it; :class:`ImageError` if it has none."""
+    from .tiff_colour import main_series
+
+    series = main_series(tf) if tf.series else None
+    if series is None:
         raise ImageError(f"{what} {path} contains no image series")
-    return series[0]
+    return series
+
+
+def read_tiff_rgb(path: str | os.PathLike, page) -> np.ndarray:
+    """Decode one TIFF page whole (:func:`read_tiff_page`) as RGB as a viewer shows it: CMYK, uncompressed
+    YCbCr, palette and planar RGB converted, the Orientation tag applied; a colour space that cannot be
+    made RGB is refused by name."""
+    from .tiff_colour import orient, orientation, to_rgb, unsupported_reason
+
+    why = unsupported_reason(page)
+    if why is not None:
+        raise ImageError(f"image {path} is stored as {why}; an RGB H&E image is needed: convert it to RGB first")
+    return orient(to_rgb(page, read_tiff_page(path, page)), orientation(page))
 
 
 def check_tiff_page(path: str | os.PathLike, page, *, whole: bool, what: str = "image") -> int:

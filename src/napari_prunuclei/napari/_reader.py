@@ -42,12 +42,15 @@ def _as_dask(arr):
 def _tiff_layers(p: Path):
     import tifffile
 
-    from ..io import check_first_chunk, decoding, lazy_tiff_level, read_tiff_page, tiff_first_series
+    from ..io import check_first_chunk, decoding, lazy_tiff_level, read_tiff_page, read_tiff_rgb, tiff_main_series
+    from ..tiff_colour import needs_conversion
 
     with decoding(p), tifffile.TiffFile(p) as tf:
-        series = tiff_first_series(tf, p)
+        series = tiff_main_series(tf, p)
         levels = series.levels
         first = levels[0].keyframe
+        if (int(first.samplesperpixel) > 1 or int(first.photometric) == 3) and needs_conversion(first):
+            return read_tiff_rgb(p, first)  # CMYK, YCbCr, palette, planar, rotated: as the segmentation sees it
         big = int(first.imagelength) * int(first.imagewidth) > LAZY_PIXELS
         if not big and len(levels) == 1:
             return read_tiff_page(p, first)  # small: the first page, whole
