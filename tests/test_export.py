@@ -351,3 +351,35 @@ def test_pixel_size_adds_micron_columns_and_offset_places_a_region(tmp_path, sce
     assert f["properties"]["measurements"]["area_um2"] == pytest.approx(r["properties"]["measurements"]["area"] / 4)
     ring, ring0 = np.array(f["geometry"]["coordinates"][0]), np.array(r["geometry"]["coordinates"][0])
     assert np.allclose(ring - ring0, [2000, 1000])  # x, y
+
+
+@pytest.mark.parametrize("ext", [".tif", ".csv", ".geojson"])
+@pytest.mark.parametrize("dtype,big", [(np.int64, 2**32 + 1), (np.uint64, 2**63 - 1), (np.uint32, 2**31)])
+def test_in_memory_exports_keep_every_id(tmp_path, ext, dtype, big):
+    import tifffile
+
+    from napari_prunuclei.export import export_labels
+
+    lab = np.zeros((64, 64), dtype)
+    lab[5:20, 5:20], lab[30:50, 30:50] = 7, big
+    p = export_labels(tmp_path / f"l{ext}", lab)
+    if ext == ".tif":
+        back = tifffile.imread(p)
+        assert set(np.unique(back).tolist()) == {0, 7, big}
+    elif ext == ".csv":
+        ids = [int(line.split(",")[0]) for line in p.read_text().splitlines()[1:]]
+        assert sorted(ids) == [7, big]
+    else:
+        feats = json.loads(p.read_text())["features"]
+        assert sorted(int(f["id"]) for f in feats) == [7, big]
+
+
+@pytest.mark.parametrize("ext", [".tif", ".png", ".csv", ".geojson"])
+def test_negative_ids_are_refused_on_every_path(tmp_path, ext):
+    from napari_prunuclei.export import export_labels
+
+    lab = np.zeros((64, 64), np.int32)
+    lab[5:20, 5:20] = -7
+    with pytest.raises(ValueError, match="negative ids"):
+        export_labels(tmp_path / f"l{ext}", lab)
+    assert not (tmp_path / f"l{ext}").exists()

@@ -71,3 +71,31 @@ def test_distance_mse_and_shape_check():
     assert distance_mse(np.zeros((2, 2)), np.full((2, 2), 0.5)) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="shape"):
         aji(np.zeros((2, 2), int), np.zeros((3, 3), int))
+
+
+@pytest.mark.parametrize("dtype,offset", [(np.uint32, 2**31), (np.int64, 2**40), (np.uint64, 2**63 - 10),
+                                          (np.uint32, 0)])
+def test_ids_of_any_integer_type_score_a_perfect_match(dtype, offset, tmp_path):
+    import tifffile
+
+    from napari_prunuclei.evaluation import score_files
+
+    lab = np.zeros((40, 40), np.int64)
+    lab[2:10, 2:10], lab[20:30, 5:15], lab[30:38, 30:38] = 1, 2, 3
+    big = np.where(lab > 0, lab + offset, 0).astype(dtype)
+    assert score_instances(lab, big).aji == pytest.approx(1.0)
+    tifffile.imwrite(tmp_path / "t.tif", lab.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "p.tif", big)
+    res = score_files(tmp_path / "t.tif", tmp_path / "p.tif")
+    assert res["aji"] == pytest.approx(1.0) and res["dice"] == pytest.approx(1.0)
+
+
+def test_ids_two_to_the_32_apart_stay_apart_and_negative_ids_are_refused():
+    lab = np.zeros((20, 20), np.int64)
+    lab[:10], lab[10:] = 1, 1 + 2**32
+    assert score_instances(lab, lab).aji == pytest.approx(1.0)
+    two = np.zeros_like(lab)
+    two[:10], two[10:] = 1, 2
+    assert score_instances(two, lab).aji == pytest.approx(1.0)  # two nuclei, not one
+    with pytest.raises(ValueError, match="negative ids"):
+        score_instances(two, -two)

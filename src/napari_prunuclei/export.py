@@ -26,7 +26,7 @@ from skimage.color import rgb2hed
 from skimage.measure import find_contours, regionprops
 
 from .constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
-from .io import atomic_write, write_labels
+from .io import atomic_write, check_label_ids, label_dtype, write_labels
 from .progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
 
 __all__ = [
@@ -92,9 +92,18 @@ def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict
     (optical density) inside the nucleus; NaN without an image. The whole image is
     held in memory; :func:`iter_export` measures lazy or large labels block by block.
     """
-    lab = np.asarray(labels)
+    lab, ids = _compact(labels)
     hema = _hematoxylin(rgb)
-    return [_row(r, int(r.label), hema is not None) for r in regionprops(lab, intensity_image=hema)]
+    return [_row(r, int(ids[r.label]), hema is not None) for r in regionprops(lab, intensity_image=hema)]
+
+
+def _compact(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as ids 0..n (regionprops makes a list as long as the largest id) and each one's own id."""
+    lab = check_label_ids(labels)
+    ids, inv = np.unique(lab, return_inverse=True)
+    if ids[0] != 0:
+        ids, inv = np.concatenate([[0], ids]), inv + 1
+    return inv.reshape(lab.shape).astype(np.int32 if len(ids) < 2**31 else np.int64), ids
 
 
 def _preamble(provenance: dict | None) -> str:
@@ -197,13 +206,13 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray |
     QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
     The labels are held in memory; :func:`iter_export` streams lazy or large ones.
     """
-    lab = np.asarray(labels)
+    lab, ids = _compact(labels)
     hema = _hematoxylin(rgb)
 
     def features() -> Iterator[bytes]:
         for r in regionprops(lab, intensity_image=hema):
             r0, c0 = r.bbox[:2]
-            row = _place(_row(r, int(r.label), hema is not None), pixel_size, offset)
+            row = _place(_row(r, int(ids[r.label]), hema is not None), pixel_size, offset)
             yield _feature(row, _geometry(r.image, (r0 + offset[0], c0 + offset[1])), classification)
 
     return atomic_write(path, lambda t: _write_features(t, features(), provenance))
@@ -257,12 +266,7 @@ def _grid(h: int, w: int, block: int) -> list[tuple[int, int]]:
 
 def _read_labels(labels, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
     """``labels[r0:r1, c0:c1]`` as int64, checking ids are >= 0."""
-    b = np.asarray(labels[r0:r1, c0:c1])
-    if b.size and b.dtype.kind == "i" and b.min() < 0:
-        raise ValueError(f"labels have negative ids in [{r0}:{r1}, {c0}:{c1}]; ids must be >= 0")
-    if b.size and b.dtype.kind == "u" and b.dtype.itemsize == 8 and int(b.max()) >= 2**63:
-        raise ValueError(f"labels have ids >= 2**63 in [{r0}:{r1}, {c0}:{c1}]")
-    return b.astype(np.int64, copy=False)
+    return check_label_ids(labels[r0:r1, c0:c1], f" in [{r0}:{r1}, {c0}:{c1}]")
 
 
 def _block_boxes(b: np.ndarray, r: int, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -402,7 +406,7 @@ def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
         check_cancelled(cancelled)
         hi = max(hi, int(_read_labels(labels, r, r + tile, c, c + tile).max(initial=0)))
         yield Progress(k + 1, total, f"largest id: block {k + 1}/{n}")
-    dtype = np.dtype("<u2" if hi < 2**16 else "<u4" if hi < 2**32 else "<u8")
+    dtype = label_dtype(hi)
     spill = _Spill(p.parent, n)
     try:
         for k, (r, c) in enumerate(grid):

@@ -35,6 +35,8 @@ __all__ = [
     "open_image",
     "read_labels",
     "write_labels",
+    "check_label_ids",
+    "label_dtype",
     "atomic_write",
     "bounded_name",
     "TEMP_PREFIX",
@@ -224,7 +226,8 @@ def check_lazy_rgb(arr, name: str = "image"):
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read an instance label image (TIFF or PNG, 8 or 16 bits) as int32, 0 = background.
+    """Read an instance label image (TIFF or PNG, any unsigned or non-negative integer type) as int32, or int64
+    where an id needs it (ids are never cast down); 0 = background; negative ids are refused.
 
     A palette PNG gives its palette indices. The header is checked before decoding, as in
     :func:`read_image`.
@@ -247,7 +250,11 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
         a = a.astype(np.uint8)
     if a.ndim != 2 or not np.issubdtype(a.dtype, np.integer):
         raise ImageError(f"labels {p} must be a 2-D integer image, got {a.shape} {a.dtype}")
-    return a.astype(np.int32)
+    try:
+        a = check_label_ids(a, f" {p}")
+    except ValueError as e:
+        raise ImageError(str(e)) from None
+    return a.astype(np.int32) if int(a.max(initial=0)) < 2**31 else a  # ids kept: int64 where they need it
 
 
 # ------------------------------------------------------------------------------------------------
@@ -611,20 +618,41 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return p
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write instance labels to TIFF (ids kept, uint32 if needed) or 16-bit PNG."""
-    p = Path(path)
-    lab = np.asarray(labels)
-    suffix = p.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+def check_label_ids(labels: np.ndarray, where: str = "") -> np.ndarray:
+    """``labels`` (any integer type) as int64 ids, after refusing negative ids and ids >= 2**63 (which no
+    signed 64-bit array keeps) with a clear error; 0 is background."""
+    b = np.asarray(labels)
+    if b.dtype == bool:
+        b = b.astype(np.uint8)
+    if not np.issubdtype(b.dtype, np.integer):
+        raise ValueError(f"labels{where} must be integers, got {b.dtype}")
+    if b.size and b.dtype.kind == "i" and b.min() < 0:
+        raise ValueError(f"labels{where} have negative ids ({int(b.min())}); ids must be >= 0")
+    if b.size and b.dtype.kind == "u" and b.dtype.itemsize == 8 and int(b.max()) >= 2**63:
+        raise ValueError(f"labels{where} have ids >= 2**63 ({int(b.max())}); relabel them first")
+    return b.astype(np.int64, copy=False)
 
-        dtype = np.uint16 if lab.max(initial=0) < 2**16 else np.uint32
-        return atomic_write(p, lambda t: tifffile.imwrite(t, lab.astype(dtype), compression="zlib"))
+
+def label_dtype(max_id: int) -> np.dtype:
+    """The smallest unsigned type that keeps every id up to ``max_id``."""
+    return np.dtype("<u2" if max_id < 2**16 else "<u4" if max_id < 2**32 else "<u8")
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Write instance labels to TIFF (ids kept: 16, 32 or 64 bits as they need) or 16-bit PNG; negative ids
+    and ids >= 2**63 are refused, as are ids over 65535 for PNG."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".png"):
+        raise ValueError(f"unsupported label format {suffix!r}: use .tif or .png")
+    lab = check_label_ids(labels)
+    hi = int(lab.max(initial=0))
     if suffix == ".png":
-        if lab.max(initial=0) >= 2**16:
-            raise ValueError(f"{lab.max()} nuclei do not fit a 16-bit PNG; use .tif")
+        if hi >= 2**16:
+            raise ValueError(f"id {hi} does not fit a 16-bit PNG; use .tif")
         import imageio.v3 as iio
 
         return atomic_write(p, lambda t: iio.imwrite(t, lab.astype(np.uint16), extension=".png"))
-    raise ValueError(f"unsupported label format {suffix!r}: use .tif or .png")
+    import tifffile
+
+    return atomic_write(p, lambda t: tifffile.imwrite(t, lab.astype(label_dtype(hi)), compression="zlib"))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from .io import check_label_ids
+
 __all__ = [
     "InstanceScores",
     "dice",
@@ -33,9 +35,7 @@ METRIC_KEYS = ("dice", "aji", "pq", "dq", "sq", "f1")
 
 def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Map ids to 0..n (0 kept as background); return (labels, n)."""
-    lab = np.asarray(labels)
-    if lab.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers, got {lab.dtype}")
+    lab = check_label_ids(labels)  # any integer type, never cast down; negative ids refused
     ids, inv = np.unique(lab, return_inverse=True)
     inv = inv.reshape(lab.shape)
     if ids[0] != 0:
