@@ -383,3 +383,20 @@ def test_negative_ids_are_refused_on_every_path(tmp_path, ext):
     with pytest.raises(ValueError, match="negative ids"):
         export_labels(tmp_path / f"l{ext}", lab)
     assert not (tmp_path / f"l{ext}").exists()
+
+
+def test_a_nucleus_whose_parts_touch_at_a_corner_keeps_both_parts(tmp_path):
+    from napari_prunuclei.export import export_labels
+
+    lab = np.zeros((40, 40), np.int32)
+    lab[5:15, 5:15] = 3
+    lab[15:25, 15:25] = 3  # touches the first part only at the corner (14, 14)-(15, 15)
+    feats = json.loads(export_labels(tmp_path / "c.geojson", lab).read_text())["features"]
+    geom = feats[0]["geometry"]
+    assert geom["type"] == "MultiPolygon" and len(geom["coordinates"]) == 2
+
+    def area(ring):
+        x, y = np.array(ring).T
+        return abs(0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1])))
+
+    assert sum(area(p[0]) for p in geom["coordinates"]) == pytest.approx(200, abs=2)  # corners cut by 1/8 px²

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,46 @@ def test_one_thread_feeds_while_another_takes_and_stop_releases_a_waiting_feeder
         pool.stop()
         feeder.join(5)
         assert not feeder.is_alive() and isinstance(errors[0], PoolStopped)
+
+
+def test_a_dead_runs_shared_memory_is_freed_by_the_next_run(tmp_path):
+    import subprocess
+
+    from napari_prunuclei.postpool import remove_dead_segments
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name in (f"prunuclei_{dead.pid}_ab12", f"prunuclei_{os.getpid()}_cd34", "prunuclei_notapid_x", "other_1_ab"):
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_dead_segments(str(tmp_path)) == [f"prunuclei_{dead.pid}_ab12"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted(
+        [f"prunuclei_{os.getpid()}_cd34", "prunuclei_notapid_x", "other_1_ab"])
+
+
+def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
+    """SIGKILL of the run's process: its watershed workers go within about a second, not minutes later."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, sys\n"
+        "from napari_prunuclei.postpool import _pool\n"
+        "pool = _pool(1)\n"
+        "print(pool.submit(os.getpid).result(), flush=True)\n"
+        "import time; time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"worker {worker} still alive 10 s after its parent was killed")

@@ -38,7 +38,7 @@ from .outfolder import (
 from .pipeline import SegmentRequest, load_pair, segment
 from .progress import Progress, tqdm_callback
 
-__all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path"]
+__all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path", "local_workers", "WORKER_MEMORY"]
 
 
 def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None) -> None:
@@ -145,6 +145,26 @@ class BatchResult:
     finished: list[dict] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0
+    notes: list[str] = field(default_factory=list)  # what the batch changed of what was asked (said out loud)
+
+
+#: memory a local dask worker needs for one image run whole (a 2048^2 image's maps and labels, the two
+#: networks' activations of one tile): fewer workers are started than would get less
+WORKER_MEMORY = 3 * 2**30
+
+
+def local_workers(asked: int) -> tuple[int, str | None]:
+    """How many local dask workers to start for ``asked``: at most one per core and one per
+    :data:`WORKER_MEMORY` of this machine's memory; with the reason when fewer."""
+    from .machine import available_cores, memory_bytes
+
+    cores, mem = available_cores(), memory_bytes()
+    by_mem = max(1, mem // WORKER_MEMORY) if mem else asked
+    n = max(1, min(asked, cores, by_mem))
+    if n == asked:
+        return n, None
+    return n, (f"--workers {asked}: starting {n} (this machine has {cores} cores"
+               + (f" and {mem / 2**30:.0f} GiB, {WORKER_MEMORY // 2**30} GiB per worker" if mem else "") + ")")
 
 
 def _reason(e: BaseException) -> str:
@@ -239,12 +259,21 @@ def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int) -> 
 
 def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
                  progress: bool = False) -> None:
+    import logging
+
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        workers, note = local_workers(workers)
+        if note:
+            result.notes.append(note)
+            bar.write(f"note: {note}")
+        # workers' own logs (CommClosedError at shutdown, KeyboardInterrupt on Ctrl-C) are not for users:
+        # every image's outcome is reported by the batch
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.CRITICAL)
     try:
         with Client(scheduler or cluster) as client:
             spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]

@@ -7,9 +7,62 @@ import json
 import sys
 from pathlib import Path
 
-from .constants import CHANNEL_SCHEMES, DEFAULT_CRS, HALO, PRUNED_SCHEMES, TILE, UNSTRUCTURED_SCHEMES
+from .constants import (
+    CHANNEL_SCHEMES,
+    DEFAULT_CRS,
+    HALO,
+    MAX_BATCH,
+    MAX_TILE,
+    MIN_TILE,
+    PRUNED_SCHEMES,
+    TILE,
+    UNSTRUCTURED_SCHEMES,
+)
 
 __all__ = ["main"]
+
+
+def _count(lo: int, hi: int | None = None, what: str = "a count"):
+    """An argparse type: a whole number from ``lo`` to ``hi`` (an option error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{what} must be {lo} to {hi}, got {v}" if hi is not None
+                                             else f"{what} must be >= {lo}, got {v}")
+        return v
+    return parse
+
+
+def _cores() -> int:
+    from .machine import available_cores
+
+    return available_cores()
+
+
+def _cr(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"CR must be a number, got {text!r}") from None
+    if not math.isfinite(v) or v < 1:
+        raise argparse.ArgumentTypeError(f"CR must be a finite number >= 1, got {text}")
+    return v
+
+
+def _device(text: str) -> str:
+    from .devices import resolve_device
+
+    if text != "auto":
+        try:
+            resolve_device(text)
+        except (ValueError, RuntimeError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -52,9 +105,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheme", default="dense",
                    help="dense, layerwise, networkwide (unstructured: sparse, same speed) or channel-layerwise, "
                         "channel-networkwide (structured: smaller, faster networks)")
-    p.add_argument("--cr", type=float, default=1, help="compression ratio (pruned schemes)")
+    p.add_argument("--cr", type=_cr, default=1, help="compression ratio (pruned schemes)")
     p.add_argument("--one-shot", action="store_true", help="the not-fine-tuned (one-shot pruned) variant")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--fg-threshold", type=float, default=None)
     p.add_argument("--marker-threshold", type=float, default=None)
@@ -80,7 +133,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="segment a data split and report Dice, AJI, PQ, F1, distance MSE")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    p.add_argument("--limit", type=_count(1, what="--limit"), default=None, help="only the first N images of the split")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     _model_args(p)
     p.set_defaults(func=_cmd_evaluate)
@@ -131,11 +184,13 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                         "line, blank lines and # comments skipped; a list may name other @lists)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     _model_args(p)
-    p.add_argument("--tile", type=int, default=TILE, help="tile side for large images (px)")
-    p.add_argument("--halo", type=int, default=HALO, help="context around each tile (px)")
+    p.add_argument("--tile", type=_count(MIN_TILE, MAX_TILE, "--tile"), default=TILE,
+                   help="tile side for large images (px)")
+    p.add_argument("--halo", type=_count(0, MAX_TILE, "--halo"), default=HALO,
+                   help="context around each tile (px, at most the tile)")
     p.add_argument("--tiled", action="store_true",
                    help="tile also images small enough to run whole (default: only above 2048x2048)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=_count(1, what="--workers"), default=1,
                    help="dask worker processes (1 thread each): small images run one per worker; an image large "
                         "enough to be tiled has its tiles spread over all workers, stitched here, resumable at the "
                         "tile after an interruption (finished tiles kept in OUT/.<name>_tiles)")
@@ -144,12 +199,14 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                         "OUT must be on a file system every worker sees")
     p.add_argument("--per-file", action="store_true",
                    help="with --workers or --scheduler: run every image whole in one worker, never spread its tiles")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: default)")
-    p.add_argument("--post-workers", type=int, default=None,
+    p.add_argument("--threads", type=_count(0, _cores(), "--threads"), default=0,
+                   help="torch threads per worker (0: default)")
+    p.add_argument("--post-workers", type=_count(0, _cores(), "--post-workers"), default=None,
                    help="processes running the watershed of finished tiles while the next tiles' branches run "
                         "(default: one per available core on a GPU run; on a CPU run the cores torch leaves, "
                         "none when it uses them all; 0: in the main process)")
-    p.add_argument("--batch", type=int, default=0, help="tiles per network call (0: 8 on CUDA, else 1)")
+    p.add_argument("--batch", type=_count(0, MAX_BATCH, "--batch"), default=0,
+                   help="tiles per network call (0: 8 on CUDA, else 1)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
     p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
     p.set_defaults(func=_cmd_segment)
@@ -388,7 +445,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
     p.add_argument("--time-repeat", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
-    p.add_argument("--limit", type=int, default=None, help="only the first N images of each data set")
+    p.add_argument("--limit", type=_count(1, what="--limit"), default=None,
+                   help="only the first N images of each data set")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--workers", type=int, default=2, help="processes (one torch thread each)")

@@ -63,6 +63,12 @@ class NucleiDataset:
         self.splits: dict[str, list[str]] = {
             k: list(v) for k, v in split.items() if isinstance(v, list)
         }
+        for k, names in self.splits.items():  # names, not paths: nothing outside the data folder is read
+            bad = [n for n in names if not isinstance(n, str) or not n or n in (".", "..") or "/" in n
+                   or "\\" in n or "\0" in n]
+            if bad:
+                raise DataError(f"{split_file}: split {k!r} lists {bad[0]!r}, which is not an image name "
+                                "(a name without folders, as in images/<name>.png)")
 
     def names(self, split: str) -> list[str]:
         """Image names of one split (``train``, ``test``...)."""

@@ -121,6 +121,9 @@ def _pairs(truth: Path, pred: Path) -> list[tuple[str, Path, Path]]:
         exts = set(LABEL_EXTENSIONS)
         tmap = {p.stem: p for p in sorted(truth.iterdir()) if p.suffix.lower() in exts}
         pmap = {p.stem: p for p in sorted(pred.iterdir()) if p.suffix.lower() in exts}
+        for p in sorted(pred.iterdir()):  # the outputs of `prunuclei segment`: X_labels.tif scores against X
+            if p.suffix.lower() in exts and p.stem.endswith("_labels") and p.stem[: -len("_labels")] not in pmap:
+                pmap[p.stem[: -len("_labels")]] = p
         common = sorted(set(tmap) & set(pmap))
         if not common:
             raise ImageError(f"no label files with the same name in {truth} and {pred}")
@@ -128,10 +131,34 @@ def _pairs(truth: Path, pred: Path) -> list[tuple[str, Path, Path]]:
     raise ImageError(f"TRUTH and PRED must be two files or two folders: {truth}, {pred}")
 
 
+#: the largest label image `score` reads (each pixel costs about 40 bytes across the two images' copies)
+SCORE_MAX_PIXELS = 64 * 2**20
+
+
+def _declared_pixels(path: Path) -> int | None:
+    """Pixels a label file declares in its header (TIFF: the largest series; else None)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            return max((int(np.prod(s.shape[:2])) for s in tf.series), default=None)
+    except Exception:  # noqa: BLE001 - unreadable: read_labels says why
+        return None
+
+
 def score_files(truth: str | Path, pred: str | Path) -> dict:
     """Score instance label files (or folders matched by file name) against ground truth."""
     rows = []
-    for name, t, p in _pairs(Path(truth), Path(pred)):
+    pairs = _pairs(Path(truth), Path(pred))
+    for _, t, p in pairs:  # before reading any: scoring holds both images whole, and several copies of them
+        for f in (t, p):
+            n = _declared_pixels(f)
+            if n is not None and n > SCORE_MAX_PIXELS:
+                raise ImageError(f"{f} holds {n / 1e6:.0f} MP; scoring reads label images whole and takes at most "
+                                 f"{SCORE_MAX_PIXELS / 1e6:.0f} MP: score it in parts (crops of both images)")
+    for name, t, p in pairs:
         rows.append({"name": name, **score_instances(read_labels(t), read_labels(p)).as_dict()})
     summary = mean_scores(rows, METRIC_KEYS)
     summary["n_images"] = len(rows)

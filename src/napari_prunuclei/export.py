@@ -150,8 +150,9 @@ def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[f
 
 def _geometry(mask: np.ndarray, offset: tuple[int, int]) -> dict:
     """A nucleus as a GeoJSON Polygon (holes as interior rings), or a MultiPolygon when it has several
-    separate parts (8-connected)."""
-    parts_lab, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    separate parts. Parts are 4-connected: two parts that touch only at a corner are two polygons (a ring
+    through a single shared corner point is not a valid polygon, and tracing one would lose a part)."""
+    parts_lab, n = ndi.label(mask)
     polygons = []
     for k in range(1, n + 1):
         part = parts_lab == k

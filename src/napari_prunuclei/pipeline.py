@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .constants import HALO, SCHEME_LABELS, TILE, WHOLE_MAX_PIXELS
+from .constants import HALO, MAX_BATCH, MAX_TILE, MIN_TILE, SCHEME_LABELS, TILE, WHOLE_MAX_PIXELS
 from .heap import keep_freed_memory
 from .io import as_rgb_uint8, check_lazy_rgb
 from .postprocess import WatershedParams, watershed_instances
@@ -171,8 +171,11 @@ class Tiling:
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "whole", "tiled"):
             raise ValueError(f"tiling must be auto, whole or tiled, got {self.mode!r}")
-        if self.tile < 64 or self.halo < 0:
-            raise ValueError(f"tile must be >= 64 and halo >= 0, got {self.tile}, {self.halo}")
+        if not MIN_TILE <= self.tile <= MAX_TILE or self.halo < 0:
+            raise ValueError(f"tile must be {MIN_TILE} to {MAX_TILE} px and halo >= 0, got {self.tile}, {self.halo}")
+        if self.halo > self.tile:
+            raise ValueError(f"halo ({self.halo} px) must not exceed the tile ({self.tile} px): every tile would "
+                             f"compute {((self.tile + 2 * self.halo) / self.tile) ** 2:.0f}x its own area")
 
     def is_tiled(self, shape) -> bool:
         """Whether an image of ``shape`` goes tile by tile (per-tile watershed, stitched)."""
@@ -202,6 +205,20 @@ class SegmentRequest:
     post_workers: int | None = None
     batch: int = 0
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        import math
+
+        from .machine import available_cores
+
+        if not (isinstance(self.cr, (int, float)) and math.isfinite(self.cr) and self.cr >= 1):
+            raise ValueError(f"cr must be a finite number >= 1, got {self.cr!r}")
+        if not 0 <= self.batch <= MAX_BATCH:
+            raise ValueError(f"batch must be 0 (automatic) to {MAX_BATCH} tiles per network call, got {self.batch}")
+        cores = available_cores()
+        if self.post_workers is not None and not 0 <= self.post_workers <= cores:
+            raise ValueError(f"post_workers must be 0 to {cores} (the cores this process may use), "
+                             f"got {self.post_workers}")
 
     @property
     def spec(self) -> ModelSpec:

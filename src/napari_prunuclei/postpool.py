@@ -16,6 +16,7 @@ import atexit
 import multiprocessing as mp
 import os
 import queue
+import secrets
 import sys
 import threading
 import time
@@ -27,19 +28,12 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from .machine import available_cores
 from .postprocess import WatershedParams, watershed_in_core
 from .stitch import TileLabels, private_block, split_tile
 from .tiled import Tile
 
-__all__ = ["available_cores", "resolve_workers", "post_tile", "PostPool", "PoolStopped"]
-
-
-def available_cores() -> int:
-    """Cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where it is missing)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+__all__ = ["available_cores", "resolve_workers", "post_tile", "PostPool", "PoolStopped", "remove_dead_segments"]
 
 
 def resolve_workers(workers: int | None, reserved: int = 0) -> int:
@@ -115,13 +109,56 @@ def _post_in_worker(layout: _Layout, slot: int, t: Tile, params: WatershedParams
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
-def _lower_priority() -> None:
-    """Workers yield to the process that feeds the networks: on a CPU the networks are the slow stage and
-    the watershed fills their gaps; on a GPU machine the feeding thread must not wait for a core."""
+def _worker_init(parent: int) -> None:
+    """In each worker: yield to the process that feeds the networks (on a CPU the networks are the slow
+    stage and the watershed fills their gaps; on a GPU machine the feeding thread must not wait for a
+    core), and exit as soon as the process that started the pool is gone (killed, say), instead of
+    living on beside the forkserver."""
     try:
         os.nice(5)
     except (AttributeError, OSError):
         pass
+
+    def watch() -> None:
+        while _alive(parent):
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="prunuclei-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+SHM_PREFIX = "prunuclei_"
+
+
+def remove_dead_segments(folder: str = "/dev/shm") -> list[str]:
+    """Unlink the shared-memory blocks of runs whose process is gone (named ``prunuclei_<pid>_...``): a run
+    killed with its whole process group (resource tracker included) leaves its block; the next run frees it."""
+    import re
+
+    gone = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return gone
+    for name in names:
+        m = re.fullmatch(rf"{SHM_PREFIX}(\d+)_[0-9a-f]+", name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+                gone.append(name)
+            except OSError:
+                pass
+    return gone
 
 
 @contextmanager
@@ -155,7 +192,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             ctx.set_forkserver_preload([__name__])  # no effect once a server is running
         else:
             ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lower_priority)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
         with _main_hidden():  # processes start on submit, one per task while none is idle
             for f in [pool.submit(os.getpid) for _ in range(workers)]:
                 f.result()
@@ -201,7 +238,9 @@ class PostPool:
         self._held: int | None = None
         self._stopped = threading.Event()
         if workers > 0:
-            self._shm = shared_memory.SharedMemory(create=True, size=max(1, self.slots * 3 * crop_pixels * 4))
+            remove_dead_segments()
+            self._shm = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(6)}",
+                                                   create=True, size=max(1, self.slots * 3 * crop_pixels * 4))
             self._layout = _Layout(self._shm.name, self.slots, crop_pixels)
             self._free: queue.Queue[int] = queue.Queue()
             for slot in range(self.slots):
