@@ -27,8 +27,8 @@ def main() -> None:
     a = ap.parse_args()
     from distributed import Client, LocalCluster
 
-    from napari_prunuclei.batch import segment_files
-    from napari_prunuclei.data import NucleiDataset
+    from napari_prunuclei.io.dataset import NucleiDataset
+    from napari_prunuclei.runtime.batch import segment_files
 
     ds = NucleiDataset(a.data)
     names = (ds.names("test") + ds.names("train"))[: a.n]
@@ -36,7 +36,7 @@ def main() -> None:
     for n in names:
         tifffile.imwrite(tmp / f"{n}.tif", ds.load(n)[0], tile=(256, 256))
     paths = sorted(tmp.glob("*.tif"))
-    from napari_prunuclei.pipeline import SegmentRequest
+    from napari_prunuclei.runtime.pipeline import SegmentRequest
 
     opts = SegmentRequest(device="cpu")
     rows = {}
@@ -44,7 +44,7 @@ def main() -> None:
         out = tmp / f"out{workers}"
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
                 Client(c) as client:
-            client.run(lambda: __import__("napari_prunuclei.pipeline").pipeline.load_pair())
+            client.run(lambda: __import__("napari_prunuclei.runtime.pipeline").pipeline.load_pair())
             # warm-up on one tile (imports, model loading), then the timed batch
             segment_files(paths[:1], tmp / f"warm{workers}", opts, scheduler=c.scheduler_address, progress=False,
                           threads=1)

@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from napari_prunuclei.inference import resolve_precision
-from napari_prunuclei.machine import cpu_name
-from napari_prunuclei.models.zoo import load_model
-from napari_prunuclei.structured import CHANNEL_SCHEMES, channel_prune, macs
+from napari_prunuclei.base.machine import cpu_name
+from napari_prunuclei.models.inference import resolve_precision
+from napari_prunuclei.pruning.channels import CHANNEL_SCHEMES, channel_prune, macs
+from napari_prunuclei.pruning.oneshot import load_model
 
 
 def forward_time(model, x, precision: str, repeats: int) -> list[float]:

@@ -25,7 +25,7 @@ def label_store(path: Path, side: int):
     """A ``side`` x ``side`` zarr label store tiled with the synthetic tissue's nuclei (fresh ids per tile)."""
     import zarr
 
-    from napari_prunuclei.synthetic import synthetic_tissue
+    from napari_prunuclei.nuclei.synthetic import synthetic_tissue
 
     z = zarr.open_array(str(path), mode="w", shape=(side, side), chunks=(1024, 1024), dtype="int32", fill_value=0)
     _, lab = synthetic_tissue(512, seed=1)
@@ -53,11 +53,11 @@ def main() -> None:
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
-    from napari_prunuclei.export import iter_export
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.napari._compute import label_pyramid
-    from napari_prunuclei.napari._reader import read_he
-    from napari_prunuclei.napari._widget import PruneCompareWidget
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.gui.reader import read_he
+    from napari_prunuclei.gui.widget import PruneCompareWidget
+    from napari_prunuclei.io.export import iter_export
+    from napari_prunuclei.study.session import label_pyramid
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)

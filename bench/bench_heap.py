@@ -33,7 +33,7 @@ def _faults() -> int:
 
 
 def one_pass(pair, crops, pause: float, dev, prec) -> dict:
-    from napari_prunuclei.inference import predict_pair
+    from napari_prunuclei.models.inference import predict_pair
 
     f0, net = _faults(), 0.0
     for c in crops:
@@ -65,10 +65,10 @@ def main(argv=None) -> None:
     import torch
     from make_large_image import mosaic, sources
 
-    from napari_prunuclei.heap import _glibc, keep_freed_memory
-    from napari_prunuclei.inference import predict_pair, resolve_precision
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.pipeline import load_pair
+    from napari_prunuclei.base.heap import _glibc, keep_freed_memory
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.models.inference import predict_pair, resolve_precision
+    from napari_prunuclei.runtime.pipeline import load_pair
 
     if _glibc() is None:
         sys.exit("bench_heap: the allocator is not glibc's, or MALLOC_*/GLIBC_TUNABLES/PRUNUCLEI_KEEP_HEAP "

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_prunuclei.constants import DEFAULT_CRS
+from napari_prunuclei.base.constants import DEFAULT_CRS
 
 CRS = list(DEFAULT_CRS)
 
 
 def _tile(data: Path | None) -> np.ndarray:
-    from napari_prunuclei.timing import benchmark_tile
+    from napari_prunuclei.study.timing import benchmark_tile
 
     return benchmark_tile(data)
 
@@ -50,7 +50,7 @@ def _plain_fp32(model, rgb: np.ndarray) -> np.ndarray:
 
 def _time_e2e(pair, rgb, precision: str, repeat: int) -> dict:
     """Median stage times of ``pipeline.segment`` on one tile."""
-    from napari_prunuclei.pipeline import segment
+    from napari_prunuclei.runtime.pipeline import segment
 
     segment(rgb, pair, device="cpu", precision=precision)  # warm-up
     runs = [segment(rgb, pair, device="cpu", precision=precision) for _ in range(repeat)]
@@ -152,8 +152,8 @@ def _sparse_layer(model, repeat: int = 3) -> dict:
 
 MEM_CHILD = r"""
 import resource, sys, numpy as np, tifffile, zarr
-from napari_prunuclei.io import open_image
-from napari_prunuclei.pipeline import load_pair, segment
+from napari_prunuclei.io.images import open_image
+from napari_prunuclei.runtime.pipeline import load_pair, segment
 img = open_image(sys.argv[1]); h, w = img.shape[:2]
 out = zarr.open_array(sys.argv[2], mode="w", shape=(h, w), chunks=(1024, 1024), dtype="int32", fill_value=0)
 segment(img, load_pair(), out=out, device="cpu", tiling="tiled")
@@ -194,8 +194,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from napari_prunuclei.models.zoo import load_model
-    from napari_prunuclei.pipeline import load_pair
+    from napari_prunuclei.pruning.oneshot import load_model
+    from napari_prunuclei.runtime.pipeline import load_pair
 
     if a.memory_only:
         rows = _memory(a.memory_mp, a.data, a.tmp)
@@ -204,7 +204,7 @@ def main() -> None:
         (a.out / "memory.md").write_text(_memory_md(rows))
         print(_memory_md(rows))
         return
-    from napari_prunuclei.machine import cpu_name
+    from napari_prunuclei.base.machine import cpu_name
 
     rgb = _tile(a.data)
     res = {"machine": cpu_name(), "threads": torch.get_num_threads(),

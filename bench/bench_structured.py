@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_prunuclei.constants import CHANNEL_SCHEMES
-from napari_prunuclei.machine import cpu_name
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES
+from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.models.zoo import registry
-from napari_prunuclei.pipeline import load_pair, segment
-from napari_prunuclei.timing import benchmark_tile, time_segment
+from napari_prunuclei.runtime.pipeline import load_pair, segment
+from napari_prunuclei.study.timing import benchmark_tile, time_segment
 
 
 def zoo_channel_pairs() -> list[tuple[str, float]]:

@@ -114,8 +114,8 @@ class MapCache:
 
 def networks_alone(image, grid, pair, device, precision, batch, compile, cache: MapCache | None = None) -> dict:
     """Both branches over every tile, batched like the pipeline (same-shape runs of ``batch``)."""
-    from napari_prunuclei.heap import keep_freed_memory
-    from napari_prunuclei.inference import predict_pair
+    from napari_prunuclei.base.heap import keep_freed_memory
+    from napari_prunuclei.models.inference import predict_pair
 
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -148,8 +148,9 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
     thread apart)."""
     import tempfile
 
-    from napari_prunuclei import inference, pipeline
-    from napari_prunuclei.stitch import label_store
+    from napari_prunuclei.models import inference
+    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.runtime.stitch import label_store
 
     saved = inference.predict_pair, pipeline._networks_in_thread
     inference.predict_pair, pipeline._networks_in_thread = cache.predict_pair, lambda dev: True
@@ -183,11 +184,11 @@ def stitch_alone(image, tiling, cache: MapCache, params) -> dict:
     accelerator run. Then the label TIFF the CLI writes from that store, by one thread and by one per core."""
     import tempfile
 
-    from napari_prunuclei.batch import _write_tiled_tiff
-    from napari_prunuclei.heap import keep_freed_memory
-    from napari_prunuclei.postpool import PostPool, available_cores
-    from napari_prunuclei.stitch import Stitcher, TileLabels, label_store
-    from napari_prunuclei.tiled import tile_grid
+    from napari_prunuclei.base.heap import keep_freed_memory
+    from napari_prunuclei.runtime.batch import _write_tiled_tiff
+    from napari_prunuclei.runtime.postpool import PostPool, available_cores
+    from napari_prunuclei.runtime.stitch import Stitcher, TileLabels, label_store
+    from napari_prunuclei.runtime.tiles import tile_grid
 
     with keep_freed_memory():
         grid = tile_grid(image.shape[:2], tiling.tile, tiling.halo)
@@ -230,7 +231,7 @@ def serial_reference(image, grid, pair, device, precision, labels) -> dict:
     """The labels of the serial loop from before issue 14 on the same tiles (maps computed again, one
     tile at a time as the pipeline does on CPU), compared with ``labels``."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from napari_prunuclei.inference import predict_pair
+    from napari_prunuclei.models.inference import predict_pair
     from reference_tiled import tiled_reference
 
     def maps_of(t):
@@ -250,7 +251,7 @@ def serial_reference(image, grid, pair, device, precision, labels) -> dict:
 
 def post_scaling(maps: list, grid_tiles: list, params, counts: list[int], per_worker: int) -> list[dict]:
     """Core MP/s of ``post_tile`` over precomputed maps with each number of processes."""
-    from napari_prunuclei.postpool import PostPool
+    from napari_prunuclei.runtime.postpool import PostPool
 
     crop_pixels = max(p.size for p, _ in maps)
     rows = []
@@ -277,9 +278,9 @@ def post_costs(maps: list, grid_tiles: list, params, repeat: int = 3) -> dict:
     """In this process: ``watershed_instances`` alone on 1000 x 1000 maps (MP/s of maps, as issue 14's
     table has it) and the whole per-tile post-processing (``post_tile``: watershed on core + halo, the
     stitching rule, the seam pixels) in MP/s of tile cores."""
-    from napari_prunuclei.postpool import post_tile
-    from napari_prunuclei.postprocess import watershed_instances
-    from napari_prunuclei.stitch import private_block
+    from napari_prunuclei.nuclei.watershed import watershed_instances
+    from napari_prunuclei.runtime.postpool import post_tile
+    from napari_prunuclei.runtime.stitch import private_block
 
     p, d = maps[0]
     p1k, d1k = np.ascontiguousarray(p[:1000, :1000]), np.ascontiguousarray(d[:1000, :1000])
@@ -330,12 +331,12 @@ def main(argv=None) -> None:
         torch.set_num_threads(a.threads)
     from make_large_image import mosaic, sources
 
-    from napari_prunuclei.devices import resolve_device
-    from napari_prunuclei.inference import predict_pair, resolve_precision
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.pipeline import Tiling, load_pair, segment
-    from napari_prunuclei.postpool import available_cores
-    from napari_prunuclei.tiled import tile_grid
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.models.devices import resolve_device
+    from napari_prunuclei.models.inference import predict_pair, resolve_precision
+    from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
+    from napari_prunuclei.runtime.postpool import available_cores
+    from napari_prunuclei.runtime.tiles import tile_grid
 
     skip = set(filter(None, a.skip.split(",")))
     dev = resolve_device(a.device)

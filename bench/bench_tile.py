@@ -24,16 +24,16 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.pipeline import load_pair, segment
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.runtime.pipeline import load_pair, segment
 
     if a.data:
-        from napari_prunuclei.data import NucleiDataset
+        from napari_prunuclei.io.dataset import NucleiDataset
 
         ds = NucleiDataset(a.data)
         rgb, _ = ds.load(ds.names("test")[0])
     else:
-        from napari_prunuclei.synthetic import synthetic_tile
+        from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
         rgb, _ = synthetic_tile(1000, seed=0)
     rgb = rgb[:1000, :1000]

@@ -8,7 +8,7 @@ process and interleaved (``--repeat`` rounds, best of each), two post-processing
 - ``plain``: ``skimage.segmentation.watershed(-dist, markers, mask=fg)`` over the whole
   foreground, small objects dropped, ids made sequential: the definition, as the pipeline ran it
   before issue 14 (``tests/reference_tiled.watershed_reference``);
-- ``ours``: :func:`napari_prunuclei.postprocess.watershed_instances`, which floods only the
+- ``ours``: :func:`napari_prunuclei.nuclei.watershed.watershed_instances`, which floods only the
   foreground components that hold two or more markers and writes the rest from a table.
 
 Labels must be identical on every tile (checked). Rates are megapixels per second of one
@@ -33,19 +33,19 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.pipeline import load_pair, segment
-    from napari_prunuclei.postprocess import watershed_instances
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.nuclei.watershed import watershed_instances
+    from napari_prunuclei.runtime.pipeline import load_pair, segment
     from reference_tiled import watershed_reference as plain_watershed
 
     pair = load_pair()
     if a.data:
-        from napari_prunuclei.data import NucleiDataset
+        from napari_prunuclei.io.dataset import NucleiDataset
 
         ds = NucleiDataset(a.data)
         images = [ds.load(n)[0] for n in ds.names("test")]
     else:
-        from napari_prunuclei.synthetic import synthetic_tile
+        from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
         images = [synthetic_tile(1000, seed=s)[0] for s in range(4)]
     maps = []

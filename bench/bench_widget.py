@@ -63,10 +63,10 @@ def main() -> None:
 
     import napari
 
-    from napari_prunuclei.machine import cpu_name
-    from napari_prunuclei.napari._reader import read_he
-    from napari_prunuclei.napari._sample import synthetic_sample
-    from napari_prunuclei.napari._widget import ALONE, PruneCompareWidget
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.gui.reader import read_he
+    from napari_prunuclei.gui.samples import synthetic_sample
+    from napari_prunuclei.gui.widget import ALONE, PruneCompareWidget
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)

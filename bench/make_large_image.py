@@ -18,12 +18,12 @@ import tifffile
 
 def sources(data: Path | None) -> list[np.ndarray]:
     """The source tiles: MoNuSeg test tiles of ``data`` (train tiles if it has no test split), or
-    without ``data`` four synthetic 1000 px tiles (``napari_prunuclei.synthetic``)."""
+    without ``data`` four synthetic 1000 px tiles (``napari_prunuclei.nuclei.synthetic``)."""
     if data is None:
-        from napari_prunuclei.synthetic import synthetic_tissue
+        from napari_prunuclei.nuclei.synthetic import synthetic_tissue
 
         return [synthetic_tissue(1000, seed=s)[0] for s in range(4)]
-    from napari_prunuclei.data import NucleiDataset
+    from napari_prunuclei.io.dataset import NucleiDataset
 
     ds = NucleiDataset(data)
     names = ds.names("test") or ds.names("train")

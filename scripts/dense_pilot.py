@@ -19,11 +19,11 @@ import json
 import time
 from pathlib import Path
 
-from napari_prunuclei.evaluation import predict_dataset, tune_watershed, validation_names, write_json
 from napari_prunuclei.models.weights import load_branch
-from napari_prunuclei.models.zoo import load_model
-from napari_prunuclei.pipeline import pair_from_models
-from napari_prunuclei.training import TrainConfig, train
+from napari_prunuclei.pruning.oneshot import load_model
+from napari_prunuclei.runtime.pipeline import pair_from_models
+from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
+from napari_prunuclei.training.train import TrainConfig, train
 
 
 def held_back(data: Path, semantic, distance) -> dict:

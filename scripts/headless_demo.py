@@ -27,12 +27,12 @@ def main() -> None:
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    from napari_prunuclei.constants import DISAGREEMENT_COLORS
-    from napari_prunuclei.io import read_image, write_labels
-    from napari_prunuclei.napari._compute import CompareRequest, run
-    from napari_prunuclei.pipeline import SegmentRequest
-    from napari_prunuclei.progress import drive
-    from napari_prunuclei.synthetic import synthetic_tissue
+    from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
+    from napari_prunuclei.base.progress import drive
+    from napari_prunuclei.io.images import read_image, write_labels
+    from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+    from napari_prunuclei.runtime.pipeline import SegmentRequest
+    from napari_prunuclei.study.session import CompareRequest, run
 
     rgb = read_image(a.image) if a.image else synthetic_tissue(512, seed=7)[0]
     stem = Path(a.image).stem if a.image else "synthetic"

@@ -43,7 +43,7 @@ SEQUENCE = [
 
 def replay(viewer, w, out: Path, stem: str) -> None:
     """Run the seven-run sequence; a window screenshot and the plugin's layers after each run."""
-    from napari_prunuclei.napari._widget import ALONE
+    from napari_prunuclei.gui.widget import ALONE
 
     for i, (scheme, cr, compare, side, min_size) in enumerate(SEQUENCE, 1):
         w.scheme.value = scheme
@@ -128,9 +128,9 @@ def main() -> None:
 
     import napari
 
-    from napari_prunuclei.io import read_image, read_labels
-    from napari_prunuclei.napari._sample import synthetic_sample
-    from napari_prunuclei.napari._widget import PruneCompareWidget
+    from napari_prunuclei.gui.samples import synthetic_sample
+    from napari_prunuclei.gui.widget import PruneCompareWidget
+    from napari_prunuclei.io.images import read_image, read_labels
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-prunuclei", show=True)

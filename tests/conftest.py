@@ -35,7 +35,7 @@ def tiny_dataset(tmp_path) -> Path:
     import imageio.v3 as iio
     import tifffile
 
-    from napari_prunuclei.synthetic import synthetic_tile
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
     root = tmp_path / "tiny"
     (root / "images").mkdir(parents=True)

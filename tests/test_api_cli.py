@@ -5,11 +5,12 @@ import pytest
 import tifffile
 
 import napari_prunuclei
-from napari_prunuclei.cli import main
-from napari_prunuclei.io import ImageError, write_labels
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.io.images import ImageError, write_labels
 from napari_prunuclei.models.weights import WeightsError
-from napari_prunuclei.models.zoo import load_model, registry
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.models.zoo import registry
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.pruning.oneshot import load_model
 
 EVAL_KEYS = {"dice", "aji", "pq", "dq", "sq", "f1", "distance_mse", "n_images", "per_image"}
 
@@ -124,7 +125,7 @@ def test_evaluate_missing_split_is_a_clear_error(data_root, capsys):
 def test_inference_model_folds_batchnorm_and_follows_weight_changes():
     import torch
 
-    from napari_prunuclei.inference import inference_model
+    from napari_prunuclei.models.inference import inference_model
     from napari_prunuclei.models.unet import UNet, UNetConfig
 
     torch.manual_seed(0)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_prunuclei.batch import info_path, segment_files
-from napari_prunuclei.cli import main
-from napari_prunuclei.io import ImageError, open_image
-from napari_prunuclei.pipeline import SegmentRequest, Tiling
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.io.images import ImageError, open_image
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.runtime.batch import info_path, segment_files
+from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_concurrent_tiled_runs_into_one_folder_do_not_share_a_scratch_store(slid
     run alone, and no scratch store is left behind."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from napari_prunuclei.batch import segment_file
+    from napari_prunuclei.runtime.batch import segment_file
 
     path = slides / "s1.tif"
     req = SegmentRequest(device="cpu", tiling=Tiling("tiled", 64, 32))

@@ -1,7 +1,7 @@
 """The structured-pruning report picks the fastest pair within a budget and compares the two schemes."""
 
-from napari_prunuclei.channel_report import best_within, write_channel_report
-from napari_prunuclei.sweep import write_outputs
+from napari_prunuclei.study.channel_report import best_within, write_channel_report
+from napari_prunuclei.study.sweep import write_outputs
 
 
 def _row(scheme, cr, aji, ratio, variant="fine-tuned", ds="monuseg"):

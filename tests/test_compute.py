@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from napari_prunuclei.napari import _compute as compute
-from napari_prunuclei.napari._compute import CompareRequest, run
-from napari_prunuclei.pipeline import ModelSpec, SegmentRequest, load_pair
-from napari_prunuclei.progress import drive
-from napari_prunuclei.synthetic import synthetic_tissue
+from napari_prunuclei.base.progress import drive
+from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+from napari_prunuclei.runtime.pipeline import ModelSpec, SegmentRequest, load_pair
+from napari_prunuclei.study import session as compute
+from napari_prunuclei.study.session import CompareRequest, run
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_store_metrics_from_a_sweep_output(tmp_path, monkeypatch):
     import shutil
     from pathlib import Path
 
-    from napari_prunuclei.cli import main
+    from napari_prunuclei.cli.main import main
     from napari_prunuclei.models import zoo
 
     weights = tmp_path / "weights"

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_prunuclei.data import (
+from napari_prunuclei.io.dataset import (
     DataError,
     NucleiDataset,
     augment,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_prunuclei.distributed import MANIFEST, segment_tiles_on_dask, tile_file
-from napari_prunuclei.pipeline import SegmentRequest, Tiling, load_pair, segment
-from napari_prunuclei.synthetic import synthetic_tile
-from napari_prunuclei.tiled import tile_grid
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.runtime.distributed import MANIFEST, segment_tiles_on_dask, tile_file
+from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling, load_pair, segment
+from napari_prunuclei.runtime.tiles import tile_grid
 
 TILING = Tiling("tiled", 96, 32)  # 320 x 320: 4 x 4 tiles, seams in both directions
 
@@ -135,7 +135,7 @@ def test_a_worker_dying_mid_run_changes_nothing(slide, tmp_path):
 
 
 def test_cli_workers_spread_a_large_image_with_the_serial_labels(slide, tmp_path, capsys):
-    from napari_prunuclei.cli import main
+    from napari_prunuclei.cli.main import main
 
     path, ref = slide
     opts = ["--device", "cpu", "--tiled", "--tile", "96", "--halo", "32"]
@@ -152,7 +152,7 @@ def test_cli_workers_spread_a_large_image_with_the_serial_labels(slide, tmp_path
 
 
 def test_a_batch_on_a_cluster_resumes_an_interrupted_image_at_the_tile(slide, cluster, client, tmp_path):
-    from napari_prunuclei.batch import segment_files, tiles_path
+    from napari_prunuclei.runtime.batch import segment_files, tiles_path
 
     path, ref = slide
     out = tmp_path / "out"
@@ -168,7 +168,7 @@ def test_a_batch_on_a_cluster_resumes_an_interrupted_image_at_the_tile(slide, cl
 
 
 def test_overwrite_drops_the_finished_tiles(tmp_path):
-    from napari_prunuclei.outfolder import remove_leftovers, tiles_path
+    from napari_prunuclei.io.outfolder import remove_leftovers, tiles_path
 
     tiles_path(tmp_path / "big.tif", tmp_path).mkdir()
     remove_leftovers(tmp_path, {"big"})
@@ -180,7 +180,7 @@ def test_overwrite_drops_the_finished_tiles(tmp_path):
 def test_bad_images_on_a_cluster_fail_with_a_reason_and_leave_nothing(slide, cluster, tmp_path):
     """A truncated slide spread over the cluster and a TIFF with no pages run as a task: both are
     reported by name, the others finish, no tiles folder is left to resume."""
-    from napari_prunuclei.batch import segment_files
+    from napari_prunuclei.runtime.batch import segment_files
 
     path, ref = slide
     data = path.read_bytes()

@@ -9,7 +9,8 @@ import pytest
 import zarr
 from skimage.draw import ellipse
 
-from napari_prunuclei.export import (
+from napari_prunuclei.base.progress import Cancelled, Progress
+from napari_prunuclei.io.export import (
     EXPORT_EXTENSIONS,
     IN_MEMORY_MAX_PIXELS,
     MEASUREMENT_FIELDS,
@@ -19,7 +20,6 @@ from napari_prunuclei.export import (
     write_csv,
     write_geojson,
 )
-from napari_prunuclei.progress import Cancelled, Progress
 
 SIZE = 2500
 BLOCK = 512
@@ -239,7 +239,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, scene):
 def test_tiled_tiff_from_zarr_round_trips(tmp_path, scene, monkeypatch, bigtiff):
     import tifffile
 
-    from napari_prunuclei import export
+    from napari_prunuclei.io import export
 
     if bigtiff:
         monkeypatch.setattr(export, "_BIGTIFF_BYTES", 1024)  # as if the image were over 4 GB
@@ -358,7 +358,7 @@ def test_pixel_size_adds_micron_columns_and_offset_places_a_region(tmp_path, sce
 def test_in_memory_exports_keep_every_id(tmp_path, ext, dtype, big):
     import tifffile
 
-    from napari_prunuclei.export import export_labels
+    from napari_prunuclei.io.export import export_labels
 
     lab = np.zeros((64, 64), dtype)
     lab[5:20, 5:20], lab[30:50, 30:50] = 7, big
@@ -376,7 +376,7 @@ def test_in_memory_exports_keep_every_id(tmp_path, ext, dtype, big):
 
 @pytest.mark.parametrize("ext", [".tif", ".png", ".csv", ".geojson"])
 def test_negative_ids_are_refused_on_every_path(tmp_path, ext):
-    from napari_prunuclei.export import export_labels
+    from napari_prunuclei.io.export import export_labels
 
     lab = np.zeros((64, 64), np.int32)
     lab[5:20, 5:20] = -7
@@ -386,7 +386,7 @@ def test_negative_ids_are_refused_on_every_path(tmp_path, ext):
 
 
 def test_a_nucleus_whose_parts_touch_at_a_corner_keeps_both_parts(tmp_path):
-    from napari_prunuclei.export import export_labels
+    from napari_prunuclei.io.export import export_labels
 
     lab = np.zeros((40, 40), np.int32)
     lab[5:15, 5:15] = 3

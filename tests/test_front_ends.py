@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_prunuclei.cli import main
-from napari_prunuclei.compare import agreement_scores
-from napari_prunuclei.data import NucleiDataset
-from napari_prunuclei.pipeline import load_pair, segment
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.io.dataset import NucleiDataset
+from napari_prunuclei.nuclei.agreement import agreement_scores
+from napari_prunuclei.runtime.pipeline import load_pair, segment
 
 pytestmark = pytest.mark.data
 
@@ -46,7 +46,7 @@ def test_dense_numbers_agree_between_api_cli_and_evaluate(data_root, tile, tmp_p
 
 @pytest.mark.gui
 def test_widget_dense_numbers_equal_the_api(qtbot, make_napari_viewer, tile):
-    from napari_prunuclei.napari._widget import PruneCompareWidget
+    from napari_prunuclei.gui.widget import PruneCompareWidget
 
     name, rgb, truth = tile
     viewer = make_napari_viewer()
@@ -69,9 +69,9 @@ def test_widget_dense_numbers_equal_the_api(qtbot, make_napari_viewer, tile):
 @pytest.mark.slow
 def test_widget_sweep_equals_prunuclei_sweep_on_one_tile(data_root, tile, tmp_path):
     """The dock's CR sweep and ``prunuclei sweep --limit 1`` score the same pairs the same way."""
-    from napari_prunuclei.napari._compute import sweep_image
-    from napari_prunuclei.progress import drive
-    from napari_prunuclei.sweep import run_sweep
+    from napari_prunuclei.base.progress import drive
+    from napari_prunuclei.study.session import sweep_image
+    from napari_prunuclei.study.sweep import run_sweep
 
     name, rgb, truth = tile
     crs = [4.0, 20.0, 7.0]  # two zoo CRs (fine-tuned, own thresholds) and one one-shot

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from napari_prunuclei import heap
-from napari_prunuclei.heap import heap_is_kept, keep_freed_memory
+from napari_prunuclei.base import heap
+from napari_prunuclei.base.heap import heap_is_kept, keep_freed_memory
 
 glibc = pytest.mark.skipif(heap._glibc() is None, reason="glibc's allocator (with its default settings) only")
 
@@ -20,7 +20,7 @@ _MB = 1 << 20
 _PROBE = """
 import os, resource, sys
 import numpy as np
-from napari_prunuclei.heap import keep_freed_memory
+from napari_prunuclei.base.heap import keep_freed_memory
 
 MB = 1 << 20
 
@@ -114,9 +114,9 @@ def test_the_users_own_allocator_settings_stand(monkeypatch, var):
 
 
 def test_a_run_leaves_the_allocator_as_it_found_it():
-    from napari_prunuclei.pipeline import Tiling, iter_segment, load_pair, segment
-    from napari_prunuclei.progress import Cancelled
-    from napari_prunuclei.synthetic import synthetic_tile
+    from napari_prunuclei.base.progress import Cancelled
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
+    from napari_prunuclei.runtime.pipeline import Tiling, iter_segment, load_pair, segment
 
     pair, tiled = load_pair(), Tiling("tiled", 128, 32)
     image = synthetic_tile(256, seed=0)[0]
@@ -133,8 +133,8 @@ def test_a_run_leaves_the_allocator_as_it_found_it():
 
 
 def test_a_front_end_whose_progress_callback_fails_leaves_the_allocator_as_it_found_it():
-    from napari_prunuclei.pipeline import Tiling, load_pair, segment
-    from napari_prunuclei.synthetic import synthetic_tile
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
+    from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
 
     def fail(p):
         raise RuntimeError("the viewer went away")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_prunuclei.io import ImageError, open_image, read_image, read_labels, write_labels
-from napari_prunuclei.napari import _reader
-from napari_prunuclei.napari._reader import read_he
+from napari_prunuclei.gui import reader as _reader
+from napari_prunuclei.gui.reader import read_he
+from napari_prunuclei.io.images import ImageError, open_image, read_image, read_labels, write_labels
 
 # --------------------------------------------------------------------------------------------------
 # making files
@@ -463,7 +463,7 @@ def test_large_uncompressed_single_strip_is_memory_mapped(tmp_path, monkeypatch)
     memory-mapped rather than refused or decoded whole."""
     import tifffile
 
-    from napari_prunuclei import io as pio
+    from napari_prunuclei.io import images as pio
 
     rgb = _rgb(300, 400)
     p = tmp_path / "flat.tif"
@@ -542,7 +542,7 @@ def test_a_thousand_fuzzed_files_under_a_memory_cap(tmp_path):
 
 
 def _tile() -> np.ndarray:
-    from napari_prunuclei.synthetic import synthetic_tile
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
     return synthetic_tile(128, seed=31)[0]
 
@@ -609,7 +609,7 @@ def test_colour_families_read_as_the_rgb_a_viewer_shows(tmp_path, name):
 
 @pytest.mark.parametrize("name", ["cmyk.tif", "planar.tif", "thumbnail_first.tif", "orientation6.tif"])
 def test_colour_families_segment_as_the_rgb_tile(tmp_path, name):
-    from napari_prunuclei.pipeline import segment
+    from napari_prunuclei.runtime.pipeline import segment
 
     path, _ = _colour_family_files(tmp_path)[name]
     ref = segment(_tile(), device="cpu").labels

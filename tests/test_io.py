@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_prunuclei.io import ImageError, as_rgb_uint8, read_image, read_labels, write_labels
+from napari_prunuclei.io.images import ImageError, as_rgb_uint8, read_image, read_labels, write_labels
 
 
 def test_rgb_checks():
@@ -45,7 +45,7 @@ def test_unwritable_export_leaves_nothing(tmp_path):
 
 
 def test_limits_are_sane():
-    from napari_prunuclei import io as pio
+    from napari_prunuclei.io import images as pio
 
     assert 0 < pio.MAX_DECODED_BYTES <= 8 * 2**30
     assert pio.MAX_SIDE >= 200_000  # the largest 40x slides
@@ -55,7 +55,7 @@ def test_limits_are_sane():
 def test_pillow_modes(tmp_path):
     from PIL import Image
 
-    from napari_prunuclei.io import png_bit_depth
+    from napari_prunuclei.io.images import png_bit_depth
 
     rgb = np.random.default_rng(0).integers(0, 255, (70, 70, 3), dtype=np.uint8)
     # palette images: RGB for read_image, the palette indices for read_labels
@@ -91,7 +91,7 @@ def test_labels_tiff_checked_before_reading(tmp_path):
 def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
     import errno
 
-    from napari_prunuclei.io import atomic_write
+    from napari_prunuclei.io.images import atomic_write
 
     def full(t):
         t.write_bytes(b"partial")

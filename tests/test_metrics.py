@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_prunuclei.metrics import aji, dice, distance_mse, panoptic_quality, score_instances
+from napari_prunuclei.nuclei.metrics import aji, dice, distance_mse, panoptic_quality, score_instances
 
 
 def _case():
@@ -78,7 +78,7 @@ def test_distance_mse_and_shape_check():
 def test_ids_of_any_integer_type_score_a_perfect_match(dtype, offset, tmp_path):
     import tifffile
 
-    from napari_prunuclei.evaluation import score_files
+    from napari_prunuclei.study.evaluation import score_files
 
     lab = np.zeros((40, 40), np.int64)
     lab[2:10, 2:10], lab[20:30, 5:15], lab[30:38, 30:38] = 1, 2, 3

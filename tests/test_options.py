@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_prunuclei.batch import local_workers
-from napari_prunuclei.cli import main
-from napari_prunuclei.data import DataError, NucleiDataset
-from napari_prunuclei.pipeline import SegmentRequest, Tiling
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.io.dataset import DataError, NucleiDataset
+from napari_prunuclei.runtime.batch import local_workers
+from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling
 
 
 def _run(args: list[str]) -> int:
@@ -80,7 +80,7 @@ def test_score_pairs_segment_outputs_with_their_truth(tmp_path, capsys):
 
 
 def test_score_refuses_label_images_too_large_to_hold(tmp_path, capsys):
-    import napari_prunuclei.evaluation as ev
+    import napari_prunuclei.study.evaluation as ev
 
     lab = np.zeros((300, 300), np.uint32)
     tifffile.imwrite(tmp_path / "t.tif", lab)

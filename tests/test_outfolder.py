@@ -7,12 +7,12 @@ import signal
 import pytest
 import tifffile
 
-from napari_prunuclei.batch import segment_files
-from napari_prunuclei.cli import main
-from napari_prunuclei.io import bounded_name
-from napari_prunuclei.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
-from napari_prunuclei.pipeline import SegmentRequest
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.io.images import bounded_name
+from napari_prunuclei.io.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.runtime.batch import segment_files
+from napari_prunuclei.runtime.pipeline import SegmentRequest
 
 CPU = ["--device", "cpu"]
 
@@ -88,7 +88,7 @@ def test_an_image_missing_an_output_is_not_finished(tiles, tmp_path):
 
 
 def test_a_failed_image_leaves_no_file(tiles, tmp_path, monkeypatch):
-    import napari_prunuclei.io as io
+    import napari_prunuclei.io.images as io
 
     real = io.atomic_write
 
@@ -154,7 +154,7 @@ def test_a_rerun_into_the_input_folder_does_not_take_its_own_outputs_as_images(t
 
 
 def test_sigterm_ends_a_run_like_ctrl_c(tiles, tmp_path, monkeypatch, capsys):
-    import napari_prunuclei.batch as batch
+    import napari_prunuclei.runtime.batch as batch
 
     def killed(*a, **k):
         os.kill(os.getpid(), signal.SIGTERM)

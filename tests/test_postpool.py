@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 
-from napari_prunuclei.postpool import PostPool, available_cores, resolve_workers
-from napari_prunuclei.postprocess import WatershedParams
-from napari_prunuclei.readahead import read_ahead
-from napari_prunuclei.tiled import tile_grid
+from napari_prunuclei.nuclei.watershed import WatershedParams
+from napari_prunuclei.runtime.postpool import PostPool, available_cores, resolve_workers
+from napari_prunuclei.runtime.readahead import read_ahead
+from napari_prunuclei.runtime.tiles import tile_grid
 from reference_tiled import random_maps
 
 
@@ -68,7 +68,7 @@ def test_one_thread_feeds_while_another_takes_and_stop_releases_a_waiting_feeder
     blocks match those of the single-threaded loop; stop() makes a waiting feeder give up."""
     import threading
 
-    from napari_prunuclei.postpool import PoolStopped
+    from napari_prunuclei.runtime.postpool import PoolStopped
 
     grid = tile_grid((400, 400), 96, 32)
     prob, dist = random_maps((400, 400), seed=2)
@@ -120,7 +120,7 @@ def test_one_thread_feeds_while_another_takes_and_stop_releases_a_waiting_feeder
 def test_a_dead_runs_shared_memory_is_freed_by_the_next_run(tmp_path):
     import subprocess
 
-    from napari_prunuclei.postpool import remove_dead_segments
+    from napari_prunuclei.runtime.postpool import remove_dead_segments
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -141,7 +141,7 @@ def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(
         "import os, sys\n"
-        "from napari_prunuclei.postpool import _pool\n"
+        "from napari_prunuclei.runtime.postpool import _pool\n"
         "pool = _pool(1)\n"
         "print(pool.submit(os.getpid).result(), flush=True)\n"
         "import time; time.sleep(60)\n")

@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_prunuclei.data import distance_target
-from napari_prunuclei.metrics import aji, panoptic_quality
-from napari_prunuclei.postprocess import WatershedParams, watershed_instances
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.io.dataset import distance_target
+from napari_prunuclei.nuclei.metrics import aji, panoptic_quality
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.nuclei.watershed import WatershedParams, watershed_instances
 from reference_tiled import watershed_reference
 
 
@@ -84,8 +84,8 @@ def test_watershed_in_core_is_the_stitching_rule(seed, r0, c0, rh, cw, fg, mk, m
     """Any core: the nuclei whose centroid lies in it, as ``kept_nuclei`` picks them from the whole
     watershed, numbered alike (also with ties in the maps); with continuous maps, also from the plain
     scikit-image watershed of the whole foreground."""
-    from napari_prunuclei.postprocess import watershed_in_core
-    from napari_prunuclei.tiled import Tile, kept_nuclei
+    from napari_prunuclei.nuclei.watershed import watershed_in_core
+    from napari_prunuclei.runtime.tiles import Tile, kept_nuclei
 
     prob, dist = _maps(seed, levels=levels)
     params = WatershedParams(fg, mk, min_size)
@@ -122,8 +122,8 @@ def test_components_flooded_side_by_side_do_not_touch():
 def test_watershed_in_core_on_every_core_of_a_grid(seed, levels):
     """The cores of a tile grid (nuclei cut by every border): each core keeps what the rule keeps,
     and together the cores keep every nucleus once."""
-    from napari_prunuclei.postprocess import watershed_in_core
-    from napari_prunuclei.tiled import Tile, kept_nuclei, tile_grid
+    from napari_prunuclei.nuclei.watershed import watershed_in_core
+    from napari_prunuclei.runtime.tiles import Tile, kept_nuclei, tile_grid
 
     prob, dist = _maps(seed, levels=levels)
     params = WatershedParams(0.5, 0.4, 10)

@@ -4,7 +4,7 @@ import torch
 from napari_prunuclei.models.sparse import load_sparse, save_sparse
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import WeightsError, save_branch
-from napari_prunuclei.pruning import (
+from napari_prunuclei.pruning.magnitude import (
     kept_count,
     magnitude_masks,
     prunable_parameters,

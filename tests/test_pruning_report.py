@@ -1,4 +1,4 @@
-from napari_prunuclei.pruning_report import write_report
+from napari_prunuclei.study.pruning_report import write_report
 
 
 def _row(scheme, cr, aji, variant="fine-tuned"):

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from napari_prunuclei.export import MEASUREMENT_FIELDS, export_labels, measurements
-from napari_prunuclei.io import read_labels
-from napari_prunuclei.napari._reader import get_reader
-from napari_prunuclei.napari._writer import write_labels
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.gui.reader import get_reader
+from napari_prunuclei.gui.writer import write_labels
+from napari_prunuclei.io.export import MEASUREMENT_FIELDS, export_labels, measurements
+from napari_prunuclei.io.images import read_labels
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_reader_pyramidal_tiff_is_lazy_and_multiscale(tmp_path, tile):
 def test_reader_large_flat_tiff_gets_a_lazy_pyramid(tmp_path, monkeypatch):
     import tifffile
 
-    from napari_prunuclei.napari import _reader
+    from napari_prunuclei.gui import reader as _reader
 
     monkeypatch.setattr(_reader, "LAZY_PIXELS", 100 * 100)
     monkeypatch.setattr(_reader, "PYRAMID_SMALLEST", 256)
@@ -104,7 +104,7 @@ def test_reader_raises_only_image_error(tmp_path, tile):
 
     import tifffile
 
-    from napari_prunuclei.io import ImageError
+    from napari_prunuclei.io.images import ImageError
 
     rgb, _ = tile
     p = tmp_path / "t.tif"
@@ -126,7 +126,7 @@ def test_label_images_open_as_labels_layers(tmp_path, tile):
     """So that a ground-truth file can be chosen in the widget as opened."""
     import tifffile
 
-    from napari_prunuclei.io import write_labels as write_label_file
+    from napari_prunuclei.io.images import write_labels as write_label_file
 
     rgb, lab = tile
     tifffile.imwrite(tmp_path / "gt.tif", lab.astype(np.uint16))  # MoNuSeg's layout
@@ -145,7 +145,7 @@ def test_pixel_size_from_tiff_metadata(tmp_path, kind, want):
     layer's metadata carries it to the widget); a writer's 72 dpi default does not."""
     import tifffile
 
-    from napari_prunuclei.napari._reader import read_he, tiff_pixel_size
+    from napari_prunuclei.gui.reader import read_he, tiff_pixel_size
 
     a = np.zeros((64, 64, 3), np.uint8)
     p = tmp_path / ("x.ome.tif" if kind == "ome" else "x.tif")

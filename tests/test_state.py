@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from napari.components import ViewerModel
 
-from napari_prunuclei.napari._compute import CompareRequest, run
-from napari_prunuclei.napari._state import ComparisonState
-from napari_prunuclei.pipeline import SegmentRequest
-from napari_prunuclei.progress import drive
-from napari_prunuclei.synthetic import synthetic_tissue
+from napari_prunuclei.base.progress import drive
+from napari_prunuclei.gui.state import ComparisonState
+from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+from napari_prunuclei.runtime.pipeline import SegmentRequest
+from napari_prunuclei.study.session import CompareRequest, run
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_prunuclei.postpool import PostPool
-from napari_prunuclei.postprocess import WatershedParams, watershed_instances
-from napari_prunuclei.stitch import Stitcher, private_block
-from napari_prunuclei.tiled import kept_nuclei, stitch_tile, tile_grid
+from napari_prunuclei.nuclei.watershed import WatershedParams, watershed_instances
+from napari_prunuclei.runtime.postpool import PostPool
+from napari_prunuclei.runtime.stitch import Stitcher, private_block
+from napari_prunuclei.runtime.tiles import kept_nuclei, stitch_tile, tile_grid
 from reference_tiled import random_maps, stitch_reference, tiled_reference, watershed_reference
 
 
@@ -135,7 +135,7 @@ def test_stitcher_refuses_tiles_out_of_order():
 
 def test_split_tile_reads_only_the_frame_and_finds_every_seam_pixel():
     """The seam pixels, band by band, are exactly the kept pixels outside the private block."""
-    from napari_prunuclei.stitch import private_block, split_tile
+    from napari_prunuclei.runtime.stitch import private_block, split_tile
 
     prob, dist = random_maps((400, 380), seed=9)
     for t in tile_grid((400, 380), 128, 48):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_prunuclei.constants import CHANNEL_SCHEMES
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import WeightsError, load_branch, save_branch, sha256_file
-from napari_prunuclei.structured import (
+from napari_prunuclei.pruning.channels import (
     channel_prune,
     conv_layers,
     cut_channels,
@@ -34,7 +34,7 @@ def _model(seed: int = 0, base: int = 16) -> UNet:
 
 
 def test_prunable_count_matches_the_modules():
-    from napari_prunuclei.pruning import prunable_parameters
+    from napari_prunuclei.pruning.magnitude import prunable_parameters
 
     for cfg in (UNetConfig(), UNetConfig(channels=tuple(range(8, 8 + 22)))):
         m = UNet(cfg)

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from napari_prunuclei.metrics import match_instances
-from napari_prunuclei.pipeline import Tiling, load_pair, segment
-from napari_prunuclei.progress import Cancelled
-from napari_prunuclei.synthetic import synthetic_tile
-from napari_prunuclei.tiled import tile_grid
+from napari_prunuclei.base.progress import Cancelled
+from napari_prunuclei.nuclei.metrics import match_instances
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
+from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
+from napari_prunuclei.runtime.tiles import tile_grid
 
 
 def segment_tiled(rgb, pair, tile=1024, halo=128, **kwargs):
@@ -64,7 +64,7 @@ def test_tiled_writes_into_a_chunked_array_and_cancels(tmp_path):
 def test_stages_give_the_labels_of_the_old_serial_path():
     """Read-ahead, networks, worker processes and seam-only stitching against the frozen pre-issue-14
     loop (per tile: both branches, the old watershed, the old pixel-by-pixel stitching)."""
-    from napari_prunuclei.inference import predict_branch
+    from napari_prunuclei.models.inference import predict_branch
     from reference_tiled import tiled_reference
 
     rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:, :520]
@@ -93,8 +93,9 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
     of the serial path; Cancel stops it; a tile that cannot be read names itself; no thread is left."""
     import threading
 
-    from napari_prunuclei import inference, pipeline
-    from napari_prunuclei.io import ImageError
+    from napari_prunuclei.io.images import ImageError
+    from napari_prunuclei.models import inference
+    from napari_prunuclei.runtime import pipeline
 
     rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:256, :512]
     pair = load_pair()
@@ -140,7 +141,7 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
 
 
 def test_cpu_runs_leave_the_cores_to_the_networks():
-    from napari_prunuclei.postpool import available_cores, resolve_workers
+    from napari_prunuclei.runtime.postpool import available_cores, resolve_workers
 
     assert resolve_workers(None, reserved=available_cores()) == 0
     assert resolve_workers(None, reserved=1) == available_cores() - 1

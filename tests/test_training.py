@@ -3,8 +3,8 @@ import torch
 
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import load_branch
-from napari_prunuclei.pruning import magnitude_masks, prunable_parameters
-from napari_prunuclei.training import TrainConfig, lr_at, train
+from napari_prunuclei.pruning.magnitude import magnitude_masks, prunable_parameters
+from napari_prunuclei.training.train import TrainConfig, lr_at, train
 
 TINY = UNetConfig(base_filters=4).to_dict()
 
@@ -81,8 +81,8 @@ def test_distillation_changes_the_loss_and_keeps_masks(tiny_dataset, tmp_path):
 
 
 def test_gradual_prune_continues_from_a_pruned_start(tiny_dataset, tmp_path):
-    from napari_prunuclei.finetune import gradual_prune
     from napari_prunuclei.models.sparse import load_sparse
+    from napari_prunuclei.training.finetune import gradual_prune
 
     torch.manual_seed(0)
     dense = UNet(UNetConfig.from_dict(TINY))
@@ -102,8 +102,8 @@ def test_every_run_holds_back_the_same_images(tiny_dataset, tmp_path):
     """Fine-tuning seeds vary per CR; the held-back (watershed-tuning) images must not."""
     import json
 
-    from napari_prunuclei.evaluation import validation_names
     from napari_prunuclei.models.weights import read_metadata
+    from napari_prunuclei.study.evaluation import validation_names
 
     held = validation_names(tiny_dataset, n_val=1)
     for seed in (0, 7, 10000):
@@ -115,7 +115,7 @@ def test_every_run_holds_back_the_same_images(tiny_dataset, tmp_path):
 def test_resume_from_a_malicious_checkpoint_runs_no_code_and_says_why(tiny_dataset, tmp_path, capsys):
     import pickle
 
-    from napari_prunuclei.cli import main
+    from napari_prunuclei.cli.main import main
 
     class Evil:
         def __reduce__(self):
@@ -136,7 +136,8 @@ def test_registry_entry_without_hash_is_a_clear_error(tmp_path):
     import shutil
 
     from napari_prunuclei.models.weights import WeightsError
-    from napari_prunuclei.models.zoo import WEIGHTS_DIR, load_model
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR
+    from napari_prunuclei.pruning.oneshot import load_model
 
     wd = tmp_path / "w"
     shutil.copytree(WEIGHTS_DIR, wd, ignore=shutil.ignore_patterns("*_cr*.safetensors"))

@@ -8,9 +8,9 @@ pytestmark = pytest.mark.gui
 
 from napari.layers import Image, Labels  # noqa: E402
 
-from napari_prunuclei.napari._sample import synthetic_sample  # noqa: E402
-from napari_prunuclei.napari._widget import ALONE, PruneCompareWidget  # noqa: E402
-from napari_prunuclei.pipeline import Tiling, load_pair, segment  # noqa: E402
+from napari_prunuclei.gui.samples import synthetic_sample  # noqa: E402
+from napari_prunuclei.gui.widget import ALONE, PruneCompareWidget  # noqa: E402
+from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment  # noqa: E402
 
 IMG = "synthetic H&E"
 GT = "synthetic H&E · ground truth"
@@ -300,7 +300,7 @@ def test_plugin_is_in_napari_menu(make_napari_viewer):
 def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, monkeypatch, tmp_path):
     """A "slide" (the 512 px sample under a small tiling policy) with labels in an on-disk zarr store:
     run, choose ground truth, export GeoJSON and CSV with hematoxylin, cancel mid-slide, close."""
-    from napari_prunuclei.napari import _compute
+    from napari_prunuclei.study import session as _compute
 
     viewer, w = viewer_widget
     w.tiling = Tiling(tile=128, halo=64, whole_max_pixels=200 * 200)  # 16 tiles per model
@@ -341,7 +341,7 @@ def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, mon
 
 
 def test_file_save_writer_finds_the_source_image(qtbot, viewer_widget, tmp_path):
-    from napari_prunuclei.napari._writer import write_labels
+    from napari_prunuclei.gui.writer import write_labels
 
     viewer, w = viewer_widget
     _run(qtbot, w)
@@ -386,7 +386,7 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     # no nucleus is painted in a disagreement colour (red, blue, yellow)
     from napari.utils.colormaps.standardize_color import transform_color
 
-    from napari_prunuclei.constants import DISAGREEMENT_COLORS
+    from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
 
     kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])[:, :3]
     nuclei = layer.colormap.colors[1:, :3]
@@ -413,7 +413,7 @@ def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
 
 
 def test_closing_the_viewer_removes_the_scratch_stores(qtbot, viewer_widget, monkeypatch):
-    from napari_prunuclei.napari import _compute
+    from napari_prunuclei.study import session as _compute
 
     viewer, w = viewer_widget
     w.tiling = Tiling(tile=256, halo=64, whole_max_pixels=200 * 200)

@@ -1,8 +1,8 @@
 import numpy as np
 
-from napari_prunuclei.io import read_labels
-from napari_prunuclei.napari._writer import write_labels
-from napari_prunuclei.synthetic import synthetic_tile
+from napari_prunuclei.gui.writer import write_labels
+from napari_prunuclei.io.images import read_labels
+from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
 
 def test_a_name_without_extension_is_written_as_tiff(tmp_path):

@@ -2,11 +2,12 @@ import json
 
 import pytest
 
-from napari_prunuclei.cli import main
+from napari_prunuclei.cli.main import main
 from napari_prunuclei.models.sparse import load_sparse
 from napari_prunuclei.models.weights import sha256_file
-from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry, load_model, registry
-from napari_prunuclei.pruning import kept_count, prunable_parameters
+from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry, registry
+from napari_prunuclei.pruning.magnitude import kept_count, prunable_parameters
+from napari_prunuclei.pruning.oneshot import load_model
 
 ZOO_CRS = [2, 4, 5, 8, 10, 16, 20, 32, 50, 100]
 
@@ -22,8 +23,8 @@ def _channel_entries():
 
 @pytest.mark.parametrize("entry", _channel_entries(), ids=lambda e: e["id"])
 def test_channel_zoo_model_is_a_smaller_network_at_its_recorded_cr(entry):
-    from napari_prunuclei.models.zoo import load_model
-    from napari_prunuclei.structured import prunable_count
+    from napari_prunuclei.pruning.channels import prunable_count
+    from napari_prunuclei.pruning.oneshot import load_model
 
     model = load_model(entry["branch"], entry["scheme"], entry["cr"])
     assert model.zoo_info["file"] == entry["file"] and model.config.channels == tuple(entry["channels"])
@@ -83,7 +84,7 @@ def test_registry_metrics_match_a_rerun_of_evaluate(data_root, tmp_path, scheme,
     # (about 35 s an image) and the re-run uses fp32, which moves AJI/PQ/Dice by a few thousandths
     import torch
 
-    from napari_prunuclei.inference import resolve_precision
+    from napari_prunuclei.models.inference import resolve_precision
 
     native = resolve_precision("auto", torch.device("cpu")) == "bf16"
     out = tmp_path / "e.json"
@@ -111,7 +112,7 @@ def test_per_pair_watershed_thresholds(tmp_path, monkeypatch):
     card = zoo.default_watershed(weights_dir=weights)
     zoo.register(model_watershed=("networkwide", 10, {"fg_threshold": 0.5, "marker_threshold": 0.3, "min_size": 10}),
                  weights_dir=weights)
-    zoo._cached.cache_clear()
+    zoo.clear_cache()
     own = zoo.default_watershed("networkwide", 10, weights_dir=weights)
     assert (own.fg_threshold, own.marker_threshold) == (0.5, 0.3)
     assert zoo.default_watershed("networkwide", 10, fine_tuned=False, weights_dir=weights) == card  # one-shot
@@ -123,7 +124,7 @@ def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
     import json
     import shutil
 
-    from napari_prunuclei.cli import main
+    from napari_prunuclei.cli.main import main
     from napari_prunuclei.models import zoo
 
     weights = tmp_path / "weights"
@@ -132,13 +133,13 @@ def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
               "semantic_networkwide_cr20.safetensors", "distance_networkwide_cr20.safetensors"):
         shutil.copyfile(zoo.WEIGHTS_DIR / f, weights / f)
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
-    zoo._cached.cache_clear()
+    zoo.clear_cache()
     try:
         assert main(["tune-watershed", "--data", str(data_root / "monuseg2018"), "--scheme", "networkwide",
                      "--cr", "20", "--n-val", "1", "--fg", "0.6", "--marker", "0.3", "0.4", "--device", "cpu",
                      "--json", str(tmp_path / "grid.json")]) == 0
     finally:
-        zoo._cached.cache_clear()
+        zoo.clear_cache()
     grid = json.loads((tmp_path / "grid.json").read_text())
     assert len(grid["validation_images"]) == 1 and len(grid["models"]["networkwide-cr20"]["grid"]) == 2
     own = json.loads((weights / "registry.json").read_text())["watershed_models"]["networkwide-cr20"]
@@ -149,7 +150,7 @@ def test_cli_tune_watershed_records_a_pair(tmp_path, monkeypatch, data_root):
 def test_steps_at_cr_add_up_continuations_of_the_same_cr():
     import json
 
-    from napari_prunuclei.release import steps_at_cr
+    from napari_prunuclei.study.release import steps_at_cr
 
     ladder = {"cr": 8.0, "finetune_steps": 80}  # a lower CR: not counted
     first = {"cr": 10.0, "finetune_steps": 400, "lr": 5e-4, "distill": 1.0, "start": ladder}

@@ -13,9 +13,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "segment": "pipeline", "load_pair": "pipeline", "ModelPair": "pipeline", "ModelSpec": "pipeline",
-    "Segmentation": "pipeline", "SegmentRequest": "pipeline", "Tiling": "pipeline",
-    "load_model": "models.zoo", "Progress": "progress", "Cancelled": "progress",
+    "segment": "runtime.pipeline", "load_pair": "runtime.pipeline", "ModelPair": "runtime.pipeline",
+    "ModelSpec": "runtime.pipeline", "Segmentation": "runtime.pipeline", "SegmentRequest": "runtime.pipeline",
+    "Tiling": "runtime.pipeline", "load_model": "pruning.oneshot", "Progress": "base.progress",
+    "Cancelled": "base.progress",
 }
 
 

@@ -1,4 +1,5 @@
-"""Network definitions, weight files and the model registry."""
+"""Floor 3: the U-Net, weight files (safetensors, hash-checked), the registry, devices, inference."""
+
 
 from .unet import UNet, UNetConfig
 

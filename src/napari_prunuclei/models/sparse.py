@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_write
-from .unet import UNet, UNetConfig
-from .weights import WeightsError, build_model, sha256_file
+from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.models.unet import UNet, UNetConfig
+from napari_prunuclei.models.weights import WeightsError, build_model, sha256_file
 
 __all__ = ["save_sparse", "load_sparse", "FORMAT"]
 

@@ -19,7 +19,7 @@ class UNetConfig:
     skip concatenation, one 1x1 output convolution (about 1.94 M parameters).
     ``norm`` is ``"batch"`` (BatchNorm after each 3x3 convolution) or ``"none"``.
 
-    ``channels`` (a channel-pruned network, see :mod:`napari_prunuclei.structured`) lists
+    ``channels`` (a channel-pruned network, see :mod:`napari_prunuclei.pruning.channels`) lists
     the output channels of every convolution in forward order: per encoder level the
     two 3x3 convolutions, then per decoder level the transposed convolution and the two
     3x3 convolutions (``2 * depth + 3 * (depth - 1)`` numbers). ``None``: the widths

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..io import atomic_write
-from .unet import UNet, UNetConfig
+from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.models.unet import UNet, UNetConfig
 
 __all__ = ["WeightsError", "sha256_file", "save_branch", "load_branch", "read_metadata", "build_model"]
 

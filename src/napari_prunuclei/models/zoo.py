@@ -4,7 +4,7 @@
 whether it was fine-tuned, file name, sha256, training steps and metrics, and
 holds the watershed defaults tuned on held-back training images. Any scheme/CR
 not in the registry is made on the fly by one-shot pruning of the dense weights
-and labelled ``fine_tuned: False``.
+(:mod:`napari_prunuclei.pruning.oneshot`) and labelled ``fine_tuned: False``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from ..io import atomic_write
-from ..postprocess import WatershedParams
-from .unet import UNet
-from .weights import WeightsError, load_branch
+from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.models.unet import UNet
+from napari_prunuclei.models.weights import WeightsError, load_branch
+from napari_prunuclei.nuclei.watershed import WatershedParams
 
 __all__ = [
     "WEIGHTS_DIR",
     "normalize_scheme",
     "registry",
     "find_entry",
-    "load_model",
+    "load_registered",
+    "clear_cache",
     "model_info",
     "default_watershed",
     "register",
@@ -93,7 +94,7 @@ def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
                            f"{', '.join(missing)}: the registry is corrupt")
     path = Path(weights_dir or WEIGHTS_DIR) / entry["file"]
     if entry.get("format", "dense") == "sparse":
-        from .sparse import load_sparse
+        from napari_prunuclei.models.sparse import load_sparse
 
         model, _, _ = load_sparse(path, sha256=entry["sha256"])
     else:
@@ -105,50 +106,28 @@ def _load_entry(entry: dict, weights_dir: Path | None = None) -> UNet:
 
 
 @lru_cache(maxsize=32)
-def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: str) -> UNet:
+def _cached(branch: str, scheme: str, cr: float, fine_tuned: bool, weights_dir: str) -> UNet | None:
     wd = Path(weights_dir)
     if branch not in ("semantic", "distance"):
         raise ValueError(f"branch must be semantic or distance, got {branch!r}")
     entry = find_entry(branch, scheme, cr, fine_tuned, wd)
-    if entry is not None:
-        return _load_entry(entry, wd)
-    if scheme == "dense":
+    if entry is None and scheme == "dense":
         raise WeightsError(f"no dense {branch} model in the registry {_registry_path(wd)}")
-    dense = _cached(branch, "dense", 1.0, True, weights_dir)
-    if scheme.startswith("channel-"):
-        from ..structured import channel_prune, macs
-
-        model, plan = channel_prune(dense, scheme, cr)
-        note = (f"one-shot channel pruning of the dense weights at load time (not fine-tuned, BatchNorm not "
-                f"re-estimated: expect a collapse; achieved CR {plan.achieved_cr:.2f})")
-        extra = {"achieved_cr": plan.achieved_cr, "macs_ratio": macs(dense.config) / macs(model.config)}
-    else:
-        from ..pruning import prune
-
-        model, _ = prune(dense, scheme, cr)
-        note = "one-shot magnitude pruning of the dense weights at load time (not fine-tuned)"
-        extra = {}
-    model.zoo_info = {
-        "id": f"{branch}-{scheme}-cr{cr:g}-oneshot", "branch": branch, "scheme": scheme, "cr": cr,
-        "fine_tuned": False, "sha256": dense.zoo_info["sha256"], "file": None, "note": note, **extra,
-    }
-    return model
+    return None if entry is None else _load_entry(entry, wd)
 
 
-def load_model(branch: str, scheme: str = "dense", cr: float = 1, *, fine_tuned: bool = True,
-               weights_dir: Path | None = None) -> UNet:
-    """The torch module of one branch (``semantic`` or ``distance``) in eval mode.
-
-    A (scheme, CR) present in the zoo loads its fine-tuned file (hash checked);
-    any other, or ``fine_tuned=False``, is made by one-shot magnitude pruning of
-    the dense weights. The returned module is a fresh copy, safe to modify.
-    ``model.zoo_info`` says which it is.
-    """
+def load_registered(branch: str, scheme: str = "dense", cr: float = 1, *, fine_tuned: bool = True,
+                    weights_dir: Path | None = None) -> UNet | None:
+    """The torch module (a fresh copy, eval mode) of one branch's file in the registry (hash checked), or None
+    when the registry has no such (scheme, CR, fine-tuned) entry. One-shot models for the others:
+    :func:`napari_prunuclei.pruning.oneshot.load_model`."""
     scheme = normalize_scheme(scheme)
     cr = 1.0 if scheme == "dense" else float(cr)
     if scheme != "dense" and cr < 1:
         raise ValueError(f"compression ratio must be >= 1, got {cr}")
     m = _cached(branch, scheme, cr, bool(fine_tuned), str(weights_dir or WEIGHTS_DIR))
+    if m is None:
+        return None
     out = copy.deepcopy(m)
     out.zoo_info = dict(m.zoo_info)
     return out.eval()
@@ -203,4 +182,9 @@ def register(entry: dict | None = None, *, watershed: dict | None = None, model_
             scheme, cr, params = model_watershed
             reg.setdefault("watershed_models", {})[watershed_key(scheme, cr)] = params
         atomic_write(p, lambda t: t.write_text(json.dumps(reg, indent=1) + "\n"))
+    clear_cache()
+
+
+def clear_cache() -> None:
+    """Forget the loaded files (after the registry changed)."""
     _cached.cache_clear()

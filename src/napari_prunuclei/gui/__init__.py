@@ -1,0 +1,1 @@
+"""Floor 9: napari and Qt only: the widget, the layer state, charts, reader, writer, sample data."""

@@ -1,0 +1,181 @@
+"""Reader for H&E images: PNG, JPEG, and TIFF (multi-page and pyramidal TIFF/SVS) via tifffile.
+
+Hostile or corrupt files are refused with an :class:`~napari_prunuclei.io.images.ImageError` naming the file,
+before anything large is decoded: the header checks of :mod:`napari_prunuclei.io.images` apply (declared size
+against the file's size and a ceiling for whole reads; tile size for lazy reads), and the first tile of a
+lazy level is decoded at once so a corrupt stream shows up when the file is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_prunuclei.base.constants import IMAGE_EXTENSIONS as _EXT
+from napari_prunuclei.base.constants import TIFF_EXTENSIONS as _TIFF
+
+#: pyramid levels above this many pixels are read lazily (dask over tifffile's zarr store)
+LAZY_PIXELS = 4096 * 4096
+#: a large TIFF without a pyramid gets lazy coarser levels down to about this side
+PYRAMID_SMALLEST = 2048
+#: dask chunk (px a side) of a memory-mapped uncompressed TIFF stored as one strip
+MEMMAP_CHUNK = 2048
+
+
+def get_reader(path):
+    if isinstance(path, list):
+        path = path[0]
+    if not str(path).lower().endswith(_EXT):
+        return None
+    return read_he
+
+
+def _as_dask(arr):
+    import dask.array as da
+
+    if isinstance(arr, np.ndarray):  # a memory-mapped uncompressed image
+        return da.from_array(arr, chunks=(MEMMAP_CHUNK, MEMMAP_CHUNK) + arr.shape[2:])
+    return da.from_zarr(arr)
+
+
+def _tiff_layers(p: Path):
+    import tifffile
+
+    from napari_prunuclei.io.images import (
+        check_first_chunk,
+        decoding,
+        lazy_tiff_level,
+        read_tiff_page,
+        read_tiff_rgb,
+        tiff_main_series,
+    )
+    from napari_prunuclei.io.tiff_colour import needs_conversion
+
+    with decoding(p), tifffile.TiffFile(p) as tf:
+        series = tiff_main_series(tf, p)
+        levels = series.levels
+        first = levels[0].keyframe
+        if (int(first.samplesperpixel) > 1 or int(first.photometric) == 3) and needs_conversion(first):
+            return read_tiff_rgb(p, first)  # CMYK, YCbCr, palette, planar, rotated: as the segmentation sees it
+        big = int(first.imagelength) * int(first.imagewidth) > LAZY_PIXELS
+        if not big and len(levels) == 1:
+            return read_tiff_page(p, first)  # small: the first page, whole
+        try:
+            import dask.array  # noqa: F401
+            import zarr  # noqa: F401
+        except ImportError:
+            return read_tiff_page(p, first)  # checked: refused if too large to read whole
+        if len(levels) == 1:  # one large page: lazy, with coarser levels made by striding
+            arrays = [lazy_tiff_level(p, first, first, single_page=True)]
+        else:
+            arrays = [lazy_tiff_level(p, series, level.keyframe, single_page=len(level.pages) == 1, level=i)
+                      for i, level in enumerate(levels)]
+    # after the file is closed: tifffile's stores reopen it themselves when they read
+    for arr in arrays:
+        check_first_chunk(arr, p)
+    data = [_as_dask(arr) for arr in arrays]
+    if len(data) == 1:
+        data = _strided_pyramid(data[0])
+    return data if len(data) > 1 else data[0]
+
+
+def _strided_pyramid(base, smallest: int | None = None) -> list:
+    """Lazy coarser levels (every 2nd, 4th, ... pixel) for a large TIFF without a pyramid.
+
+    napari then reads only the tiles in view at a level that fits the screen, never the
+    whole full-resolution plane.
+    """
+    smallest = smallest or PYRAMID_SMALLEST
+    levels, step = [base], 2
+    while max(base.shape[:2]) // step >= smallest // 2:
+        levels.append(base[::step, ::step])
+        step *= 2
+    return levels
+
+
+def read_he(path):
+    """napari reader: ``[(data, meta, "image")]``; raises only ImageError for a file it cannot use."""
+    from napari_prunuclei.io.images import ImageError, decoding, png_bit_depth, read_image, read_labels
+
+    p = Path(path if not isinstance(path, list) else path[0])
+    if not p.is_file():
+        raise ImageError(f"image file not found: {p}")
+    with decoding(p):
+        if p.suffix.lower() in _TIFF:
+            data = _tiff_layers(p)
+        else:
+            try:
+                data = read_image(p)
+            except ImageError:
+                depth = png_bit_depth(p)
+                if not _named_like_labels(p) and not (depth is not None and depth == (16, 0)):
+                    raise
+                data = read_labels(p)  # a single-channel label PNG (16-bit ids, or a named mask)
+        first = data[0] if isinstance(data, list) else data
+        if first.ndim < 2 or 0 in first.shape:
+            raise ImageError(f"image {p} has shape {first.shape}; nothing to show")
+        rgb = first.ndim == 3 and first.shape[-1] in (3, 4)
+    meta: dict = {"name": p.stem}
+    if isinstance(data, list):
+        meta["multiscale"] = True
+    if is_label_image(first, p):
+        return [(data, meta, "labels")]
+    meta["rgb"] = rgb
+    px = tiff_pixel_size(p) if p.suffix.lower() in _TIFF else None
+    if px:
+        meta["metadata"] = {"pixel_size_um": px}
+    return [(data, meta, "image")]
+
+
+def tiff_pixel_size(path) -> float | None:
+    """Micrometres per pixel from a TIFF's metadata, or None: OME-XML ``PhysicalSizeX``, an SVS
+    description's ``MPP``, ImageJ's micron resolution, or the resolution tags in inches or cm (only
+    when they give less than 10 µm per pixel: 72 or 300 dpi are a writer's defaults, not a scanner's)."""
+    import re
+
+    import tifffile
+
+    units = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4}
+    try:
+        with tifffile.TiffFile(path) as tf:
+            if tf.ome_metadata:
+                m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tf.ome_metadata)
+                u = re.search(r'PhysicalSizeXUnit="([^"]+)"', tf.ome_metadata)
+                if m:
+                    return float(m.group(1)) * units.get(u.group(1) if u else "µm", 1.0)
+            page = tf.pages[0]
+            desc = page.description or ""
+            m = re.search(r"MPP\s*=\s*([0-9.]+)", desc)
+            if m:
+                return float(m.group(1))
+            tags = page.tags
+            if "XResolution" not in tags:
+                return None
+            num, den = tags["XResolution"].value
+            per_unit = num / den if den else 0
+            if per_unit <= 0:
+                return None
+            unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
+            ij = tf.imagej_metadata or {}
+            if unit == 1 and str(ij.get("unit", "")).lower() in units:
+                return units[str(ij["unit"]).lower()] / per_unit
+            um = {2: 25400.0, 3: 10000.0}.get(unit)
+            if um is None or um / per_unit >= 10:
+                return None
+            return um / per_unit
+    except Exception:  # noqa: BLE001 - metadata is a hint: an unreadable tag means "unknown"
+        return None
+
+
+def _named_like_labels(p: Path) -> bool:
+    return any(k in p.stem.lower() for k in ("label", "mask", "instance", "nuclei", "truth", "gt"))
+
+
+def is_label_image(first, p: Path) -> bool:
+    """Single-channel integer images open as Labels layers (so they can be chosen as ground truth): any
+    integer type wider than 8 bits (instance ids: MoNuSeg's uint16, our exports), and 8-bit ones whose
+    name says they are labels or masks."""
+    if first.ndim != 2 or not np.issubdtype(np.dtype(first.dtype), np.integer):
+        return False
+    return np.dtype(first.dtype).itemsize > 1 or _named_like_labels(p)

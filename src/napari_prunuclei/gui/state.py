@@ -1,0 +1,264 @@
+"""The comparison state: owns the plugin's layers by role, free of Qt.
+
+Roles are (model, output) pairs: ``("dense"|"pruned", "semantic"|"distance"|"instances")``,
+``("pruned", "disagreement")`` and, with side by side on, the views of the image for each
+grid cell and of the disagreement for the dense cell (``("view", ...)``).
+:meth:`ComparisonState.show` makes the viewer hold exactly the current run's layers, in
+the order of :func:`ordered_roles`: layers of roles the run does not have are removed,
+the others are updated in place; when the roles or their order change, the plugin's
+layers are made anew in order (layers are never moved: moving and then removing layers
+crashed napari's OpenGL canvas under Mesa). Nothing is found by its name. Works on a
+napari ``ViewerModel`` (tests) and a ``Viewer`` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from napari.layers import Image, Labels, Layer
+
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
+from napari_prunuclei.study.session import (
+    ComparisonResult,
+    disagreement_features,
+    disagreement_metadata,
+    layer_metadata,
+)
+
+__all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
+
+Role = tuple[str, str]
+OUTPUTS = ("semantic", "distance", "instances")
+#: the roles shown in the left (dense) and right (pruned) cells of side by side, bottom to top
+DENSE_CELL: tuple[Role, ...] = (("view", "dense image"), ("dense", "semantic"), ("dense", "distance"),
+                                ("dense", "instances"), ("view", "disagreement"))
+PRUNED_CELL: tuple[Role, ...] = (("view", "pruned image"), ("pruned", "semantic"), ("pruned", "distance"),
+                                 ("pruned", "instances"), ("pruned", "disagreement"))
+#: the order of the plugin's layers, bottom to top: side by side uses a negative grid stride, which
+#: fills cells from the top of the layer list, so the dense cell (on top) is the left one
+ORDER: tuple[Role, ...] = PRUNED_CELL + DENSE_CELL
+
+
+@dataclass
+class LayerSpec:
+    """What one role's layer should be: its type, name, data and properties."""
+
+    kind: type[Layer]
+    name: str
+    data: object
+    kwargs: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+
+
+def _instance_colormap():
+    from napari.utils.colormaps import CyclicLabelColormap
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    return CyclicLabelColormap(colors=np.vstack([[0, 0, 0, 0], transform_color(list(INSTANCE_COLORS))]))
+
+
+def _disagreement_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict=DISAGREEMENT_COLORS)
+
+
+class ComparisonState:
+    """The current run's layers by role, the side-by-side arrangement, and the run itself."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.layers: dict[Role, Layer] = {}
+        self.result: ComparisonResult | None = None
+        self.side_by_side = False
+        self._grid_before: tuple | None = None
+        self._image_visible: bool | None = None
+        self._overlay_before: tuple | None = None
+
+    # ---- what the viewer should hold ---------------------------------
+    def image_layer(self) -> Layer | None:
+        if self.result is None:
+            return None
+        name = self.result.request.image_name
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _side_by_side_on(self) -> bool:
+        r = self.result
+        return (self.side_by_side and r is not None and r.pruned is not None and r.dense is not None
+                and self.image_layer() is not None)
+
+    def specs(self) -> dict[Role, LayerSpec]:
+        """The layer of every role of the current run (none before a run)."""
+        r = self.result
+        if r is None:
+            return {}
+        image = r.request.image_name
+        out: dict[Role, LayerSpec] = {}
+        both = r.dense is not None and r.pruned is not None
+        for model, seg in (("dense", r.dense), ("pruned", r.pruned)):
+            if seg is None:
+                continue
+            # the model first and the output last: napari shortens names in the middle, so two layers'
+            # names stay distinct in the layer list (the image is in the metadata)
+            base = (f"{'A' if model == 'pruned' else 'B'} · " if both else "") + seg.info.model
+            meta = layer_metadata(seg, image)
+            if not seg.tiled:
+                maps = {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6, "blending": "additive"}
+                out[(model, "semantic")] = LayerSpec(Image, f"{base} · semantic", seg.probability,
+                                                     {**maps, "visible": False}, meta)
+                out[(model, "distance")] = LayerSpec(Image, f"{base} · distance", seg.distance,
+                                                     {**maps, "colormap": "viridis", "visible": False}, meta)
+            feats = r.features.get(model)
+            levels = r.pyramids.get(model, [seg.labels])  # a slide: a pyramid made in the worker
+            data = levels if len(levels) > 1 else levels[0]
+            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data,
+                                                  {"opacity": 0.5, "features": feats}, meta)
+        if r.disagreement is not None:
+            name = f"A · {r.pruned.info.model} · disagreement with B"
+            out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
+                                                        {"opacity": 0.8, "features": disagreement_features(r)},
+                                                        disagreement_metadata(r))
+        offset = r.request.offset
+        if offset != (0, 0):  # a region of the image: the results sit where it is
+            for spec in out.values():
+                spec.kwargs["translate"] = offset
+        if self._side_by_side_on():
+            src = self.image_layer()
+            for model, cell in (("dense", "left"), ("pruned", "right")):
+                seg = r.dense if model == "dense" else r.pruned
+                out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · {cell}: {seg.info.model}", src.data,
+                                                            {"rgb": src.rgb, "multiscale": src.multiscale}, {})
+            if ("pruned", "disagreement") in out:
+                d = out[("pruned", "disagreement")]
+                out[("view", "disagreement")] = LayerSpec(Labels, "disagreement (left cell)", d.data, d.kwargs,
+                                                          d.metadata)
+        return {role: out[role] for role in ORDER if role in out}
+
+    # ---- making the viewer match --------------------------------------
+    def owned(self) -> dict[Role, Layer]:
+        """The plugin's layers that are still in the viewer, by role."""
+        return {role: layer for role, layer in self.layers.items() if layer in self.viewer.layers}
+
+    def show(self, result: ComparisonResult | None, side_by_side: bool | None = None) -> Iterator[None]:
+        """Make the viewer show ``result``: a generator, one step per layer added or updated (the
+        widget runs one step per event-loop turn; tests exhaust it). The previous run's scratch
+        stores are released once no layer shows them."""
+        previous = self.result
+        self.result = result
+        if side_by_side is not None:
+            self.side_by_side = side_by_side
+        specs = self.specs()
+        self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
+        owned = self.owned()
+        in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
+        same = in_order == list(specs) and all(
+            isinstance(owned[r], specs[r].kind) and owned[r].multiscale == isinstance(specs[r].data, list)
+            for r in specs)
+        shown = {role: layer.visible for role, layer in owned.items()}  # the user's choice survives a rebuild
+        for role, layer in list(self.layers.items()):
+            if not same or role not in specs:
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+                del self.layers[role]
+        for role, spec in specs.items():
+            layer = self.layers.get(role)
+            if layer is not None:
+                if layer.name != spec.name:
+                    layer.name = spec.name
+                layer.data = spec.data
+                layer.metadata = spec.metadata
+                layer.translate = spec.kwargs.get("translate", (0, 0))
+                if "features" in spec.kwargs:
+                    layer.features = spec.kwargs["features"] or {}
+            else:
+                kwargs = {k: v for k, v in spec.kwargs.items()
+                          if k not in ("rgb", "multiscale", "features") or v is not None}
+                if role in shown:
+                    kwargs["visible"] = shown[role]
+                add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
+                layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
+                if role[1] == "disagreement":
+                    layer.colormap = _disagreement_colormap()
+                elif role[1] == "instances":
+                    layer.colormap = _instance_colormap()
+                self.layers[role] = layer
+            yield
+        self._arrange()
+        self._legend()
+        if previous is not None and previous is not result:
+            previous.release()
+
+    def apply(self, result: ComparisonResult | None, side_by_side: bool | None = None) -> None:
+        """:meth:`show` in one go."""
+        for _ in self.show(result, side_by_side):
+            pass
+
+    def set_side_by_side(self, on: bool) -> None:
+        self.apply(self.result, on)
+
+    def clear(self) -> None:
+        """Remove every layer the plugin made, give back the grid, release scratch stores."""
+        self.apply(None)
+        self.layers.clear()
+
+    def legend_text(self) -> str:
+        """The canvas legend: which cell is which model, and what the disagreement colours mean."""
+        r = self.result
+        if r is None:
+            return ""
+        lines = []
+        if self._side_by_side_on():
+            lines.append(f"left: {r.dense.info.model}  |  right: {r.pruned.info.model}")
+        if ("pruned", "disagreement") in self.owned():
+            who = "pruned" if r.dense.info.model == "dense" else "A"
+            lines.append(f"red: missed by {who} · blue: extra in {who}")
+            lines.append("yellow: split/merged")
+        return "\n".join(lines)
+
+    def _legend(self) -> None:
+        overlay = self.viewer.canvas.overlays.text
+        text = self.legend_text()
+        if text:
+            if self._overlay_before is None:
+                self._overlay_before = (overlay.visible, overlay.text, overlay.position, overlay.font_size)
+            overlay.text, overlay.position, overlay.visible = text, "top_center", True
+            overlay.font_size = 9  # fits a 1366 px wide window's canvas
+        elif self._overlay_before is not None:
+            overlay.visible, overlay.text, overlay.position, overlay.font_size = self._overlay_before
+            self._overlay_before = None
+
+    # ---- side by side ---------------------------------------------------
+    def _restore_grid(self) -> None:
+        """Give the user's grid settings (and the image's visibility) back, if the plugin changed them."""
+        if self._image_visible is not None:
+            image = self.image_layer()
+            if image is not None:
+                image.visible = self._image_visible
+            self._image_visible = None
+        if self._grid_before is not None:
+            grid = self.viewer.canvas.grid
+            grid.enabled, grid.stride, grid.shape = self._grid_before
+            self._grid_before = None
+
+    def _arrange(self) -> None:
+        """napari grid mode (one camera): the dense cell left, the pruned cell right; both cells hold
+        ``stride`` layers at the top of the layer list, the user's layers below take no cell while hidden."""
+        grid = self.viewer.canvas.grid
+        if not self._side_by_side_on():
+            self._restore_grid()
+            return
+        owned = self.owned()
+        stride = max(sum(r in owned for r in DENSE_CELL), sum(r in owned for r in PRUNED_CELL))
+        image = self.image_layer()
+        if self._image_visible is None:  # the image's views stand in for it in the two cells
+            self._image_visible = image.visible
+        image.visible = False
+        if self._grid_before is None:
+            self._grid_before = (grid.enabled, grid.stride, grid.shape)
+        grid.stride = -stride
+        grid.shape = (1, -1)
+        grid.enabled = True
+        self.viewer.reset_view()

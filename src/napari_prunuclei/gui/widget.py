@@ -1,0 +1,719 @@
+"""The dock widget: pick a model A (a pruned one), run it beside a model B (dense by default, or any
+zoo model), on the whole image or the visible region of a slide; compare, export, report.
+
+A thin shell: it gathers parameters into a :class:`~._compute.CompareRequest`, runs
+jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in napari
+``thread_worker``s, shows their :class:`~napari_prunuclei.base.progress.Progress` in one bar,
+and hands results to the :class:`~._state.ComparisonState`, which owns the layers.
+"""
+
+import gc
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    TextEdit,
+    create_widget,
+)
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.viewer import Viewer
+
+from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, SCHEME_LABELS, UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.progress import Cancelled, Progress
+from napari_prunuclei.gui.state import ComparisonState
+from napari_prunuclei.io.images import ImageError, as_rgb_uint8, check_lazy_rgb
+from napari_prunuclei.models.devices import available_devices
+from napari_prunuclei.nuclei.watershed import WatershedParams
+from napari_prunuclei.runtime.pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
+from napari_prunuclei.study import session as compute
+
+#: the reference choice that runs the chosen model alone
+ALONE = "none (chosen model alone)"
+
+
+def scheme_label(scheme: str) -> str:
+    """How a scheme is written for people (schemes the registry names but constants do not: as named)."""
+    return SCHEME_LABELS.get(scheme, scheme)
+
+
+#: scheme choices as shown -> scheme names, from the model registry (pruned schemes, then dense)
+SCHEMES = {scheme_label(s): s for s in compute.zoo_models()}
+#: keyboard shortcuts in the viewer: key -> (widget -> callback of the viewer)
+SHORTCUTS = {
+    "Control-Shift-R": lambda w: lambda viewer: w.start_run(),
+    "Control-Shift-G": lambda w: lambda viewer: setattr(w.side_by_side, "value", not w.side_by_side.value),
+}
+#: what the Export button can write
+EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
+#: a threshold edit waits this long for the next one before the watershed re-runs
+DEBOUNCE_MS = 300
+TOOLTIPS = {
+    "image": "The H&E image to segment (RGB, 8 bits). Slides above 2048 x 2048 run tile by tile.",
+    "scheme": "Unstructured magnitude pruning: layer-wise keeps the same fraction of every layer, network-wide "
+              "ranks all weights together. Dense: the unpruned model.",
+    "cr": "Compression ratio: prunable weights of the dense model / weights kept. 'other' prunes any CR one-shot.",
+    "cr_other": "Any compression ratio, made now by one-shot magnitude pruning (not fine-tuned).",
+    "fine_tuned": "Fine-tuned after pruning (the zoo's models); untick for the same CR pruned one-shot.",
+    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split and GBM40 (prunuclei sweep).",
+    "device": "Where the networks run.",
+    "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
+    "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
+    "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
+    "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
+    "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
+                 "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",
+    "region": "Run on the part of the image shown in the canvas only (zoom to a region of a slide first; at "
+              "most 2048 x 2048 px): the full comparison there, results placed on the slide.",
+    "pixel_size": "Micrometres per pixel (read from the image's TIFF/OME metadata when it has one; 0 = unknown). "
+                  "With it, areas are in µm² in the numbers, the features table and the exports.",
+    "report_path": "The folder the report is written into (made if missing).",
+    "report_btn": "Write a report folder: numbers (Markdown and CSV), parameters, model ids and sha256, the CR "
+                  "sweep rows, the charts and a screenshot of the canvas.",
+    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
+             "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
+    "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
+    "cancel_btn": "Stop the running job; nothing is shown or written.",
+    "progress": "Steps (tiles and branches) done.",
+    "side_by_side": "napari grid mode, one camera: model B (dense) on the left, model A on the right "
+                    "(Ctrl+Shift+G).",
+    "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
+    "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
+    "overwrite": "Unticked, an existing file is never replaced.",
+    "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
+    "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
+}
+
+
+class PruneCompareWidget(Container):
+    """Compare a pruned nuclei model with the dense one on an H&E image."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        super().__init__(labels=False)
+        self.viewer = viewer
+        ws = WatershedParams()
+        self.zoo = compute.zoo_models()
+        self.schemes = {scheme_label(s): s for s in self.zoo}
+        first = next(iter(self.schemes))
+        scheme0 = "network-wide" if "network-wide" in self.schemes else first
+        self.image = create_widget(annotation="napari.layers.Image", label="H&E image")
+        self.scheme = ComboBox(choices=list(self.schemes), value=scheme0, label="model A: pruning")
+        self.cr = ComboBox(choices=self._cr_choices(scheme0), label="compression ratio")
+        crs = self._cr_choices(scheme0)
+        self.cr.value = "20" if "20" in crs else crs[0]
+        self.cr_other = FloatSpinBox(value=12, min=1, max=10000, step=0.5, label="other CR (one-shot)",
+                                     visible=False)
+        self.fine_tuned = CheckBox(value=True, text="fine-tuned (else one-shot)")
+        self.model_note = Label(value="", label="known accuracy")
+        self.reference = ComboBox(choices=self._reference_choices(), value="dense", label="model B: compare with")
+        self.device = ComboBox(choices=available_devices(), value=available_devices()[-1], label="device")
+        self.region = CheckBox(value=False, text="visible region only (slides: zoom in first)")
+        self.pixel_size = FloatSpinBox(value=0, min=0, max=100, step=0.01, label="pixel size (µm, 0 = unknown)")
+        self.pixel_size.native.setDecimals(4)
+        self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
+                                   options={"nullable": True})
+        self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
+        self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
+        self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px")
+        self.defaults_btn = PushButton(text="Restore model A's thresholds")
+        self.numbers = TextEdit(value="", label="")
+        self.numbers.read_only = True
+        self.numbers_text = ""
+        self.sweep_btn = PushButton(text="CR sweep on this image (both schemes)")
+        self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
+        self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
+                                    value=str(Path.home() / "nuclei.tif"))
+        self.overwrite = CheckBox(value=False, text="overwrite an existing file")
+        self.export_btn = PushButton(text="Export")
+        self.report_path = FileEdit(mode="d", label="report folder", value=str(Path.home() / "prunuclei_report"))
+        self.report_btn = PushButton(text="Write report")
+        self.run_btn = PushButton(text="Run")
+        self.cancel_btn = PushButton(text="Cancel", enabled=False)
+        self.side_by_side = CheckBox(value=False, text="side by side")
+        self.progress = ProgressBar(value=0, max=1, label="progress")
+        self.status = Label(value="")
+        for w, tip in TOOLTIPS.items():
+            getattr(self, w).tooltip = tip
+        from napari_prunuclei.gui.plots import ChartsCanvas
+
+        self.charts = ChartsCanvas()
+        self._build_tabs()
+        self.sweep_rows: list[compute.ImageSweepRow] | None = None
+        self.state = ComparisonState(viewer)
+        self.scratch = compute.Scratch()
+        weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
+        viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
+        self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
+        for key, action in SHORTCUTS.items():
+            viewer.bind_key(key, action(self), overwrite=True)
+        self.worker = None
+        self._gc_frozen = False
+        self._cancel = threading.Event()
+        self._showing = False
+        self._returned = False
+        self._params_timer = None
+        self._params_pending = False
+        self.cr.changed.connect(self._on_cr)
+        self.defaults_btn.changed.connect(self._model_defaults)
+        self.scheme.changed.connect(self._on_scheme)
+        self._quiet = False
+        for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned):
+            w.changed.connect(self._model_defaults)
+        self._model_defaults()
+        self.run_btn.changed.connect(self.start_run)
+        self.cancel_btn.changed.connect(self.cancel)
+        self.side_by_side.changed.connect(self._arrange)
+        self.export_btn.changed.connect(self.export)
+        self.report_btn.changed.connect(self.write_report)
+        self.sweep_btn.changed.connect(self.start_sweep)
+        for w in (self.fg, self.marker, self.min_size):
+            w.changed.connect(self._on_params_edited)
+        self.truth.changed.connect(self._on_truth)
+        self.image.changed.connect(self._on_image)
+        self._on_image()
+
+    def _build_tabs(self) -> None:
+        """Tabs (model, numbers and thresholds, charts, export and report), each scrolling on its own,
+        over a bar that always shows Run, Cancel, side by side, the progress and the status."""
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QSizePolicy, QTabWidget
+
+        def page(widgets, extra=None):
+            c = Container(widgets=widgets, labels=True, scrollable=True)
+            if extra is not None:
+                c.native.layout().addWidget(extra, 1)  # a Qt widget below the magicgui ones, taking the rest
+            else:
+                c.native.layout().addStretch(1)
+            return c
+
+        self.pages = {
+            "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
+                           self.reference, self.device, self.region, self.pixel_size, self.truth]),
+            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn], self.numbers.native),
+            "Charts": page([self.sweep_btn], self.charts),
+            "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
+                            self.report_btn]),
+        }
+        self.tabs = QTabWidget()
+        for name, c in self.pages.items():
+            area = c.root_native_widget  # the page's scroll area
+            area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            # a scroll area does not grow to its content's minimum width (the dock was clipped at the right)
+            area.setMinimumWidth(c.native.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+            self.tabs.addTab(area, name)
+        self.tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        buttons = Container(widgets=[self.run_btn, self.cancel_btn, self.side_by_side], layout="horizontal",
+                            labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        self.extend([buttons, self.progress, self.status])
+        self.native.layout().insertWidget(0, self.tabs, 1)
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().height() + 4)
+        self.model_note.native.setWordWrap(True)
+        self.model_note.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.numbers.native.setMinimumHeight(260)
+        self.charts.setMinimumWidth(360)
+        # the dock is as wide as its widest row (the numbers and the accuracy note stay readable): the
+        # minimum goes on the tab widget, which the dock sizes to (a scroll area hides its content's)
+        self.tabs.setMinimumWidth(440)
+
+    def reset_choices(self, *_) -> None:
+        """napari calls this when layers come and go: the layer boxes live in the tabs' pages."""
+        super().reset_choices()
+        for page in getattr(self, "pages", {}).values():
+            page.reset_choices()
+
+    def _cr_choices(self, scheme_label_: str) -> list[str]:
+        crs = self.zoo.get(self.schemes.get(scheme_label_, ""), [])
+        return [*(f"{c:g}" for c in crs), "other"]
+
+    def _reference_choices(self) -> list[str]:
+        """dense, none, then every fine-tuned zoo pair (e.g. to set layer-wise against network-wide)."""
+        self._references = {"dense": ModelSpec()}
+        for scheme, crs in self.zoo.items():
+            if scheme != "dense":
+                for cr in crs:
+                    self._references[f"{scheme_label(scheme)} CR{cr:g}"] = ModelSpec(scheme, cr)
+        return ["dense", ALONE, *list(self._references)[1:]]
+
+    def reference_spec(self) -> ModelSpec | None:
+        value = self.reference.value
+        return None if value == ALONE else self._references.get(value, ModelSpec())
+
+    def _on_image(self, *_) -> None:
+        """A new image: its pixel size from the reader's metadata, when the file has one."""
+        layer = self.image.value
+        px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
+        if px:
+            self.pixel_size.value = float(px)
+            self._px_from_image = float(px)
+        elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
+            self.pixel_size.value = 0  # the previous image's size does not hold for this one
+            self._px_from_image = None
+
+    @property
+    def result(self) -> compute.ComparisonResult | None:
+        return self.state.result
+
+    # ---- parameters -------------------------------------------------
+    def _on_scheme(self, value: str) -> None:
+        dense = self.schemes[value] == "dense"
+        if not dense:  # this scheme's zoo CRs (kept where the scheme has the same one)
+            before = self.cr.value
+            choices = self._cr_choices(value)
+            if list(self.cr.choices) != choices:
+                self.cr.choices = choices
+                self.cr.value = before if before in choices else choices[0]
+        self.cr.enabled = not dense
+        self.fine_tuned.enabled = not dense and self.cr.value != "other"
+
+    def _on_cr(self, value: str) -> None:
+        """"other" CR is made by one-shot pruning: the fine-tuned box says so and cannot be ticked."""
+        other = value == "other"
+        self.cr_other.visible = other
+        if other:
+            self.fine_tuned.value = False
+        elif not self.fine_tuned.enabled:
+            self.fine_tuned.value = True
+        self.fine_tuned.enabled = not other and self.schemes[self.scheme.value] != "dense"
+
+    def spec(self) -> ModelSpec:
+        """The chosen model; "other" CR is made by one-shot pruning."""
+        other = self.cr.value == "other"
+        cr = float(self.cr_other.value) if other else float(self.cr.value)
+        return ModelSpec(self.schemes[self.scheme.value], cr, bool(self.fine_tuned.value) and not other)
+
+    def _model_defaults(self, *_) -> None:
+        """Set the thresholds to the chosen model's own (tuned for the pair where the zoo has them) and say
+        what is known of its accuracy."""
+        try:
+            spec = self.spec()
+            note, warn = compute.model_note(spec)
+            ws = load_pair(spec).params
+        except Exception:  # noqa: BLE001 - shown when the user presses Run
+            return
+        self.model_note.value = ("⚠ " if warn else "") + note
+        self.model_note.native.setWordWrap(True)
+        self.model_note.native.setStyleSheet("color: #ffb000;" if warn else "")
+        self._quiet = True  # no watershed re-run on the previous result
+        try:
+            self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
+        finally:
+            self._quiet = False
+
+    def params(self) -> WatershedParams:
+        return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
+
+    def request(self) -> compute.CompareRequest:
+        layer = self.image.value
+        if layer is None:
+            raise ImageError("no image layer: open an H&E image (File > Open) or a sample first")
+        from napari.layers import Image
+
+        if not isinstance(layer, Image):
+            raise ImageError(f"layer '{layer.name}' is a {type(layer).__name__} layer, not an RGB image")
+        spec = self.spec()
+        params = self.params()
+        own = load_pair(spec).params
+        seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
+                             params=None if params == own else params, device=self.device.value, tiling=self.tiling)
+        ref = self.reference_spec()
+        px = float(self.pixel_size.value) or None
+        return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=ref is not None,
+                                      reference=ref, region=self._region(layer), pixel_size=px)
+
+    def _region(self, layer) -> tuple[int, int, int, int] | None:
+        """The part of ``layer`` in view (rows, columns of its full-resolution data) when "visible region
+        only" is ticked; refuses one larger than 2048 x 2048 px."""
+        if not self.region.value:
+            return None
+        data = layer.data[0] if layer.multiscale else layer.data
+        h, w = data.shape[:2]
+        center = np.asarray(self.viewer.camera.center[-2:], float)
+        half = np.asarray(self.viewer.canvas.size, float) / self.viewer.camera.zoom / 2
+        corners = [layer.world_to_data(center - half)[-2:], layer.world_to_data(center + half)[-2:]]
+        (r0, c0), (r1, c1) = np.floor(np.min(corners, 0)), np.ceil(np.max(corners, 0))
+        r0, r1 = int(max(0, r0)), int(min(h, r1))
+        c0, c1 = int(max(0, c0)), int(min(w, c1))
+        if r1 - r0 < 32 or c1 - c0 < 32:
+            raise ImageError("the visible region holds (almost) none of the image: pan to it, or untick "
+                             "'visible region only'")
+        limit = self.tiling.whole_max_pixels  # the region runs whole: maps, disagreement, thresholds
+        if (r1 - r0) * (c1 - c0) > limit:
+            side = int(limit**0.5)
+            raise ImageError(f"the visible region is {c1 - c0} x {r1 - r0} px: zoom in to at most {side} x {side} px "
+                             "(or untick 'visible region only')")
+        return r0, r1, c0, c1
+
+    # ---- running ----------------------------------------------------
+    def _inputs(self):
+        """The request, the checked RGB array and the ground truth; None after showing an error."""
+        try:
+            req = self.request()
+            rgb = self._checked_rgb(req.region)
+        except (ImageError, ValueError) as e:
+            self._error(str(e))
+            return None
+        return req, rgb, self._truth_array(rgb.shape[:2], req.region)
+
+    def _start(self, job, on_result, message: str, after=None):
+        """Run ``job`` (a generator yielding Progress) in a napari thread worker.
+
+        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart off-screen);
+        ``on_result`` runs on the GUI thread. A cancelled job returns None.
+        """
+        from napari.qt.threading import thread_worker
+
+        if self.worker is not None:  # e.g. Ctrl+Shift+R while a job runs: one job at a time
+            self.status.value = f"busy: {self.status.value}"
+            return None
+        self._cancel.clear()
+        if not self._gc_frozen:
+            # napari's own objects (about half a million) go to the permanent generation for the job: a full
+            # collection, set off by the job's allocations, then scans only the job's objects. Otherwise it
+            # scans napari's too, holding the GIL for about 200 ms and stalling the GUI thread (9000 x 9000
+            # export: 262/325 ms stalls, 63 ms with this). Given back in _on_finished.
+            gc.freeze()
+            self._gc_frozen = True
+        self.status.value = message
+        self.progress.value = 0
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
+        self.cancel_btn.enabled = True
+
+        def work():
+            try:
+                result = yield from job
+            except Cancelled:
+                return None
+            if after is not None and result is not None:
+                after(result)
+            return result
+
+        worker = thread_worker(work)()
+        worker.yielded.connect(self._on_progress)
+        self._returned = False
+
+        def returned(result) -> None:
+            self._returned = True
+            on_result(result)
+
+        worker.returned.connect(returned)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def start_run(self, *_):
+        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
+        inputs = self._inputs()
+        if inputs is None:
+            return None
+        req, rgb, truth = inputs
+        job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
+        return self._start(job, self._on_result, f"running {req.spec.label}...", after=self._draw_sparsity)
+
+    def _draw_sparsity(self, result: compute.ComparisonResult) -> None:
+        """In the worker: plot and render the chosen model's per-layer sparsity off-screen."""
+        if result.sparsity is not None:
+            self.charts.show_sparsity(result.sparsity, result.chosen.info.model)
+
+    def start_sweep(self, *_):
+        """Metric against CR for both schemes on the current image, in a worker."""
+        inputs = self._inputs()
+        if inputs is None:
+            return None
+        req, rgb, truth = inputs
+        if self.tiling.is_tiled(rgb.shape):
+            self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
+            return None
+        crs = [float(c) for c in self.cr.choices if c != "other"]
+        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
+        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
+                                  schemes=UNSTRUCTURED_SCHEMES)
+        return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
+
+    def _on_sweep(self, rows: list[compute.ImageSweepRow] | None) -> None:
+        if rows is None:
+            self.status.value = "cancelled"
+            return
+        self.sweep_rows = rows
+        self.charts.refresh()
+        self.status.value = "CR sweep done"
+
+    def _checked_rgb(self, region=None):
+        """The image (or its ``region``) as RGB uint8; a slide above 2048x2048 stays lazy (read tile by
+        tile later)."""
+        layer = self.image.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        if region is not None:
+            r0, r1, c0, c1 = region
+            return as_rgb_uint8(np.asarray(data[r0:r1, c0:c1]), name=f"layer '{layer.name}' (region)")
+        if self.tiling.is_tiled(data.shape):
+            return check_lazy_rgb(data, f"layer '{layer.name}'")
+        return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
+
+    def cancel(self, *_) -> None:
+        """Ask the running job to stop: it raises Cancelled at its next step (one cancel path)."""
+        self._cancel.set()
+        self.status.value = "cancelling..."
+
+    def _on_progress(self, p: Progress) -> None:
+        """The napari side of the progress protocol: the dock's bar and status line."""
+        if self._cancel.is_set():
+            return
+        self.progress.max = p.total
+        self.progress.value = p.done
+        self.status.value = p.message
+
+    def _on_result(self, result: compute.ComparisonResult | None) -> None:
+        if result is None:  # cancelled
+            self.status.value = "cancelled"
+            return
+        self._show(result)
+        self.charts.refresh()
+        self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
+        ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
+        self.status.value = f"done: {result.chosen.info.model}{ref}"
+        warning = compute.run_warning(result)
+        if warning:
+            self.status.value = f"warning: {warning}"
+            show_warning(warning)
+
+    def _on_error(self, e: Exception) -> None:
+        self._error(f"{type(e).__name__}: {e}")
+
+    def _on_finished(self) -> None:
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
+        self.cancel_btn.enabled = False
+        if self._gc_frozen:
+            gc.unfreeze()
+            self._gc_frozen = False
+        if self._cancel.is_set() and not self._returned:
+            self.status.value = "cancelled"
+        self.worker = None
+        if self._params_pending:
+            self._params_pending = False
+            self._rerun_watershed()
+
+    def _error(self, msg: str) -> None:
+        self.status.value = f"error: {msg}"
+        show_error(msg)
+
+    def _truth_array(self, shape, region=None) -> np.ndarray | None:
+        truth = self.truth.value
+        if truth is None:
+            return None
+        if region is not None:  # the ground truth of the whole image, cut to the region
+            r0, r1, c0, c1 = region
+            data = truth.data[0] if truth.multiscale else truth.data
+            if tuple(data.shape) == tuple(self._checked_shape()):
+                return np.asarray(data[r0:r1, c0:c1])
+        if tuple(truth.data.shape) != tuple(shape):
+            self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
+            return None
+        if self.tiling.is_tiled(shape):
+            return None  # slides: counts only, no pixel-wise comparison
+        return np.asarray(truth.data)
+
+    def _checked_shape(self) -> tuple[int, int]:
+        layer = self.image.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        return tuple(data.shape[:2])
+
+    def _region_rgb(self, r: compute.ComparisonResult) -> np.ndarray | None:
+        """The run's image (its region, for a region run) in memory; None for slides and lost layers."""
+        layer = self.state.image_layer()
+        if layer is None:
+            return None
+        if r.request.region is not None:
+            r0, r1, c0, c1 = r.request.region
+            data = layer.data[0] if layer.multiscale else layer.data
+            return np.asarray(data[r0:r1, c0:c1])
+        return None if layer.multiscale else np.asarray(layer.data)
+
+    def _on_truth(self, *_) -> None:
+        r = self.result
+        if r is None:
+            return
+        truth = self._truth_array(r.chosen.labels.shape, r.request.region)
+        if r.tiled:
+            return
+        r.numbers = compute.compute_numbers(r.pruned, r.dense, truth)
+        self._show_numbers()
+
+    def _on_params_edited(self, *_) -> None:
+        """A threshold changed: re-run the watershed after DEBOUNCE_MS without further edits."""
+        if self.result is None or self._quiet:
+            return
+        from qtpy.QtCore import QTimer
+
+        if self._params_timer is None:
+            self._params_timer = QTimer(self.native)  # owned by the dock: destroyed with it, before Qt ends
+            self._params_timer.setSingleShot(True)
+            self._params_timer.setInterval(DEBOUNCE_MS)
+            self._params_timer.timeout.connect(self._rerun_watershed)
+        self._params_timer.start()
+
+    def _rerun_watershed(self):
+        """Only the watershed of the chosen model again, in a worker, on the cached maps."""
+        r = self.result
+        if r is None:
+            return None
+        if self.worker is not None:  # after the running job
+            self._params_pending = True
+            return None
+        if r.tiled:
+            self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
+            return None
+        params, truth = self.params(), self._truth_array(r.chosen.labels.shape, r.request.region)
+        rgb = self._region_rgb(r)
+
+        def job():
+            yield Progress(0, 1, "watershed with the new thresholds...")
+            new = compute.rerun_watershed(r, params, truth, rgb)
+            yield Progress(1, 1, "watershed done")
+            return new
+
+        return self._start(job(), self._on_result, "watershed with the new thresholds...")
+
+    # ---- layers -----------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a job runs, a threshold re-run waits, or result layers are still being added."""
+        timer = self._params_timer is not None and self._params_timer.isActive()
+        return self.worker is not None or self._showing or timer or self._params_pending
+
+    def _show(self, result: compute.ComparisonResult | None) -> None:
+        """Hand the result to the comparison state, in one event-loop turn (napari's OpenGL canvas
+        crashed under Mesa when it painted between the removal and the addition of layers)."""
+        self._showing = True
+        try:
+            self.state.apply(result, bool(self.side_by_side.value))
+            self._show_numbers()
+        finally:
+            self._showing = False
+
+    def _show_numbers(self) -> None:
+        """The numbers as a table (model rows x metrics) with the comparison lines below it."""
+        r = self.result
+        self.numbers_text = "" if r is None else compute.format_numbers(r)
+        if r is None:
+            self.numbers.value = ""
+        else:
+            self.numbers.native.setHtml(compute.numbers_html(r))
+
+    def _arrange(self, *_) -> None:
+        """Side by side on or off: the dense cell's views are added or removed, the grid set."""
+        if not self._showing:
+            self.state.set_side_by_side(bool(self.side_by_side.value))
+
+    def _on_layer_removed(self, *_) -> None:
+        """The viewer is empty (closed, or every layer deleted): nothing shows this run any more, so its
+        scratch stores go (a Qt ``destroyed`` hook crashed the interpreter at exit)."""
+        if len(self.viewer.layers) == 0 and (self.state.result is not None or self.scratch.root is not None):
+            self.clear()
+
+    def clear(self) -> None:
+        """Remove every layer this widget made and its scratch stores."""
+        self.state.clear()
+        self.scratch.cleanup()
+        self.numbers.value = ""
+        self.numbers_text = ""
+
+    # ---- export -----------------------------------------------------
+    def export(self, *_):
+        """Write the chosen result in a worker (streamed for slides), with its provenance; returns the worker."""
+        r = self.result
+        if r is None:
+            self._error("nothing to export: run a model first")
+            return None
+        from napari_prunuclei.io.export import iter_export
+
+        image = r.request.image_name
+        what = self.export_what.value
+        if what == "disagreement":
+            if r.disagreement is None:
+                self._error("no disagreement map: run with a model B ('compare with') on an image up to "
+                            "2048 x 2048, or on the visible region of a slide")
+                return None
+            labels, prov = r.disagreement, {**compute.disagreement_metadata(r)["prunuclei"],
+                                            "models": [s.info.model for s in (r.dense, r.pruned)]}
+            n = sum(r.numbers.disagreement.values())
+        else:
+            if what == EXPORT_WHAT[1]:  # B exists only beside A
+                seg = r.dense if r.pruned is not None else None
+            else:
+                seg = r.chosen
+            if seg is None:
+                self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
+                return None
+            labels, prov, n = seg.labels, compute.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
+        path = Path(self.export_path.value)
+        layer = self.state.image_layer()
+        rgb = None
+        if layer is not None and getattr(layer, "rgb", False):
+            rgb = layer.data[0] if layer.multiscale else layer.data
+            if r.request.region is not None:
+                rgb = self._region_rgb(r)
+            if tuple(rgb.shape[:2]) != tuple(labels.shape):
+                rgb = None
+        prov = {**prov, **compute.run_provenance(r)}
+        if path.suffix.lower() not in EXPORT_EXTENSIONS:
+            self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
+                        f"{', '.join(EXPORT_EXTENSIONS)}")
+            return None
+        if not path.parent.is_dir():
+            self._error(f"export failed, nothing written: folder {path.parent} does not exist")
+            return None
+        if path.exists() and not self.overwrite.value:
+            self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
+            return None
+        job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
+                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
+                          offset=r.request.offset)
+
+        def done(out) -> None:
+            if out is None:
+                self.status.value = "export cancelled, nothing written"
+                return
+            self.status.value = f"exported {n} {'regions' if what == 'disagreement' else 'nuclei'} to {out}"
+            show_info(self.status.value)
+
+        return self._start(job, done, f"exporting to {path.name}...")
+
+
+    # ---- report -----------------------------------------------------
+    def write_report(self, *_) -> Path | None:
+        """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
+        the charts and a screenshot of the canvas; returns the Markdown file's path."""
+        r = self.result
+        if r is None:
+            self._error("nothing to report: run a model first")
+            return None
+        folder = Path(self.report_path.value)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shot = folder / "canvas.png"
+            self.viewer.screenshot(str(shot), canvas_only=True)
+            with self.charts._lock:
+                self.charts.figure.savefig(folder / "charts.png", dpi=100)
+            md = compute.write_report(folder, r, self.sweep_rows, screenshot=shot.name, charts="charts.png")
+        except OSError as e:
+            self._error(f"report failed: {e}")
+            return None
+        self.status.value = f"report written to {md}"
+        show_info(self.status.value)
+        return md

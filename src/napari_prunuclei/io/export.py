@@ -1,0 +1,501 @@
+"""Exports of instance labels: per-nucleus measurements (CSV), polygons (GeoJSON for QuPath), label images.
+
+Small in-memory labels are measured whole with ``regionprops``. Lazy (zarr, dask) or large labels are
+streamed block by block by :func:`iter_export`: pass 1 collects every id's bounding box over the whole
+image, pass 2 measures each nucleus exactly once, whole, in a window read around the nuclei whose box
+starts in the block, and the rows are written in id order, so they equal the whole-image ones while
+memory stays at a few blocks (plus a few numbers per nucleus).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import mmap
+import os
+import tempfile
+import time
+import zlib
+from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.color import rgb2hed
+from skimage.measure import find_contours, regionprops
+
+from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
+from napari_prunuclei.base.progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
+from napari_prunuclei.io.images import atomic_write, check_label_ids, label_dtype, write_labels
+
+__all__ = [
+    "measurements",
+    "write_csv",
+    "write_geojson",
+    "export_labels",
+    "iter_export",
+    "MEASUREMENT_FIELDS",
+    "MICRON_FIELDS",
+    "EXPORT_EXTENSIONS",
+    "IN_MEMORY_MAX_PIXELS",
+]
+
+MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
+#: added to the measurements when the pixel size (micrometres per pixel) is known
+MICRON_FIELDS = ("area_um2", "perimeter_um")
+
+#: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
+IN_MEMORY_MAX_PIXELS = WHOLE_MAX_PIXELS
+
+_KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
+_FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")
+_BIGTIFF_BYTES = 2**32 - 2**25  # tifffile's threshold for BigTIFF
+_CHUNK = 1024  # rows turned into Python objects at a time when writing
+
+
+# --- measurements of one region, shared by the whole-image and the block paths -------------------------------
+
+
+def _hematoxylin(rgb) -> np.ndarray | None:
+    """The H channel (optical density) of ``skimage.color.rgb2hed``, or None without an image."""
+    return None if rgb is None else rgb2hed(np.asarray(rgb)[..., :3])[..., 0]
+
+
+def _row(r, ident: int, with_hema: bool) -> dict:
+    cy, cx = r.centroid
+    return {
+        "id": ident, "centroid_y": float(cy), "centroid_x": float(cx),
+        "area": int(r.area), "perimeter": float(r.perimeter), "eccentricity": float(r.eccentricity),
+        "mean_hematoxylin": float(r.intensity_mean) if with_hema else float("nan"),
+    }
+
+
+def _fields(pixel_size: float | None) -> list[str]:
+    return [*MEASUREMENT_FIELDS, *(MICRON_FIELDS if pixel_size else ())]
+
+
+def _place(row: dict, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> dict:
+    """A row in the image's frame (centroid shifted by ``offset``: a region's corner) and, with a pixel
+    size, with the area in µm² and the perimeter in µm."""
+    if offset != (0, 0):
+        row = {**row, "centroid_y": row["centroid_y"] + offset[0], "centroid_x": row["centroid_x"] + offset[1]}
+    if pixel_size:
+        row = {**row, "area_um2": row["area"] * pixel_size**2, "perimeter_um": row["perimeter"] * pixel_size}
+    return row
+
+
+def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict]:
+    """Per nucleus: id, centroid (row, col), area, perimeter, eccentricity, mean hematoxylin.
+
+    Mean hematoxylin is the mean of the H channel of ``skimage.color.rgb2hed``
+    (optical density) inside the nucleus; NaN without an image. The whole image is
+    held in memory; :func:`iter_export` measures lazy or large labels block by block.
+    """
+    lab, ids = _compact(labels)
+    hema = _hematoxylin(rgb)
+    return [_row(r, int(ids[r.label]), hema is not None) for r in regionprops(lab, intensity_image=hema)]
+
+
+def _compact(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as ids 0..n (regionprops makes a list as long as the largest id) and each one's own id."""
+    lab = check_label_ids(labels)
+    ids, inv = np.unique(lab, return_inverse=True)
+    if ids[0] != 0:
+        ids, inv = np.concatenate([[0], ids]), inv + 1
+    return inv.reshape(lab.shape).astype(np.int32 if len(ids) < 2**31 else np.int64), ids
+
+
+def _preamble(provenance: dict | None) -> str:
+    """Provenance as ``# key: value`` lines above a CSV's header (``pandas.read_csv(..., comment="#")``)."""
+    if not provenance:
+        return ""
+    return "".join(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}\n" for k, v in provenance.items())
+
+
+def _write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None, pixel_size: float | None = None) -> None:
+    with open(t, "w", newline="") as f:
+        f.write(_preamble(provenance))
+        w = csv.DictWriter(f, fieldnames=_fields(pixel_size))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
+              provenance: dict | None = None, *, pixel_size: float | None = None,
+              offset: tuple[int, int] = (0, 0)) -> Path:
+    """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id); with a
+    ``pixel_size`` (µm per pixel) also in µm² and µm; ``offset``: where the labels' (0, 0) lies in
+    the image (a region's corner)."""
+    rows = [_place(r, pixel_size, offset) for r in measurements(labels, rgb)]
+    return atomic_write(path, lambda t: _write_rows(t, rows, provenance, pixel_size))
+
+
+def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
+    """The boundary of one connected binary region as a closed [x, y] ring, in QuPath's convention:
+    pixel (row r, column c) covers [c, c + 1] x [r, r + 1], so a boundary point between pixels lies on
+    their shared edge. Exterior rings have a positive shoelace area in these coordinates and holes a
+    negative one (RFC 7946's counter-clockwise exteriors, reading the numbers as x right, y up)."""
+    contours = find_contours(np.pad(mask, 1).astype(np.uint8), 0.5)
+    ring = max(contours, key=len)
+    pts = [[float(c - 0.5 + offset[1]), float(r - 0.5 + offset[0])] for r, c in ring]
+    if pts[0] != pts[-1]:
+        pts.append(pts[0])
+    x, y = np.array(pts).T
+    area = 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+    if (area > 0) != outer:
+        pts.reverse()
+    return pts
+
+
+def _geometry(mask: np.ndarray, offset: tuple[int, int]) -> dict:
+    """A nucleus as a GeoJSON Polygon (holes as interior rings), or a MultiPolygon when it has several
+    separate parts. Parts are 4-connected: two parts that touch only at a corner are two polygons (a ring
+    through a single shared corner point is not a valid polygon, and tracing one would lose a part)."""
+    parts_lab, n = ndi.label(mask)
+    polygons = []
+    for k in range(1, n + 1):
+        part = parts_lab == k
+        filled = ndi.binary_fill_holes(part)
+        rings = [_ring(filled, offset, outer=True)]
+        holes, nh = ndi.label(filled & ~part)
+        rings += [_ring(holes == j, offset, outer=False) for j in range(1, nh + 1)]
+        polygons.append(rings)
+    if len(polygons) == 1:
+        return {"type": "Polygon", "coordinates": polygons[0]}
+    return {"type": "MultiPolygon", "coordinates": polygons}
+
+
+def _feature(row: dict, geometry: dict, classification: str) -> bytes:
+    """One GeoJSON Feature (QuPath detection) as JSON bytes."""
+    ident = row["id"]
+    return json.dumps({
+        "type": "Feature",
+        "id": str(ident),
+        "geometry": geometry,
+        "properties": {
+            "objectType": "detection",
+            "classification": {"name": classification},
+            "name": f"nucleus {ident}",
+            "measurements": {k: v for k, v in row.items() if k != "id" and v == v},
+        },
+    }).encode()
+
+
+def _write_features(t: Path, features: Iterable[bytes], provenance: dict | None = None) -> None:
+    """A FeatureCollection written feature by feature (the same text as one ``json.dumps``); provenance,
+    if any, as the collection's ``properties`` (a GeoJSON foreign member)."""
+    with open(t, "wb") as f:
+        f.write(b'{"type": "FeatureCollection", ')
+        if provenance:
+            f.write(b'"properties": ' + json.dumps(provenance).encode() + b", ")
+        f.write(b'"features": [')
+        for k, feat in enumerate(features):
+            if k:
+                f.write(b", ")
+                if k % _CHUNK == 0:
+                    time.sleep(0)  # let a GUI thread in (the GIL)
+            f.write(feat)
+        f.write(b"]}")
+
+
+def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
+                  classification: str = "Nucleus", provenance: dict | None = None, *,
+                  pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> Path:
+    """A FeatureCollection of nucleus polygons, one per id, with measurements as properties.
+
+    QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
+    The labels are held in memory; :func:`iter_export` streams lazy or large ones.
+    """
+    lab, ids = _compact(labels)
+    hema = _hematoxylin(rgb)
+
+    def features() -> Iterator[bytes]:
+        for r in regionprops(lab, intensity_image=hema):
+            r0, c0 = r.bbox[:2]
+            row = _place(_row(r, int(ids[r.label]), hema is not None), pixel_size, offset)
+            yield _feature(row, _geometry(r.image, (r0 + offset[0], c0 + offset[1])), classification)
+
+    return atomic_write(path, lambda t: _write_features(t, features(), provenance))
+
+
+# --- streaming ---------------------------------------------------------------------------------------------------
+
+
+class _Spill:
+    """Byte records kept in an anonymous temporary file beside the output, read back in index order."""
+
+    def __init__(self, folder: Path, n: int):
+        self._f = tempfile.TemporaryFile(dir=folder)  # unlinked at once: nothing is left behind
+        self.offset = np.zeros(n, np.int64)
+        self.length = np.zeros(n, np.int64)
+        self.size = 0
+
+    def put(self, i: int, data: bytes) -> None:
+        self._f.write(data)
+        self.offset[i], self.length[i] = self.size, len(data)
+        self.size += len(data)
+
+    def records(self) -> Iterator[bytes]:
+        self._f.flush()
+        if self.size == 0:
+            yield from (b"" for _ in range(len(self.offset)))
+            return
+        with mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for s in range(0, len(self.offset), _CHUNK):
+                for o, n in zip(self.offset[s : s + _CHUNK].tolist(), self.length[s : s + _CHUNK].tolist()):
+                    yield mm[o : o + n]
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _check_inputs(labels, rgb) -> tuple[int, int]:
+    shape = tuple(labels.shape)
+    if len(shape) != 2 or not np.issubdtype(np.dtype(labels.dtype), np.integer):
+        raise ValueError(f"labels must be a 2-D integer array, got shape {shape} and dtype {labels.dtype}")
+    if rgb is not None:
+        rs = tuple(rgb.shape)
+        if len(rs) != 3 or rs[:2] != shape or rs[2] not in (3, 4):
+            raise ValueError(f"the image has shape {rs}; expected {shape[0]} x {shape[1]} x 3 like the labels")
+    return shape[0], shape[1]
+
+
+def _grid(h: int, w: int, block: int) -> list[tuple[int, int]]:
+    return [(r, c) for r in range(0, h, block) for c in range(0, w, block)]
+
+
+def _read_labels(labels, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """``labels[r0:r1, c0:c1]`` as int64, checking ids are >= 0."""
+    return check_label_ids(labels[r0:r1, c0:c1], f" in [{r0}:{r1}, {c0}:{c1}]")
+
+
+def _block_boxes(b: np.ndarray, r: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids in a block and their bounding boxes there (rows: r0, r1, c0, c1 in image coordinates)."""
+    fg = b > 0
+    if not fg.any():
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    vals = b[fg]
+    lo, hi = int(vals.min()), int(vals.max())
+    if hi - lo <= 4 * b.size:  # ids close together: find_objects on shifted ids directly
+        objs = ndi.find_objects(np.where(fg, b - (lo - 1), 0))
+        present = [i for i, s in enumerate(objs) if s is not None]
+        ids = lo + np.asarray(present, np.int64)
+    else:  # sparse, huge ids: rank them first
+        ids, inv = np.unique(vals, return_inverse=True)
+        local = np.zeros(b.shape, np.intp)
+        local[fg] = inv.ravel() + 1
+        objs = ndi.find_objects(local)
+        present = range(len(ids))
+    boxes = np.array([(objs[i][0].start + r, objs[i][0].stop + r, objs[i][1].start + c, objs[i][1].stop + c)
+                      for i in present], np.int64)
+    return ids.astype(np.int64), boxes
+
+
+def _merge_boxes(ids: list[np.ndarray], boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ids and the union of each id's boxes from all blocks."""
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    allid, allbox = np.concatenate(ids), np.concatenate(boxes)
+    order = np.argsort(allid, kind="stable")
+    allid, allbox = allid[order], allbox[order]
+    if not len(allid):
+        return allid, allbox.reshape(0, 4)
+    starts = np.flatnonzero(np.r_[True, allid[1:] != allid[:-1]])
+    box = np.stack([np.minimum.reduceat(allbox[:, 0], starts), np.maximum.reduceat(allbox[:, 1], starts),
+                    np.minimum.reduceat(allbox[:, 2], starts), np.maximum.reduceat(allbox[:, 3], starts)], axis=1)
+    return allid[starts], box
+
+
+def _groups(idx: np.ndarray, box: np.ndarray, block: int) -> list[np.ndarray]:
+    """The nuclei of a block measured in one window; each one larger than a block in its own window."""
+    ext = np.maximum(box[idx, 1] - box[idx, 0], box[idx, 3] - box[idx, 2])
+    big = ext > block
+    out = [idx[~big]] if (~big).any() else []
+    return out + [idx[j : j + 1] for j in np.flatnonzero(big)]
+
+
+def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray, table: dict,
+                    spill: _Spill | None, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> None:
+    """Measure nuclei ``g`` (indices into ``uid``, ascending) in the window covering their boxes."""
+    r0, r1 = int(box[g, 0].min()), int(box[g, 1].max())
+    c0, c1 = int(box[g, 2].min()), int(box[g, 3].max())
+    lab = _read_labels(labels, r0, r1, c0, c1)
+    ids = uid[g]
+    pos = np.minimum(np.searchsorted(ids, lab), len(ids) - 1)
+    local = np.where(ids[pos] == lab, pos + 1, 0)  # the window's own nuclei as 1..len(g), others 0
+    hema = _hematoxylin(rgb[r0:r1, c0:c1]) if rgb is not None else None
+    regions = regionprops(local, intensity_image=hema, offset=(r0, c0))
+    if len(regions) != len(g):
+        raise RuntimeError(f"window [{r0}:{r1}, {c0}:{c1}] has {len(regions)} of its {len(g)} nuclei")
+    for r in regions:
+        i = int(g[r.label - 1])
+        row = _row(r, int(uid[i]), hema is not None)
+        table["area"][i] = row["area"]
+        for k in _FLOAT_FIELDS:
+            table[k][i] = row[k]
+        if spill is not None:
+            br, bc = r.bbox[:2]
+            spill.put(i, _feature(_place(row, pixel_size, offset),
+                                  _geometry(r.image, (r0 + br + offset[0], c0 + bc + offset[1])), "Nucleus"))
+
+
+def _table_rows(uid: np.ndarray, table: dict, pixel_size: float | None = None,
+                offset: tuple[int, int] = (0, 0)) -> Iterator[dict]:
+    """CSV rows in id order, as Python numbers (the same text as :func:`measurements`)."""
+    for s in range(0, len(uid), _CHUNK):
+        cols = {"id": uid[s : s + _CHUNK].tolist(), **{k: v[s : s + _CHUNK].tolist() for k, v in table.items()}}
+        for i in range(len(cols["id"])):
+            row = {k: cols[k][i] for k in MEASUREMENT_FIELDS}
+            yield _place(row, pixel_size, offset) if pixel_size or offset != (0, 0) else row
+        time.sleep(0)  # let a GUI thread in between chunks (the GIL)
+
+
+def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: CancelFn | None,
+                  provenance: dict | None = None, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
+    """CSV or GeoJSON of lazy or large labels, in two passes over blocks."""
+    h, w = labels.shape
+    grid = _grid(h, w, block)
+    n, ncols = len(grid), -(-w // block)
+    total = 2 * n + 1
+    ids, boxes = [], []
+    for k, (r, c) in enumerate(grid):
+        check_cancelled(cancelled)
+        i, b = _block_boxes(_read_labels(labels, r, r + block, c, c + block), r, c)
+        ids.append(i)
+        boxes.append(b)
+        yield Progress(k + 1, total, f"finding nuclei: block {k + 1}/{n}")
+    uid, box = _merge_boxes(ids, boxes)
+    del ids, boxes
+    m = len(uid)
+    table = {"area": np.zeros(m, np.int64), **{k: np.full(m, np.nan) for k in _FLOAT_FIELDS}}
+    owner = (box[:, 0] // block) * ncols + box[:, 2] // block  # the block where a nucleus's box starts
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(n + 1))
+    spill = _Spill(p.parent, m) if kind == "geojson" else None
+    try:
+        for k in range(n):
+            check_cancelled(cancelled)
+            for g in _groups(order[bounds[k] : bounds[k + 1]], box, block):
+                _measure_window(labels, rgb, uid, box, g, table, spill, pixel_size, offset)
+            yield Progress(n + k + 1, total, f"measuring: block {k + 1}/{n}")
+        check_cancelled(cancelled)
+        if spill is None:
+            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table, pixel_size, offset), provenance,
+                                                  pixel_size))
+        else:
+            atomic_write(p, lambda t: _write_features(t, spill.records(), provenance))
+    finally:
+        if spill is not None:
+            spill.close()
+    yield Progress(total, total, f"wrote {p.name}")
+    return p
+
+
+def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
+                 provenance: dict | None = None) -> Generator[Progress, None, Path]:
+    """A tiled, zlib-compressed TIFF (ids kept), compressed tile by tile, then written in one go."""
+    import tifffile
+
+    h, w = labels.shape
+    grid = _grid(h, w, tile)
+    n = len(grid)
+    total = 2 * n + 1
+    hi = 0
+    for k, (r, c) in enumerate(grid):
+        check_cancelled(cancelled)
+        hi = max(hi, int(_read_labels(labels, r, r + tile, c, c + tile).max(initial=0)))
+        yield Progress(k + 1, total, f"largest id: block {k + 1}/{n}")
+    dtype = label_dtype(hi)
+    spill = _Spill(p.parent, n)
+    try:
+        for k, (r, c) in enumerate(grid):
+            check_cancelled(cancelled)
+            t = np.zeros((tile, tile), dtype)
+            b = np.asarray(labels[r : r + tile, c : c + tile])
+            t[: b.shape[0], : b.shape[1]] = b
+            spill.put(k, zlib.compress(t.tobytes(), 6))
+            yield Progress(n + k + 1, total, f"compressing: block {k + 1}/{n}")
+        check_cancelled(cancelled)
+        bigtiff = max(h * w * dtype.itemsize, spill.size) > _BIGTIFF_BYTES
+        atomic_write(p, lambda t: tifffile.imwrite(t, spill.records(), shape=(h, w), dtype=dtype, tile=(tile, tile),
+                                                   compression="zlib", byteorder="<", bigtiff=bigtiff,
+                                                   photometric="minisblack", metadata=None,
+                                                   description=json.dumps(provenance) if provenance else None))
+    finally:
+        spill.close()
+    yield Progress(total, total, f"wrote {p.name}")
+    return p
+
+
+def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None,
+                  provenance: dict | None = None, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
+    check_cancelled(cancelled)
+    yield Progress(0, 1, f"writing {p.name}")
+    check_cancelled(cancelled)
+    if kind == "csv":
+        write_csv(p, labels, rgb, provenance, pixel_size=pixel_size, offset=offset)
+    elif kind == "geojson":
+        write_geojson(p, labels, rgb, provenance=provenance, pixel_size=pixel_size, offset=offset)
+    elif kind == "tif" and provenance:  # the provenance goes into the TIFF's description
+        return (yield from _export_tiff(p, np.asarray(labels), 256, cancelled, provenance))
+    else:
+        write_labels(p, np.asarray(labels))
+    yield Progress(1, 1, f"wrote {p.name}")
+    return p
+
+
+def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block: int = 1024,
+                cancelled: CancelFn | None = None, provenance: dict | None = None,
+                overwrite: bool = True, pixel_size: float | None = None,
+                offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
+    """Export labels by extension as a job: yields :class:`Progress`, returns the written path.
+
+    ``.csv``: :data:`MEASUREMENT_FIELDS` per nucleus; ``.geojson``/``.json``: a FeatureCollection of
+    polygons with the measurements as properties; ``.tif``/``.tiff``: the labels, ids kept; ``.png``:
+    16-bit labels (at most 65535 ids; read whole). ``labels`` is a 2-D integer array, numpy or lazy
+    (zarr, dask: anything with ``shape``, ``dtype`` and slicing); ``rgb`` the H x W x 3 H&E image for
+    mean hematoxylin, also possibly lazy. Lazy labels, or numpy ones over :data:`IN_MEMORY_MAX_PIXELS`,
+    are read ``block`` x ``block`` at a time (a tiled TIFF for ``.tif``); the results equal
+    :func:`measurements` of the whole image. Raises :class:`~.progress.Cancelled` when
+    ``cancelled()`` (checked between blocks); a cancelled or failed export leaves no file.
+    ``provenance`` (image, models, sha256, thresholds, version...) goes into the CSV's ``#`` lines, the
+    GeoJSON collection's ``properties`` and the TIFF's description (not into PNG). ``overwrite=False``
+    refuses an existing file. ``pixel_size`` (µm per pixel) adds :data:`MICRON_FIELDS` to CSV and
+    GeoJSON; ``offset`` (row, column) puts the labels of a region where it lies in the image (CSV
+    centroids and GeoJSON coordinates; label images are written as they are).
+    """
+    offset = (int(offset[0]), int(offset[1]))
+    p = Path(path)
+    kind = _KINDS.get(p.suffix.lower())
+    if kind is None:
+        what = f"extension {p.suffix!r}" if p.suffix else "no extension"
+        raise ValueError(f"cannot export {p}: {what}; use one of {', '.join(EXPORT_EXTENSIONS)}")
+    if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
+        labels = np.asarray(labels)
+    _check_inputs(labels, rgb)
+    if block < 16:
+        raise ValueError(f"block must be >= 16 pixels, got {block}")
+    if not p.parent.is_dir():
+        raise OSError(f"cannot write {p}: folder {p.parent} does not exist")
+    if not overwrite and p.exists():
+        raise FileExistsError(f"{p} exists: choose another name, or allow overwriting")
+    if kind == "png" or (isinstance(labels, np.ndarray) and labels.size <= IN_MEMORY_MAX_PIXELS):
+        return (yield from _export_whole(p, kind, labels, rgb, cancelled, provenance, pixel_size, offset))
+    if kind == "tif":
+        return (yield from _export_tiff(p, labels, block - block % 16, cancelled, provenance))
+    return (yield from _export_table(p, kind, labels, rgb, block, cancelled, provenance, pixel_size, offset))
+
+
+def export_labels(path: str | os.PathLike, labels: Any, rgb: Any = None, *, progress: ProgressFn | None = None,
+                  cancelled: CancelFn | None = None, block: int = 1024, provenance: dict | None = None,
+                  overwrite: bool = True, pixel_size: float | None = None,
+                  offset: tuple[int, int] = (0, 0)) -> Path:
+    """Write by extension: .csv (measurements), .geojson/.json (polygons), .tif/.tiff/.png (labels).
+
+    Runs :func:`iter_export` with ``progress`` called on each :class:`Progress` record.
+    """
+    return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled, provenance=provenance,
+                             overwrite=overwrite, pixel_size=pixel_size, offset=offset), progress)

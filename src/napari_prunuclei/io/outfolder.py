@@ -1,0 +1,182 @@
+"""An output folder of ``prunuclei segment``: what it holds, which model made it, what a run may remove.
+
+A folder holds one model's results. ``prunuclei_run.json`` (the manifest) names the model and settings;
+each image's outputs are ``<stem>_labels.tif`` (and, for images run whole, ``<stem>_probability.tif``
+and ``<stem>_distance.tif``), then ``<stem>_info.json`` last, which lists them. An image is finished only
+when its info JSON names this folder's model and every output it lists exists.
+
+Every scratch name a run makes in the folder starts with ``.prunuclei-`` (a temporary file of
+:func:`~napari_prunuclei.io.images.atomic_write`, a scratch label store, the finished tiles of a cluster run),
+so the clean-up after a killed run matches only names this package makes: a user's own files (hidden
+or not) are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from napari_prunuclei.io.images import TEMP_PREFIX, atomic_write, bounded_name
+
+__all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
+           "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",
+           "remove_results", "is_output_file"]
+
+MANIFEST = "prunuclei_run.json"
+LOCK = ".prunuclei.lock"
+SCRATCH_PREFIX = ".prunuclei-"
+OUTPUT_KINDS = ("labels", "probability", "distance")
+RUNTIME_KEYS = ("device", "post_workers", "batch", "compile")  # how a run ran, not which results it makes
+NAME_MAX = 255
+
+
+def model_record(request) -> dict:
+    """What makes two runs' results the same: the request without its runtime settings."""
+    return {k: v for k, v in request.as_dict().items() if k not in RUNTIME_KEYS}
+
+
+def output_path(path: Path, out_dir: Path, kind: str) -> Path:
+    """Where the ``kind`` output (labels, probability, distance) of image ``path`` goes."""
+    return Path(out_dir) / f"{Path(path).stem}_{kind}.tif"
+
+
+def info_path(path: Path, out_dir: Path) -> Path:
+    """The info JSON of image ``path``: written last, its presence (and content) marks the image finished."""
+    return Path(out_dir) / f"{Path(path).stem}_info.json"
+
+
+def _key(stem: str) -> str:
+    return bounded_name(stem)
+
+
+def tiles_path(path: Path, out_dir: Path) -> Path:
+    """The folder holding the finished tiles of an image spread over a cluster (kept for resume)."""
+    return Path(out_dir) / f"{SCRATCH_PREFIX}{_key(Path(path).stem)}.tiles"
+
+
+def labels_scratch(path: Path, out_dir: Path) -> Path:
+    """A new, uniquely named scratch folder for the label store of one tiled run of image ``path``."""
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{_key(Path(path).stem)}.labels.", suffix=".zarr",
+                                 dir=out_dir))
+
+
+def check_name(path: Path) -> None:
+    """Refuse an image whose outputs' names would exceed the file system's limit (255 bytes)."""
+    longest = f"{Path(path).stem}_probability.tif"
+    if len(longest.encode()) > NAME_MAX:
+        raise ValueError(f"{path}: the name is too long for its outputs ({len(longest.encode())} bytes in "
+                         f"{longest[:40]}..., the limit is {NAME_MAX}): rename or link it with a shorter name")
+
+
+def _read_info(path: Path) -> dict | None:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("request"), dict) else None
+
+
+def is_finished(path: Path, out_dir: Path, model: dict) -> bool:
+    """Whether image ``path`` has results of ``model`` in ``out_dir``: its info JSON names this model and
+    every output it lists exists."""
+    info = _read_info(info_path(path, out_dir))
+    if info is None or {k: v for k, v in info["request"].items() if k not in RUNTIME_KEYS} != model:
+        return False
+    outputs = info.get("outputs")
+    return isinstance(outputs, list) and bool(outputs) and all(
+        isinstance(n, str) and "/" not in n and (Path(out_dir) / n).is_file() for n in outputs)
+
+
+def _describe(req: dict) -> str:
+    return (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
+            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}")
+
+
+@contextmanager
+def claim(out: Path, model: dict, overwrite: bool) -> Iterator[None]:
+    """Hold ``out`` for this run: one run at a time per folder (a lock file), one model per folder.
+
+    A folder holding another model's results is refused unless ``overwrite``; then those results are
+    removed whole before this run writes (never mixed with the new ones)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another prunuclei run is writing into {out}: wait for it or choose another "
+                             "folder") from None
+        manifest = out / MANIFEST
+        have = _read_manifest(manifest)
+        foreign = have is not None and have != model
+        if not foreign:  # results of an older version (no or unreadable manifest) or none at all
+            foreign = any(i is not None and {k: v for k, v in i["request"].items() if k not in RUNTIME_KEYS} != model
+                          for i in map(_read_info, out.glob("*_info.json")))
+            have = have or {"scheme": "another model"}
+        if foreign and not overwrite:
+            raise ValueError(f"{out} holds results of another model or settings ({_describe(have)}); "
+                             f"this run is {_describe(model)}: choose another folder, or --overwrite to replace "
+                             "them all")
+        if foreign:
+            remove_results(out)
+        atomic_write(manifest, lambda t: t.write_text(json.dumps(model, indent=1)))
+        yield
+
+
+def _read_manifest(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        have = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return have if isinstance(have, dict) else None
+
+
+def remove_results(out: Path) -> None:
+    """Remove every image's results from ``out`` (each named by its own info JSON), and every scratch
+    name this package made there; nothing else."""
+    for info_file in out.glob("*_info.json"):
+        info = _read_info(info_file)
+        if info is None:
+            continue
+        stem = info_file.name[: -len("_info.json")]
+        for kind in OUTPUT_KINDS:
+            (out / f"{stem}_{kind}.tif").unlink(missing_ok=True)
+        info_file.unlink(missing_ok=True)
+    for q in out.iterdir():
+        if q.name.startswith(SCRATCH_PREFIX):
+            shutil.rmtree(q, ignore_errors=True) if q.is_dir() else q.unlink(missing_ok=True)
+
+
+def remove_leftovers(out: Path, stems: set[str], keep_tiles: bool = True) -> None:
+    """What a killed run left for these images: scratch label stores and temporary files (names this package
+    makes, matched exactly); the finished tiles of an image spread over a cluster stay when ``keep_tiles``."""
+    patterns = []
+    for s in stems:
+        k = re.escape(_key(s))
+        patterns.append(rf"{re.escape(SCRATCH_PREFIX)}{k}\.labels\.[a-z0-9_]+\.zarr")
+        if not keep_tiles:
+            patterns.append(rf"{re.escape(SCRATCH_PREFIX)}{k}\.tiles")
+        for name in [f"{s}_{kind}.tif" for kind in OUTPUT_KINDS] + [f"{s}_info.json"]:
+            patterns.append(rf"{re.escape(TEMP_PREFIX)}{re.escape(bounded_name(name))}\.[a-z0-9_]+(\.tif|\.json)")
+    rx = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    for q in out.iterdir():
+        if rx is not None and rx.fullmatch(q.name):
+            shutil.rmtree(q, ignore_errors=True) if q.is_dir() else q.unlink(missing_ok=True)
+
+
+def is_output_file(path: Path) -> bool:
+    """Whether ``path`` is an output of a run (``X_labels.tif`` etc. beside ``X_info.json``): a folder given
+    as input that is also an output folder does not feed its own outputs back in."""
+    for kind in OUTPUT_KINDS:
+        suffix = f"_{kind}.tif"
+        if path.name.endswith(suffix):
+            return _read_info(path.with_name(path.name[: -len(suffix)] + "_info.json")) is not None
+    return False

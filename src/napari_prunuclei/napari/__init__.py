@@ -1,1 +1,0 @@
-"""The napari shell: widget, reader, writer and sample data. The only Qt/napari code."""

@@ -1,0 +1,310 @@
+"""Segmenting many images or slides: one function per file, run serially or on dask.
+
+:func:`segment_file` writes ``<stem>_labels.tif`` (a tiled, compressed TIFF for
+large images, written tile by tile from a chunked zarr store so memory stays
+bounded), the probability and distance maps for images that fit in memory, and
+``<stem>_info.json`` last: a file whose info JSON exists is finished, so
+:func:`segment_files` skips it when resumed.
+
+On a dask cluster, small images run one per task; an image large enough to be tiled has its
+tiles spread over the workers (:mod:`napari_prunuclei.runtime.distributed`), their results kept in a
+hidden ``.prunuclei-<stem>.tiles`` folder of the output folder until the image is finished, so an
+interrupted run resumes at the tile. What a folder holds and what a run may remove there:
+:mod:`napari_prunuclei.io.outfolder`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_prunuclei.base.progress import Progress, tqdm_callback
+from napari_prunuclei.io.outfolder import (
+    check_name,
+    claim,
+    info_path,
+    is_finished,
+    labels_scratch,
+    model_record,
+    output_path,
+    remove_leftovers,
+    tiles_path,
+)
+from napari_prunuclei.runtime.pipeline import SegmentRequest, load_pair, segment
+
+__all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path", "local_workers", "WORKER_MEMORY"]
+
+
+def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None) -> None:
+    """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, a few tiles in memory at a time,
+    compressed by ``threads`` threads (None: one per available core; tifffile's own default is half)."""
+    import tifffile
+
+    from napari_prunuclei.io.images import atomic_write
+    from napari_prunuclei.runtime.postpool import available_cores
+
+    h, w = arr.shape
+
+    def tiles():
+        for r in range(0, h, tile):
+            for c in range(0, w, tile):
+                t = np.zeros((tile, tile), arr.dtype)
+                block = np.asarray(arr[r : r + tile, c : c + tile])
+                t[: block.shape[0], : block.shape[1]] = block
+                yield t
+
+    atomic_write(path, lambda t: tifffile.imwrite(t, tiles(), shape=(h, w), dtype=arr.dtype,
+                                                  tile=(tile, tile), compression="zlib", bigtiff=True,
+                                                  maxworkers=threads or available_cores()))
+
+
+def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
+                 progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None) -> dict:
+    """Segment one image file into ``out_dir``; return its info (also written as JSON, last).
+
+    Tiled runs write their labels into a scratch zarr store private to this run (a
+    hidden, uniquely named folder in ``out_dir``, removed afterwards, also on failure), so
+    concurrent runs into one folder never share one; every output is renamed into place
+    whole, and a run that fails removes the outputs it wrote (the image is left without results,
+    never with a part of them). ``client``: a dask client; a tiled image then has its tiles spread
+    over the cluster's workers (``threads`` torch threads per tile task, default 1), their results
+    kept in :func:`tiles_path` until the image is finished (a run of the same folder resumes
+    them), with the labels of a run on one machine.
+    """
+    import tifffile
+    import torch
+
+    from napari_prunuclei.io.images import atomic_write, open_image, write_labels
+
+    if threads and client is None:
+        torch.set_num_threads(threads)
+    path, out = Path(path), Path(out_dir)
+    check_name(path)
+    image = open_image(path)  # checked before anything is created
+    out.mkdir(parents=True, exist_ok=True)
+    pair = load_pair(request.spec)
+    h, w = image.shape[:2]
+    t0 = time.perf_counter()
+    kwargs = dict(device=request.device, precision=request.precision, tiling=request.tiling,
+                  post_workers=request.post_workers, batch=request.batch, compile=request.compile,
+                  progress=progress, name=str(path))
+    written: list[Path] = []
+    info_path(path, out).unlink(missing_ok=True)  # from here on the image is not finished until its info says so
+    try:
+        if request.tiling.is_tiled((h, w)):
+            from napari_prunuclei.runtime.stitch import label_store
+
+            scratch = labels_scratch(path, out)
+            try:
+                labels = label_store(scratch / "labels", (h, w), request.tiling.tile)
+                if client is not None:
+                    from napari_prunuclei.runtime.distributed import segment_tiles_on_dask
+
+                    del image
+                    try:
+                        res = segment_tiles_on_dask(path, client, request, out=labels, scratch=tiles_path(path, out),
+                                                    threads=threads or 1, discard_stale=True, progress=progress)
+                    except ValueError:  # the image cannot be used: nothing to resume
+                        shutil.rmtree(tiles_path(path, out), ignore_errors=True)
+                        raise
+                else:
+                    res = segment(image, pair, request.params, out=labels, **kwargs)
+                written.append(output_path(path, out, "labels"))
+                _write_tiled_tiff(written[-1], labels)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            res = segment(np.asarray(image), pair, request.params, **kwargs)
+            written.append(output_path(path, out, "labels"))
+            write_labels(written[-1], res.labels)
+            for key, arr in (("probability", res.probability), ("distance", res.distance)):
+                written.append(output_path(path, out, key))
+                atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
+        info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
+                "request": request.as_dict(), "outputs": [p.name for p in written],
+                "wall_seconds": time.perf_counter() - t0}
+        atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    return info
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: the info of each finished image, ``(path, reason)`` of each failed one, and how
+    many were skipped as finished before (resume)."""
+
+    finished: list[dict] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)  # what the batch changed of what was asked (said out loud)
+
+
+#: memory a local dask worker needs for one image run whole (a 2048^2 image's maps and labels, the two
+#: networks' activations of one tile): fewer workers are started than would get less
+WORKER_MEMORY = 3 * 2**30
+
+
+def local_workers(asked: int) -> tuple[int, str | None]:
+    """How many local dask workers to start for ``asked``: at most one per core and one per
+    :data:`WORKER_MEMORY` of this machine's memory; with the reason when fewer."""
+    from napari_prunuclei.base.machine import available_cores, memory_bytes
+
+    cores, mem = available_cores(), memory_bytes()
+    by_mem = max(1, mem // WORKER_MEMORY) if mem else asked
+    n = max(1, min(asked, cores, by_mem))
+    if n == asked:
+        return n, None
+    return n, (f"--workers {asked}: starting {n} (this machine has {cores} cores"
+               + (f" and {mem / 2**30:.0f} GiB, {WORKER_MEMORY // 2**30} GiB per worker" if mem else "") + ")")
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())[:500]
+    return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
+
+
+def segment_files(paths: list[str | Path], out_dir: str | Path, request: SegmentRequest | None = None, *,
+                  workers: int = 1, scheduler: str | None = None, resume: bool = True,
+                  progress: bool = True, threads: int = 0, per_file: bool = False) -> BatchResult:
+    """Segment many files; finished ones (info JSON present) are skipped when ``resume``.
+
+    A file that fails (unreadable, not RGB...) is reported and the batch goes on; nothing of
+    it is written. Two inputs with one name (stem) are refused before anything runs, since
+    their outputs would overwrite each other. ``workers > 1`` starts a ``dask.distributed``
+    LocalCluster of single-threaded worker processes (``threads`` torch threads each,
+    default 1); ``scheduler`` is the address of an existing dask cluster instead. On a
+    cluster, an image large enough to be tiled (the request's :class:`~napari_prunuclei.runtime.pipeline.Tiling`)
+    has its tiles spread over the workers and stitched here, one such image at a time, while
+    smaller images run one per task; ``per_file``: every image in one task instead. With one
+    worker and no scheduler the files run in this process, tile progress included.
+    """
+    request = request or SegmentRequest()
+    out = Path(out_dir)
+    paths = [Path(p) for p in paths]
+    stems: dict[str, list[str]] = {}
+    for p in paths:
+        stems.setdefault(p.stem, []).append(str(p))
+    same = {k: v for k, v in stems.items() if len(v) > 1}
+    if same:
+        raise ValueError("inputs with the same name would write the same outputs: "
+                         + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
+    result = BatchResult()
+    model = model_record(request)
+    created = not out.exists()
+    try:
+        with claim(out, model, overwrite=not resume):
+            todo = [p for p in paths if not (resume and is_finished(p, out, model))]
+            result.skipped = len(paths) - len(todo)
+            if todo:
+                remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
+                _run(todo, out, request, workers, scheduler, threads, result, per_file, progress)
+    finally:
+        if created and not result.finished:  # nothing finished: leave no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, scheduler: str | None, threads: int,
+         result: BatchResult, per_file: bool, progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
+    if result.skipped and progress:
+        bar.write(f"{result.skipped} finished image(s) skipped (resume)")
+    if workers <= 1 and scheduler is None:
+        for p in todo:
+            tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
+            try:
+                result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
+                                                    threads=threads))
+            except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
+                result.failed.append((str(p), _reason(e)))
+            tbar.close()
+            bar.update(1)
+    else:
+        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress)
+    bar.close()
+
+
+def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
+    """Whether the pipeline would tile this image (read from its header; False when that fails: its
+    task reports why)."""
+    from napari_prunuclei.base.constants import TIFF_EXTENSIONS
+    from napari_prunuclei.io.images import declared_hw, open_image
+
+    try:
+        shape = open_image(path).shape if path.suffix.lower() in TIFF_EXTENSIONS else declared_hw(path)
+    except Exception:  # noqa: BLE001 - reported by the file's own task
+        return False
+    return shape is not None and request.tiling.is_tiled(tuple(shape[:2]))
+
+
+def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int) -> tuple[dict | None, str | None]:
+    """One image in a dask task: ``(info, None)``, or ``(None, why)`` for an image that cannot be used
+    (returned, not raised, so no worker logs a traceback for bad input)."""
+    try:
+        return segment_file(path, out, request, None, threads), None
+    except (ValueError, OSError) as e:
+        return None, _reason(e)
+
+
+def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
+                 progress: bool = False) -> None:
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    cluster = None
+    if scheduler is None:
+        workers, note = local_workers(workers)
+        if note:
+            result.notes.append(note)
+            bar.write(f"note: {note}")
+        # workers' own logs (CommClosedError at shutdown, KeyboardInterrupt on Ctrl-C) are not for users:
+        # every image's outcome is reported by the batch
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.CRITICAL)
+    try:
+        with Client(scheduler or cluster) as client:
+            spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]
+            whole = [p for p in todo if p not in spread]
+            futures = {client.submit(_file_task, p, out, request, threads or 1, pure=False): p for p in whole}
+            tiles, t0 = 0, time.perf_counter()
+            for p in spread:  # one large image at a time, its tiles over every worker
+                tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
+                try:
+                    info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client)
+                except Exception as e:  # noqa: BLE001 - reported, the others go on
+                    result.failed.append((str(p), _reason(e)))
+                else:
+                    result.finished.append(info)
+                    tiles += int(info.get("n_tiles", 1))
+                    bar.set_postfix(tiles_per_s=f"{tiles / (time.perf_counter() - t0):.2f}")
+                tbar.close()
+                bar.update(1)
+            for fut in as_completed(futures):
+                try:
+                    info, why = fut.result()
+                except Exception as e:  # noqa: BLE001 - reported, the others go on
+                    result.failed.append((str(futures[fut]), _reason(e)))
+                    continue
+                if why is not None:
+                    result.failed.append((str(futures[fut]), why))
+                else:
+                    result.finished.append(info)
+                    tiles += int(info.get("n_tiles", 1))
+                    bar.set_postfix(tiles_per_s=f"{tiles / (time.perf_counter() - t0):.2f}")
+                bar.update(1)
+    finally:
+        if cluster is not None:
+            cluster.close()
