@@ -29,7 +29,8 @@ def main() -> None:
 
     from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
     from napari_prunuclei.base.progress import drive
-    from napari_prunuclei.io.images import read_image, write_labels
+    from napari_prunuclei.io.images import read_image
+    from napari_prunuclei.io.labels import write_labels
     from napari_prunuclei.nuclei.synthetic import synthetic_tissue
     from napari_prunuclei.runtime.pipeline import SegmentRequest
     from napari_prunuclei.study.session import CompareRequest, run

@@ -130,7 +130,8 @@ def main() -> None:
 
     from napari_prunuclei.gui.samples import synthetic_sample
     from napari_prunuclei.gui.widget import PruneCompareWidget
-    from napari_prunuclei.io.images import read_image, read_labels
+    from napari_prunuclei.io.images import read_image
+    from napari_prunuclei.io.labels import read_labels
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-prunuclei", show=True)

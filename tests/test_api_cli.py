@@ -6,7 +6,8 @@ import tifffile
 
 import napari_prunuclei
 from napari_prunuclei.cli.main import main
-from napari_prunuclei.io.images import ImageError, write_labels
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.labels import write_labels
 from napari_prunuclei.models.weights import WeightsError
 from napari_prunuclei.models.zoo import registry
 from napari_prunuclei.nuclei.synthetic import synthetic_tile

@@ -6,7 +6,8 @@ import pytest
 import tifffile
 
 from napari_prunuclei.cli.main import main
-from napari_prunuclei.io.images import ImageError, open_image
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.images import open_image
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.batch import info_path, segment_files
 from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling

@@ -21,7 +21,9 @@ import pytest
 
 from napari_prunuclei.gui import reader as _reader
 from napari_prunuclei.gui.reader import read_he
-from napari_prunuclei.io.images import ImageError, open_image, read_image, read_labels, write_labels
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.images import open_image, read_image
+from napari_prunuclei.io.labels import read_labels, write_labels
 
 # --------------------------------------------------------------------------------------------------
 # making files
@@ -463,7 +465,7 @@ def test_large_uncompressed_single_strip_is_memory_mapped(tmp_path, monkeypatch)
     memory-mapped rather than refused or decoded whole."""
     import tifffile
 
-    from napari_prunuclei.io import images as pio
+    from napari_prunuclei.io import guards as pio
 
     rgb = _rgb(300, 400)
     p = tmp_path / "flat.tif"

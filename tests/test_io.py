@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from napari_prunuclei.io.images import ImageError, as_rgb_uint8, read_image, read_labels, write_labels
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.images import as_rgb_uint8, read_image
+from napari_prunuclei.io.labels import read_labels, write_labels
 
 
 def test_rgb_checks():
@@ -45,7 +47,7 @@ def test_unwritable_export_leaves_nothing(tmp_path):
 
 
 def test_limits_are_sane():
-    from napari_prunuclei.io import images as pio
+    from napari_prunuclei.io import guards as pio
 
     assert 0 < pio.MAX_DECODED_BYTES <= 8 * 2**30
     assert pio.MAX_SIDE >= 200_000  # the largest 40x slides
@@ -91,7 +93,7 @@ def test_labels_tiff_checked_before_reading(tmp_path):
 def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
     import errno
 
-    from napari_prunuclei.io.images import atomic_write
+    from napari_prunuclei.io.atomic import atomic_write
 
     def full(t):
         t.write_bytes(b"partial")

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from napari_prunuclei.cli.main import main
-from napari_prunuclei.io.images import bounded_name
+from napari_prunuclei.io.atomic import bounded_name
 from napari_prunuclei.io.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.batch import segment_files
@@ -88,7 +88,7 @@ def test_an_image_missing_an_output_is_not_finished(tiles, tmp_path):
 
 
 def test_a_failed_image_leaves_no_file(tiles, tmp_path, monkeypatch):
-    import napari_prunuclei.io.images as io
+    import napari_prunuclei.io.atomic as io
 
     real = io.atomic_write
 

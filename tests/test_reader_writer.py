@@ -6,7 +6,7 @@ import pytest
 from napari_prunuclei.gui.reader import get_reader
 from napari_prunuclei.gui.writer import write_labels
 from napari_prunuclei.io.export import MEASUREMENT_FIELDS, export_labels, measurements
-from napari_prunuclei.io.images import read_labels
+from napari_prunuclei.io.labels import read_labels
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
 
@@ -104,7 +104,7 @@ def test_reader_raises_only_image_error(tmp_path, tile):
 
     import tifffile
 
-    from napari_prunuclei.io.images import ImageError
+    from napari_prunuclei.io.guards import ImageError
 
     rgb, _ = tile
     p = tmp_path / "t.tif"
@@ -126,7 +126,7 @@ def test_label_images_open_as_labels_layers(tmp_path, tile):
     """So that a ground-truth file can be chosen in the widget as opened."""
     import tifffile
 
-    from napari_prunuclei.io.images import write_labels as write_label_file
+    from napari_prunuclei.io.labels import write_labels as write_label_file
 
     rgb, lab = tile
     tifffile.imwrite(tmp_path / "gt.tif", lab.astype(np.uint16))  # MoNuSeg's layout

@@ -93,7 +93,7 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
     of the serial path; Cancel stops it; a tile that cannot be read names itself; no thread is left."""
     import threading
 
-    from napari_prunuclei.io.images import ImageError
+    from napari_prunuclei.io.guards import ImageError
     from napari_prunuclei.models import inference
     from napari_prunuclei.runtime import pipeline
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from napari_prunuclei.gui.writer import write_labels
-from napari_prunuclei.io.images import read_labels
+from napari_prunuclei.io.labels import read_labels
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
 

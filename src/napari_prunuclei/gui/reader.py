@@ -1,6 +1,6 @@
 """Reader for H&E images: PNG, JPEG, and TIFF (multi-page and pyramidal TIFF/SVS) via tifffile.
 
-Hostile or corrupt files are refused with an :class:`~napari_prunuclei.io.images.ImageError` naming the file,
+Hostile or corrupt files are refused with an :class:`~napari_prunuclei.io.guards.ImageError` naming the file,
 before anything large is decoded: the header checks of :mod:`napari_prunuclei.io.images` apply (declared size
 against the file's size and a ceiling for whole reads; tile size for lazy reads), and the first tile of a
 lazy level is decoded at once so a corrupt stream shows up when the file is opened.
@@ -42,14 +42,8 @@ def _as_dask(arr):
 def _tiff_layers(p: Path):
     import tifffile
 
-    from napari_prunuclei.io.images import (
-        check_first_chunk,
-        decoding,
-        lazy_tiff_level,
-        read_tiff_page,
-        read_tiff_rgb,
-        tiff_main_series,
-    )
+    from napari_prunuclei.io.guards import check_first_chunk, decoding, lazy_tiff_level, read_tiff_page
+    from napari_prunuclei.io.images import read_tiff_rgb, tiff_main_series
     from napari_prunuclei.io.tiff_colour import needs_conversion
 
     with decoding(p), tifffile.TiffFile(p) as tf:
@@ -96,7 +90,9 @@ def _strided_pyramid(base, smallest: int | None = None) -> list:
 
 def read_he(path):
     """napari reader: ``[(data, meta, "image")]``; raises only ImageError for a file it cannot use."""
-    from napari_prunuclei.io.images import ImageError, decoding, png_bit_depth, read_image, read_labels
+    from napari_prunuclei.io.guards import ImageError, decoding
+    from napari_prunuclei.io.images import png_bit_depth, read_image
+    from napari_prunuclei.io.labels import read_labels
 
     p = Path(path if not isinstance(path, list) else path[0])
     if not p.is_file():

@@ -32,7 +32,8 @@ from napari.viewer import Viewer
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, SCHEME_LABELS, UNSTRUCTURED_SCHEMES
 from napari_prunuclei.base.progress import Cancelled, Progress
 from napari_prunuclei.gui.state import ComparisonState
-from napari_prunuclei.io.images import ImageError, as_rgb_uint8, check_lazy_rgb
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pipeline import ModelSpec, SegmentRequest, Tiling, load_pair

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_prunuclei.io.images import read_image, read_labels
+from napari_prunuclei.io.images import read_image
+from napari_prunuclei.io.labels import read_labels
 
 __all__ = [
     "DataError",

@@ -27,7 +27,8 @@ from skimage.measure import find_contours, regionprops
 
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
 from napari_prunuclei.base.progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
-from napari_prunuclei.io.images import atomic_write, check_label_ids, label_dtype, write_labels
+from napari_prunuclei.io.atomic import atomic_write
+from napari_prunuclei.io.labels import check_label_ids, label_dtype, write_labels
 
 __all__ = [
     "measurements",

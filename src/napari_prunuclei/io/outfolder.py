@@ -6,7 +6,7 @@ and ``<stem>_distance.tif``), then ``<stem>_info.json`` last, which lists them. 
 when its info JSON names this folder's model and every output it lists exists.
 
 Every scratch name a run makes in the folder starts with ``.prunuclei-`` (a temporary file of
-:func:`~napari_prunuclei.io.images.atomic_write`, a scratch label store, the finished tiles of a cluster run),
+:func:`~napari_prunuclei.io.atomic.atomic_write`, a scratch label store, the finished tiles of a cluster run),
 so the clean-up after a killed run matches only names this package makes: a user's own files (hidden
 or not) are never touched.
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from napari_prunuclei.io.images import TEMP_PREFIX, atomic_write, bounded_name
+from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name
 
 __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
            "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",

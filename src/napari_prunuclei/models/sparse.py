@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import WeightsError, build_model, sha256_file
 

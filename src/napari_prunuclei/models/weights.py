@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.models.unet import UNet, UNetConfig
 
 __all__ = ["WeightsError", "sha256_file", "save_branch", "load_branch", "read_metadata", "build_model"]

@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from napari_prunuclei.io.images import atomic_write
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.models.unet import UNet
 from napari_prunuclei.models.weights import WeightsError, load_branch
 from napari_prunuclei.nuclei.watershed import WatershedParams

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from napari_prunuclei.io.images import check_label_ids
+from napari_prunuclei.io.labels import check_label_ids
 
 __all__ = [
     "InstanceScores",

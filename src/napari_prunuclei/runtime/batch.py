@@ -46,7 +46,7 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = No
     compressed by ``threads`` threads (None: one per available core; tifffile's own default is half)."""
     import tifffile
 
-    from napari_prunuclei.io.images import atomic_write
+    from napari_prunuclei.io.atomic import atomic_write
     from napari_prunuclei.runtime.postpool import available_cores
 
     h, w = arr.shape
@@ -80,7 +80,9 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     import tifffile
     import torch
 
-    from napari_prunuclei.io.images import atomic_write, open_image, write_labels
+    from napari_prunuclei.io.atomic import atomic_write
+    from napari_prunuclei.io.images import open_image
+    from napari_prunuclei.io.labels import write_labels
 
     if threads and client is None:
         torch.set_num_threads(threads)

@@ -127,7 +127,9 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     device, precision and worker that ran it."""
     import torch
 
-    from napari_prunuclei.io.images import ImageError, as_rgb_uint8, atomic_write
+    from napari_prunuclei.io.atomic import atomic_write
+    from napari_prunuclei.io.guards import ImageError
+    from napari_prunuclei.io.images import as_rgb_uint8
     from napari_prunuclei.models.inference import predict_pair
     from napari_prunuclei.runtime.pipeline import resolve_device_precision
     from napari_prunuclei.runtime.postpool import post_tile
@@ -177,7 +179,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def _prepare_scratch(scratch: Path, want: dict, discard_stale: bool) -> None:
     """Make ``scratch`` hold tiles of this run only: its manifest says which image and settings."""
-    from napari_prunuclei.io.images import atomic_write
+    from napari_prunuclei.io.atomic import atomic_write
 
     manifest = scratch / MANIFEST
     if scratch.is_dir() and any(scratch.iterdir()):

@@ -11,8 +11,10 @@ import numpy as np
 
 from napari_prunuclei.base.constants import LABEL_EXTENSIONS
 from napari_prunuclei.base.progress import CancelFn, Progress, ProgressFn
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.dataset import NucleiDataset, distance_target, split_train_val
-from napari_prunuclei.io.images import ImageError, atomic_write, read_labels
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.labels import read_labels
 from napari_prunuclei.nuclei.metrics import METRIC_KEYS, distance_mse, mean_scores, score_instances
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pipeline import ModelPair, Segmentation, load_pair, rewatershed, segment

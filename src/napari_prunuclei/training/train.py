@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.dataset import NucleiDataset, distance_target, random_crops, split_train_val
-from napari_prunuclei.io.images import atomic_write
 from napari_prunuclei.models.devices import resolve_device
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import save_branch
