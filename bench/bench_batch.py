@@ -36,7 +36,7 @@ def main() -> None:
     for n in names:
         tifffile.imwrite(tmp / f"{n}.tif", ds.load(n)[0], tile=(256, 256))
     paths = sorted(tmp.glob("*.tif"))
-    from napari_prunuclei.runtime.pipeline import SegmentRequest
+    from napari_prunuclei.runtime.request import SegmentRequest
 
     opts = SegmentRequest(device="cpu")
     rows = {}

@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     from napari_prunuclei.base.heap import _glibc, keep_freed_memory
     from napari_prunuclei.base.machine import cpu_name
     from napari_prunuclei.models.inference import predict_pair, resolve_precision
-    from napari_prunuclei.runtime.pipeline import load_pair
+    from napari_prunuclei.runtime.pairs import load_pair
 
     if _glibc() is None:
         sys.exit("bench_heap: the allocator is not glibc's, or MALLOC_*/GLIBC_TUNABLES/PRUNUCLEI_KEEP_HEAP "

@@ -153,7 +153,8 @@ def _sparse_layer(model, repeat: int = 3) -> dict:
 MEM_CHILD = r"""
 import resource, sys, numpy as np, tifffile, zarr
 from napari_prunuclei.io.images import open_image
-from napari_prunuclei.runtime.pipeline import load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
 img = open_image(sys.argv[1]); h, w = img.shape[:2]
 out = zarr.open_array(sys.argv[2], mode="w", shape=(h, w), chunks=(1024, 1024), dtype="int32", fill_value=0)
 segment(img, load_pair(), out=out, device="cpu", tiling="tiled")
@@ -195,7 +196,7 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     from napari_prunuclei.pruning.oneshot import load_model
-    from napari_prunuclei.runtime.pipeline import load_pair
+    from napari_prunuclei.runtime.pairs import load_pair
 
     if a.memory_only:
         rows = _memory(a.memory_mp, a.data, a.tmp)

@@ -30,7 +30,8 @@ import torch
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES
 from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.models.zoo import registry
-from napari_prunuclei.runtime.pipeline import load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
 from napari_prunuclei.study.timing import benchmark_tile, time_segment
 
 

@@ -149,11 +149,11 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
     import tempfile
 
     from napari_prunuclei.models import inference
-    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.runtime import tiled_engine as pipeline
     from napari_prunuclei.runtime.stitch import label_store
 
-    saved = inference.predict_pair, pipeline._networks_in_thread
-    inference.predict_pair, pipeline._networks_in_thread = cache.predict_pair, lambda dev: True
+    saved = inference.predict_pair, pipeline.networks_in_thread
+    inference.predict_pair, pipeline.networks_in_thread = cache.predict_pair, lambda dev: True
     mp = image.shape[0] * image.shape[1] / 1e6
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -163,7 +163,7 @@ def replay(image, pair, tiling, cache: MapCache, workers: int, labels=None) -> d
             wall = time.perf_counter() - t0
             same = None if labels is None else bool(np.array_equal(out[:], labels))
     finally:
-        inference.predict_pair, pipeline._networks_in_thread = saved
+        inference.predict_pair, pipeline.networks_in_thread = saved
     s = res.info.seconds
     row = {"post_workers": workers, "wall": wall, "mp_per_s": mp / wall, "seconds": s,
            "stitch_s_per_mp": s["stitch"] / mp, "stitch_mp_per_s": mp / s["stitch"] if s["stitch"] else None,
@@ -334,8 +334,10 @@ def main(argv=None) -> None:
     from napari_prunuclei.base.machine import cpu_name
     from napari_prunuclei.models.devices import resolve_device
     from napari_prunuclei.models.inference import predict_pair, resolve_precision
-    from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import segment
     from napari_prunuclei.runtime.postpool import available_cores
+    from napari_prunuclei.runtime.request import Tiling
     from napari_prunuclei.runtime.tiles import tile_grid
 
     skip = set(filter(None, a.skip.split(",")))

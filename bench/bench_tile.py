@@ -25,7 +25,8 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     from napari_prunuclei.base.machine import cpu_name
-    from napari_prunuclei.runtime.pipeline import load_pair, segment
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import segment
 
     if a.data:
         from napari_prunuclei.io.dataset import NucleiDataset

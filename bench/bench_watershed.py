@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from napari_prunuclei.base.machine import cpu_name
     from napari_prunuclei.nuclei.watershed import watershed_instances
-    from napari_prunuclei.runtime.pipeline import load_pair, segment
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import segment
     from reference_tiled import watershed_reference as plain_watershed
 
     pair = load_pair()

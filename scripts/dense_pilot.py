@@ -21,7 +21,7 @@ from pathlib import Path
 
 from napari_prunuclei.models.weights import load_branch
 from napari_prunuclei.pruning.oneshot import load_model
-from napari_prunuclei.runtime.pipeline import pair_from_models
+from napari_prunuclei.runtime.pairs import pair_from_models
 from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
 from napari_prunuclei.training.train import TrainConfig, train
 

@@ -32,7 +32,7 @@ def main() -> None:
     from napari_prunuclei.io.images import read_image
     from napari_prunuclei.io.labels import write_labels
     from napari_prunuclei.nuclei.synthetic import synthetic_tissue
-    from napari_prunuclei.runtime.pipeline import SegmentRequest
+    from napari_prunuclei.runtime.request import SegmentRequest
     from napari_prunuclei.study.session import CompareRequest, run
 
     rgb = read_image(a.image) if a.image else synthetic_tissue(512, seed=7)[0]

@@ -10,7 +10,7 @@ from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import open_image
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.batch import info_path, segment_files
-from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling
+from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 
 from napari_prunuclei.base.progress import drive
 from napari_prunuclei.nuclei.synthetic import synthetic_tissue
-from napari_prunuclei.runtime.pipeline import ModelSpec, SegmentRequest, load_pair
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.study import session as compute
 from napari_prunuclei.study.session import CompareRequest, run
 

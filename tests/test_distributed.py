@@ -10,7 +10,9 @@ import tifffile
 
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.distributed import MANIFEST, segment_tiles_on_dask, tile_file
-from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling, load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
+from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 from napari_prunuclei.runtime.tiles import tile_grid
 
 TILING = Tiling("tiled", 96, 32)  # 320 x 320: 4 x 4 tiles, seams in both directions

@@ -9,7 +9,8 @@ import tifffile
 from napari_prunuclei.cli.main import main
 from napari_prunuclei.io.dataset import NucleiDataset
 from napari_prunuclei.nuclei.agreement import agreement_scores
-from napari_prunuclei.runtime.pipeline import load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
 
 pytestmark = pytest.mark.data
 

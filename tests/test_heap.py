@@ -116,7 +116,9 @@ def test_the_users_own_allocator_settings_stand(monkeypatch, var):
 def test_a_run_leaves_the_allocator_as_it_found_it():
     from napari_prunuclei.base.progress import Cancelled
     from napari_prunuclei.nuclei.synthetic import synthetic_tile
-    from napari_prunuclei.runtime.pipeline import Tiling, iter_segment, load_pair, segment
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import iter_segment, segment
+    from napari_prunuclei.runtime.request import Tiling
 
     pair, tiled = load_pair(), Tiling("tiled", 128, 32)
     image = synthetic_tile(256, seed=0)[0]
@@ -134,7 +136,9 @@ def test_a_run_leaves_the_allocator_as_it_found_it():
 
 def test_a_front_end_whose_progress_callback_fails_leaves_the_allocator_as_it_found_it():
     from napari_prunuclei.nuclei.synthetic import synthetic_tile
-    from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import segment
+    from napari_prunuclei.runtime.request import Tiling
 
     def fail(p):
         raise RuntimeError("the viewer went away")

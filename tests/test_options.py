@@ -9,7 +9,7 @@ import tifffile
 from napari_prunuclei.cli.main import main
 from napari_prunuclei.io.dataset import DataError, NucleiDataset
 from napari_prunuclei.runtime.batch import local_workers
-from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling
+from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 
 
 def _run(args: list[str]) -> int:

@@ -12,7 +12,7 @@ from napari_prunuclei.io.atomic import bounded_name
 from napari_prunuclei.io.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.batch import segment_files
-from napari_prunuclei.runtime.pipeline import SegmentRequest
+from napari_prunuclei.runtime.request import SegmentRequest
 
 CPU = ["--device", "cpu"]
 

@@ -7,7 +7,7 @@ from napari.components import ViewerModel
 from napari_prunuclei.base.progress import drive
 from napari_prunuclei.gui.state import ComparisonState
 from napari_prunuclei.nuclei.synthetic import synthetic_tissue
-from napari_prunuclei.runtime.pipeline import SegmentRequest
+from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.study.session import CompareRequest, run
 
 

@@ -4,7 +4,9 @@ import pytest
 from napari_prunuclei.base.progress import Cancelled
 from napari_prunuclei.nuclei.metrics import match_instances
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
-from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
+from napari_prunuclei.runtime.request import Tiling
 from napari_prunuclei.runtime.tiles import tile_grid
 
 
@@ -95,13 +97,13 @@ def test_networks_in_their_own_thread_give_the_same_labels_cancel_and_fail_clean
 
     from napari_prunuclei.io.guards import ImageError
     from napari_prunuclei.models import inference
-    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.runtime import tiled_engine as pipeline
 
     rgb = np.concatenate([synthetic_tile(300, seed=s)[0] for s in range(2)], axis=1)[:256, :512]
     pair = load_pair()
     tiling = Tiling("tiled", 128, 48)
     serial = segment(rgb, pair, device="cpu", tiling=tiling, post_workers=0).labels
-    monkeypatch.setattr(pipeline, "_networks_in_thread", lambda dev: True)
+    monkeypatch.setattr(pipeline, "networks_in_thread", lambda dev: True)
     def ours():
         return [th for th in threading.enumerate() if th.name.startswith("prunuclei-")]
 

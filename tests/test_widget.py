@@ -10,7 +10,9 @@ from napari.layers import Image, Labels  # noqa: E402
 
 from napari_prunuclei.gui.samples import synthetic_sample  # noqa: E402
 from napari_prunuclei.gui.widget import ALONE, PruneCompareWidget  # noqa: E402
-from napari_prunuclei.runtime.pipeline import Tiling, load_pair, segment  # noqa: E402
+from napari_prunuclei.runtime.pairs import load_pair  # noqa: E402
+from napari_prunuclei.runtime.pipeline import segment  # noqa: E402
+from napari_prunuclei.runtime.request import Tiling  # noqa: E402
 
 IMG = "synthetic H&E"
 GT = "synthetic H&E · ground truth"

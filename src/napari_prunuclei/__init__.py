@@ -1,6 +1,6 @@
 """napari-prunuclei: what pruning does to a two-branch nuclei segmentation model.
 
-``segment(image, load_pair(scheme, cr))`` is the one path an image takes. The names
+``segment(image, SegmentRequest(scheme, cr))`` is the one path an image takes. The names
 below are imported on first use, so napari's reader, writer and sample data load
 without torch.
 """
@@ -13,9 +13,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "segment": "runtime.pipeline", "load_pair": "runtime.pipeline", "ModelPair": "runtime.pipeline",
-    "ModelSpec": "runtime.pipeline", "Segmentation": "runtime.pipeline", "SegmentRequest": "runtime.pipeline",
-    "Tiling": "runtime.pipeline", "load_model": "pruning.oneshot", "Progress": "base.progress",
+    "segment": "runtime.pipeline", "load_pair": "runtime.pairs", "ModelPair": "runtime.pairs",
+    "ModelSpec": "runtime.pairs", "Segmentation": "runtime.request", "SegmentRequest": "runtime.request",
+    "Tiling": "runtime.request", "load_model": "pruning.oneshot", "Progress": "base.progress",
     "Cancelled": "base.progress",
 }
 

@@ -115,7 +115,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _pair(a: argparse.Namespace):
-    from napari_prunuclei.runtime.pipeline import load_pair
+    from napari_prunuclei.runtime.pairs import load_pair
 
     return load_pair(a.scheme, a.cr, not a.one_shot)
 
@@ -214,7 +214,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_segment(a: argparse.Namespace) -> int:
     from napari_prunuclei.runtime.batch import segment_files
-    from napari_prunuclei.runtime.pipeline import SegmentRequest, Tiling
+    from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 
     pair = _pair(a)
     request = SegmentRequest(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, params=_watershed(a, pair),
@@ -403,7 +403,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_tune(a: argparse.Namespace) -> int:
     from napari_prunuclei.models.zoo import find_entry, register
-    from napari_prunuclei.runtime.pipeline import load_pair
+    from napari_prunuclei.runtime.pairs import load_pair
     from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
 
     names = validation_names(a.data, a.n_val)
@@ -463,7 +463,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     from napari_prunuclei.base.machine import cpu_name
     from napari_prunuclei.base.progress import tqdm_callback
     from napari_prunuclei.models.inference import resolve_precision
-    from napari_prunuclei.runtime.pipeline import load_pair
+    from napari_prunuclei.runtime.pairs import load_pair
     from napari_prunuclei.study.pruning_report import write_report
     from napari_prunuclei.study.release import (
         channel_finetune_note,

@@ -36,7 +36,8 @@ from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pipeline import ModelSpec, SegmentRequest, Tiling, load_pair
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 from napari_prunuclei.study import session as compute
 
 #: the reference choice that runs the chosen model alone

@@ -36,7 +36,9 @@ from napari_prunuclei.io.outfolder import (
     remove_leftovers,
     tiles_path,
 )
-from napari_prunuclei.runtime.pipeline import SegmentRequest, load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
+from napari_prunuclei.runtime.request import SegmentRequest
 
 __all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path", "local_workers", "WORKER_MEMORY"]
 
@@ -93,9 +95,6 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     pair = load_pair(request.spec)
     h, w = image.shape[:2]
     t0 = time.perf_counter()
-    kwargs = dict(device=request.device, precision=request.precision, tiling=request.tiling,
-                  post_workers=request.post_workers, batch=request.batch, compile=request.compile,
-                  progress=progress, name=str(path))
     written: list[Path] = []
     info_path(path, out).unlink(missing_ok=True)  # from here on the image is not finished until its info says so
     try:
@@ -116,13 +115,13 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                         shutil.rmtree(tiles_path(path, out), ignore_errors=True)
                         raise
                 else:
-                    res = segment(image, pair, request.params, out=labels, **kwargs)
+                    res = segment(image, request, pair=pair, out=labels, progress=progress, name=str(path))
                 written.append(output_path(path, out, "labels"))
                 _write_tiled_tiff(written[-1], labels)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         else:
-            res = segment(np.asarray(image), pair, request.params, **kwargs)
+            res = segment(np.asarray(image), request, pair=pair, progress=progress, name=str(path))
             written.append(output_path(path, out, "labels"))
             write_labels(written[-1], res.labels)
             for key, arr in (("probability", res.probability), ("distance", res.distance)):

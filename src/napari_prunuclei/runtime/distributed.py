@@ -38,14 +38,8 @@ import numpy as np
 
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pipeline import (
-    ModelSpec,
-    Segmentation,
-    SegmentInfo,
-    SegmentRequest,
-    load_pair,
-    throughput,
-)
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.request import Segmentation, SegmentInfo, SegmentRequest, throughput
 from napari_prunuclei.runtime.stitch import Stitcher, TileLabels, private_block
 from napari_prunuclei.runtime.tiles import Tile, max_label, tile_grid
 

@@ -17,7 +17,9 @@ from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.labels import read_labels
 from napari_prunuclei.nuclei.metrics import METRIC_KEYS, distance_mse, mean_scores, score_instances
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pipeline import ModelPair, Segmentation, load_pair, rewatershed, segment
+from napari_prunuclei.runtime.pairs import ModelPair, load_pair
+from napari_prunuclei.runtime.pipeline import rewatershed, segment
+from napari_prunuclei.runtime.request import Segmentation
 
 __all__ = [
     "EVAL_KEYS",

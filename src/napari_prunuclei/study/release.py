@@ -24,7 +24,7 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
     The watershed thresholds are chosen by mean AJI on the ``n_val`` train images
     that training held back (never on test). Returns ``(best params, grid)``.
     """
-    from napari_prunuclei.runtime.pipeline import pair_from_models
+    from napari_prunuclei.runtime.pairs import pair_from_models
     from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
 
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -27,14 +27,9 @@ from napari_prunuclei.base.constants import (
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
 from napari_prunuclei.nuclei.agreement import Agreement, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pipeline import (
-    ModelSpec,
-    Segmentation,
-    SegmentRequest,
-    iter_segment,
-    load_pair,
-    rewatershed,
-)
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
+from napari_prunuclei.runtime.request import Segmentation, SegmentRequest
 from napari_prunuclei.runtime.tiles import tile_grid
 
 __all__ = ["CompareRequest", "Numbers", "ComparisonResult", "ImageSweepRow", "run", "rerun_watershed",
@@ -178,9 +173,10 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
             if tiled and scratch is not None and rgb.shape[0] * rgb.shape[1] > ZARR_PIXELS:
                 out, folder = scratch.labels(tuple(rgb.shape[:2]), seg_req.tiling.tile)
                 made.append(folder)
-            job = iter_segment(rgb, pair, params, device=seg_req.device, precision=seg_req.precision,
-                               tiling=seg_req.tiling, out=out, post_workers=seg_req.post_workers,
-                               cancelled=cancelled, name=f"layer '{req.image_name}'")
+            spec = pair.spec  # this model's request: the run's settings whole, its own model and thresholds
+            model_req = replace(seg_req, scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned, params=params)
+            job = iter_segment(rgb, model_req, pair=pair, out=out, cancelled=cancelled,
+                               name=f"layer '{req.image_name}'")
             try:
                 while True:
                     try:

@@ -26,7 +26,8 @@ from napari_prunuclei.io.dataset import NucleiDataset, distance_target
 from napari_prunuclei.models.zoo import find_entry
 from napari_prunuclei.nuclei.metrics import aji, dice, distance_mse, panoptic_quality
 from napari_prunuclei.nuclei.watershed import watershed_instances
-from napari_prunuclei.runtime.pipeline import load_pair, segment
+from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pipeline import segment
 
 __all__ = ["SweepRow", "run_sweep", "add_times", "summarize", "write_outputs", "sparsity_rows"]
 

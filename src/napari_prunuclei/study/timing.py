@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from napari_prunuclei.runtime.pipeline import ModelPair, segment
+from napari_prunuclei.runtime.pairs import ModelPair
+from napari_prunuclei.runtime.pipeline import segment
 
 __all__ = ["benchmark_tile", "time_segment"]
 
