@@ -630,3 +630,12 @@ def test_colour_spaces_that_cannot_be_rgb_are_refused_by_name(tmp_path):
             with pytest.raises(ImageError, match=why) as e:
                 reader(tmp_path / name)
             assert name in str(e.value)
+
+
+def test_planar_cmyk_reads_as_rgb(tmp_path):
+    rgb = _tile()
+    cmyk = np.concatenate([255 - rgb, np.zeros(rgb.shape[:2] + (1,), np.uint8)], -1)
+    p = tmp_path / "planar_cmyk.tif"
+    p.write_bytes(_tiff_bytes(np.moveaxis(cmyk, -1, 0).copy(), photometric="separated", planarconfig="separate"))
+    for reader in (read_image, open_image):
+        assert np.array_equal(np.asarray(reader(p)), rgb)

@@ -91,3 +91,19 @@ def test_score_refuses_label_images_too_large_to_hold(tmp_path, capsys):
     finally:
         ev.SCORE_MAX_PIXELS = old
     assert "score it in parts" in capsys.readouterr().err
+
+
+def test_score_warns_of_unmatched_names_and_refuses_two_files_of_one_name(tmp_path, capsys):
+    truth, pred = tmp_path / "t", tmp_path / "p"
+    truth.mkdir()
+    pred.mkdir()
+    lab = np.zeros((64, 64), np.uint16)
+    lab[5:20, 5:20] = 1
+    for f in (truth / "a.tif", truth / "b.tif", pred / "a.tif", pred / "c.tif"):
+        tifffile.imwrite(f, lab)
+    assert main(["score", str(truth), str(pred)]) == 0
+    err = capsys.readouterr().err
+    assert "only in" in err and "b" in err and "c" in err
+    tifffile.imwrite(pred / "a.tiff", np.zeros_like(lab))
+    assert main(["score", str(truth), str(pred)]) == 2
+    assert "two label images named 'a'" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 
+import numpy as np
 import pytest
 import tifffile
 
@@ -85,6 +86,7 @@ def test_an_image_missing_an_output_is_not_finished(tiles, tmp_path):
     assert res.skipped == 0 and len(res.finished) == 1 and (out / "a_labels.tif").is_file()
     info = json.loads((out / "a_info.json").read_text())
     assert sorted(info["outputs"]) == ["a_distance.tif", "a_labels.tif", "a_probability.tif"]
+    assert info["outputs"]["a_labels.tif"] == (out / "a_labels.tif").stat().st_size
 
 
 def test_a_failed_image_leaves_no_file(tiles, tmp_path, monkeypatch):
@@ -164,3 +166,84 @@ def test_sigterm_ends_a_run_like_ctrl_c(tiles, tmp_path, monkeypatch, capsys):
     assert main(["segment", str(tiles / "a.tif"), "-o", str(tmp_path / "o"), *CPU]) == 143
     assert "terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_files_a_run_did_not_make_are_never_overwritten(tiles, tmp_path, capsys):
+    """Ground truth named like an output (X_labels.tif) beside the image: refused by name, kept byte for byte."""
+    import shutil
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    shutil.copy(tiles / "a.tif", folder / "a.tif")
+    truth = folder / "a_labels.tif"
+    tifffile.imwrite(truth, np.ones((128, 128), np.uint16))
+    before = truth.read_bytes()
+    assert main(["segment", str(folder / "a.tif"), "-o", str(folder), *CPU]) == 1
+    assert "a_labels.tif exists and no prunuclei run made it" in capsys.readouterr().err
+    assert truth.read_bytes() == before and not (folder / "a_probability.tif").exists()
+
+
+def test_a_refused_run_never_removes_a_folder_it_did_not_fill(tiles, tmp_path, monkeypatch):
+    """A run that found no folder, then was refused (another run made and filled it meanwhile), removes nothing."""
+    import napari_prunuclei.runtime.batch as batch
+
+    out = tmp_path / "race"
+    real = batch.claim
+
+    def other_run_first(folder, model, overwrite):
+        monkeypatch.setattr(batch, "claim", real)
+        segment_files([tiles / "b.tif"], folder, SegmentRequest(device="cpu", scheme="networkwide", cr=20),
+                      progress=False)  # another model's run finishes first
+        return real(folder, model, overwrite)
+
+    monkeypatch.setattr(batch, "claim", other_run_first)
+    with pytest.raises(ValueError, match="another model"):
+        segment_files([tiles / "a.tif"], out, SegmentRequest(device="cpu"), progress=False)
+    assert (out / "b_labels.tif").is_file() and (out / "b_info.json").is_file()
+
+
+def test_a_new_folder_keeps_the_tiles_of_an_interrupted_run(tiles, tmp_path):
+    from napari_prunuclei.io.outfolder import LOCK, release_new_folder
+
+    out = tmp_path / "new"
+    (out / ".prunuclei-a.tiles").mkdir(parents=True)
+    (out / LOCK).write_text("")
+    (out / MANIFEST).write_text("{}")
+    release_new_folder(out)
+    assert (out / ".prunuclei-a.tiles").is_dir() and (out / MANIFEST).is_file()
+    (out / ".prunuclei-a.tiles").rmdir()
+    release_new_folder(out)
+    assert not out.exists()
+
+
+def test_resume_knows_the_image_not_only_its_name(tiles, tmp_path):
+    """Another file with the same name, or a truncated output, is not 'finished'."""
+    import shutil
+
+    one, two = tmp_path / "cohA", tmp_path / "cohB"
+    one.mkdir()
+    two.mkdir()
+    shutil.copy(tiles / "a.tif", one / "x.tif")
+    shutil.copy(tiles / "b.tif", two / "x.tif")
+    out, req = tmp_path / "out", SegmentRequest(device="cpu")
+    segment_files([one / "x.tif"], out, req, progress=False)
+    res = segment_files([two / "x.tif"], out, req, progress=False)
+    assert res.skipped == 0 and len(res.finished) == 1
+    assert json.loads((out / "x_info.json").read_text())["image"] == str(two / "x.tif")
+    with open(out / "x_labels.tif", "r+b") as f:
+        f.truncate(100)
+    assert not is_finished(two / "x.tif", out, model_record(req))
+
+
+def test_one_file_named_twice_runs_once_and_empty_inputs_are_errors(tiles, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tiles)
+    assert main(["segment", "a.tif", "./a.tif", str(tiles / "a.tif"), "-o", str(tmp_path / "o"), *CPU]) == 0
+    assert capsys.readouterr().out.count("nuclei") == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["segment", str(tmp_path / "empty"), "-o", str(tmp_path / "o2"), *CPU]) == 2
+    assert "no image files" in capsys.readouterr().err
+    (tmp_path / "bom.txt").write_bytes("\ufeff".encode() + str(tiles / "a.tif").encode() + b"\r\n")
+    assert main(["segment", f"@{tmp_path / 'bom.txt'}", "-o", str(tmp_path / "o3"), *CPU]) == 0
+    (tmp_path / "afile").write_text("x")
+    assert main(["segment", "a.tif", "-o", str(tmp_path / "afile"), *CPU]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -172,6 +172,11 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
     res = score_files(a.truth, a.pred)
     print(format_table(res))
+    for side, names in res["unmatched"].items():
+        if names:
+            where = a.truth if side == "truth_only" else a.pred
+            print(f"prunuclei score: warning: {len(names)} label image(s) only in {where}, not scored: "
+                  f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}", file=sys.stderr)
     if a.json:
         write_json(a.json, res)
     return 0
@@ -181,7 +186,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment H&E images or slides; write labels (and maps) per image")
     p.add_argument("images", nargs="+",
                    help="image files (PNG, JPEG, TIFF/SVS) or folders of them; @FILE reads a list (one path a "
-                        "line, blank lines and # comments skipped; a list may name other @lists)")
+                        "line, blank lines and # comments skipped, paths relative to the current folder; a list may "
+                        "name other @lists)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     _model_args(p)
     p.add_argument("--tile", type=_count(MIN_TILE, MAX_TILE, "--tile"), default=TILE,
@@ -193,7 +199,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_count(1, what="--workers"), default=1,
                    help="dask worker processes (1 thread each): small images run one per worker; an image large "
                         "enough to be tiled has its tiles spread over all workers, stitched here, resumable at the "
-                        "tile after an interruption (finished tiles kept in OUT/.<name>_tiles)")
+                        "tile after an interruption (finished tiles kept in OUT/.prunuclei-<name>.tiles)")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask.distributed scheduler, used as --workers is; the images and "
                         "OUT must be on a file system every worker sees")
@@ -208,7 +214,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_count(0, MAX_BATCH, "--batch"), default=0,
                    help="tiles per network call (0: 8 on CUDA, else 1)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
-    p.add_argument("--overwrite", action="store_true", help="redo images already finished in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo the given images; when --out holds another model's results, all of them (every "
+                        "image's, not only the given ones) are removed first, so one folder never mixes models")
     p.set_defaults(func=_cmd_segment)
 
 
@@ -224,8 +232,13 @@ def _cmd_segment(a: argparse.Namespace) -> int:
     from napari_prunuclei.io.inputs import expand_inputs
 
     paths = expand_inputs(a.images)
+    if not paths:
+        raise ValueError("no images given (the lists named are empty)")
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
                          resume=not a.overwrite, threads=a.threads, per_file=a.per_file)
+    if done.skipped:
+        print(f"{done.skipped} image(s) already finished in {a.out} with this model: skipped (--overwrite redoes "
+              "them)", file=sys.stderr)
     for info in done.finished:
         rate = info.get("throughput", {}).get("mp_per_s")
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"

@@ -17,7 +17,7 @@ def read_list(path: Path) -> list[str]:
     surrounding spaces stripped. A line is always a path (never an option), relative to the current
     folder as on the command line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not a path
     except FileNotFoundError:
         raise ValueError(f"list file not found: {path}") from None
     except UnicodeDecodeError:
@@ -46,8 +46,11 @@ def expand_inputs(items: list[str | Path], _seen: tuple[Path, ...] = ()) -> list
             continue
         p = Path(s)
         if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in exts and not q.name.startswith(".")
-                            and not is_output_file(q))
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in exts and not q.name.startswith(".")
+                           and q.is_file() and not is_output_file(q))
+            if not found:
+                raise ValueError(f"no image files ({', '.join(sorted(exts))}) in folder {p}")
+            paths += found
         else:
             paths.append(p)
     return paths

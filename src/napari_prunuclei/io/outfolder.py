@@ -25,7 +25,8 @@ from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name
 
 __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
            "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",
-           "remove_results", "is_output_file"]
+           "remove_results", "is_output_file", "source_record", "outputs_record", "check_outputs_free",
+           "release_new_folder"]
 
 MANIFEST = "prunuclei_run.json"
 LOCK = ".prunuclei.lock"
@@ -81,15 +82,66 @@ def _read_info(path: Path) -> dict | None:
     return info if isinstance(info, dict) and isinstance(info.get("request"), dict) else None
 
 
+def source_record(path: Path) -> dict:
+    """Which file an image's results were made from: its absolute path, size and modification time."""
+    st = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def outputs_record(out_dir: Path, written: list[Path]) -> dict:
+    """The outputs of an image with their sizes, as its info JSON lists them."""
+    return {p.name: p.stat().st_size for p in written}
+
+
 def is_finished(path: Path, out_dir: Path, model: dict) -> bool:
-    """Whether image ``path`` has results of ``model`` in ``out_dir``: its info JSON names this model and
-    every output it lists exists."""
+    """Whether image ``path`` has results of ``model`` in ``out_dir``: its info JSON names this model and this
+    very file (path, size, time), and every output it lists exists with the size it had."""
     info = _read_info(info_path(path, out_dir))
     if info is None or {k: v for k, v in info["request"].items() if k not in RUNTIME_KEYS} != model:
         return False
+    try:
+        if info.get("source") != source_record(path):
+            return False
+    except OSError:
+        return False
     outputs = info.get("outputs")
-    return isinstance(outputs, list) and bool(outputs) and all(
-        isinstance(n, str) and "/" not in n and (Path(out_dir) / n).is_file() for n in outputs)
+    if not isinstance(outputs, dict) or not outputs:
+        return False
+    for name, size in outputs.items():
+        q = Path(out_dir) / name
+        if "/" in name or not q.is_file() or q.stat().st_size != size:
+            return False
+    return True
+
+
+def check_outputs_free(path: Path, out_dir: Path) -> None:
+    """Refuse to write image ``path``'s outputs over files that no run of this package made (ground truth named
+    ``X_labels.tif``, another tool's results): a file there counts as ours only when ``X_info.json`` lists it.
+    (``--overwrite`` names the images to redo: their outputs are replaced without this check.)"""
+    info = _read_info(info_path(path, out_dir))
+    ours = set(info.get("outputs") or ()) if info is not None else set()
+    for kind in OUTPUT_KINDS:
+        q = output_path(path, out_dir, kind)
+        if q.name not in ours and (q.exists() or q.is_symlink()):
+            raise ValueError(f"{q} exists and no prunuclei run made it (no {info_path(path, out_dir).name} lists "
+                             "it): move it away, choose another output folder, or --overwrite to replace it; "
+                             "nothing was written")
+
+
+def release_new_folder(out: Path) -> None:
+    """A folder this run made and finished nothing in: removed when it holds only the run's lock and manifest
+    (tiles kept for a resume, or another run's results, keep it)."""
+    try:
+        names = {q.name for q in out.iterdir()}
+    except OSError:
+        return
+    if names <= {LOCK, MANIFEST}:
+        for n in names:
+            (out / n).unlink(missing_ok=True)
+        try:
+            out.rmdir()
+        except OSError:
+            pass
 
 
 def _describe(req: dict) -> str:
@@ -105,7 +157,12 @@ def claim(out: Path, model: dict, overwrite: bool) -> Iterator[None]:
     removed whole before this run writes (never mixed with the new ones)."""
     import fcntl
 
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is a file: choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a dangling link, a loop
+        raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
     with open(out / LOCK, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -147,8 +204,11 @@ def remove_results(out: Path) -> None:
         if info is None:
             continue
         stem = info_file.name[: -len("_info.json")]
-        for kind in OUTPUT_KINDS:
-            (out / f"{stem}_{kind}.tif").unlink(missing_ok=True)
+        listed = info.get("outputs")
+        names = list(listed) if isinstance(listed, (dict, list)) else [f"{stem}_{k}.tif" for k in OUTPUT_KINDS]
+        for name in names:
+            if isinstance(name, str) and "/" not in name and name.startswith(f"{stem}_"):
+                (out / name).unlink(missing_ok=True)
         info_file.unlink(missing_ok=True)
     for q in out.iterdir():
         if q.name.startswith(SCRATCH_PREFIX):

@@ -47,8 +47,10 @@ def needs_conversion(page) -> bool:
     photometric, compression = int(page.photometric), int(page.compression)
     if orientation(page) != 1:
         return True
+    if int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1:
+        return True
     if photometric == RGB:
-        return int(page.planarconfig) == 2
+        return False
     if photometric == YCBCR:
         return compression not in _DECODER_RGB
     return photometric in (PALETTE, SEPARATED) or (photometric in _NAMES and photometric not in (0, 1))
@@ -74,8 +76,8 @@ def to_rgb(page, arr: np.ndarray) -> np.ndarray:
     """``arr`` (the page decoded by tifffile) as H x W x 3/4 uint8 RGB, in the page's stored orientation."""
     photometric = int(page.photometric)
     a = np.asarray(arr)
-    if photometric == RGB and int(page.planarconfig) == 2 and a.ndim == 3:
-        return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+    if int(page.planarconfig) == 2 and a.ndim == 3 and a.shape[0] == int(page.samplesperpixel):
+        a = np.ascontiguousarray(np.moveaxis(a, 0, -1))  # planes (samples, H, W) -> H x W x samples
     if photometric == PALETTE and a.ndim == 2:
         cmap = np.asarray(page.colormap)
         scale = 257 if cmap.max() > 255 else 1  # 16-bit colour map entries, as the standard says

@@ -100,6 +100,8 @@ def predict_branch(
     h, w = rgb.shape[:2]
     ph, pw = (-h) % mult, (-w) % mult
     crop = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
+    if not crop.flags.writeable:  # a read-only array (a memory-mapped file, a napari layer): torch wants to own it
+        crop = crop.copy()
     x = torch.from_numpy(crop).to(dev).permute(2, 0, 1)[None].float().div_(255.0)
     return _forward(net, x, dev, prec)[0, :h, :w].cpu().numpy()
 

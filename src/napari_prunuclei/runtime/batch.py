@@ -27,13 +27,17 @@ import numpy as np
 from napari_prunuclei.base.progress import Progress, tqdm_callback
 from napari_prunuclei.io.outfolder import (
     check_name,
+    check_outputs_free,
     claim,
     info_path,
     is_finished,
     labels_scratch,
     model_record,
     output_path,
+    outputs_record,
+    release_new_folder,
     remove_leftovers,
+    source_record,
     tiles_path,
 )
 from napari_prunuclei.runtime.pairs import load_pair
@@ -67,7 +71,8 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = No
 
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
-                 progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None) -> dict:
+                 progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None,
+                 replace: bool = False) -> dict:
     """Segment one image file into ``out_dir``; return its info (also written as JSON, last).
 
     Tiled runs write their labels into a scratch zarr store private to this run (a
@@ -77,7 +82,8 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     never with a part of them). ``client``: a dask client; a tiled image then has its tiles spread
     over the cluster's workers (``threads`` torch threads per tile task, default 1), their results
     kept in :func:`tiles_path` until the image is finished (a run of the same folder resumes
-    them), with the labels of a run on one machine.
+    them), with the labels of a run on one machine. Existing files with the outputs' names that no run
+    of this package made are refused, unless ``replace`` (the user asked to redo this image).
     """
     import tifffile
     import torch
@@ -92,6 +98,9 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     check_name(path)
     image = open_image(path)  # checked before anything is created
     out.mkdir(parents=True, exist_ok=True)
+    if not replace:
+        check_outputs_free(path, out)
+    source = source_record(path)
     pair = load_pair(request.spec)
     h, w = image.shape[:2]
     t0 = time.perf_counter()
@@ -128,7 +137,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 written.append(output_path(path, out, key))
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
-                "request": request.as_dict(), "outputs": [p.name for p in written],
+                "request": request.as_dict(), "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}
         atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
     except BaseException:
@@ -190,7 +199,10 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
     """
     request = request or SegmentRequest()
     out = Path(out_dir)
-    paths = [Path(p) for p in paths]
+    unique: dict[Path, Path] = {}
+    for p in map(Path, paths):  # one file named twice (a folder and a list, ./x and x) runs once
+        unique.setdefault(p.resolve() if p.exists() else p, p)
+    paths = list(unique.values())
     stems: dict[str, list[str]] = {}
     for p in paths:
         stems.setdefault(p.stem, []).append(str(p))
@@ -200,22 +212,22 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
                          + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
     result = BatchResult()
     model = model_record(request)
-    created = not out.exists()
+    created = not out.exists()  # only a hint: the folder is removed below only while it holds nothing else
     try:
         with claim(out, model, overwrite=not resume):
             todo = [p for p in paths if not (resume and is_finished(p, out, model))]
             result.skipped = len(paths) - len(todo)
             if todo:
                 remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
-                _run(todo, out, request, workers, scheduler, threads, result, per_file, progress)
+                _run(todo, out, request, workers, scheduler, threads, result, per_file, progress, replace=not resume)
     finally:
-        if created and not result.finished:  # nothing finished: leave no folder behind
-            shutil.rmtree(out, ignore_errors=True)
+        if created and not result.finished:  # nothing finished: leave no empty folder behind
+            release_new_folder(out)
     return result
 
 
 def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, scheduler: str | None, threads: int,
-         result: BatchResult, per_file: bool, progress: bool) -> None:
+         result: BatchResult, per_file: bool, progress: bool, replace: bool = False) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
@@ -226,13 +238,13 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
             tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
             try:
                 result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
-                                                    threads=threads))
+                                                    threads=threads, replace=replace))
             except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
                 result.failed.append((str(p), _reason(e)))
             tbar.close()
             bar.update(1)
     else:
-        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress)
+        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress, replace)
     bar.close()
 
 
@@ -249,17 +261,18 @@ def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
     return shape is not None and request.tiling.is_tiled(tuple(shape[:2]))
 
 
-def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int) -> tuple[dict | None, str | None]:
+def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int,
+               replace: bool = False) -> tuple[dict | None, str | None]:
     """One image in a dask task: ``(info, None)``, or ``(None, why)`` for an image that cannot be used
     (returned, not raised, so no worker logs a traceback for bad input)."""
     try:
-        return segment_file(path, out, request, None, threads), None
+        return segment_file(path, out, request, None, threads, replace=replace), None
     except (ValueError, OSError) as e:
         return None, _reason(e)
 
 
 def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
-                 progress: bool = False) -> None:
+                 progress: bool = False, replace: bool = False) -> None:
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -279,12 +292,13 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
         with Client(scheduler or cluster) as client:
             spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]
             whole = [p for p in todo if p not in spread]
-            futures = {client.submit(_file_task, p, out, request, threads or 1, pure=False): p for p in whole}
+            futures = {client.submit(_file_task, p, out, request, threads or 1, replace, pure=False): p for p in whole}
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
                 tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
                 try:
-                    info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client)
+                    info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client,
+                                        replace=replace)
                 except Exception as e:  # noqa: BLE001 - reported, the others go on
                     result.failed.append((str(p), _reason(e)))
                 else:

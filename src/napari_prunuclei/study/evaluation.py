@@ -118,20 +118,37 @@ def evaluate(
     return result
 
 
-def _pairs(truth: Path, pred: Path) -> list[tuple[str, Path, Path]]:
+def _label_files(folder: Path) -> dict[str, Path]:
+    """A folder's label images by name: ``X`` for ``X.tif``, and for the outputs of ``prunuclei segment`` ``X``
+    for ``X_labels.tif`` (its maps left out); two files of one name are refused, not chosen between."""
+    from napari_prunuclei.io.outfolder import is_output_file
+
+    exts = set(LABEL_EXTENSIONS)
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in exts or not p.is_file():
+            continue
+        key = p.stem[: -len("_labels")] if p.stem.endswith("_labels") else p.stem
+        if key == p.stem and is_output_file(p):
+            continue  # a probability or distance map of `prunuclei segment`
+        if key in found:
+            raise ImageError(f"{folder} holds two label images named {key!r} ({found[key].name} and {p.name}): "
+                             "keep one")
+        found[key] = p
+    return found
+
+
+def _pairs(truth: Path, pred: Path) -> tuple[list[tuple[str, Path, Path]], dict[str, list[str]]]:
+    """The (name, truth, prediction) pairs to score, and the names found on one side only."""
     if truth.is_file() and pred.is_file():
-        return [(pred.stem, truth, pred)]
+        return [(pred.stem, truth, pred)], {"truth_only": [], "pred_only": []}
     if truth.is_dir() and pred.is_dir():
-        exts = set(LABEL_EXTENSIONS)
-        tmap = {p.stem: p for p in sorted(truth.iterdir()) if p.suffix.lower() in exts}
-        pmap = {p.stem: p for p in sorted(pred.iterdir()) if p.suffix.lower() in exts}
-        for p in sorted(pred.iterdir()):  # the outputs of `prunuclei segment`: X_labels.tif scores against X
-            if p.suffix.lower() in exts and p.stem.endswith("_labels") and p.stem[: -len("_labels")] not in pmap:
-                pmap[p.stem[: -len("_labels")]] = p
+        tmap, pmap = _label_files(truth), _label_files(pred)
         common = sorted(set(tmap) & set(pmap))
         if not common:
             raise ImageError(f"no label files with the same name in {truth} and {pred}")
-        return [(n, tmap[n], pmap[n]) for n in common]
+        return [(n, tmap[n], pmap[n]) for n in common], {"truth_only": sorted(set(tmap) - set(pmap)),
+                                                          "pred_only": sorted(set(pmap) - set(tmap))}
     raise ImageError(f"TRUTH and PRED must be two files or two folders: {truth}, {pred}")
 
 
@@ -155,7 +172,7 @@ def _declared_pixels(path: Path) -> int | None:
 def score_files(truth: str | Path, pred: str | Path) -> dict:
     """Score instance label files (or folders matched by file name) against ground truth."""
     rows = []
-    pairs = _pairs(Path(truth), Path(pred))
+    pairs, unmatched = _pairs(Path(truth), Path(pred))
     for _, t, p in pairs:  # before reading any: scoring holds both images whole, and several copies of them
         for f in (t, p):
             n = _declared_pixels(f)
@@ -166,6 +183,7 @@ def score_files(truth: str | Path, pred: str | Path) -> dict:
         rows.append({"name": name, **score_instances(read_labels(t), read_labels(p)).as_dict()})
     summary = mean_scores(rows, METRIC_KEYS)
     summary["n_images"] = len(rows)
+    summary["unmatched"] = unmatched
     summary["per_image"] = rows
     return summary
 
