@@ -10,16 +10,9 @@ import zarr
 from skimage.draw import ellipse
 
 from napari_prunuclei.base.progress import Cancelled, Progress
-from napari_prunuclei.io.export import (
-    EXPORT_EXTENSIONS,
-    IN_MEMORY_MAX_PIXELS,
-    MEASUREMENT_FIELDS,
-    export_labels,
-    iter_export,
-    measurements,
-    write_csv,
-    write_geojson,
-)
+from napari_prunuclei.io.export import EXPORT_EXTENSIONS, IN_MEMORY_MAX_PIXELS, export_labels, iter_export
+from napari_prunuclei.io.geojson import write_geojson
+from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements, write_csv
 
 SIZE = 2500
 BLOCK = 512

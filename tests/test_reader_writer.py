@@ -5,8 +5,9 @@ import pytest
 
 from napari_prunuclei.gui.reader import get_reader
 from napari_prunuclei.gui.writer import write_labels
-from napari_prunuclei.io.export import MEASUREMENT_FIELDS, export_labels, measurements
+from napari_prunuclei.io.export import export_labels
 from napari_prunuclei.io.labels import read_labels
+from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 
 

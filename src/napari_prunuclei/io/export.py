@@ -9,215 +9,47 @@ memory stays at a few blocks (plus a few numbers per nucleus).
 
 from __future__ import annotations
 
-import csv
 import json
 import mmap
 import os
 import tempfile
 import time
 import zlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.color import rgb2hed
-from skimage.measure import find_contours, regionprops
+from skimage.measure import regionprops
 
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
 from napari_prunuclei.base.progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.io.atomic import atomic_write
+from napari_prunuclei.io.geojson import feature_json, nucleus_geometry, write_features, write_geojson
 from napari_prunuclei.io.labels import check_label_ids, label_dtype, write_labels
+from napari_prunuclei.io.measure import (
+    CHUNK_ROWS,
+    FLOAT_FIELDS,
+    MEASUREMENT_FIELDS,
+    hematoxylin_od,
+    measure_row,
+    place,
+    write_csv,
+    write_rows,
+)
 
-__all__ = [
-    "measurements",
-    "write_csv",
-    "write_geojson",
-    "export_labels",
-    "iter_export",
-    "MEASUREMENT_FIELDS",
-    "MICRON_FIELDS",
-    "EXPORT_EXTENSIONS",
-    "IN_MEMORY_MAX_PIXELS",
-]
+__all__ = ["export_labels", "iter_export", "EXPORT_EXTENSIONS", "IN_MEMORY_MAX_PIXELS"]
 
-MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
-#: added to the measurements when the pixel size (micrometres per pixel) is known
-MICRON_FIELDS = ("area_um2", "perimeter_um")
 
 #: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
 IN_MEMORY_MAX_PIXELS = WHOLE_MAX_PIXELS
 
 _KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "tif", ".tiff": "tif", ".png": "png"}
-_FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_hematoxylin")
 _BIGTIFF_BYTES = 2**32 - 2**25  # tifffile's threshold for BigTIFF
-_CHUNK = 1024  # rows turned into Python objects at a time when writing
 
 
 # --- measurements of one region, shared by the whole-image and the block paths -------------------------------
-
-
-def _hematoxylin(rgb) -> np.ndarray | None:
-    """The H channel (optical density) of ``skimage.color.rgb2hed``, or None without an image."""
-    return None if rgb is None else rgb2hed(np.asarray(rgb)[..., :3])[..., 0]
-
-
-def _row(r, ident: int, with_hema: bool) -> dict:
-    cy, cx = r.centroid
-    return {
-        "id": ident, "centroid_y": float(cy), "centroid_x": float(cx),
-        "area": int(r.area), "perimeter": float(r.perimeter), "eccentricity": float(r.eccentricity),
-        "mean_hematoxylin": float(r.intensity_mean) if with_hema else float("nan"),
-    }
-
-
-def _fields(pixel_size: float | None) -> list[str]:
-    return [*MEASUREMENT_FIELDS, *(MICRON_FIELDS if pixel_size else ())]
-
-
-def _place(row: dict, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> dict:
-    """A row in the image's frame (centroid shifted by ``offset``: a region's corner) and, with a pixel
-    size, with the area in µm² and the perimeter in µm."""
-    if offset != (0, 0):
-        row = {**row, "centroid_y": row["centroid_y"] + offset[0], "centroid_x": row["centroid_x"] + offset[1]}
-    if pixel_size:
-        row = {**row, "area_um2": row["area"] * pixel_size**2, "perimeter_um": row["perimeter"] * pixel_size}
-    return row
-
-
-def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict]:
-    """Per nucleus: id, centroid (row, col), area, perimeter, eccentricity, mean hematoxylin.
-
-    Mean hematoxylin is the mean of the H channel of ``skimage.color.rgb2hed``
-    (optical density) inside the nucleus; NaN without an image. The whole image is
-    held in memory; :func:`iter_export` measures lazy or large labels block by block.
-    """
-    lab, ids = _compact(labels)
-    hema = _hematoxylin(rgb)
-    return [_row(r, int(ids[r.label]), hema is not None) for r in regionprops(lab, intensity_image=hema)]
-
-
-def _compact(labels) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as ids 0..n (regionprops makes a list as long as the largest id) and each one's own id."""
-    lab = check_label_ids(labels)
-    ids, inv = np.unique(lab, return_inverse=True)
-    if ids[0] != 0:
-        ids, inv = np.concatenate([[0], ids]), inv + 1
-    return inv.reshape(lab.shape).astype(np.int32 if len(ids) < 2**31 else np.int64), ids
-
-
-def _preamble(provenance: dict | None) -> str:
-    """Provenance as ``# key: value`` lines above a CSV's header (``pandas.read_csv(..., comment="#")``)."""
-    if not provenance:
-        return ""
-    return "".join(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}\n" for k, v in provenance.items())
-
-
-def _write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None, pixel_size: float | None = None) -> None:
-    with open(t, "w", newline="") as f:
-        f.write(_preamble(provenance))
-        w = csv.DictWriter(f, fieldnames=_fields(pixel_size))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def write_csv(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
-              provenance: dict | None = None, *, pixel_size: float | None = None,
-              offset: tuple[int, int] = (0, 0)) -> Path:
-    """Write :func:`measurements` of in-memory labels as CSV (one row per nucleus, by id); with a
-    ``pixel_size`` (µm per pixel) also in µm² and µm; ``offset``: where the labels' (0, 0) lies in
-    the image (a region's corner)."""
-    rows = [_place(r, pixel_size, offset) for r in measurements(labels, rgb)]
-    return atomic_write(path, lambda t: _write_rows(t, rows, provenance, pixel_size))
-
-
-def _ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
-    """The boundary of one connected binary region as a closed [x, y] ring, in QuPath's convention:
-    pixel (row r, column c) covers [c, c + 1] x [r, r + 1], so a boundary point between pixels lies on
-    their shared edge. Exterior rings have a positive shoelace area in these coordinates and holes a
-    negative one (RFC 7946's counter-clockwise exteriors, reading the numbers as x right, y up)."""
-    contours = find_contours(np.pad(mask, 1).astype(np.uint8), 0.5)
-    ring = max(contours, key=len)
-    pts = [[float(c - 0.5 + offset[1]), float(r - 0.5 + offset[0])] for r, c in ring]
-    if pts[0] != pts[-1]:
-        pts.append(pts[0])
-    x, y = np.array(pts).T
-    area = 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
-    if (area > 0) != outer:
-        pts.reverse()
-    return pts
-
-
-def _geometry(mask: np.ndarray, offset: tuple[int, int]) -> dict:
-    """A nucleus as a GeoJSON Polygon (holes as interior rings), or a MultiPolygon when it has several
-    separate parts. Parts are 4-connected: two parts that touch only at a corner are two polygons (a ring
-    through a single shared corner point is not a valid polygon, and tracing one would lose a part)."""
-    parts_lab, n = ndi.label(mask)
-    polygons = []
-    for k in range(1, n + 1):
-        part = parts_lab == k
-        filled = ndi.binary_fill_holes(part)
-        rings = [_ring(filled, offset, outer=True)]
-        holes, nh = ndi.label(filled & ~part)
-        rings += [_ring(holes == j, offset, outer=False) for j in range(1, nh + 1)]
-        polygons.append(rings)
-    if len(polygons) == 1:
-        return {"type": "Polygon", "coordinates": polygons[0]}
-    return {"type": "MultiPolygon", "coordinates": polygons}
-
-
-def _feature(row: dict, geometry: dict, classification: str) -> bytes:
-    """One GeoJSON Feature (QuPath detection) as JSON bytes."""
-    ident = row["id"]
-    return json.dumps({
-        "type": "Feature",
-        "id": str(ident),
-        "geometry": geometry,
-        "properties": {
-            "objectType": "detection",
-            "classification": {"name": classification},
-            "name": f"nucleus {ident}",
-            "measurements": {k: v for k, v in row.items() if k != "id" and v == v},
-        },
-    }).encode()
-
-
-def _write_features(t: Path, features: Iterable[bytes], provenance: dict | None = None) -> None:
-    """A FeatureCollection written feature by feature (the same text as one ``json.dumps``); provenance,
-    if any, as the collection's ``properties`` (a GeoJSON foreign member)."""
-    with open(t, "wb") as f:
-        f.write(b'{"type": "FeatureCollection", ')
-        if provenance:
-            f.write(b'"properties": ' + json.dumps(provenance).encode() + b", ")
-        f.write(b'"features": [')
-        for k, feat in enumerate(features):
-            if k:
-                f.write(b", ")
-                if k % _CHUNK == 0:
-                    time.sleep(0)  # let a GUI thread in (the GIL)
-            f.write(feat)
-        f.write(b"]}")
-
-
-def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray | None = None,
-                  classification: str = "Nucleus", provenance: dict | None = None, *,
-                  pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> Path:
-    """A FeatureCollection of nucleus polygons, one per id, with measurements as properties.
-
-    QuPath (0.3+) imports it with File > Import objects; ``objectType`` is ``detection``.
-    The labels are held in memory; :func:`iter_export` streams lazy or large ones.
-    """
-    lab, ids = _compact(labels)
-    hema = _hematoxylin(rgb)
-
-    def features() -> Iterator[bytes]:
-        for r in regionprops(lab, intensity_image=hema):
-            r0, c0 = r.bbox[:2]
-            row = _place(_row(r, int(ids[r.label]), hema is not None), pixel_size, offset)
-            yield _feature(row, _geometry(r.image, (r0 + offset[0], c0 + offset[1])), classification)
-
-    return atomic_write(path, lambda t: _write_features(t, features(), provenance))
 
 
 # --- streaming ---------------------------------------------------------------------------------------------------
@@ -243,8 +75,8 @@ class _Spill:
             yield from (b"" for _ in range(len(self.offset)))
             return
         with mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            for s in range(0, len(self.offset), _CHUNK):
-                for o, n in zip(self.offset[s : s + _CHUNK].tolist(), self.length[s : s + _CHUNK].tolist()):
+            for s in range(0, len(self.offset), CHUNK_ROWS):
+                for o, n in zip(self.offset[s : s + CHUNK_ROWS].tolist(), self.length[s : s + CHUNK_ROWS].tolist()):
                     yield mm[o : o + n]
 
     def close(self) -> None:
@@ -325,30 +157,30 @@ def _measure_window(labels, rgb, uid: np.ndarray, box: np.ndarray, g: np.ndarray
     ids = uid[g]
     pos = np.minimum(np.searchsorted(ids, lab), len(ids) - 1)
     local = np.where(ids[pos] == lab, pos + 1, 0)  # the window's own nuclei as 1..len(g), others 0
-    hema = _hematoxylin(rgb[r0:r1, c0:c1]) if rgb is not None else None
+    hema = hematoxylin_od(rgb[r0:r1, c0:c1]) if rgb is not None else None
     regions = regionprops(local, intensity_image=hema, offset=(r0, c0))
     if len(regions) != len(g):
         raise RuntimeError(f"window [{r0}:{r1}, {c0}:{c1}] has {len(regions)} of its {len(g)} nuclei")
     for r in regions:
         i = int(g[r.label - 1])
-        row = _row(r, int(uid[i]), hema is not None)
+        row = measure_row(r, int(uid[i]), hema is not None)
         table["area"][i] = row["area"]
-        for k in _FLOAT_FIELDS:
+        for k in FLOAT_FIELDS:
             table[k][i] = row[k]
         if spill is not None:
             br, bc = r.bbox[:2]
-            spill.put(i, _feature(_place(row, pixel_size, offset),
-                                  _geometry(r.image, (r0 + br + offset[0], c0 + bc + offset[1])), "Nucleus"))
+            spill.put(i, feature_json(place(row, pixel_size, offset),
+                                  nucleus_geometry(r.image, (r0 + br + offset[0], c0 + bc + offset[1])), "Nucleus"))
 
 
 def _table_rows(uid: np.ndarray, table: dict, pixel_size: float | None = None,
                 offset: tuple[int, int] = (0, 0)) -> Iterator[dict]:
     """CSV rows in id order, as Python numbers (the same text as :func:`measurements`)."""
-    for s in range(0, len(uid), _CHUNK):
-        cols = {"id": uid[s : s + _CHUNK].tolist(), **{k: v[s : s + _CHUNK].tolist() for k, v in table.items()}}
+    for s in range(0, len(uid), CHUNK_ROWS):
+        cols = {"id": uid[s : s + CHUNK_ROWS].tolist(), **{k: v[s : s + CHUNK_ROWS].tolist() for k, v in table.items()}}
         for i in range(len(cols["id"])):
             row = {k: cols[k][i] for k in MEASUREMENT_FIELDS}
-            yield _place(row, pixel_size, offset) if pixel_size or offset != (0, 0) else row
+            yield place(row, pixel_size, offset) if pixel_size or offset != (0, 0) else row
         time.sleep(0)  # let a GUI thread in between chunks (the GIL)
 
 
@@ -370,7 +202,7 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
     uid, box = _merge_boxes(ids, boxes)
     del ids, boxes
     m = len(uid)
-    table = {"area": np.zeros(m, np.int64), **{k: np.full(m, np.nan) for k in _FLOAT_FIELDS}}
+    table = {"area": np.zeros(m, np.int64), **{k: np.full(m, np.nan) for k in FLOAT_FIELDS}}
     owner = (box[:, 0] // block) * ncols + box[:, 2] // block  # the block where a nucleus's box starts
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(n + 1))
@@ -383,10 +215,10 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
             yield Progress(n + k + 1, total, f"measuring: block {k + 1}/{n}")
         check_cancelled(cancelled)
         if spill is None:
-            atomic_write(p, lambda t: _write_rows(t, _table_rows(uid, table, pixel_size, offset), provenance,
+            atomic_write(p, lambda t: write_rows(t, _table_rows(uid, table, pixel_size, offset), provenance,
                                                   pixel_size))
         else:
-            atomic_write(p, lambda t: _write_features(t, spill.records(), provenance))
+            atomic_write(p, lambda t: write_features(t, spill.records(), provenance))
     finally:
         if spill is not None:
             spill.close()

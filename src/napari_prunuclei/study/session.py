@@ -224,7 +224,7 @@ def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None,
                      pixel_size: float | None = None) -> dict[str, list]:
     """Per-nucleus measurements as columns (``index`` = nucleus id), for a labels layer's features; with
     a pixel size (µm per pixel), also the area in µm² and the perimeter in µm."""
-    from napari_prunuclei.io.export import MEASUREMENT_FIELDS, measurements
+    from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements
 
     rows = measurements(labels, rgb)
     cols = {k: [r[k] for r in rows] for k in MEASUREMENT_FIELDS}
