@@ -1,0 +1,101 @@
+"""`prunuclei sweep`: every zoo pair on MoNuSeg test and GBM40, with a time axis."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from napari_prunuclei.base.constants import (
+    CHANNEL_SCHEMES,
+    DEFAULT_CRS,
+    PRUNED_SCHEMES,
+    UNSTRUCTURED_SCHEMES,
+)
+from napari_prunuclei.cli.options import count_type
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="the paper's experiment: both schemes, every CR, one-shot and fine-tuned")
+    p.add_argument("--data", type=Path, required=True, help="folder holding monuseg2018/ and gbm40/")
+    p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
+    p.add_argument("--report", type=Path, default=Path("docs") / "pruning.md")
+    p.add_argument("--cr", type=float, nargs="+", default=list(DEFAULT_CRS))
+    p.add_argument("--schemes", nargs="+", default=list(UNSTRUCTURED_SCHEMES), choices=list(PRUNED_SCHEMES))
+    p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
+    p.add_argument("--include", type=Path, default=None,
+                   help="sweep.json of an earlier sweep: its fine-tuned rows are shown beside (and timed with --time)")
+    p.add_argument("--time", action="store_true",
+                   help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
+    p.add_argument("--time-repeat", type=int, default=3)
+    p.add_argument("--variants", nargs="+", default=["one-shot", "fine-tuned"], choices=["one-shot", "fine-tuned"])
+    p.add_argument("--limit", type=count_type(1, what="--limit"), default=None,
+                   help="only the first N images of each data set")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--workers", type=int, default=2, help="processes (one torch thread each)")
+    p.add_argument("--update-registry", action="store_true",
+                   help="store the MoNuSeg test metrics of every fine-tuned zoo model in the registry")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    import platform
+
+    from tqdm import tqdm
+
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.base.progress import tqdm_callback
+    from napari_prunuclei.models.inference import resolve_precision
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.study.pruning_report import write_report
+    from napari_prunuclei.study.release import (
+        channel_finetune_note,
+        finetune_note,
+        finetune_protocols,
+        registry_watersheds,
+        update_registry_metrics,
+    )
+    from napari_prunuclei.study.sweep import run_sweep, sparsity_rows, write_outputs
+
+    with tqdm(desc="sweep", unit="model") as bar:
+        rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
+                         datasets=tuple(a.datasets), device=a.device, precision=a.precision, limit=a.limit,
+                         progress=tqdm_callback(bar), workers=a.workers)
+    rows = [r.as_dict() for r in rows]
+    if a.include is not None:
+        import json
+
+        have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
+        rows += [r for r in json.loads(a.include.read_text())  # the earlier sweep's fine-tuned pairs
+                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets
+                 and r["variant"] == "fine-tuned"]
+    if a.time:
+        from napari_prunuclei.study.sweep import add_times
+
+        rows = add_times(rows, a.data, repeat=a.time_repeat, device=a.device, precision=a.precision)
+    files = write_outputs(rows, a.out, None if set(a.schemes) <= set(CHANNEL_SCHEMES) else sparsity_rows())
+    protocols = finetune_protocols()
+    import torch
+
+    meta = {"machine": f"{cpu_name()} ({platform.machine()}), {torch.get_num_threads()} torch threads",
+            "precision": f"{a.precision} ({resolve_precision(a.precision, torch.device(a.device))} here)",
+            "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
+            "protocols": protocols, "watershed_models": registry_watersheds()}
+    command = "prunuclei sweep " + " ".join(sys.argv[2:])
+    if set(a.schemes) & set(CHANNEL_SCHEMES):
+        from napari_prunuclei.study.channel_report import write_channel_report
+
+        meta["finetune"] = channel_finetune_note()
+        if (a.out / "multiples.json").is_file():
+            import json
+
+            meta["multiples"] = json.loads((a.out / "multiples.json").read_text())
+        files.append(write_channel_report(rows, a.report, command, meta))
+    else:
+        files.append(write_report(rows, a.report, command, meta))
+    if a.update_registry:
+        update_registry_metrics(rows)
+    for f in files:
+        print(f"wrote {f}")
+    return 0
