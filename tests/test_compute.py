@@ -11,6 +11,8 @@ from napari_prunuclei.nuclei.synthetic import synthetic_tissue
 from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
 from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.study import session as compute
+from napari_prunuclei.study import session_models as compute_models
+from napari_prunuclei.study import session_report as compute_report
 from napari_prunuclei.study.session import CompareRequest, run
 
 
@@ -32,10 +34,10 @@ def test_two_pruned_models_compare_each_with_its_own_thresholds(a_vs_b):
     assert r.pruned.info.watershed == load_pair("networkwide", 20).params
     assert r.dense.info.watershed == load_pair("layerwise", 20).params  # B: its own, never A's
     assert r.numbers.vs_dense is not None and r.disagreement is not None
-    assert "network-wide CR20 vs layer-wise CR20: AJI" in compute.format_numbers(r)
-    feats = compute.disagreement_features(r)
+    assert "network-wide CR20 vs layer-wise CR20: AJI" in compute_report.format_numbers(r)
+    feats = compute_report.disagreement_features(r)
     assert feats["disagreement"][1] == "missed by network-wide CR20 (found by layer-wise CR20)"
-    assert compute.disagreement_metadata(r)["prunuclei"]["reference"] == "layer-wise CR20"
+    assert compute_report.disagreement_metadata(r)["prunuclei"]["reference"] == "layer-wise CR20"
 
 
 def test_a_equal_to_b_or_none_runs_one_model(rgb):
@@ -56,19 +58,19 @@ def test_pixel_size_region_and_the_numbers_table(a_vs_b):
     assert np.allclose(f["area_um2"], np.asarray(f["area"]) * 0.25)
     area, unit = compute.mean_area(r, "pruned")
     assert unit == "µm²" and area == pytest.approx(np.mean(f["area"]) * 0.25)
-    header, rows = compute.numbers_table(r)
+    header, rows = compute_report.numbers_table(r)
     assert header[:3] == ["model", "nuclei", "mean area (µm²)"]
     assert [row[0] for row in rows] == ["A: network-wide CR20", "B: layer-wise CR20"]
     assert rows[0][1] == str(r.pruned.n_nuclei) and rows[0][3] == f"{r.numbers.vs_dense.aji:.3f}"
-    html = compute.numbers_html(r)
+    html = compute_report.numbers_html(r)
     assert "missed by A" in html and "rows 10-170, columns 20-180" in html
-    prov = compute.run_provenance(r)
+    prov = compute_report.run_provenance(r)
     assert prov["pixel_size_um"] == 0.5 and prov["region"]["rows"] == [10, 170] and prov["reference"]
 
 
 def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
     (tmp_path / "canvas.png").write_bytes(b"png")
-    md = compute.write_report(tmp_path, a_vs_b, screenshot="canvas.png")
+    md = compute_report.write_report(tmp_path, a_vs_b, screenshot="canvas.png")
     text = md.read_text()
     for seg in (a_vs_b.pruned, a_vs_b.dense):
         assert seg.info.semantic["sha256"] in text and seg.info.distance["sha256"] in text
@@ -86,18 +88,18 @@ def test_schemes_come_from_the_registry(monkeypatch):
     extra = [{**e, "id": e["id"].replace("networkwide", "channel-layerwise"), "scheme": "channel-layerwise"}
              for e in real["models"] if e["scheme"] == "networkwide" and e["cr"] in (2, 4)]
     monkeypatch.setattr(zoo, "registry", lambda *a, **k: {**real, "models": paper + extra})
-    models = compute.zoo_models()
+    models = compute_models.zoo_models()
     assert list(models) == ["networkwide", "layerwise", "channel-layerwise", "dense"]
     assert models["channel-layerwise"] == [2.0, 4.0]
     assert 20.0 in models["networkwide"] and models["dense"] == [1.0]
 
 
 def test_model_note_shows_monuseg_and_gbm40():
-    note, warn = compute.model_note(ModelSpec("networkwide", 20))
+    note, warn = compute_models.model_note(ModelSpec("networkwide", 20))
     assert "MoNuSeg test AJI 0.622" in note and "GBM40 AJI 0.655" in note
     assert warn  # it loses over 10 % AJI against dense on GBM40: flagged before the run
-    assert not compute.model_note(ModelSpec("networkwide", 4))[1]
-    dense, _ = compute.model_note(ModelSpec())
+    assert not compute_models.model_note(ModelSpec("networkwide", 4))[1]
+    dense, _ = compute_models.model_note(ModelSpec())
     assert dense.startswith("dense: MoNuSeg test AJI 0.646 · GBM40 AJI 0.732")
 
 

@@ -71,7 +71,7 @@ def test_widget_dense_numbers_equal_the_api(qtbot, make_napari_viewer, tile):
 def test_widget_sweep_equals_prunuclei_sweep_on_one_tile(data_root, tile, tmp_path):
     """The dock's CR sweep and ``prunuclei sweep --limit 1`` score the same pairs the same way."""
     from napari_prunuclei.base.progress import drive
-    from napari_prunuclei.study.session import sweep_image
+    from napari_prunuclei.study.session_models import sweep_image
     from napari_prunuclei.study.sweep import run_sweep
 
     name, rgb, truth = tile

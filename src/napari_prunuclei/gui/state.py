@@ -20,12 +20,8 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
-from napari_prunuclei.study.session import (
-    ComparisonResult,
-    disagreement_features,
-    disagreement_metadata,
-    layer_metadata,
-)
+from napari_prunuclei.study.session import ComparisonResult
+from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
 __all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
 

@@ -7,7 +7,6 @@ jobs (:func:`_compute.run`, the threshold re-run, the export, the CR sweep) in n
 and hands results to the :class:`~._state.ComparisonState`, which owns the layers.
 """
 
-import gc
 import threading
 import weakref
 from pathlib import Path
@@ -26,19 +25,21 @@ from magicgui.widgets import (
     TextEdit,
     create_widget,
 )
-from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 
-from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, SCHEME_LABELS, UNSTRUCTURED_SCHEMES
-from napari_prunuclei.base.progress import Cancelled, Progress
+from napari_prunuclei.base.constants import SCHEME_LABELS
+from napari_prunuclei.gui.exports import ExportActions
+from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.state import ComparisonState
+from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
 from napari_prunuclei.io.guards import ImageError
-from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
 from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 from napari_prunuclei.study import session as compute
+from napari_prunuclei.study import session_models as compute_models
+from napari_prunuclei.study import session_report as compute_report
 
 #: the reference choice that runs the chosen model alone
 ALONE = "none (chosen model alone)"
@@ -50,62 +51,22 @@ def scheme_label(scheme: str) -> str:
 
 
 #: scheme choices as shown -> scheme names, from the model registry (pruned schemes, then dense)
-SCHEMES = {scheme_label(s): s for s in compute.zoo_models()}
+SCHEMES = {scheme_label(s): s for s in compute_models.zoo_models()}
 #: keyboard shortcuts in the viewer: key -> (widget -> callback of the viewer)
 SHORTCUTS = {
     "Control-Shift-R": lambda w: lambda viewer: w.start_run(),
     "Control-Shift-G": lambda w: lambda viewer: setattr(w.side_by_side, "value", not w.side_by_side.value),
 }
-#: what the Export button can write
-EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
-#: a threshold edit waits this long for the next one before the watershed re-runs
-DEBOUNCE_MS = 300
-TOOLTIPS = {
-    "image": "The H&E image to segment (RGB, 8 bits). Slides above 2048 x 2048 run tile by tile.",
-    "scheme": "Unstructured magnitude pruning: layer-wise keeps the same fraction of every layer, network-wide "
-              "ranks all weights together. Dense: the unpruned model.",
-    "cr": "Compression ratio: prunable weights of the dense model / weights kept. 'other' prunes any CR one-shot.",
-    "cr_other": "Any compression ratio, made now by one-shot magnitude pruning (not fine-tuned).",
-    "fine_tuned": "Fine-tuned after pruning (the zoo's models); untick for the same CR pruned one-shot.",
-    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split and GBM40 (prunuclei sweep).",
-    "device": "Where the networks run.",
-    "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
-    "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
-    "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
-    "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
-    "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
-                 "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",
-    "region": "Run on the part of the image shown in the canvas only (zoom to a region of a slide first; at "
-              "most 2048 x 2048 px): the full comparison there, results placed on the slide.",
-    "pixel_size": "Micrometres per pixel (read from the image's TIFF/OME metadata when it has one; 0 = unknown). "
-                  "With it, areas are in µm² in the numbers, the features table and the exports.",
-    "report_path": "The folder the report is written into (made if missing).",
-    "report_btn": "Write a report folder: numbers (Markdown and CSV), parameters, model ids and sha256, the CR "
-                  "sweep rows, the charts and a screenshot of the canvas.",
-    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
-             "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
-    "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
-    "cancel_btn": "Stop the running job; nothing is shown or written.",
-    "progress": "Steps (tiles and branches) done.",
-    "side_by_side": "napari grid mode, one camera: model B (dense) on the left, model A on the right "
-                    "(Ctrl+Shift+G).",
-    "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
-    "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
-    "overwrite": "Unticked, an existing file is never replaced.",
-    "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
-    "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
-}
 
 
-class PruneCompareWidget(Container):
+class PruneCompareWidget(RunActions, ExportActions, Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
         super().__init__(labels=False)
         self.viewer = viewer
         ws = WatershedParams()
-        self.zoo = compute.zoo_models()
+        self.zoo = compute_models.zoo_models()
         self.schemes = {scheme_label(s): s for s in self.zoo}
         first = next(iter(self.schemes))
         scheme0 = "network-wide" if "network-wide" in self.schemes else first
@@ -151,7 +112,7 @@ class PruneCompareWidget(Container):
 
         self.charts = ChartsCanvas()
         self._build_tabs()
-        self.sweep_rows: list[compute.ImageSweepRow] | None = None
+        self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
@@ -302,7 +263,7 @@ class PruneCompareWidget(Container):
         what is known of its accuracy."""
         try:
             spec = self.spec()
-            note, warn = compute.model_note(spec)
+            note, warn = compute_models.model_note(spec)
             ws = load_pair(spec).params
         except Exception:  # noqa: BLE001 - shown when the user presses Run
             return
@@ -359,160 +320,6 @@ class PruneCompareWidget(Container):
                              "(or untick 'visible region only')")
         return r0, r1, c0, c1
 
-    # ---- running ----------------------------------------------------
-    def _inputs(self):
-        """The request, the checked RGB array and the ground truth; None after showing an error."""
-        try:
-            req = self.request()
-            rgb = self._checked_rgb(req.region)
-        except (ImageError, ValueError) as e:
-            self._error(str(e))
-            return None
-        return req, rgb, self._truth_array(rgb.shape[:2], req.region)
-
-    def _start(self, job, on_result, message: str, after=None):
-        """Run ``job`` (a generator yielding Progress) in a napari thread worker.
-
-        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart off-screen);
-        ``on_result`` runs on the GUI thread. A cancelled job returns None.
-        """
-        from napari.qt.threading import thread_worker
-
-        if self.worker is not None:  # e.g. Ctrl+Shift+R while a job runs: one job at a time
-            self.status.value = f"busy: {self.status.value}"
-            return None
-        self._cancel.clear()
-        if not self._gc_frozen:
-            # napari's own objects (about half a million) go to the permanent generation for the job: a full
-            # collection, set off by the job's allocations, then scans only the job's objects. Otherwise it
-            # scans napari's too, holding the GIL for about 200 ms and stalling the GUI thread (9000 x 9000
-            # export: 262/325 ms stalls, 63 ms with this). Given back in _on_finished.
-            gc.freeze()
-            self._gc_frozen = True
-        self.status.value = message
-        self.progress.value = 0
-        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
-        self.cancel_btn.enabled = True
-
-        def work():
-            try:
-                result = yield from job
-            except Cancelled:
-                return None
-            if after is not None and result is not None:
-                after(result)
-            return result
-
-        worker = thread_worker(work)()
-        worker.yielded.connect(self._on_progress)
-        self._returned = False
-
-        def returned(result) -> None:
-            self._returned = True
-            on_result(result)
-
-        worker.returned.connect(returned)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        worker.start()
-        return worker
-
-    def start_run(self, *_):
-        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
-        inputs = self._inputs()
-        if inputs is None:
-            return None
-        req, rgb, truth = inputs
-        job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
-        return self._start(job, self._on_result, f"running {req.spec.label}...", after=self._draw_sparsity)
-
-    def _draw_sparsity(self, result: compute.ComparisonResult) -> None:
-        """In the worker: plot and render the chosen model's per-layer sparsity off-screen."""
-        if result.sparsity is not None:
-            self.charts.show_sparsity(result.sparsity, result.chosen.info.model)
-
-    def start_sweep(self, *_):
-        """Metric against CR for both schemes on the current image, in a worker."""
-        inputs = self._inputs()
-        if inputs is None:
-            return None
-        req, rgb, truth = inputs
-        if self.tiling.is_tiled(rgb.shape):
-            self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
-            return None
-        crs = [float(c) for c in self.cr.choices if c != "other"]
-        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
-        job = compute.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
-                                  schemes=UNSTRUCTURED_SCHEMES)
-        return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
-
-    def _on_sweep(self, rows: list[compute.ImageSweepRow] | None) -> None:
-        if rows is None:
-            self.status.value = "cancelled"
-            return
-        self.sweep_rows = rows
-        self.charts.refresh()
-        self.status.value = "CR sweep done"
-
-    def _checked_rgb(self, region=None):
-        """The image (or its ``region``) as RGB uint8; a slide above 2048x2048 stays lazy (read tile by
-        tile later)."""
-        layer = self.image.value
-        data = layer.data[0] if layer.multiscale else layer.data
-        if region is not None:
-            r0, r1, c0, c1 = region
-            return as_rgb_uint8(np.asarray(data[r0:r1, c0:c1]), name=f"layer '{layer.name}' (region)")
-        if self.tiling.is_tiled(data.shape):
-            return check_lazy_rgb(data, f"layer '{layer.name}'")
-        return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
-
-    def cancel(self, *_) -> None:
-        """Ask the running job to stop: it raises Cancelled at its next step (one cancel path)."""
-        self._cancel.set()
-        self.status.value = "cancelling..."
-
-    def _on_progress(self, p: Progress) -> None:
-        """The napari side of the progress protocol: the dock's bar and status line."""
-        if self._cancel.is_set():
-            return
-        self.progress.max = p.total
-        self.progress.value = p.done
-        self.status.value = p.message
-
-    def _on_result(self, result: compute.ComparisonResult | None) -> None:
-        if result is None:  # cancelled
-            self.status.value = "cancelled"
-            return
-        self._show(result)
-        self.charts.refresh()
-        self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
-        ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
-        self.status.value = f"done: {result.chosen.info.model}{ref}"
-        warning = compute.run_warning(result)
-        if warning:
-            self.status.value = f"warning: {warning}"
-            show_warning(warning)
-
-    def _on_error(self, e: Exception) -> None:
-        self._error(f"{type(e).__name__}: {e}")
-
-    def _on_finished(self) -> None:
-        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
-        self.cancel_btn.enabled = False
-        if self._gc_frozen:
-            gc.unfreeze()
-            self._gc_frozen = False
-        if self._cancel.is_set() and not self._returned:
-            self.status.value = "cancelled"
-        self.worker = None
-        if self._params_pending:
-            self._params_pending = False
-            self._rerun_watershed()
-
-    def _error(self, msg: str) -> None:
-        self.status.value = f"error: {msg}"
-        show_error(msg)
 
     def _truth_array(self, shape, region=None) -> np.ndarray | None:
         truth = self.truth.value
@@ -556,47 +363,6 @@ class PruneCompareWidget(Container):
         r.numbers = compute.compute_numbers(r.pruned, r.dense, truth)
         self._show_numbers()
 
-    def _on_params_edited(self, *_) -> None:
-        """A threshold changed: re-run the watershed after DEBOUNCE_MS without further edits."""
-        if self.result is None or self._quiet:
-            return
-        from qtpy.QtCore import QTimer
-
-        if self._params_timer is None:
-            self._params_timer = QTimer(self.native)  # owned by the dock: destroyed with it, before Qt ends
-            self._params_timer.setSingleShot(True)
-            self._params_timer.setInterval(DEBOUNCE_MS)
-            self._params_timer.timeout.connect(self._rerun_watershed)
-        self._params_timer.start()
-
-    def _rerun_watershed(self):
-        """Only the watershed of the chosen model again, in a worker, on the cached maps."""
-        r = self.result
-        if r is None:
-            return None
-        if self.worker is not None:  # after the running job
-            self._params_pending = True
-            return None
-        if r.tiled:
-            self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
-            return None
-        params, truth = self.params(), self._truth_array(r.chosen.labels.shape, r.request.region)
-        rgb = self._region_rgb(r)
-
-        def job():
-            yield Progress(0, 1, "watershed with the new thresholds...")
-            new = compute.rerun_watershed(r, params, truth, rgb)
-            yield Progress(1, 1, "watershed done")
-            return new
-
-        return self._start(job(), self._on_result, "watershed with the new thresholds...")
-
-    # ---- layers -----------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        """True while a job runs, a threshold re-run waits, or result layers are still being added."""
-        timer = self._params_timer is not None and self._params_timer.isActive()
-        return self.worker is not None or self._showing or timer or self._params_pending
 
     def _show(self, result: compute.ComparisonResult | None) -> None:
         """Hand the result to the comparison state, in one event-loop turn (napari's OpenGL canvas
@@ -611,11 +377,11 @@ class PruneCompareWidget(Container):
     def _show_numbers(self) -> None:
         """The numbers as a table (model rows x metrics) with the comparison lines below it."""
         r = self.result
-        self.numbers_text = "" if r is None else compute.format_numbers(r)
+        self.numbers_text = "" if r is None else compute_report.format_numbers(r)
         if r is None:
             self.numbers.value = ""
         else:
-            self.numbers.native.setHtml(compute.numbers_html(r))
+            self.numbers.native.setHtml(compute_report.numbers_html(r))
 
     def _arrange(self, *_) -> None:
         """Side by side on or off: the dense cell's views are added or removed, the grid set."""
@@ -635,87 +401,4 @@ class PruneCompareWidget(Container):
         self.numbers.value = ""
         self.numbers_text = ""
 
-    # ---- export -----------------------------------------------------
-    def export(self, *_):
-        """Write the chosen result in a worker (streamed for slides), with its provenance; returns the worker."""
-        r = self.result
-        if r is None:
-            self._error("nothing to export: run a model first")
-            return None
-        from napari_prunuclei.io.export import iter_export
 
-        image = r.request.image_name
-        what = self.export_what.value
-        if what == "disagreement":
-            if r.disagreement is None:
-                self._error("no disagreement map: run with a model B ('compare with') on an image up to "
-                            "2048 x 2048, or on the visible region of a slide")
-                return None
-            labels, prov = r.disagreement, {**compute.disagreement_metadata(r)["prunuclei"],
-                                            "models": [s.info.model for s in (r.dense, r.pruned)]}
-            n = sum(r.numbers.disagreement.values())
-        else:
-            if what == EXPORT_WHAT[1]:  # B exists only beside A
-                seg = r.dense if r.pruned is not None else None
-            else:
-                seg = r.chosen
-            if seg is None:
-                self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
-                return None
-            labels, prov, n = seg.labels, compute.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
-        path = Path(self.export_path.value)
-        layer = self.state.image_layer()
-        rgb = None
-        if layer is not None and getattr(layer, "rgb", False):
-            rgb = layer.data[0] if layer.multiscale else layer.data
-            if r.request.region is not None:
-                rgb = self._region_rgb(r)
-            if tuple(rgb.shape[:2]) != tuple(labels.shape):
-                rgb = None
-        prov = {**prov, **compute.run_provenance(r)}
-        if path.suffix.lower() not in EXPORT_EXTENSIONS:
-            self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
-                        f"{', '.join(EXPORT_EXTENSIONS)}")
-            return None
-        if not path.parent.is_dir():
-            self._error(f"export failed, nothing written: folder {path.parent} does not exist")
-            return None
-        if path.exists() and not self.overwrite.value:
-            self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
-            return None
-        job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
-                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
-                          offset=r.request.offset)
-
-        def done(out) -> None:
-            if out is None:
-                self.status.value = "export cancelled, nothing written"
-                return
-            self.status.value = f"exported {n} {'regions' if what == 'disagreement' else 'nuclei'} to {out}"
-            show_info(self.status.value)
-
-        return self._start(job, done, f"exporting to {path.name}...")
-
-
-    # ---- report -----------------------------------------------------
-    def write_report(self, *_) -> Path | None:
-        """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
-        the charts and a screenshot of the canvas; returns the Markdown file's path."""
-        r = self.result
-        if r is None:
-            self._error("nothing to report: run a model first")
-            return None
-        folder = Path(self.report_path.value)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            shot = folder / "canvas.png"
-            self.viewer.screenshot(str(shot), canvas_only=True)
-            with self.charts._lock:
-                self.charts.figure.savefig(folder / "charts.png", dpi=100)
-            md = compute.write_report(folder, r, self.sweep_rows, screenshot=shot.name, charts="charts.png")
-        except OSError as e:
-            self._error(f"report failed: {e}")
-            return None
-        self.status.value = f"report written to {md}"
-        show_info(self.status.value)
-        return md

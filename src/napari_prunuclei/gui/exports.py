@@ -1,0 +1,97 @@
+"""Exports of the widget: nuclei and disagreement as TIFF/PNG/GeoJSON/CSV, and the report folder."""
+
+from pathlib import Path
+
+from napari.utils.notifications import show_info
+
+from napari_prunuclei.base.constants import EXPORT_EXTENSIONS
+from napari_prunuclei.gui.tooltips import EXPORT_WHAT
+from napari_prunuclei.study import session_report as compute_report
+
+
+class ExportActions:
+    """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: exports and the report."""
+
+    # ---- export -----------------------------------------------------
+    def export(self, *_):
+        """Write the chosen result in a worker (streamed for slides), with its provenance; returns the worker."""
+        r = self.result
+        if r is None:
+            self._error("nothing to export: run a model first")
+            return None
+        from napari_prunuclei.io.export import iter_export
+
+        image = r.request.image_name
+        what = self.export_what.value
+        if what == "disagreement":
+            if r.disagreement is None:
+                self._error("no disagreement map: run with a model B ('compare with') on an image up to "
+                            "2048 x 2048, or on the visible region of a slide")
+                return None
+            labels, prov = r.disagreement, {**compute_report.disagreement_metadata(r)["prunuclei"],
+                                            "models": [s.info.model for s in (r.dense, r.pruned)]}
+            n = sum(r.numbers.disagreement.values())
+        else:
+            if what == EXPORT_WHAT[1]:  # B exists only beside A
+                seg = r.dense if r.pruned is not None else None
+            else:
+                seg = r.chosen
+            if seg is None:
+                self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
+                return None
+            labels, prov, n = seg.labels, compute_report.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
+        path = Path(self.export_path.value)
+        layer = self.state.image_layer()
+        rgb = None
+        if layer is not None and getattr(layer, "rgb", False):
+            rgb = layer.data[0] if layer.multiscale else layer.data
+            if r.request.region is not None:
+                rgb = self._region_rgb(r)
+            if tuple(rgb.shape[:2]) != tuple(labels.shape):
+                rgb = None
+        prov = {**prov, **compute_report.run_provenance(r)}
+        if path.suffix.lower() not in EXPORT_EXTENSIONS:
+            self._error(f"export failed, nothing written: {path.name!r} needs one of the extensions "
+                        f"{', '.join(EXPORT_EXTENSIONS)}")
+            return None
+        if not path.parent.is_dir():
+            self._error(f"export failed, nothing written: folder {path.parent} does not exist")
+            return None
+        if path.exists() and not self.overwrite.value:
+            self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
+            return None
+        job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
+                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
+                          offset=r.request.offset)
+
+        def done(out) -> None:
+            if out is None:
+                self.status.value = "export cancelled, nothing written"
+                return
+            self.status.value = f"exported {n} {'regions' if what == 'disagreement' else 'nuclei'} to {out}"
+            show_info(self.status.value)
+
+        return self._start(job, done, f"exporting to {path.name}...")
+
+    # ---- report -----------------------------------------------------
+    def write_report(self, *_) -> Path | None:
+        """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
+        the charts and a screenshot of the canvas; returns the Markdown file's path."""
+        r = self.result
+        if r is None:
+            self._error("nothing to report: run a model first")
+            return None
+        folder = Path(self.report_path.value)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shot = folder / "canvas.png"
+            self.viewer.screenshot(str(shot), canvas_only=True)
+            with self.charts._lock:
+                self.charts.figure.savefig(folder / "charts.png", dpi=100)
+            md = compute_report.write_report(folder, r, self.sweep_rows, screenshot=shot.name, charts="charts.png")
+        except OSError as e:
+            self._error(f"report failed: {e}")
+            return None
+        self.status.value = f"report written to {md}"
+        show_info(self.status.value)
+        return md

@@ -1,0 +1,218 @@
+"""Runs of the widget in napari workers: the comparison, the CR sweep, the watershed re-run; progress, cancel,
+results and errors."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+from napari.utils.notifications import show_error, show_warning
+
+from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.progress import Cancelled, Progress
+from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
+from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
+from napari_prunuclei.study import session as compute
+from napari_prunuclei.study import session_models as compute_models
+
+
+class RunActions:
+    """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: runs, progress, cancel, results."""
+
+    # ---- running ----------------------------------------------------
+    def _inputs(self):
+        """The request, the checked RGB array and the ground truth; None after showing an error."""
+        try:
+            req = self.request()
+            rgb = self._checked_rgb(req.region)
+        except (ImageError, ValueError) as e:
+            self._error(str(e))
+            return None
+        return req, rgb, self._truth_array(rgb.shape[:2], req.region)
+
+    def _start(self, job, on_result, message: str, after=None):
+        """Run ``job`` (a generator yielding Progress) in a napari thread worker.
+
+        ``after(result)``, if given, also runs in the worker (e.g. drawing a chart off-screen);
+        ``on_result`` runs on the GUI thread. A cancelled job returns None.
+        """
+        from napari.qt.threading import thread_worker
+
+        if self.worker is not None:  # e.g. Ctrl+Shift+R while a job runs: one job at a time
+            self.status.value = f"busy: {self.status.value}"
+            return None
+        self._cancel.clear()
+        if not self._gc_frozen:
+            # napari's own objects (about half a million) go to the permanent generation for the job: a full
+            # collection, set off by the job's allocations, then scans only the job's objects. Otherwise it
+            # scans napari's too, holding the GIL for about 200 ms and stalling the GUI thread (9000 x 9000
+            # export: 262/325 ms stalls, 63 ms with this). Given back in _on_finished.
+            gc.freeze()
+            self._gc_frozen = True
+        self.status.value = message
+        self.progress.value = 0
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
+        self.cancel_btn.enabled = True
+
+        def work():
+            try:
+                result = yield from job
+            except Cancelled:
+                return None
+            if after is not None and result is not None:
+                after(result)
+            return result
+
+        worker = thread_worker(work)()
+        worker.yielded.connect(self._on_progress)
+        self._returned = False
+
+        def returned(result) -> None:
+            self._returned = True
+            on_result(result)
+
+        worker.returned.connect(returned)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def start_run(self, *_):
+        """Start a run in a worker thread; returns the worker (None if the input is wrong)."""
+        inputs = self._inputs()
+        if inputs is None:
+            return None
+        req, rgb, truth = inputs
+        job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
+        return self._start(job, self._on_result, f"running {req.spec.label}...", after=self._draw_sparsity)
+
+    def _draw_sparsity(self, result: compute.ComparisonResult) -> None:
+        """In the worker: plot and render the chosen model's per-layer sparsity off-screen."""
+        if result.sparsity is not None:
+            self.charts.show_sparsity(result.sparsity, result.chosen.info.model)
+
+    def start_sweep(self, *_):
+        """Metric against CR for both schemes on the current image, in a worker."""
+        inputs = self._inputs()
+        if inputs is None:
+            return None
+        req, rgb, truth = inputs
+        if self.tiling.is_tiled(rgb.shape):
+            self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
+            return None
+        crs = [float(c) for c in self.cr.choices if c != "other"]
+        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
+        job = compute_models.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
+                                  schemes=UNSTRUCTURED_SCHEMES)
+        return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
+
+    def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None) -> None:
+        if rows is None:
+            self.status.value = "cancelled"
+            return
+        self.sweep_rows = rows
+        self.charts.refresh()
+        self.status.value = "CR sweep done"
+
+    def _checked_rgb(self, region=None):
+        """The image (or its ``region``) as RGB uint8; a slide above 2048x2048 stays lazy (read tile by
+        tile later)."""
+        layer = self.image.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        if region is not None:
+            r0, r1, c0, c1 = region
+            return as_rgb_uint8(np.asarray(data[r0:r1, c0:c1]), name=f"layer '{layer.name}' (region)")
+        if self.tiling.is_tiled(data.shape):
+            return check_lazy_rgb(data, f"layer '{layer.name}'")
+        return as_rgb_uint8(np.asarray(data), name=f"layer '{layer.name}'")
+
+    def cancel(self, *_) -> None:
+        """Ask the running job to stop: it raises Cancelled at its next step (one cancel path)."""
+        self._cancel.set()
+        self.status.value = "cancelling..."
+
+    def _on_progress(self, p: Progress) -> None:
+        """The napari side of the progress protocol: the dock's bar and status line."""
+        if self._cancel.is_set():
+            return
+        self.progress.max = p.total
+        self.progress.value = p.done
+        self.status.value = p.message
+
+    def _on_result(self, result: compute.ComparisonResult | None) -> None:
+        if result is None:  # cancelled
+            self.status.value = "cancelled"
+            return
+        self._show(result)
+        self.charts.refresh()
+        self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
+        ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
+        self.status.value = f"done: {result.chosen.info.model}{ref}"
+        warning = compute_models.run_warning(result)
+        if warning:
+            self.status.value = f"warning: {warning}"
+            show_warning(warning)
+
+    def _on_error(self, e: Exception) -> None:
+        self._error(f"{type(e).__name__}: {e}")
+
+    def _on_finished(self) -> None:
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
+        self.cancel_btn.enabled = False
+        if self._gc_frozen:
+            gc.unfreeze()
+            self._gc_frozen = False
+        if self._cancel.is_set() and not self._returned:
+            self.status.value = "cancelled"
+        self.worker = None
+        if self._params_pending:
+            self._params_pending = False
+            self._rerun_watershed()
+
+    def _error(self, msg: str) -> None:
+        self.status.value = f"error: {msg}"
+        show_error(msg)
+
+    def _on_params_edited(self, *_) -> None:
+        """A threshold changed: re-run the watershed after DEBOUNCE_MS without further edits."""
+        if self.result is None or self._quiet:
+            return
+        from qtpy.QtCore import QTimer
+
+        if self._params_timer is None:
+            self._params_timer = QTimer(self.native)  # owned by the dock: destroyed with it, before Qt ends
+            self._params_timer.setSingleShot(True)
+            self._params_timer.setInterval(DEBOUNCE_MS)
+            self._params_timer.timeout.connect(self._rerun_watershed)
+        self._params_timer.start()
+
+    def _rerun_watershed(self):
+        """Only the watershed of the chosen model again, in a worker, on the cached maps."""
+        r = self.result
+        if r is None:
+            return None
+        if self.worker is not None:  # after the running job
+            self._params_pending = True
+            return None
+        if r.tiled:
+            self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
+            return None
+        params, truth = self.params(), self._truth_array(r.chosen.labels.shape, r.request.region)
+        rgb = self._region_rgb(r)
+
+        def job():
+            yield Progress(0, 1, "watershed with the new thresholds...")
+            new = compute.rerun_watershed(r, params, truth, rgb)
+            yield Progress(1, 1, "watershed done")
+            return new
+
+        return self._start(job(), self._on_result, "watershed with the new thresholds...")
+
+    # ---- layers -----------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a job runs, a threshold re-run waits, or result layers are still being added."""
+        timer = self._params_timer is not None and self._params_timer.isActive()
+        return self.worker is not None or self._showing or timer or self._params_pending

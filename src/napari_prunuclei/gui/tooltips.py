@@ -1,0 +1,50 @@
+"""Tooltips and fixed choices of the widget's controls, in one place (as micro-sam keeps its tooltips)."""
+
+
+
+
+
+TOOLTIPS = {
+    "image": "The H&E image to segment (RGB, 8 bits). Slides above 2048 x 2048 run tile by tile.",
+    "scheme": "Unstructured magnitude pruning: layer-wise keeps the same fraction of every layer, network-wide "
+              "ranks all weights together. Dense: the unpruned model.",
+    "cr": "Compression ratio: prunable weights of the dense model / weights kept. 'other' prunes any CR one-shot.",
+    "cr_other": "Any compression ratio, made now by one-shot magnitude pruning (not fine-tuned).",
+    "fine_tuned": "Fine-tuned after pruning (the zoo's models); untick for the same CR pruned one-shot.",
+    "model_note": "The zoo's measured accuracy of this pair on the MoNuSeg test split and GBM40 (prunuclei sweep).",
+    "device": "Where the networks run.",
+    "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
+    "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
+    "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
+    "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
+    "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
+                 "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",
+    "region": "Run on the part of the image shown in the canvas only (zoom to a region of a slide first; at "
+              "most 2048 x 2048 px): the full comparison there, results placed on the slide.",
+    "pixel_size": "Micrometres per pixel (read from the image's TIFF/OME metadata when it has one; 0 = unknown). "
+                  "With it, areas are in µm² in the numbers, the features table and the exports.",
+    "report_path": "The folder the report is written into (made if missing).",
+    "report_btn": "Write a report folder: numbers (Markdown and CSV), parameters, model ids and sha256, the CR "
+                  "sweep rows, the charts and a screenshot of the canvas.",
+    "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
+             "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
+    "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",
+    "cancel_btn": "Stop the running job; nothing is shown or written.",
+    "progress": "Steps (tiles and branches) done.",
+    "side_by_side": "napari grid mode, one camera: model B (dense) on the left, model A on the right "
+                    "(Ctrl+Shift+G).",
+    "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
+    "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
+    "overwrite": "Unticked, an existing file is never replaced.",
+    "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
+    "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
+}
+
+
+#: what the Export button can write
+EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
+
+
+#: a threshold edit waits this long for the next one before the watershed re-runs
+DEBOUNCE_MS = 300

@@ -1,0 +1,145 @@
+"""What the comparison knows of the zoo without running it: the schemes and CRs, each pair's known accuracy and
+notes, a run's warning, per-layer sparsity, and the CR sweep on one image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_prunuclei.base.constants import (
+    DEFAULT_CRS,
+    PRUNED_SCHEMES,
+    SCHEME_LABELS,
+)
+from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
+from napari_prunuclei.nuclei.agreement import Agreement, agreement_scores
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+
+if TYPE_CHECKING:  # the session imports this module
+    from napari_prunuclei.study.session import ComparisonResult
+
+__all__ = [
+    "ImageSweepRow",
+    "layer_sparsity",
+    "model_note",
+    "run_warning",
+    "sweep_image",
+    "zoo_models",
+]
+
+
+@dataclass
+class ImageSweepRow:
+    """One model of the widget's CR sweep on one image: agreement with dense (and ground truth)."""
+
+    scheme: str
+    cr: float
+    fine_tuned: bool
+    vs_dense: Agreement
+    vs_truth: Agreement | None = None
+
+
+def sweep_image(rgb: np.ndarray, crs: list[float], device: str, truth: np.ndarray | None = None,
+                cancelled: CancelFn | None = None, schemes: tuple[str, ...] = PRUNED_SCHEMES,
+                precision: str = "auto") -> Job[list[ImageSweepRow]]:
+    """Every scheme x CR on one image (fine-tuned where the zoo has it, else one-shot), each pair with its
+    own thresholds and dense with dense's, as ``prunuclei sweep`` does. Yields Progress."""
+    from napari_prunuclei.models.zoo import find_entry
+    from napari_prunuclei.runtime.pipeline import segment
+
+    total = 1 + len(schemes) * len(crs)
+    dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled)
+    yield Progress(1, total, "dense done")
+    rows = []
+    for i, (scheme, cr) in enumerate([(s, c) for s in schemes for c in crs]):
+        check_cancelled(cancelled)
+        ft = find_entry("semantic", scheme, cr) is not None
+        seg = segment(rgb, load_pair(scheme, cr, ft), device=device, precision=precision, tiling="whole",
+                      cancelled=cancelled)
+        rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
+                                  None if truth is None else agreement_scores(truth, seg.labels)))
+        yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
+    return rows
+
+
+def zoo_models() -> dict[str, list[float]]:
+    """Scheme -> compression ratios of the registry's fine-tuned pairs (both branches shipped): the
+    paper's two schemes first, then any other scheme the registry holds (e.g. structured ones), then
+    dense. Without a registry: the default ladder for the paper's schemes."""
+    from napari_prunuclei.models.zoo import registry
+
+    try:
+        models = registry()["models"]
+    except Exception:  # noqa: BLE001 - no registry: one-shot values still work
+        return {"networkwide": list(DEFAULT_CRS), "layerwise": list(DEFAULT_CRS), "dense": [1.0]}
+    branches: dict[tuple[str, float], set] = {}
+    for e in models:
+        if e.get("fine_tuned", True) and e["scheme"] != "dense":
+            branches.setdefault((e["scheme"], float(e["cr"])), set()).add(e["branch"])
+    pairs: dict[str, list[float]] = {}
+    for (scheme, cr), b in branches.items():
+        if {"semantic", "distance"} <= b:
+            pairs.setdefault(scheme, []).append(cr)
+    first = [s for s in ("networkwide", "layerwise") if s in pairs]
+    order = first + sorted(s for s in pairs if s not in first)
+    return {**{s: sorted(pairs[s]) for s in order}, "dense": [1.0]}
+
+
+def model_note(spec: ModelSpec) -> tuple[str, bool]:
+    """What is known of a model's accuracy before it runs (the registry's metrics: MoNuSeg test and,
+    where stored, GBM40), and whether the user should be warned (unmeasured one-shot models, pairs
+    known to collapse, or losing more than 10 % AJI against dense)."""
+    from napari_prunuclei.models.zoo import find_entry
+
+    try:
+        dense = find_entry("semantic", "dense", 1) or {}
+        entry = None if spec.is_dense else find_entry("semantic", spec.scheme, spec.cr, spec.fine_tuned)
+    except Exception:  # noqa: BLE001 - no registry: nothing known
+        return "accuracy unknown (no model registry)", True
+    sets = (("metrics", "MoNuSeg test"), ("metrics_gbm40", "GBM40"))
+    if spec.is_dense:
+        parts = [f"{name} AJI {dense[key]['aji']:.3f}" for key, name in sets if "aji" in (dense.get(key) or {})]
+        return ("dense: " + " · ".join(parts)) if parts else "dense", False
+    if entry is None or not spec.fine_tuned:
+        return ("one-shot pruning (not fine-tuned): accuracy not measured; one-shot models often find few "
+                "or no nuclei"), True
+    parts, warn, collapsed = [], False, False
+    for key, name in sets:
+        m, d = entry.get(key) or {}, dense.get(key) or {}
+        if "aji" not in m or "aji" not in d:
+            continue
+        drop = (d["aji"] - m["aji"]) / d["aji"]
+        parts.append(f"{name} AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {d['aji']:.3f})")
+        warn = warn or drop > 0.1
+        collapsed = collapsed or m["aji"] < 0.3
+    if not parts:
+        return "fine-tuned; accuracy not measured", True
+    text = " · ".join(parts)
+    if collapsed:
+        return text + ": this pair collapses, it finds few or no nuclei", True
+    return text, warn
+
+
+def run_warning(result: ComparisonResult) -> str | None:
+    """A warning when the chosen pruned model found nothing, or far fewer nuclei than dense."""
+    if result.pruned is None:
+        return None
+    n = result.pruned.n_nuclei
+    label = result.pruned.info.model
+    if result.dense is not None:
+        d = result.dense.n_nuclei
+        ref = result.dense.info.model
+        if d > 0 and n < 0.1 * d:
+            return f"{label} found {n} nuclei, {ref} {d}: this model has collapsed at this CR; read its map with care"
+        return None
+    return f"{label} found no nuclei" if n == 0 else None
+
+
+def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
+    """Per-layer sparsity of both branches of one model."""
+    from napari_prunuclei.pruning.magnitude import sparsity_report
+
+    pair = load_pair(spec)
+    return {"semantic": sparsity_report(pair.semantic), "distance": sparsity_report(pair.distance)}

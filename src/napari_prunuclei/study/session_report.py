@@ -1,0 +1,249 @@
+"""The numbers of a comparison as a table (text, HTML) and the report folder (report.md, numbers.csv, charts,
+canvas); layer and export metadata (provenance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_prunuclei.base.constants import (
+    DISAGREEMENT_COLORS,
+    DISAGREEMENT_KINDS,
+)
+from napari_prunuclei.runtime.request import Segmentation
+from napari_prunuclei.study.session import ComparisonResult, mean_area
+from napari_prunuclei.study.session_models import model_note
+
+__all__ = [
+    "disagreement_features",
+    "disagreement_metadata",
+    "end_to_end",
+    "format_numbers",
+    "layer_metadata",
+    "numbers_html",
+    "numbers_table",
+    "pct_pruned",
+    "run_provenance",
+    "write_report",
+]
+
+
+def format_numbers(result: ComparisonResult) -> str:
+    """The text shown beside the picture."""
+    n = result.numbers
+    lines = ["nuclei: " + ", ".join(f"{k} {v}" for k, v in n.nuclei.items())]
+    if n.vs_dense is not None:
+        v = n.vs_dense
+        a, b = result.pruned.info.model, result.dense.info.model
+        lines.append(f"{a} vs {b}: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+        c = n.disagreement
+        lines.append(f"disagreement: missed {c['missed']} (red), extra {c['extra']} (blue), "
+                     f"split/merged {c['split/merged']} (yellow)")
+    for label, v in n.vs_truth.items():
+        lines.append(f"{label} vs ground truth: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
+    for role in ("pruned", "dense"):
+        m = mean_area(result, role)
+        seg = getattr(result, role)
+        if m is not None and seg is not None:
+            lines.append(f"{seg.info.model}: mean nucleus area {m[0]:.1f} {m[1]}")
+    if result.request.region is not None:
+        r0, r1, c0, c1 = result.request.region
+        lines.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
+    for s in (result.pruned, result.dense):
+        if s is None:
+            continue
+        i = s.info
+        nz = i.semantic["nonzero"] + i.distance["nonzero"]
+        tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
+               + i.distance.get("dense_prunable", i.distance["prunable"]))
+        t = i.seconds
+        tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
+        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
+                     f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
+                     f"thresholds {ws}")
+    if result.pruned is not None and result.dense is not None:
+        tp, td = end_to_end(result.pruned), end_to_end(result.dense)
+        lines.append(f"speed, this run: {result.pruned.info.model} {tp:.2f} s, {result.dense.info.model} "
+                     f"{td:.2f} s end to end ({tp / max(td, 1e-9):.2f}x the time)")
+    if n.tiled:
+        lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
+    return "\n".join(lines)
+
+
+def pct_pruned(seg: Segmentation) -> float:
+    i = seg.info
+    nz = i.semantic["nonzero"] + i.distance["nonzero"]
+    tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
+           + i.distance.get("dense_prunable", i.distance["prunable"]))  # channel models: against dense's
+    return 100 * (1 - nz / tot)
+
+
+def end_to_end(seg: Segmentation) -> float:
+    t = seg.info.seconds
+    return t["semantic"] + t["distance"] + t["watershed"]
+
+
+def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
+    """The numbers as a table: a header and one row per model (A, then its reference B)."""
+    n = result.numbers
+    area_unit = "µm²" if result.request.pixel_size else "px"
+    header = ["model", "nuclei", f"mean area ({area_unit})", "AJI vs B", "PQ vs B", "Dice vs B"]
+    if n.vs_truth:
+        header += ["AJI vs truth", "PQ vs truth"]
+    header += ["% pruned", "seconds", "time vs B"]
+    both = result.pruned is not None and result.dense is not None
+    rows = []
+    for role, tag in (("pruned", "A"), ("dense", "B")):
+        seg = getattr(result, role)
+        if seg is None:
+            continue
+        tag = tag if result.pruned is not None and result.dense is not None else ""
+        m = mean_area(result, role)
+        row = [f"{tag}: {seg.info.model}" if tag else seg.info.model, str(seg.n_nuclei),
+               "" if m is None else f"{m[0]:.1f}"]
+        v = n.vs_dense if role == "pruned" else None
+        row += ["" if v is None else f"{x:.3f}" for x in ((v.aji, v.pq, v.dice) if v else (0, 0, 0))]
+        if n.vs_truth:
+            t = n.vs_truth.get(seg.info.model)
+            row += ["", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}"]
+        ratio = f"{end_to_end(seg) / max(end_to_end(result.dense), 1e-9):.2f}×" if both and role == "pruned" else ""
+        row += [f"{pct_pruned(seg):.1f}", f"{end_to_end(seg):.2f}", ratio]
+        rows.append(row)
+    return header, rows
+
+
+def numbers_html(result: ComparisonResult) -> str:
+    """The dock's numbers: the table, then the disagreement counts (in their colours), thresholds, notes."""
+    from html import escape
+
+    header, rows = numbers_table(result)
+    # shown with a column per model and a row per metric: the dock is narrower than it is tall
+    right = 'style="padding: 1px 8px; text-align: right"'
+    out = ['<table border="0" cellspacing="0">',
+           "<tr><th></th>" + "".join(f"<th {right}>{escape(r[0])}</th>" for r in rows) + "</tr>"]
+    for k, h in enumerate(header[1:], 1):
+        if all(not r[k] for r in rows):
+            continue
+        out.append(f'<tr><td style="padding: 1px 8px 1px 0">{escape(h)}</td>'
+                   + "".join(f"<td {right}>{escape(r[k])}</td>" for r in rows) + "</tr>")
+    out.append("</table>")
+    n = result.numbers
+    if n.disagreement is not None:
+        c = n.disagreement
+        a, b = result.pruned.info.model, result.dense.info.model
+        out.append(f"<p>disagreement of A with B: "
+                   f'<span style="color:{DISAGREEMENT_COLORS[1]}">■</span> missed by A {c["missed"]} · '
+                   f'<span style="color:{DISAGREEMENT_COLORS[2]}">■</span> extra in A {c["extra"]} · '
+                   f'<span style="color:{DISAGREEMENT_COLORS[3]}">■</span> split/merged {c["split/merged"]}'
+                   f"<br><small>A = {escape(a)}, B = {escape(b)}</small></p>")
+    small = []
+    for s in (result.pruned, result.dense):
+        if s is not None:
+            ws = ", ".join(f"{k} {v:g}" for k, v in s.info.watershed.as_dict().items())
+            small.append(f"{escape(s.info.model)} thresholds: {ws}")
+    if result.request.region is not None:
+        r0, r1, c0, c1 = result.request.region
+        small.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
+    if n.tiled:
+        small.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to "
+                     "2048x2048 (or tick 'visible region only')")
+    if result.request.pixel_size:
+        small.append(f"pixel size {result.request.pixel_size:g} µm")
+    out.append("<p><small>" + "<br>".join(small) + "</small></p>")
+    return "\n".join(out)
+
+
+def run_provenance(result: ComparisonResult) -> dict:
+    """What an export or report of a run records beyond the model's info: region, pixel size, reference."""
+    out: dict = {}
+    if result.request.region is not None:
+        out["region"] = {"rows": list(result.request.region[:2]), "columns": list(result.request.region[2:]),
+                         "note": "CSV centroids and GeoJSON coordinates are in the image's frame; a label "
+                                 "image holds the region only"}
+    out["pixel_size_um"] = result.request.pixel_size
+    if result.dense is not None and result.pruned is not None:
+        out["reference"] = result.dense.info.model
+    return out
+
+
+def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None = None,
+                 screenshot: str | None = None, charts: str | None = None) -> Path:
+    """``report.md`` (numbers table, disagreement, parameters, model ids and sha256, pixel size, the
+    sweep), ``numbers.csv`` and, with a sweep, ``sweep.csv`` in ``folder``; returns report.md's path."""
+    import csv
+    import datetime
+
+    from napari_prunuclei import __version__
+
+    folder = Path(folder)
+    header, rows = numbers_table(result)
+    with open(folder / "numbers.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    req = result.request
+    lines = [f"# napari-prunuclei report: {req.image_name}", "",
+             f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
+             "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    n = result.numbers
+    if n.disagreement is not None:
+        c = n.disagreement
+        lines += ["", f"Disagreement of A ({result.pruned.info.model}) with B ({result.dense.info.model}): "
+                      f"missed by A {c['missed']} (red), extra in A {c['extra']} (blue), "
+                      f"split/merged {c['split/merged']} (yellow)."]
+    lines += ["", "## Parameters and models", "",
+              f"- image: {req.image_name}" + ("" if req.region is None else
+                                              f", region rows {req.region[0]}-{req.region[1]}, "
+                                              f"columns {req.region[2]}-{req.region[3]}"),
+              f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
+              f"- device: {req.segment.device}, precision {req.segment.precision}"]
+    for s in (result.pruned, result.dense):
+        if s is None:
+            continue
+        i = s.info
+        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        lines += [f"- **{i.model}** ({'fine-tuned' if i.fine_tuned else 'one-shot'}): thresholds {ws}; "
+                  f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
+                  f"  - semantic: `{i.semantic.get('id')}` sha256 `{i.semantic.get('sha256')}`",
+                  f"  - distance: `{i.distance.get('id')}` sha256 `{i.distance.get('sha256')}`"]
+    for tag, spec in (("A", req.spec), ("B", req.reference_spec)):
+        if spec is not None:
+            note, _ = model_note(spec)
+            lines.append(f"- known accuracy of {tag} ({spec.label}): {note}")
+    if sweep_rows:
+        with open(folder / "sweep.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
+                        "aji_vs_truth"])
+            for row in sweep_rows:
+                w.writerow([row.scheme, f"{row.cr:g}", row.fine_tuned, f"{row.vs_dense.aji:.4f}",
+                            f"{row.vs_dense.pq:.4f}", f"{row.vs_dense.dice:.4f}",
+                            "" if row.vs_truth is None else f"{row.vs_truth.aji:.4f}"])
+        lines += ["", f"## CR sweep on this image ({len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
+    if screenshot:
+        lines += ["", "## Canvas", "", f"![canvas]({screenshot})"]
+    if charts:
+        lines += ["", "## Charts", "", f"![charts]({charts})"]
+    md = folder / "report.md"
+    md.write_text("\n".join(lines) + "\n")
+    return md
+
+
+def layer_metadata(seg: Segmentation, image_name: str) -> dict:
+    """What a result layer records: the run's info (models, sha256, thresholds, timings...) and its image."""
+    return {"prunuclei": {**seg.info.as_dict(), "image": image_name}}
+
+
+def disagreement_metadata(result: ComparisonResult) -> dict:
+    return {"prunuclei": {"kinds": DISAGREEMENT_KINDS, "counts": result.numbers.disagreement,
+                          "image": result.request.image_name, "model": result.pruned.info.model,
+                          "reference": result.dense.info.model}}
+
+
+def disagreement_features(result: ComparisonResult) -> dict[str, list]:
+    """What hovering over the disagreement layer says: each kind named with the two models."""
+    a, b = result.pruned.info.model, result.dense.info.model
+    return {"index": [0, 1, 2, 3],
+            "disagreement": ["agree", f"missed by {a} (found by {b})", f"extra in {a} (not in {b})",
+                             f"split/merged ({a} vs {b})"]}
