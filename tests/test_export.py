@@ -393,3 +393,17 @@ def test_a_nucleus_whose_parts_touch_at_a_corner_keeps_both_parts(tmp_path):
         return abs(0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1])))
 
     assert sum(area(p[0]) for p in geom["coordinates"]) == pytest.approx(200, abs=2)  # corners cut by 1/8 px²
+
+
+def test_bad_export_arguments_are_refused_and_bool_labels_exported(tmp_path):
+    from napari_prunuclei.io.export import export_labels
+
+    lab = np.zeros((64, 64), bool)
+    lab[5:20, 5:20] = True
+    rows = export_labels(tmp_path / "b.csv", lab).read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("1,")
+    rgb = np.zeros((64, 64, 3), np.float32)
+    for kw, why in ((dict(pixel_size=-0.5), "pixel size"), (dict(pixel_size=float("nan")), "pixel size"),
+                    (dict(rgb=rgb), "uint8")):
+        with pytest.raises(ValueError, match=why):
+            export_labels(tmp_path / "x.csv", lab.astype(np.int32), **kw)

@@ -83,14 +83,21 @@ class _Spill:
         self._f.close()
 
 
-def _check_inputs(labels, rgb) -> tuple[int, int]:
+def _check_inputs(labels, rgb, pixel_size: float | None = None) -> tuple[int, int]:
+    import math
+
     shape = tuple(labels.shape)
-    if len(shape) != 2 or not np.issubdtype(np.dtype(labels.dtype), np.integer):
+    dtype = np.dtype(labels.dtype)
+    if len(shape) != 2 or not (np.issubdtype(dtype, np.integer) or dtype == bool):
         raise ValueError(f"labels must be a 2-D integer array, got shape {shape} and dtype {labels.dtype}")
     if rgb is not None:
         rs = tuple(rgb.shape)
         if len(rs) != 3 or rs[:2] != shape or rs[2] not in (3, 4):
             raise ValueError(f"the image has shape {rs}; expected {shape[0]} x {shape[1]} x 3 like the labels")
+        if np.dtype(rgb.dtype) != np.uint8:
+            raise ValueError(f"the image has dtype {rgb.dtype}; mean hematoxylin needs 8-bit RGB (uint8)")
+    if pixel_size is not None and not (math.isfinite(pixel_size) and pixel_size > 0):
+        raise ValueError(f"pixel size must be a positive number of micrometres per pixel, got {pixel_size}")
     return shape[0], shape[1]
 
 
@@ -308,7 +315,7 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
         raise ValueError(f"cannot export {p}: {what}; use one of {', '.join(EXPORT_EXTENSIONS)}")
     if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
         labels = np.asarray(labels)
-    _check_inputs(labels, rgb)
+    _check_inputs(labels, rgb, pixel_size)
     if block < 16:
         raise ValueError(f"block must be >= 16 pixels, got {block}")
     if not p.parent.is_dir():
