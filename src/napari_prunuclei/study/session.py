@@ -177,8 +177,8 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
             if tiled and scratch is not None and rgb.shape[0] * rgb.shape[1] > ZARR_PIXELS:
                 out, folder = scratch.labels(tuple(rgb.shape[:2]), seg_req.tiling.tile)
                 made.append(folder)
-            spec = pair.spec  # this model's request: the run's settings whole, its own model and thresholds
-            model_req = replace(seg_req, scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned, params=params)
+            own = pair.spec  # this model's request: the run's settings whole, its own model and thresholds
+            model_req = replace(seg_req, scheme=own.scheme, cr=own.cr, fine_tuned=own.fine_tuned, params=params)
             job = iter_segment(rgb, model_req, pair=pair, out=out, cancelled=cancelled,
                                name=f"layer '{req.image_name}'")
             try:
