@@ -146,7 +146,8 @@ def test_pixel_size_from_tiff_metadata(tmp_path, kind, want):
     layer's metadata carries it to the widget); a writer's 72 dpi default does not."""
     import tifffile
 
-    from napari_prunuclei.gui.reader import read_he, tiff_pixel_size
+    from napari_prunuclei.gui.reader import read_he
+    from napari_prunuclei.io.pixel_size import tiff_pixel_size
 
     a = np.zeros((64, 64, 3), np.uint8)
     p = tmp_path / ("x.ome.tif" if kind == "ome" else "x.tif")

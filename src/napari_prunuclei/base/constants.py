@@ -6,7 +6,7 @@ __all__ = [
     "SCHEMES", "PRUNED_SCHEMES", "UNSTRUCTURED_SCHEMES", "CHANNEL_SCHEMES", "SCHEME_LABELS", "SCHEME_COLORS",
     "DEFAULT_CRS",
     "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
-    "TILE", "HALO", "WHOLE_MAX_PIXELS", "MIN_TILE", "MAX_TILE", "MAX_BATCH", "ZARR_PIXELS",
+    "TILE", "HALO", "WHOLE_MAX_PIXELS", "MIN_TILE", "MAX_TILE", "MAX_BATCH", "MODEL_PIXEL_SIZE_UM", "ZARR_PIXELS",
     "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS",
 ]
 
@@ -41,6 +41,9 @@ WHOLE_MAX_PIXELS = 2048 * 2048
 #: bounds of the tiling and of a network call (a tile of MAX_TILE px is 256 MP of maps; a batch of
 #: MAX_BATCH default tiles is about 4 GB of activations)
 MIN_TILE, MAX_TILE, MAX_BATCH = 64, 8192, 64
+#: micrometres per pixel of the images the zoo was trained on (MoNuSeg 2018, 40x); the registry may say
+#: otherwise (its "pixel_size_um")
+MODEL_PIXEL_SIZE_UM = 0.25
 #: tiled labels above this many pixels go to a zarr store on disk instead of memory (widget)
 ZARR_PIXELS = 8192 * 8192
 

@@ -62,6 +62,25 @@ def model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-size", type=int, default=None)
 
 
+def pixel_size_type(text: str) -> float:
+    """An argparse type: micrometres per pixel (checked as :func:`~napari_prunuclei.runtime.scale.check_pixel_size`)."""
+    from napari_prunuclei.runtime.scale import check_pixel_size
+
+    try:
+        return check_pixel_size(float(text), "--pixel-size")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if "micrometres" in str(e) else f"--pixel-size: not a number: "
+                                         f"{text!r}") from None
+
+
+def pixel_size_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pixel-size", type=pixel_size_type, default=None, metavar="UM",
+                   help="micrometres per pixel of the images (default: read from each file's metadata, TIFF "
+                        "resolution tags, OME PhysicalSizeX or SVS MPP; unknown: taken at the models' 0.25 µm/px, "
+                        "40x); images of another size are resampled to the models' for both branches, the labels "
+                        "come back on the image's grid")
+
+
 def pair_of(a: argparse.Namespace):
     from napari_prunuclei.runtime.pairs import load_pair
 

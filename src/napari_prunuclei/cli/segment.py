@@ -13,7 +13,7 @@ from napari_prunuclei.base.constants import (
     MIN_TILE,
     TILE,
 )
-from napari_prunuclei.cli.options import count_type, machine_cores, model_args, pair_of, watershed_of
+from napari_prunuclei.cli.options import count_type, machine_cores, model_args, pair_of, pixel_size_arg, watershed_of
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="only the first N images of the split")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     model_args(p)
+    pixel_size_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -38,7 +39,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     pair = pair_of(a)
     with tqdm(total=len(names), desc="evaluate", unit="image") as bar:
         res = evaluate(a.data, a.split, pair, params=watershed_of(a, pair), device=a.device, precision=a.precision,
-                       names=names, progress=tqdm_callback(bar))
+                       names=names, progress=tqdm_callback(bar), pixel_size=a.pixel_size)
     print(format_table(res, f"{a.data} [{a.split}] {pair.label}" + ("" if pair.spec.is_dense else " fine-tuned"
                                                                    if pair.spec.fine_tuned else "")))
     if a.json:
@@ -78,6 +79,7 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
                         "name other @lists)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     model_args(p)
+    pixel_size_arg(p)
     p.add_argument("--tile", type=count_type(MIN_TILE, MAX_TILE, "--tile"), default=TILE,
                    help="tile side for large images (px)")
     p.add_argument("--halo", type=count_type(0, MAX_TILE, "--halo"), default=HALO,
@@ -116,7 +118,8 @@ def cmd_segment(a: argparse.Namespace) -> int:
     request = SegmentRequest(scheme=a.scheme, cr=a.cr, fine_tuned=not a.one_shot, params=watershed_of(a, pair),
                              device=a.device, precision=a.precision,
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
-                             post_workers=a.post_workers, batch=a.batch, compile=a.compile)
+                             post_workers=a.post_workers, batch=a.batch, compile=a.compile,
+                             pixel_size=a.pixel_size)
     from napari_prunuclei.io.inputs import expand_inputs
 
     paths = expand_inputs(a.images)

@@ -290,10 +290,11 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         spec = self.spec()
         params = self.params()
         own = load_pair(spec).params
-        seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
-                             params=None if params == own else params, device=self.device.value, tiling=self.tiling)
-        ref = self.reference_spec()
         px = float(self.pixel_size.value) or None
+        seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
+                             params=None if params == own else params, device=self.device.value, tiling=self.tiling,
+                             pixel_size=px)  # the models see the tissue at their own pixel size
+        ref = self.reference_spec()
         return compute.CompareRequest(image_name=layer.name, segment=seg, compare_dense=ref is not None,
                                       reference=ref, region=self._region(layer), pixel_size=px)
 

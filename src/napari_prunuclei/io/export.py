@@ -88,7 +88,7 @@ def _check_inputs(labels, rgb, pixel_size: float | None = None) -> tuple[int, in
 
     shape = tuple(labels.shape)
     dtype = np.dtype(labels.dtype)
-    if len(shape) != 2 or not (np.issubdtype(dtype, np.integer) or dtype == bool):
+    if len(shape) != 2 or not (np.issubdtype(dtype, np.integer) or dtype.kind == "b"):
         raise ValueError(f"labels must be a 2-D integer array, got shape {shape} and dtype {labels.dtype}")
     if rgb is not None:
         rs = tuple(rgb.shape)

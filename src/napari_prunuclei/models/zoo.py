@@ -26,6 +26,7 @@ __all__ = [
     "registry",
     "find_entry",
     "load_registered",
+    "model_pixel_size",
     "clear_cache",
     "model_info",
     "default_watershed",
@@ -136,6 +137,16 @@ def load_registered(branch: str, scheme: str = "dense", cr: float = 1, *, fine_t
 def model_info(model: UNet) -> dict:
     """What :func:`load_model` recorded about a module (empty for others)."""
     return dict(getattr(model, "zoo_info", {}))
+
+
+def model_pixel_size(weights_dir: Path | None = None) -> float:
+    """Micrometres per pixel of the images the zoo was trained on (the registry's ``pixel_size_um``)."""
+    from napari_prunuclei.base.constants import MODEL_PIXEL_SIZE_UM
+
+    try:
+        return float(registry(weights_dir).get("pixel_size_um") or MODEL_PIXEL_SIZE_UM)
+    except WeightsError:
+        return MODEL_PIXEL_SIZE_UM
 
 
 def watershed_key(scheme: str, cr: float) -> str:

@@ -97,6 +97,13 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     path, out = Path(path), Path(out_dir)
     check_name(path)
     image = open_image(path)  # checked before anything is created
+    given = request
+    if request.pixel_size is None:  # the file's own pixel size, where it declares one
+        from dataclasses import replace as replaced
+
+        from napari_prunuclei.io.pixel_size import read_pixel_size
+
+        request = replaced(request, pixel_size=read_pixel_size(path))
     out.mkdir(parents=True, exist_ok=True)
     if not replace:
         check_outputs_free(path, out)
@@ -137,7 +144,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 written.append(output_path(path, out, key))
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
-                "request": request.as_dict(), "source": source, "outputs": outputs_record(out, written),
+                "request": given.as_dict(), "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}
         atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
     except BaseException:

@@ -69,6 +69,7 @@ class TileJob:
     precision: str
     threads: int
     scratch: str
+    pixel_size: float | None = None  # µm per pixel of the image (None: taken at the models' size)
 
 
 @lru_cache(maxsize=1)
@@ -125,8 +126,10 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     from napari_prunuclei.io.guards import ImageError
     from napari_prunuclei.io.images import as_rgb_uint8
     from napari_prunuclei.models.inference import predict_pair
+    from napari_prunuclei.models.zoo import model_pixel_size
     from napari_prunuclei.runtime.pipeline import resolve_device_precision
     from napari_prunuclei.runtime.postpool import post_tile
+    from napari_prunuclei.runtime.scale import Scale
 
     target = tile_file(job.scratch, index, t)
     where = _worker_name()
@@ -145,7 +148,9 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     pair = _pair(job.spec)
     dev, prec = resolve_device_precision(job.device, job.precision)
     stats: dict[str, float] = {}
-    probs, dists = predict_pair(pair.semantic, pair.distance, crop[None], device=dev, precision=prec, stats=stats)
+    scale = Scale(job.pixel_size, model_pixel_size())
+    probs, dists = scale.predict(predict_pair, pair.semantic, pair.distance, crop[None], device=dev, precision=prec,
+                                 stats=stats)
     secs["semantic"], secs["distance"] = stats.get("semantic", 0.0), stats.get("distance", 0.0)
     if "gpu" in stats:
         secs["gpu"] = stats["gpu"]
@@ -203,6 +208,8 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     from distributed import as_completed
 
     from napari_prunuclei.io.images import open_image
+    from napari_prunuclei.models.zoo import model_pixel_size
+    from napari_prunuclei.runtime.scale import Scale
 
     request = request or SegmentRequest()
     path = Path(path)
@@ -211,7 +218,8 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     del image
     tiling = request.tiling
     pair = load_pair(request.spec)
-    params = request.params or pair.params
+    scale = Scale(request.pixel_size, model_pixel_size())
+    params = scale.params(request.params or pair.params)
     grid = tile_grid((h, w), tiling.tile, tiling.halo)
     if out is None:
         out = np.zeros((h, w), np.int32)
@@ -220,14 +228,14 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     stamp = _stamp(path)
     want = {"image": str(path.resolve()), "mtime_ns": stamp[0], "size": stamp[1], "shape": [h, w],
             "tile": tiling.tile, "halo": tiling.halo, "model": asdict(pair.spec), "params": params.as_dict(),
-            "device": request.device, "precision": request.precision}
+            "device": request.device, "precision": request.precision, "pixel_size": request.pixel_size}
     own = scratch is None
     if own:
         folder = Path(tempfile.mkdtemp(prefix=".prunuclei_tiles."))
     else:
         folder = Path(scratch)
     job = TileJob(str(path.resolve()), stamp, pair.spec, params, request.device, request.precision,
-                  max(1, threads), str(folder))
+                  max(1, threads), str(folder), request.pixel_size)
     secs = {"read": 0.0, "semantic": 0.0, "distance": 0.0, "watershed": 0.0, "write": 0.0, "stitch": 0.0}
     devices: set[str] = set()
     precisions: set[str] = set()
@@ -321,7 +329,8 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
         model=pair.label, scheme=pair.spec.scheme, cr=pair.spec.cr, fine_tuned=pair.spec.fine_tuned,
         watershed=params, device=",".join(sorted(devices)) or request.device,
         precision=",".join(sorted(precisions)) or request.precision, mode="tiled", tile=tiling.tile,
-        halo=tiling.halo, n_tiles=n, seconds=secs, post_workers=0, batch=1, **pair.models_info())
+        halo=tiling.halo, n_tiles=n, seconds=secs, post_workers=0, batch=1, resolution=scale.as_dict(),
+        **pair.models_info())
     info.throughput = throughput(secs, h * w)
     info.throughput["cluster"] = {**counts, "workers": len(workers)}
     info.n_nuclei = max_label(labels)

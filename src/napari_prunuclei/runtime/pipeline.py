@@ -29,9 +29,11 @@ import numpy as np
 from napari_prunuclei.base.heap import keep_freed_memory
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
+from napari_prunuclei.models.zoo import model_pixel_size
 from napari_prunuclei.nuclei.watershed import WatershedParams, watershed_instances
 from napari_prunuclei.runtime.pairs import ModelPair, load_pair
 from napari_prunuclei.runtime.request import Segmentation, SegmentInfo, SegmentRequest, as_tiling, throughput
+from napari_prunuclei.runtime.scale import Scale
 from napari_prunuclei.runtime.tiled_engine import run_tiled
 from napari_prunuclei.runtime.tiles import max_label, tile_grid
 
@@ -46,9 +48,17 @@ def resolve_device_precision(device: str, precision: str):
     return dev, resolve_precision(precision, dev)
 
 
-def _branches(pair: ModelPair, crop: np.ndarray, dev, prec, secs: dict) -> tuple[np.ndarray, np.ndarray]:
-    from napari_prunuclei.models.inference import predict_branch
+def _branches(pair: ModelPair, crop: np.ndarray, dev, prec, secs: dict,
+              scale: Scale | None = None) -> tuple[np.ndarray, np.ndarray]:
+    from napari_prunuclei.models.inference import predict_branch, predict_pair
 
+    if scale is not None and scale.active:  # on the models' grid and back (napari_prunuclei.runtime.scale)
+        stats: dict[str, float] = {}
+        probs, dists = scale.predict(predict_pair, pair.semantic, pair.distance, crop[None], device=dev,
+                                     precision=prec, stats=stats)
+        secs["semantic"] += stats.get("semantic", 0.0)
+        secs["distance"] += stats.get("distance", 0.0)
+        return probs[0], dists[0]
     t0 = time.perf_counter()
     prob = predict_branch(pair.semantic, crop, device=dev, precision=prec)
     t1 = time.perf_counter()
@@ -71,7 +81,8 @@ def iter_segment(
 ) -> Job[Segmentation]:
     """Generator form of :func:`segment`: yields :class:`Progress`, returns the :class:`Segmentation`."""
     request, pair = as_request(request, params, pair, settings)
-    params = request.params or pair.params
+    scale = Scale(request.pixel_size, model_pixel_size())
+    params = scale.params(request.params or pair.params)
     tiling = request.tiling
     dev, prec = resolve_device_precision(request.device, request.precision)
     shape = tuple(image.shape)
@@ -86,12 +97,13 @@ def iter_segment(
     info = SegmentInfo(
         model=pair.label, scheme=pair.spec.scheme, cr=pair.spec.cr, fine_tuned=pair.spec.fine_tuned,
         watershed=params, device=str(dev), precision=prec, mode="tiled" if tiled else "whole",
-        tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, **pair.models_info())
+        tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, resolution=scale.as_dict(),
+        **pair.models_info())
     t_start = time.perf_counter()
     with keep_freed_memory():  # the memory a tile frees serves the next (see heap.py)
         if tiled:
             labels, stats = yield from run_tiled(image, pair, params, grid, request, (dev, prec), out, secs,
-                                                 cancelled, name)
+                                                 cancelled, name, scale)
             info.post_workers, info.batch = stats.post_workers, stats.batch
             prob = dist = None
         else:
@@ -99,7 +111,7 @@ def iter_segment(
             total = len(grid) + 1
             for i, t in enumerate(grid):
                 check_cancelled(cancelled)
-                p, d = _branches(pair, image[t.a0 : t.a1, t.b0 : t.b1], dev, prec, secs)
+                p, d = _branches(pair, image[t.a0 : t.a1, t.b0 : t.b1], dev, prec, secs, scale)
                 core = np.s_[t.r0 - t.a0 : t.r1 - t.a0, t.c0 - t.b0 : t.c1 - t.b0]
                 prob[t.r0 : t.r1, t.c0 : t.c1] = p[core]
                 dist[t.r0 : t.r1, t.c0 : t.c1] = d[core]
@@ -124,7 +136,7 @@ def as_request(request: SegmentRequest | ModelPair | None, params: WatershedPara
                pair: ModelPair | None, settings: dict) -> tuple[SegmentRequest, ModelPair]:
     """The request of a call and the pair it runs. ``request`` is the one request type; the keyword
     convenience (``segment(image, pair, params, device=..., tiling=...)``) builds one from the ``settings``
-    (device, precision, tiling, post_workers, batch, compile) and the pair's spec."""
+    (device, precision, tiling, post_workers, batch, compile, pixel_size) and the pair's spec."""
     if isinstance(request, SegmentRequest):
         if settings or params is not None:
             raise TypeError("segment(image, request): the request holds the settings; give no keyword settings "
@@ -137,7 +149,7 @@ def as_request(request: SegmentRequest | ModelPair | None, params: WatershedPara
     elif request is not None:
         raise TypeError(f"segment(image, request): request must be a SegmentRequest or a ModelPair, "
                         f"got {type(request).__name__}")
-    unknown = set(settings) - {"device", "precision", "tiling", "post_workers", "batch", "compile"}
+    unknown = set(settings) - {"device", "precision", "tiling", "post_workers", "batch", "compile", "pixel_size"}
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     if "tiling" in settings:

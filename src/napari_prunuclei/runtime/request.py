@@ -12,6 +12,7 @@ from napari_prunuclei import __version__
 from napari_prunuclei.base.constants import HALO, MAX_BATCH, MAX_TILE, MIN_TILE, TILE, WHOLE_MAX_PIXELS
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelPair, ModelSpec, load_pair
+from napari_prunuclei.runtime.scale import check_pixel_size
 
 __all__ = ["Tiling", "as_tiling", "SegmentRequest", "SegmentInfo", "Segmentation", "throughput"]
 
@@ -62,6 +63,8 @@ class SegmentRequest:
     post_workers: int | None = None
     batch: int = 0
     compile: bool = False
+    pixel_size: float | None = None  # µm per pixel of the input; None: read from the file where one is read, else
+    #                                  taken at the models' size (napari_prunuclei.runtime.scale)
 
     def __post_init__(self) -> None:
         import math
@@ -72,6 +75,7 @@ class SegmentRequest:
             raise ValueError(f"cr must be a finite number >= 1, got {self.cr!r}")
         if not 0 <= self.batch <= MAX_BATCH:
             raise ValueError(f"batch must be 0 (automatic) to {MAX_BATCH} tiles per network call, got {self.batch}")
+        check_pixel_size(self.pixel_size)
         cores = available_cores()
         if self.post_workers is not None and not 0 <= self.post_workers <= cores:
             raise ValueError(f"post_workers must be 0 to {cores} (the cores this process may use), "
@@ -118,6 +122,7 @@ class SegmentInfo:
     post_workers: int = 0
     batch: int = 1
     throughput: dict[str, Any] = field(default_factory=dict)
+    resolution: dict[str, Any] = field(default_factory=dict)  # the input's and the models' pixel size, the factor
     version: str = __version__
 
     def as_dict(self) -> dict:

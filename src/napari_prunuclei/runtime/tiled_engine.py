@@ -14,6 +14,7 @@ from napari_prunuclei.io.images import as_rgb_uint8
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.request import SegmentRequest
+from napari_prunuclei.runtime.scale import Scale
 from napari_prunuclei.runtime.tiles import Tile
 
 __all__ = ["TiledStats", "run_tiled", "networks_in_thread"]
@@ -28,7 +29,8 @@ class TiledStats:
 
 
 def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile], request: SegmentRequest,
-              device: tuple, out, secs: dict, cancelled: CancelFn | None = None, name: str = "image"):
+              device: tuple, out, secs: dict, cancelled: CancelFn | None = None, name: str = "image",
+              scale: Scale | None = None):
     """Per tile: both branches and the watershed on core + halo, stitched into ``out``; returns the labels and
     the :class:`TiledStats`. ``device``: the resolved (torch device, precision).
 
@@ -87,8 +89,9 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
             reader.close()
 
     def predict(group):
-        probs, dists = predict_pair(pair.semantic, pair.distance, np.stack([c for _, c in group]), device=dev,
-                                    precision=prec, compile=compile, stats=stats)
+        probs, dists = (scale or Scale()).predict(predict_pair, pair.semantic, pair.distance,
+                                                  np.stack([c for _, c in group]), device=dev, precision=prec,
+                                                  compile=compile, stats=stats)
         return [t for t, _ in group], probs, dists
 
     def stitch_next() -> Progress:

@@ -56,13 +56,15 @@ def predict_dataset(
     precision: str = "auto",
     progress: ProgressFn | None = None,
     cancelled: CancelFn | None = None,
+    pixel_size: float | None = None,
 ) -> list[Prediction]:
     """:func:`~napari_prunuclei.runtime.pipeline.segment` on each image, with its ground truth."""
     ds = NucleiDataset(data_dir)
     out = []
     for i, name in enumerate(names):
         rgb, lab = ds.load(name)
-        seg = segment(rgb, pair, params, device=device, precision=precision, cancelled=cancelled, name=name)
+        seg = segment(rgb, pair, params, device=device, precision=precision, cancelled=cancelled, name=name,
+                      pixel_size=pixel_size)
         out.append(Prediction(name, seg, lab, distance_mse(distance_target(lab), seg.distance)))
         if progress is not None:
             progress(Progress(i + 1, len(names), name))
@@ -96,6 +98,7 @@ def evaluate(
     precision: str = "auto",
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
+    pixel_size: float | None = None,
 ) -> dict:
     """Mean metrics of a model pair over one split (keys: dice, aji, pq, dq, sq, f1, distance_mse,
     n_images, per_image, config); the pair's own thresholds unless ``params`` are given."""
@@ -107,13 +110,14 @@ def evaluate(
         raise DataError(f"split {split!r} of {data_dir} lists no images")
     pair = pair or load_pair()
     params = params or pair.params
-    preds = predict_dataset(data_dir, names, pair, params, device=device, precision=precision, progress=progress)
+    preds = predict_dataset(data_dir, names, pair, params, device=device, precision=precision, progress=progress,
+                            pixel_size=pixel_size)
     result = score_predictions(preds)
     info = preds[0].segmentation.info
     result["config"] = {
         "data": str(data_dir), "split": split, "scheme": pair.spec.scheme, "cr": pair.spec.cr,
         "fine_tuned": pair.spec.fine_tuned, "watershed": params.as_dict(), "precision": info.precision,
-        "semantic": info.semantic, "distance": info.distance,
+        "semantic": info.semantic, "distance": info.distance, "resolution": info.resolution,
     }
     return result
 
