@@ -1,4 +1,6 @@
-"""Sample data: a synthetic H&E tile made by our code, and a real tile where PRUNUCLEI_DATA points."""
+"""Sample data: two real H&E images shipped with the package (OpenSlide test data, at 20x and about 40x, opened
+with their pixel size), a synthetic tile with ground truth made by our code, and a MoNuSeg tile where
+PRUNUCLEI_DATA points."""
 
 from __future__ import annotations
 
@@ -6,6 +8,25 @@ import os
 from pathlib import Path
 
 from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+
+
+def _real(key: str):
+    from napari_prunuclei.io.samples import SAMPLES, load_sample
+
+    rgb, px = load_sample(key)
+    meta = {"name": SAMPLES[key].title.split(" (")[0], "rgb": True,
+            "metadata": {"pixel_size_um": px, "source": SAMPLES[key].credit}}
+    return [(rgb, meta, "image")]  # the widget reads the pixel size from the metadata, as for opened files
+
+
+def os1_sample():
+    """OpenSlide's OS-1 (Hamamatsu), a detail at about 40x (0.227 µm/px)."""
+    return _real("os1")
+
+
+def cmu1_sample():
+    """OpenSlide's CMU-1 (Aperio), skin at 20x (0.499 µm/px): the models see it resampled to their 0.25 µm/px."""
+    return _real("cmu1")
 
 
 def synthetic_sample():
