@@ -104,6 +104,9 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=count_type(0, MAX_BATCH, "--batch"), default=0,
                    help="tiles per network call (0: 8 on CUDA, else 1)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA; pays a warm-up)")
+    p.add_argument("--no-tissue-mask", action="store_true",
+                   help="run the networks on every tile of a slide (default: a tile whose core shows no stained or "
+                        "dark tissue, only glass, skips them: it can hold no nucleus of its own)")
     p.add_argument("--overwrite", action="store_true",
                    help="redo the given images; when --out holds another model's results, all of them (every "
                         "image's, not only the given ones) are removed first, so one folder never mixes models")
@@ -119,7 +122,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
                              device=a.device, precision=a.precision,
                              tiling=Tiling("tiled" if a.tiled else "auto", a.tile, a.halo),
                              post_workers=a.post_workers, batch=a.batch, compile=a.compile,
-                             pixel_size=a.pixel_size)
+                             pixel_size=a.pixel_size, tissue_mask=not a.no_tissue_mask)
     from napari_prunuclei.io.inputs import expand_inputs
 
     paths = expand_inputs(a.images)

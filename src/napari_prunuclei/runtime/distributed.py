@@ -70,6 +70,7 @@ class TileJob:
     threads: int
     scratch: str
     pixel_size: float | None = None  # µm per pixel of the image (None: taken at the models' size)
+    tissue_mask: bool = True  # a tile whose core shows no tissue skips the networks
 
 
 @lru_cache(maxsize=1)
@@ -130,6 +131,7 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     from napari_prunuclei.runtime.pipeline import resolve_device_precision
     from napari_prunuclei.runtime.postpool import post_tile
     from napari_prunuclei.runtime.scale import Scale
+    from napari_prunuclei.runtime.tissue import core_has_tissue, tissue_box
 
     target = tile_file(job.scratch, index, t)
     where = _worker_name()
@@ -149,8 +151,12 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     dev, prec = resolve_device_precision(job.device, job.precision)
     stats: dict[str, float] = {}
     scale = Scale(job.pixel_size, model_pixel_size())
-    probs, dists = scale.predict(predict_pair, pair.semantic, pair.distance, crop[None], device=dev, precision=prec,
-                                 stats=stats)
+    probs, dists = np.zeros((1, *crop.shape[:2]), np.float32), np.zeros((1, *crop.shape[:2]), np.float32)
+    if not job.tissue_mask or core_has_tissue(crop, (t.r0 - t.a0, t.r1 - t.a0, t.c0 - t.b0, t.c1 - t.b0)):
+        r0, r1, c0, c1 = tissue_box(crop) if job.tissue_mask else (0, crop.shape[0], 0, crop.shape[1])
+        p, d = scale.predict(predict_pair, pair.semantic, pair.distance, crop[None, r0:r1, c0:c1], device=dev,
+                             precision=prec, stats=stats)
+        probs[:, r0:r1, c0:c1], dists[:, r0:r1, c0:c1] = p, d  # glass (no tissue in the core): empty maps
     secs["semantic"], secs["distance"] = stats.get("semantic", 0.0), stats.get("distance", 0.0)
     if "gpu" in stats:
         secs["gpu"] = stats["gpu"]
@@ -228,14 +234,15 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     stamp = _stamp(path)
     want = {"image": str(path.resolve()), "mtime_ns": stamp[0], "size": stamp[1], "shape": [h, w],
             "tile": tiling.tile, "halo": tiling.halo, "model": asdict(pair.spec), "params": params.as_dict(),
-            "device": request.device, "precision": request.precision, "pixel_size": request.pixel_size}
+            "device": request.device, "precision": request.precision, "pixel_size": request.pixel_size,
+            "tissue_mask": request.tissue_mask}
     own = scratch is None
     if own:
         folder = Path(tempfile.mkdtemp(prefix=".prunuclei_tiles."))
     else:
         folder = Path(scratch)
     job = TileJob(str(path.resolve()), stamp, pair.spec, params, request.device, request.precision,
-                  max(1, threads), str(folder), request.pixel_size)
+                  max(1, threads), str(folder), request.pixel_size, request.tissue_mask)
     secs = {"read": 0.0, "semantic": 0.0, "distance": 0.0, "watershed": 0.0, "write": 0.0, "stitch": 0.0}
     devices: set[str] = set()
     precisions: set[str] = set()

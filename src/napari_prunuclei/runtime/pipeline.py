@@ -105,6 +105,7 @@ def iter_segment(
             labels, stats = yield from run_tiled(image, pair, params, grid, request, (dev, prec), out, secs,
                                                  cancelled, name, scale)
             info.post_workers, info.batch = stats.post_workers, stats.batch
+            info.tissue = {"mask": request.tissue_mask, "tiles": len(grid), "glass_tiles": stats.glass_tiles}
             prob = dist = None
         else:
             prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
@@ -149,7 +150,8 @@ def as_request(request: SegmentRequest | ModelPair | None, params: WatershedPara
     elif request is not None:
         raise TypeError(f"segment(image, request): request must be a SegmentRequest or a ModelPair, "
                         f"got {type(request).__name__}")
-    unknown = set(settings) - {"device", "precision", "tiling", "post_workers", "batch", "compile", "pixel_size"}
+    unknown = set(settings) - {"device", "precision", "tiling", "post_workers", "batch", "compile", "pixel_size",
+                               "tissue_mask"}
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     if "tiling" in settings:

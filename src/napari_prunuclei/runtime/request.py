@@ -65,6 +65,7 @@ class SegmentRequest:
     compile: bool = False
     pixel_size: float | None = None  # µm per pixel of the input; None: read from the file where one is read, else
     #                                  taken at the models' size (napari_prunuclei.runtime.scale)
+    tissue_mask: bool = True  # tiled runs: tiles whose core shows no tissue skip the networks (runtime.tissue)
 
     def __post_init__(self) -> None:
         import math
@@ -123,6 +124,7 @@ class SegmentInfo:
     batch: int = 1
     throughput: dict[str, Any] = field(default_factory=dict)
     resolution: dict[str, Any] = field(default_factory=dict)  # the input's and the models' pixel size, the factor
+    tissue: dict[str, Any] = field(default_factory=dict)  # tiled runs: tiles looked at, tiles skipped as glass
     version: str = __version__
 
     def as_dict(self) -> dict:

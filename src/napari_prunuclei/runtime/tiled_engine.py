@@ -16,6 +16,7 @@ from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.runtime.scale import Scale
 from napari_prunuclei.runtime.tiles import Tile
+from napari_prunuclei.runtime.tissue import core_has_tissue, tissue_box
 
 __all__ = ["TiledStats", "run_tiled", "networks_in_thread"]
 
@@ -26,6 +27,7 @@ class TiledStats:
 
     post_workers: int
     batch: int
+    glass_tiles: int = 0  # tiles whose core showed no tissue: empty maps, no network call
 
 
 def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile], request: SegmentRequest,
@@ -88,11 +90,25 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
         finally:
             reader.close()
 
+    glass = [0]
+
     def predict(group):
-        probs, dists = (scale or Scale()).predict(predict_pair, pair.semantic, pair.distance,
-                                                  np.stack([c for _, c in group]), device=dev, precision=prec,
-                                                  compile=compile, stats=stats)
-        return [t for t, _ in group], probs, dists
+        tiles = [t for t, _ in group]
+        keep = [i for i, (t, c) in enumerate(group)
+                if not request.tissue_mask or core_has_tissue(c, (t.r0 - t.a0, t.r1 - t.a0, t.c0 - t.b0, t.c1 - t.b0))]
+        shape = (len(group), *group[0][1].shape[:2])
+        probs, dists = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        glass[0] += len(group) - len(keep)
+        boxes = {i: tissue_box(group[i][1]) if request.tissue_mask else (0, shape[1], 0, shape[2]) for i in keep}
+        whole = [i for i in keep if boxes[i] == (0, shape[1], 0, shape[2])]
+        runs = ([whole] if whole else []) + [[i] for i in keep if i not in whole]  # a tissue box runs alone
+        for ids in runs:
+            r0, r1, c0, c1 = boxes[ids[0]]
+            p, d = (scale or Scale()).predict(predict_pair, pair.semantic, pair.distance,
+                                              np.stack([group[i][1][r0:r1, c0:c1] for i in ids]), device=dev,
+                                              precision=prec, compile=compile, stats=stats)
+            probs[ids, r0:r1, c0:c1], dists[ids, r0:r1, c0:c1] = p, d
+        return tiles, probs, dists
 
     def stitch_next() -> Progress:
         part = post.next()
@@ -141,7 +157,7 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
     # waiting for the label writer is not stitching work: counted apart
     secs["write_wait"] = stitcher.write_wait
     secs["stitch"] -= stitcher.write_wait
-    return labels, TiledStats(workers, batch)
+    return labels, TiledStats(workers, batch, glass[0])
 
 
 def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, dev, cancelled):
