@@ -88,6 +88,8 @@ def watershed_in_core(
     h, w = prob.shape
     core = (0, h, 0, w) if core is None else tuple(int(v) for v in core)
     fg = prob > params.fg_threshold
+    if not fg.any():  # glass, or a tile without nuclei: nothing to label
+        return np.zeros((h, w), np.int32), 0
     markers, n_mk = ndi.label((dist > params.marker_threshold) & fg)
     if n_mk == 0:
         return np.zeros((h, w), np.int32), 0

@@ -22,13 +22,13 @@ MIN_SPREAD = 20
 MAX_GLASS = 170
 MIN_PIXELS = 3
 MARGIN = 4
-CONTEXT = 64
+CONTEXT = 32
 
 
 def tissue_pixels(rgb: np.ndarray) -> np.ndarray:
     """Boolean mask of the tissue pixels of an RGB uint8 image (stained or dark)."""
     hi, lo = rgb.max(-1), rgb.min(-1)
-    return ((hi.astype(np.int16) - lo) > MIN_SPREAD) | (lo < MAX_GLASS)
+    return ((hi - lo) > MIN_SPREAD) | (lo < MAX_GLASS)  # hi >= lo: no uint8 wrap-around
 
 
 def core_has_tissue(crop: np.ndarray, core: tuple[int, int, int, int]) -> bool:
