@@ -66,12 +66,16 @@ def test_split_names_never_leave_the_data_folder(tmp_path, name):
         NucleiDataset(tmp_path)
 
 
-def test_score_pairs_segment_outputs_with_their_truth(tmp_path, capsys):
-    truth, seg = tmp_path / "truth", tmp_path / "seg"
-    truth.mkdir()
-    seg.mkdir()
+def _folders_and_a_nucleus(tmp_path, a: str, b: str):
+    (tmp_path / a).mkdir()
+    (tmp_path / b).mkdir()
     lab = np.zeros((64, 64), np.uint16)
     lab[5:20, 5:20] = 1
+    return tmp_path / a, tmp_path / b, lab
+
+
+def test_score_pairs_segment_outputs_with_their_truth(tmp_path, capsys):
+    truth, seg, lab = _folders_and_a_nucleus(tmp_path, "truth", "seg")
     tifffile.imwrite(truth / "X.tif", lab)
     tifffile.imwrite(seg / "X_labels.tif", lab)
     tifffile.imwrite(seg / "X_probability.tif", lab.astype(np.float32))
@@ -94,11 +98,7 @@ def test_score_refuses_label_images_too_large_to_hold(tmp_path, capsys):
 
 
 def test_score_warns_of_unmatched_names_and_refuses_two_files_of_one_name(tmp_path, capsys):
-    truth, pred = tmp_path / "t", tmp_path / "p"
-    truth.mkdir()
-    pred.mkdir()
-    lab = np.zeros((64, 64), np.uint16)
-    lab[5:20, 5:20] = 1
+    truth, pred, lab = _folders_and_a_nucleus(tmp_path, "t", "p")
     for f in (truth / "a.tif", truth / "b.tif", pred / "a.tif", pred / "c.tif"):
         tifffile.imwrite(f, lab)
     assert main(["score", str(truth), str(pred)]) == 0

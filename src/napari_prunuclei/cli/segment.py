@@ -6,13 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_prunuclei.base.constants import (
-    HALO,
-    MAX_BATCH,
-    MAX_TILE,
-    MIN_TILE,
-    TILE,
-)
+from napari_prunuclei.base.constants import HALO, MAX_BATCH, MAX_TILE, MIN_TILE, TILE
 from napari_prunuclei.cli.options import count_type, machine_cores, model_args, pair_of, pixel_size_arg, watershed_of
 
 

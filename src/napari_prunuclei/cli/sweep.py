@@ -6,12 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_prunuclei.base.constants import (
-    CHANNEL_SCHEMES,
-    DEFAULT_CRS,
-    PRUNED_SCHEMES,
-    UNSTRUCTURED_SCHEMES,
-)
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES, DEFAULT_CRS, PRUNED_SCHEMES, UNSTRUCTURED_SCHEMES
 from napari_prunuclei.cli.options import count_type
 
 
