@@ -76,7 +76,7 @@ def test_widget_sweep_equals_prunuclei_sweep_on_one_tile(data_root, tile, tmp_pa
 
     name, rgb, truth = tile
     crs = [4.0, 20.0, 7.0]  # two zoo CRs (fine-tuned, own thresholds) and one one-shot
-    dock = drive(sweep_image(rgb, crs, "cpu", truth))
+    dock = drive(sweep_image(rgb, [(s, c) for s in ("layerwise", "networkwide") for c in crs], "cpu", truth))
     rows = run_sweep(data_root, crs=tuple(crs), variants=("one-shot", "fine-tuned"), datasets=("monuseg",),
                      limit=1, device="cpu")
     for r in dock:

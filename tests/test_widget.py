@@ -273,14 +273,18 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
 
 def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
     viewer, w = viewer_widget
-    w.cr.choices = ["4", "20", "other"]
+    from napari_prunuclei.study import session_models
+
     viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
     w.truth.value = None
     worker = w.start_sweep()
     assert worker is not None
-    _wait(qtbot, w)
+    _wait(qtbot, w, timeout=240_000)
     assert w.status.value == "CR sweep done"
-    assert {(r.scheme, r.cr) for r in w.sweep_rows} == {(s, c) for s in ("layerwise", "networkwide") for c in (4, 20)}
+    # every registered scheme and zoo CR, unstructured and channel, with seconds for the time axis
+    assert {(r.scheme, r.cr) for r in w.sweep_rows} == set(session_models.zoo_pairs())
+    assert {r.scheme for r in w.sweep_rows} >= {"layerwise", "networkwide", "channel-layerwise", "channel-networkwide"}
+    assert all(r.seconds > 0 and r.dense_seconds > 0 for r in w.sweep_rows)
     assert all(0 <= r.vs_dense.aji <= 1 for r in w.sweep_rows)
     assert len(w.charts.ax_sweep.lines) >= 2
 
@@ -476,7 +480,8 @@ def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
     assert "µm²" in w.numbers_text and f"rows {r0}-{r1}" in w.numbers_text
     w.min_size.value = 30  # thresholds on the region
     _wait(qtbot, w)
-    assert w.result.request.region == (r0, r1, c0, c1) and w.result.pruned.info.watershed.min_size == 30
+    # 30 px on the models' grid (0.25 µm/px) is 7.5 px at this 0.5 µm/px region: the same area in µm²
+    assert w.result.request.region == (r0, r1, c0, c1) and w.result.pruned.info.watershed.min_size == 8
     assert w.result.pruned.n_nuclei > 0
     assert tuple(w.state.owned()[("pruned", "instances")].translate) == (r0, c0)
     w.export_path.value = tmp_path / "region.csv"

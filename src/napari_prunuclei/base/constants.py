@@ -50,7 +50,8 @@ ZARR_PIXELS = 8192 * 8192
 #: value in a disagreement image -> kind, and the kind's colour
 DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
 DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
-#: colours of nuclei in the instance layers: greens, purples, browns and greys, none of them near the
-#: disagreement colours (red, blue, yellow), so a disagreement never looks like a nucleus
-INSTANCE_COLORS = ("#1b9e77", "#66c2a5", "#a6d854", "#4daf4a", "#984ea3", "#e7298a", "#f781bf", "#a65628",
-                   "#bf812d", "#999999", "#cab2d6", "#b3de69")
+#: colours of nuclei in the instance layers: greens, teals, cyans, olive and grey, none of them near the
+#: disagreement colours (red, blue, yellow) nor near H&E's own (no red, pink, magenta or purple: eosin, red
+#: blood cells and hematoxylin), so a nucleus never looks like a disagreement or like the stain
+INSTANCE_COLORS = ("#1b9e77", "#66c2a5", "#a6d854", "#4daf4a", "#17becf", "#2ca25f", "#8dd3c7", "#b3de69",
+                   "#bf812d", "#999999", "#80cdc1", "#01665e")

@@ -88,7 +88,9 @@ class ExportActions:
             self.viewer.screenshot(str(shot), canvas_only=True)
             with self.charts._lock:
                 self.charts.figure.savefig(folder / "charts.png", dpi=100)
-            md = compute_report.write_report(folder, r, self.sweep_rows, screenshot=shot.name, charts="charts.png")
+            mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
+            sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
+            md = compute_report.write_report(folder, r, sweep, screenshot=shot.name, charts="charts.png")
         except OSError as e:
             self._error(f"report failed: {e}")
             return None

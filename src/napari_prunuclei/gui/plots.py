@@ -78,6 +78,14 @@ class ChartsCanvas(QLabel):
             ax.legend(fontsize=7)
             self._render()
 
+    def clear_sweep(self, why: str = "press 'CR sweep'") -> None:
+        """Empty the sweep's axes (its image, ground truth or region changed), then show it (GUI thread)."""
+        with self._lock:
+            self.ax_sweep.clear()
+            self.ax_sweep.set_title(f"CR sweep: {why}", fontsize=9)
+            self._render()
+        self.refresh()
+
     def show_sparsity(self, report: dict[str, list[dict]], title: str) -> None:
         with self._lock:
             ax = self.ax_sparsity

@@ -8,7 +8,6 @@ import gc
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
 
-from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
 from napari_prunuclei.base.progress import Cancelled, Progress
 from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
 from napari_prunuclei.io.guards import ImageError
@@ -85,8 +84,10 @@ class RunActions:
         if inputs is None:
             return None
         req, rgb, truth = inputs
+        truth_name = self.truth.value.name if truth is not None else None
         job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
-        return self._start(job, self._on_result, f"running {req.spec.label}...", after=self._draw_sparsity)
+        return self._start(job, lambda result: self._on_result(result, truth_name), f"running {req.spec.label}...",
+                           after=self._draw_sparsity)
 
     def _draw_sparsity(self, result: compute.ComparisonResult) -> None:
         """In the worker: plot and render the chosen model's per-layer sparsity off-screen."""
@@ -102,17 +103,22 @@ class RunActions:
         if self.tiling.is_tiled(rgb.shape):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
-        crs = [float(c) for c in self.cr.choices if c != "other"]
-        # the paper's two schemes, as the button says (their zoo ladders are the same CRs)
-        job = compute_models.sweep_image(rgb, crs, req.segment.device, truth, self._cancel.is_set,
-                                  schemes=UNSTRUCTURED_SCHEMES)
-        return self._start(job, self._on_sweep, "CR sweep...", after=self.charts.show_sweep)
+        # every registered scheme and zoo CR, unstructured and channel, on this image (and this region)
+        job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
+                                         pixel_size=req.pixel_size)
+        key = self._sweep_key()
+        return self._start(job, lambda rows: self._on_sweep(rows, key), "CR sweep...",
+                           after=self.charts.show_sweep)
 
-    def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None) -> None:
+    def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None) -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
-        self.sweep_rows = rows
+        if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
+            self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
+            self.charts.clear_sweep("press 'CR sweep' for this image")
+            return
+        self.sweep_rows, self.sweep_key = rows, key
         self.charts.refresh()
         self.status.value = "CR sweep done"
 
@@ -141,11 +147,14 @@ class RunActions:
         self.progress.value = p.done
         self.status.value = p.message
 
-    def _on_result(self, result: compute.ComparisonResult | None) -> None:
+    def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None) -> None:
         if result is None:  # cancelled
             self.status.value = "cancelled"
             return
+        self._shown_truth = truth_name
+        result.truth_name = truth_name  # the report and exports name it
         self._show(result)
+        self._set_thresholds(self.shown_thresholds(result))  # the boxes: the shown run's model A
         self.charts.refresh()
         self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
         ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""

@@ -153,6 +153,11 @@ class ComparisonState:
         same = in_order == list(specs) and all(
             isinstance(owned[r], specs[r].kind) and owned[r].multiscale == isinstance(specs[r].data, list)
             for r in specs)
+        # a layer opened since (a new image) lies above the plugin's: they are made anew, on top, so the run is
+        # never drawn under the image it was computed on
+        others = [i for i, layer in enumerate(self.viewer.layers) if layer not in owned.values()]
+        mine = [self.viewer.layers.index(layer) for layer in owned.values()]
+        same = same and (not mine or not others or min(mine) > max(others))
         shown = {role: layer.visible for role, layer in owned.items()}  # the user's choice survives a rebuild
         for role, layer in list(self.layers.items()):
             if not same or role not in specs:

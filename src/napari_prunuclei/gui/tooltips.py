@@ -15,7 +15,8 @@ TOOLTIPS = {
     "device": "Where the networks run.",
     "fg": "Foreground threshold: a pixel is nucleus where the semantic probability exceeds it.",
     "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
-    "min_size": "Nuclei (and markers) smaller than this many pixels are dropped.",
+    "min_size": "Nuclei (and markers) smaller than this many pixels at the models' 40x (0.25 µm/px) are dropped; "
+                "at another pixel size the same area in µm² is used.",
     "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
     "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
                  "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",

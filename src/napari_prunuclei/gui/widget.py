@@ -35,7 +35,7 @@ from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 from napari_prunuclei.study import session as compute
 from napari_prunuclei.study import session_models as compute_models
@@ -88,7 +88,7 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
                                    options={"nullable": True})
         self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
-        self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px")
+        self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px (at 40x)")
         self.defaults_btn = PushButton(text="Restore model A's thresholds")
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
@@ -128,7 +128,7 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         self._params_timer = None
         self._params_pending = False
         self.cr.changed.connect(self._on_cr)
-        self.defaults_btn.changed.connect(self._model_defaults)
+        self.defaults_btn.changed.connect(self._restore_thresholds)
         self.scheme.changed.connect(self._on_scheme)
         self._quiet = False
         for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned):
@@ -144,6 +144,12 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
             w.changed.connect(self._on_params_edited)
         self.truth.changed.connect(self._on_truth)
         self.image.changed.connect(self._on_image)
+        for w in (self.reference, self.pixel_size, self.device, self.region):
+            w.changed.connect(self._mark_stale)
+        self.region.changed.connect(self._forget_sweep)
+        self.sweep_key: tuple | None = None
+        self._truth_chosen_for: str | None = None  # the image a ground truth of another name was chosen for
+        self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
         self._on_image()
 
     def _build_tabs(self) -> None:
@@ -216,8 +222,18 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         return None if value == ALONE else self._references.get(value, ModelSpec())
 
     def _on_image(self, *_) -> None:
-        """A new image: its pixel size from the reader's metadata, when the file has one."""
+        """A new image: its pixel size from the reader's metadata, when the file has one; a ground truth that
+        belongs to another image is unchosen; the sweep of the last image forgotten; the canvas marked stale."""
         layer = self.image.value
+        truth = self.truth.value
+        foreign = truth is not None and layer is not None and not self._truth_belongs(truth, layer)
+        if foreign:
+            self.truth.value = None  # never scored against another image's nuclei
+        self._forget_sweep()
+        self._mark_stale()
+        if foreign:
+            self.status.value = (f"ground truth '{truth.name}' belongs to another image: unchosen (choose it again "
+                                 f"to use it with '{layer.name}'). " + (self.status.value or ""))
         px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
         if px:
             self.pixel_size.value = float(px)
@@ -229,6 +245,56 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
     @property
     def result(self) -> compute.ComparisonResult | None:
         return self.state.result
+
+    def _truth_belongs(self, truth, image) -> bool:
+        """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
+        one name ``NAME [1]``) or starts with it (``NAME · ground truth``, ``NAME_labels``), when its metadata
+        names the image, or when the user chose it while that image was selected."""
+        import re
+
+        def stem(name: str) -> str:
+            return re.sub(r" \[\d+\]$", "", str(name))
+
+        t, i = stem(truth.name), stem(image.name)
+        named = t == i or any(t.startswith(i + sep) for sep in (" ", "_", "-", "."))
+        return named or truth.metadata.get("image") == image.name or self._truth_chosen_for == image.name
+
+    def _sweep_key(self) -> tuple:
+        """What a CR sweep belongs to: the image, the ground truth and the region choice."""
+        layer, truth = self.image.value, self.truth.value
+        return (id(layer), getattr(layer, "name", None), id(truth) if truth is not None else None,
+                bool(self.region.value))
+
+    def _forget_sweep(self, *_) -> None:
+        if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
+            self.sweep_rows = self.sweep_key = None
+            self.charts.clear_sweep("press 'CR sweep' for this image")
+
+    def _mark_stale(self, *_) -> None:
+        """Say, without touching what is shown, when the controls no longer describe the run on the canvas."""
+        r = self.result
+        if r is None or self._showing or self.busy:
+            return
+        req, diffs = r.request, []
+        layer = self.image.value
+        if layer is None or layer.name != req.image_name:
+            diffs.append(f"image '{getattr(layer, 'name', None)}'")
+        try:
+            spec = self.spec()
+        except (ValueError, TypeError):
+            spec = None
+        if spec != req.spec:
+            diffs.append(f"model A {spec.label if spec else '?'}")
+        if self.reference_spec() != ((req.reference or ModelSpec()) if req.compare_dense else None):
+            diffs.append(f"model B {self.reference.value}")
+        truth = self.truth.value
+        if (truth.name if truth is not None else None) != self._shown_truth:
+            diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
+        if (float(self.pixel_size.value) or None) != req.pixel_size:
+            diffs.append(f"pixel size {self.pixel_size.value:g}")
+        if diffs:
+            self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
+                                 f"controls now say {', '.join(diffs)}: press Run to update")
 
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
@@ -264,17 +330,42 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         try:
             spec = self.spec()
             note, warn = compute_models.model_note(spec)
-            ws = load_pair(spec).params
         except Exception:  # noqa: BLE001 - shown when the user presses Run
             return
         self.model_note.value = ("⚠ " if warn else "") + note
         self.model_note.native.setWordWrap(True)
         self.model_note.native.setStyleSheet("color: #ffb000;" if warn else "")
-        self._quiet = True  # no watershed re-run on the previous result
+        if self.result is None:  # nothing shown: the boxes preview the chosen model's own thresholds
+            self._set_thresholds(self._own_params(spec))
+        else:  # the boxes belong to the run on the canvas (its model A): only say the controls changed
+            self._mark_stale()
+
+    @staticmethod
+    def _own_params(spec: ModelSpec) -> WatershedParams:
+        """A model's own thresholds, from the registry (no weights loaded)."""
+        from napari_prunuclei.models.zoo import default_watershed
+
+        return default_watershed(spec.scheme, spec.cr, spec.fine_tuned)
+
+    def _set_thresholds(self, ws: WatershedParams) -> None:
+        self._quiet = True  # no watershed re-run
         try:
             self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
         finally:
             self._quiet = False
+
+    def shown_thresholds(self, result: compute.ComparisonResult) -> WatershedParams:
+        """Model A's thresholds in the run shown (on the models' grid, as the boxes show them)."""
+        return result.request.segment.params or self._own_params(result.request.spec)
+
+    def _restore_thresholds(self, *_) -> None:
+        """Model A's own thresholds: the shown run's model, else the chosen one; re-runs its watershed."""
+        r = self.result
+        own = self._own_params(r.request.spec if r is not None else self.spec())
+        if r is None:
+            self._set_thresholds(own)
+            return
+        self.fg.value, self.marker.value, self.min_size.value = own.fg_threshold, own.marker_threshold, own.min_size
 
     def params(self) -> WatershedParams:
         return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
@@ -289,8 +380,11 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
             raise ImageError(f"layer '{layer.name}' is a {type(layer).__name__} layer, not an RGB image")
         spec = self.spec()
         params = self.params()
-        own = load_pair(spec).params
+        own = self._own_params(spec)
         px = float(self.pixel_size.value) or None
+        shown = self.result
+        if shown is not None and shown.request.spec != spec:
+            params = own  # the boxes are the shown run's model's: another model runs with its own thresholds
         seg = SegmentRequest(scheme=spec.scheme, cr=spec.cr, fine_tuned=spec.fine_tuned,
                              params=None if params == own else params, device=self.device.value, tiling=self.tiling,
                              pixel_size=px)  # the models see the tissue at their own pixel size
@@ -355,14 +449,13 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         return None if layer.multiscale else np.asarray(layer.data)
 
     def _on_truth(self, *_) -> None:
-        r = self.result
-        if r is None:
-            return
-        truth = self._truth_array(r.chosen.labels.shape, r.request.region)
-        if r.tiled:
-            return
-        r.numbers = compute.compute_numbers(r.pruned, r.dense, truth)
-        self._show_numbers()
+        """A ground truth chosen by the user counts as this image's; the shown numbers stay those of the run
+        (the canvas is marked stale: Run scores against the new choice)."""
+        truth, layer = self.truth.value, self.image.value
+        if truth is not None and layer is not None:
+            self._truth_chosen_for = layer.name
+        self._forget_sweep()
+        self._mark_stale()
 
 
     def _show(self, result: compute.ComparisonResult | None) -> None:

@@ -195,7 +195,9 @@ def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
     if seg.tiled or seg.probability is None:
         raise ValueError("this image ran tile by tile without keeping the maps: run it again to apply "
                          "new thresholds")
-    t0 = time.perf_counter()
+    res = seg.info.resolution or {}
+    params = Scale(res.get("pixel_size_um"), res.get("model_pixel_size_um") or model_pixel_size()).params(params)
+    t0 = time.perf_counter()  # thresholds on the models' grid, applied on the image's as the run did
     labels = watershed_instances(seg.probability, seg.distance, params)
     seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
     info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels))

@@ -104,6 +104,8 @@ class ComparisonResult:
     #: slides: each model's labels as a pyramid (full resolution, then every 2nd, 4th... pixel), made in
     #: the worker so that napari reads only small levels on the GUI thread
     pyramids: dict[str, list] = field(default_factory=dict)
+    #: the ground-truth layer the numbers were scored against (None: none), named in the report
+    truth_name: str | None = None
 
     @property
     def chosen(self) -> Segmentation:

@@ -10,7 +10,6 @@ import numpy as np
 
 from napari_prunuclei.base.constants import (
     DEFAULT_CRS,
-    PRUNED_SCHEMES,
     SCHEME_LABELS,
 )
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
@@ -26,6 +25,7 @@ __all__ = [
     "model_note",
     "run_warning",
     "sweep_image",
+    "zoo_pairs",
     "zoo_models",
 ]
 
@@ -39,27 +39,38 @@ class ImageSweepRow:
     fine_tuned: bool
     vs_dense: Agreement
     vs_truth: Agreement | None = None
+    seconds: float | None = None  # end to end on this image (one run)
+    dense_seconds: float | None = None  # dense on this image, the same way (the time axis: seconds / dense's)
 
 
-def sweep_image(rgb: np.ndarray, crs: list[float], device: str, truth: np.ndarray | None = None,
-                cancelled: CancelFn | None = None, schemes: tuple[str, ...] = PRUNED_SCHEMES,
-                precision: str = "auto") -> Job[list[ImageSweepRow]]:
-    """Every scheme x CR on one image (fine-tuned where the zoo has it, else one-shot), each pair with its
-    own thresholds and dense with dense's, as ``prunuclei sweep`` does. Yields Progress."""
+def zoo_pairs() -> list[tuple[str, float]]:
+    """Every registered (scheme, CR) of the fine-tuned zoo, unstructured and channel, dense left out."""
+    return [(s, float(c)) for s, crs in zoo_models().items() if s != "dense" for c in crs]
+
+
+def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: str,
+                truth: np.ndarray | None = None, cancelled: CancelFn | None = None, precision: str = "auto",
+                pixel_size: float | None = None) -> Job[list[ImageSweepRow]]:
+    """Each (scheme, CR) of ``pairs`` (None: every zoo pair, :func:`zoo_pairs`) on one image, fine-tuned where
+    the zoo has it, else one-shot, each pair with its own thresholds and dense with dense's, as ``prunuclei
+    sweep`` does; with each pair's end-to-end seconds and dense's. Yields Progress."""
     from napari_prunuclei.models.zoo import find_entry
     from napari_prunuclei.runtime.pipeline import segment
 
-    total = 1 + len(schemes) * len(crs)
-    dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled)
+    pairs = zoo_pairs() if pairs is None else pairs
+    total = 1 + len(pairs)
+    dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
+                    pixel_size=pixel_size)
     yield Progress(1, total, "dense done")
     rows = []
-    for i, (scheme, cr) in enumerate([(s, c) for s in schemes for c in crs]):
+    for i, (scheme, cr) in enumerate(pairs):
         check_cancelled(cancelled)
         ft = find_entry("semantic", scheme, cr) is not None
         seg = segment(rgb, load_pair(scheme, cr, ft), device=device, precision=precision, tiling="whole",
-                      cancelled=cancelled)
+                      cancelled=cancelled, pixel_size=pixel_size)
         rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
-                                  None if truth is None else agreement_scores(truth, seg.labels)))
+                                  None if truth is None else agreement_scores(truth, seg.labels),
+                                  seg.info.seconds.get("total"), dense.info.seconds.get("total")))
         yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
     return rows
 

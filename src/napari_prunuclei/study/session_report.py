@@ -197,7 +197,9 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                                               f", region rows {req.region[0]}-{req.region[1]}, "
                                               f"columns {req.region[2]}-{req.region[3]}"),
               f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
-              f"- device: {req.segment.device}, precision {req.segment.precision}"]
+              f"- ground truth: layer '{result.truth_name}'" if result.truth_name else "- ground truth: none",
+              f"- device: {result.chosen.info.device}, precision {result.chosen.info.precision} (asked: "
+              f"{req.segment.precision})"]
     for s in (result.pruned, result.dense):
         if s is None:
             continue
@@ -215,11 +217,13 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         with open(folder / "sweep.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
-                        "aji_vs_truth"])
-            for row in sweep_rows:
+                        "aji_vs_truth", "seconds", "dense_seconds"])
+            for row in sorted(sweep_rows, key=lambda r: (r.scheme, r.cr)):
                 w.writerow([row.scheme, f"{row.cr:g}", row.fine_tuned, f"{row.vs_dense.aji:.4f}",
                             f"{row.vs_dense.pq:.4f}", f"{row.vs_dense.dice:.4f}",
-                            "" if row.vs_truth is None else f"{row.vs_truth.aji:.4f}"])
+                            "" if row.vs_truth is None else f"{row.vs_truth.aji:.4f}",
+                            "" if row.seconds is None else f"{row.seconds:.3f}",
+                            "" if row.dense_seconds is None else f"{row.dense_seconds:.3f}"])
         lines += ["", f"## CR sweep on this image ({len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
     if screenshot:
         lines += ["", "## Canvas", "", f"![canvas]({screenshot})"]

@@ -1,0 +1,94 @@
+"""The shown run owns its numbers: another image's ground truth, an unrun model's thresholds and another image's
+sweep never appear as this run's (issue 22, items 1, 2 and 8: each sequence failed on the main before)."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+from napari_prunuclei.gui.samples import synthetic_sample  # noqa: E402
+from napari_prunuclei.gui.widget import PruneCompareWidget  # noqa: E402
+from napari_prunuclei.models.zoo import default_watershed  # noqa: E402
+from napari_prunuclei.nuclei.synthetic import synthetic_tissue  # noqa: E402
+from napari_prunuclei.study.session_models import ImageSweepRow  # noqa: E402
+
+IMG = "synthetic H&E"
+GT = "synthetic H&E · ground truth"
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for data, meta, kind in synthetic_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    w = PruneCompareWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value = viewer.layers[IMG]
+    return viewer, w
+
+
+def _run(qtbot, w):
+    assert w.start_run() is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value.startswith(("done", "warning")), w.status.value
+
+
+def test_ground_truth_stays_with_its_image(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert w.result.numbers.vs_truth and w.result.truth_name == GT
+    other = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)  # same shape
+    w.image.value = other
+    assert w.truth.value is None and "belongs to another image" in w.status.value
+    _run(qtbot, w)
+    assert not w.result.numbers.vs_truth and w.result.truth_name is None  # never scored against tile 1's nuclei
+    w.truth.value = viewer.layers[GT]  # chosen for this image by the user: used, and named in the report
+    _run(qtbot, w)
+    assert w.result.truth_name == GT
+
+
+def test_thresholds_belong_to_the_run_shown(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    shown = default_watershed("networkwide", 20)
+    boxes = lambda: (w.fg.value, w.marker.value, w.min_size.value)  # noqa: E731
+    assert boxes() == pytest.approx((shown.fg_threshold, shown.marker_threshold, shown.min_size))
+    numbers = w.numbers_text
+    w.scheme.value, w.cr.value = "channel network-wide", "2"  # chosen, not run
+    assert boxes() == pytest.approx((shown.fg_threshold, shown.marker_threshold, shown.min_size))
+    assert w.numbers_text == numbers and "press Run" in w.status.value and "channel" in w.status.value
+    w.min_size.value = shown.min_size + 30  # an edit acts on the shown run: CR20, its own fg and marker
+    qtbot.waitUntil(lambda: not w.busy and w.result.chosen.info.watershed.min_size == shown.min_size + 30,
+                    timeout=30_000)
+    ws = w.result.chosen.info.watershed
+    assert (ws.fg_threshold, ws.marker_threshold) == pytest.approx((shown.fg_threshold, shown.marker_threshold))
+    assert w.result.request.spec.cr == 20
+    w.defaults_btn.changed.emit(True)  # Restore: the shown model's own thresholds, not the chosen one's
+    qtbot.waitUntil(lambda: not w.busy and w.result.chosen.info.watershed.min_size == shown.min_size,
+                    timeout=30_000)
+    assert boxes() == pytest.approx((shown.fg_threshold, shown.marker_threshold, shown.min_size))
+
+
+def test_a_sweep_belongs_to_its_image(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    from napari_prunuclei.nuclei.agreement import agreement_scores
+
+    lab = viewer.layers[GT].data
+    rows = [ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))]
+    w._on_sweep(rows, w._sweep_key())
+    assert w.sweep_rows == rows
+    w.image.value = viewer.add_image(np.asarray(viewer.layers[IMG].data), name="another tile", rgb=True)
+    assert w.sweep_rows is None and "press 'CR sweep'" in w.charts.ax_sweep.get_title()
+
+
+def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    second = viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)
+    w.image.value = second
+    _run(qtbot, w)
+    owned = w.state.owned()
+    assert min(viewer.layers.index(layer) for layer in owned.values()) > viewer.layers.index(second)
