@@ -94,7 +94,7 @@ def test_cli_score_files_and_folders(tmp_path):
     out = tmp_path / "s.json"
     assert main(["score", str(tmp_path / "t"), str(tmp_path / "p"), "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert set(res) == EVAL_KEYS - {"distance_mse"}
+    assert set(res) == (EVAL_KEYS - {"distance_mse"}) | {"unmatched"}
     n = t.max()
     assert res["f1"] == pytest.approx(2 * (n - 1) / (2 * (n - 1) + 1))
     assert main(["score", str(tmp_path / "t" / "a.tif"), str(tmp_path / "p" / "a.tif")]) == 0

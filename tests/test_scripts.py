@@ -1,6 +1,9 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -12,5 +15,8 @@ def test_headless_demo_writes_labels_and_the_comparison_picture(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "AJI vs dense" in r.stdout
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"synthetic_dense_labels.tif", "synthetic_networkwide_cr20_labels.tif",
-            "synthetic_dense_vs_networkwide_cr20.png"} <= names
+    # real tissue by default: the shipped OS-1 sample, at its own pixel size
+    assert {"OS-1-detail_dense_labels.tif", "OS-1-detail_networkwide_cr20_labels.tif",
+            "OS-1-detail_dense_vs_networkwide_cr20.png"} <= names
+    info = json.loads((tmp_path / "OS-1-detail_dense_info.json").read_text())
+    assert info["resolution"]["pixel_size_um"] == pytest.approx(0.227, abs=1e-3) and info["resolution"]["resampled"]

@@ -30,6 +30,7 @@ from napari.viewer import Viewer
 from napari_prunuclei.base.constants import SCHEME_LABELS
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.runs import RunActions
+from napari_prunuclei.gui.shown import ShownRun
 from napari_prunuclei.gui.state import ComparisonState
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
 from napari_prunuclei.io.guards import ImageError
@@ -59,7 +60,7 @@ SHORTCUTS = {
 }
 
 
-class PruneCompareWidget(RunActions, ExportActions, Container):
+class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
@@ -246,55 +247,9 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
     def result(self) -> compute.ComparisonResult | None:
         return self.state.result
 
-    def _truth_belongs(self, truth, image) -> bool:
-        """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
-        one name ``NAME [1]``) or starts with it (``NAME · ground truth``, ``NAME_labels``), when its metadata
-        names the image, or when the user chose it while that image was selected."""
-        import re
 
-        def stem(name: str) -> str:
-            return re.sub(r" \[\d+\]$", "", str(name))
 
-        t, i = stem(truth.name), stem(image.name)
-        named = t == i or any(t.startswith(i + sep) for sep in (" ", "_", "-", "."))
-        return named or truth.metadata.get("image") == image.name or self._truth_chosen_for == image.name
 
-    def _sweep_key(self) -> tuple:
-        """What a CR sweep belongs to: the image, the ground truth and the region choice."""
-        layer, truth = self.image.value, self.truth.value
-        return (id(layer), getattr(layer, "name", None), id(truth) if truth is not None else None,
-                bool(self.region.value))
-
-    def _forget_sweep(self, *_) -> None:
-        if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
-            self.sweep_rows = self.sweep_key = None
-            self.charts.clear_sweep("press 'CR sweep' for this image")
-
-    def _mark_stale(self, *_) -> None:
-        """Say, without touching what is shown, when the controls no longer describe the run on the canvas."""
-        r = self.result
-        if r is None or self._showing or self.busy:
-            return
-        req, diffs = r.request, []
-        layer = self.image.value
-        if layer is None or layer.name != req.image_name:
-            diffs.append(f"image '{getattr(layer, 'name', None)}'")
-        try:
-            spec = self.spec()
-        except (ValueError, TypeError):
-            spec = None
-        if spec != req.spec:
-            diffs.append(f"model A {spec.label if spec else '?'}")
-        if self.reference_spec() != ((req.reference or ModelSpec()) if req.compare_dense else None):
-            diffs.append(f"model B {self.reference.value}")
-        truth = self.truth.value
-        if (truth.name if truth is not None else None) != self._shown_truth:
-            diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
-        if (float(self.pixel_size.value) or None) != req.pixel_size:
-            diffs.append(f"pixel size {self.pixel_size.value:g}")
-        if diffs:
-            self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
-                                 f"controls now say {', '.join(diffs)}: press Run to update")
 
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
@@ -340,32 +295,9 @@ class PruneCompareWidget(RunActions, ExportActions, Container):
         else:  # the boxes belong to the run on the canvas (its model A): only say the controls changed
             self._mark_stale()
 
-    @staticmethod
-    def _own_params(spec: ModelSpec) -> WatershedParams:
-        """A model's own thresholds, from the registry (no weights loaded)."""
-        from napari_prunuclei.models.zoo import default_watershed
 
-        return default_watershed(spec.scheme, spec.cr, spec.fine_tuned)
 
-    def _set_thresholds(self, ws: WatershedParams) -> None:
-        self._quiet = True  # no watershed re-run
-        try:
-            self.fg.value, self.marker.value, self.min_size.value = ws.fg_threshold, ws.marker_threshold, ws.min_size
-        finally:
-            self._quiet = False
 
-    def shown_thresholds(self, result: compute.ComparisonResult) -> WatershedParams:
-        """Model A's thresholds in the run shown (on the models' grid, as the boxes show them)."""
-        return result.request.segment.params or self._own_params(result.request.spec)
-
-    def _restore_thresholds(self, *_) -> None:
-        """Model A's own thresholds: the shown run's model, else the chosen one; re-runs its watershed."""
-        r = self.result
-        own = self._own_params(r.request.spec if r is not None else self.spec())
-        if r is None:
-            self._set_thresholds(own)
-            return
-        self.fg.value, self.marker.value, self.min_size.value = own.fg_threshold, own.marker_threshold, own.min_size
 
     def params(self) -> WatershedParams:
         return WatershedParams(float(self.fg.value), float(self.marker.value), int(self.min_size.value))
