@@ -36,6 +36,8 @@ __all__ = [
     "tiff_main_series",
     "read_tiff_rgb",
     "png_bit_depth",
+    "declared_shape",
+    "declared_hw",
 ]
 
 
@@ -140,6 +142,22 @@ def png_bit_depth(path: str | os.PathLike) -> tuple[int, int] | None:
     if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     return head[24], head[25]
+
+
+def declared_shape(path: str | os.PathLike) -> tuple[int, int] | None:
+    """Height and width an image file declares in its header (TIFF: the main series), nothing decoded; None
+    when the header cannot be read (the file's own run says why)."""
+    p = Path(path)
+    if p.suffix.lower() not in TIFF_SUFFIXES:
+        return declared_hw(p)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tiff_main_series(tf, p).levels[0].keyframe
+            return int(page.imagelength), int(page.imagewidth)
+    except Exception:  # noqa: BLE001 - unreadable: its run reports it
+        return None
 
 
 def declared_hw(p: Path) -> tuple[int, int] | None:

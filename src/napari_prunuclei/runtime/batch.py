@@ -258,13 +258,9 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
 def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
     """Whether the pipeline would tile this image (read from its header; False when that fails: its
     task reports why)."""
-    from napari_prunuclei.base.constants import TIFF_EXTENSIONS
-    from napari_prunuclei.io.images import declared_hw, open_image
+    from napari_prunuclei.io.images import declared_shape
 
-    try:
-        shape = open_image(path).shape if path.suffix.lower() in TIFF_EXTENSIONS else declared_hw(path)
-    except Exception:  # noqa: BLE001 - reported by the file's own task
-        return False
+    shape = declared_shape(path)  # the header only: the file is opened (and checked) once, by its own run
     return shape is not None and request.tiling.is_tiled(tuple(shape[:2]))
 
 

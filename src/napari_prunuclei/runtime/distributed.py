@@ -125,7 +125,6 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
 
     from napari_prunuclei.io.atomic import atomic_write
     from napari_prunuclei.io.guards import ImageError
-    from napari_prunuclei.io.images import as_rgb_uint8
     from napari_prunuclei.models.inference import predict_pair
     from napari_prunuclei.models.zoo import model_pixel_size
     from napari_prunuclei.runtime.pipeline import resolve_device_precision
@@ -142,8 +141,8 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
     t0 = time.perf_counter()
     try:
         image = _opened(job.path, tuple(job.stamp))
-        crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
-                            name=f"{job.path} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
+        # open_image checked the file at the door; a tile that cannot be decoded raises ImageError here
+        crop = np.ascontiguousarray(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1])[..., :3])
     except ImageError as e:  # bad input: said once, not retried, no traceback in the workers' logs
         return {"index": index, "computed": False, "error": str(e), "worker": where}
     secs["read"] = time.perf_counter() - t0

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_prunuclei.base.progress import CancelFn, Progress, check_cancelled
-from napari_prunuclei.io.images import as_rgb_uint8
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.request import SegmentRequest
@@ -70,8 +69,8 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
     def crops():
         for t in grid:
             t0 = time.perf_counter()
-            crop = as_rgb_uint8(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1]),
-                                name=f"{name} tile [{t.a0}:{t.a1}, {t.b0}:{t.b1}]")
+            # checked at the door (iter_segment: uint8, 3 or 4 channels): only the colour channels kept
+            crop = np.ascontiguousarray(np.asarray(image[t.a0 : t.a1, t.b0 : t.b1])[..., :3])
             secs["read"] += time.perf_counter() - t0
             yield t, crop
 
