@@ -9,7 +9,7 @@ from napari_prunuclei.cli.main import main
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import open_image
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
-from napari_prunuclei.runtime.batch import info_path, segment_files
+from napari_prunuclei.runtime.batch import info_path, segment_file, segment_files
 from napari_prunuclei.runtime.request import SegmentRequest, Tiling
 
 
@@ -180,3 +180,22 @@ def test_compressed_tiled_tiffs_are_segmented(tmp_path, compression, capsys):
     tifffile.imwrite(tmp_path / "s.tif", rgb, tile=(128, 128), compression=compression, photometric="rgb")
     assert main(["segment", str(tmp_path / "s.tif"), "-o", str(tmp_path / "o"), "--device", "cpu"]) == 0
     assert _labels(tmp_path / "o", "s").max() > 5
+
+
+def test_tiled_labels_are_a_pyramidal_ome_tiff_with_the_pixel_size(tmp_path, monkeypatch):
+    import napari_prunuclei.runtime.batch as batch
+    from napari_prunuclei.io.pixel_size import read_pixel_size
+
+    monkeypatch.setattr(batch, "PYRAMID_SMALLEST", 64)
+    rgb, _ = synthetic_tile(320, seed=12)
+    tifffile.imwrite(tmp_path / "s.tif", rgb, photometric="rgb", resolution=(4e4, 4e4), resolutionunit="CENTIMETER")
+    req = SegmentRequest(device="cpu", tiling=Tiling("tiled", 128, 32))
+    info = segment_file(tmp_path / "s.tif", tmp_path / "o", req)
+    assert info["mode"] == "tiled"
+    with tifffile.TiffFile(tmp_path / "o" / "s_labels.tif") as tf:
+        levels = tf.series[0].levels
+        assert tf.is_ome and [lv.shape for lv in levels] == [(320, 320), (160, 160), (80, 80)]
+        full = levels[0].asarray()
+        np.testing.assert_array_equal(levels[1].asarray(), full[::2, ::2])  # ids kept, never blended
+    assert read_pixel_size(tmp_path / "o" / "s_labels.tif") == pytest.approx(0.25)
+    assert full.max() == info["n_nuclei"]

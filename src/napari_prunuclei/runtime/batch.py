@@ -47,27 +47,54 @@ from napari_prunuclei.runtime.request import SegmentRequest
 __all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path", "local_workers", "WORKER_MEMORY"]
 
 
-def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None) -> None:
-    """Stream a 2-D (zarr) array into a tiled, zlib-compressed TIFF, a few tiles in memory at a time,
-    compressed by ``threads`` threads (None: one per available core; tifffile's own default is half)."""
+#: the smallest pyramid level of a slide's labels is about this many pixels a side
+PYRAMID_SMALLEST = 1024
+
+
+def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = None,
+                      pixel_size: float | None = None) -> None:
+    """Stream a 2-D (zarr) array into a tiled, zlib-compressed pyramidal OME-TIFF, a few tiles in memory at a
+    time, compressed by ``threads`` threads (None: one per available core; tifffile's own default is half).
+
+    Level 0 holds the labels; coarser levels (every 2nd, 4th... pixel: ids kept, no blending) go down to about
+    :data:`PYRAMID_SMALLEST` px, as SubIFDs, so QuPath and napari open a slide's labels fast; with a
+    ``pixel_size`` (µm per pixel) the OME metadata says it, and they lie at the right scale over the slide."""
+    import math
+
     import tifffile
 
     from napari_prunuclei.io.atomic import atomic_write
     from napari_prunuclei.runtime.postpool import available_cores
 
     h, w = arr.shape
+    n_sub = 0
+    while max(h, w) // 2 ** (n_sub + 1) >= PYRAMID_SMALLEST:
+        n_sub += 1
 
-    def tiles():
-        for r in range(0, h, tile):
-            for c in range(0, w, tile):
+    def tiles(step: int):
+        hh, ww = math.ceil(h / step), math.ceil(w / step)
+        for r in range(0, hh, tile):
+            for c in range(0, ww, tile):
                 t = np.zeros((tile, tile), arr.dtype)
-                block = np.asarray(arr[r : r + tile, c : c + tile])
+                block = np.asarray(arr[r * step : min(h, (r + tile) * step) : step,
+                                       c * step : min(w, (c + tile) * step) : step])
                 t[: block.shape[0], : block.shape[1]] = block
                 yield t
 
-    atomic_write(path, lambda t: tifffile.imwrite(t, tiles(), shape=(h, w), dtype=arr.dtype,
-                                                  tile=(tile, tile), compression="zlib", bigtiff=True,
-                                                  maxworkers=threads or available_cores()))
+    meta: dict = {"axes": "YX"}
+    if pixel_size:
+        meta.update(PhysicalSizeX=pixel_size, PhysicalSizeXUnit="µm", PhysicalSizeY=pixel_size,
+                    PhysicalSizeYUnit="µm")
+    opts = dict(dtype=arr.dtype, tile=(tile, tile), compression="zlib", maxworkers=threads or available_cores())
+
+    def write(t: Path) -> None:
+        with tifffile.TiffWriter(t, bigtiff=True, ome=True) as tw:
+            tw.write(tiles(1), shape=(h, w), subifds=n_sub, metadata=meta, **opts)
+            for k in range(1, n_sub + 1):
+                step = 2**k
+                tw.write(tiles(step), shape=(math.ceil(h / step), math.ceil(w / step)), subfiletype=1, **opts)
+
+    atomic_write(path, write)
 
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
@@ -133,7 +160,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 else:
                     res = segment(image, request, pair=pair, out=labels, progress=progress, name=str(path))
                 written.append(output_path(path, out, "labels"))
-                _write_tiled_tiff(written[-1], labels)
+                _write_tiled_tiff(written[-1], labels, pixel_size=request.pixel_size)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         else:
