@@ -90,7 +90,7 @@ def test_concurrent_tiled_runs_into_one_folder_do_not_share_a_scratch_store(slid
         infos = list(ex.map(lambda _: segment_file(path, tmp_path / "both", req), range(2)))
     np.testing.assert_array_equal(_labels(tmp_path / "both", "s1"), _labels(tmp_path / "alone", "s1"))
     assert infos[0]["n_nuclei"] == infos[1]["n_nuclei"] == int(_labels(tmp_path / "alone", "s1").max())
-    assert sorted(q.name for q in (tmp_path / "both").iterdir()) == ["s1_info.json", "s1_labels.tif"]
+    assert sorted(q.name for q in (tmp_path / "both").iterdir()) == ["s1_info.json", "s1_labels.tif", "s1_tissue.tif"]
 
 
 @pytest.fixture
@@ -199,3 +199,8 @@ def test_tiled_labels_are_a_pyramidal_ome_tiff_with_the_pixel_size(tmp_path, mon
         np.testing.assert_array_equal(levels[1].asarray(), full[::2, ::2])  # ids kept, never blended
     assert read_pixel_size(tmp_path / "o" / "s_labels.tif") == pytest.approx(0.25)
     assert full.max() == info["n_nuclei"]
+    # the tissue mask beside the labels: 1 pixel per 16 x 16, its pixel size 16 x the slide's; listed as an output
+    mask = tifffile.imread(tmp_path / "o" / "s_tissue.tif")
+    assert mask.shape == (20, 20) and mask.mean() > 200 and "s_tissue.tif" in info["outputs"]
+    assert read_pixel_size(tmp_path / "o" / "s_tissue.tif") == pytest.approx(4.0)
+    assert 0.9 < info["tissue"]["tissue_fraction"] <= 1 and info["tissue"]["mp_per_s_tissue"] > 0

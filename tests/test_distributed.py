@@ -166,7 +166,7 @@ def test_a_batch_on_a_cluster_resumes_an_interrupted_image_at_the_tile(slide, cl
     assert res.finished[0]["throughput"]["cluster"]["reused"] >= 5
     np.testing.assert_array_equal(tifffile.imread(out / "big_labels.tif"), ref.labels)
     assert sorted(q.name for q in out.iterdir()) == [".prunuclei.lock", "big_info.json", "big_labels.tif",
-                                                     "prunuclei_run.json"]
+                                                     "big_tissue.tif", "prunuclei_run.json"]
 
 
 def test_overwrite_drops_the_finished_tiles(tmp_path):

@@ -35,3 +35,6 @@ def test_a_mostly_glass_slide_skips_its_glass_tiles_with_the_labels_of_a_full_ru
     assert fast.n_nuclei > 5
     assert abs(fast.n_nuclei - full.n_nuclei) <= max(1, full.n_nuclei // 50)  # within 2 %
     assert not fast.labels[:250].any() and not fast.labels[:, :230].any()  # nothing on the glass
+    # the low-resolution mask: tissue where the tissue was put, glass elsewhere; throughput per MP of tissue
+    assert fast.tissue.shape == (48, 48) and fast.tissue[20:30, 19:29].all() and not fast.tissue[:15].any()
+    assert 0.05 < fast.info.tissue["tissue_fraction"] < 0.1 and fast.info.tissue["mp_per_s_tissue"] > 0

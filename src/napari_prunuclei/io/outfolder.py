@@ -31,7 +31,7 @@ __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record",
 MANIFEST = "prunuclei_run.json"
 LOCK = ".prunuclei.lock"
 SCRATCH_PREFIX = ".prunuclei-"
-OUTPUT_KINDS = ("labels", "probability", "distance")
+OUTPUT_KINDS = ("labels", "probability", "distance", "tissue")
 RUNTIME_KEYS = ("device", "post_workers", "batch", "compile")  # how a run ran, not which results it makes
 NAME_MAX = 255
 

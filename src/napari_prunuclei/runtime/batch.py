@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as replaced
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,23 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = No
     atomic_write(path, write)
 
 
+def _write_mask(path: Path, mask: np.ndarray, pixel_size: float | None) -> None:
+    """A slide's tissue mask (1 pixel per ``MASK_STEP`` x ``MASK_STEP``; 255 = tissue) as a TIFF whose resolution
+    tags give that step's size in µm when the slide's pixel size is known."""
+    import tifffile
+
+    from napari_prunuclei.io.atomic import atomic_write
+    from napari_prunuclei.runtime.tissue import MASK_STEP
+
+    kw = {}
+    if pixel_size:
+        per_cm = 1e4 / (pixel_size * MASK_STEP)
+        kw = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    data = mask.astype(np.uint8) * 255
+    atomic_write(path, lambda t: tifffile.imwrite(t, data, compression="zlib", description=(
+        f"napari-prunuclei tissue mask: 1 pixel per {MASK_STEP} x {MASK_STEP} of the slide, 255 = tissue"), **kw))
+
+
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                  progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None,
                  replace: bool = False) -> dict:
@@ -118,6 +136,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     from napari_prunuclei.io.atomic import atomic_write
     from napari_prunuclei.io.images import open_image
     from napari_prunuclei.io.labels import write_labels
+    from napari_prunuclei.runtime.tissue import tissue_mask_of
 
     if threads and client is None:
         torch.set_num_threads(threads)
@@ -126,8 +145,6 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     image = open_image(path)  # checked before anything is created
     given = request
     if request.pixel_size is None:  # the file's own pixel size, where it declares one
-        from dataclasses import replace as replaced
-
         from napari_prunuclei.io.pixel_size import read_pixel_size
 
         request = replaced(request, pixel_size=read_pixel_size(path))
@@ -157,10 +174,15 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                     except ValueError:  # the image cannot be used: nothing to resume
                         shutil.rmtree(tiles_path(path, out), ignore_errors=True)
                         raise
+                    if request.tissue_mask:  # the workers saw the tiles: the mask, as a local run makes it
+                        res = replaced(res, tissue=tissue_mask_of(open_image(path)))
                 else:
                     res = segment(image, request, pair=pair, out=labels, progress=progress, name=str(path))
                 written.append(output_path(path, out, "labels"))
                 _write_tiled_tiff(written[-1], labels, pixel_size=request.pixel_size)
+                if res.tissue is not None:  # where the tissue is, at 1/16 (its pixel size says so)
+                    written.append(output_path(path, out, "tissue"))
+                    _write_mask(written[-1], res.tissue, request.pixel_size)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         else:

@@ -106,8 +106,10 @@ def iter_segment(
                                                  cancelled, name, scale)
             info.post_workers, info.batch = stats.post_workers, stats.batch
             info.tissue = {"mask": request.tissue_mask, "tiles": len(grid), "glass_tiles": stats.glass_tiles}
+            tissue = stats.tissue
             prob = dist = None
         else:
+            tissue = None
             prob, dist = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
             total = len(grid) + 1
             for i, t in enumerate(grid):
@@ -124,13 +126,17 @@ def iter_segment(
             yield Progress(total, total, f"{pair.label}: watershed done")
     secs["total"] = time.perf_counter() - t_start
     info.throughput = throughput(secs, h * w)
+    if tiled and tissue is not None:  # per MP of slide (above) and per MP of tissue
+        mp = float(tissue.mean()) * h * w / 1e6
+        info.tissue.update(tissue_fraction=float(tissue.mean()), tissue_mp=mp,
+                           mp_per_s_tissue=mp / secs["total"] if secs["total"] else None)
     info.n_nuclei = max_label(labels)
     if tiled:
         tp = info.throughput
         nets = tp["stages"]["networks"]["mp_per_s"]
         detail = f", networks {nets:.2f} MP/s, wall/networks {tp['wall_over_networks']:.2f}" if nets else ""
         yield Progress(len(grid), len(grid), f"{pair.label}: {tp['mp_per_s']:.2f} MP/s{detail}")
-    return Segmentation(labels, prob, dist, info)
+    return Segmentation(labels, prob, dist, info, tissue)
 
 
 def as_request(request: SegmentRequest | ModelPair | None, params: WatershedParams | None,

@@ -141,6 +141,8 @@ class Segmentation:
     probability: np.ndarray | None
     distance: np.ndarray | None
     info: SegmentInfo
+    #: tiled runs with the tissue mask: where the tissue is, one pixel per MASK_STEP x MASK_STEP of the image
+    tissue: np.ndarray | None = None
 
     @property
     def tiled(self) -> bool:

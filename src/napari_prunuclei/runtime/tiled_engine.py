@@ -15,7 +15,7 @@ from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.runtime.scale import Scale
 from napari_prunuclei.runtime.tiles import Tile
-from napari_prunuclei.runtime.tissue import core_has_tissue, tissue_box
+from napari_prunuclei.runtime.tissue import MASK_STEP, core_has_tissue, tissue_box, tissue_pixels
 
 __all__ = ["TiledStats", "run_tiled", "networks_in_thread"]
 
@@ -27,6 +27,7 @@ class TiledStats:
     post_workers: int
     batch: int
     glass_tiles: int = 0  # tiles whose core showed no tissue: empty maps, no network call
+    tissue: np.ndarray | None = None  # the tissue mask at 1/MASK_STEP (None: mask off)
 
 
 def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile], request: SegmentRequest,
@@ -90,9 +91,15 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
             reader.close()
 
     glass = [0]
+    lowres = np.zeros((-(-h // MASK_STEP), -(-w // MASK_STEP)), bool) if request.tissue_mask else None
 
     def predict(group):
         tiles = [t for t, _ in group]
+        if lowres is not None:  # the tissue mask of each core, at 1/MASK_STEP (written beside a slide's labels)
+            for t, c in group:
+                m = tissue_pixels(c[t.r0 - t.a0 : t.r1 - t.a0 : MASK_STEP, t.c0 - t.b0 : t.c1 - t.b0 : MASK_STEP])
+                r, q = t.r0 // MASK_STEP, t.c0 // MASK_STEP
+                lowres[r : r + m.shape[0], q : q + m.shape[1]] = m
         keep = [i for i, (t, c) in enumerate(group)
                 if not request.tissue_mask or core_has_tissue(c, (t.r0 - t.a0, t.r1 - t.a0, t.c0 - t.b0, t.c1 - t.b0))]
         shape = (len(group), *group[0][1].shape[:2])
@@ -156,7 +163,7 @@ def run_tiled(image, pair: ModelPair, params: WatershedParams, grid: list[Tile],
     # waiting for the label writer is not stitching work: counted apart
     secs["write_wait"] = stitcher.write_wait
     secs["stitch"] -= stitcher.write_wait
-    return labels, TiledStats(workers, batch, glass[0])
+    return labels, TiledStats(workers, batch, glass[0], lowres)
 
 
 def _stitch_while_fed(post, predicted, stitcher, stitch_next, n: int, dev, cancelled):

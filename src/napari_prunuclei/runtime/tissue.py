@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STEP", "MIN_SPREAD", "MAX_GLASS", "MIN_PIXELS", "MARGIN", "CONTEXT", "tissue_pixels", "core_has_tissue",
-           "tissue_box"]
+__all__ = ["STEP", "MIN_SPREAD", "MAX_GLASS", "MIN_PIXELS", "MARGIN", "MASK_STEP", "CONTEXT", "tissue_pixels",
+           "core_has_tissue", "tissue_box", "tissue_mask_of"]
 
 STEP = 2
 MIN_SPREAD = 20
 MAX_GLASS = 170
 MIN_PIXELS = 3
 MARGIN = 4
+MASK_STEP = 16  # the tissue mask written beside a slide's labels: one pixel per 16 x 16
 CONTEXT = 32
 
 
@@ -50,3 +51,15 @@ def tissue_box(crop: np.ndarray) -> tuple[int, int, int, int]:
         return 0, h, 0, w
     return (max(0, rows[0] * STEP - CONTEXT), min(h, (rows[-1] + 1) * STEP + CONTEXT),
             max(0, cols[0] * STEP - CONTEXT), min(w, (cols[-1] + 1) * STEP + CONTEXT))
+
+
+def tissue_mask_of(image, rows: int = 1024) -> np.ndarray:
+    """The tissue mask of a whole (possibly lazy) image at 1/:data:`MASK_STEP`, read ``rows`` rows at a time: the
+    same pixels the tiled engine samples in each core (its tiles are multiples of MASK_STEP)."""
+    h, w = image.shape[:2]
+    out = np.zeros((-(-h // MASK_STEP), -(-w // MASK_STEP)), bool)
+    rows -= rows % MASK_STEP
+    for r in range(0, h, rows):
+        block = np.asarray(image[r : r + rows : MASK_STEP, ::MASK_STEP])[..., :3]
+        out[r // MASK_STEP : r // MASK_STEP + block.shape[0]] = tissue_pixels(block)
+    return out
