@@ -97,6 +97,10 @@ def open_image(path: str | os.PathLike):
     file fails here, with an :class:`ImageError`, not halfway through a run.
     """
     p = Path(path)
+    from napari_prunuclei.io.slides import OPENSLIDE_SUFFIXES, UNSUPPORTED_SUFFIXES, open_slide
+
+    if p.suffix.lower() in OPENSLIDE_SUFFIXES + UNSUPPORTED_SUFFIXES:
+        return open_slide(p)  # MIRAX and other formats tifffile cannot read: OpenSlide, an optional reader
     if not p.is_file():
         raise ImageError(f"image file not found: {p}")
     if p.suffix.lower() not in TIFF_SUFFIXES:

@@ -31,7 +31,9 @@ def expand_inputs(items: list[str | Path], _seen: tuple[Path, ...] = ()) -> list
     """Image paths from command-line items: a folder gives its images (sorted; the outputs of an earlier run
     into the same folder left out), ``@FILE`` the entries of a list file (lists may name lists,
     :data:`MAX_LIST_DEPTH` deep, never one that includes itself), anything else is taken as an image path."""
-    exts = set(IMAGE_EXTENSIONS)
+    from napari_prunuclei.io.slides import OPENSLIDE_SUFFIXES
+
+    exts = set(IMAGE_EXTENSIONS) | set(OPENSLIDE_SUFFIXES)
     paths: list[Path] = []
     for item in items:
         s = str(item)

@@ -13,6 +13,11 @@ def read_pixel_size(path) -> float | None:
     """Micrometres per pixel that ``path`` declares (TIFF, OME-TIFF, SVS; see :func:`tiff_pixel_size`), or
     None (unknown; PNG and JPEG carry none a scanner sets)."""
     p = Path(path)
+    from napari_prunuclei.io.slides import OPENSLIDE_SUFFIXES, slide_pixel_size
+
+    if p.suffix.lower() in OPENSLIDE_SUFFIXES:
+        px = slide_pixel_size(p)
+        return px if px is not None and 0.01 <= px <= 100 else None
     if p.suffix.lower() not in TIFF_EXTENSIONS:
         return None
     px = tiff_pixel_size(p)
