@@ -132,6 +132,7 @@ def main() -> None:
     from napari_prunuclei.gui.widget import PruneCompareWidget
     from napari_prunuclei.io.images import read_image
     from napari_prunuclei.io.labels import read_labels
+    from napari_prunuclei.io.pixel_size import read_pixel_size
 
     a.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-prunuclei", show=True)
@@ -147,7 +148,8 @@ def main() -> None:
     if a.crop:
         rgb = rgb[: a.crop, : a.crop]
         truth = truth[: a.crop, : a.crop] if truth is not None else None
-    viewer.add_image(np.ascontiguousarray(rgb), name=name, rgb=True)
+    px = read_pixel_size(a.image) if a.image else None  # the widget reads it, as for a file opened in napari
+    viewer.add_image(np.ascontiguousarray(rgb), name=name, rgb=True, metadata={"pixel_size_um": px} if px else {})
     if truth is not None:
         viewer.add_labels(np.ascontiguousarray(truth), name=f"{name} · ground truth", visible=False)
     w = PruneCompareWidget(viewer)
