@@ -314,7 +314,10 @@ def test_slide_runs_tile_by_tile_exports_and_cleans_up(qtbot, viewer_widget, mon
     _run(qtbot, w)
     assert w.status.value.startswith("done"), w.status.value
     assert w.progress.max == 32 and w.progress.value == 32  # tiles done/total, pruned and dense
-    assert _roles(w) == {("pruned", "instances"), ("dense", "instances")}  # slides keep no maps
+    # slides keep no maps; the tissue mask of the chosen model's run is a layer (hidden at first)
+    assert _roles(w) == {("pruned", "instances"), ("dense", "instances"), ("tissue", "mask")}
+    mask = w.state.owned()[("tissue", "mask")]
+    assert not mask.visible and tuple(mask.scale) == (16, 16) and mask.data.shape == (32, 32) and mask.data.all()
     assert "over 16 tiles" in w.numbers_text
     scratch = w.scratch.root
     assert scratch is not None and len(list(scratch.iterdir())) == 2

@@ -34,7 +34,7 @@ PRUNED_CELL: tuple[Role, ...] = (("view", "pruned image"), ("pruned", "semantic"
                                  ("pruned", "instances"), ("pruned", "disagreement"))
 #: the order of the plugin's layers, bottom to top: side by side uses a negative grid stride, which
 #: fills cells from the top of the layer list, so the dense cell (on top) is the left one
-ORDER: tuple[Role, ...] = PRUNED_CELL + DENSE_CELL
+ORDER: tuple[Role, ...] = (("tissue", "mask"),) + PRUNED_CELL + DENSE_CELL
 
 
 @dataclass
@@ -117,6 +117,14 @@ class ComparisonState:
             out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
                                                         {"opacity": 0.8, "features": disagreement_features(r)},
                                                         disagreement_metadata(r))
+        tissue = r.chosen.tissue
+        if tissue is not None and not self._side_by_side_on():  # a slide: where tissue was found (glass skipped)
+            from napari_prunuclei.runtime.tissue import MASK_STEP
+
+            out[("tissue", "mask")] = LayerSpec(
+                Labels, f"{r.chosen.info.model} · tissue mask (1 px per {MASK_STEP}²)", tissue.astype(np.uint8),
+                {"opacity": 0.25, "scale": (MASK_STEP, MASK_STEP), "visible": False},
+                {"prunuclei": {"tissue": r.chosen.info.tissue, "image": image}})
         offset = r.request.offset
         if offset != (0, 0):  # a region of the image: the results sit where it is
             for spec in out.values():
