@@ -47,3 +47,18 @@ def tiny_dataset(tmp_path) -> Path:
         tifffile.imwrite(root / "labels" / f"{n}.tif", lab.astype(np.uint16))
     (root / "split.json").write_text(json.dumps({"train": names[:5], "test": names[5:]}))
     return root
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    """napari with the synthetic sample (image and ground truth) and the plugin's widget docked on it."""
+    from napari_prunuclei.gui.samples import synthetic_sample
+    from napari_prunuclei.gui.widget import PruneCompareWidget
+
+    viewer = make_napari_viewer()
+    for data, meta, kind in synthetic_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    w = PruneCompareWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value = viewer.layers["synthetic H&E"]
+    return viewer, w

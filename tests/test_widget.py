@@ -8,7 +8,6 @@ pytestmark = pytest.mark.gui
 
 from napari.layers import Image, Labels  # noqa: E402
 
-from napari_prunuclei.gui.samples import synthetic_sample  # noqa: E402
 from napari_prunuclei.gui.widget import ALONE, PruneCompareWidget  # noqa: E402
 from napari_prunuclei.runtime.pairs import load_pair  # noqa: E402
 from napari_prunuclei.runtime.pipeline import segment  # noqa: E402
@@ -16,17 +15,6 @@ from napari_prunuclei.runtime.request import Tiling  # noqa: E402
 
 IMG = "synthetic H&E"
 GT = "synthetic H&E · ground truth"
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    for data, meta, kind in synthetic_sample():
-        getattr(viewer, f"add_{kind}")(data, **meta)
-    w = PruneCompareWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.image.value = viewer.layers[IMG]
-    return viewer, w
 
 
 def _wait(qtbot, w, timeout=60_000):

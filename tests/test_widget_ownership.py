@@ -6,25 +6,12 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
-from napari_prunuclei.gui.samples import synthetic_sample  # noqa: E402
-from napari_prunuclei.gui.widget import PruneCompareWidget  # noqa: E402
 from napari_prunuclei.models.zoo import default_watershed  # noqa: E402
 from napari_prunuclei.nuclei.synthetic import synthetic_tissue  # noqa: E402
 from napari_prunuclei.study.session_models import ImageSweepRow  # noqa: E402
 
 IMG = "synthetic H&E"
 GT = "synthetic H&E · ground truth"
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    for data, meta, kind in synthetic_sample():
-        getattr(viewer, f"add_{kind}")(data, **meta)
-    w = PruneCompareWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.image.value = viewer.layers[IMG]
-    return viewer, w
 
 
 def _run(qtbot, w):
