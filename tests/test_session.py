@@ -62,6 +62,7 @@ def test_pixel_size_region_and_the_numbers_table(a_vs_b):
     assert header[:3] == ["model", "nuclei", "mean area (µm²)"]
     assert [row[0] for row in rows] == ["A: network-wide CR20", "B: layer-wise CR20"]
     assert rows[0][1] == str(r.pruned.n_nuclei) and rows[0][3] == f"{r.numbers.vs_dense.aji:.3f}"
+    assert header[-1] == "time vs B (×, one run)" and float(rows[0][-1]) > 0  # a number, not "0.98×" text
     html = compute_report.numbers_html(r)
     assert "missed by A" in html and "rows 10-170, columns 20-180" in html
     prov = compute_report.run_provenance(r)

@@ -89,8 +89,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
     area_unit = "µm²" if result.request.pixel_size else "px"
     header = ["model", "nuclei", f"mean area ({area_unit})", "AJI vs B", "PQ vs B", "Dice vs B"]
     if n.vs_truth:
-        header += ["AJI vs truth", "PQ vs truth"]
-    header += ["% pruned", "seconds", "time vs B"]
+        header += ["AJI vs truth", "PQ vs truth", "Dice vs truth"]
+    header += ["% pruned", "seconds", "time vs B (×, one run)"]
     both = result.pruned is not None and result.dense is not None
     rows = []
     for role, tag in (("pruned", "A"), ("dense", "B")):
@@ -105,8 +105,9 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         row += ["" if v is None else f"{x:.3f}" for x in ((v.aji, v.pq, v.dice) if v else (0, 0, 0))]
         if n.vs_truth:
             t = n.vs_truth.get(seg.info.model)
-            row += ["", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}"]
-        ratio = f"{end_to_end(seg) / max(end_to_end(result.dense), 1e-9):.2f}×" if both and role == "pruned" else ""
+            row += ["", "", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}", f"{t.dice:.3f}"]
+        # a number (CSV cells stay numbers); one run each, the first of a session with the warm-up in it
+        ratio = f"{end_to_end(seg) / max(end_to_end(result.dense), 1e-9):.2f}" if both and role == "pruned" else ""
         row += [f"{pct_pruned(seg):.1f}", f"{end_to_end(seg):.2f}", ratio]
         rows.append(row)
     return header, rows
