@@ -129,3 +129,17 @@ def test_store_metrics_from_a_sweep_output(tmp_path, monkeypatch):
         want = rows[("gbm40", e["scheme"], float(e["cr"]), variant)]
         assert e["metrics_gbm40"]["aji"] == round(want["aji"], 6) and e["metrics_gbm40"]["data"] == "gbm40"
         assert e["metrics"]["aji"] == round(rows[("monuseg", e["scheme"], float(e["cr"]), variant)]["aji"], 6)
+
+
+def test_the_verdict_names_the_budget_against_the_truth_or_the_agreement_without(a_vs_b):
+    from dataclasses import replace
+
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    said = compute_models.verdict(a_vs_b)
+    assert said.startswith("network-wide CR20 against layer-wise CR20: AJI") and "no ground truth" in said
+    a, b = a_vs_b.pruned.info.model, a_vs_b.dense.info.model
+    for aji_a, where in ((0.595, "within"), (0.55, "outside")):
+        truth = {a: Agreement(aji_a, 0.5, 0.8, 10, 10), b: Agreement(0.6, 0.5, 0.8, 10, 10)}
+        r = replace(a_vs_b, numbers=replace(a_vs_b.numbers, vs_truth=truth))
+        assert f"{where} the 2 % budget" in compute_models.verdict(r)

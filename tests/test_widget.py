@@ -433,7 +433,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert _roles(w) == COMPARE | VIEWS
     assert w.result.dense.info.model == "layer-wise CR20"
     assert w.result.dense.info.watershed == load_pair("layerwise", 20).params  # B keeps its own
-    assert w.status.value == "done: network-wide CR20 vs layer-wise CR20"
+    assert w.status.value.startswith("done: network-wide CR20 against layer-wise CR20: AJI"), w.status.value
     assert "network-wide CR20 vs layer-wise CR20: AJI" in w.numbers_text
     assert "B: layer-wise CR20" in w.numbers.value  # the table
     assert "left: layer-wise CR20  |  right: network-wide CR20" in viewer.canvas.overlays.text.text

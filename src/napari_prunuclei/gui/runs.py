@@ -158,7 +158,8 @@ class RunActions:
         self.charts.refresh()
         self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
         ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
-        self.status.value = f"done: {result.chosen.info.model}{ref}"
+        said = compute_models.verdict(result)
+        self.status.value = f"done: {said}" if said else f"done: {result.chosen.info.model}{ref}"
         warning = compute_models.run_warning(result)
         if warning:
             self.status.value = f"warning: {warning}"

@@ -24,6 +24,8 @@ __all__ = [
     "layer_sparsity",
     "model_note",
     "run_warning",
+    "verdict",
+    "BUDGET",
     "sweep_image",
     "zoo_pairs",
     "zoo_models",
@@ -146,6 +148,29 @@ def run_warning(result: ComparisonResult) -> str | None:
             return f"{label} found {n} nuclei, {ref} {d}: this model has collapsed at this CR; read its map with care"
         return None
     return f"{label} found no nuclei" if n == 0 else None
+
+
+#: the accuracy a pruned model may lose against its reference and still count as "as good" (the paper's 2 %)
+BUDGET = 0.02
+
+
+def verdict(result: ComparisonResult) -> str | None:
+    """After a run of A against B: against the ground truth when the run had one (A's AJI within the 2 % budget
+    of B's, or how far outside), else how much A agrees with B (AJI vs B) and A's known drop on MoNuSeg test."""
+    if result.pruned is None or result.dense is None:
+        return None
+    a, b = result.pruned.info.model, result.dense.info.model
+    truth = result.numbers.vs_truth
+    ta, tb = truth.get(a), truth.get(b)
+    if ta is not None and tb is not None and tb.aji > 0:
+        drop = (tb.aji - ta.aji) / tb.aji
+        where = "within" if drop <= BUDGET else "outside"
+        return (f"{a} {where} the {100 * BUDGET:.0f} % budget against the ground truth: AJI {ta.aji:.3f} vs "
+                f"{b}'s {tb.aji:.3f} ({-100 * drop:+.1f} %)")
+    agree = result.numbers.vs_dense
+    note, _ = model_note(result.request.spec)
+    return (f"{a} against {b}: AJI {agree.aji:.3f}, {result.pruned.n_nuclei} vs {result.dense.n_nuclei} nuclei "
+            f"(no ground truth; known: {note})") if agree is not None else None
 
 
 def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
