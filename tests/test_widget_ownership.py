@@ -79,3 +79,29 @@ def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_wid
     _run(qtbot, w)
     owned = w.state.owned()
     assert min(viewer.layers.index(layer) for layer in owned.values()) > viewer.layers.index(second)
+
+
+def test_side_by_side_shows_two_cells_whatever_else_is_open(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    viewer.layers[GT].visible = True  # the user's other layers, visible
+    other = viewer.add_image(synthetic_tissue(512, seed=97)[0], name="another tile", rgb=True)
+    w.image.value = viewer.layers[IMG]
+    _run(qtbot, w)
+    w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    visible = [layer for layer in viewer.layers if layer.visible]
+    assert all(layer in w.state.owned().values() for layer in visible)  # no third cell
+    w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    assert other.visible and viewer.layers[GT].visible  # given back
+
+
+def test_a_threshold_edit_keeps_saying_the_controls_differ(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    w.scheme.value, w.cr.value = "layer-wise", "4"
+    w.min_size.value = w.min_size.value + 20
+    qtbot.waitUntil(lambda: not w.busy and w.result.chosen.info.watershed.min_size == w.min_size.value,
+                    timeout=30_000)
+    assert w.result.request.spec.cr == 20 and "press Run" in w.status.value and "layer-wise" in w.status.value

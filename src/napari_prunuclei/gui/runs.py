@@ -95,7 +95,7 @@ class RunActions:
             self.charts.show_sparsity(result.sparsity, result.chosen.info.model)
 
     def start_sweep(self, *_):
-        """Metric against CR for both schemes on the current image, in a worker."""
+        """Metric and seconds against CR for every zoo model on the current image, in a worker."""
         inputs = self._inputs()
         if inputs is None:
             return None
@@ -164,6 +164,7 @@ class RunActions:
         if warning:
             self.status.value = f"warning: {warning}"
             show_warning(warning)
+        self._mark_stale(force=True)  # the controls may still name another image or model than the run shown
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
@@ -209,8 +210,11 @@ class RunActions:
         if r.tiled:
             self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
             return None
-        params, truth = self.params(), self._truth_array(r.chosen.labels.shape, r.request.region)
-        rgb = self._region_rgb(r)
+        shown_truth = self._shown_truth  # the edit re-scores against the truth the shown run used, not a new choice
+        chosen = self.truth.value
+        truth = (self._truth_array(r.chosen.labels.shape, r.request.region)
+                 if chosen is not None and chosen.name == shown_truth else None)
+        params, rgb = self.params(), self._region_rgb(r)
 
         def job():
             yield Progress(0, 1, "watershed with the new thresholds...")
@@ -218,7 +222,8 @@ class RunActions:
             yield Progress(1, 1, "watershed done")
             return new
 
-        return self._start(job(), self._on_result, "watershed with the new thresholds...")
+        return self._start(job(), lambda result: self._on_result(result, shown_truth if truth is not None else None),
+                           "watershed with the new thresholds...")
 
     # ---- layers -----------------------------------------------------
     @property

@@ -35,10 +35,10 @@ class ShownRun:
             self.sweep_rows = self.sweep_key = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
 
-    def _mark_stale(self, *_) -> None:
+    def _mark_stale(self, *_, force: bool = False) -> None:
         """Say, without touching what is shown, when the controls no longer describe the run on the canvas."""
         r = self.result
-        if r is None or self._showing or self.busy:
+        if r is None or (not force and (self._showing or self.busy)):  # force: a run's own result, just shown
             return
         req, diffs = r.request, []
         layer = self.image.value

@@ -247,6 +247,10 @@ class ComparisonState:
             if image is not None:
                 image.visible = self._image_visible
             self._image_visible = None
+        for layer in getattr(self, "_others_hidden", []):  # the user's other layers, as they were
+            if layer in self.viewer.layers:
+                layer.visible = True
+        self._others_hidden = []
         if self._grid_before is not None:
             grid = self.viewer.canvas.grid
             grid.enabled, grid.stride, grid.shape = self._grid_before
@@ -265,6 +269,13 @@ class ComparisonState:
         if self._image_visible is None:  # the image's views stand in for it in the two cells
             self._image_visible = image.visible
         image.visible = False
+        # any other visible layer of the user (another image, a ground truth) would take a grid cell of its own
+        # beside the two the legend names: hidden while side by side is on, shown again after
+        mine = set(map(id, owned.values())) | {id(image)}
+        hidden = [layer for layer in self.viewer.layers if id(layer) not in mine and layer.visible]
+        for layer in hidden:
+            layer.visible = False
+        self._others_hidden = [*getattr(self, "_others_hidden", []), *hidden]
         if self._grid_before is None:
             self._grid_before = (grid.enabled, grid.stride, grid.shape)
         grid.stride = -stride

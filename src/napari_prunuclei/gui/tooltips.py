@@ -39,7 +39,8 @@ TOOLTIPS = {
     "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
-    "sweep_btn": "Every zoo CR of both schemes on this image: agreement with dense against CR.",
+    "sweep_btn": "Every registered scheme and zoo CR (unstructured and channel) on this image: agreement with dense "
+                 "and end-to-end seconds against CR.",
 }
 
 

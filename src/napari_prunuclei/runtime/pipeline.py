@@ -97,7 +97,8 @@ def iter_segment(
     info = SegmentInfo(
         model=pair.label, scheme=pair.spec.scheme, cr=pair.spec.cr, fine_tuned=pair.spec.fine_tuned,
         watershed=params, device=str(dev), precision=prec, mode="tiled" if tiled else "whole",
-        tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs, resolution=scale.as_dict(),
+        tile=tiling.tile, halo=tiling.halo, n_tiles=len(grid), seconds=secs,
+        resolution={**scale.as_dict(), "min_size_at_models_px": (request.params or pair.params).min_size},
         **pair.models_info())
     t_start = time.perf_counter()
     with keep_freed_memory():  # the memory a tile frees serves the next (see heap.py)

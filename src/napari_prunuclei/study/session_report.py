@@ -21,6 +21,7 @@ __all__ = [
     "layer_metadata",
     "numbers_html",
     "numbers_table",
+    "thresholds_text",
     "pct_pruned",
     "run_provenance",
     "write_report",
@@ -57,7 +58,7 @@ def format_numbers(result: ComparisonResult) -> str:
                + i.distance.get("dense_prunable", i.distance["prunable"]))
         t = i.seconds
         tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
-        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        ws = thresholds_text(i)
         lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
                      f"thresholds {ws}")
@@ -81,6 +82,16 @@ def pct_pruned(seg: Segmentation) -> float:
 def end_to_end(seg: Segmentation) -> float:
     t = seg.info.seconds
     return t["semantic"] + t["distance"] + t["watershed"]
+
+
+def thresholds_text(info) -> str:
+    """A run's thresholds as used; at another pixel size than the models', the minimum size also as the box
+    shows it (px at the models' 40x)."""
+    ws = ", ".join(f"{k} {v:g}" for k, v in info.watershed.as_dict().items())
+    res = info.resolution or {}
+    if res.get("resampled") and res.get("min_size_at_models_px") is not None:
+        ws += f" px of this image (= {res['min_size_at_models_px']} px at the models' 40x)"
+    return ws
 
 
 def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
@@ -140,8 +151,7 @@ def numbers_html(result: ComparisonResult) -> str:
     small = []
     for s in (result.pruned, result.dense):
         if s is not None:
-            ws = ", ".join(f"{k} {v:g}" for k, v in s.info.watershed.as_dict().items())
-            small.append(f"{escape(s.info.model)} thresholds: {ws}")
+            small.append(f"{escape(s.info.model)} thresholds: {escape(thresholds_text(s.info))}")
     if result.request.region is not None:
         r0, r1, c0, c1 = result.request.region
         small.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
@@ -205,7 +215,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         if s is None:
             continue
         i = s.info
-        ws = ", ".join(f"{k} {v:g}" for k, v in i.watershed.as_dict().items())
+        ws = thresholds_text(i)
         lines += [f"- **{i.model}** ({'fine-tuned' if i.fine_tuned else 'one-shot'}): thresholds {ws}; "
                   f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
                   f"  - semantic: `{i.semantic.get('id')}` sha256 `{i.semantic.get('sha256')}`",
@@ -216,6 +226,10 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
             lines.append(f"- known accuracy of {tag} ({spec.label}): {note}")
     if sweep_rows:
         with open(folder / "sweep.csv", "w", newline="") as f:
+            f.write(f"# image: {req.image_name}\n# ground truth: {result.truth_name or 'none'}\n"
+                    f"# pixel size um: {req.pixel_size or 'unknown'}\n# device: {req.segment.device}, precision "
+                    f"{result.chosen.info.precision}\n# thresholds: each pair its own (the registry's), dense "
+                    f"dense's\n# seconds: end to end, one run each on this image\n")  # pandas: comment="#"
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
                         "aji_vs_truth", "seconds", "dense_seconds"])
