@@ -639,3 +639,14 @@ def test_planar_cmyk_reads_as_rgb(tmp_path):
     p.write_bytes(_tiff_bytes(np.moveaxis(cmyk, -1, 0).copy(), photometric="separated", planarconfig="separate"))
     for reader in (read_image, open_image):
         assert np.array_equal(np.asarray(reader(p)), rgb)
+
+
+def test_a_stack_of_same_size_pages_is_refused_alike_by_every_reader(tmp_path):
+    import tifffile
+
+    rgb = _tile()
+    p = tmp_path / "stack.tif"
+    tifffile.imwrite(p, np.stack([rgb, rgb]), photometric="rgb")  # one series of 2 pages
+    for reader in (read_image, open_image):
+        with pytest.raises(ImageError, match=r"holds 2 images of 128x128"):
+            reader(p)

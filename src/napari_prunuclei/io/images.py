@@ -81,7 +81,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         import tifffile
 
         with decoding(p), tifffile.TiffFile(p) as tf:
-            a = read_tiff_rgb(p, tiff_main_series(tf, p).levels[0].keyframe)
+            series = tiff_main_series(tf, p)
+            _refuse_stack(tuple(series.levels[0].shape), str(p))  # as open_image refuses it, not page 0 silently
+            a = read_tiff_rgb(p, series.levels[0].keyframe)
     else:
         a = read_pillow(p, "image")
     return as_rgb_uint8(a, name=str(p))
@@ -118,9 +120,18 @@ def open_image(path: str | os.PathLike):
     return arr
 
 
+def _refuse_stack(shape: tuple, name: str) -> None:
+    """A stack of RGB images (pages or planes: Z, T, a multi-page TIFF of one size) is not one image: say so."""
+    if len(shape) > 3 and shape[-1] in (3, 4):
+        n = int(np.prod(shape[:-3]))
+        raise ImageError(f"{name} holds {n} images of {shape[-3]}x{shape[-2]} (pages or planes of a stack, shape "
+                         f"{shape}); one RGB image is needed: save the one to segment on its own")
+
+
 def check_lazy_rgb(arr, name: str = "image"):
     """Check an array-like (zarr, dask) is H x W x 3/4 uint8 RGB of a usable size, without reading it."""
     shape = tuple(arr.shape)
+    _refuse_stack(shape, name)
     if len(shape) != 3 or shape[-1] not in (3, 4) or np.dtype(arr.dtype) != np.uint8:
         raise ImageError(f"{name} has shape {shape} and dtype {arr.dtype}; expected H x W x 3 uint8 (RGB)")
     if min(shape[:2]) < MIN_SIDE:
