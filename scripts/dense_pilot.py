@@ -9,6 +9,8 @@ the test split and never writes into the package: the candidate is shipped, if a
 
     python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_pilot \
         --steps 2000 --lr 5e-4 --json docs/training/dense_pilot.json
+    python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_border \
+        --steps 1500 --lr 5e-4 --border-weight 5 --branches semantic --json docs/training/dense_border.json
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from napari_prunuclei.models.weights import load_branch
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.runtime.pairs import pair_from_models
-from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
+from napari_prunuclei.study.evaluation import (
+    predict_dataset,
+    score_predictions,
+    tune_watershed,
+    validation_names,
+    write_json,
+)
 from napari_prunuclei.training.train import TrainConfig, train
 
 
@@ -32,7 +42,9 @@ def held_back(data: Path, semantic, distance) -> dict:
     preds = predict_dataset(data, names, pair_from_models(semantic, distance), precision="auto")
     best, grid = tune_watershed(preds)
     top = max(grid, key=lambda g: g["aji"])
-    return {"images": names, "best": best.as_dict(), "aji": top["aji"], "pq": top["pq"], "dice": top["dice"]}
+    per = {r["name"]: r["aji"] for r in score_predictions(preds, best)["per_image"]}
+    return {"images": names, "best": best.as_dict(), "aji": top["aji"], "pq": top["pq"], "dice": top["dice"],
+            "per_image_aji": per}
 
 
 def main() -> int:
@@ -42,24 +54,32 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--border-weight", type=float, default=0.0,
+                   help="semantic: extra BCE weight where two nuclei touch (0: off)")
+    p.add_argument("--branches", nargs="+", choices=("semantic", "distance"), default=["semantic", "distance"],
+                   help="branches to continue; the others stay the shipped ones")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
+    torch.set_num_threads(a.threads)
     files, seconds = {}, {}
-    for branch in ("semantic", "distance"):
+    for branch in a.branches:
         out = a.out / branch
         files[branch] = out / f"{branch}.safetensors"
         if files[branch].is_file():
             continue
-        cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=50, threads=a.threads, seed=1)
+        cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=50, threads=a.threads, seed=1,
+                          border_weight=a.border_weight)
         t0 = time.perf_counter()
         train(cfg, a.data, out, resume=True, init_model=copy.deepcopy(load_model(branch, "dense", 1)),
               progress=False, metadata={"init": f"{branch}-dense (shipped)"})
         seconds[branch] = time.perf_counter() - t0
     result = {
         "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
-        "steps": a.steps, "lr": a.lr, "train_seconds_this_run": seconds,
+        "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "branches": a.branches,
+        "train_seconds_this_run": seconds,
         "shipped": held_back(a.data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1)),
-        "candidate": held_back(a.data, load_branch(files["semantic"]), load_branch(files["distance"])),
+        "candidate": held_back(a.data, *(load_branch(files[b]) if b in files else load_model(b, "dense", 1)
+                                         for b in ("semantic", "distance"))),
     }
     print(json.dumps({k: result[k] for k in ("shipped", "candidate")}, indent=1))
     if a.json:

@@ -147,3 +147,35 @@ def test_registry_entry_without_hash_is_a_clear_error(tmp_path):
     (wd / "registry.json").write_text(json.dumps(reg))
     with pytest.raises(WeightsError, match="lacks sha256"):
         load_model("semantic", weights_dir=wd)
+
+
+def test_touching_borders_marks_where_two_nuclei_meet_only():
+    import numpy as np
+
+    from napari_prunuclei.training.train import touching_borders
+
+    lab = np.zeros((12, 12), int)
+    lab[1:5, 1:5] = 1
+    lab[1:5, 5:9] = 2  # touches 1 along columns 4|5
+    lab[9:11, 9:11] = 3  # alone
+    zone = touching_borders(lab, width=1)
+    assert zone[2, 4] and zone[2, 5]
+    assert not zone[2, 1] and not zone[2, 8] and not zone[10, 10] and not zone[0, 11]
+    assert not touching_borders(np.where(lab == 3, 3, 0), width=2).any()
+
+
+def test_border_weight_changes_the_semantic_loss_only_when_on(tiny_dataset, tmp_path, monkeypatch):
+    import numpy as np
+
+    import napari_prunuclei.training.train as tr
+
+    real = tr.border_weights
+    monkeypatch.setattr(tr, "border_weights", lambda *a, **k: [np.ones_like(m) for m in real(*a, **k)])
+
+    def final_loss(weight, branch="semantic"):
+        out = tmp_path / f"{branch}{weight}"
+        train(_cfg(branch=branch, border_weight=weight, steps=2), tiny_dataset, out, device="cpu", progress=False)
+        return (out / "log.csv").read_text().splitlines()[1].split(",")[1]
+
+    assert final_loss(0.0) != final_loss(5.0)
+    assert final_loss(0.0, "distance") == final_loss(5.0, "distance")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 
 from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.dataset import NucleiDataset, distance_target, random_crops, split_train_val
@@ -26,7 +27,8 @@ from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import save_branch
 from napari_prunuclei.pruning.magnitude import apply_masks
 
-__all__ = ["BRANCHES", "TrainConfig", "train", "branch_loss", "lr_at", "load_training_set"]
+__all__ = ["BRANCHES", "TrainConfig", "train", "branch_loss", "lr_at", "load_training_set", "touching_borders",
+           "border_weights"]
 
 BRANCHES = ("semantic", "distance")
 
@@ -48,6 +50,7 @@ class TrainConfig:
     ckpt_every: int = 100
     precision: str = "bf16"  # or "fp32"
     threads: int = 0  # 0: torch default
+    border_weight: float = 0.0  # semantic: extra BCE weight on pixels where two nuclei touch (0: off)
     model: dict = field(default_factory=lambda: UNetConfig().to_dict())
 
     def __post_init__(self) -> None:
@@ -65,11 +68,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def branch_loss(branch: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Semantic: BCE + soft Dice on the foreground. Distance: MSE of sigmoid output."""
+def branch_loss(
+    branch: str, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Semantic: BCE (pixel-weighted by ``weight`` if given) + soft Dice. Distance: MSE of sigmoid output."""
     logits = logits.float()
     if branch == "semantic":
-        bce = F.binary_cross_entropy_with_logits(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
         p = torch.sigmoid(logits)
         dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
         return bce + dice
@@ -96,6 +101,23 @@ def _load_training_set(data_dir: str, branch: str, n_val: int, seed: int):
         images.append(rgb.astype(np.float32) / 255.0)
         targets.append((lab > 0).astype(np.float32) if branch == "semantic" else distance_target(lab))
     return images, targets, train_names
+
+
+def touching_borders(labels: np.ndarray, width: int = 2) -> np.ndarray:
+    """Pixels within ``width`` px of a place where two different nuclei meet (bool HxW)."""
+    labels = np.asarray(labels)
+    size = 2 * width + 1
+    big = int(labels.max()) + 1  # stands for background in the minimum (ndimage overflows near int64's max)
+    hi = ndi.maximum_filter(labels.astype(np.int64), size=size)
+    lo = ndi.minimum_filter(np.where(labels > 0, labels.astype(np.int64), big), size=size)
+    return (lo != big) & (hi != lo)
+
+
+def border_weights(data_dir: str | Path, n_val: int = 4, seed: int = 0, width: int = 2) -> list[np.ndarray]:
+    """Touching-border masks (float32 0/1) of the training images, in :func:`load_training_set`'s order."""
+    ds = NucleiDataset(data_dir)
+    names, _ = split_train_val(ds.names("train"), n_val=n_val, seed=seed)
+    return [touching_borders(ds.load(n)[1], width).astype(np.float32) for n in names]
 
 
 def _autocast(device: torch.device, precision: str):
@@ -175,6 +197,10 @@ def train(
         targets = [np.stack([t, m.astype(np.float32)], -1) for t, m in zip(targets, teacher_maps)]
     else:
         teacher_maps = None
+    weighted = cfg.branch == "semantic" and cfg.border_weight > 0
+    if weighted:
+        borders = border_weights(data_dir, cfg.n_val, cfg.split_seed)
+        targets = [np.concatenate([t.reshape(*t.shape[:2], -1), b[..., None]], -1) for t, b in zip(targets, borders)]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -187,7 +213,9 @@ def train(
         x, y = random_crops(images, targets, cfg.batch, cfg.crop, rng)
         x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(y).to(dev)
-        soft = None
+        soft = weight = None
+        if weighted:
+            y, weight = y[:, :-1], 1.0 + cfg.border_weight * y[:, -1:]
         if teacher_maps is not None:
             y, soft = y[:, :1], y[:, 1:2]
         lr = lr_at(step, cfg)
@@ -195,7 +223,7 @@ def train(
             g["lr"] = lr
         with _autocast(dev, cfg.precision):
             logits = model(x)
-        loss = branch_loss(cfg.branch, logits, y)
+        loss = branch_loss(cfg.branch, logits, y, weight)
         if teacher is not None:
             with torch.no_grad(), _autocast(dev, cfg.precision):
                 soft = torch.sigmoid(teacher(x).float())
