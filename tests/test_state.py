@@ -69,3 +69,55 @@ def test_a_layer_the_user_deleted_comes_back_and_the_users_visibility_is_kept(re
     state.apply(r["cr20"], side_by_side=True)  # roles change: the layers are made anew, in order
     assert ("pruned", "instances") in state.owned()
     assert state.owned()[("dense", "semantic")].visible
+
+
+def test_the_comparison_is_visible_in_one_view(results):
+    """Issue 22 item 3: the disagreement above both models' nuclei (it lay under dense's fills), outlines in one
+    colour per model named in the legend, the legend follows the visible layers."""
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True)
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"])
+    layers, owned = list(viewer.layers), state.owned()
+    mark = layers.index(owned[("pruned", "disagreement")])
+    assert mark == len(layers) - 1  # on top of everything
+    assert mark > layers.index(owned[("dense", "instances")]) and mark > layers.index(owned[("pruned", "instances")])
+    a, b = owned[("pruned", "instances")], owned[("dense", "instances")]
+    assert a.contour > 0 and b.contour > 0 and owned[("pruned", "disagreement")].contour > a.contour
+    assert a.colormap.color_dict[None].tolist() != b.colormap.color_dict[None].tolist()
+    legend = [text for _, text in state.legend_items()]
+    assert legend[0].startswith("A · network-wide CR20") and legend[1].startswith("B · dense")
+    assert any("missed" in t for t in legend)
+    owned[("pruned", "disagreement")].visible = False  # the legend shows what is visible
+    assert not any("missed" in t for _, t in state.legend_items())
+    b.visible = False
+    assert [t for _, t in state.legend_items()] == [legend[0]]
+    state.set_fill(True)
+    assert a.contour == 0 and "fills" in state.legend_items()[0][1]
+
+
+def test_results_carry_the_image_scale_and_region_offset(results):
+    """Issue 22 item 9: with a pixel size the layers carry it (µm), the results lie on the image."""
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True, scale=(0.5, 0.5), translate=(10, 20))
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"])
+    for layer in state.owned().values():
+        assert tuple(layer.scale) == (0.5, 0.5) and tuple(layer.translate) == (10, 20)
+    state.apply(r["cr20"], side_by_side=True)
+    for layer in state.owned().values():
+        assert tuple(layer.scale) == (0.5, 0.5)
+
+
+def test_zoom_and_pan_kept_across_reruns_in_side_by_side(results):
+    """Issue 22 defect 6: every re-run in side by side reset the camera."""
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True)
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"], side_by_side=True)
+    viewer.camera.center, viewer.camera.zoom = (40.0, 50.0), 7.0
+    state.apply(r["cr4"])  # a re-run (or a threshold edit) while side by side stays on
+    assert tuple(viewer.camera.center[-2:]) == (40.0, 50.0) and viewer.camera.zoom == 7.0

@@ -386,8 +386,14 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
 
     kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])[:, :3]
+    dense = w.state.owned()[("dense", "instances")]
+    assert layer.contour > 0 and dense.contour > 0  # outlines by default: the image stays visible
+    a, b = (np.asarray(x.colormap.color_dict[None])[:3] for x in (layer, dense))  # one colour per model
+    assert np.abs(a - b).sum() > 0.4
+    assert np.abs(np.stack([a, b])[:, None, :] - kinds[None, :, :]).sum(-1).min() > 0.4
+    w.fill_nuclei.value = True  # fills: each model in shades of its own colour
     nuclei = layer.colormap.colors[1:, :3]
-    assert np.abs(nuclei[:, None, :] - kinds[None, :, :]).sum(-1).min() > 0.4
+    assert layer.contour == 0 and np.abs(nuclei[:, None, :] - kinds[None, :, :]).sum(-1).min() > 0.4
     # a threshold edit brings new measurements along
     w.min_size.value = 200
     _wait(qtbot, w)
@@ -397,9 +403,10 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
 def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     viewer, w = viewer_widget
     _run(qtbot, w)
-    assert viewer.canvas.overlays.text.visible and "red: missed" in viewer.canvas.overlays.text.text
+    assert not viewer.canvas.overlays.text.visible  # the legend is beside the canvas, not over the nuclei
+    assert "missed" in w.legend.value and "A · network-wide CR20: nuclei (outlines)" in w.legend.value
     w.side_by_side.value = True
-    assert "left: dense  |  right: network-wide CR20" in viewer.canvas.overlays.text.text
+    assert "left: B · dense  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}
     keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
     assert not w.side_by_side.value and not viewer.canvas.grid.enabled
@@ -436,7 +443,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert w.status.value.startswith("done: network-wide CR20 against layer-wise CR20: AJI"), w.status.value
     assert "network-wide CR20 vs layer-wise CR20: AJI" in w.numbers_text
     assert "B: layer-wise CR20" in w.numbers.value  # the table
-    assert "left: layer-wise CR20  |  right: network-wide CR20" in viewer.canvas.overlays.text.text
+    assert "left: B · layer-wise CR20  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text
     assert "A · network-wide CR20 · instances" in viewer.layers and "B · layer-wise CR20 · instances" in viewer.layers
     w.report_path.value = tmp_path / "report"
     md = w.write_report()
@@ -464,7 +471,8 @@ def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
     assert 200 < r0 < 300 < r1 < 400 and 100 < c0 < 200 < c1 < 300
     assert not w.result.tiled and _roles(w) == COMPARE  # whole mode on the region: maps and disagreement
     assert w.result.chosen.labels.shape == (r1 - r0, c1 - c0)
-    assert all(tuple(layer.translate) == (r0, c0) for layer in w.state.owned().values())
+    # the run's pixel size went onto the image: the results lie on the region, in µm
+    assert all(tuple(layer.translate) == (r0 * 0.5, c0 * 0.5) for layer in w.state.owned().values())
     assert w.result.numbers.vs_truth  # the ground truth, cut to the region
     feats = w.state.owned()[("pruned", "instances")].features
     assert np.allclose(feats["area_um2"], feats["area"] * 0.25)
@@ -474,7 +482,7 @@ def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
     # 30 px on the models' grid (0.25 µm/px) is 7.5 px at this 0.5 µm/px region: the same area in µm²
     assert w.result.request.region == (r0, r1, c0, c1) and w.result.pruned.info.watershed.min_size == 8
     assert w.result.pruned.n_nuclei > 0
-    assert tuple(w.state.owned()[("pruned", "instances")].translate) == (r0, c0)
+    assert tuple(w.state.owned()[("pruned", "instances")].translate) == (r0 * 0.5, c0 * 0.5)
     w.export_path.value = tmp_path / "region.csv"
     assert w.export() is not None
     _wait(qtbot, w)

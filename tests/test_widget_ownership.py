@@ -105,3 +105,27 @@ def test_a_threshold_edit_keeps_saying_the_controls_differ(qtbot, viewer_widget)
     qtbot.waitUntil(lambda: not w.busy and w.result.chosen.info.watershed.min_size == w.min_size.value,
                     timeout=30_000)
     assert w.result.request.spec.cr == 20 and "press Run" in w.status.value and "layer-wise" in w.status.value
+
+
+def test_a_pixel_size_puts_the_layers_and_the_scale_bar_in_micrometres(qtbot, viewer_widget):
+    """Issue 22 item 9: a run with a pixel size: the image, its ground truth and the results in µm, the scale
+    bar on, and the view still on the same place."""
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers[GT]
+    w.pixel_size.value = 0.5
+    _run(qtbot, w)
+    for layer in [viewer.layers[IMG], viewer.layers[GT], *w.state.owned().values()]:
+        assert tuple(layer.scale[-2:]) == (0.5, 0.5), layer.name
+        assert str(layer.units[-1]) == "micrometer", layer.name
+    assert viewer.scale_bar.visible
+
+
+def test_stale_numbers_are_greyed_until_run_again(qtbot, viewer_widget):
+    """The numbers of the canvas stay, greyed, while the controls name another model; a run restores them."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    assert "8a8a8a" not in w.numbers.native.styleSheet()
+    w.cr.value = next(c for c in w.cr.choices if c not in ("other", w.cr.value))
+    assert "8a8a8a" in w.numbers.native.styleSheet() and "press Run" in w.status.value
+    _run(qtbot, w)
+    assert "8a8a8a" not in w.numbers.native.styleSheet()

@@ -7,7 +7,7 @@ __all__ = [
     "DEFAULT_CRS",
     "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
     "TILE", "HALO", "WHOLE_MAX_PIXELS", "MIN_TILE", "MAX_TILE", "MAX_BATCH", "MODEL_PIXEL_SIZE_UM", "ZARR_PIXELS",
-    "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS",
+    "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS", "MODEL_COLORS",
 ]
 
 #: pruning schemes: dense (no pruning), the paper's two unstructured magnitude schemes and
@@ -49,7 +49,12 @@ ZARR_PIXELS = 8192 * 8192
 
 #: value in a disagreement image -> kind, and the kind's colour
 DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
-DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#30a0ff", 3: "#ffd000", None: "transparent"}
+DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#4060ff", 3: "#ffd000", None: "transparent"}
+#: one colour per model on the canvas (outlines; fills cycle through the model's shades so touching nuclei stay
+#: apart): A (the pruned model) in cyans, B (the reference) in greens; neither near the disagreement colours nor
+#: near H&E's own
+MODEL_COLORS = {"pruned": ("#00e5ff", "#00b8d4", "#4dd0e1", "#0097a7", "#80deea"),
+                "dense": ("#00ff66", "#00c853", "#69f0ae", "#2e9d42", "#b9f6ca")}
 #: colours of nuclei in the instance layers: greens, teals, cyans, olive and grey, none of them near the
 #: disagreement colours (red, blue, yellow) nor near H&E's own (no red, pink, magenta or purple: eosin, red
 #: blood cells and hematoxylin), so a nucleus never looks like a disagreement or like the stain

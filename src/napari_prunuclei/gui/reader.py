@@ -116,12 +116,13 @@ def read_he(path):
     meta: dict = {"name": p.stem}
     if isinstance(data, list):
         meta["multiscale"] = True
+    px = read_pixel_size(p)
+    if px:  # the layer carries its pixel size: napari's scale bar shows µm, results lie on it
+        meta["scale"], meta["units"] = (px, px), ("um", "um")
+        meta["metadata"] = {"pixel_size_um": px}
     if is_label_image(first, p):
         return [(data, meta, "labels")]
     meta["rgb"] = rgb
-    px = read_pixel_size(p)
-    if px:
-        meta["metadata"] = {"pixel_size_um": px}
     return [(data, meta, "image")]
 
 

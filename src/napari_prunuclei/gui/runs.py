@@ -84,6 +84,7 @@ class RunActions:
         if inputs is None:
             return None
         req, rgb, truth = inputs
+        self._carry_pixel_size(req)
         truth_name = self.truth.value.name if truth is not None else None
         job = compute.run(rgb, req, cancelled=self._cancel.is_set, truth=truth, scratch=self.scratch)
         return self._start(job, lambda result: self._on_result(result, truth_name), f"running {req.spec.label}...",
@@ -154,6 +155,7 @@ class RunActions:
         self._shown_truth = truth_name
         result.truth_name = truth_name  # the report and exports name it
         self._show(result)
+        self._show_scale_bar()
         self._set_thresholds(self.shown_thresholds(result))  # the boxes: the shown run's model A
         self.charts.refresh()
         self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found

@@ -14,7 +14,7 @@ def _real(key: str):
     from napari_prunuclei.io.samples import SAMPLES, load_sample
 
     rgb, px = load_sample(key)
-    meta = {"name": SAMPLES[key].title.split(" (")[0], "rgb": True,
+    meta = {"name": SAMPLES[key].title.split(" (")[0], "rgb": True, "scale": (px, px), "units": ("um", "um"),
             "metadata": {"pixel_size_um": px, "source": SAMPLES[key].credit}}
     return [(rgb, meta, "image")]  # the widget reads the pixel size from the metadata, as for opened files
 

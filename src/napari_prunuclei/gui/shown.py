@@ -57,9 +57,38 @@ class ShownRun:
             diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
         if (float(self.pixel_size.value) or None) != req.pixel_size:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
+        # the numbers are greyed while they describe another setting than the controls
+        self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
         if diffs:
             self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update")
+
+    def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
+        """A run with a pixel size puts it on the image layer (and on its ground truth of the same shape) when
+        they have none yet, so the results, the image and napari's scale bar are in µm."""
+        px, layer = req.pixel_size, self.image.value
+        if not px or layer is None or any(abs(float(v) - 1.0) > 1e-12 for v in layer.scale[-2:]):
+            return
+        layers = [layer]
+        truth = self.truth.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        if truth is not None and all(abs(float(v) - 1.0) <= 1e-12 for v in truth.scale[-2:]):
+            tdata = truth.data[0] if truth.multiscale else truth.data
+            if tuple(tdata.shape[:2]) == tuple(data.shape[:2]):
+                layers.append(truth)
+        center = self.viewer.camera.center[-2:]
+        for each in layers:
+            each.scale = (*each.scale[:-2], px, px)
+            each.units = (*each.units[:-2], "um", "um")
+        self.viewer.camera.center = tuple(c * px for c in center)  # the same place in view, now in µm
+        self.viewer.camera.zoom = self.viewer.camera.zoom / px
+
+    def _show_scale_bar(self) -> None:
+        """napari's scale bar in µm while the shown run's image carries a pixel size."""
+        layer = self.state.image_layer()
+        known = layer is not None and any(abs(float(v) - 1.0) > 1e-12 for v in layer.scale[-2:])
+        if known:  # the scale bar reads the layers' units (µm: set with the pixel size)
+            self.viewer.scale_bar.visible = True
 
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:

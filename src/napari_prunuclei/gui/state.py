@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
@@ -35,6 +35,12 @@ PRUNED_CELL: tuple[Role, ...] = (("view", "pruned image"), ("pruned", "semantic"
 #: the order of the plugin's layers, bottom to top: side by side uses a negative grid stride, which
 #: fills cells from the top of the layer list, so the dense cell (on top) is the left one
 ORDER: tuple[Role, ...] = (("tissue", "mask"),) + PRUNED_CELL + DENSE_CELL
+#: the order in one view (side by side off): maps, then both models' nuclei, the disagreement on top of all
+OVERLAY_ORDER: tuple[Role, ...] = (("tissue", "mask"), ("pruned", "semantic"), ("pruned", "distance"),
+                                   ("dense", "semantic"), ("dense", "distance"), ("dense", "instances"),
+                                   ("pruned", "instances"), ("pruned", "disagreement"))
+#: outline widths (data px): nuclei thin, disagreement marks thick (a ring, never a red disc like an erythrocyte)
+CONTOUR = {"instances": 2, "disagreement": 4}
 
 
 @dataclass
@@ -49,11 +55,21 @@ class LayerSpec:
 
 
 
-def _instance_colormap():
-    from napari.utils.colormaps import CyclicLabelColormap
+def instance_colormap(model: str, fill: bool):
+    """One colour per model: outlines in the model's colour; fills cycle through its shades."""
+    from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
     from napari.utils.colormaps.standardize_color import transform_color
 
-    return CyclicLabelColormap(colors=np.vstack([[0, 0, 0, 0], transform_color(list(INSTANCE_COLORS))]))
+    colors = MODEL_COLORS[model]
+    if not fill:
+        return DirectLabelColormap(color_dict={0: "transparent", None: colors[0]})
+    return CyclicLabelColormap(colors=np.vstack([[0, 0, 0, 0], transform_color(list(colors))]))
+
+
+def instance_style(model: str, fill: bool) -> dict:
+    """How a model's nuclei are drawn: outlines (default) or fills."""
+    return {"colormap": instance_colormap(model, fill), "contour": 0 if fill else CONTOUR["instances"],
+            "opacity": 0.45 if fill else 1.0}
 
 
 def _disagreement_colormap():
@@ -73,6 +89,8 @@ class ComparisonState:
         self._grid_before: tuple | None = None
         self._image_visible: bool | None = None
         self._overlay_before: tuple | None = None
+        self.fill = False  # nuclei as outlines (default) or filled
+        self.on_legend = None  # called when the legend may have changed (the widget draws it)
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -110,12 +128,12 @@ class ComparisonState:
             feats = r.features.get(model)
             levels = r.pyramids.get(model, [seg.labels])  # a slide: a pyramid made in the worker
             data = levels if len(levels) > 1 else levels[0]
-            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data,
-                                                  {"opacity": 0.5, "features": feats}, meta)
+            out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data, {"features": feats}, meta)
         if r.disagreement is not None:
             name = f"A · {r.pruned.info.model} · disagreement with B"
             out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
-                                                        {"opacity": 0.8, "features": disagreement_features(r)},
+                                                        {"opacity": 1.0, "contour": CONTOUR["disagreement"],
+                                                         "features": disagreement_features(r)},
                                                         disagreement_metadata(r))
         tissue = r.chosen.tissue
         if tissue is not None and not self._side_by_side_on():  # a slide: where tissue was found (glass skipped)
@@ -125,21 +143,37 @@ class ComparisonState:
                 Labels, f"{r.chosen.info.model} · tissue mask (1 px per {MASK_STEP}²)", tissue.astype(np.uint8),
                 {"opacity": 0.25, "scale": (MASK_STEP, MASK_STEP), "visible": False},
                 {"prunuclei": {"tissue": r.chosen.info.tissue, "image": image}})
+        # the results lie on the image: its scale (µm per px when known) and, for a region, where the region is
+        scale, origin = self.image_grid()
+        image_layer = self.image_layer()
+        units = tuple(str(u) for u in image_layer.units[-2:]) if image_layer is not None else ("pixel", "pixel")
         offset = r.request.offset
-        if offset != (0, 0):  # a region of the image: the results sit where it is
-            for spec in out.values():
-                spec.kwargs["translate"] = offset
+        for spec in out.values():
+            spec.kwargs["units"] = units
+            step = spec.kwargs.get("scale", (1, 1))
+            spec.kwargs["scale"] = (step[0] * scale[0], step[1] * scale[1])
+            spec.kwargs["translate"] = (origin[0] + offset[0] * scale[0], origin[1] + offset[1] * scale[1])
         if self._side_by_side_on():
             src = self.image_layer()
             for model, cell in (("dense", "left"), ("pruned", "right")):
                 seg = r.dense if model == "dense" else r.pruned
                 out[("view", f"{model} image")] = LayerSpec(Image, f"{image} · {cell}: {seg.info.model}", src.data,
-                                                            {"rgb": src.rgb, "multiscale": src.multiscale}, {})
+                                                            {"rgb": src.rgb, "multiscale": src.multiscale,
+                                                             "scale": scale, "translate": origin, "units": units},
+                                                            {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
                 out[("view", "disagreement")] = LayerSpec(Labels, "disagreement (left cell)", d.data, d.kwargs,
                                                           d.metadata)
-        return {role: out[role] for role in ORDER if role in out}
+        order = ORDER if self._side_by_side_on() else OVERLAY_ORDER
+        return {role: out[role] for role in order if role in out}
+
+    def image_grid(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The run's image layer's scale and translate (rows, columns): (1, 1) and (0, 0) without one."""
+        layer = self.image_layer()
+        if layer is None:
+            return (1.0, 1.0), (0.0, 0.0)
+        return (tuple(float(v) for v in layer.scale[-2:]), tuple(float(v) for v in layer.translate[-2:]))
 
     # ---- making the viewer match --------------------------------------
     def owned(self) -> dict[Role, Layer]:
@@ -155,6 +189,9 @@ class ComparisonState:
         if side_by_side is not None:
             self.side_by_side = side_by_side
         specs = self.specs()
+        camera = None
+        if self._grid_before is not None and self._side_by_side_on():  # side by side stays: so do zoom and pan
+            camera = (self.viewer.camera.center, self.viewer.camera.zoom)
         self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
         owned = self.owned()
         in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
@@ -179,23 +216,29 @@ class ComparisonState:
                     layer.name = spec.name
                 layer.data = spec.data
                 layer.metadata = spec.metadata
+                layer.units = spec.kwargs.get("units", ("pixel", "pixel"))
+                layer.scale = spec.kwargs.get("scale", (1, 1))
                 layer.translate = spec.kwargs.get("translate", (0, 0))
                 if "features" in spec.kwargs:
                     layer.features = spec.kwargs["features"] or {}
             else:
                 kwargs = {k: v for k, v in spec.kwargs.items()
-                          if k not in ("rgb", "multiscale", "features") or v is not None}
+                          if k != "contour" and (k not in ("rgb", "multiscale", "features") or v is not None)}
                 if role in shown:
                     kwargs["visible"] = shown[role]
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
                 if role[1] == "disagreement":
                     layer.colormap = _disagreement_colormap()
+                    layer.contour = spec.kwargs.get("contour", 0)
                 elif role[1] == "instances":
-                    layer.colormap = _instance_colormap()
+                    self._style(layer, role[0])
+                layer.events.visible.connect(self._legend_changed)
                 self.layers[role] = layer
             yield
         self._arrange()
+        if camera is not None and self._grid_before is not None:
+            self.viewer.camera.center, self.viewer.camera.zoom = camera
         self._legend()
         if previous is not None and previous is not result:
             previous.release()
@@ -208,26 +251,57 @@ class ComparisonState:
     def set_side_by_side(self, on: bool) -> None:
         self.apply(self.result, on)
 
+    def _style(self, layer: Layer, model: str) -> None:
+        for key, value in instance_style(model, self.fill).items():
+            setattr(layer, key, value)
+
+    def set_fill(self, on: bool) -> None:
+        """Nuclei filled (each model in its shades) or as outlines in the model's colour."""
+        self.fill = bool(on)
+        for (model, output), layer in self.owned().items():
+            if output == "instances":
+                self._style(layer, model)
+        self._legend_changed()
+
     def clear(self) -> None:
         """Remove every layer the plugin made, give back the grid, release scratch stores."""
         self.apply(None)
         self.layers.clear()
 
-    def legend_text(self) -> str:
-        """The canvas legend: which cell is which model, and what the disagreement colours mean."""
-        r = self.result
+    def legend_items(self) -> list[tuple[str, str]]:
+        """(colour, what it means) for every visible layer of the run: the legend, beside the canvas."""
+        r, owned = self.result, self.owned()
         if r is None:
+            return []
+        items = []
+        for model, seg in (("pruned", r.pruned), ("dense", r.dense)):
+            layer = owned.get((model, "instances"))
+            if seg is not None and layer is not None and layer.visible:
+                who = ("A · " if model == "pruned" else "B · ") if r.pruned is not None and r.dense is not None else ""
+                how = "fills" if self.fill else "outlines"
+                items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: nuclei ({how})"))
+        marks = [owned.get(("pruned", "disagreement")), owned.get(("view", "disagreement"))]
+        if any(layer is not None and layer.visible for layer in marks):
+            b = r.dense.info.model
+            what = {"missed": f"a nucleus of B ({b}) that A lacks", "extra": "a nucleus of A that B lacks",
+                    "split/merged": "A splits or merges B's nuclei"}
+            for key, kind in DISAGREEMENT_KINDS.items():
+                items.append((DISAGREEMENT_COLORS[key], f"thick ring, {kind}: {what.get(kind, kind)}"))
+        return items
+
+    def legend_text(self) -> str:
+        """The canvas legend: in side by side, which cell is which model (one line at the top)."""
+        r = self.result
+        if r is None or not self._side_by_side_on():
             return ""
-        lines = []
-        if self._side_by_side_on():
-            lines.append(f"left: {r.dense.info.model}  |  right: {r.pruned.info.model}")
-        if ("pruned", "disagreement") in self.owned():
-            who = "pruned" if r.dense.info.model == "dense" else "A"
-            lines.append(f"red: missed by {who} · blue: extra in {who}")
-            lines.append("yellow: split/merged")
-        return "\n".join(lines)
+        return f"left: B · {r.dense.info.model}  |  right: A · {r.pruned.info.model}"
+
+    def _legend_changed(self, *_) -> None:
+        if self.on_legend is not None:
+            self.on_legend()
 
     def _legend(self) -> None:
+        self._legend_changed()
         overlay = self.viewer.canvas.overlays.text
         text = self.legend_text()
         if text:

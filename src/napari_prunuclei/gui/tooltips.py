@@ -34,6 +34,8 @@ TOOLTIPS = {
     "progress": "Steps (tiles and branches) done.",
     "side_by_side": "napari grid mode, one camera: model B (dense) on the left, model A on the right "
                     "(Ctrl+Shift+G).",
+    "fill_nuclei": "Nuclei as fills (each model in shades of its colour) instead of outlines in its colour.",
+    "legend": "What each colour on the canvas is: one colour per model, the disagreement kinds as thick rings.",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
     "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",

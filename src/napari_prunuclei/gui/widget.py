@@ -105,6 +105,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.run_btn = PushButton(text="Run")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
         self.side_by_side = CheckBox(value=False, text="side by side")
+        self.fill_nuclei = CheckBox(value=False, text="fill nuclei")
+        self.legend = Label(value="")
         self.progress = ProgressBar(value=0, max=1, label="progress")
         self.status = Label(value="")
         for w, tip in TOOLTIPS.items():
@@ -115,6 +117,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self._build_tabs()
         self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
         self.state = ComparisonState(viewer)
+        self.state.on_legend = self._draw_legend
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
@@ -138,6 +141,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.run_btn.changed.connect(self.start_run)
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
+        self.fill_nuclei.changed.connect(self.state.set_fill)
         self.export_btn.changed.connect(self.export)
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
@@ -183,10 +187,11 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
             area.setMinimumWidth(c.native.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
             self.tabs.addTab(area, name)
         self.tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        buttons = Container(widgets=[self.run_btn, self.cancel_btn, self.side_by_side], layout="horizontal",
-                            labels=False)
+        buttons = Container(widgets=[self.run_btn, self.cancel_btn, self.side_by_side, self.fill_nuclei],
+                            layout="horizontal", labels=False)
         buttons.margins = (0, 0, 0, 0)
-        self.extend([buttons, self.progress, self.status])
+        self.extend([buttons, self.progress, self.status, self.legend])
+        self.legend.native.setWordWrap(True)
         self.native.layout().insertWidget(0, self.tabs, 1)
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
@@ -248,9 +253,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         return self.state.result
 
 
-
-
-
     # ---- parameters -------------------------------------------------
     def _on_scheme(self, value: str) -> None:
         dense = self.schemes[value] == "dense"
@@ -294,9 +296,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
             self._set_thresholds(self._own_params(spec))
         else:  # the boxes belong to the run on the canvas (its model A): only say the controls changed
             self._mark_stale()
-
-
-
 
 
     def params(self) -> WatershedParams:
@@ -403,6 +402,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
     def _show_numbers(self) -> None:
         """The numbers as a table (model rows x metrics) with the comparison lines below it."""
         r = self.result
+        self.numbers.native.setStyleSheet("")  # the shown run's own numbers: not stale
         self.numbers_text = "" if r is None else compute_report.format_numbers(r)
         if r is None:
             self.numbers.value = ""
@@ -419,6 +419,13 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         scratch stores go (a Qt ``destroyed`` hook crashed the interpreter at exit)."""
         if len(self.viewer.layers) == 0 and (self.state.result is not None or self.scratch.root is not None):
             self.clear()
+
+    def _draw_legend(self) -> None:
+        """The legend beside the canvas (never over the nuclei): a swatch per visible layer of the run."""
+        from html import escape
+
+        items = self.state.legend_items()
+        self.legend.value = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
 
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""
