@@ -40,7 +40,7 @@ def test_any_sequence_leaves_exactly_the_current_runs_layers(results):
     first = state.owned()[("dense", "instances")]
     state.apply(r["cr4"])  # the same roles: updated in place, renamed
     assert state.owned()[("dense", "instances")] is first
-    assert any("layer-wise CR4" in layer.name for layer in viewer.layers)
+    assert any("CR4 layer-wise" in layer.name for layer in viewer.layers)
     assert not any("CR20" in layer.name for layer in viewer.layers)
     state.apply(r["cr4"], side_by_side=True)
     assert {("view", "dense image"), ("view", "pruned image"), ("view", "disagreement")} <= roles()

@@ -57,7 +57,7 @@ def test_run_creates_layers_by_role_with_metadata(qtbot, viewer_widget):
                                  "version", "seconds", "image"}
             assert len(meta["semantic"]["sha256"]) == 64
             assert meta["cr"] == (20 if model == "pruned" else 1)
-    assert "A · network-wide CR20 · instances" in viewer.layers and "B · dense · instances" in viewer.layers
+    assert "A · CR20 network-wide · instances" in viewer.layers and "B · dense · instances" in viewer.layers
     assert "vs dense: AJI" in w.numbers_text
     # the per-layer sparsity chart is drawn for the chosen model
     assert len(w.charts.ax_sparsity.lines) == 2
@@ -151,7 +151,7 @@ def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
     w.cr_other.value = 3
     w.reference.value = ALONE
     _run(qtbot, w)
-    meta = viewer.layers["layer-wise CR3 one-shot · instances"].metadata["prunuclei"]
+    meta = viewer.layers["CR3 layer-wise one-shot · instances"].metadata["prunuclei"]
     assert meta["fine_tuned"] is False
 
 
@@ -444,7 +444,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert "network-wide CR20 vs layer-wise CR20: AJI" in w.numbers_text
     assert "B: layer-wise CR20" in w.numbers.value  # the table
     assert "left: B · layer-wise CR20  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text
-    assert "A · network-wide CR20 · instances" in viewer.layers and "B · layer-wise CR20 · instances" in viewer.layers
+    assert "A · CR20 network-wide · instances" in viewer.layers and "B · CR20 layer-wise · instances" in viewer.layers
     w.report_path.value = tmp_path / "report"
     md = w.write_report()
     assert md is not None and md.exists()

@@ -55,6 +55,14 @@ class LayerSpec:
 
 
 
+def cr_first(model: str) -> str:
+    """``network-wide CR20`` -> ``CR20 network-wide``: the CR survives napari's shortening of long names."""
+    import re
+
+    m = re.fullmatch(r"(.+?) (CR[0-9.]+)(.*)", model)
+    return f"{m.group(2)} {m.group(1)}{m.group(3)}" if m else model
+
+
 def instance_colormap(model: str, fill: bool):
     """One colour per model: outlines in the model's colour; fills cycle through its shades."""
     from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
@@ -115,9 +123,9 @@ class ComparisonState:
         for model, seg in (("dense", r.dense), ("pruned", r.pruned)):
             if seg is None:
                 continue
-            # the model first and the output last: napari shortens names in the middle, so two layers'
-            # names stay distinct in the layer list (the image is in the metadata)
-            base = (f"{'A' if model == 'pruned' else 'B'} · " if both else "") + seg.info.model
+            # the model first (its CR before its scheme) and the output last: napari shortens names in the
+            # middle, so the CR and the output stay readable in a narrow layer list (the image is in the metadata)
+            base = (f"{'A' if model == 'pruned' else 'B'} · " if both else "") + cr_first(seg.info.model)
             meta = layer_metadata(seg, image)
             if not seg.tiled:
                 maps = {"colormap": "inferno", "contrast_limits": (0, 1), "opacity": 0.6, "blending": "additive"}
