@@ -129,3 +129,12 @@ def test_stale_numbers_are_greyed_until_run_again(qtbot, viewer_widget):
     assert "8a8a8a" in w.numbers.native.styleSheet() and "press Run" in w.status.value
     _run(qtbot, w)
     assert "8a8a8a" not in w.numbers.native.styleSheet()
+
+
+def test_numbers_tab_gives_both_models_known_accuracy(qtbot, viewer_widget):
+    """Issue 22 item 7: model B's known accuracy was never shown; the note of A sat on the Model tab."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    text = w.numbers.native.toPlainText()
+    assert "known accuracy of A (network-wide CR20)" in text and "known accuracy of B (dense)" in text

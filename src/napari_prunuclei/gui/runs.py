@@ -42,6 +42,7 @@ class RunActions:
             self.status.value = f"busy: {self.status.value}"
             return None
         self._cancel.clear()
+        self._clear_notifications()
         if not self._gc_frozen:
             # napari's own objects (about half a million) go to the permanent generation for the job: a full
             # collection, set off by the job's allocations, then scans only the job's objects. Otherwise it

@@ -90,6 +90,36 @@ class ShownRun:
         if known:  # the scale bar reads the layers' units (µm: set with the pixel size)
             self.viewer.scale_bar.visible = True
 
+    def _clear_notifications(self) -> None:
+        """A new job starts: the last job's pop-up notices go (they spoke of another run)."""
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        for widget in app.allWidgets() if app is not None else []:
+            if type(widget).__name__ == "NapariQtNotification" and widget.isVisible():
+                widget.close()
+
+    def _known_accuracy_html(self, result: compute.ComparisonResult) -> str:
+        """What the zoo's sweep measured of each model shown (A and B), for the Numbers tab."""
+        from html import escape
+
+        from napari_prunuclei.study.session_models import model_note
+
+        lines = []
+        for tag, seg, spec in (("A", result.pruned, result.request.spec),
+                               ("B", result.dense, result.request.reference or ModelSpec())):
+            if seg is None:
+                continue
+            if result.pruned is None:  # one model alone: the chosen one
+                tag, spec = "", result.request.spec
+            try:
+                note, warn = model_note(spec)
+            except Exception:  # noqa: BLE001 - a model outside the registry: nothing known
+                continue
+            lines.append(f"{'⚠ ' if warn else ''}known accuracy of {tag + ' ' if tag else ''}"
+                         f"({escape(seg.info.model)}): {escape(note)}")
+        return "<p><small>" + "<br>".join(lines) + "</small></p>" if lines else ""
+
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:
         """A model's own thresholds, from the registry (no weights loaded)."""

@@ -407,7 +407,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         if r is None:
             self.numbers.value = ""
         else:
-            self.numbers.native.setHtml(compute_report.numbers_html(r))
+            self.numbers.native.setHtml(compute_report.numbers_html(r) + self._known_accuracy_html(r))
 
     def _arrange(self, *_) -> None:
         """Side by side on or off: the dense cell's views are added or removed, the grid set."""
