@@ -82,9 +82,15 @@ def _ship(path: Path, fmt: str, steps: int, extra: dict, metrics: dict | None) -
     return entry
 
 
+def _finetune_record(meta: dict) -> dict:
+    """The fine-tuning protocol a file was made by (``finetune`` in its registry entry), if it says."""
+    return {"finetune": json.loads(meta["protocol"])} if "protocol" in meta else {}
+
+
 def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     """Copy a fine-tuned sparse branch file into the package and register it; return the entry."""
-    return _ship(path, "sparse", steps_at_cr(read_metadata(path)), {}, metrics)
+    meta = read_metadata(path)
+    return _ship(path, "sparse", steps_at_cr(meta), _finetune_record(meta), metrics)
 
 
 def ship_channel(path: Path, metrics: dict | None = None) -> dict:
@@ -92,7 +98,7 @@ def ship_channel(path: Path, metrics: dict | None = None) -> dict:
     meta = read_metadata(path)
     extra = {"achieved_cr": round(float(json.loads(meta["achieved_cr"])), 4),
              "macs_ratio": round(float(json.loads(meta["macs_ratio"])), 4),
-             "channels": json.loads(meta["channels"])}
+             "channels": json.loads(meta["channels"]), **_finetune_record(meta)}
     return _ship(path, "channels", int(json.loads(meta["finetune_steps"])), extra, metrics)
 
 
