@@ -380,12 +380,12 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     assert sorted(feats["index"]) == list(range(1, w.result.pruned.n_nuclei + 1))
     dis = w.state.owned()[("pruned", "disagreement")]
     assert list(dis.features["disagreement"])[1] == "missed by network-wide CR20 (found by dense)"
-    # no nucleus is painted in a disagreement colour (red, blue, yellow)
+    # no nucleus is painted in a disagreement colour (red, blue, yellow, orange)
     from napari.utils.colormaps.standardize_color import transform_color
 
     from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
 
-    kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])[:, :3]
+    kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3, 4)])[:, :3]
     nuclei = layer.colormap.colors[1:, :3]
     assert np.abs(nuclei[:, None, :] - kinds[None, :, :]).sum(-1).min() > 0.4
     # a threshold edit brings new measurements along

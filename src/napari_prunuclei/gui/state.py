@@ -224,7 +224,7 @@ class ComparisonState:
         if ("pruned", "disagreement") in self.owned():
             who = "pruned" if r.dense.info.model == "dense" else "A"
             lines.append(f"red: missed by {who} · blue: extra in {who}")
-            lines.append("yellow: split/merged")
+            lines.append(f"yellow: split by {who} · orange: merged by {who}")
         return "\n".join(lines)
 
     def _legend(self) -> None:
