@@ -249,6 +249,11 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     _wait(qtbot, w)
     doc = json.loads((tmp_path / "dis.geojson").read_text())
     assert doc["properties"]["counts"] == w.result.numbers.disagreement
+    events = w.result.events
+    assert events and len(doc["features"]) == len(events)
+    assert f"exported {len(events)} disagreement events" in w.status.value
+    assert [f["properties"]["kind"] for f in doc["features"]] == [e.kind for e in events]
+    assert [f["properties"]["a_ids"] for f in doc["features"]] == [list(e.a_ids) for e in events]
     w.export_what.value = "model A (chosen)"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None

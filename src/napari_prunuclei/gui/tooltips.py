@@ -36,7 +36,9 @@ TOOLTIPS = {
                     "(Ctrl+Shift+G).",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement: "
+                   ".geojson/.csv one feature/row per event (its kind and both models' nucleus ids), .tif/.png the "
+                   "map of kinds.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every registered scheme and zoo CR (unstructured and channel) on this image: agreement with dense "
