@@ -62,11 +62,11 @@ def main() -> None:
     axes[2].imshow(rgb)
     from matplotlib.colors import to_rgba
 
-    colours = np.array([(0, 0, 0, 0)] + [to_rgba(DISAGREEMENT_COLORS[k], 0.8) for k in (1, 2, 3)])
+    colours = np.array([(0, 0, 0, 0)] + [to_rgba(DISAGREEMENT_COLORS[k], 0.8) for k in (1, 2, 3, 4)])
     axes[2].imshow(colours[result.disagreement])
     axes[2].set_title(f"vs dense: AJI {agree.aji:.3f}, PQ {agree.pq:.3f}\n"
-                      f"missed {counts['missed']} (red) extra {counts['extra']} (blue) "
-                      f"split/merged {counts['split/merged']} (yellow)", fontsize=9)
+                      f"events: missed {counts['missed']} (red), extra {counts['extra']} (blue), "
+                      f"split {counts['split']} (yellow), merged {counts['merged']} (orange)", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()

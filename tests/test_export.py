@@ -407,3 +407,63 @@ def test_bad_export_arguments_are_refused_and_bool_labels_exported(tmp_path):
                     (dict(rgb=rgb), "uint8")):
         with pytest.raises(ValueError, match=why):
             export_labels(tmp_path / "x.csv", lab.astype(np.int32), **kw)
+
+
+def _disagreeing_pair():
+    """B and A with a 1 -> 3 split, a 2 -> 1 merge, a missed, an extra and a matched nucleus."""
+    b = np.zeros((40, 60), np.int32)
+    a = np.zeros_like(b)
+    b[2:12, 2:20] = 41
+    a[2:12, 2:8], a[2:12, 8:14], a[2:12, 14:20] = 88, 90, 91
+    a[20:30, 2:20] = 7
+    b[20:30, 2:11], b[20:30, 11:20] = 5, 6
+    b[2:10, 30:38] = 9
+    a[20:28, 30:38] = 3
+    b[30:38, 45:55], a[30:38, 45:56] = 12, 13
+    return b, a
+
+
+@pytest.mark.parametrize("ext", [".geojson", ".csv"])
+def test_disagreement_events_round_trip_one_feature_or_row_each(tmp_path, ext):
+    """One GeoJSON feature (a QuPath annotation classed by kind) or CSV row per event, with its kind, both
+    models' ids, area and centroid in the image's frame; outlines as the nuclei export draws them."""
+    from napari_prunuclei.base.progress import drive
+    from napari_prunuclei.io.export import iter_export_regions
+    from napari_prunuclei.nuclei.agreement import disagreement, event_regions
+
+    b, a = _disagreeing_pair()
+    d = disagreement(b, a)
+    prov = {"image": "tile", "counts": d.counts}
+    off = (100, 200)
+    p = drive(iter_export_regions(tmp_path / f"dis{ext}", event_regions(d.events), provenance=prov,
+                                  pixel_size=0.5, offset=off))
+    if ext == ".geojson":
+        doc = json.loads(p.read_text())
+        assert doc["properties"] == prov and len(doc["features"]) == len(d.events) == 4
+        for f, e in zip(doc["features"], d.events):
+            props = f["properties"]
+            assert props["kind"] == e.kind == props["classification"]["name"] and props["objectType"] == "annotation"
+            assert props["a_ids"] == list(e.a_ids) and props["b_ids"] == list(e.b_ids)
+            assert props["area_px"] == e.area and props["measurements"]["area_um2"] == pytest.approx(e.area / 4)
+            assert props["centroid"] == pytest.approx([e.centroid[0] + off[0], e.centroid[1] + off[1]])
+            assert len(props["classification"]["color"]) == 3
+        split = next(f for f in doc["features"] if f["properties"]["kind"] == "split")
+        assert split["properties"]["classification"]["color"] == [255, 208, 0]
+        assert split["properties"]["b_ids"] == [41] and split["properties"]["a_ids"] == [88, 90, 91]
+        nuclei = json.loads(write_geojson(tmp_path / "b.geojson", b, offset=off).read_text())
+        b41 = next(f for f in nuclei["features"] if f["id"] == "41")
+        assert split["geometry"] == b41["geometry"]  # the split covers B #41 exactly: the same outline
+    else:
+        text = p.read_text()
+        assert text.startswith("# image: tile\n")
+        rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+        assert list(rows[0]) == ["id", "kind", "a_ids", "b_ids", "area_px", "centroid_y", "centroid_x", "area_um2"]
+        assert len(rows) == len(d.events)
+        assert [r["kind"] for r in rows] == [e.kind for e in d.events]
+        assert [r["a_ids"] for r in rows] == [";".join(map(str, e.a_ids)) for e in d.events]
+        assert [r["b_ids"] for r in rows] == [";".join(map(str, e.b_ids)) for e in d.events]
+        split = next(r for r in rows if r["kind"] == "split")
+        assert split["a_ids"] == "88;90;91" and int(split["area_px"]) == 180
+        assert float(split["centroid_y"]) == pytest.approx(106.5) and float(split["centroid_x"]) == pytest.approx(210.5)
+    with pytest.raises(ValueError, match="geojson"):
+        drive(iter_export_regions(tmp_path / "dis.tif", event_regions(d.events)))

@@ -81,6 +81,26 @@ def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
     assert lines[0].startswith("model,nuclei,mean area") and len(lines) == 3
 
 
+def test_disagreement_is_counted_in_events_everywhere(tmp_path, a_vs_b):
+    r = a_vs_b
+    assert r.events is not None and r.disagreement is not None
+    kinds = ("missed", "extra", "split", "merged")
+    assert r.numbers.disagreement == {k: sum(e.kind == k for e in r.events) for k in kinds}
+    assert all(e.a_ids or e.b_ids for e in r.events)
+    header, rows = compute_report.numbers_table(r)
+    for k, label in compute_report.EVENT_COLUMNS.items():
+        col = header.index(f"{label} (events)")
+        assert rows[0][col] == str(r.numbers.disagreement[k]) and rows[1][col] == ""  # on A's row
+    assert header[3] == "AJI vs B" and header[-1] == "time vs B (×, one run)"
+    assert f"disagreement events ({len(r.events)}): missed by A" in compute_report.format_numbers(r)
+    html = compute_report.numbers_html(r)
+    assert "disagreement events of A with B" in html and "(events)" not in html  # in colours, not the table
+    md = compute_report.write_report(tmp_path, r).read_text()
+    assert "Disagreement events of A" in md and "merged by A" in md
+    assert "split by A (events)" in (tmp_path / "numbers.csv").read_text().splitlines()[0]
+    assert compute_report.disagreement_features(r)["disagreement"][3].startswith("split by network-wide CR20")
+
+
 def test_schemes_come_from_the_registry(monkeypatch):
     from napari_prunuclei.models import zoo
 

@@ -249,6 +249,11 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     _wait(qtbot, w)
     doc = json.loads((tmp_path / "dis.geojson").read_text())
     assert doc["properties"]["counts"] == w.result.numbers.disagreement
+    events = w.result.events
+    assert events and len(doc["features"]) == len(events)
+    assert f"exported {len(events)} disagreement events" in w.status.value
+    assert [f["properties"]["kind"] for f in doc["features"]] == [e.kind for e in events]
+    assert [f["properties"]["a_ids"] for f in doc["features"]] == [list(e.a_ids) for e in events]
     w.export_what.value = "model A (chosen)"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
@@ -380,12 +385,12 @@ def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, view
     assert sorted(feats["index"]) == list(range(1, w.result.pruned.n_nuclei + 1))
     dis = w.state.owned()[("pruned", "disagreement")]
     assert list(dis.features["disagreement"])[1] == "missed by network-wide CR20 (found by dense)"
-    # no nucleus is painted in a disagreement colour (red, blue, yellow)
+    # no nucleus is painted in a disagreement colour (red, blue, yellow, orange)
     from napari.utils.colormaps.standardize_color import transform_color
 
     from napari_prunuclei.base.constants import DISAGREEMENT_COLORS
 
-    kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])[:, :3]
+    kinds = transform_color([DISAGREEMENT_COLORS[k] for k in (1, 2, 3, 4)])[:, :3]
     dense = w.state.owned()[("dense", "instances")]
     assert layer.contour > 0 and dense.contour > 0  # outlines by default: the image stays visible
     a, b = (np.asarray(x.colormap.color_dict[None])[:3] for x in (layer, dense))  # one colour per model

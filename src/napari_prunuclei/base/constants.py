@@ -47,16 +47,18 @@ MODEL_PIXEL_SIZE_UM = 0.25
 #: tiled labels above this many pixels go to a zarr store on disk instead of memory (widget)
 ZARR_PIXELS = 8192 * 8192
 
-#: value in a disagreement image -> kind, and the kind's colour
-DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split/merged"}
-DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#4060ff", 3: "#ffd000", None: "transparent"}
+#: value in a disagreement image -> kind, and the kind's colour (missed: a B nucleus A lacks; extra: an A
+#: nucleus B lacks; split: one B nucleus covered by several A nuclei; merged: one A nucleus over several B nuclei)
+DISAGREEMENT_KINDS = {1: "missed", 2: "extra", 3: "split", 4: "merged"}
+DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#4060ff", 3: "#ffd000", 4: "#ff8c00",
+                       None: "transparent"}
 #: one colour per model on the canvas (outlines; fills cycle through the model's shades so touching nuclei stay
 #: apart): A (the pruned model) in cyans, B (the reference) in greens; neither near the disagreement colours nor
 #: near H&E's own
 MODEL_COLORS = {"pruned": ("#00e5ff", "#00b8d4", "#4dd0e1", "#0097a7", "#80deea"),
                 "dense": ("#00ff66", "#00c853", "#69f0ae", "#2e9d42", "#b9f6ca")}
 #: colours of nuclei in the instance layers: greens, teals, cyans, olive and grey, none of them near the
-#: disagreement colours (red, blue, yellow) nor near H&E's own (no red, pink, magenta or purple: eosin, red
+#: disagreement colours (red, blue, yellow, orange) nor near H&E's own (no red, pink, magenta or purple: eosin, red
 #: blood cells and hematoxylin), so a nucleus never looks like a disagreement or like the stain
 INSTANCE_COLORS = ("#1b9e77", "#66c2a5", "#a6d854", "#4daf4a", "#17becf", "#2ca25f", "#8dd3c7", "#b3de69",
                    "#bf812d", "#999999", "#80cdc1", "#01665e")

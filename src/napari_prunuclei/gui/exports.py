@@ -30,7 +30,7 @@ class ExportActions:
                 return None
             labels, prov = r.disagreement, {**compute_report.disagreement_metadata(r)["prunuclei"],
                                             "models": [s.info.model for s in (r.dense, r.pruned)]}
-            n = sum(r.numbers.disagreement.values())
+            n = len(r.events or ())
         else:
             if what == EXPORT_WHAT[1]:  # B exists only beside A
                 seg = r.dense if r.pruned is not None else None
@@ -60,15 +60,21 @@ class ExportActions:
         if path.exists() and not self.overwrite.value:
             self._error(f"export failed, nothing written: {path} exists; tick 'overwrite' or choose another name")
             return None
-        job = iter_export(path, labels, rgb, cancelled=self._cancel.is_set, provenance=prov,
-                          overwrite=bool(self.overwrite.value), pixel_size=r.request.pixel_size,
-                          offset=r.request.offset)
+        common = dict(cancelled=self._cancel.is_set, provenance=prov, overwrite=bool(self.overwrite.value),
+                      pixel_size=r.request.pixel_size, offset=r.request.offset)
+        if what == "disagreement" and path.suffix.lower() in (".geojson", ".json", ".csv"):  # one per event
+            from napari_prunuclei.io.export import iter_export_regions
+            from napari_prunuclei.nuclei.agreement import event_regions
+
+            job = iter_export_regions(path, event_regions(r.events or []), **common)
+        else:  # nuclei; the disagreement as a label image of kinds
+            job = iter_export(path, labels, rgb, **common)
 
         def done(out) -> None:
             if out is None:
                 self.status.value = "export cancelled, nothing written"
                 return
-            self.status.value = f"exported {n} {'regions' if what == 'disagreement' else 'nuclei'} to {out}"
+            self.status.value = f"exported {n} {'disagreement events' if what == 'disagreement' else 'nuclei'} to {out}"
             show_info(self.status.value)
 
         return self._start(job, done, f"exporting to {path.name}...")

@@ -292,7 +292,7 @@ class ComparisonState:
         if any(layer is not None and layer.visible for layer in marks):
             b = r.dense.info.model
             what = {"missed": f"a nucleus of B ({b}) that A lacks", "extra": "a nucleus of A that B lacks",
-                    "split/merged": "A splits or merges B's nuclei"}
+                    "split": "one nucleus of B split by A", "merged": "nuclei of B merged into one by A"}
             for key, kind in DISAGREEMENT_KINDS.items():
                 items.append((DISAGREEMENT_COLORS[key], f"thick ring, {kind}: {what.get(kind, kind)}"))
         return items

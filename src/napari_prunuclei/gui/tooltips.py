@@ -38,12 +38,23 @@ TOOLTIPS = {
     "legend": "What each colour on the canvas is: one colour per model, the disagreement kinds as thick rings.",
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif (ids), .png (16-bit), .geojson (QuPath), .csv (measurements).",
-    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement map.",
+    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement: "
+                   ".geojson/.csv one feature/row per event (its kind and both models' nucleus ids), .tif/.png the "
+                   "map of kinds.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every registered scheme and zoo CR (unstructured and channel) on this image: agreement with dense "
                  "and end-to-end seconds against CR.",
+    "prev_diff_btn": "Go to the previous disagreement event of the shown run (in the table's order).",
+    "next_diff_btn": "Go to the next disagreement event of the shown run (in the table's order).",
 }
+
+#: the Differences tab's table
+DIFFERENCES_TIP = ("The shown run's disagreement events: one per connected group of nuclei the other model does not "
+                   "match (missed: a B nucleus A lacks; extra: an A nucleus B lacks; split: one B nucleus, several A "
+                   "nuclei; merged: several B nuclei, one A nucleus), with the nucleus ids of both models' instance "
+                   "layers, the area and the position (row, column of its centre in the image, px). Click a row to "
+                   "go there; click a header to sort.")
 
 
 #: what the Export button can write

@@ -28,6 +28,7 @@ from magicgui.widgets import (
 from napari.viewer import Viewer
 
 from napari_prunuclei.base.constants import SCHEME_LABELS
+from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.shown import ShownRun
@@ -60,7 +61,7 @@ SHORTCUTS = {
 }
 
 
-class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
+class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions, Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
@@ -109,6 +110,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.legend = Label(value="")
         self.progress = ProgressBar(value=0, max=1, label="progress")
         self.status = Label(value="")
+        self.state = ComparisonState(viewer)
+        self._build_differences()  # the Differences tab's table and buttons
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
         from napari_prunuclei.gui.plots import ChartsCanvas
@@ -116,7 +119,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.charts = ChartsCanvas()
         self._build_tabs()
         self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
-        self.state = ComparisonState(viewer)
         self.state.on_legend = self._draw_legend
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
@@ -175,6 +177,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
             "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
                            self.reference, self.device, self.region, self.pixel_size, self.truth]),
             "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn], self.numbers.native),
+            "Differences": page([self.diff_buttons, self.diff_summary], self.diff_table),
             "Charts": page([self.sweep_btn], self.charts),
             "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
                             self.report_btn]),
@@ -396,6 +399,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         try:
             self.state.apply(result, bool(self.side_by_side.value))
             self._show_numbers()
+            self._fill_differences()
         finally:
             self._showing = False
 
@@ -430,6 +434,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""
         self.state.clear()
+        self._fill_differences()
         self.scratch.cleanup()
         self.numbers.value = ""
         self.numbers_text = ""

@@ -26,7 +26,15 @@ from skimage.measure import regionprops
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS, WHOLE_MAX_PIXELS
 from napari_prunuclei.base.progress import CancelFn, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.io.atomic import atomic_write
-from napari_prunuclei.io.geojson import feature_json, nucleus_geometry, write_features, write_geojson
+from napari_prunuclei.io.geojson import (
+    Region,
+    feature_json,
+    nucleus_geometry,
+    region_feature_json,
+    region_row,
+    write_features,
+    write_geojson,
+)
 from napari_prunuclei.io.labels import check_label_ids, label_dtype, write_labels
 from napari_prunuclei.io.measure import (
     CHUNK_ROWS,
@@ -39,7 +47,7 @@ from napari_prunuclei.io.measure import (
     write_rows,
 )
 
-__all__ = ["export_labels", "iter_export", "EXPORT_EXTENSIONS", "IN_MEMORY_MAX_PIXELS"]
+__all__ = ["export_labels", "iter_export", "iter_export_regions", "EXPORT_EXTENSIONS", "IN_MEMORY_MAX_PIXELS"]
 
 
 #: numpy labels up to this many pixels are measured whole; larger or lazy ones block by block
@@ -339,3 +347,50 @@ def export_labels(path: str | os.PathLike, labels: Any, rgb: Any = None, *, prog
     """
     return drive(iter_export(path, labels, rgb, block=block, cancelled=cancelled, provenance=provenance,
                              overwrite=overwrite, pixel_size=pixel_size, offset=offset), progress)
+
+
+def iter_export_regions(path: str | os.PathLike, regions: list[Region], *, cancelled: CancelFn | None = None,
+                        provenance: dict | None = None, overwrite: bool = True, pixel_size: float | None = None,
+                        offset: tuple[int, int] = (0, 0)) -> Generator[Progress, None, Path]:
+    """Export classified regions (e.g. disagreement events) as a job: one row or feature per region, numbered
+    1..n in order. ``.geojson``/``.json``: QuPath annotations (:func:`region_feature_json`), the provenance as
+    the collection's ``properties``; ``.csv``: ``id``, the regions' properties (lists as ``;``-joined ids),
+    ``area_px``, ``centroid_y``, ``centroid_x`` (and ``area_um2`` with a pixel size), the provenance as ``#``
+    lines. ``offset`` (row, column) places a region's coordinates in the image. Atomic; cancelled: no file."""
+    import csv
+
+    from napari_prunuclei.io.measure import preamble
+
+    offset = (int(offset[0]), int(offset[1]))
+    p = Path(path)
+    kind = _KINDS.get(p.suffix.lower())
+    if kind not in ("csv", "geojson"):
+        raise ValueError(f"cannot export regions to {p}: use .geojson, .json or .csv (a label image of kinds "
+                         "is written by iter_export)")
+    if pixel_size is not None:
+        _check_inputs(np.zeros((1, 1), np.uint8), None, pixel_size)
+    if not p.parent.is_dir():
+        raise OSError(f"cannot write {p}: folder {p.parent} does not exist")
+    if not overwrite and p.exists():
+        raise FileExistsError(f"{p} exists: choose another name, or allow overwriting")
+    check_cancelled(cancelled)
+    yield Progress(0, 1, f"writing {p.name}")
+    if kind == "geojson":
+        feats = (region_feature_json(k, r, pixel_size, offset) for k, r in enumerate(regions, 1))
+        atomic_write(p, lambda t: write_features(t, feats, provenance))
+    else:
+        rows = [{"id": k, **region_row(r, pixel_size, offset)} for k, r in enumerate(regions, 1)]
+        names = list(dict.fromkeys(name for row in rows for name in row)) or ["id", "area_px", "centroid_y",
+                                                                               "centroid_x"]
+
+        def write(t: Path) -> None:
+            with open(t, "w", newline="") as f:
+                f.write(preamble(provenance))
+                w = csv.DictWriter(f, fieldnames=names)
+                w.writeheader()
+                w.writerows({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+                             for k, v in row.items()} for row in rows)
+
+        atomic_write(p, write)
+    yield Progress(1, 1, f"wrote {p.name}")
+    return p

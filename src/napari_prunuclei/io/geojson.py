@@ -1,4 +1,5 @@
-"""Nuclei as GeoJSON polygons (QuPath detections, pixel-corner convention, holes and parts kept)."""
+"""Nuclei as GeoJSON polygons (QuPath detections, pixel-corner convention, holes and parts kept); classified
+regions (e.g. disagreement events) as QuPath annotations."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from skimage.measure import find_contours, regionprops
 from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.measure import CHUNK_ROWS, compact, hematoxylin_od, measure_row, place
 
-__all__ = ["boundary_ring", "nucleus_geometry", "feature_json", "write_features", "write_geojson"]
+__all__ = ["boundary_ring", "nucleus_geometry", "feature_json", "write_features", "write_geojson", "Region",
+           "region_row", "region_feature_json"]
 
 
 def boundary_ring(mask: np.ndarray, offset: tuple[int, int], outer: bool) -> list[list[float]]:
@@ -104,3 +107,52 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, rgb: np.ndarray |
             yield feature_json(row, nucleus_geometry(r.image, (r0 + offset[0], c0 + offset[1])), classification)
 
     return atomic_write(path, lambda t: write_features(t, features(), provenance))
+
+
+@dataclass(frozen=True)
+class Region:
+    """A classified region to export (e.g. a disagreement event): its pixels ``mask`` in a box whose top-left
+    pixel is ``origin`` (row, col) in the labels' frame; ``name`` and ``color`` (RGB, 0-255) its QuPath
+    classification; ``properties`` (numbers, text, lists of ints) written before its area and centroid."""
+
+    name: str
+    color: tuple[int, int, int]
+    mask: np.ndarray = field(repr=False, compare=False)
+    origin: tuple[int, int]
+    properties: dict = field(default_factory=dict)
+
+
+def region_row(region: Region, pixel_size: float | None = None, offset: tuple[int, int] = (0, 0)) -> dict:
+    """A region's properties, then ``area_px`` and its centroid (``centroid_y``, ``centroid_x``) in the image's
+    frame (shifted by ``offset``), and ``area_um2`` with a pixel size (µm per pixel)."""
+    rows, cols = np.nonzero(region.mask)
+    row = {**region.properties, "area_px": int(len(rows)),
+           "centroid_y": float(rows.mean() + region.origin[0] + offset[0]) if len(rows) else float("nan"),
+           "centroid_x": float(cols.mean() + region.origin[1] + offset[1]) if len(rows) else float("nan")}
+    if pixel_size:
+        row["area_um2"] = row["area_px"] * pixel_size**2
+    return row
+
+
+def region_feature_json(ident: int, region: Region, pixel_size: float | None = None,
+                        offset: tuple[int, int] = (0, 0)) -> bytes:
+    """One region as a GeoJSON Feature (a QuPath annotation of class ``region.name`` in ``region.color``), in the
+    nuclei's coordinate convention; its properties, ``area_px`` and ``centroid`` ([row, col] in the image's
+    frame) as properties, the numbers also as QuPath measurements."""
+    row = region_row(region, pixel_size, offset)
+    origin = (region.origin[0] + offset[0], region.origin[1] + offset[1])
+    numbers = {k: v for k, v in row.items() if k not in region.properties}
+    return json.dumps({
+        "type": "Feature",
+        "id": str(ident),
+        "geometry": nucleus_geometry(np.asarray(region.mask, bool), origin),
+        "properties": {
+            "objectType": "annotation",
+            "classification": {"name": region.name, "color": [int(c) for c in region.color]},
+            "name": f"{region.name} {ident}",
+            **region.properties,
+            "area_px": row["area_px"],
+            "centroid": [row["centroid_y"], row["centroid_x"]],
+            "measurements": numbers,
+        },
+    }).encode()

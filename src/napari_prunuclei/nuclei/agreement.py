@@ -1,63 +1,160 @@
-"""Where two instance segmentations disagree (pruned against dense, or against ground truth)."""
+"""Where two instance segmentations disagree (model A against its reference B, or against ground truth).
+
+A disagreement is counted in *events*: one event is one connected group of nuclei that the other segmentation
+does not match (IoU <= 0.5): a missed B nucleus, an extra A nucleus, one B nucleus split into several A nuclei
+(one split, however many pieces), several B nuclei merged into one A nucleus (one merge).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy import ndimage as ndi
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
-from napari_prunuclei.base.constants import DISAGREEMENT_KINDS
-from napari_prunuclei.nuclei.metrics import aji, compact_ids, dice, match_instances, overlap_matrix, panoptic_quality
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS
+from napari_prunuclei.io.geojson import Region
+from napari_prunuclei.io.measure import compact
+from napari_prunuclei.nuclei.metrics import aji, dice, match_overlaps, panoptic_quality
 
-__all__ = ["DISAGREEMENT_KINDS", "Disagreement", "disagreement", "Agreement", "agreement_scores"]
+__all__ = ["DISAGREEMENT_KINDS", "KIND_VALUES", "DisagreementEvent", "Disagreement", "disagreement", "event_text",
+           "event_regions", "Agreement", "agreement_scores"]
+
+#: kind -> its value in the disagreement image
+KIND_VALUES = {kind: value for value, kind in DISAGREEMENT_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class DisagreementEvent:
+    """One place where A (``other``) and B (``reference``) disagree: one connected group of unmatched nuclei.
+
+    ``kind``: missed, extra, split or merged; ``a_ids``/``b_ids``: the ids (as in each label image) of A's and
+    B's nuclei involved (a split also names a piece that is matched elsewhere, a merge a part); ``centroid``
+    (row, col), ``bbox`` (row0, col0, row1, col1, end excluded) and ``area`` (px) of the group's unmatched
+    nuclei, in the label images' frame; ``mask``: their pixels within ``bbox``.
+    """
+
+    kind: str
+    a_ids: tuple[int, ...]
+    b_ids: tuple[int, ...]
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+    area: int
+    mask: np.ndarray = field(repr=False, compare=False)
 
 
 @dataclass
 class Disagreement:
-    """``image``: 0 where the two agree, else a key of :data:`DISAGREEMENT_KINDS`; ``counts`` per kind."""
+    """``image``: 0 where the two agree, else a key of :data:`DISAGREEMENT_KINDS` (where nuclei of two events
+    overlap, B's event's kind); ``counts``: events per kind; ``events``: in reading order (top to bottom)."""
 
     image: np.ndarray
     counts: dict[str, int]
+    events: list[DisagreementEvent] = field(default_factory=list)
+
+
+def _kind_of_group(n_split: int, n_merged: int, n_b: int, n_a: int) -> str:
+    """A group with a split B nucleus is a split, with a merging A nucleus a merge (a tangle of both: split when
+    A has more nuclei in it than B, else merged); a lone nucleus is missed (B) or extra (A)."""
+    if n_split and n_merged:
+        return "split" if n_a > n_b else "merged"
+    if n_split:
+        return "split"
+    if n_merged:
+        return "merged"
+    return "missed" if n_b else "extra"
 
 
 def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, part: float = 0.2) -> Disagreement:
-    """Mark nuclei of ``reference`` or ``other`` that the other does not match (IoU <= ``thr``).
+    """Where ``other`` (model A) and ``reference`` (model B) disagree, as events (see the module's note).
 
-    - missed: a reference nucleus that ``other`` lacks;
-    - extra: a nucleus of ``other`` that the reference lacks;
-    - split/merged: an unmatched nucleus covered for at least ``part`` of its area by two
-      or more nuclei of the other segmentation.
+    A nucleus is unmatched when no nucleus of the other segmentation has IoU > ``thr`` with it. An unmatched B
+    nucleus covered for at least ``part`` of its area by each of two or more A nuclei is split, and those
+    unmatched A nuclei are its pieces; an unmatched A nucleus covering two or more B nuclei so is merged, those
+    unmatched B nuclei its parts. A split or merge and its pieces or parts, joined where they share a nucleus,
+    make one event; every other unmatched nucleus is an event of its own (missed or extra).
     """
-    ref, oth = np.asarray(reference), np.asarray(other)
-    inter, area_r, area_o, nr, no = overlap_matrix(ref, oth)
-    pairs, _, _, _ = match_instances(ref, oth, thr)
-    matched_r = np.zeros(nr + 1, bool)
-    matched_o = np.zeros(no + 1, bool)
-    matched_r[pairs[:, 0]] = True
-    matched_o[pairs[:, 1]] = True
+    ref_c, ids_r = compact(reference)  # ids 0..n (one sort of each image), and each index's own id
+    oth_c, ids_o = compact(other)
+    if ref_c.shape != oth_c.shape:
+        raise ValueError(f"reference {ref_c.shape} and other {oth_c.shape} differ in shape")
+    nr, no = len(ids_r) - 1, len(ids_o) - 1
+    inter = sparse.coo_matrix((np.ones(ref_c.size, np.int64), (ref_c.ravel(), oth_c.ravel())),
+                              shape=(nr + 1, no + 1)).tocsr()
+    area_r, area_o = np.asarray(inter.sum(axis=1)).ravel(), np.asarray(inter.sum(axis=0)).ravel()
+    pairs, _ = match_overlaps(inter, area_r, area_o, thr)
+    free_r = np.ones(nr + 1, bool)
+    free_o = np.ones(no + 1, bool)
+    free_r[pairs[:, 0]] = False
+    free_o[pairs[:, 1]] = False
+    free_r, free_o = free_r[1:], free_o[1:]
     sub = inter[1:, 1:].tocsr()
-    frac_r = sub.multiply(1.0 / np.maximum(area_r[1:, None], 1)).tocsr()  # share of each ref object
-    frac_o = sub.multiply(1.0 / np.maximum(area_o[None, 1:], 1)).tocsc()  # share of each other object
-    n_big_r = np.asarray((frac_r >= part).sum(axis=1)).ravel()
-    n_big_o = np.asarray((frac_o >= part).sum(axis=0)).ravel()
+    # big_r[i, j]: A nucleus j covers >= part of B nucleus i; big_o[i, j]: B nucleus i covers >= part of A nucleus j
+    big_r = (sub.multiply(1.0 / np.maximum(area_r[1:, None], 1)) >= part).tocsr().astype(float)
+    big_o = (sub.multiply(1.0 / np.maximum(area_o[None, 1:], 1)) >= part).tocsr().astype(float)
+    split_r = free_r & (np.asarray(big_r.sum(axis=1)).ravel() >= 2)
+    merged_o = free_o & (np.asarray(big_o.sum(axis=0)).ravel() >= 2)
+    # links between unmatched nuclei: a split B nucleus and its pieces, a merging A nucleus and its parts
+    links = sparse.diags(split_r.astype(float)) @ big_r + big_o @ sparse.diags(merged_o.astype(float))
+    links = sparse.diags(free_r.astype(float)) @ links @ sparse.diags(free_o.astype(float))
+    graph = sparse.bmat([[None, links], [links.T, None]], format="csr") if nr and no else None
+    if graph is None:
+        group = np.arange(nr + no)
+    else:
+        _, group = connected_components(graph, directed=False)
+    free = np.concatenate([free_r, free_o])
+    nodes = np.flatnonzero(free)
+    order = nodes[np.argsort(group[nodes], kind="stable")]
+    starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]]) if len(order) else np.zeros(0, int)
+    box_r, box_o = ndi.find_objects(ref_c), ndi.find_objects(oth_c)
     kind_r = np.zeros(nr + 1, np.uint8)
     kind_o = np.zeros(no + 1, np.uint8)
-    kind_r[1:] = np.where(matched_r[1:], 0, np.where(n_big_r >= 2, 3, 1))
-    kind_o[1:] = np.where(matched_o[1:], 0, np.where(n_big_o >= 2, 3, 2))
-    # the pieces of a split (or the parts of a merge) are split/merged too, not extra/missed
-    piece_o = np.asarray((frac_o >= part).T @ (kind_r[1:] == 3).astype(float)).ravel() > 0
-    piece_r = np.asarray((frac_r >= part) @ (kind_o[1:] == 3).astype(float)).ravel() > 0
-    kind_o[1:][(kind_o[1:] == 2) & piece_o] = 3
-    kind_r[1:][(kind_r[1:] == 1) & piece_r] = 3
-    img = kind_r[compact_ids(ref)[0]]  # ids 0..n index the kind tables
-    o_img = kind_o[compact_ids(oth)[0]]
-    img = np.where(img == 0, o_img, img)  # a reference object's kind wins where both disagree
-    counts = {
-        "missed": int((kind_r[1:] == 1).sum()),
-        "extra": int((kind_o[1:] == 2).sum()),
-        "split/merged": int((kind_r[1:] == 3).sum() + (kind_o[1:] == 3).sum()),
-    }
-    return Disagreement(img.astype(np.uint8), counts)
+    big_o_by_a = big_o.tocsc()
+    events = []
+    for members in np.split(order, starts[1:]) if len(order) else []:
+        b = members[members < nr]  # 0-based B indices
+        a = members[members >= nr] - nr  # 0-based A indices
+        kind = _kind_of_group(int(split_r[b].sum()), int(merged_o[a].sum()), len(b), len(a))
+        kind_r[b + 1] = kind_o[a + 1] = KIND_VALUES[kind]
+        # the nuclei involved: the group, and every piece of a split or part of a merge (matched elsewhere too)
+        a_all = np.union1d(a, big_r[b[split_r[b]]].indices)
+        b_all = np.union1d(b, big_o_by_a[:, a[merged_o[a]]].indices)
+        slices = [box_r[i] for i in b] + [box_o[j] for j in a]
+        r0, r1 = min(s[0].start for s in slices), max(s[0].stop for s in slices)
+        c0, c1 = min(s[1].start for s in slices), max(s[1].stop for s in slices)
+        mask = np.isin(ref_c[r0:r1, c0:c1], b + 1) | np.isin(oth_c[r0:r1, c0:c1], a + 1)
+        rows, cols = np.nonzero(mask)
+        events.append(DisagreementEvent(
+            kind, tuple(int(i) for i in ids_o[a_all + 1]), tuple(int(i) for i in ids_r[b_all + 1]),
+            (float(rows.mean() + r0), float(cols.mean() + c0)), (int(r0), int(c0), int(r1), int(c1)),
+            int(mask.sum()), mask))
+    events.sort(key=lambda e: (round(e.centroid[0]), e.centroid[1]))
+    img = kind_r[ref_c]  # ids 0..n index the kind tables
+    img = np.where(img == 0, kind_o[oth_c], img)  # a B nucleus's kind wins where both disagree
+    counts = {kind: sum(e.kind == kind for e in events) for kind in DISAGREEMENT_KINDS.values()}
+    return Disagreement(img.astype(np.uint8), counts, events)
+
+
+def event_text(event: DisagreementEvent) -> str:
+    """B's nuclei and what A made of them, e.g. ``B #41 -> A #88, #90, #91`` (a split)."""
+    def ids(tag: str, values: tuple[int, ...]) -> str:
+        return f"{tag} " + ", ".join(f"#{i}" for i in values) if values else f"no {tag} nucleus"
+
+    return f"{ids('B', event.b_ids)} -> {ids('A', event.a_ids)}"
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    h = color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def event_regions(events: list[DisagreementEvent]) -> list[Region]:
+    """Events as exportable regions (:func:`napari_prunuclei.io.export.iter_export_regions`): classified by
+    kind in the disagreement layer's colour, with the kind and both models' ids as properties."""
+    return [Region(e.kind, _rgb(DISAGREEMENT_COLORS[KIND_VALUES[e.kind]]), e.mask, e.bbox[:2],
+                   {"kind": e.kind, "a_ids": list(e.a_ids), "b_ids": list(e.b_ids)}) for e in events]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ __all__ = [
     "distance_mse",
     "score_instances",
     "match_instances",
+    "match_overlaps",
     "mean_scores",
 ]
 
@@ -99,11 +100,17 @@ def match_instances(truth: np.ndarray, pred: np.ndarray, thr: float = 0.5):
     (truth index, pred index) in 1..n of the relabelled images.
     """
     inter, area_t, area_p, nt, np_ = overlap_matrix(truth, pred)
+    pairs, ious = match_overlaps(inter, area_t, area_p, thr)
+    return pairs, ious, nt, np_
+
+
+def match_overlaps(inter, area_t: np.ndarray, area_p: np.ndarray, thr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_instances` from an :func:`overlap_matrix` already made: ``(pairs, ious)``."""
     sub = inter[1:, 1:].tocoo()
     i, j, v = sub.row + 1, sub.col + 1, sub.data.astype(float)
     iou = v / (area_t[i] + area_p[j] - v) if v.size else v
     keep = iou > thr
-    return np.stack([i[keep], j[keep]], axis=1), iou[keep], nt, np_
+    return np.stack([i[keep], j[keep]], axis=1), iou[keep]
 
 
 def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -20,7 +20,7 @@ from napari_prunuclei.base.constants import (
     ZARR_PIXELS,
 )
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
-from napari_prunuclei.nuclei.agreement import Agreement, agreement_scores, disagreement
+from napari_prunuclei.nuclei.agreement import Agreement, DisagreementEvent, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
 from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
@@ -78,7 +78,8 @@ class CompareRequest:
 
 @dataclass
 class Numbers:
-    """The numbers shown beside the picture."""
+    """The numbers shown beside the picture; ``disagreement``: disagreement *events* of A with B per kind (one
+    B nucleus split into three A nuclei is one split; see :mod:`napari_prunuclei.nuclei.agreement`)."""
 
     nuclei: dict[str, int]
     vs_dense: Agreement | None = None
@@ -90,7 +91,8 @@ class Numbers:
 @dataclass
 class ComparisonResult:
     """One run: the pruned model's and the dense model's segmentations (either may be None), the
-    disagreement image, the numbers, and the chosen model's per-layer sparsity."""
+    disagreement image (kinds) and its events (in the run's frame: add the request's offset for the image's),
+    the numbers, and the chosen model's per-layer sparsity."""
 
     request: CompareRequest
     pruned: Segmentation | None
@@ -106,6 +108,8 @@ class ComparisonResult:
     pyramids: dict[str, list] = field(default_factory=dict)
     #: the ground-truth layer the numbers were scored against (None: none), named in the report
     truth_name: str | None = None
+    #: where A and B disagree, one event per connected group of unmatched nuclei (None: no comparison)
+    events: list[DisagreementEvent] | None = None
 
     @property
     def chosen(self) -> Segmentation:
@@ -257,7 +261,8 @@ def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentatio
     if pruned is not None and dense is not None and not pruned.tiled:
         dis = disagreement(dense.labels, pruned.labels)
     nums = compute_numbers(pruned, dense, truth, dis)
-    return ComparisonResult(req, pruned, dense, nums, None if dis is None else dis.image)
+    return ComparisonResult(req, pruned, dense, nums, None if dis is None else dis.image,
+                            events=None if dis is None else dis.events)
 
 
 def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np.ndarray | None = None,
@@ -278,7 +283,7 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
 
 def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, truth: np.ndarray | None = None,
                     dis=None) -> Numbers:
-    """Nucleus counts; agreement with dense and disagreement counts (both models run); agreement of
+    """Nucleus counts; agreement with dense and disagreement events per kind (both models run); agreement of
     each model with ground truth (when given; not for slides)."""
     runs = [s for s in (pruned, dense) if s is not None]
     nums = Numbers(nuclei={s.info.model: s.n_nuclei for s in runs}, tiled=runs[0].tiled)

@@ -14,6 +14,7 @@ from napari_prunuclei.study.session import ComparisonResult, mean_area
 from napari_prunuclei.study.session_models import model_note
 
 __all__ = [
+    "EVENT_COLUMNS",
     "disagreement_features",
     "disagreement_metadata",
     "end_to_end",
@@ -28,6 +29,18 @@ __all__ = [
 ]
 
 
+#: each disagreement kind as said of model A, and the colour it has in the disagreement layer
+EVENT_COLUMNS = {"missed": "missed by A", "extra": "extra in A", "split": "split by A", "merged": "merged by A"}
+_COLOUR_NAMES = {1: "red", 2: "blue", 3: "yellow", 4: "orange"}
+
+
+def _events_line(counts: dict[str, int], colours: bool = True) -> str:
+    """``missed by A 3 (red), extra in A 1 (blue), ...``: disagreement events per kind."""
+    value = {kind: k for k, kind in DISAGREEMENT_KINDS.items()}
+    return ", ".join(f"{EVENT_COLUMNS[kind]} {counts.get(kind, 0)}"
+                     + (f" ({_COLOUR_NAMES[value[kind]]})" if colours else "") for kind in EVENT_COLUMNS)
+
+
 def format_numbers(result: ComparisonResult) -> str:
     """The text shown beside the picture."""
     n = result.numbers
@@ -36,9 +49,7 @@ def format_numbers(result: ComparisonResult) -> str:
         v = n.vs_dense
         a, b = result.pruned.info.model, result.dense.info.model
         lines.append(f"{a} vs {b}: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
-        c = n.disagreement
-        lines.append(f"disagreement: missed {c['missed']} (red), extra {c['extra']} (blue), "
-                     f"split/merged {c['split/merged']} (yellow)")
+        lines.append(f"disagreement events ({sum(n.disagreement.values())}): {_events_line(n.disagreement)}")
     for label, v in n.vs_truth.items():
         lines.append(f"{label} vs ground truth: AJI {v.aji:.3f}  PQ {v.pq:.3f}  Dice {v.dice:.3f}")
     for role in ("pruned", "dense"):
@@ -99,6 +110,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
     n = result.numbers
     area_unit = "µm²" if result.request.pixel_size else "px"
     header = ["model", "nuclei", f"mean area ({area_unit})", "AJI vs B", "PQ vs B", "Dice vs B"]
+    if n.disagreement is not None:  # events, on A's row: one per connected group of unmatched nuclei
+        header += [f"{label} (events)" for label in EVENT_COLUMNS.values()]
     if n.vs_truth:
         header += ["AJI vs truth", "PQ vs truth", "Dice vs truth"]
     header += ["% pruned", "seconds", "time vs B (×, one run)"]
@@ -114,6 +127,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
                "" if m is None else f"{m[0]:.1f}"]
         v = n.vs_dense if role == "pruned" else None
         row += ["" if v is None else f"{x:.3f}" for x in ((v.aji, v.pq, v.dice) if v else (0, 0, 0))]
+        if n.disagreement is not None:
+            row += [str(n.disagreement.get(k, 0)) if role == "pruned" else "" for k in EVENT_COLUMNS]
         if n.vs_truth:
             t = n.vs_truth.get(seg.info.model)
             row += ["", "", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}", f"{t.dice:.3f}"]
@@ -134,7 +149,7 @@ def numbers_html(result: ComparisonResult) -> str:
     out = ['<table border="0" cellspacing="0">',
            "<tr><th></th>" + "".join(f"<th {right}>{escape(r[0])}</th>" for r in rows) + "</tr>"]
     for k, h in enumerate(header[1:], 1):
-        if all(not r[k] for r in rows):
+        if all(not r[k] for r in rows) or h.endswith("(events)"):  # events: in their colours below
             continue
         out.append(f'<tr><td style="padding: 1px 8px 1px 0">{escape(h)}</td>'
                    + "".join(f"<td {right}>{escape(r[k])}</td>" for r in rows) + "</tr>")
@@ -143,11 +158,11 @@ def numbers_html(result: ComparisonResult) -> str:
     if n.disagreement is not None:
         c = n.disagreement
         a, b = result.pruned.info.model, result.dense.info.model
-        out.append(f"<p>disagreement of A with B: "
-                   f'<span style="color:{DISAGREEMENT_COLORS[1]}">■</span> missed by A {c["missed"]} · '
-                   f'<span style="color:{DISAGREEMENT_COLORS[2]}">■</span> extra in A {c["extra"]} · '
-                   f'<span style="color:{DISAGREEMENT_COLORS[3]}">■</span> split/merged {c["split/merged"]}'
-                   f"<br><small>A = {escape(a)}, B = {escape(b)}</small></p>")
+        kinds = " · ".join(f'<span style="color:{DISAGREEMENT_COLORS[v]}">■</span> {EVENT_COLUMNS[kind]} '
+                           f"{c.get(kind, 0)}" for v, kind in DISAGREEMENT_KINDS.items())
+        out.append(f"<p>disagreement events of A with B ({sum(c.values())}): {kinds}"
+                   f"<br><small>A = {escape(a)}, B = {escape(b)}; one event = one B nucleus A lacks, one A nucleus "
+                   f"B lacks, one B nucleus A cut in several, or several B nuclei A made one</small></p>")
     small = []
     for s in (result.pruned, result.dense):
         if s is not None:
@@ -199,10 +214,9 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     n = result.numbers
     if n.disagreement is not None:
-        c = n.disagreement
-        lines += ["", f"Disagreement of A ({result.pruned.info.model}) with B ({result.dense.info.model}): "
-                      f"missed by A {c['missed']} (red), extra in A {c['extra']} (blue), "
-                      f"split/merged {c['split/merged']} (yellow)."]
+        lines += ["", f"Disagreement events of A ({result.pruned.info.model}) with B ({result.dense.info.model}), "
+                      f"{sum(n.disagreement.values())} in all (one event = one connected group of nuclei the other "
+                      f"model does not match): {_events_line(n.disagreement)}."]
     lines += ["", "## Parameters and models", "",
               f"- image: {req.image_name}" + ("" if req.region is None else
                                               f", region rows {req.region[0]}-{req.region[1]}, "
@@ -255,7 +269,9 @@ def layer_metadata(seg: Segmentation, image_name: str) -> dict:
 
 
 def disagreement_metadata(result: ComparisonResult) -> dict:
+    """What the disagreement layer and its exports record: the kinds, the events per kind, the models."""
     return {"prunuclei": {"kinds": DISAGREEMENT_KINDS, "counts": result.numbers.disagreement,
+                          "counted": "events: one per connected group of nuclei the other model does not match",
                           "image": result.request.image_name, "model": result.pruned.info.model,
                           "reference": result.dense.info.model}}
 
@@ -263,6 +279,7 @@ def disagreement_metadata(result: ComparisonResult) -> dict:
 def disagreement_features(result: ComparisonResult) -> dict[str, list]:
     """What hovering over the disagreement layer says: each kind named with the two models."""
     a, b = result.pruned.info.model, result.dense.info.model
-    return {"index": [0, 1, 2, 3],
+    return {"index": [0, 1, 2, 3, 4],
             "disagreement": ["agree", f"missed by {a} (found by {b})", f"extra in {a} (not in {b})",
-                             f"split/merged ({a} vs {b})"]}
+                             f"split by {a} (one {b} nucleus, several of {a})",
+                             f"merged by {a} (several {b} nuclei, one of {a})"]}

@@ -1,0 +1,85 @@
+"""Disagreement of A with B counted in events, on hand-built label images (B = reference, A = other)."""
+
+import numpy as np
+import pytest
+
+from napari_prunuclei.base.constants import DISAGREEMENT_KINDS
+from napari_prunuclei.nuclei.agreement import KIND_VALUES, disagreement, event_regions, event_text
+
+
+@pytest.fixture
+def pair():
+    """B and A: a 1 -> 3 split, a 2 -> 1 merge, a missed and an extra nucleus, a matched pair."""
+    b = np.zeros((40, 60), np.int32)
+    a = np.zeros_like(b)
+    b[2:12, 2:20] = 41
+    a[2:12, 2:8], a[2:12, 8:14], a[2:12, 14:20] = 88, 90, 91  # B #41 split in three
+    a[20:30, 2:20] = 7
+    b[20:30, 2:11], b[20:30, 11:20] = 5, 6  # B #5 and #6 merged into A #7
+    b[2:10, 30:38] = 9  # missed by A
+    a[20:28, 30:38] = 3  # extra in A
+    b[30:38, 45:55], a[30:38, 45:56] = 12, 13  # matched (IoU 80/88)
+    return b, a
+
+
+def test_each_kind_counts_one_event_with_both_models_ids(pair):
+    b, a = pair
+    d = disagreement(b, a)
+    assert d.counts == {"missed": 1, "extra": 1, "split": 1, "merged": 1}  # a 1 -> 3 split is ONE split
+    by_kind = {e.kind: e for e in d.events}
+    assert (by_kind["split"].b_ids, by_kind["split"].a_ids) == ((41,), (88, 90, 91))
+    assert (by_kind["merged"].b_ids, by_kind["merged"].a_ids) == ((5, 6), (7,))
+    assert (by_kind["missed"].b_ids, by_kind["missed"].a_ids) == ((9,), ())
+    assert (by_kind["extra"].b_ids, by_kind["extra"].a_ids) == ((), (3,))
+    split = by_kind["split"]
+    assert split.bbox == (2, 2, 12, 20) and split.area == 180 and split.centroid == pytest.approx((6.5, 10.5))
+    assert split.mask.shape == (10, 18) and split.mask.all()
+    assert by_kind["extra"].centroid == pytest.approx((23.5, 33.5)) and by_kind["extra"].area == 64
+    assert event_text(split) == "B #41 -> A #88, #90, #91"
+    assert event_text(by_kind["missed"]) == "B #9 -> no A nucleus"
+    # reading order: top to bottom
+    assert [e.kind for e in d.events] == ["split", "missed", "merged", "extra"]
+
+
+def test_the_image_keeps_one_value_per_kind(pair):
+    b, a = pair
+    d = disagreement(b, a)
+    assert set(DISAGREEMENT_KINDS) == {1, 2, 3, 4} and KIND_VALUES["merged"] == 4
+    assert (d.image[2:12, 2:20] == KIND_VALUES["split"]).all()
+    assert (d.image[20:30, 2:20] == KIND_VALUES["merged"]).all()
+    assert (d.image[2:10, 30:38] == KIND_VALUES["missed"]).all()
+    assert (d.image[20:28, 30:38] == KIND_VALUES["extra"]).all()
+    assert not d.image[30:38, 45:56].any()  # agreement
+    assert int((d.image > 0).sum()) == sum(e.area for e in d.events)
+
+
+def test_a_split_with_a_piece_matched_elsewhere_names_it():
+    """B #1 is cut by A #10 (unmatched) and A #20, which matches B #2 but also covers half of B #1."""
+    b = np.zeros((20, 40), np.int32)
+    a = np.zeros_like(b)
+    b[0:10, 0:12], b[0:10, 12:30] = 1, 2
+    a[0:10, 0:5], a[0:10, 5:30] = 10, 20
+    d = disagreement(b, a)
+    assert d.counts == {"missed": 0, "extra": 0, "split": 1, "merged": 0}
+    (e,) = d.events
+    assert e.b_ids == (1,) and e.a_ids == (10, 20) and e.area == 120  # the pixels: the unmatched nuclei
+
+
+def test_identical_and_empty_segmentations_have_no_event():
+    lab = np.zeros((16, 16), np.uint16)
+    lab[2:8, 2:8] = 3
+    for b, a in ((lab, lab), (np.zeros_like(lab), np.zeros_like(lab))):
+        d = disagreement(b, a)
+        assert d.events == [] and set(d.counts.values()) == {0} and not d.image.any()
+    d = disagreement(lab, np.zeros_like(lab))  # A found nothing: one missed
+    assert d.counts["missed"] == 1 and d.events[0].b_ids == (3,)
+
+
+def test_events_as_regions_carry_kind_colour_and_ids(pair):
+    b, a = pair
+    events = disagreement(b, a).events
+    regions = event_regions(events)
+    assert [r.name for r in regions] == [e.kind for e in events]
+    split = regions[0]
+    assert split.color == (255, 208, 0) and split.origin == (2, 2)
+    assert split.properties == {"kind": "split", "a_ids": [88, 90, 91], "b_ids": [41]}

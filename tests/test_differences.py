@@ -1,0 +1,118 @@
+"""Find the differences: the shown run's disagreement events in a sortable table, previous/next taking the camera
+to each (issue 22), driven through the real widget on the synthetic sample."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+from napari_prunuclei.gui.differences import DIFFERENCE_COLUMNS  # noqa: E402
+from napari_prunuclei.runtime.request import Tiling  # noqa: E402
+
+
+def _run(qtbot, w):
+    assert w.start_run() is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value.startswith(("done", "warning")), w.status.value
+
+
+def _centre(viewer) -> np.ndarray:
+    return np.asarray(viewer.scene.camera.center, float)[-2:]
+
+
+def _world(w, event) -> np.ndarray:
+    layer = w.state.owned()[("pruned", "disagreement")]
+    return np.asarray(layer.data_to_world(event.centroid), float)[-2:]
+
+
+def _rows(w) -> list:
+    """The events in the table's order (row by row)."""
+    return [w._difference_row_event(row) for row in range(w.diff_table.rowCount())]
+
+
+def test_next_previous_sort_and_refill_follow_the_shown_run(qtbot, viewer_widget):
+    from qtpy.QtCore import QPoint, Qt
+
+    viewer, w = viewer_widget
+    table = w.diff_table
+    assert table.rowCount() == 0 and not w.next_diff_btn.enabled and w.step_difference(1) is None
+    _run(qtbot, w)
+    events = w.result.events
+    n = len(events)
+    assert n >= 3 and table.rowCount() == n and w.next_diff_btn.enabled
+    assert [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())] == list(DIFFERENCE_COLUMNS)
+    assert _rows(w) == events  # reading order until the user sorts
+    assert f"{n} disagreement events" in w.diff_summary.value
+    layer = w.state.owned()[("pruned", "disagreement")]
+    layer.scale = (0.5, 0.5)  # a layer in µm: the camera goes through the layer's transform, not raw pixels
+    layer.translate = (7, 11)
+    # next, next, previous
+    w.next_diff_btn.changed.emit(True)
+    first = events[0]
+    assert table.currentRow() == 0 and np.allclose(_centre(viewer), _world(w, first))
+    assert not np.allclose(_world(w, first), first.centroid)
+    ids = (", ".join(f"#{i}" for i in first.b_ids), ", ".join(f"#{i}" for i in first.a_ids))
+    assert w.status.value.startswith(f"{first.kind} 1 of {n}: ")
+    assert all(part in w.status.value for part in ids if part)
+    zoom = viewer.scene.camera.zoom
+    assert zoom > 1  # zoomed in to the event
+    second = w.step_difference(1)
+    assert second is events[1] and table.currentRow() == 1 and np.allclose(_centre(viewer), _world(w, second))
+    assert w.status.value.startswith(f"{second.kind} 2 of {n}: ")
+    w.prev_diff_btn.changed.emit(True)
+    assert table.currentRow() == 0 and np.allclose(_centre(viewer), _world(w, first))
+    assert w.step_difference(-1) is events[-1]  # round the end
+    # a click on a row goes there
+    viewer.window.show()
+    w.tabs.setCurrentIndex(list(w.pages).index("Differences"))
+    qtbot.waitExposed(table)
+    rect = table.visualItemRect(table.item(2, 1))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert table.currentRow() == 2
+    assert np.allclose(_centre(viewer), _world(w, events[2])) and f"3 of {n}" in w.status.value
+    # sort by area, largest first, with clicks on its header
+    header = table.horizontalHeader()
+    col = DIFFERENCE_COLUMNS.index("area (px)")
+    for _ in range(2):
+        if header.sortIndicatorSection() == col and header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder:
+            break
+        middle = QPoint(header.sectionViewportPosition(col) + header.sectionSize(col) // 2, header.height() // 2)
+        qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=middle)
+    areas = [e.area for e in _rows(w)]
+    assert header.sortIndicatorSection() == col and areas == sorted(areas, reverse=True)
+    assert [int(table.item(r, col).text()) for r in range(n)] == areas  # numbers, not text order
+    table.setCurrentCell(0, 0)
+    assert w.step_difference(1) is _rows(w)[1]  # next follows the table's order
+    # a threshold edit re-runs the watershed: the list is the new run's
+    before = w.result
+    w.min_size.value = w.min_size.value + 60
+    qtbot.waitUntil(lambda: not w.busy and w.result is not before, timeout=30_000)
+    assert table.rowCount() == len(w.result.events) and sorted(_rows(w), key=id) == sorted(w.result.events, key=id)
+    assert table.currentRow() == -1
+    # clear: nothing shown, nothing listed
+    w.clear()
+    assert table.rowCount() == 0 and not w.next_diff_btn.enabled and w.diff_summary.value == "no run shown"
+    assert w.step_difference(1) is None
+
+
+def test_a_region_side_by_side_goes_to_the_event_on_the_slide(qtbot, viewer_widget):
+    """A region of a "slide": events are in the region's frame, the camera and the position column in the
+    image's; side by side (one camera for both cells) centres the same point."""
+    viewer, w = viewer_widget
+    w.tiling = Tiling(tile=128, halo=64, whole_max_pixels=260 * 260)
+    w.region.value = True
+    viewer.scene.camera.center = (260, 260)
+    viewer.scene.camera.zoom = max(viewer.canvas.size) / 250
+    w.side_by_side.value = True
+    _run(qtbot, w)
+    r0, _, c0, _ = w.result.request.region
+    assert (r0, c0) != (0, 0) and viewer.canvas.grid.enabled
+    events = w.result.events
+    assert events and w.diff_table.rowCount() == len(events)
+    e = w.step_difference(1)
+    assert np.allclose(_centre(viewer), (e.centroid[0] + r0, e.centroid[1] + c0))
+    assert w.diff_table.item(0, 4).text() == f"{e.centroid[0] + r0:.0f}, {e.centroid[1] + c0:.0f}"
+    w.scheme.value = "dense"  # one model alone: nothing to list
+    w.region.value = False
+    _run(qtbot, w)
+    assert w.diff_table.rowCount() == 0 and "nothing to compare" in w.diff_summary.value
