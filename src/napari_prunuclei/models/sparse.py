@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.models.unet import UNet, UNetConfig
-from napari_prunuclei.models.weights import WeightsError, build_model, sha256_file
+from napari_prunuclei.models.weights import WeightsError, build_model, sha256_file, write_safetensors
 
 __all__ = ["save_sparse", "load_sparse", "FORMAT"]
 
@@ -29,8 +28,6 @@ def save_sparse(
     path: str | os.PathLike, model: UNet, masks: dict[str, torch.Tensor], metadata: dict | None = None
 ) -> str:
     """Write ``model`` with the tensors in ``masks`` stored sparsely; return sha256."""
-    from safetensors.torch import save_file
-
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors: dict[str, torch.Tensor] = {}
     shapes = {}
@@ -48,7 +45,7 @@ def save_sparse(
     meta = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "shapes": json.dumps(shapes)}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    write_safetensors(path, tensors, meta)
     return sha256_file(path)
 
 

@@ -12,7 +12,8 @@ import torch
 from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.models.unet import UNet, UNetConfig
 
-__all__ = ["WeightsError", "sha256_file", "save_branch", "load_branch", "read_metadata", "build_model"]
+__all__ = ["WeightsError", "sha256_file", "write_safetensors", "save_branch", "load_branch", "read_metadata",
+           "build_model"]
 
 
 class WeightsError(RuntimeError):
@@ -27,15 +28,29 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically, byte for byte the same for the same content: safetensors writes
+    its metadata map in a random order, so the header is written again with sorted keys."""
+    import struct
+
+    from safetensors.torch import save
+
+    raw = save(tensors, metadata=metadata)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items())), **dict(sorted(header.items()))}
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the data stays 8-byte aligned, as safetensors writes it
+    atomic_write(path, lambda t: t.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :]))
+
+
 def save_branch(path: str | os.PathLike, model: UNet, metadata: dict | None = None) -> str:
     """Write ``model``'s state (dense tensors) to ``path``; return the file's sha256."""
-    from safetensors.torch import save_file
-
     meta = {"config": json.dumps(model.config.to_dict())}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda t: save_file(state, str(t), metadata=meta))
+    write_safetensors(path, state, meta)
     return sha256_file(path)
 
 

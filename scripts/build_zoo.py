@@ -1,0 +1,131 @@
+"""Rebuild the zoo from the shipped dense pair by one protocol (issue 21); resumable, in the background.
+
+Every stage (scheme, CR) is pruned from dense and fine-tuned by :class:`Protocol` (same steps, lr,
+distillation, crops and seed for every scheme and CR), then shipped into the package with its registry
+entry's ``finetune`` record, its own watershed thresholds tuned on the 4 held-back train images (never
+test), and, with ``--commit``, committed on its own (the models are the product; checkpoints stay in
+``--work``, outside the repository). Re-run the same command to continue: shipped stages whose files carry
+this protocol are skipped, an interrupted stage resumes from its checkpoint.
+
+    python scripts/build_zoo.py --plan --steps 500                      # the table: stages x steps x s/step
+    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \\
+        --shard 0/2 --commit > ../runs/zoo/shard0.log 2>&1 &           # and --shard 1/2 beside it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES, DEFAULT_CRS, UNSTRUCTURED_SCHEMES
+from napari_prunuclei.models.weights import read_metadata
+from napari_prunuclei.models.zoo import WEIGHTS_DIR, register
+from napari_prunuclei.pruning.oneshot import load_model
+from napari_prunuclei.training.protocol import Protocol, run_stage, stage_file
+
+#: the zoo: the paper's CRs for the unstructured schemes, five for the channel schemes
+CHANNEL_CRS = (2.0, 4.0, 8.0, 16.0, 32.0)
+#: seconds per step per branch, one thread, measured on the 2-core AMD EPYC (AVX-512 BF16) at bf16: dense-shaped
+#: networks (unstructured: sparse weights in dense convolutions) 1.09-1.25 s (docs/training/dense_pilot.json);
+#: channel-pruned networks are smaller (the plan uses the dense figure: an upper bound)
+SECONDS_PER_STEP = 1.17
+
+
+def stages(schemes: list[str]) -> list[tuple[str, float]]:
+    """Every (scheme, CR) of the zoo, in an order that interleaves schemes (a shard gets some of each)."""
+    rows = []
+    for s in schemes:
+        crs = DEFAULT_CRS if s in UNSTRUCTURED_SCHEMES else CHANNEL_CRS
+        rows += [(i, s, float(cr)) for i, cr in enumerate(crs)]
+    return [(s, cr) for _, s, cr in sorted(rows, key=lambda r: (r[0], schemes.index(r[1])))]
+
+
+def shipped_by(protocol: Protocol, scheme: str, cr: float) -> bool:
+    """True when both branches in the package were made by this protocol."""
+    for branch in ("semantic", "distance"):
+        f = WEIGHTS_DIR / stage_file(branch, scheme, cr)
+        if not f.is_file():
+            return False
+        meta = read_metadata(f)
+        if json.loads(meta.get("protocol", "null")) != protocol.record():
+            return False
+    return True
+
+
+def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path) -> dict:
+    """Copy a finished stage into the package, register both branches, tune its watershed on held-back."""
+    from napari_prunuclei.runtime.pairs import pair_from_models
+    from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names
+    from napari_prunuclei.study.release import ship_channel, ship_sparse
+
+    ship = ship_channel if scheme in CHANNEL_SCHEMES else ship_sparse
+    for branch in ("semantic", "distance"):
+        ship(files[branch])
+    pair = pair_from_models(load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
+    preds = predict_dataset(data, validation_names(data), pair, precision="auto")
+    best, grid = tune_watershed(preds)
+    register(model_watershed=(scheme, cr, best.as_dict()))
+    return {"watershed": best.as_dict(), "held_back_aji": max(g["aji"] for g in grid)}
+
+
+def commit(scheme: str, cr: float, protocol: Protocol, note: dict) -> None:
+    """Commit one stage's two files and the registry (retried while another shard holds git's lock)."""
+    paths = [str(WEIGHTS_DIR / stage_file(b, scheme, cr)) for b in ("semantic", "distance")]
+    paths.append(str(WEIGHTS_DIR / "registry.json"))
+    msg = (f"zoo: {scheme} CR{cr:g} by protocol v{protocol.version} ({protocol.steps} steps per branch); "
+           f"held-back AJI {note['held_back_aji']:.4f}")
+    for _ in range(30):
+        add = subprocess.run(["git", "add", *paths], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(["git", "commit", "-m", msg, "--", *paths],
+                                                      capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(10)
+    print(f"could not commit {scheme} CR{cr:g}: {add.stderr.strip()}", file=sys.stderr)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path)
+    p.add_argument("--work", type=Path, help="checkpoints and finished stages (outside the repository)")
+    p.add_argument("--steps", type=int, default=Protocol.steps, help="fine-tuning steps per branch per stage")
+    p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
+    p.add_argument("--shard", default="0/1", help="K/N: this job runs every N-th stage from the K-th")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--commit", action="store_true", help="git commit each shipped stage")
+    p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
+    a = p.parse_args()
+    protocol = Protocol(steps=a.steps)
+    k, n = (int(v) for v in a.shard.split("/"))
+    todo = stages(a.schemes)[k::n]
+    if a.plan:
+        per = 2 * protocol.steps * SECONDS_PER_STEP
+        print(f"{'stage':<28}{'steps/branch':>14}{'s/step':>9}{'hours':>8}")
+        for scheme, cr in todo:
+            print(f"{scheme + f' CR{cr:g}':<28}{protocol.steps:>14}{SECONDS_PER_STEP:>9.2f}{per / 3600:>8.2f}")
+        print(f"{len(todo)} stages: {len(todo) * per / 3600:.1f} h on one core "
+              f"(+ about 2 min each for the held-back watershed tuning)")
+        return 0
+    if a.data is None or a.work is None:
+        p.error("--data and --work are needed to build (or --plan)")
+    dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
+    for scheme, cr in todo:
+        if shipped_by(protocol, scheme, cr):
+            print(f"{scheme} CR{cr:g}: shipped by this protocol, skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads)
+        note = ship_stage(files, scheme, cr, a.data)
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"scheme": scheme, "cr": cr, "seconds": round(seconds, 1), **note}), flush=True)
+        if a.commit:
+            commit(scheme, cr, protocol, note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""One fine-tuning protocol for every pruned model (issue 21): a stage is reproducible, resumable and records
+its recipe, and the recipe reaches the registry entry."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from napari_prunuclei.models.unet import UNet, UNetConfig
+from napari_prunuclei.models.weights import read_metadata
+from napari_prunuclei.training.protocol import Protocol, run_stage
+
+PROTOCOL = Protocol(steps=2, batch=2, crop=64, precision="fp32", multiple=2)
+
+
+def _dense():
+    torch.manual_seed(0)
+    return {b: UNet(UNetConfig(base_filters=4)).eval() for b in ("semantic", "distance")}
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("scheme", ["layerwise", "channel-networkwide"])
+def test_a_stage_is_bit_identical_when_run_again(tiny_dataset, tmp_path, scheme):
+    dense = _dense()
+    a = run_stage(dense, scheme, 4, tiny_dataset, tmp_path / "a", PROTOCOL, device="cpu")
+    b = run_stage(dense, scheme, 4, tiny_dataset, tmp_path / "b", PROTOCOL, device="cpu")
+    for branch in ("semantic", "distance"):
+        assert _sha(a[branch]) == _sha(b[branch])
+        meta = read_metadata(a[branch])
+        assert json.loads(meta["protocol"]) == PROTOCOL.record() and json.loads(meta["cr"]) == 4
+
+
+def test_a_finished_stage_is_kept_and_another_protocol_is_told_apart(tiny_dataset, tmp_path):
+    dense = _dense()
+    files = run_stage(dense, "networkwide", 2, tiny_dataset, tmp_path, PROTOCOL, device="cpu",
+                      branches=("semantic",))
+    before = files["semantic"].stat().st_mtime_ns
+    again = run_stage(dense, "networkwide", 2, tiny_dataset, tmp_path, PROTOCOL, device="cpu",
+                      branches=("semantic",))
+    assert again["semantic"].stat().st_mtime_ns == before  # resumable: finished work is not redone
+    assert Protocol(steps=3).record() != Protocol(steps=2).record()
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_the_protocol_record_reaches_the_registry_entry(tiny_dataset, tmp_path, monkeypatch):
+    from napari_prunuclei.models import zoo
+    from napari_prunuclei.study import release
+
+    dense = _dense()
+    files = run_stage(dense, "layerwise", 4, tiny_dataset, tmp_path / "work", PROTOCOL, device="cpu")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(release, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    entries = [release.ship_sparse(files[b]) for b in ("semantic", "distance")]
+    assert all(e["finetune"] == PROTOCOL.record() and e["steps"] == 2 for e in entries)
+    with pytest.raises(ValueError, match="unknown pruning scheme"):
+        run_stage(dense, "random", 4, tiny_dataset, tmp_path / "x", PROTOCOL, device="cpu")
