@@ -138,3 +138,12 @@ def test_numbers_tab_gives_both_models_known_accuracy(qtbot, viewer_widget):
     _run(qtbot, w)
     text = w.numbers.native.toPlainText()
     assert "known accuracy of A (network-wide CR20)" in text and "known accuracy of B (dense)" in text
+
+
+def test_a_ground_truth_on_another_grid_is_drawn_on_the_images(qtbot, viewer_widget):
+    """A label file with its own pixel size (an export) beside an image without one: drawn where the image is."""
+    viewer, w = viewer_widget
+    viewer.layers[GT].scale = (0.25, 0.25)
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert tuple(viewer.layers[GT].scale) == tuple(viewer.layers[IMG].scale) == (1.0, 1.0)

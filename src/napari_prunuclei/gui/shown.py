@@ -64,24 +64,29 @@ class ShownRun:
                                  f"controls now say {', '.join(diffs)}: press Run to update")
 
     def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
-        """A run with a pixel size puts it on the image layer (and on its ground truth of the same shape) when
-        they have none yet, so the results, the image and napari's scale bar are in µm."""
-        px, layer = req.pixel_size, self.image.value
-        if not px or layer is None or any(abs(float(v) - 1.0) > 1e-12 for v in layer.scale[-2:]):
+        """A run with a pixel size puts it on the image layer when it has none yet, so the results, the image
+        and napari's scale bar are in µm; a ground truth of the image's shape is drawn on the image's grid."""
+        layer = self.image.value
+        if layer is None:
             return
-        layers = [layer]
+        px = req.pixel_size
+        if px and all(abs(float(v) - 1.0) <= 1e-12 for v in layer.scale[-2:]):
+            center = self.viewer.camera.center[-2:]
+            layer.scale = (*layer.scale[:-2], px, px)
+            layer.units = (*layer.units[:-2], "um", "um")
+            self.viewer.camera.center = tuple(c * px for c in center)  # the same place in view, now in µm
+            self.viewer.camera.zoom = self.viewer.camera.zoom / px
         truth = self.truth.value
+        if truth is None:
+            return
         data = layer.data[0] if layer.multiscale else layer.data
-        if truth is not None and all(abs(float(v) - 1.0) <= 1e-12 for v in truth.scale[-2:]):
-            tdata = truth.data[0] if truth.multiscale else truth.data
-            if tuple(tdata.shape[:2]) == tuple(data.shape[:2]):
-                layers.append(truth)
-        center = self.viewer.camera.center[-2:]
-        for each in layers:
-            each.scale = (*each.scale[:-2], px, px)
-            each.units = (*each.units[:-2], "um", "um")
-        self.viewer.camera.center = tuple(c * px for c in center)  # the same place in view, now in µm
-        self.viewer.camera.zoom = self.viewer.camera.zoom / px
+        tdata = truth.data[0] if truth.multiscale else truth.data
+        if tuple(tdata.shape[:2]) == tuple(data.shape[:2]) and (
+                tuple(truth.scale[-2:]) != tuple(layer.scale[-2:]) or tuple(truth.translate[-2:]) != tuple(
+                    layer.translate[-2:])):
+            truth.scale = (*truth.scale[:-2], *layer.scale[-2:])
+            truth.translate = (*truth.translate[:-2], *layer.translate[-2:])
+            truth.units = (*truth.units[:-2], *layer.units[-2:])
 
     def _show_scale_bar(self) -> None:
         """napari's scale bar in µm while the shown run's image carries a pixel size."""
