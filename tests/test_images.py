@@ -102,3 +102,19 @@ def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
     with pytest.raises(OSError, match=r"cannot write .*out\.tif: No space left on device"):
         atomic_write(tmp_path / "out.tif", full)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_header_says_it_once_in_our_words(tmp_path, caplog):
+    """tifffile's own log line ("invalid offset to first page") used to reach the console beside our message."""
+    import logging
+
+    import pytest
+
+    from napari_prunuclei.io.guards import ImageError
+    from napari_prunuclei.io.images import read_image
+
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + (10**6).to_bytes(4, "little") + b"\x00" * 36)
+    with caplog.at_level(logging.DEBUG), pytest.raises(ImageError, match="bad.tif"):
+        read_image(bad)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]

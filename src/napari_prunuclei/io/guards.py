@@ -100,7 +100,14 @@ def decoding(path: str | os.PathLike, what: str = "image") -> Iterator[None]:
 
     Decoders raise many kinds of exceptions on corrupt or hostile input (``zlib.error``, ``IndexError``,
     ``ZeroDivisionError``, ``MemoryError``, codec errors...); callers get one kind, saying what went wrong.
+    tifffile's own log lines about the file (e.g. "invalid offset to first page") are kept off the console:
+    our message names the file and the problem.
     """
+    import logging
+
+    quiet = logging.getLogger("tifffile")
+    muted = _Mute()
+    quiet.addFilter(muted)
     try:
         yield
     except ImageError:
@@ -111,6 +118,15 @@ def decoding(path: str | os.PathLike, what: str = "image") -> Iterator[None]:
         raise ImageError(f"cannot read {what} {path}: its structure is corrupt (nested too deeply)") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt or unsupported file
         raise ImageError(f"cannot read {what} {path}: corrupt, truncated or unsupported ({short_reason(e)})") from None
+    finally:
+        quiet.removeFilter(muted)
+
+
+class _Mute:
+    """A logging filter that drops every record (while a file is being decoded)."""
+
+    def filter(self, record) -> bool:  # noqa: D102
+        return False
 
 
 def check_sides(path: Path, h: int, w: int, what: str) -> None:
