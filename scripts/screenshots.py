@@ -80,19 +80,25 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     w.start_run()
     _wait(viewer, w)
     shot(1, "nw20_vs_dense")
+    w.step_difference(1)  # the first disagreement: the camera goes to it
+    w.step_difference(1)
+    shot(2, "next_disagreement", "Differences")
+    w.fill_nuclei.value = True
+    shot(3, "filled")
+    w.fill_nuclei.value = False
     w.side_by_side.value = True
     _wait(viewer, w)
-    shot(2, "side_by_side")
+    shot(4, "side_by_side")
     w.reference.value = "layer-wise CR20"
     w.start_run()
     _wait(viewer, w)
-    shot(3, "nw20_vs_lw20")
+    shot(5, "nw20_vs_lw20", "Numbers")
     w.min_size.value = 40
     _wait(viewer, w)
-    shot(4, "threshold_edit")
+    shot(6, "threshold_edit")
     w.tabs.setCurrentIndex(list(w.pages).index("Model"))
     w.scheme.value, w.cr.value = "layer-wise", "100"  # a pair the zoo knows collapses: flagged before the run
-    shot(5, "collapsed_pair_flagged", "Model")
+    shot(7, "collapsed_pair_flagged", "Model")
     w.scheme.value, w.cr.value = "network-wide", "20"
     layer, truth = w.image.value, w.truth.value
     full = layer.data
@@ -103,10 +109,15 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     _wait(viewer, w)
     layer.data = full
     w.truth.value = truth
-    shot(6, "sweep", "Charts")
+    shot(8, "sweep", "Charts")
+    w.export_what.value = "disagreement"
+    w.export_path.value = out / f"{stem}_disagreement.geojson"
+    w.overwrite.value = True
+    w.export()
+    _wait(viewer, w)
     w.report_path.value = out / f"{stem}_report"
     w.write_report()
-    shot(7, "report", "Export")
+    shot(9, "export_and_report", "Export")
     print(w.numbers_text)
 
 
@@ -149,7 +160,8 @@ def main() -> None:
         rgb = rgb[: a.crop, : a.crop]
         truth = truth[: a.crop, : a.crop] if truth is not None else None
     px = read_pixel_size(a.image) if a.image else None  # the widget reads it, as for a file opened in napari
-    viewer.add_image(np.ascontiguousarray(rgb), name=name, rgb=True, metadata={"pixel_size_um": px} if px else {})
+    grid = {"scale": (px, px), "units": ("um", "um"), "metadata": {"pixel_size_um": px}} if px else {}
+    viewer.add_image(np.ascontiguousarray(rgb), name=name, rgb=True, **grid)  # as napari opens the file
     if truth is not None:
         viewer.add_labels(np.ascontiguousarray(truth), name=f"{name} · ground truth", visible=False)
     w = PruneCompareWidget(viewer)
