@@ -1,9 +1,9 @@
 """Pilot for issue 21's protocol: how many fine-tuning steps does one pruning stage need?
 
-Prunes the shipped dense pair once to ``--cr`` under ``--scheme`` (magnitude masks, BatchNorm
-re-estimated on training crops), then fine-tunes each branch with the mask fixed for every budget in
-``--budgets`` (each its own run: warm-up, cosine lr to lr/20, distillation from the dense branch's
-outputs, the same seed), one thread, and scores each pair on the 4 held-back train images over the
+Runs one stage of the zoo's protocol (:mod:`napari_prunuclei.training.protocol`: pruned from the
+shipped dense pair to ``--cr`` under ``--scheme``, BatchNorm re-estimated, distillation from dense, one
+seed) once for every budget in ``--budgets`` (each its own run, its own cosine schedule), one thread,
+and scores each pair (and the one-shot cut, budget 0) on the 4 held-back train images over the
 watershed grid. The budget to use is the smallest one past which doubling changes held-back AJI by
 less than ``--tolerance`` (relative). Resumable: re-run the same command to continue; the JSON is
 rewritten after each budget. Never touches the test split nor the package.
@@ -15,7 +15,6 @@ rewritten after each budget. Never touches the test split nor the package.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 import torch
 
 from napari_prunuclei.models.weights import load_branch
-from napari_prunuclei.pruning.magnitude import apply_masks, magnitude_masks, recalibrate_batchnorm
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.runtime.pairs import pair_from_models
 from napari_prunuclei.study.evaluation import (
@@ -33,11 +31,8 @@ from napari_prunuclei.study.evaluation import (
     validation_names,
     write_json,
 )
-from napari_prunuclei.training.channel_ladder import teacher_outputs
-from napari_prunuclei.training.finetune import bn_batches
-from napari_prunuclei.training.train import TrainConfig, load_training_set, train
-
-BRANCHES = ("semantic", "distance")
+from napari_prunuclei.training.protocol import Protocol, run_stage
+from napari_prunuclei.training.train import BRANCHES
 
 
 def held_back(data: Path, semantic, distance) -> dict:
@@ -56,14 +51,12 @@ def held_back(data: Path, semantic, distance) -> dict:
     }
 
 
-def pruned_start(branch: str, scheme: str, cr: float, data: Path):
-    """The dense branch cut to ``cr`` with BatchNorm re-estimated, and its masks."""
-    dense = load_model(branch, "dense", 1)
-    masks = magnitude_masks(dense, scheme, cr)
-    model = apply_masks(copy.deepcopy(dense), masks)
-    images, targets, _ = load_training_set(data, branch)
-    recalibrate_batchnorm(model, bn_batches(images, targets))
-    return dense, model, masks, images
+def load_branch_file(path: Path):
+    """A stage's branch file, sparse (unstructured) or a smaller dense network (channel)."""
+    from napari_prunuclei.models.sparse import FORMAT, load_sparse
+    from napari_prunuclei.models.weights import read_metadata
+
+    return load_sparse(path)[0] if read_metadata(path).get("format") == FORMAT else load_branch(path)
 
 
 def choose(rows: list[dict], tolerance: float) -> int | None:
@@ -79,7 +72,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="run folder (outside the repository)")
-    p.add_argument("--scheme", default="layer-wise")
+    p.add_argument("--scheme", default="layerwise",
+                   choices=["layerwise", "networkwide", "channel-layerwise", "channel-networkwide"])
     p.add_argument("--cr", type=float, default=10.0)
     p.add_argument("--budgets", type=int, nargs="+", default=[250, 500, 1000, 2000])
     p.add_argument("--lr", type=float, default=5e-4)
@@ -100,49 +94,16 @@ def main() -> int:
         "distill": a.distill,
         "rows": [],
     }
-    starts = {b: pruned_start(b, a.scheme, a.cr, a.data) for b in BRANCHES}
-    result["rows"].append({"steps": 0, **held_back(a.data, starts["semantic"][1], starts["distance"][1])})
+    dense = {b: load_model(b, "dense", 1) for b in BRANCHES}
+    oneshot = run_stage(dense, a.scheme, a.cr, a.data, a.out / "steps0", Protocol(steps=0), threads=a.threads)
+    result["rows"].append({"steps": 0, **held_back(a.data, *(load_branch_file(oneshot[b]) for b in BRANCHES))})
     print(json.dumps(result["rows"][-1]), flush=True)
-    maps = {}
     for steps in sorted(a.budgets):
-        models, seconds = {}, {}
-        for branch in BRANCHES:
-            dense, model, masks, images = starts[branch]
-            out = a.out / f"steps{steps}" / branch
-            done = out / f"{branch}.safetensors"
-            if not done.is_file():
-                if branch not in maps:
-                    maps[branch] = teacher_outputs(dense, images)
-                cfg = TrainConfig(
-                    branch=branch,
-                    steps=steps,
-                    lr=a.lr,
-                    lr_min=a.lr / 20,
-                    warmup=min(50, steps // 10),
-                    threads=a.threads,
-                    seed=1,
-                    ckpt_every=50,
-                )
-                t0 = time.perf_counter()
-                train(
-                    cfg,
-                    a.data,
-                    out,
-                    resume=True,
-                    init_model=copy.deepcopy(model),
-                    masks=masks,
-                    progress=False,
-                    metadata={"scheme": a.scheme, "cr": a.cr},
-                    teacher_maps=maps[branch],
-                    distill=a.distill,
-                )
-                seconds[branch] = time.perf_counter() - t0
-            models[branch] = load_branch(done)
-        row = {
-            "steps": steps,
-            "train_seconds_this_run": seconds,
-            **held_back(a.data, models["semantic"], models["distance"]),
-        }
+        protocol = Protocol(steps=steps, lr=a.lr, distill=a.distill)
+        t0 = time.perf_counter()
+        files = run_stage(dense, a.scheme, a.cr, a.data, a.out / f"steps{steps}", protocol, threads=a.threads)
+        row = {"steps": steps, "train_seconds_this_run": round(time.perf_counter() - t0, 1),
+               "protocol": protocol.record(), **held_back(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
         result["rows"].append(row)
         result["chosen_steps"] = choose(result["rows"], a.tolerance)
         print(json.dumps(row), flush=True)
