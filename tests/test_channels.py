@@ -14,6 +14,7 @@ from napari_prunuclei.pruning.channels import (
     conv_layers,
     cut_channels,
     filter_magnitudes,
+    head_input_keep,
     macs,
     plan_channels,
     prunable_count,
@@ -167,3 +168,72 @@ def test_bad_arguments():
         plan_channels(m, "channel-layerwise", 0.5)
     with pytest.raises(ValueError, match="channels"):
         UNetConfig(channels=(8, 8))
+
+
+def _foreground_in_the_smallest_filters(seed: int = 8) -> UNet:
+    """A seeded U-Net shaped like the trained semantic branch at its head: the head's positive
+    (foreground) weights sit on the last decoder convolution's smallest filters, the negative ones
+    on its largest, and the bias is below 0 (measured on the dense semantic file: its 5 positive
+    channels are its 5 smallest filters of 16, bias -0.10)."""
+    m = _model(seed)
+    conv, _ = conv_layers(m)[-1]
+    n = conv.out_channels
+    with torch.no_grad():
+        pos = torch.arange(n) < n // 3  # the first third: positive weights, smallest filters
+        conv.weight[pos] *= 0.3
+        m.head.weight.copy_(torch.where(pos, 0.35, -0.5).view(1, n, 1, 1))
+        m.head.bias.fill_(-0.1)
+    return m.eval()
+
+
+@pytest.mark.parametrize("cr", [2, 4, 16])  # CRs at which this model's head input is cut to 8 of 16
+def test_networkwide_head_keeps_a_foreground_input(cr):
+    """Issue 21 item 4: ranking the head's input by magnitude alone kept only negative head weights,
+    so the logit could never exceed the (negative) bias: no probability reached 0.5 anywhere."""
+    m = _foreground_in_the_smallest_filters()
+    plain = sorted(np.argsort(-filter_magnitudes(m)[-1], kind="stable")[:8].tolist())
+    assert (m.head.weight.flatten()[plain] < 0).all()  # magnitude alone drops every foreground channel
+    pruned, plan = channel_prune(m, "channel-networkwide", cr)
+    w = pruned.head.weight.flatten()
+    k = plan.channels[-1]
+    assert k < m.config.base_filters
+    assert (w > 0).sum() >= max(1, -(-k * (m.config.base_filters // 3) // (2 * m.config.base_filters)))
+    assert (w < 0).any()
+    # the output can rise above the bias again: some pixel of a synthetic image is foreground
+    with torch.no_grad():
+        pruned.head.weight.clamp_(min=0)  # only the foreground path: it must exist to lift the logit
+        logits = pruned(torch.rand(1, 3, 64, 64))
+    assert logits.max() > pruned.head.bias.item()
+
+
+def test_head_input_keep_rule():
+    mags = np.array([0.93, 1.198, 0.677, 1.218, 1.353, 1.1, 0.904, 0.766,  # the dense semantic
+                     0.867, 0.621, 1.134, 0.858, 1.089, 0.836, 0.581, 0.652])  # file's last layer
+    w = np.array([-0.555, -0.501, 0.354, -0.448, -0.526, -0.493, -0.402, 0.326,
+                  -0.577, 0.342, -0.493, -0.449, -0.412, -0.543, 0.276, 0.322])
+    keep = head_input_keep(mags, w, 8)
+    assert len(keep) == 8 and sorted(keep) == keep
+    assert [i for i in keep if w[i] > 0] == [2, 7]  # ceil(8 * 5/16 / 2) = 2: the two largest positive
+    assert head_input_keep(mags, w, 16) == list(range(16))
+    assert head_input_keep(mags, np.abs(w), 8) == sorted(np.argsort(-mags, kind="stable")[:8].tolist())
+    top = sorted(np.argsort(-mags, kind="stable")[:8].tolist())
+    mixed = np.where(np.isin(np.arange(16), top[:4]), 1.0, -1.0)  # both signs among the largest
+    assert head_input_keep(mags, mixed, 8) == top  # nothing moves
+    assert head_input_keep(mags, w, 1) == [4]  # too few to keep both signs: magnitude alone
+    with pytest.raises(ValueError, match="one head weight per channel"):
+        head_input_keep(mags, w[:4], 8)
+
+
+@pytest.mark.parametrize("cr", [2, 4, 8, 16, 32])
+def test_layerwise_cut_is_the_plain_magnitude_cut(cr):
+    """channel-layerwise keeps its cut bit for bit: the largest filters of every layer, the head's
+    input included (its zoo files stay reproducible); the sign rule is opt-in there."""
+    m = _foreground_in_the_smallest_filters()
+    pruned, plan = channel_prune(m, "channel-layerwise", cr)
+    mags = filter_magnitudes(m)
+    keep = [sorted(int(i) for i in np.argsort(-g, kind="stable")[:k]) for g, k in zip(mags, plan.channels)]
+    ref = cut_channels(m, keep)
+    a, b = pruned.state_dict(), ref.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    opted, _ = channel_prune(m, "channel-layerwise", cr, head_signs=True)
+    assert (opted.head.weight > 0).any()

@@ -13,6 +13,15 @@ so that BatchNorm cannot hide a small filter behind a large scale; a transposed
 convolution's filter as it is. The 1-channel output head is never pruned (its input
 channels go with the last decoder convolution) and the 3 input channels stay.
 
+The head's input is a signed read-out: logit = bias + sum_c w_c * relu(y_c). Magnitude alone
+can drop every channel of one sign of ``w_c`` (the dense semantic branch's five positive,
+foreground channels are its five smallest filters of 16), and with only negative weights left
+the logit never exceeds the bias (< 0): no probability reaches 0.5, whatever BatchNorm or
+fine-tuning do. So under channel-networkwide (``head_signs``) each sign of head weight keeps
+at least half its share of the kept channels, rounded up (at least one), its largest filters
+replacing the other sign's smallest (:func:`head_input_keep`). channel-layerwise keeps the plain
+magnitude order by default, so that its cuts and zoo files stay as they were.
+
 CR is defined as for the unstructured schemes: prunable weights of the dense network
 (every 3x3 and transposed convolution's weights) / prunable weights left. Whole
 channels make exact CRs impossible: counts are rounded to multiples of ``multiple``
@@ -47,6 +56,7 @@ __all__ = [
     "plan_channels",
     "channel_prune",
     "cut_channels",
+    "head_input_keep",
     "macs",
 ]
 
@@ -201,16 +211,49 @@ def plan_channels(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_M
     return ChannelPlan(scheme, float(cr), tuple(counts), n_dense / kept, multiple, n_dense, kept)
 
 
+def head_input_keep(magnitudes: np.ndarray, head_weight: np.ndarray, k: int) -> list[int]:
+    """The ``k`` head-input channels to keep: the largest ``magnitudes``, except that each sign of
+    ``head_weight`` (one weight per channel) keeps at least ``ceil(k * share / 2)`` of its channels
+    (``share``: its fraction of the channels with a non-zero weight; at least one), its largest
+    filters replacing the other sign's smallest. Sorted indices."""
+    mags = np.asarray(magnitudes, np.float64)
+    w = np.asarray(head_weight, np.float64).ravel()
+    if w.shape != mags.shape:
+        raise ValueError(f"one head weight per channel: {w.shape} weights for {mags.shape} channels")
+    order = [int(i) for i in np.argsort(-mags, kind="stable")]
+    keep = order[:k]
+    signs = {s: [i for i in order if np.sign(w[i]) == s] for s in (1.0, -1.0)}  # largest first
+    signed = sum(len(g) for g in signs.values())
+    need = {s: min(len(g), max(1, math.ceil(k * len(g) / (2 * signed)))) if g else 0 for s, g in signs.items()}
+    if sum(need.values()) > k:  # too few channels to keep both signs: magnitude alone
+        return sorted(keep)
+    for s, group in signs.items():
+        short = need[s] - sum(np.sign(w[i]) == s for i in keep)
+        if short <= 0:
+            continue
+        add = [i for i in group if i not in keep][:short]
+        other = [i for i in reversed(keep) if np.sign(w[i]) == -s][:short]  # the other sign's smallest
+        keep = [i for i in keep if i not in other] + add
+    return sorted(keep)
+
+
 def channel_prune(model: UNet, scheme: str, cr: float, multiple: int = DEFAULT_MULTIPLE,
-                  dense_config: UNetConfig | None = None) -> tuple[UNet, ChannelPlan]:
+                  dense_config: UNetConfig | None = None,
+                  head_signs: bool | None = None) -> tuple[UNet, ChannelPlan]:
     """A smaller U-Net keeping the largest filters of ``model`` per :func:`plan_channels`.
 
+    ``head_signs`` (default: on for channel-networkwide, off for channel-layerwise): the last
+    decoder convolution keeps both signs of the head's weights (:func:`head_input_keep`).
     ``model`` is not modified. The result is a plain :class:`UNet` whose config records the
     channel counts, so it saves and loads like any branch file.
     """
     mags = filter_magnitudes(model)
     plan = plan_channels(model, scheme, cr, multiple, dense_config, magnitudes=mags)
     keep = [sorted(int(i) for i in np.argsort(-m, kind="stable")[:k]) for m, k in zip(mags, plan.channels)]
+    if head_signs is None:
+        head_signs = scheme == "channel-networkwide"
+    if head_signs and model.head.out_channels == 1:
+        keep[-1] = head_input_keep(mags[-1], model.head.weight.detach().float().cpu().numpy(), plan.channels[-1])
     return cut_channels(model, keep), plan
 
 

@@ -44,6 +44,12 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
         "convolution's channels (of the dense count), channel-networkwide ranks all filters at once after",
         "dividing each by its layer's mean magnitude. The 1-channel head is never pruned. Counts are",
         f"rounded to multiples of {DEFAULT_MULTIPLE}, then moved one multiple at a time towards the nominal CR.", "",
+        "The head's input (the last decoder convolution) is a signed read-out, logit = bias + sum of",
+        "w_c relu(y_c): magnitude alone dropped every channel with w_c > 0 (the dense semantic branch's",
+        "5 foreground channels are its 5 smallest filters of 16), leaving logit <= bias < 0 everywhere",
+        "(no probability reached 0.5: issue 21 item 4). channel-networkwide therefore keeps, of each sign",
+        "of head weight, at least half its share of the kept channels rounded up (at least one), its",
+        "largest filters replacing the other sign's smallest; channel-layerwise keeps the plain order.", "",
     ]
     mult = meta.get("multiples")
     if mult:
