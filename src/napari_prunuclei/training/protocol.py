@@ -7,7 +7,9 @@ fine-tuned for :attr:`Protocol.steps` Adam steps (warm-up, cosine lr to lr/20) w
 the dense branch's outputs on the un-augmented training images, on the training images less the 4
 held-back ones, with one seed for every stage (every stage sees the same crops in the same order).
 Unstructured schemes keep their magnitude mask fixed (a sparse file); channel schemes cut whole
-filters (a smaller dense network). The recipe is written into every file and registry entry as one
+filters (a smaller dense network), and both channel schemes keep head inputs of both signs (a cut that
+kept only the filters the head weighs negatively gave a semantic branch that never reaches 0.5:
+:func:`~napari_prunuclei.pruning.channels.head_input_keep`). The recipe is written into every file and registry entry as one
 record (:meth:`Protocol.record`), so entries made by another recipe are told apart.
 
 Resumable: a finished branch file is kept; an interrupted one resumes from its checkpoint (the cut is
@@ -56,7 +58,8 @@ class Protocol:
         return {**asdict(self), "lr_min": self.lr / 20, "warmup": self.warmup,
                 "distill_target": "dense outputs on the un-augmented training images",
                 "batchnorm": "re-estimated on 8 fixed batches of training crops after the cut",
-                "data": "train split less the 4 held-back images"}
+                "data": "train split less the 4 held-back images",
+                "channel_head": "the last decoder layer keeps inputs of both signs of the head's weights"}
 
     @property
     def warmup(self) -> int:
@@ -80,7 +83,7 @@ def _cut(dense: UNet, scheme: str, cr: float, protocol: Protocol):
         masks = magnitude_masks(dense, scheme, cr)
         return apply_masks(copy.deepcopy(dense), masks), masks, {}
     if scheme in CHANNEL_SCHEMES:
-        pruned, plan = channel_prune(dense, scheme, cr, protocol.multiple, dense.config)
+        pruned, plan = channel_prune(dense, scheme, cr, protocol.multiple, dense.config, head_signs=True)
         return pruned, None, {"achieved_cr": plan.achieved_cr, "channels": list(plan.channels),
                               "multiple": protocol.multiple, "macs_ratio": macs(dense.config) / macs(pruned.config)}
     raise ValueError(f"unknown pruning scheme {scheme!r}: one of {UNSTRUCTURED_SCHEMES + CHANNEL_SCHEMES}")
