@@ -9,8 +9,8 @@ held-back ones, with one seed for every stage (every stage sees the same crops i
 Unstructured schemes keep their magnitude mask fixed (a sparse file); channel schemes cut whole
 filters (a smaller dense network), and both channel schemes keep head inputs of both signs (a cut that
 kept only the filters the head weighs negatively gave a semantic branch that never reaches 0.5:
-:func:`~napari_prunuclei.pruning.channels.head_input_keep`). The recipe is written into every file and registry entry as one
-record (:meth:`Protocol.record`), so entries made by another recipe are told apart.
+:func:`~napari_prunuclei.pruning.channels.head_input_keep`). The recipe is written into every file and
+registry entry as one record (:meth:`Protocol.record`), so entries made by another recipe are told apart.
 
 Resumable: a finished branch file is kept; an interrupted one resumes from its checkpoint (the cut is
 deterministic). On one machine a stage is bit-identical when run again (``tests/test_protocol.py``).
