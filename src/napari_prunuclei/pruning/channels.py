@@ -272,7 +272,7 @@ def cut_channels(model: UNet, keep: list[list[int]]) -> UNet:
         raise ValueError(f"keep needs {len(layers)} index lists, got {len(keep)}")
     side = 4 * model.config.min_multiple
     # one graph: torch-pruning keeps the concatenations' offsets current as channels go
-    # (tests/test_structured.py cuts silent channels everywhere and checks the output is unchanged)
+    # (tests/test_channels.py cuts silent channels everywhere and checks the output is unchanged)
     graph = tp.DependencyGraph().build_dependency(work, example_inputs=torch.zeros(1, 3, side, side))
     for idx, (conv, kept) in enumerate(zip(layers, keep)):
         n = conv.out_channels

@@ -39,7 +39,7 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
         "models by the nominal one). Unstructured pairs keep the dense network's shape, so their",
         "time is dense's (zeros do not shrink dense kernels); they are timed all the same.", "",
         f"Channel zoo fine-tuning: {meta.get('finetune', '?')}", "",
-        "Scheme definitions (`napari_prunuclei/structured.py`): a filter's magnitude is the L2 norm of",
+        "Scheme definitions (`napari_prunuclei/pruning/channels.py`): a filter's magnitude is the L2 norm of",
         "the filter with its BatchNorm scale folded in; channel-layerwise keeps the same fraction of every",
         "convolution's channels (of the dense count), channel-networkwide ranks all filters at once after",
         "dividing each by its layer's mean magnitude. The 1-channel head is never pruned. Counts are",
