@@ -108,7 +108,7 @@ def run_stage(dense: dict[str, UNet], scheme: str, cr: float, data_dir: str | Pa
         model, masks, cut = _cut(teacher, scheme, cr, protocol)
         images, targets, _ = load_training_set(data_dir, branch)
         recalibrate_batchnorm(model, bn_batches(images, targets, batch=protocol.batch, crop=protocol.crop))
-        maps = teacher_outputs(teacher, images) if protocol.distill > 0 else None
+        maps = teacher_outputs(teacher, images) if protocol.distill > 0 and protocol.steps > 0 else None
         meta = {"branch": branch, "scheme": scheme, "cr": float(cr), "finetune_steps": protocol.steps,
                 "lr": protocol.lr, "distill": protocol.distill, "recalibrated_bn": True, "protocol": protocol.record(),
                 **cut}
