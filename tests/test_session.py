@@ -143,3 +143,27 @@ def test_the_verdict_names_the_budget_against_the_truth_or_the_agreement_without
         truth = {a: Agreement(aji_a, 0.5, 0.8, 10, 10), b: Agreement(0.6, 0.5, 0.8, 10, 10)}
         r = replace(a_vs_b, numbers=replace(a_vs_b.numbers, vs_truth=truth))
         assert f"{where} the 2 % budget" in compute_models.verdict(r)
+
+
+def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_computation():
+    from napari_prunuclei.nuclei.agreement import disagreement
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+
+    rgb, truth = synthetic_tissue(192, seed=5)
+    req = CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"), pixel_size=0.5)
+    r = drive(run(rgb, req, truth=truth))
+    own = r.pruned.info.watershed
+    for ws in (WatershedParams(own.fg_threshold, own.marker_threshold, own.min_size + 40),
+               WatershedParams(0.35, 0.3, 10)):
+        new = compute.rerun_watershed(r, ws, truth, rgb)
+        fresh = compute.compute_numbers(new.pruned, new.dense, truth)
+        assert new.numbers == fresh
+        assert new.numbers.vs_truth["dense"] is r.numbers.vs_truth["dense"]  # B against the same truth: kept
+        assert np.array_equal(new.disagreement, disagreement(new.dense.labels, new.pruned.labels).image)
+        assert new.features["pruned"] == compute.nucleus_features(new.pruned.labels, rgb, 0.5)
+        assert new.features["dense"] is r.features["dense"]
+    edited = truth.copy()
+    edited[edited == edited.max()] = 0  # the user painted over a nucleus of the ground truth
+    new = compute.rerun_watershed(r, own, edited, rgb)
+    assert new.numbers == compute.compute_numbers(new.pruned, new.dense, edited)
+    assert new.numbers.vs_truth["dense"] is not r.numbers.vs_truth["dense"]

@@ -73,6 +73,7 @@ class ComparisonState:
         self._grid_before: tuple | None = None
         self._image_visible: bool | None = None
         self._overlay_before: tuple | None = None
+        self._features: dict[Role, object] = {}  # the features object each role's layer was given last
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -172,16 +173,22 @@ class ComparisonState:
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
                 del self.layers[role]
+                self._features.pop(role, None)
         for role, spec in specs.items():
             layer = self.layers.get(role)
-            if layer is not None:
+            if layer is not None:  # only what changed (a threshold edit changes A's labels and the disagreement)
                 if layer.name != spec.name:
                     layer.name = spec.name
-                layer.data = spec.data
-                layer.metadata = spec.metadata
-                layer.translate = spec.kwargs.get("translate", (0, 0))
-                if "features" in spec.kwargs:
+                if layer.data is not spec.data:
+                    layer.data = spec.data
+                if layer.metadata != spec.metadata:
+                    layer.metadata = spec.metadata
+                translate = tuple(float(v) for v in spec.kwargs.get("translate", (0, 0)))
+                if tuple(float(v) for v in layer.translate) != translate:
+                    layer.translate = translate
+                if "features" in spec.kwargs and self._features.get(role) is not spec.kwargs["features"]:
                     layer.features = spec.kwargs["features"] or {}
+                    self._features[role] = spec.kwargs["features"]
             else:
                 kwargs = {k: v for k, v in spec.kwargs.items()
                           if k not in ("rgb", "multiscale", "features") or v is not None}
@@ -189,6 +196,7 @@ class ComparisonState:
                     kwargs["visible"] = shown[role]
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
+                self._features[role] = spec.kwargs.get("features")
                 if role[1] == "disagreement":
                     layer.colormap = _disagreement_colormap()
                 elif role[1] == "instances":
