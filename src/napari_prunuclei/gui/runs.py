@@ -172,7 +172,7 @@ class RunActions:
     def _on_finished(self) -> None:
         self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
         self.cancel_btn.enabled = False
-        if self._gc_frozen:
+        if self._gc_frozen and not self._showing:  # else when the result's layers are made (shown.py)
             gc.unfreeze()
             self._gc_frozen = False
         if self._cancel.is_set() and not self._returned:

@@ -3,13 +3,95 @@ sweep belongs to its image, changed controls mark it stale."""
 
 from __future__ import annotations
 
+import time
+
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
 
+#: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (one napari layer
+#: made costs 100-250 ms on this project's CPU; cheap in-place updates run together)
+STEP_BUDGET_S = 0.05
+
 
 class ShownRun:
     """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: the shown run and the controls."""
+
+    # ---- showing a result ---------------------------------------------
+    def _show(self, result: compute.ComparisonResult | None) -> None:
+        """Hand the result to the comparison state: the numbers at once, the layers over event-loop turns (seven
+        new layers in one turn stalled the GUI thread 1.6-1.9 s) while the canvas does not paint (napari's OpenGL
+        canvas crashed under Mesa when it painted between the removal and the addition of layers); where the
+        canvas cannot be held, in one turn."""
+        self._finish_showing()
+        self._showing = True
+        self._steps = self.state.show(result, bool(self.side_by_side.value))
+        if not self._hold_canvas(True):
+            self._finish_showing()
+        else:
+            self._step()
+        self._show_numbers()
+
+    def _hold_canvas(self, on: bool) -> bool:
+        """Stop (or let) the viewer's OpenGL canvas paint; False where none is found."""
+        from qtpy.QtWidgets import QOpenGLWidget
+
+        found = self.native.window().findChildren(QOpenGLWidget)
+        for c in found:
+            c.setUpdatesEnabled(not on)  # enabled again: Qt repaints it
+        return bool(found)
+
+    def _step(self) -> None:
+        """Layers of the result being shown for up to STEP_BUDGET_S, then the next turn."""
+        if self._steps is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            while True:
+                next(self._steps)
+                if time.perf_counter() - t0 > STEP_BUDGET_S:
+                    break
+        except StopIteration:
+            self._end_showing()
+            return
+        except BaseException:
+            self._end_showing()
+            raise
+        if self._step_timer is None:
+            from qtpy.QtCore import QTimer
+
+            self._step_timer = QTimer(self.native)  # owned by the dock: destroyed with it
+            self._step_timer.setSingleShot(True)
+            self._step_timer.setInterval(0)
+            self._step_timer.timeout.connect(self._step)
+        self._step_timer.start()
+
+    def _finish_showing(self) -> None:
+        """The rest of the result being shown, now."""
+        if self._steps is not None:
+            try:
+                for _ in self._steps:
+                    pass
+            finally:
+                self._end_showing()
+
+    def _abandon_showing(self) -> None:
+        """Stop showing a result half-way (its layers are about to be removed)."""
+        if self._steps is not None:
+            self._steps.close()
+            self._end_showing()
+
+    def _end_showing(self) -> None:
+        self._steps = None
+        self._hold_canvas(False)
+        self._showing = False
+        if self._gc_frozen and self.worker is None:  # kept frozen while the layers were made, as during the job
+            import gc
+
+            gc.unfreeze()
+            self._gc_frozen = False
+        if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
+            self.state.set_side_by_side(bool(self.side_by_side.value))
 
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of

@@ -125,8 +125,10 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
+        self._steps = None  # the layers of a result still being shown, one per event-loop turn
         self._returned = False
         self._params_timer = None
+        self._step_timer = None
         self._params_pending = False
         self.cr.changed.connect(self._on_cr)
         self.defaults_btn.changed.connect(self._restore_thresholds)
@@ -390,16 +392,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self._mark_stale()
 
 
-    def _show(self, result: compute.ComparisonResult | None) -> None:
-        """Hand the result to the comparison state, in one event-loop turn (napari's OpenGL canvas
-        crashed under Mesa when it painted between the removal and the addition of layers)."""
-        self._showing = True
-        try:
-            self.state.apply(result, bool(self.side_by_side.value))
-            self._show_numbers()
-        finally:
-            self._showing = False
-
     def _show_numbers(self) -> None:
         """The numbers as a table (model rows x metrics) with the comparison lines below it."""
         r = self.result
@@ -422,6 +414,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
 
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""
+        self._abandon_showing()
         self.state.clear()
         self.scratch.cleanup()
         self.numbers.value = ""
