@@ -91,6 +91,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
         self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px (at 40x)")
         self.defaults_btn = PushButton(text="Restore model A's thresholds")
+        self.time_btn = PushButton(text="time A vs B (median of 3)")
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
@@ -143,6 +144,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.export_btn.changed.connect(self.export)
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
+        self.time_btn.changed.connect(self.start_timing)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params_edited)
         self.truth.changed.connect(self._on_truth)
@@ -151,6 +153,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
             w.changed.connect(self._mark_stale)
         self.region.changed.connect(self._forget_sweep)
         self.sweep_key: tuple | None = None
+        self.sweep_dropped: str | None = None  # why the last CR sweep was dropped (the report says it)
         self._truth_chosen_for: str | None = None  # the image a ground truth of another name was chosen for
         self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
         self._on_image()
@@ -172,7 +175,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, Container):
         self.pages = {
             "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
                            self.reference, self.device, self.region, self.pixel_size, self.truth]),
-            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn], self.numbers.native),
+            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
+                            self.numbers.native),
             "Charts": page([self.sweep_btn], self.charts),
             "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
                             self.report_btn]),

@@ -22,7 +22,7 @@ from napari_prunuclei.base.constants import (
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
 from napari_prunuclei.nuclei.agreement import Agreement, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.pairs import ModelPair, ModelSpec, load_pair
 from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
 from napari_prunuclei.runtime.request import Segmentation, SegmentRequest
 from napari_prunuclei.runtime.tiles import tile_grid
@@ -33,6 +33,7 @@ __all__ = [
     "Numbers",
     "ComparisonResult",
     "run",
+    "model_requests",
     "rerun_watershed",
     "compute_numbers",
     "mean_area",
@@ -150,6 +151,24 @@ class Scratch:
             self.root = None
 
 
+def model_requests(req: CompareRequest) -> list[tuple[str, ModelPair, SegmentRequest]]:
+    """The models a comparison runs, by role, each with its request: the run's settings whole, its own model
+    and thresholds. Roles: "pruned" is model A when it is compared with a reference, "dense" the reference B
+    (dense unless another model is named; always its own thresholds); a model alone takes "dense" if it is
+    dense, else "pruned"."""
+    seg_req, spec, ref = req.segment, req.spec, req.reference_spec
+    jobs: list[tuple[str, ModelPair, WatershedParams | None]] = []
+    if ref is not None or not spec.is_dense:
+        jobs.append(("pruned", load_pair(spec), seg_req.params))
+    if ref is not None:
+        jobs.append(("dense", load_pair(ref), None))
+    elif spec.is_dense:
+        jobs.append(("dense", load_pair(), seg_req.params))
+    return [(role, pair, replace(seg_req, scheme=pair.spec.scheme, cr=pair.spec.cr,
+                                 fine_tuned=pair.spec.fine_tuned, params=params))
+            for role, pair, params in jobs]
+
+
 def _steps(shape, req: SegmentRequest) -> int:
     n = len(tile_grid(tuple(shape[:2]), req.tiling.tile, req.tiling.halo))
     return n if req.tiling.is_tiled(shape) else n + 1
@@ -164,30 +183,19 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     """
     seg_req = req.segment
     spec = req.spec
-    ref = req.reference_spec
-    # roles: "pruned" is model A when it is compared with a reference, "dense" the reference B (dense
-    # unless another model is named); a model alone takes "dense" if it is dense, else "pruned"
-    jobs: list[tuple[str, object, WatershedParams | None]] = []
-    if ref is not None or not spec.is_dense:
-        jobs.append(("pruned", load_pair(spec), seg_req.params))
-    if ref is not None:
-        jobs.append(("dense", load_pair(ref), None))  # the reference: always its own thresholds
-    elif spec.is_dense:
-        jobs.append(("dense", load_pair(), seg_req.params))
+    jobs = model_requests(req)
     per_model = _steps(rgb.shape, seg_req)
     total = per_model * len(jobs)
     tiled = seg_req.tiling.is_tiled(rgb.shape)
     outputs: dict[str, Segmentation] = {}
     made: list[Path] = []
     try:
-        for k, (role, pair, params) in enumerate(jobs):
+        for k, (role, pair, model_req) in enumerate(jobs):
             check_cancelled(cancelled)
             out = None
             if tiled and scratch is not None and rgb.shape[0] * rgb.shape[1] > ZARR_PIXELS:
                 out, folder = scratch.labels(tuple(rgb.shape[:2]), seg_req.tiling.tile)
                 made.append(folder)
-            own = pair.spec  # this model's request: the run's settings whole, its own model and thresholds
-            model_req = replace(seg_req, scheme=own.scheme, cr=own.cr, fine_tuned=own.fine_tuned, params=params)
             job = iter_segment(rgb, model_req, pair=pair, out=out, cancelled=cancelled,
                                name=f"layer '{req.image_name}'")
             try:
