@@ -112,8 +112,20 @@ class ShownRun:
         return (id(layer), getattr(layer, "name", None), id(truth) if truth is not None else None,
                 bool(self.region.value))
 
+    def _sweep_change(self, key: tuple) -> str:
+        """What changed since the sweep of ``key`` (a :meth:`_sweep_key`), in words."""
+        now = self._sweep_key()
+        if key[:2] != now[:2]:
+            return f"the image changed from '{key[1]}' to '{now[1]}'"
+        if key[2] != now[2]:
+            truth = self.truth.value
+            return f"the ground truth changed (to '{truth.name if truth is not None else 'none'}')"
+        return f"'visible region only' was turned {'on' if now[3] else 'off'}"
+
     def _forget_sweep(self, *_) -> None:
+        """The sweep no longer belongs to the image, truth or region chosen: dropped, and the report says why."""
         if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
+            self.sweep_dropped = self._sweep_change(self.sweep_key)
             self.sweep_rows = self.sweep_key = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
 
@@ -142,6 +154,21 @@ class ShownRun:
         if diffs:
             self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update")
+
+    def _write_canvas(self, path, r: compute.ComparisonResult) -> str:
+        """canvas.png at the image's (or region's) resolution, composed from the run's data (side by side: both
+        cells); a slide run tile by tile: a screenshot of the canvas. Returns its caption."""
+        from napari_prunuclei.io.images import as_rgb_uint8
+        from napari_prunuclei.study import report_canvas
+
+        rgb = None if r.tiled else self._region_rgb(r)
+        if rgb is None:
+            self.viewer.screenshot(str(path), canvas_only=True)
+            return "a screenshot of the canvas (a slide run tile by tile is not drawn at full resolution)"
+        side = bool(self.side_by_side.value) and self.state.side_by_side
+        visible = {role: layer.visible for role, layer in self.state.owned().items()}
+        report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible)
+        return report_canvas.canvas_caption(r, side)
 
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:
