@@ -12,7 +12,8 @@ with another CR (layers updated) and a threshold edit (watershed in a worker). S
 scratch zarr store, choosing a ground-truth layer, GeoJSON and CSV export (streamed in a
 worker, mean hematoxylin filled), then closing the widget: no scratch folder may remain.
 Real tile part (``--data``: the first MoNuSeg test image, its top-left 1000x1000, and its ground truth):
-network-wide CR20 beside dense; then ``--edits`` threshold edits, each timed from the edit to the new
+network-wide CR20 beside dense (layers made), CR8 and CR20 again (layers updated), 'time A vs B'; then
+``--edits`` threshold edits, each timed from the edit to the new
 result shown (the widget's 300 ms debounce included, and said apart), their median, the longest stall
 of each; the same edits through the library call alone (``study.session.rerun_watershed``).
 Writes a JSON report to --json.
@@ -155,7 +156,17 @@ def real_tile(viewer, meter: StallMeter, data: Path, edits: int) -> dict:
     w.image.value, w.truth.value = image, gt
     w.scheme.value, w.cr.value = "network-wide", "20"
     out: dict = {"tile": f"{name}, rows 0-1000, columns 0-1000", "debounce_ms": DEBOUNCE_MS}
-    out["run: network-wide CR20 and dense, with ground truth"] = meter.measure(w.start_run, w)
+    out["run: network-wide CR20 and dense, with ground truth (7 layers made)"] = meter.measure(w.start_run, w)
+    w.cr.value = "8"
+    out["re-run: network-wide CR8 (layers updated)"] = meter.measure(w.start_run, w)
+    w.cr.value = "20"
+    out["re-run: network-wide CR20 (layers updated)"] = meter.measure(w.start_run, w)
+    if hasattr(w, "start_timing"):  # (an earlier version's widget, to compare, has none)
+        out["time A vs B (median of 3)"] = meter.measure(w.start_timing, w)
+        t = w.result.timing
+        out["time A vs B"] = {"how": t.how, "A": t.names["pruned"], "B": t.names["dense"],
+                              "A_s": t.median("pruned"), "B_s": t.median("dense"),
+                              "A_over_B": t.ratio("pruned", "dense"), "note": t.note, "seconds": t.seconds}
     runs = []
     for box, value in EDITS[:edits]:
         m = meter.measure(lambda box=box, value=value: setattr(getattr(w, box), "value", value), w)
