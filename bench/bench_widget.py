@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="slide: run dense beside the pruned model")
     ap.add_argument("--data", type=Path, default=None, help="a MoNuSeg-layout folder: its first test tile")
     ap.add_argument("--edits", type=int, default=7, help="--data: threshold edits to time")
+    ap.add_argument("--profile", action="store_true", help="--data: cProfile one foreground edit (library call)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/prunuclei_bench_widget"))
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -83,7 +84,7 @@ def main() -> None:
     meter = StallMeter()
     report: dict = {"machine": cpu_name()}
     if a.data is not None:
-        report.update(real_tile(viewer, meter, a.data, a.edits))
+        report.update(real_tile(viewer, meter, a.data, a.edits, a.profile))
     elif a.slide is None:
         for data, meta, kind in synthetic_sample():
             getattr(viewer, f"add_{kind}")(data, **meta)
@@ -135,7 +136,7 @@ EDITS = (("min_size", 40), ("fg", 0.5), ("marker", 0.45), ("min_size", 20), ("fg
          ("min_size", 60), ("fg", 0.55), ("marker", 0.4))
 
 
-def real_tile(viewer, meter: StallMeter, data: Path, edits: int) -> dict:
+def real_tile(viewer, meter: StallMeter, data: Path, edits: int, profile: bool = False) -> dict:
     """A real 1000x1000 tile: a run with ground truth, then threshold edits in the widget and in the library."""
     import statistics
 
@@ -187,6 +188,20 @@ def real_tile(viewer, meter: StallMeter, data: Path, edits: int) -> dict:
         lib.append(time.perf_counter() - t)
     out["rerun_watershed (library) seconds"] = lib
     out["rerun_watershed (library): median seconds"] = statistics.median(lib)
+    if profile:  # where one foreground edit's time goes (cumulative seconds, the package's functions)
+        import cProfile
+        import io
+        import pstats
+
+        ws = WatershedParams(**{**base.chosen.info.watershed.as_dict(), "fg_threshold": 0.5})
+        prof = cProfile.Profile()
+        prof.enable()
+        rerun_watershed(base, ws, truth, rgb)
+        prof.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(prof, stream=text).sort_stats("cumulative")
+        stats.print_stats(r"napari_prunuclei|unique|regionprops", 25)
+        out["profile: foreground 0.5 edit, library (cProfile, cumulative)"] = text.getvalue().splitlines()
     return out
 
 
