@@ -563,3 +563,23 @@ def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
     assert "channel layer-wise CR4" in w.charts.ax_sparsity.get_title()
     sparsity = w.charts.ax_sparsity.lines[0].get_ydata()
     assert min(sparsity) > 40  # every layer lost weights (percent of the dense layer)
+
+
+def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget):
+    """Layers come over event-loop turns; the canvas does not paint a half-made set, and paints again after."""
+    from qtpy.QtWidgets import QOpenGLWidget
+
+    viewer, w = viewer_widget
+    held, real = [], w._hold_canvas
+
+    def hold(on):
+        held.append((on, len(w.state.layers)))
+        return real(on)
+
+    w._hold_canvas = hold
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert held[0][0] is True and held[-1] == (False, 7) and len(held) == 2
+    canvases = w.native.window().findChildren(QOpenGLWidget)
+    assert canvases and all(c.updatesEnabled() for c in canvases)
+    assert _roles(w) == COMPARE and not w._showing and w._steps is None
