@@ -1,6 +1,8 @@
 """How long the napari event loop stalls while the widget works (run under Xvfb: `xvfb-run -a`).
 
     xvfb-run -a python bench/bench_widget.py                      # tile: runs, re-run, threshold edit
+    xvfb-run -a python bench/bench_widget.py --data ../shared/data/monuseg2018 --json out.json
+                                         # a real 1000x1000 MoNuSeg test tile: threshold edits, stalls
     xvfb-run -a python bench/bench_widget.py --slide /tmp/slide9k.tif [--compare]  # slide: run, export
 
 A timer ticks every 10 ms on the GUI thread; the longest gap between ticks is the longest
@@ -9,6 +11,11 @@ with another CR (layers updated) and a threshold edit (watershed in a worker). S
 (e.g. 9000 x 9000, made by ``bench/make_large_image.py``): a tiled run with labels in a
 scratch zarr store, choosing a ground-truth layer, GeoJSON and CSV export (streamed in a
 worker, mean hematoxylin filled), then closing the widget: no scratch folder may remain.
+Real tile part (``--data``: the first MoNuSeg test image, its top-left 1000x1000, and its ground truth):
+network-wide CR20 beside dense (layers made), CR8 and CR20 again (layers updated), 'time A vs B'; then
+``--edits`` threshold edits, each timed from the edit to the new
+result shown (the widget's 300 ms debounce included, and said apart), their median, the longest stall
+of each; the same edits through the library call alone (``study.session.rerun_watershed``).
 Writes a JSON report to --json.
 """
 
@@ -44,12 +51,13 @@ class StallMeter:
         while widget.busy:
             QApplication.processEvents()
             time.sleep(0.001)
+        done = time.perf_counter() - t0
         for _ in range(20):  # the last layer's first paint
             QApplication.processEvents()
             time.sleep(0.005)
         self.timer.stop()
         gaps = np.diff(self.stamps)
-        return {"seconds": time.perf_counter() - t0, "longest_stall_ms": 1000 * float(gaps.max()),
+        return {"seconds": done, "longest_stall_ms": 1000 * float(gaps.max()),
                 "ticks": len(self.stamps), "status": widget.status.value}
 
 
@@ -57,6 +65,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slide", type=Path, default=None, help="a large H&E TIFF (tiled path)")
     ap.add_argument("--compare", action="store_true", help="slide: run dense beside the pruned model")
+    ap.add_argument("--data", type=Path, default=None, help="a MoNuSeg-layout folder: its first test tile")
+    ap.add_argument("--edits", type=int, default=7, help="--data: threshold edits to time")
+    ap.add_argument("--profile", action="store_true", help="--data: cProfile one foreground edit (library call)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/prunuclei_bench_widget"))
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -72,7 +83,9 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     meter = StallMeter()
     report: dict = {"machine": cpu_name()}
-    if a.slide is None:
+    if a.data is not None:
+        report.update(real_tile(viewer, meter, a.data, a.edits, a.profile))
+    elif a.slide is None:
         for data, meta, kind in synthetic_sample():
             getattr(viewer, f"add_{kind}")(data, **meta)
         w = PruneCompareWidget(viewer)
@@ -116,6 +129,80 @@ def main() -> None:
         a.json.write_text(json.dumps(report, indent=1))
     if a.slide is None:
         viewer.close()
+
+
+#: the threshold edits of --data, in turn: (box, value); each a change from the one before
+EDITS = (("min_size", 40), ("fg", 0.5), ("marker", 0.45), ("min_size", 20), ("fg", 0.65), ("marker", 0.5),
+         ("min_size", 60), ("fg", 0.55), ("marker", 0.4))
+
+
+def real_tile(viewer, meter: StallMeter, data: Path, edits: int, profile: bool = False) -> dict:
+    """A real 1000x1000 tile: a run with ground truth, then threshold edits in the widget and in the library."""
+    import statistics
+
+    from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
+    from napari_prunuclei.gui.widget import PruneCompareWidget
+    from napari_prunuclei.io.dataset import NucleiDataset
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+    from napari_prunuclei.study.session import rerun_watershed
+
+    ds = NucleiDataset(data)
+    name = ds.names("test")[0]
+    rgb, truth = ds.load(name)
+    rgb, truth = np.ascontiguousarray(rgb[:1000, :1000]), np.ascontiguousarray(truth[:1000, :1000])
+    image = viewer.add_image(rgb, name=name, rgb=True)
+    gt = viewer.add_labels(truth, name=f"{name} · ground truth", visible=False)
+    w = PruneCompareWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value, w.truth.value = image, gt
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    out: dict = {"tile": f"{name}, rows 0-1000, columns 0-1000", "debounce_ms": DEBOUNCE_MS}
+    out["run: network-wide CR20 and dense, with ground truth (7 layers made)"] = meter.measure(w.start_run, w)
+    w.cr.value = "8"
+    out["re-run: network-wide CR8 (layers updated)"] = meter.measure(w.start_run, w)
+    w.cr.value = "20"
+    out["re-run: network-wide CR20 (layers updated)"] = meter.measure(w.start_run, w)
+    if hasattr(w, "start_timing"):  # (an earlier version's widget, to compare, has none)
+        out["time A vs B (median of 3)"] = meter.measure(w.start_timing, w)
+        t = w.result.timing
+        out["time A vs B"] = {"how": t.how, "A": t.names["pruned"], "B": t.names["dense"],
+                              "A_s": t.median("pruned"), "B_s": t.median("dense"),
+                              "A_over_B": t.ratio("pruned", "dense"), "note": t.note, "seconds": t.seconds}
+    runs = []
+    for box, value in EDITS[:edits]:
+        m = meter.measure(lambda box=box, value=value: setattr(getattr(w, box), "value", value), w)
+        m["edit"] = f"{box} {value}"
+        m["after_debounce_s"] = m["seconds"] - DEBOUNCE_MS / 1000
+        runs.append(m)
+    out["threshold edits (widget: edit to result shown)"] = runs
+    out["threshold edit: median seconds, edit to shown"] = statistics.median(m["seconds"] for m in runs)
+    out["threshold edit: median seconds after the debounce"] = statistics.median(m["after_debounce_s"] for m in runs)
+    out["threshold edit: longest stall ms"] = max(m["longest_stall_ms"] for m in runs)
+    base, lib = w.result, []  # the library call alone, on the same run, the same edits
+    ws = base.chosen.info.watershed
+    for box, value in EDITS[:edits]:
+        field = {"fg": "fg_threshold", "marker": "marker_threshold", "min_size": "min_size"}[box]
+        ws = WatershedParams(**{**ws.as_dict(), field: value})
+        t = time.perf_counter()
+        rerun_watershed(base, ws, truth, rgb)
+        lib.append(time.perf_counter() - t)
+    out["rerun_watershed (library) seconds"] = lib
+    out["rerun_watershed (library): median seconds"] = statistics.median(lib)
+    if profile:  # where one foreground edit's time goes (cumulative seconds, the package's functions)
+        import cProfile
+        import io
+        import pstats
+
+        ws = WatershedParams(**{**base.chosen.info.watershed.as_dict(), "fg_threshold": 0.5})
+        prof = cProfile.Profile()
+        prof.enable()
+        rerun_watershed(base, ws, truth, rgb)
+        prof.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(prof, stream=text).sort_stats("cumulative")
+        stats.print_stats(r"napari_prunuclei|unique|regionprops", 25)
+        out["profile: foreground 0.5 edit, library (cProfile, cumulative)"] = text.getvalue().splitlines()
+    return out
 
 
 if __name__ == "__main__":

@@ -99,3 +99,27 @@ def test_ids_two_to_the_32_apart_stay_apart_and_negative_ids_are_refused():
     assert score_instances(two, lab).aji == pytest.approx(1.0)  # two nuclei, not one
     with pytest.raises(ValueError, match="negative ids"):
         score_instances(two, -two)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_the_overlap_table_equals_the_sorting_one(big):
+    """The table paths (ids and pair counts without a sort) give what np.unique and a COO sum gave."""
+    from scipy import sparse
+
+    from napari_prunuclei.io.labels import unique_inverse
+    from napari_prunuclei.nuclei.metrics import overlap_matrix
+
+    rng = np.random.default_rng(1)
+    t = rng.integers(0, 40, (64, 80)) * 3
+    p = rng.integers(0, 55, (64, 80)) + 1  # no background in pred
+    if big:  # ids far above the pixel count: np.unique
+        t = t.astype(np.int64) * 10**9
+    ids, inv = unique_inverse(t)
+    ref_ids, ref_inv = np.unique(t, return_inverse=True)
+    assert np.array_equal(ids, ref_ids) and np.array_equal(inv, ref_inv.reshape(t.shape))
+    inter, area_t, area_p, nt, np_ = overlap_matrix(t, p)
+    ti, pi = np.unique(t, return_inverse=True)[1].ravel(), np.unique(p, return_inverse=True)[1].ravel() + 1
+    ref = sparse.coo_matrix((np.ones(t.size, np.int64), (ti, pi)), shape=(nt + 1, np_ + 1)).tocsr()
+    assert (inter != ref).nnz == 0 and inter.dtype == ref.dtype and inter.has_canonical_format
+    assert np.array_equal(inter.indices, ref.indices) and np.array_equal(inter.indptr, ref.indptr)
+    assert area_t.sum() == area_p.sum() == t.size

@@ -163,3 +163,56 @@ def test_the_verdict_names_the_budget_against_the_truth_or_the_agreement_without
         truth = {a: Agreement(aji_a, 0.5, 0.8, 10, 10), b: Agreement(0.6, 0.5, 0.8, 10, 10)}
         r = replace(a_vs_b, numbers=replace(a_vs_b.numbers, vs_truth=truth))
         assert f"{where} the 2 % budget" in compute_models.verdict(r)
+
+
+def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_computation():
+    from napari_prunuclei.nuclei.agreement import disagreement
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+
+    rgb, truth = synthetic_tissue(192, seed=5)
+    req = CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"), pixel_size=0.5)
+    r = drive(run(rgb, req, truth=truth))
+    own = r.pruned.info.watershed
+    for ws in (WatershedParams(own.fg_threshold, own.marker_threshold, own.min_size + 40),
+               WatershedParams(0.35, 0.3, 10)):
+        new = compute.rerun_watershed(r, ws, truth, rgb)
+        fresh = compute.compute_numbers(new.pruned, new.dense, truth)
+        assert new.numbers == fresh
+        assert new.numbers.vs_truth["dense"] is r.numbers.vs_truth["dense"]  # B against the same truth: kept
+        assert np.array_equal(new.disagreement, disagreement(new.dense.labels, new.pruned.labels).image)
+        assert new.features["pruned"] == compute.nucleus_features(new.pruned.labels, rgb, 0.5)
+        assert new.features["dense"] is r.features["dense"]
+    edited = truth.copy()
+    edited[edited == edited.max()] = 0  # the user painted over a nucleus of the ground truth
+    new = compute.rerun_watershed(r, own, edited, rgb)
+    assert new.numbers == compute.compute_numbers(new.pruned, new.dense, edited)
+    assert new.numbers.vs_truth["dense"] is not r.numbers.vs_truth["dense"]
+
+
+def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbers(tmp_path, rgb):
+    import csv
+    from dataclasses import replace
+
+    from napari_prunuclei.study.timing import SAME_SHAPE_NOTE, Timing
+
+    r = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
+    header, rows = compute_report.numbers_table(r)
+    assert header[-2:] == ["seconds (one run)", "time vs B (×, one run)"]
+    assert "one run each" in compute_report.format_numbers(r) and SAME_SHAPE_NOTE in compute_report.numbers_html(r)
+    timed = replace(r, timing=Timing({"pruned": [2.0, 1.0, 3.0], "dense": [4.0, 5.0, 9.0]}, ["pruned", "dense"] * 3))
+    header, rows = compute_report.numbers_table(timed)
+    assert header[-2:] == ["seconds (median of 3)", "time vs B (×, median of 3)"]
+    assert rows[0][-2:] == ["2.00", "0.40"] and rows[1][-2:] == ["5.00", ""]
+    html = compute_report.numbers_html(timed)
+    assert "median of 3 interleaved runs after a warm-up" in html and "0.40x B's time" in html
+    md = compute_report.write_report(tmp_path, timed, sweep_dropped="the image changed from 'a' to 'b'").read_text()
+    assert "median of 3 interleaved runs after a warm-up" in md and SAME_SHAPE_NOTE in md
+    assert "CR sweep: dropped when the image changed from 'a' to 'b'; press 'CR sweep' again." in md
+    assert "**dense** (dense: not pruned)" in md and "fine-tuned" not in md.split("**dense**")[1].split("\n")[0]
+    assert f"precision used: network-wide CR20 {r.pruned.info.precision}, dense {r.dense.info.precision}" in md
+    with open(tmp_path / "numbers.csv", newline="") as f:
+        table = list(csv.reader(f))
+    for row in table[1:]:  # every cell but the model's name is a number or empty
+        for cell in row[1:]:
+            assert cell == "" or float(cell) == float(cell)
+    assert float(table[1][-1]) == 0.4

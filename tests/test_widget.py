@@ -457,6 +457,38 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert {"report.md", "numbers.csv", "canvas.png", "charts.png"} <= names
     assert (tmp_path / "report" / "canvas.png").stat().st_size > 1000
     assert w.result.pruned.info.semantic["sha256"] in md.read_text()
+    import imageio.v3 as iio
+
+    png = iio.imread(tmp_path / "report" / "canvas.png")  # the image's resolution, both cells side by side
+    h, wd = viewer.layers[IMG].data.shape[:2]
+    assert png.shape[:2] == (h, 2 * wd) and (png[..., :3].max(axis=2) < 30).mean() < 0.2
+    assert "left B (layer-wise CR20), right A (network-wide CR20)" in md.read_text()
+
+
+def test_time_a_vs_b_in_the_worker_cancel_and_dropped_with_its_run(qtbot, viewer_widget):
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert "seconds (one run)" in w.numbers.value and "one run each" in w.numbers_text
+    worker = w.start_timing()  # cancelled after its first step: nothing kept
+    assert worker is not None and not w.run_btn.enabled and not w.time_btn.enabled
+    worker.yielded.connect(lambda p: w.cancel())
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    _wait(qtbot, w)
+    assert w.status.value == "timing cancelled" and w.result.timing is None and w.time_btn.enabled
+    shown = w.result
+    _wait(qtbot, w)
+    w.start_timing()
+    _wait(qtbot, w, timeout=180_000)
+    assert w.result is shown and shown.timing is not None and shown.timing.repeat == 3
+    assert shown.timing.order == ["pruned", "dense"] * 3
+    assert "median of 3 interleaved runs after a warm-up" in w.numbers.value
+    assert "same network shape as dense: no speed-up expected on CPU" in w.numbers.value
+    assert "seconds (median of 3)" in w.numbers.value and w.status.value.startswith("timed:")
+    w.min_size.value = 60  # a new result (a threshold edit): the timing belonged to the run before
+    _wait(qtbot, w)
+    assert w.result is not shown and w.result.timing is None and "seconds (one run)" in w.numbers.value
 
 
 def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
@@ -539,7 +571,28 @@ def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
     meta = w.state.owned()[("pruned", "instances")].metadata["prunuclei"]
     assert meta["scheme"] == "channel-layerwise" and meta["cr"] == 4 and meta["fine_tuned"]
     assert meta["semantic"]["prunable"] < meta["semantic"]["dense_prunable"] / 3  # a smaller network
-    assert "speed, this run:" in w.numbers_text and "time vs B" in w.numbers.value
+    assert "time, one run each" in w.numbers_text and "time vs B" in w.numbers.value
+    assert "same network shape" not in w.numbers_text  # a smaller network: a speed-up may be seen
     assert "channel layer-wise CR4" in w.charts.ax_sparsity.get_title()
     sparsity = w.charts.ax_sparsity.lines[0].get_ydata()
     assert min(sparsity) > 40  # every layer lost weights (percent of the dense layer)
+
+
+def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget):
+    """Layers come over event-loop turns; the canvas does not paint a half-made set, and paints again after."""
+    from qtpy.QtWidgets import QOpenGLWidget
+
+    viewer, w = viewer_widget
+    held, real = [], w._hold_canvas
+
+    def hold(on):
+        held.append((on, len(w.state.layers)))
+        return real(on)
+
+    w._hold_canvas = hold
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert held[0][0] is True and held[-1] == (False, 7) and len(held) == 2
+    canvases = w.native.window().findChildren(QOpenGLWidget)
+    assert canvases and all(c.updatesEnabled() for c in canvases)
+    assert _roles(w) == COMPARE and not w._showing and w._steps is None

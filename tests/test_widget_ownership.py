@@ -68,6 +68,25 @@ def test_a_sweep_belongs_to_its_image(qtbot, viewer_widget):
     assert w.sweep_rows == rows
     w.image.value = viewer.add_image(np.asarray(viewer.layers[IMG].data), name="another tile", rgb=True)
     assert w.sweep_rows is None and "press 'CR sweep'" in w.charts.ax_sweep.get_title()
+    assert w.sweep_dropped == f"the image changed from '{IMG}' to 'another tile'"
+
+
+def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_path):
+    viewer, w = viewer_widget
+    from napari_prunuclei.nuclei.agreement import agreement_scores
+
+    w.scheme.value = "dense"
+    w.start_run()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    lab = viewer.layers[GT].data
+    w._on_sweep([ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))], w._sweep_key())
+    w.report_path.value = tmp_path / "with"
+    assert "## CR sweep on this image (1 models)" in w.write_report().read_text()
+    w.truth.value = viewer.layers[GT]  # the ground truth chosen: the sweep scored without it is dropped
+    w.report_path.value = tmp_path / "after"
+    text = w.write_report().read_text()
+    assert f"CR sweep: dropped when the ground truth changed (to '{GT}'); press 'CR sweep' again." in text
+    assert not (tmp_path / "after" / "sweep.csv").exists()
 
 
 def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_widget):

@@ -91,12 +91,14 @@ class ExportActions:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             shot = folder / "canvas.png"
-            self.viewer.screenshot(str(shot), canvas_only=True)
+            caption = self._write_canvas(shot, r)
             with self.charts._lock:
                 self.charts.figure.savefig(folder / "charts.png", dpi=100)
             mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
             sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
-            md = compute_report.write_report(folder, r, sweep, screenshot=shot.name, charts="charts.png")
+            dropped = None if sweep else self.sweep_dropped
+            md = compute_report.write_report(folder, r, sweep, screenshot=shot.name, charts="charts.png",
+                                             canvas_caption=caption, sweep_dropped=dropped)
         except OSError as e:
             self._error(f"report failed: {e}")
             return None

@@ -27,12 +27,12 @@ class ChartsCanvas(QLabel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.figure = Figure(figsize=(4, 4.6), dpi=80, layout="constrained")
+        self.figure = Figure(figsize=(4, 5.6), dpi=80, layout="constrained")  # room for the legend below
         self._agg = FigureCanvasAgg(self.figure)
         self.ax_sweep, self.ax_sparsity = self.figure.subplots(2, 1)
         self._lock = threading.Lock()
         self._rgba: np.ndarray | None = None
-        self.setMinimumHeight(330)
+        self.setMinimumHeight(400)
         self.ax_sweep.set_title("CR sweep: press 'CR sweep'", fontsize=9)
         self.ax_sparsity.set_title("layer sparsity: run a model", fontsize=9)
         self._render()
@@ -75,7 +75,8 @@ class ChartsCanvas(QLabel):
             ax.set_ylabel(metric.upper(), fontsize=8)
             ax.set_title("CR sweep on this image", fontsize=9)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7)
+            # below the axes, never over the curves (constrained layout makes room for it)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
             self._render()
 
     def clear_sweep(self, why: str = "press 'CR sweep'") -> None:

@@ -14,6 +14,7 @@ from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
 from napari_prunuclei.study import session as compute
 from napari_prunuclei.study import session_models as compute_models
+from napari_prunuclei.study import session_report as compute_report
 
 
 class RunActions:
@@ -52,7 +53,7 @@ class RunActions:
             self._gc_frozen = True
         self.status.value = message
         self.progress.value = 0
-        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = False
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = self.time_btn.enabled = False
         self.cancel_btn.enabled = True
 
         def work():
@@ -112,15 +113,45 @@ class RunActions:
         return self._start(job, lambda rows: self._on_sweep(rows, key), "CR sweep...",
                            after=self.charts.show_sweep)
 
+    def start_timing(self, *_):
+        """Time A's and B's networks and watershed on the shown run's image (median of 3 interleaved runs after a
+        warm-up), in a worker; the timing joins the shown run's numbers (dropped with it)."""
+        from napari_prunuclei.study import timing
+
+        r = self.result
+        if r is None or r.pruned is None or r.dense is None:
+            self._error("timing compares model A with model B: choose both and press Run first")
+            return None
+        rgb = None if r.tiled else self._region_rgb(r)
+        if rgb is None:
+            self._error("timing runs on images up to 2048x2048 (or the visible region of a slide) that are still open")
+            return None
+        rgb = as_rgb_uint8(rgb, name=f"layer '{r.request.image_name}'")
+        job = timing.time_pair(rgb, compute.model_requests(r.request), repeat=3, cancelled=self._cancel.is_set)
+
+        def done(t) -> None:
+            if t is None:
+                self.status.value = "timing cancelled"
+            elif self.result is not r:
+                self.status.value = "timing done, but another result is shown now: not kept"
+            else:
+                r.timing = t
+                self._show_numbers()
+                self.status.value = f"timed: {compute_report.speed_text(r)}"
+
+        return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...")
+
     def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None) -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
         if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
+            self.sweep_dropped = self._sweep_change(key)
             self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
             self.charts.clear_sweep("press 'CR sweep' for this image")
             return
         self.sweep_rows, self.sweep_key = rows, key
+        self.sweep_dropped = None
         self.charts.refresh()
         self.status.value = "CR sweep done"
 
@@ -173,9 +204,9 @@ class RunActions:
         self._error(f"{type(e).__name__}: {e}")
 
     def _on_finished(self) -> None:
-        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = self.time_btn.enabled = True
         self.cancel_btn.enabled = False
-        if self._gc_frozen:
+        if self._gc_frozen and not self._showing:  # else when the result's layers are made (shown.py)
             gc.unfreeze()
             self._gc_frozen = False
         if self._cancel.is_set() and not self._returned:

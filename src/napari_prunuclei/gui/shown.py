@@ -3,13 +3,96 @@ sweep belongs to its image, changed controls mark it stale."""
 
 from __future__ import annotations
 
+import time
+
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
 
+#: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (one napari layer
+#: made costs 100-250 ms on this project's CPU; cheap in-place updates run together)
+STEP_BUDGET_S = 0.05
+
 
 class ShownRun:
     """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: the shown run and the controls."""
+
+    # ---- showing a result ---------------------------------------------
+    def _show(self, result: compute.ComparisonResult | None) -> None:
+        """Hand the result to the comparison state: the numbers at once, the layers over event-loop turns (seven
+        new layers in one turn stalled the GUI thread 1.6-1.9 s) while the canvas does not paint (napari's OpenGL
+        canvas crashed under Mesa when it painted between the removal and the addition of layers); where the
+        canvas cannot be held, in one turn."""
+        self._finish_showing()
+        self._showing = True
+        self._steps = self.state.show(result, bool(self.side_by_side.value))
+        if not self._hold_canvas(True):
+            self._finish_showing()
+        else:
+            self._step()
+        self._show_numbers()
+        self._fill_differences()
+
+    def _hold_canvas(self, on: bool) -> bool:
+        """Stop (or let) the viewer's OpenGL canvas paint; False where none is found."""
+        from qtpy.QtWidgets import QOpenGLWidget
+
+        found = self.native.window().findChildren(QOpenGLWidget)
+        for c in found:
+            c.setUpdatesEnabled(not on)  # enabled again: Qt repaints it
+        return bool(found)
+
+    def _step(self) -> None:
+        """Layers of the result being shown for up to STEP_BUDGET_S, then the next turn."""
+        if self._steps is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            while True:
+                next(self._steps)
+                if time.perf_counter() - t0 > STEP_BUDGET_S:
+                    break
+        except StopIteration:
+            self._end_showing()
+            return
+        except BaseException:
+            self._end_showing()
+            raise
+        if self._step_timer is None:
+            from qtpy.QtCore import QTimer
+
+            self._step_timer = QTimer(self.native)  # owned by the dock: destroyed with it
+            self._step_timer.setSingleShot(True)
+            self._step_timer.setInterval(0)
+            self._step_timer.timeout.connect(self._step)
+        self._step_timer.start()
+
+    def _finish_showing(self) -> None:
+        """The rest of the result being shown, now."""
+        if self._steps is not None:
+            try:
+                for _ in self._steps:
+                    pass
+            finally:
+                self._end_showing()
+
+    def _abandon_showing(self) -> None:
+        """Stop showing a result half-way (its layers are about to be removed)."""
+        if self._steps is not None:
+            self._steps.close()
+            self._end_showing()
+
+    def _end_showing(self) -> None:
+        self._steps = None
+        self._hold_canvas(False)
+        self._showing = False
+        if self._gc_frozen and self.worker is None:  # kept frozen while the layers were made, as during the job
+            import gc
+
+            gc.unfreeze()
+            self._gc_frozen = False
+        if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
+            self.state.set_side_by_side(bool(self.side_by_side.value))
 
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
@@ -30,8 +113,20 @@ class ShownRun:
         return (id(layer), getattr(layer, "name", None), id(truth) if truth is not None else None,
                 bool(self.region.value))
 
+    def _sweep_change(self, key: tuple) -> str:
+        """What changed since the sweep of ``key`` (a :meth:`_sweep_key`), in words."""
+        now = self._sweep_key()
+        if key[:2] != now[:2]:
+            return f"the image changed from '{key[1]}' to '{now[1]}'"
+        if key[2] != now[2]:
+            truth = self.truth.value
+            return f"the ground truth changed (to '{truth.name if truth is not None else 'none'}')"
+        return f"'visible region only' was turned {'on' if now[3] else 'off'}"
+
     def _forget_sweep(self, *_) -> None:
+        """The sweep no longer belongs to the image, truth or region chosen: dropped, and the report says why."""
         if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
+            self.sweep_dropped = self._sweep_change(self.sweep_key)
             self.sweep_rows = self.sweep_key = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
 
@@ -124,6 +219,21 @@ class ShownRun:
             lines.append(f"{'⚠ ' if warn else ''}known accuracy of {tag + ' ' if tag else ''}"
                          f"({escape(seg.info.model)}): {escape(note)}")
         return "<p><small>" + "<br>".join(lines) + "</small></p>" if lines else ""
+
+    def _write_canvas(self, path, r: compute.ComparisonResult) -> str:
+        """canvas.png at the image's (or region's) resolution, composed from the run's data (side by side: both
+        cells); a slide run tile by tile: a screenshot of the canvas. Returns its caption."""
+        from napari_prunuclei.io.images import as_rgb_uint8
+        from napari_prunuclei.study import report_canvas
+
+        rgb = None if r.tiled else self._region_rgb(r)
+        if rgb is None:
+            self.viewer.screenshot(str(path), canvas_only=True)
+            return "a screenshot of the canvas (a slide run tile by tile is not drawn at full resolution)"
+        side = bool(self.side_by_side.value) and self.state.side_by_side
+        visible = {role: layer.visible for role, layer in self.state.owned().items()}
+        report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible)
+        return report_canvas.canvas_caption(r, side)
 
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:

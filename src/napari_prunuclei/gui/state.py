@@ -99,6 +99,7 @@ class ComparisonState:
         self._overlay_before: tuple | None = None
         self.fill = False  # nuclei as outlines (default) or filled
         self.on_legend = None  # called when the legend may have changed (the widget draws it)
+        self._features: dict[Role, object] = {}  # the features object each role's layer was given last
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -217,18 +218,28 @@ class ComparisonState:
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
                 del self.layers[role]
+                self._features.pop(role, None)
         for role, spec in specs.items():
             layer = self.layers.get(role)
-            if layer is not None:
+            if layer is not None:  # only what changed (a threshold edit changes A's labels and the disagreement)
                 if layer.name != spec.name:
                     layer.name = spec.name
-                layer.data = spec.data
-                layer.metadata = spec.metadata
-                layer.units = spec.kwargs.get("units", ("pixel", "pixel"))
-                layer.scale = spec.kwargs.get("scale", (1, 1))
-                layer.translate = spec.kwargs.get("translate", (0, 0))
-                if "features" in spec.kwargs:
+                if layer.data is not spec.data:
+                    layer.data = spec.data
+                if layer.metadata != spec.metadata:
+                    layer.metadata = spec.metadata
+                units = tuple(spec.kwargs.get("units", ("pixel", "pixel")))
+                if tuple(str(u) for u in layer.units) != tuple(str(u) for u in units):
+                    layer.units = units
+                scale = tuple(float(v) for v in spec.kwargs.get("scale", (1, 1)))
+                if tuple(float(v) for v in layer.scale) != scale:
+                    layer.scale = scale
+                translate = tuple(float(v) for v in spec.kwargs.get("translate", (0, 0)))
+                if tuple(float(v) for v in layer.translate) != translate:
+                    layer.translate = translate
+                if "features" in spec.kwargs and self._features.get(role) is not spec.kwargs["features"]:
                     layer.features = spec.kwargs["features"] or {}
+                    self._features[role] = spec.kwargs["features"]
             else:
                 kwargs = {k: v for k, v in spec.kwargs.items()
                           if k != "contour" and (k not in ("rgb", "multiscale", "features") or v is not None)}
@@ -236,6 +247,7 @@ class ComparisonState:
                     kwargs["visible"] = shown[role]
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
+                self._features[role] = spec.kwargs.get("features")
                 if role[1] == "disagreement":
                     layer.colormap = _disagreement_colormap()
                     layer.contour = spec.kwargs.get("contour", 0)

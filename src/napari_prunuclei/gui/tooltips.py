@@ -26,7 +26,10 @@ TOOLTIPS = {
                   "With it, areas are in µm² in the numbers, the features table and the exports.",
     "report_path": "The folder the report is written into (made if missing).",
     "report_btn": "Write a report folder: numbers (Markdown and CSV), parameters, model ids and sha256, the CR "
-                  "sweep rows, the charts and a screenshot of the canvas.",
+                  "sweep rows, the charts and a picture of the run at the image's resolution (canvas.png).",
+    "time_btn": "Time A's and B's networks and watershed on the shown run's image (or region), interleaved A, B, "
+                "A, B... after one warm-up each: the numbers then give the median of 3 and its ratio (a run "
+                "alone times each model once). Cancel stops it.",
     "truth": "A labels layer of ground-truth nuclei (instance ids) to score both models against. Empty? Open "
              "a label image (.tif or 16-bit .png of ids) with File > Open: it opens as a Labels layer.",
     "run_btn": "Run the chosen model (and dense) in the background (Ctrl+Shift+R).",

@@ -92,6 +92,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
         self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px (at 40x)")
         self.defaults_btn = PushButton(text="Restore model A's thresholds")
+        self.time_btn = PushButton(text="time A vs B (median of 3)")
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
@@ -130,8 +131,10 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
+        self._steps = None  # the layers of a result still being shown, one per event-loop turn
         self._returned = False
         self._params_timer = None
+        self._step_timer = None
         self._params_pending = False
         self.cr.changed.connect(self._on_cr)
         self.defaults_btn.changed.connect(self._restore_thresholds)
@@ -147,6 +150,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.export_btn.changed.connect(self.export)
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
+        self.time_btn.changed.connect(self.start_timing)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params_edited)
         self.truth.changed.connect(self._on_truth)
@@ -155,6 +159,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             w.changed.connect(self._mark_stale)
         self.region.changed.connect(self._forget_sweep)
         self.sweep_key: tuple | None = None
+        self.sweep_dropped: str | None = None  # why the last CR sweep was dropped (the report says it)
         self._truth_chosen_for: str | None = None  # the image a ground truth of another name was chosen for
         self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
         self._on_image()
@@ -176,7 +181,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.pages = {
             "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
                            self.reference, self.device, self.region, self.pixel_size, self.truth]),
-            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn], self.numbers.native),
+            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
+                            self.numbers.native),
             "Differences": page([self.diff_buttons, self.diff_summary], self.diff_table),
             "Charts": page([self.sweep_btn], self.charts),
             "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
@@ -392,17 +398,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._mark_stale()
 
 
-    def _show(self, result: compute.ComparisonResult | None) -> None:
-        """Hand the result to the comparison state, in one event-loop turn (napari's OpenGL canvas
-        crashed under Mesa when it painted between the removal and the addition of layers)."""
-        self._showing = True
-        try:
-            self.state.apply(result, bool(self.side_by_side.value))
-            self._show_numbers()
-            self._fill_differences()
-        finally:
-            self._showing = False
-
     def _show_numbers(self) -> None:
         """The numbers as a table (model rows x metrics) with the comparison lines below it."""
         r = self.result
@@ -433,6 +428,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
 
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""
+        self._abandon_showing()
         self.state.clear()
         self._fill_differences()
         self.scratch.cleanup()

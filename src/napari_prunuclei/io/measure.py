@@ -14,7 +14,7 @@ from skimage.color import rgb2hed
 from skimage.measure import regionprops
 
 from napari_prunuclei.io.atomic import atomic_write
-from napari_prunuclei.io.labels import check_label_ids
+from napari_prunuclei.io.labels import check_label_ids, unique_inverse
 
 MEASUREMENT_FIELDS = ("id", "centroid_y", "centroid_x", "area", "perimeter", "eccentricity", "mean_hematoxylin")
 #: added to the measurements when the pixel size (micrometres per pixel) is known
@@ -69,10 +69,10 @@ def measurements(labels: np.ndarray, rgb: np.ndarray | None = None) -> list[dict
 def compact(labels) -> tuple[np.ndarray, np.ndarray]:
     """Labels as ids 0..n (regionprops makes a list as long as the largest id) and each one's own id."""
     lab = check_label_ids(labels)
-    ids, inv = np.unique(lab, return_inverse=True)
+    ids, inv = unique_inverse(lab)
     if ids[0] != 0:
         ids, inv = np.concatenate([[0], ids]), inv + 1
-    return inv.reshape(lab.shape).astype(np.int32 if len(ids) < 2**31 else np.int64), ids
+    return inv.astype(np.int32 if len(ids) < 2**31 else np.int64), ids
 
 
 def preamble(provenance: dict | None) -> str:

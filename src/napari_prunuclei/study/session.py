@@ -22,7 +22,7 @@ from napari_prunuclei.base.constants import (
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
 from napari_prunuclei.nuclei.agreement import Agreement, DisagreementEvent, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.pairs import ModelPair, ModelSpec, load_pair
 from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
 from napari_prunuclei.runtime.request import Segmentation, SegmentRequest
 from napari_prunuclei.runtime.tiles import tile_grid
@@ -33,12 +33,14 @@ __all__ = [
     "Numbers",
     "ComparisonResult",
     "run",
+    "model_requests",
     "rerun_watershed",
     "compute_numbers",
     "mean_area",
     "Scratch",
     "label_pyramid",
     "nucleus_features",
+    "truth_digest",
 ]
 
 
@@ -110,6 +112,12 @@ class ComparisonResult:
     truth_name: str | None = None
     #: where A and B disagree, one event per connected group of unmatched nuclei (None: no comparison)
     events: list[DisagreementEvent] | None = None
+    #: a digest of the ground truth the numbers were scored against (a threshold edit keeps B's scores only
+    #: against the very same truth)
+    truth_digest: str | None = None
+    #: A's and B's networks and watershed timed properly (:func:`~napari_prunuclei.study.timing.time_pair`),
+    #: for this run only; None until asked
+    timing: object | None = None
 
     @property
     def chosen(self) -> Segmentation:
@@ -147,6 +155,24 @@ class Scratch:
             self.root = None
 
 
+def model_requests(req: CompareRequest) -> list[tuple[str, ModelPair, SegmentRequest]]:
+    """The models a comparison runs, by role, each with its request: the run's settings whole, its own model
+    and thresholds. Roles: "pruned" is model A when it is compared with a reference, "dense" the reference B
+    (dense unless another model is named; always its own thresholds); a model alone takes "dense" if it is
+    dense, else "pruned"."""
+    seg_req, spec, ref = req.segment, req.spec, req.reference_spec
+    jobs: list[tuple[str, ModelPair, WatershedParams | None]] = []
+    if ref is not None or not spec.is_dense:
+        jobs.append(("pruned", load_pair(spec), seg_req.params))
+    if ref is not None:
+        jobs.append(("dense", load_pair(ref), None))
+    elif spec.is_dense:
+        jobs.append(("dense", load_pair(), seg_req.params))
+    return [(role, pair, replace(seg_req, scheme=pair.spec.scheme, cr=pair.spec.cr,
+                                 fine_tuned=pair.spec.fine_tuned, params=params))
+            for role, pair, params in jobs]
+
+
 def _steps(shape, req: SegmentRequest) -> int:
     n = len(tile_grid(tuple(shape[:2]), req.tiling.tile, req.tiling.halo))
     return n if req.tiling.is_tiled(shape) else n + 1
@@ -161,30 +187,19 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     """
     seg_req = req.segment
     spec = req.spec
-    ref = req.reference_spec
-    # roles: "pruned" is model A when it is compared with a reference, "dense" the reference B (dense
-    # unless another model is named); a model alone takes "dense" if it is dense, else "pruned"
-    jobs: list[tuple[str, object, WatershedParams | None]] = []
-    if ref is not None or not spec.is_dense:
-        jobs.append(("pruned", load_pair(spec), seg_req.params))
-    if ref is not None:
-        jobs.append(("dense", load_pair(ref), None))  # the reference: always its own thresholds
-    elif spec.is_dense:
-        jobs.append(("dense", load_pair(), seg_req.params))
+    jobs = model_requests(req)
     per_model = _steps(rgb.shape, seg_req)
     total = per_model * len(jobs)
     tiled = seg_req.tiling.is_tiled(rgb.shape)
     outputs: dict[str, Segmentation] = {}
     made: list[Path] = []
     try:
-        for k, (role, pair, params) in enumerate(jobs):
+        for k, (role, pair, model_req) in enumerate(jobs):
             check_cancelled(cancelled)
             out = None
             if tiled and scratch is not None and rgb.shape[0] * rgb.shape[1] > ZARR_PIXELS:
                 out, folder = scratch.labels(tuple(rgb.shape[:2]), seg_req.tiling.tile)
                 made.append(folder)
-            own = pair.spec  # this model's request: the run's settings whole, its own model and thresholds
-            model_req = replace(seg_req, scheme=own.scheme, cr=own.cr, fine_tuned=own.fine_tuned, params=params)
             job = iter_segment(rgb, model_req, pair=pair, out=out, cancelled=cancelled,
                                name=f"layer '{req.image_name}'")
             try:
@@ -199,6 +214,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
                 job.close()  # a run abandoned here cleans up now (its threads, the kept heap)
         check_cancelled(cancelled)
         result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
+        result.truth_digest = None if tiled else truth_digest(truth)
     except BaseException:
         for f in made:
             shutil.rmtree(f, ignore_errors=True)
@@ -231,18 +247,50 @@ def label_pyramid(labels, smallest: int = 1024, rows: int = 1024) -> list:
 
 
 def nucleus_features(labels: np.ndarray, rgb: np.ndarray | None = None,
-                     pixel_size: float | None = None) -> dict[str, list]:
+                     pixel_size: float | None = None, previous: tuple[np.ndarray, dict] | None = None
+                     ) -> dict[str, list]:
     """Per-nucleus measurements as columns (``index`` = nucleus id), for a labels layer's features; with
-    a pixel size (µm per pixel), also the area in µm² and the perimeter in µm."""
+    a pixel size (µm per pixel), also the area in µm² and the perimeter in µm.
+
+    ``previous``: labels of the same image and their columns (same ``rgb`` and pixel size): a nucleus whose
+    pixels are exactly those of a previous one keeps that one's row (its id changed); only the others are
+    measured. The columns equal a measurement of every nucleus."""
     from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements
 
+    labels = np.asarray(labels)
+    reused: dict[int, int] = {}  # new id -> row of the previous columns
+    if previous is not None and previous[0].shape == labels.shape:
+        reused = _same_nuclei(previous[0], labels, previous[1]["index"])
+        if reused:
+            labels = np.where(np.isin(labels, list(reused), invert=True), labels, 0)
     rows = measurements(labels, rgb)
     cols = {k: [r[k] for r in rows] for k in MEASUREMENT_FIELDS}
     cols["index"] = cols.pop("id")
+    if reused:  # the previous rows of the unchanged nuclei (their new ids), merged in by id
+        old = previous[1]
+        merged = {k: v + [old[k][i] for i in reused.values()] for k, v in cols.items()}
+        merged["index"] = cols["index"] + list(reused)
+        order = np.argsort(merged["index"], kind="stable")
+        cols = {k: [v[i] for i in order] for k, v in merged.items()}
     if pixel_size:
         cols["area_um2"] = [a * pixel_size**2 for a in cols["area"]]
         cols["perimeter_um"] = [p * pixel_size for p in cols["perimeter"]]
     return cols
+
+
+def _same_nuclei(old: np.ndarray, new: np.ndarray, old_ids: list) -> dict[int, int]:
+    """New id -> row in ``old_ids`` for each nucleus of ``new`` whose pixels are exactly those of one of
+    ``old`` (intersection = both areas)."""
+    from napari_prunuclei.nuclei.metrics import overlap_matrix
+
+    inter, area_o, area_n, _, _ = overlap_matrix(old, new)
+    sub = inter[1:, 1:].tocoo()
+    same = (sub.data == area_o[1:][sub.row]) & (sub.data == area_n[1:][sub.col])
+    ids_o, ids_n = (np.unique(a) for a in (old, new))
+    ids_o, ids_n = (ids[ids > 0] for ids in (ids_o, ids_n))
+    row_of = {int(i): k for k, i in enumerate(old_ids)}
+    return {int(ids_n[j]): row_of[int(ids_o[i])] for i, j in zip(sub.row[same], sub.col[same], strict=True)
+            if int(ids_o[i]) in row_of}
 
 
 def mean_area(result: ComparisonResult, role: str) -> tuple[float, str] | None:
@@ -255,36 +303,58 @@ def mean_area(result: ComparisonResult, role: str) -> tuple[float, str] | None:
     return (mean * px**2, "µm²") if px else (mean, "px")
 
 
+def truth_digest(truth: np.ndarray | None) -> str | None:
+    """A digest of a ground truth's ids, shape and type (None without one)."""
+    if truth is None:
+        return None
+    import hashlib
+
+    a = np.ascontiguousarray(truth)
+    h = hashlib.blake2b(f"{a.shape} {a.dtype.str}".encode(), digest_size=16)
+    h.update(a.view(np.uint8).ravel())
+    return h.hexdigest()
+
+
 def _result(req: CompareRequest, pruned: Segmentation | None, dense: Segmentation | None,
-            truth=None) -> ComparisonResult:
+            truth=None, known: dict[str, Agreement] | None = None) -> ComparisonResult:
     dis = None
     if pruned is not None and dense is not None and not pruned.tiled:
         dis = disagreement(dense.labels, pruned.labels)
-    nums = compute_numbers(pruned, dense, truth, dis)
+    nums = compute_numbers(pruned, dense, truth, dis, known)
     return ComparisonResult(req, pruned, dense, nums, None if dis is None else dis.image,
                             events=None if dis is None else dis.events)
 
 
 def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np.ndarray | None = None,
                     rgb: np.ndarray | None = None) -> ComparisonResult:
-    """New thresholds for the chosen model: only its watershed again, on the kept maps, and the
-    comparison again (the dense reference keeps its own thresholds). Not for slides."""
+    """New thresholds for the chosen model: only its watershed again, on the kept maps, and only what
+    depends on its labels again (its numbers, A against B, the disagreement map); B's labels, features and
+    score against the same ground truth are kept. Not for slides."""
     chosen = rewatershed(result.chosen, params)
     pruned, dense = (chosen, result.dense) if result.pruned is not None else (None, chosen)
     req = replace(result.request, segment=replace(result.request.segment, params=params))
-    new = _result(req, pruned, dense, truth)
+    digest = truth_digest(truth)
+    known = None  # B against the truth: unchanged when the truth is the one the shown numbers used
+    if pruned is not None and dense is not None and digest is not None and digest == result.truth_digest:
+        known = {k: v for k, v in result.numbers.vs_truth.items() if k == dense.info.model}
+    new = _result(req, pruned, dense, truth, known)
+    new.truth_digest = digest
+    new.truth_name = result.truth_name if digest is not None else None
     new.sparsity = result.sparsity
     new.features = dict(result.features)
     if result.features:
-        new.features["pruned" if result.pruned is not None else "dense"] = nucleus_features(
-            chosen.labels, rgb, result.request.pixel_size)
+        role = "pruned" if result.pruned is not None else "dense"
+        before = result.features.get(role)
+        new.features[role] = nucleus_features(chosen.labels, rgb, result.request.pixel_size,
+                                              None if before is None or rgb is None else (result.chosen.labels, before))
     return new
 
 
 def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, truth: np.ndarray | None = None,
-                    dis=None) -> Numbers:
+                    dis=None, known: dict[str, Agreement] | None = None) -> Numbers:
     """Nucleus counts; agreement with dense and disagreement events per kind (both models run); agreement of
-    each model with ground truth (when given; not for slides)."""
+    each model with ground truth (when given; not for slides). ``known``: scores against this very truth
+    already computed, by model (kept, not computed again)."""
     runs = [s for s in (pruned, dense) if s is not None]
     nums = Numbers(nuclei={s.info.model: s.n_nuclei for s in runs}, tiled=runs[0].tiled)
     if nums.tiled:
@@ -293,7 +363,8 @@ def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, tru
         nums.vs_dense = agreement_scores(dense.labels, pruned.labels)
         nums.disagreement = (dis or disagreement(dense.labels, pruned.labels)).counts
     if truth is not None:
-        nums.vs_truth = {s.info.model: agreement_scores(truth, s.labels) for s in runs}
+        known = known or {}
+        nums.vs_truth = {s.info.model: known.get(s.info.model) or agreement_scores(truth, s.labels) for s in runs}
     return nums
 
 

@@ -19,6 +19,9 @@ __all__ = [
     "disagreement_metadata",
     "end_to_end",
     "format_numbers",
+    "shape_note",
+    "speed_text",
+    "time_columns",
     "layer_metadata",
     "numbers_html",
     "numbers_table",
@@ -74,12 +77,45 @@ def format_numbers(result: ComparisonResult) -> str:
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
                      f"thresholds {ws}")
     if result.pruned is not None and result.dense is not None:
-        tp, td = end_to_end(result.pruned), end_to_end(result.dense)
-        lines.append(f"speed, this run: {result.pruned.info.model} {tp:.2f} s, {result.dense.info.model} "
-                     f"{td:.2f} s end to end ({tp / max(td, 1e-9):.2f}x the time)")
+        lines.append(speed_text(result))
     if n.tiled:
         lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
+
+
+def speed_text(result: ComparisonResult) -> str:
+    """A's and B's time end to end and their ratio: one run each, or the median of interleaved runs after a
+    warm-up once timed (``result.timing``); with the note when both run at dense's network shape."""
+    a, b = result.pruned, result.dense
+    t = result.timing
+    if t is None:
+        ta, tb = end_to_end(a), end_to_end(b)
+        how = "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median"
+    else:
+        ta, tb, how = t.median("pruned"), t.median("dense"), t.how
+    note = shape_note(result)
+    return (f"time, {how}: {a.info.model} {ta:.2f} s, {b.info.model} {tb:.2f} s end to end; A takes "
+            f"{ta / max(tb, 1e-9):.2f}x B's time" + (f" ({note})" if note else ""))
+
+
+def shape_note(result: ComparisonResult) -> str:
+    """"same network shape as dense..." when A and B both run at dense's shape (dense or unstructured pruning)."""
+    from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
+    from napari_prunuclei.study.timing import SAME_SHAPE_NOTE
+
+    segs = [s for s in (result.pruned, result.dense) if s is not None]
+    schemes = {s.info.scheme for s in segs}
+    same = len(segs) == 2 and schemes <= {"dense", *UNSTRUCTURED_SCHEMES}
+    return SAME_SHAPE_NOTE if same else ""
+
+
+def time_columns(result: ComparisonResult) -> tuple[str, dict[str, float]]:
+    """How the time was taken ("one run", "median of 3") and each role's seconds end to end."""
+    t = result.timing
+    if t is None:
+        return "one run", {role: end_to_end(s) for role in ("pruned", "dense")
+                           if (s := getattr(result, role)) is not None}
+    return f"median of {t.repeat}", {role: t.median(role) for role in t.seconds}
 
 
 def pct_pruned(seg: Segmentation) -> float:
@@ -114,7 +150,8 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         header += [f"{label} (events)" for label in EVENT_COLUMNS.values()]
     if n.vs_truth:
         header += ["AJI vs truth", "PQ vs truth", "Dice vs truth"]
-    header += ["% pruned", "seconds", "time vs B (×, one run)"]
+    how, seconds = time_columns(result)
+    header += ["% pruned", f"seconds ({how})", f"time vs B (×, {how})"]
     both = result.pruned is not None and result.dense is not None
     rows = []
     for role, tag in (("pruned", "A"), ("dense", "B")):
@@ -132,9 +169,10 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         if n.vs_truth:
             t = n.vs_truth.get(seg.info.model)
             row += ["", "", ""] if t is None else [f"{t.aji:.3f}", f"{t.pq:.3f}", f"{t.dice:.3f}"]
-        # a number (CSV cells stay numbers); one run each, the first of a session with the warm-up in it
-        ratio = f"{end_to_end(seg) / max(end_to_end(result.dense), 1e-9):.2f}" if both and role == "pruned" else ""
-        row += [f"{pct_pruned(seg):.1f}", f"{end_to_end(seg):.2f}", ratio]
+        # numbers (CSV cells stay numbers): one run each (the first of a session with the warm-up in it), or
+        # the median of interleaved runs once timed
+        ratio = f"{seconds['pruned'] / max(seconds['dense'], 1e-9):.2f}" if both and role == "pruned" else ""
+        row += [f"{pct_pruned(seg):.1f}", f"{seconds[role]:.2f}", ratio]
         rows.append(row)
     return header, rows
 
@@ -175,6 +213,8 @@ def numbers_html(result: ComparisonResult) -> str:
                      "2048x2048 (or tick 'visible region only')")
     if result.request.pixel_size:
         small.append(f"pixel size {result.request.pixel_size:g} µm")
+    if result.pruned is not None and result.dense is not None:
+        small.insert(0, escape(speed_text(result), quote=False))
     out.append("<p><small>" + "<br>".join(small) + "</small></p>")
     return "\n".join(out)
 
@@ -193,9 +233,11 @@ def run_provenance(result: ComparisonResult) -> dict:
 
 
 def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None = None,
-                 screenshot: str | None = None, charts: str | None = None) -> Path:
-    """``report.md`` (numbers table, disagreement, parameters, model ids and sha256, pixel size, the
-    sweep), ``numbers.csv`` and, with a sweep, ``sweep.csv`` in ``folder``; returns report.md's path."""
+                 screenshot: str | None = None, charts: str | None = None, *, canvas_caption: str | None = None,
+                 sweep_dropped: str | None = None) -> Path:
+    """``report.md`` (numbers table, time, disagreement, parameters, model ids and sha256, pixel size, the
+    sweep), ``numbers.csv`` (numbers as numbers) and, with a sweep, ``sweep.csv`` in ``folder``; returns
+    report.md's path. ``sweep_dropped``: why the CR sweep of this image was dropped (said in the report)."""
     import csv
     import datetime
 
@@ -212,6 +254,8 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if result.pruned is not None and result.dense is not None:
+        lines += ["", speed_text(result) + "."]
     n = result.numbers
     if n.disagreement is not None:
         lines += ["", f"Disagreement events of A ({result.pruned.info.model}) with B ({result.dense.info.model}), "
@@ -223,14 +267,16 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                                               f"columns {req.region[2]}-{req.region[3]}"),
               f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
               f"- ground truth: layer '{result.truth_name}'" if result.truth_name else "- ground truth: none",
-              f"- device: {result.chosen.info.device}, precision {result.chosen.info.precision} (asked: "
-              f"{req.segment.precision})"]
+              f"- device: {result.chosen.info.device}; precision used: "
+              + ", ".join(f"{s.info.model} {s.info.precision}" for s in (result.pruned, result.dense) if s is not None)
+              + f" (asked: {req.segment.precision})"]
     for s in (result.pruned, result.dense):
         if s is None:
             continue
         i = s.info
         ws = thresholds_text(i)
-        lines += [f"- **{i.model}** ({'fine-tuned' if i.fine_tuned else 'one-shot'}): thresholds {ws}; "
+        kind = "dense: not pruned" if i.scheme == "dense" else "fine-tuned" if i.fine_tuned else "one-shot"
+        lines += [f"- **{i.model}** ({kind}): thresholds {ws}; "
                   f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
                   f"  - semantic: `{i.semantic.get('id')}` sha256 `{i.semantic.get('sha256')}`",
                   f"  - distance: `{i.distance.get('id')}` sha256 `{i.distance.get('sha256')}`"]
@@ -254,8 +300,12 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                             "" if row.seconds is None else f"{row.seconds:.3f}",
                             "" if row.dense_seconds is None else f"{row.dense_seconds:.3f}"])
         lines += ["", f"## CR sweep on this image ({len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
+    elif sweep_dropped:
+        lines += ["", f"CR sweep: dropped when {sweep_dropped}; press 'CR sweep' again."]
     if screenshot:
         lines += ["", "## Canvas", "", f"![canvas]({screenshot})"]
+        if canvas_caption:
+            lines += ["", canvas_caption[0].upper() + canvas_caption[1:] + "."]
     if charts:
         lines += ["", "## Charts", "", f"![charts]({charts})"]
     md = folder / "report.md"

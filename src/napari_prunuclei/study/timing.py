@@ -4,13 +4,89 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled, drive
 from napari_prunuclei.runtime.pairs import ModelPair
-from napari_prunuclei.runtime.pipeline import segment
+from napari_prunuclei.runtime.pipeline import iter_segment, segment
 
-__all__ = ["benchmark_tile", "time_segment"]
+__all__ = ["benchmark_tile", "time_segment", "Timing", "iter_time_interleaved", "time_pair", "SAME_SHAPE_NOTE"]
+
+#: said beside a ratio of two models that run at the dense network's shape (unstructured pruning keeps every
+#: convolution dense-shaped, its zeros included)
+SAME_SHAPE_NOTE = "same network shape as dense: no speed-up expected on CPU"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Timed runs per label (seconds, warm-ups excluded), in rounds that run every label once, after one
+    warm-up each; ``order``: the labels of the timed runs as they ran; ``names``: label -> what it timed."""
+
+    seconds: dict[str, list[float]]
+    order: list[str]
+    names: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def repeat(self) -> int:
+        return min((len(v) for v in self.seconds.values()), default=0)
+
+    def median(self, label: str) -> float:
+        return statistics.median(self.seconds[label])
+
+    def ratio(self, a: str, b: str) -> float:
+        """Median of ``a`` over median of ``b`` (how many times ``b``'s time ``a`` takes)."""
+        return self.median(a) / max(self.median(b), 1e-12)
+
+    @property
+    def how(self) -> str:
+        return f"median of {self.repeat} interleaved runs after a warm-up"
+
+
+def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 3, cancelled: CancelFn | None = None,
+                          clock: Callable[[], float] = time.perf_counter) -> Job[Timing]:
+    """Time each call: one warm-up each (not timed), then ``repeat`` rounds of every call once, in turn
+    (A, B, A, B, ...), so that a machine busy with something else slows all alike; yields Progress."""
+    labels = list(calls)
+    total = len(labels) * (repeat + 1)
+    done = 0
+    for label in labels:
+        check_cancelled(cancelled)
+        calls[label]()
+        done += 1
+        yield Progress(done, total, f"timing: warm-up of {label}")
+    seconds: dict[str, list[float]] = {k: [] for k in labels}
+    order: list[str] = []
+    for r in range(max(1, repeat)):
+        for label in labels:
+            check_cancelled(cancelled)
+            t = clock()
+            calls[label]()
+            seconds[label].append(clock() - t)
+            order.append(label)
+            done += 1
+            yield Progress(done, total, f"timing: {label}, run {r + 1} of {repeat}")
+    return Timing(seconds, order)
+
+
+def time_pair(rgb: np.ndarray, requests: list[tuple[str, ModelPair, object]], repeat: int = 3,
+              cancelled: CancelFn | None = None) -> Job[Timing]:
+    """A's and B's networks and watershed (end to end) on ``rgb``, each with its own request
+    (:func:`~napari_prunuclei.study.session.model_requests`), interleaved after a warm-up each; labels are the
+    roles. Unstructured models and dense alone: the note says no speed-up is expected on CPU."""
+
+    def call(pair, req):
+        return lambda: drive(iter_segment(rgb, req, pair=pair, cancelled=cancelled))
+
+    calls = {role: call(pair, req) for role, pair, req in requests}
+    timing = yield from iter_time_interleaved(calls, repeat, cancelled)
+    schemes = {pair.spec.scheme for _, pair, _ in requests}
+    note = SAME_SHAPE_NOTE if schemes <= {"dense", *UNSTRUCTURED_SCHEMES} and schemes != {"dense"} else ""
+    return Timing(timing.seconds, timing.order, {role: pair.spec.label for role, pair, _ in requests}, note)
 
 
 def benchmark_tile(data=None) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""The report's picture of a run, composed from its data at the image's resolution (1 image pixel = 1 PNG
+pixel): the image, each model's nuclei outlined, the disagreement filled; side by side, B's cell left of A's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
+from napari_prunuclei.study.session import ComparisonResult
+
+__all__ = ["canvas_rgb", "write_canvas", "canvas_caption"]
+
+#: opacity of the disagreement fill (the disagreement layer's own)
+DISAGREEMENT_OPACITY = 0.8
+
+
+def _rgb(hex_colors) -> np.ndarray:
+    return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in hex_colors], np.float32)
+
+
+def _cell(rgb: np.ndarray, labels: np.ndarray | None, dis: np.ndarray | None) -> np.ndarray:
+    """One cell: the image, the disagreement filled, every nucleus's outline in its instance colour on top."""
+    from skimage.segmentation import find_boundaries
+
+    out = np.asarray(rgb[..., :3], np.float32).copy()
+    if dis is not None:
+        colours = np.zeros((4, 3), np.float32)
+        colours[1:] = _rgb([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])
+        kind = np.asarray(dis)
+        on = kind > 0
+        out[on] = (1 - DISAGREEMENT_OPACITY) * out[on] + DISAGREEMENT_OPACITY * colours[kind[on]]
+    if labels is not None:
+        lab = np.asarray(labels)
+        edge = find_boundaries(lab, mode="inner") & (lab > 0)
+        palette = _rgb(INSTANCE_COLORS)
+        out[edge] = palette[(lab[edge].astype(np.int64) - 1) % len(palette)]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def canvas_rgb(rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = False,
+               visible: dict[tuple[str, str], bool] | None = None) -> np.ndarray:
+    """The run as an RGB picture the size of ``rgb`` (the run's image or region), or twice its width side by
+    side (B left, A right, as on the canvas). ``visible``: the plugin's layers shown, by role (a layer the
+    user hid is left out; all shown by default)."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+
+    def shown(role) -> bool:
+        return visible is None or visible.get(role, True)
+
+    both = result.pruned is not None and result.dense is not None
+    dis = result.disagreement if result.disagreement is not None and shown(("pruned", "disagreement")) else None
+    a = result.pruned.labels if result.pruned is not None and shown(("pruned", "instances")) else None
+    b = result.dense.labels if result.dense is not None and shown(("dense", "instances")) else None
+    if both and side_by_side:
+        left_dis = dis if dis is not None and shown(("view", "disagreement")) else None
+        return np.concatenate([_cell(rgb, b, left_dis), _cell(rgb, a, dis)], axis=1)
+    return _cell(rgb, a if result.pruned is not None else b, dis)
+
+
+def canvas_caption(result: ComparisonResult, side_by_side: bool = False) -> str:
+    """What the picture shows, for the report."""
+    both = result.pruned is not None and result.dense is not None
+    if not both:
+        return f"the image at its own resolution (1 px per image pixel), {result.chosen.info.model}'s nuclei outlined"
+    a, b = result.pruned.info.model, result.dense.info.model
+    cells = (f"left B ({b}), right A ({a}), each with its nuclei outlined" if side_by_side
+             else f"A's ({a}) nuclei outlined")
+    return (f"the image at its own resolution (1 px per image pixel): {cells}; disagreement of A with B filled: "
+            "red missed by A, blue extra in A, yellow split/merged")
+
+
+def write_canvas(path: str | Path, rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = False,
+                 visible: dict[tuple[str, str], bool] | None = None) -> Path:
+    """:func:`canvas_rgb` as a PNG at ``path``."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    iio.imwrite(path, canvas_rgb(rgb, result, side_by_side, visible), extension=".png")
+    return path
