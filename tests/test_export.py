@@ -467,3 +467,30 @@ def test_disagreement_events_round_trip_one_feature_or_row_each(tmp_path, ext):
         assert float(split["centroid_y"]) == pytest.approx(106.5) and float(split["centroid_x"]) == pytest.approx(210.5)
     with pytest.raises(ValueError, match="geojson"):
         drive(iter_export_regions(tmp_path / "dis.tif", event_regions(d.events)))
+
+
+def test_region_export_cancels_between_regions_and_escapes_provenance(tmp_path):
+    """Hostile pass: cancel was checked once before all regions; a newline in a provenance value broke the CSV."""
+    import numpy as np
+    import pytest
+
+    from napari_prunuclei.base.progress import Cancelled, drive
+    from napari_prunuclei.io.export import iter_export_regions
+    from napari_prunuclei.io.geojson import Region
+
+    mask = np.ones((3, 3), bool)
+    regions = [Region("extra", (48, 96, 255), mask, (4 * k, 0), {"kind": "extra"}) for k in range(200)]
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    out = tmp_path / "r.geojson"
+    with pytest.raises(Cancelled):
+        drive(iter_export_regions(out, regions, cancelled=cancelled))
+    assert not out.exists() and not list(tmp_path.iterdir())
+    csv_out = tmp_path / "r.csv"
+    drive(iter_export_regions(csv_out, regions[:2], provenance={"image": "bad\nname.tif"}))
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == '# image: "bad\\nname.tif"' and lines[1].startswith("id,")

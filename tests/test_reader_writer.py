@@ -163,3 +163,17 @@ def test_pixel_size_from_tiff_metadata(tmp_path, kind, want):
     (_, meta, kind_), = read_he(p)
     assert kind_ == "image"
     assert meta.get("metadata", {}).get("pixel_size_um") == (pytest.approx(want) if want else None)
+
+
+def test_a_channel_image_with_a_pixel_size_opens(tmp_path):
+    """Hostile pass: a 2-channel TIFF with resolution tags got a 2-axis scale for a 3-axis layer (napari refused)."""
+    import numpy as np
+    import tifffile
+
+    from napari_prunuclei.gui.reader import read_he
+
+    f = tmp_path / "two.tif"
+    tifffile.imwrite(f, np.zeros((64, 64, 2), np.uint8), photometric="minisblack", planarconfig="contig",
+                     resolution=(40000.0, 40000.0), resolutionunit=3)
+    (data, meta, kind), = read_he(str(f))
+    assert "scale" not in meta and "units" not in meta

@@ -29,11 +29,14 @@ def test_the_canvas_has_the_images_size_and_shows_it(tmp_path, tile, side_by_sid
         assert (cell == rgb).all(axis=2).mean() > 0.5  # ... and the image under them
     if side_by_side:  # B's nuclei left, A's right
         assert not np.array_equal(cells[0], cells[1])
-        assert "left B (dense), right A (network-wide CR20)" in canvas_caption(r, True)
+        assert "left B (dense) in green, right A (network-wide CR20) in cyan" in canvas_caption(r, True)
 
 
 def test_a_hidden_layer_is_left_out(tmp_path, tile):
     rgb, r = tile
     hidden = {("pruned", "instances"): False, ("pruned", "disagreement"): False}
+    png = iio.imread(write_canvas(tmp_path / "canvas.png", rgb, r, False, hidden))
+    assert not np.array_equal(png, rgb)  # B's outlines, as on the canvas
+    hidden[("dense", "instances")] = False
     png = iio.imread(write_canvas(tmp_path / "canvas.png", rgb, r, False, hidden))
     assert np.array_equal(png, rgb)

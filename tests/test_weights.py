@@ -30,3 +30,19 @@ def test_tampered_missing_and_garbage(tmp_path):
     g.write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="not a valid"):
         load_branch(g)
+
+
+def test_a_corrupt_architecture_in_the_header_names_the_file(tmp_path):
+    """Hostile pass: a bad 'config' in the header raised ValueError/RuntimeError/TypeError without the file."""
+    import json
+
+    import pytest
+
+    from napari_prunuclei.models.unet import UNet, UNetConfig
+    from napari_prunuclei.models.weights import WeightsError, load_branch, save_branch
+
+    f = tmp_path / "w.safetensors"
+    save_branch(f, UNet(UNetConfig(base_filters=4)), {"config": json.dumps({**UNetConfig(base_filters=4).to_dict(),
+                                                                          "norm": "weird"})})
+    with pytest.raises(WeightsError, match="w.safetensors"):
+        load_branch(f)

@@ -462,7 +462,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     png = iio.imread(tmp_path / "report" / "canvas.png")  # the image's resolution, both cells side by side
     h, wd = viewer.layers[IMG].data.shape[:2]
     assert png.shape[:2] == (h, 2 * wd) and (png[..., :3].max(axis=2) < 30).mean() < 0.2
-    assert "left B (layer-wise CR20), right A (network-wide CR20)" in md.read_text()
+    assert "left B (layer-wise CR20) in green, right A (network-wide CR20) in cyan" in md.read_text()
 
 
 def test_time_a_vs_b_in_the_worker_cancel_and_dropped_with_its_run(qtbot, viewer_widget):

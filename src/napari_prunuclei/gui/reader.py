@@ -116,8 +116,9 @@ def read_he(path):
     meta: dict = {"name": p.stem}
     if isinstance(data, list):
         meta["multiscale"] = True
-    px = read_pixel_size(p)
-    if px:  # the layer carries its pixel size: napari's scale bar shows µm, results lie on it
+    with decoding(p):  # tifffile's log lines stay off the console here too
+        px = read_pixel_size(p)
+    if px and (first.ndim == 2 or rgb):  # the layer carries its pixel size (scale bar in µm, results on it)
         meta["scale"], meta["units"] = (px, px), ("um", "um")
         meta["metadata"] = {"pixel_size_um": px}
     if is_label_image(first, p):

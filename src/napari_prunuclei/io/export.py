@@ -375,11 +375,17 @@ def iter_export_regions(path: str | os.PathLike, regions: list[Region], *, cance
         raise FileExistsError(f"{p} exists: choose another name, or allow overwriting")
     check_cancelled(cancelled)
     yield Progress(0, 1, f"writing {p.name}")
+
+    def each(k: int, r: Region):
+        if k % 64 == 0:
+            check_cancelled(cancelled)  # Cancelled inside the atomic write: nothing is written
+        return k, r
+
     if kind == "geojson":
-        feats = (region_feature_json(k, r, pixel_size, offset) for k, r in enumerate(regions, 1))
+        feats = (region_feature_json(*each(k, r), pixel_size, offset) for k, r in enumerate(regions, 1))
         atomic_write(p, lambda t: write_features(t, feats, provenance))
     else:
-        rows = [{"id": k, **region_row(r, pixel_size, offset)} for k, r in enumerate(regions, 1)]
+        rows = [{"id": k, **region_row(each(k, r)[1], pixel_size, offset)} for k, r in enumerate(regions, 1)]
         names = list(dict.fromkeys(name for row in rows for name in row)) or ["id", "area_px", "centroid_y",
                                                                                "centroid_x"]
 

@@ -79,7 +79,11 @@ def preamble(provenance: dict | None) -> str:
     """Provenance as ``# key: value`` lines above a CSV's header (``pandas.read_csv(..., comment="#")``)."""
     if not provenance:
         return ""
-    return "".join(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}\n" for k, v in provenance.items())
+    def text(v) -> str:  # one line each: a value with a line break (a file name) is written as JSON
+        return v if isinstance(v, str) and not any(c in v for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") \
+            else json.dumps(v)
+
+    return "".join(f"# {str(k).splitlines()[0] if str(k) else k}: {text(v)}\n" for k, v in provenance.items())
 
 
 def write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None, pixel_size: float | None = None) -> None:

@@ -32,33 +32,54 @@ def tiff_pixel_size(path) -> float | None:
 
     import tifffile
 
-    units = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4}
+    units = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6,
+             "in": 25400.0, "inch": 25400.0}
+
+    def square(x: float | None, y: float | None) -> float | None:
+        """One size for both axes; None when they differ by over 1 % (the models need square pixels)."""
+        if x is None or not x > 0 or (y is not None and not (y > 0 and abs(x - y) <= 0.01 * x)):
+            return None
+        return x
+
     try:
         with tifffile.TiffFile(path) as tf:
             if tf.ome_metadata:
-                m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tf.ome_metadata)
-                u = re.search(r'PhysicalSizeXUnit="([^"]+)"', tf.ome_metadata)
-                if m:
-                    return float(m.group(1)) * units.get(u.group(1) if u else "µm", 1.0)
+                sizes = []
+                for axis in ("X", "Y"):
+                    m = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', tf.ome_metadata)
+                    u = re.search(rf'PhysicalSize{axis}Unit="([^"]+)"', tf.ome_metadata)
+                    scale = units.get(u.group(1) if u else "µm")  # an unknown unit (e.g. "pixel"): no size
+                    sizes.append(float(m.group(1)) * scale if m and scale is not None else None)
+                if sizes[0] is not None or re.search(r'PhysicalSizeX="', tf.ome_metadata):
+                    return square(*sizes)
             page = tf.pages[0]
             desc = page.description or ""
-            m = re.search(r"MPP\s*=\s*([0-9.]+)", desc)
+            m = re.search(r"MPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)(?![0-9.eE])", desc)
             if m:
-                return float(m.group(1))
+                return square(float(m.group(1)), None)
+            if "MPP" in desc:
+                return None  # an MPP that does not parse cleanly: unknown, never a guess
             tags = page.tags
             if "XResolution" not in tags:
                 return None
-            num, den = tags["XResolution"].value
-            per_unit = num / den if den else 0
-            if per_unit <= 0:
+
+            def per_unit(tag: str) -> float | None:
+                if tag not in tags:
+                    return None
+                num, den = tags[tag].value
+                return num / den if den else 0.0
+
+            x, y = per_unit("XResolution"), per_unit("YResolution")
+            if not x or x <= 0:
                 return None
             unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
             ij = tf.imagej_metadata or {}
             if unit == 1 and str(ij.get("unit", "")).lower() in units:
-                return units[str(ij["unit"]).lower()] / per_unit
+                um = units[str(ij["unit"]).lower()]
+                return square(um / x, um / y if y else None)
             um = {2: 25400.0, 3: 10000.0}.get(unit)
-            if um is None or um / per_unit >= 10:
+            if um is None or um / x >= 10:
                 return None
-            return um / per_unit
+            return square(um / x, um / y if y else None)
     except Exception:  # noqa: BLE001 - metadata is a hint: an unreadable tag means "unknown"
         return None

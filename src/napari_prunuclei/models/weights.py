@@ -86,7 +86,11 @@ def load_branch(path: str | os.PathLike, sha256: str | None = None) -> UNet:
 
 def build_model(config: UNetConfig, state: dict[str, torch.Tensor], path: Path) -> UNet:
     """A UNet of ``config`` holding ``state`` (strict), in eval mode; WeightsError if it does not fit."""
-    model = UNet(config)
+    try:
+        model = UNet(config)
+    except Exception as e:  # noqa: BLE001 - a corrupt config in the header: say which file
+        raise WeightsError(f"weights file {path} has a corrupt architecture in its header "
+                           f"({type(e).__name__}: {str(e)[:200]})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

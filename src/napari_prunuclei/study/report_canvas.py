@@ -1,5 +1,6 @@
 """The report's picture of a run, composed from its data at the image's resolution (1 image pixel = 1 PNG
-pixel): the image, each model's nuclei outlined, the disagreement filled; side by side, B's cell left of A's."""
+pixel), drawn as the canvas draws it: each model's nuclei outlined in its colour, the disagreement as thick
+rings on top; side by side, B's cell left of A's."""
 
 from __future__ import annotations
 
@@ -7,35 +8,39 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, INSTANCE_COLORS
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS
 from napari_prunuclei.study.session import ComparisonResult
 
 __all__ = ["canvas_rgb", "write_canvas", "canvas_caption"]
-
-#: opacity of the disagreement fill (the disagreement layer's own)
-DISAGREEMENT_OPACITY = 0.8
-
 
 def _rgb(hex_colors) -> np.ndarray:
     return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in hex_colors], np.float32)
 
 
-def _cell(rgb: np.ndarray, labels: np.ndarray | None, dis: np.ndarray | None) -> np.ndarray:
-    """One cell: the image, the disagreement filled, every nucleus's outline in its instance colour on top."""
+def _rings(labels: np.ndarray, width: int) -> np.ndarray:
+    """The inner boundary of each object of ``labels``, ``width`` px thick (as napari draws a contour)."""
+    from scipy import ndimage as ndi
     from skimage.segmentation import find_boundaries
 
+    lab = np.asarray(labels)
+    edge = find_boundaries(lab, mode="inner") & (lab > 0)
+    if width > 1:
+        edge = ndi.binary_dilation(edge, iterations=width - 1) & (lab > 0)
+    return edge
+
+
+def _cell(rgb: np.ndarray, models: list[tuple[np.ndarray, str]], dis: np.ndarray | None) -> np.ndarray:
+    """One cell as on the canvas: the image, each model's nuclei outlined in its colour (in order), the
+    disagreement on top as thick rings in its kinds' colours."""
     out = np.asarray(rgb[..., :3], np.float32).copy()
+    for labels, colour in models:
+        out[_rings(labels, 2)] = _rgb([colour])[0]
     if dis is not None:
-        colours = np.zeros((4, 3), np.float32)
-        colours[1:] = _rgb([DISAGREEMENT_COLORS[k] for k in (1, 2, 3)])
+        colours = np.zeros((len(DISAGREEMENT_KINDS) + 1, 3), np.float32)
+        colours[1:] = _rgb([DISAGREEMENT_COLORS[k] for k in sorted(DISAGREEMENT_KINDS)])
         kind = np.asarray(dis)
-        on = kind > 0
-        out[on] = (1 - DISAGREEMENT_OPACITY) * out[on] + DISAGREEMENT_OPACITY * colours[kind[on]]
-    if labels is not None:
-        lab = np.asarray(labels)
-        edge = find_boundaries(lab, mode="inner") & (lab > 0)
-        palette = _rgb(INSTANCE_COLORS)
-        out[edge] = palette[(lab[edge].astype(np.int64) - 1) % len(palette)]
+        ring = _rings(kind, 4)
+        out[ring] = colours[kind[ring]]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -53,12 +58,14 @@ def canvas_rgb(rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = F
 
     both = result.pruned is not None and result.dense is not None
     dis = result.disagreement if result.disagreement is not None and shown(("pruned", "disagreement")) else None
-    a = result.pruned.labels if result.pruned is not None and shown(("pruned", "instances")) else None
-    b = result.dense.labels if result.dense is not None and shown(("dense", "instances")) else None
+    a = [(result.pruned.labels, MODEL_COLORS["pruned"][0])] if result.pruned is not None and shown(
+        ("pruned", "instances")) else []
+    b = [(result.dense.labels, MODEL_COLORS["dense"][0])] if result.dense is not None and shown(
+        ("dense", "instances")) else []
     if both and side_by_side:
         left_dis = dis if dis is not None and shown(("view", "disagreement")) else None
         return np.concatenate([_cell(rgb, b, left_dis), _cell(rgb, a, dis)], axis=1)
-    return _cell(rgb, a if result.pruned is not None else b, dis)
+    return _cell(rgb, b + a, dis)
 
 
 def canvas_caption(result: ComparisonResult, side_by_side: bool = False) -> str:
@@ -67,10 +74,10 @@ def canvas_caption(result: ComparisonResult, side_by_side: bool = False) -> str:
     if not both:
         return f"the image at its own resolution (1 px per image pixel), {result.chosen.info.model}'s nuclei outlined"
     a, b = result.pruned.info.model, result.dense.info.model
-    cells = (f"left B ({b}), right A ({a}), each with its nuclei outlined" if side_by_side
-             else f"A's ({a}) nuclei outlined")
-    return (f"the image at its own resolution (1 px per image pixel): {cells}; disagreement of A with B filled: "
-            "red missed by A, blue extra in A, yellow split/merged")
+    cells = (f"left B ({b}) in green, right A ({a}) in cyan, each with its nuclei outlined" if side_by_side
+             else f"B's ({b}) nuclei outlined in green, A's ({a}) in cyan")
+    return (f"the image at its own resolution (1 px per image pixel): {cells}; disagreement of A with B as thick "
+            "rings: red missed by A, blue extra in A, yellow split by A, orange merged by A")
 
 
 def write_canvas(path: str | Path, rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = False,

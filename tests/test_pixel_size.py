@@ -1,0 +1,34 @@
+"""Pixel sizes read from files: only a clean, square size counts; anything else is unknown (hostile pass)."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_prunuclei.io.pixel_size import read_pixel_size
+
+RGB = np.zeros((32, 32, 3), np.uint8)
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({"description": "Aperio Image Library v10\n32x32 |AppMag = 40|MPP = 2.5e-1"}, 0.25),  # read as 2.5 before
+    ({"description": "Aperio Image Library v10\n32x32 |AppMag = 40|MPP = 0.2527|x"}, 0.2527),
+    ({"description": "Aperio Image Library v10\n32x32 |MPP = abc"}, None),
+    ({"resolution": (40000.0, 20000.0), "resolutionunit": 3}, None),  # anisotropic: X was taken alone
+    ({"resolution": (40000.0, 40000.0), "resolutionunit": 3}, 0.25),
+])
+def test_tiff_tags(tmp_path, kw, expected):
+    f = tmp_path / "x.tif"
+    tifffile.imwrite(f, RGB, photometric="rgb", **kw)
+    assert read_pixel_size(f) == pytest.approx(expected) if expected else read_pixel_size(f) is None
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ({"PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "pixel"}, None),  # an unknown unit was taken as µm
+    ({"PhysicalSizeX": 0.25, "PhysicalSizeY": 1.0}, None),
+    ({"PhysicalSizeX": 250, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 250, "PhysicalSizeYUnit": "nm"}, 0.25),
+    ({"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}, 0.5),
+])
+def test_ome(tmp_path, meta, expected):
+    f = tmp_path / "x.ome.tif"
+    tifffile.imwrite(f, RGB, photometric="rgb", metadata=meta)
+    assert read_pixel_size(f) == pytest.approx(expected) if expected else read_pixel_size(f) is None
