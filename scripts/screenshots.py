@@ -107,9 +107,9 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
         layer.data = full[:crop_sweep, :crop_sweep]
     w.start_sweep()
     _wait(viewer, w)
-    layer.data = full
-    w.truth.value = truth
     shot(8, "sweep", "Charts")
+    layer.data = full  # the whole image again: the sweep (of the crop) is forgotten, as it should be
+    w.truth.value = truth
     w.export_what.value = "disagreement"
     w.export_path.value = out / f"{stem}_disagreement.geojson"
     w.overwrite.value = True
