@@ -81,3 +81,16 @@ def test_a_bad_pixel_size_is_an_option_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["segment", "x.tif", "-o", str(tmp_path / "o"), "--pixel-size", "-1"])
     assert e.value.code == 2 and "--pixel-size" in capsys.readouterr().err
+
+
+def test_a_threshold_edit_at_another_pixel_size_records_its_own_min_size():
+    """The report said '48 px of this image (= 10 px at the models' 40x)' after an edit to 40 (stale record)."""
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+    from napari_prunuclei.runtime.pipeline import rewatershed
+    from napari_prunuclei.study.session_report import thresholds_text
+
+    rgb, _ = synthetic_tile(256, seed=3)
+    seg = segment(rgb, SegmentRequest(device="cpu", pixel_size=0.5))
+    edited = rewatershed(seg, WatershedParams(0.5, 0.5, 40))
+    assert edited.info.resolution["min_size_at_models_px"] == 40
+    assert "(= 40 px at the models' 40x)" in thresholds_text(edited.info)

@@ -203,9 +203,11 @@ def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
         raise ValueError("this image ran tile by tile without keeping the maps: run it again to apply "
                          "new thresholds")
     res = seg.info.resolution or {}
+    asked = params.min_size  # on the models' grid, as the box shows it
     params = Scale(res.get("pixel_size_um"), res.get("model_pixel_size_um") or model_pixel_size()).params(params)
     t0 = time.perf_counter()  # thresholds on the models' grid, applied on the image's as the run did
     labels = watershed_instances(seg.probability, seg.distance, params)
     seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
-    info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels))
+    resolution = {**res, "min_size_at_models_px": asked} if res else seg.info.resolution
+    info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels), resolution=resolution)
     return replace(seg, labels=labels, info=info)
