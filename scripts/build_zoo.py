@@ -1,15 +1,18 @@
 """Rebuild the zoo from the shipped dense pair by one protocol (issue 21); resumable, in the background.
 
 Every stage (scheme, CR) is pruned from dense and fine-tuned by :class:`Protocol` (same steps, lr,
-distillation, crops and seed for every scheme and CR), then shipped into the package with its registry
-entry's ``finetune`` record, its own watershed thresholds tuned on the 4 held-back train images (never
-test), and, with ``--commit``, committed on its own (the models are the product; checkpoints stay in
-``--work``, outside the repository). Re-run the same command to continue: shipped stages whose files carry
-this protocol are skipped, an interrupted stage resumes from its checkpoint.
+distillation, crops and seed for every scheme and CR) into ``--work``; with ``--ship`` it is then copied
+into the package with its registry entry's ``finetune`` record and its own watershed thresholds tuned on
+the 4 held-back train images (never test), and, with ``--commit``, committed on its own (the models are
+the product; checkpoints stay in ``--work``, outside the repository). Re-run the same command to
+continue: finished stages are kept, shipped stages whose files carry this protocol are skipped, an
+interrupted stage resumes from its checkpoint.
 
     python scripts/build_zoo.py --plan --steps 500                      # the table: stages x steps x s/step
     python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \\
-        --shard 0/2 --commit > ../runs/zoo/shard0.log 2>&1 &           # and --shard 1/2 beside it
+        --shard 0/2 > ../runs/zoo/shard0.log 2>&1 &                    # and --shard 1/2 beside it
+    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \
+        --ship --commit                                                   # ship what is built (and resume)
 """
 
 from __future__ import annotations
@@ -96,7 +99,9 @@ def main() -> int:
     p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
     p.add_argument("--shard", default="0/1", help="K/N: this job runs every N-th stage from the K-th")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--commit", action="store_true", help="git commit each shipped stage")
+    p.add_argument("--ship", action="store_true",
+                   help="copy each finished stage into the package and register it (else: build into --work only)")
+    p.add_argument("--commit", action="store_true", help="with --ship: git commit each shipped stage")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
     protocol = Protocol(steps=a.steps)
@@ -119,11 +124,14 @@ def main() -> int:
             continue
         t0 = time.perf_counter()
         files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads)
-        note = ship_stage(files, scheme, cr, a.data)
-        seconds = time.perf_counter() - t0
-        print(json.dumps({"scheme": scheme, "cr": cr, "seconds": round(seconds, 1), **note}), flush=True)
-        if a.commit:
-            commit(scheme, cr, protocol, note)
+        row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1),
+               "files": {b: str(f) for b, f in files.items()}}
+        if a.ship:
+            note = ship_stage(files, scheme, cr, a.data)
+            row.update(note)
+            if a.commit:
+                commit(scheme, cr, protocol, note)
+        print(json.dumps(row), flush=True)
     return 0
 
 
