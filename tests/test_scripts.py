@@ -20,3 +20,13 @@ def test_headless_demo_writes_labels_and_the_comparison_picture(tmp_path):
             "OS-1-detail_dense_vs_networkwide_cr20.png"} <= names
     info = json.loads((tmp_path / "OS-1-detail_dense_info.json").read_text())
     assert info["resolution"]["pixel_size_um"] == pytest.approx(0.227, abs=1e-3) and info["resolution"]["resampled"]
+
+
+def test_build_zoo_plans_every_stage_of_every_scheme():
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--steps", "500"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "30 stages" in r.stdout and "channel-networkwide CR32" in r.stdout and "layerwise CR100" in r.stdout
+    half = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--shard", "1/2"],
+                          capture_output=True, text=True, timeout=120)
+    assert "15 stages" in half.stdout
