@@ -166,3 +166,21 @@ def test_a_ground_truth_on_another_grid_is_drawn_on_the_images(qtbot, viewer_wid
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
     assert tuple(viewer.layers[GT].scale) == tuple(viewer.layers[IMG].scale) == (1.0, 1.0)
+
+
+def test_side_by_side_in_a_dock_napari_made_keeps_the_results_visible(qtbot, make_napari_viewer):
+    """A pathologist's session: the widget docked from the Plugins menu sees napari's proxies of the layers (a new
+    proxy at each access), so every layer was taken for "another layer" and hidden by side by side."""
+    from napari_prunuclei.gui.samples import synthetic_sample
+
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    (rgb, meta, _), _ = synthetic_sample()
+    viewer.add_image(rgb[:160, :160], **meta)
+    w.image.value = w.image.choices[0]
+    _run(qtbot, w)
+    w.side_by_side.value = True
+    owned = w.state.owned()
+    assert owned[("pruned", "instances")].visible and owned[("dense", "instances")].visible
+    assert owned[("view", "dense image")].visible and owned[("view", "pruned image")].visible
+    assert "A · " in w.legend.value

@@ -120,6 +120,7 @@ class DifferenceActions:
 
     def step_difference(self, step: int) -> DisagreementEvent | None:
         """The next (``step`` 1) or previous (-1) row of the table, in its current order (wrapping round)."""
+        self._finish_showing()  # the camera goes to layers that exist
         table = self.diff_table
         n = table.rowCount()
         if n == 0:
@@ -137,6 +138,7 @@ class DifferenceActions:
     def go_to_difference(self, row: int) -> DisagreementEvent | None:
         """Centre the camera on the event in ``row`` of the table, zoomed to show it with its surroundings (the
         layer's transform: a region's offset, a scale), and say in the status line what it is."""
+        self._finish_showing()  # the camera goes to layers that exist
         event = self._difference_row_event(row)
         if event is None:
             return None

@@ -15,6 +15,7 @@ class ExportActions:
     # ---- export -----------------------------------------------------
     def export(self, *_):
         """Write the chosen result in a worker (streamed for slides), with its provenance; returns the worker."""
+        self._finish_showing()
         r = self.result
         if r is None:
             self._error("nothing to export: run a model first")
@@ -83,6 +84,7 @@ class ExportActions:
     def write_report(self, *_) -> Path | None:
         """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
         the charts and a screenshot of the canvas; returns the Markdown file's path."""
+        self._finish_showing()  # the report describes the layers as shown
         r = self.result
         if r is None:
             self._error("nothing to report: run a model first")

@@ -43,6 +43,7 @@ class RunActions:
             self.status.value = f"busy: {self.status.value}"
             return None
         self._cancel.clear()
+        self._finish_showing()
         self._clear_notifications()
         if not self._gc_frozen:
             # napari's own objects (about half a million) go to the permanent generation for the job: a full

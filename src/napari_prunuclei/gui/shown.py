@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from napari_prunuclei.gui.state import raw
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
@@ -12,6 +13,10 @@ from napari_prunuclei.study import session as compute
 #: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (one napari layer
 #: made costs 100-250 ms on this project's CPU; cheap in-place updates run together)
 STEP_BUDGET_S = 0.05
+#: show a result's layers over several event-loop turns (off: in one turn). Off since a pathologist's session
+#: driven by processEvents() loops stalled half-way (the step timer stopped firing; every layer ended hidden
+#: after side by side): a slower first paint is better than a half-shown run
+STEPWISE = False
 
 
 class ShownRun:
@@ -26,7 +31,7 @@ class ShownRun:
         self._finish_showing()
         self._showing = True
         self._steps = self.state.show(result, bool(self.side_by_side.value))
-        if not self._hold_canvas(True):
+        if not STEPWISE or not self._hold_canvas(True):
             self._finish_showing()
         else:
             self._step()
@@ -63,7 +68,7 @@ class ShownRun:
 
             self._step_timer = QTimer(self.native)  # owned by the dock: destroyed with it
             self._step_timer.setSingleShot(True)
-            self._step_timer.setInterval(0)
+            self._step_timer.setInterval(1)  # not 0: Qt's zero timers stalled under processEvents() loops
             self._step_timer.timeout.connect(self._step)
         self._step_timer.start()
 
@@ -110,7 +115,7 @@ class ShownRun:
     def _sweep_key(self) -> tuple:
         """What a CR sweep belongs to: the image, the ground truth and the region choice."""
         layer, truth = self.image.value, self.truth.value
-        return (id(layer), getattr(layer, "name", None), id(truth) if truth is not None else None,
+        return (id(raw(layer)), getattr(layer, "name", None), id(raw(truth)) if truth is not None else None,
                 bool(self.region.value))
 
     def _sweep_change(self, key: tuple) -> str:

@@ -55,6 +55,12 @@ class LayerSpec:
 
 
 
+def raw(layer):
+    """The layer itself: a plugin's dock widget sees napari's proxies of the viewer's objects, a new proxy at
+    each access, so identity (``id``) is the wrapped object's."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 def cr_first(model: str) -> str:
     """``network-wide CR20`` -> ``CR20 network-wide``: the CR survives napari's shortening of long names."""
     import re
@@ -365,8 +371,8 @@ class ComparisonState:
         image.visible = False
         # any other visible layer of the user (another image, a ground truth) would take a grid cell of its own
         # beside the two the legend names: hidden while side by side is on, shown again after
-        mine = set(map(id, owned.values())) | {id(image)}
-        hidden = [layer for layer in self.viewer.layers if id(layer) not in mine and layer.visible]
+        mine = {id(raw(layer)) for layer in owned.values()} | {id(raw(image))}
+        hidden = [layer for layer in self.viewer.layers if id(raw(layer)) not in mine and layer.visible]
         for layer in hidden:
             layer.visible = False
         self._others_hidden = [*getattr(self, "_others_hidden", []), *hidden]

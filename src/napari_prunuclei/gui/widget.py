@@ -146,7 +146,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.run_btn.changed.connect(self.start_run)
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
-        self.fill_nuclei.changed.connect(self.state.set_fill)
+        self.fill_nuclei.changed.connect(lambda on: (self._finish_showing(), self.state.set_fill(on)))
         self.export_btn.changed.connect(self.export)
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
@@ -409,9 +409,19 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             self.numbers.native.setHtml(compute_report.numbers_html(r) + self._known_accuracy_html(r))
 
     def _arrange(self, *_) -> None:
-        """Side by side on or off: the dense cell's views are added or removed, the grid set."""
-        if not self._showing:
-            self.state.set_side_by_side(bool(self.side_by_side.value))
+        """Side by side on or off: the dense cell's views are added or removed, the grid set (a result still
+        being shown is finished first, and takes the new choice with it)."""
+        import gc
+
+        gc.freeze()  # napari collects garbage at each layer removed: of the job's objects only, not napari's
+        try:
+            if self._steps is not None:
+                self._finish_showing()
+            else:
+                self.state.set_side_by_side(bool(self.side_by_side.value))
+        finally:
+            if not self._gc_frozen:
+                gc.unfreeze()
 
     def _on_layer_removed(self, *_) -> None:
         """The viewer is empty (closed, or every layer deleted): nothing shows this run any more, so its
