@@ -83,3 +83,25 @@ def test_events_as_regions_carry_kind_colour_and_ids(pair):
     split = regions[0]
     assert split.color == (255, 208, 0) and split.origin == (2, 2)
     assert split.properties == {"kind": "split", "a_ids": [88, 90, 91], "b_ids": [41]}
+
+
+def test_a_fragment_inside_a_matched_nucleus_is_a_split_and_a_swallowed_nucleus_a_merge():
+    """Pathologist pass: an A fragment 96 % inside a B nucleus (matched to another A nucleus) was "extra"; a B
+    nucleus inside A's matched nucleus was "missed"."""
+    import numpy as np
+
+    from napari_prunuclei.nuclei.agreement import disagreement
+
+    b = np.zeros((60, 60), np.int32)
+    a = np.zeros((60, 60), np.int32)
+    b[5:25, 5:25] = 1  # B #1 ...
+    a[5:25, 5:22] = 7  # ... matched by A #7 (IoU 0.85), with A #9 a fragment inside it
+    a[5:25, 22:25] = 9
+    a[35:55, 35:55] = 3  # A #3 ...
+    b[35:55, 35:52] = 4  # ... matched to B #4, and B #6 swallowed by it
+    b[35:55, 52:55] = 6
+    d = disagreement(b, a)
+    kinds = {e.kind: e for e in d.events}
+    assert d.counts == {"missed": 0, "extra": 0, "split": 1, "merged": 1}
+    assert kinds["split"].b_ids == (1,) and set(kinds["split"].a_ids) == {7, 9}
+    assert set(kinds["merged"].b_ids) == {4, 6} and kinds["merged"].a_ids == (3,)

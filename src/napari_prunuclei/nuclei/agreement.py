@@ -55,9 +55,12 @@ class Disagreement:
     events: list[DisagreementEvent] = field(default_factory=list)
 
 
-def _kind_of_group(n_split: int, n_merged: int, n_b: int, n_a: int) -> str:
+def _kind_of_group(n_split: int, n_merged: int, n_b: int, n_a: int, n_frag_a: int = 0, n_frag_b: int = 0) -> str:
     """A group with a split B nucleus is a split, with a merging A nucleus a merge (a tangle of both: split when
-    A has more nuclei in it than B, else merged); a lone nucleus is missed (B) or extra (A)."""
+    A has more nuclei in it than B, else merged); an A fragment inside a B nucleus is a split of it, a B nucleus
+    inside an A nucleus a merge into it; a lone nucleus is missed (B) or extra (A)."""
+    if not (n_split or n_merged) and (n_frag_a or n_frag_b):
+        n_split, n_merged = n_frag_a, n_frag_b
     if n_split and n_merged:
         return "split" if n_a > n_b else "merged"
     if n_split:
@@ -67,14 +70,18 @@ def _kind_of_group(n_split: int, n_merged: int, n_b: int, n_a: int) -> str:
     return "missed" if n_b else "extra"
 
 
-def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, part: float = 0.2) -> Disagreement:
+def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, part: float = 0.2,
+                 inside: float = 0.5) -> Disagreement:
     """Where ``other`` (model A) and ``reference`` (model B) disagree, as events (see the module's note).
 
     A nucleus is unmatched when no nucleus of the other segmentation has IoU > ``thr`` with it. An unmatched B
     nucleus covered for at least ``part`` of its area by each of two or more A nuclei is split, and those
     unmatched A nuclei are its pieces; an unmatched A nucleus covering two or more B nuclei so is merged, those
     unmatched B nuclei its parts. A split or merge and its pieces or parts, joined where they share a nucleus,
-    make one event; every other unmatched nucleus is an event of its own (missed or extra).
+    make one event. An unmatched A nucleus lying for at least ``inside`` of its area in one B nucleus is a
+    fragment of it (a split of that B nucleus, even when B's nucleus is matched to another A nucleus, which the
+    event then names); an unmatched B nucleus so inside one A nucleus is merged into it. Every other unmatched
+    nucleus is an event of its own (missed or extra).
     """
     ref_c, ids_r = compact(reference)  # ids 0..n (one sort of each image), and each index's own id
     oth_c, ids_o = compact(other)
@@ -90,14 +97,30 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
     free_r[pairs[:, 0]] = False
     free_o[pairs[:, 1]] = False
     free_r, free_o = free_r[1:], free_o[1:]
+    match_r = np.zeros(nr + 1, np.int64)  # the A nucleus (1-based; 0: none) each B nucleus is matched to
+    match_o = np.zeros(no + 1, np.int64)
+    match_r[pairs[:, 0]], match_o[pairs[:, 1]] = pairs[:, 1], pairs[:, 0]
     sub = inter[1:, 1:].tocsr()
     # big_r[i, j]: A nucleus j covers >= part of B nucleus i; big_o[i, j]: B nucleus i covers >= part of A nucleus j
     big_r = (sub.multiply(1.0 / np.maximum(area_r[1:, None], 1)) >= part).tocsr().astype(float)
     big_o = (sub.multiply(1.0 / np.maximum(area_o[None, 1:], 1)) >= part).tocsr().astype(float)
     split_r = free_r & (np.asarray(big_r.sum(axis=1)).ravel() >= 2)
     merged_o = free_o & (np.asarray(big_o.sum(axis=0)).ravel() >= 2)
-    # links between unmatched nuclei: a split B nucleus and its pieces, a merging A nucleus and its parts
-    links = sparse.diags(split_r.astype(float)) @ big_r + big_o @ sparse.diags(merged_o.astype(float))
+    # fragments: an unmatched nucleus mostly inside one nucleus of the other model (its host, matched or not)
+    host_o = np.asarray(sub.argmax(axis=0)).ravel() if nr and no else np.zeros(no, int)  # B host of each A
+    host_r = np.asarray(sub.argmax(axis=1)).ravel() if nr and no else np.zeros(nr, int)  # A host of each B
+    share_o = np.asarray(sub.max(axis=0).todense()).ravel() / np.maximum(area_o[1:], 1) if nr and no else \
+        np.zeros(no)
+    share_r = np.asarray(sub.max(axis=1).todense()).ravel() / np.maximum(area_r[1:], 1) if nr and no else \
+        np.zeros(nr)
+    frag_o = free_o & (share_o >= inside) & ~merged_o
+    frag_r = free_r & (share_r >= inside) & ~split_r
+    hosts = sparse.coo_matrix((np.ones(int(frag_o.sum())), (host_o[frag_o], np.flatnonzero(frag_o))),
+                              shape=(nr, no)) + sparse.coo_matrix(
+        (np.ones(int(frag_r.sum())), (np.flatnonzero(frag_r), host_r[frag_r])), shape=(nr, no))
+    # links between unmatched nuclei: a split B nucleus and its pieces, a merging A nucleus and its parts, a
+    # fragment and its (unmatched) host
+    links = sparse.diags(split_r.astype(float)) @ big_r + big_o @ sparse.diags(merged_o.astype(float)) + hosts
     links = sparse.diags(free_r.astype(float)) @ links @ sparse.diags(free_o.astype(float))
     graph = sparse.bmat([[None, links], [links.T, None]], format="csr") if nr and no else None
     if graph is None:
@@ -116,11 +139,16 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
     for members in np.split(order, starts[1:]) if len(order) else []:
         b = members[members < nr]  # 0-based B indices
         a = members[members >= nr] - nr  # 0-based A indices
-        kind = _kind_of_group(int(split_r[b].sum()), int(merged_o[a].sum()), len(b), len(a))
+        kind = _kind_of_group(int(split_r[b].sum()), int(merged_o[a].sum()), len(b), len(a),
+                              int(frag_o[a].sum()), int(frag_r[b].sum()))
         kind_r[b + 1] = kind_o[a + 1] = KIND_VALUES[kind]
         # the nuclei involved: the group, and every piece of a split or part of a merge (matched elsewhere too)
-        a_all = np.union1d(a, big_r[b[split_r[b]]].indices)
-        b_all = np.union1d(b, big_o_by_a[:, a[merged_o[a]]].indices)
+        # ... and a fragment's host with the nucleus it is matched to
+        host_b, host_a = host_o[a[frag_o[a]]], host_r[b[frag_r[b]]]
+        partner_a = match_r[host_b + 1][match_r[host_b + 1] > 0] - 1
+        partner_b = match_o[host_a + 1][match_o[host_a + 1] > 0] - 1
+        a_all = np.union1d(np.union1d(a, big_r[b[split_r[b]]].indices), np.union1d(host_a, partner_a))
+        b_all = np.union1d(np.union1d(b, big_o_by_a[:, a[merged_o[a]]].indices), np.union1d(host_b, partner_b))
         slices = [box_r[i] for i in b] + [box_o[j] for j in a]
         r0, r1 = min(s[0].start for s in slices), max(s[0].stop for s in slices)
         c0, c1 = min(s[1].start for s in slices), max(s[1].stop for s in slices)
