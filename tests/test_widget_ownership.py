@@ -184,3 +184,14 @@ def test_side_by_side_in_a_dock_napari_made_keeps_the_results_visible(qtbot, mak
     assert owned[("pruned", "instances")].visible and owned[("dense", "instances")].visible
     assert owned[("view", "dense image")].visible and owned[("view", "pruned image")].visible
     assert "A · " in w.legend.value
+
+
+def test_the_stale_notice_goes_when_the_controls_match_again(qtbot, viewer_widget):
+    """Pathologist pass: CR 20 -> 16 -> 20 left "controls now say ... CR16" and the numbers greyed."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    w.cr.value = "16"
+    assert "press Run" in w.status.value and "8a8a8a" in w.numbers.native.styleSheet()
+    w.cr.value = "20"
+    assert "press Run" not in w.status.value and "8a8a8a" not in w.numbers.native.styleSheet()

@@ -159,6 +159,8 @@ class ShownRun:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
         # the numbers are greyed while they describe another setting than the controls
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
+        if not diffs and str(self.status.value).startswith("⚠ the canvas shows the last run"):
+            self.status.value = f"the controls describe the run on the canvas again ({req.spec.label})"
         if diffs:
             self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update")
