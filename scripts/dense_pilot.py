@@ -25,26 +25,8 @@ import torch
 
 from napari_prunuclei.models.weights import load_branch
 from napari_prunuclei.pruning.oneshot import load_model
-from napari_prunuclei.runtime.pairs import pair_from_models
-from napari_prunuclei.study.evaluation import (
-    predict_dataset,
-    score_predictions,
-    tune_watershed,
-    validation_names,
-    write_json,
-)
+from napari_prunuclei.study.evaluation import held_back_scores, write_json
 from napari_prunuclei.training.train import TrainConfig, train
-
-
-def held_back(data: Path, semantic, distance) -> dict:
-    """The watershed grid's best on the held-back images, with its mean AJI/PQ/Dice."""
-    names = validation_names(data)
-    preds = predict_dataset(data, names, pair_from_models(semantic, distance), precision="auto")
-    best, grid = tune_watershed(preds)
-    top = max(grid, key=lambda g: g["aji"])
-    per = {r["name"]: r["aji"] for r in score_predictions(preds, best)["per_image"]}
-    return {"images": names, "best": best.as_dict(), "aji": top["aji"], "pq": top["pq"], "dice": top["dice"],
-            "per_image_aji": per}
 
 
 def main() -> int:
@@ -77,8 +59,8 @@ def main() -> int:
         "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
         "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "branches": a.branches,
         "train_seconds_this_run": seconds,
-        "shipped": held_back(a.data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1)),
-        "candidate": held_back(a.data, *(load_branch(files[b]) if b in files else load_model(b, "dense", 1)
+        "shipped": held_back_scores(a.data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1)),
+        "candidate": held_back_scores(a.data, *(load_branch(files[b]) if b in files else load_model(b, "dense", 1)
                                          for b in ("semantic", "distance"))),
     }
     print(json.dumps({k: result[k] for k in ("shipped", "candidate")}, indent=1))

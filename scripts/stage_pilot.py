@@ -23,32 +23,9 @@ import torch
 
 from napari_prunuclei.models.weights import load_branch
 from napari_prunuclei.pruning.oneshot import load_model
-from napari_prunuclei.runtime.pairs import pair_from_models
-from napari_prunuclei.study.evaluation import (
-    predict_dataset,
-    score_predictions,
-    tune_watershed,
-    validation_names,
-    write_json,
-)
+from napari_prunuclei.study.evaluation import held_back_scores, write_json
 from napari_prunuclei.training.protocol import Protocol, run_stage
 from napari_prunuclei.training.train import BRANCHES
-
-
-def held_back(data: Path, semantic, distance) -> dict:
-    """The watershed grid's best on the held-back images: mean and per-image AJI."""
-    names = validation_names(data)
-    preds = predict_dataset(data, names, pair_from_models(semantic, distance), precision="auto")
-    best, grid = tune_watershed(preds)
-    per = score_predictions(preds, best)["per_image"]
-    top = max(grid, key=lambda g: g["aji"])
-    return {
-        "best": best.as_dict(),
-        "aji": top["aji"],
-        "pq": top["pq"],
-        "dice": top["dice"],
-        "per_image_aji": {r["name"]: r["aji"] for r in per},
-    }
 
 
 def load_branch_file(path: Path):
@@ -96,14 +73,14 @@ def main() -> int:
     }
     dense = {b: load_model(b, "dense", 1) for b in BRANCHES}
     oneshot = run_stage(dense, a.scheme, a.cr, a.data, a.out / "steps0", Protocol(steps=0), threads=a.threads)
-    result["rows"].append({"steps": 0, **held_back(a.data, *(load_branch_file(oneshot[b]) for b in BRANCHES))})
+    result["rows"].append({"steps": 0, **held_back_scores(a.data, *(load_branch_file(oneshot[b]) for b in BRANCHES))})
     print(json.dumps(result["rows"][-1]), flush=True)
     for steps in sorted(a.budgets):
         protocol = Protocol(steps=steps, lr=a.lr, distill=a.distill)
         t0 = time.perf_counter()
         files = run_stage(dense, a.scheme, a.cr, a.data, a.out / f"steps{steps}", protocol, threads=a.threads)
         row = {"steps": steps, "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-               "protocol": protocol.record(), **held_back(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
+               "protocol": protocol.record(), **held_back_scores(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
         result["rows"].append(row)
         result["chosen_steps"] = choose(result["rows"], a.tolerance)
         print(json.dumps(row), flush=True)

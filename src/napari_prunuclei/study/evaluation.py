@@ -23,6 +23,7 @@ from napari_prunuclei.runtime.request import Segmentation
 
 __all__ = [
     "EVAL_KEYS",
+    "held_back_scores",
     "Prediction",
     "predict_dataset",
     "score_predictions",
@@ -232,3 +233,17 @@ def write_json(path: str | Path, obj: dict) -> None:
         raise TypeError(type(o))
 
     atomic_write(path, lambda t: t.write_text(json.dumps(obj, indent=1, default=default) + "\n"))
+
+
+def held_back_scores(data_dir: str | Path, semantic, distance) -> dict:
+    """A pair of branch modules on the held-back train images (never test): the watershed grid's best
+    thresholds, its mean AJI, PQ and Dice, and each image's AJI at those thresholds (for paired comparisons)."""
+    from napari_prunuclei.runtime.pairs import pair_from_models
+
+    names = validation_names(data_dir)
+    preds = predict_dataset(data_dir, names, pair_from_models(semantic, distance), precision="auto")
+    best, grid = tune_watershed(preds)
+    top = max(grid, key=lambda g: g["aji"])
+    per = {r["name"]: r["aji"] for r in score_predictions(preds, best)["per_image"]}
+    return {"images": names, "best": best.as_dict(), "aji": top["aji"], "pq": top["pq"], "dice": top["dice"],
+            "per_image_aji": per}
