@@ -59,7 +59,7 @@ def main() -> int:
         "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
         "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "branches": a.branches,
         "train_seconds_this_run": seconds,
-        "shipped": held_back_scores(a.data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1)),
+        "shipped": held_back_scores(a.data, *(load_model(b, "dense", 1) for b in ("semantic", "distance"))),
         "candidate": held_back_scores(a.data, *(load_branch(files[b]) if b in files else load_model(b, "dense", 1)
                                          for b in ("semantic", "distance"))),
     }

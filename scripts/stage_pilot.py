@@ -73,14 +73,16 @@ def main() -> int:
     }
     dense = {b: load_model(b, "dense", 1) for b in BRANCHES}
     oneshot = run_stage(dense, a.scheme, a.cr, a.data, a.out / "steps0", Protocol(steps=0), threads=a.threads)
-    result["rows"].append({"steps": 0, **held_back_scores(a.data, *(load_branch_file(oneshot[b]) for b in BRANCHES))})
+    models = (load_branch_file(oneshot[b]) for b in BRANCHES)
+    result["rows"].append({"steps": 0, **held_back_scores(a.data, *models)})
     print(json.dumps(result["rows"][-1]), flush=True)
     for steps in sorted(a.budgets):
         protocol = Protocol(steps=steps, lr=a.lr, distill=a.distill)
         t0 = time.perf_counter()
         files = run_stage(dense, a.scheme, a.cr, a.data, a.out / f"steps{steps}", protocol, threads=a.threads)
         row = {"steps": steps, "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-               "protocol": protocol.record(), **held_back_scores(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
+               "protocol": protocol.record(),
+               **held_back_scores(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
         result["rows"].append(row)
         result["chosen_steps"] = choose(result["rows"], a.tolerance)
         print(json.dumps(row), flush=True)
