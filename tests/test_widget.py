@@ -578,9 +578,14 @@ def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
     assert min(sparsity) > 40  # every layer lost weights (percent of the dense layer)
 
 
-def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget):
-    """Layers come over event-loop turns; the canvas does not paint a half-made set, and paints again after."""
+def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget, monkeypatch):
+    """With STEPWISE on (off by default): layers come over event-loop turns; the canvas does not paint a half-made
+    set, and paints again after."""
     from qtpy.QtWidgets import QOpenGLWidget
+
+    from napari_prunuclei.gui import shown
+
+    monkeypatch.setattr(shown, "STEPWISE", True)
 
     viewer, w = viewer_widget
     held, real = [], w._hold_canvas
