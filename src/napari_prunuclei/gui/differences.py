@@ -13,7 +13,7 @@ from napari_prunuclei.nuclei.agreement import DisagreementEvent, event_text
 __all__ = ["DIFFERENCE_COLUMNS", "DifferenceActions"]
 
 #: the table's columns
-DIFFERENCE_COLUMNS = ("kind", "A ids", "B ids", "area (px)", "position")
+DIFFERENCE_COLUMNS = ("kind", "A ids", "B ids", "area (px)", "position (row, col px)")
 #: an event is shown at least this many of its pixels across (and at four times its size)
 MIN_SPAN_PX = 128
 _KIND_ORDER = {kind: k for k, kind in enumerate(DISAGREEMENT_KINDS.values())}
