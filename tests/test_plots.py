@@ -25,3 +25,13 @@ def test_the_sweep_legend_lies_outside_the_axes(qtbot):
     fig = charts.figure.bbox
     assert fig.x0 <= box.x0 and box.x1 <= fig.x1 and fig.y0 <= box.y0  # whole, inside the figure
     assert not box.overlaps(charts.ax_sparsity.get_window_extent(renderer))
+
+
+def test_the_charts_label_is_as_large_as_its_picture(qtbot):
+    """Reviewer: a 448 px figure in a 400 px label lost its title and the top of the AJI axis."""
+    from napari_prunuclei.gui.plots import ChartsCanvas
+
+    c = ChartsCanvas()
+    qtbot.addWidget(c)
+    pix = c.pixmap()
+    assert c.minimumHeight() >= pix.height() and c.minimumWidth() >= pix.width()

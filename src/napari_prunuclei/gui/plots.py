@@ -32,7 +32,8 @@ class ChartsCanvas(QLabel):
         self.ax_sweep, self.ax_sparsity = self.figure.subplots(2, 1)
         self._lock = threading.Lock()
         self._rgba: np.ndarray | None = None
-        self.setMinimumHeight(400)
+        w, h = (int(round(v * self.figure.dpi)) for v in self.figure.get_size_inches())
+        self.setMinimumSize(w, h)  # the whole picture: a shorter label cut its top and bottom off (the page scrolls)
         self.ax_sweep.set_title("CR sweep: press 'CR sweep'", fontsize=9)
         self.ax_sparsity.set_title("layer sparsity: run a model", fontsize=9)
         self._render()
