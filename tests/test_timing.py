@@ -62,3 +62,18 @@ def test_time_pair_times_both_models_and_says_unstructured_runs_at_dense_shape()
     t = drive(time_pair(rgb, model_requests(req), repeat=3))
     assert t.order == ["pruned", "dense"] * 3 and all(s > 0 for v in t.seconds.values() for s in v)
     assert t.names == {"pruned": "network-wide CR20", "dense": "dense"} and t.note == SAME_SHAPE_NOTE
+
+
+def test_progress_names_the_models_not_their_roles():
+    """Reviewer: the status said "timing: pruned, run 1 of 3"."""
+    from napari_prunuclei.study.timing import iter_time_interleaved
+
+    job = iter_time_interleaved({"pruned": lambda: None, "dense": lambda: None}, 1,
+                                names={"pruned": "network-wide CR20", "dense": "dense"})
+    messages = []
+    try:
+        while True:
+            messages.append(next(job).message)
+    except StopIteration:
+        pass
+    assert messages[0] == "timing: warm-up of network-wide CR20" and "pruned" not in " ".join(messages)

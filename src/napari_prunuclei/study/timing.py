@@ -48,17 +48,20 @@ class Timing:
 
 
 def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 3, cancelled: CancelFn | None = None,
-                          clock: Callable[[], float] = time.perf_counter) -> Job[Timing]:
+                          clock: Callable[[], float] = time.perf_counter,
+                          names: dict[str, str] | None = None) -> Job[Timing]:
     """Time each call: one warm-up each (not timed), then ``repeat`` rounds of every call once, in turn
-    (A, B, A, B, ...), so that a machine busy with something else slows all alike; yields Progress."""
+    (A, B, A, B, ...), so that a machine busy with something else slows all alike; yields Progress (naming
+    each call by ``names``, else by its key)."""
     labels = list(calls)
+    names = names or {}
     total = len(labels) * (repeat + 1)
     done = 0
     for label in labels:
         check_cancelled(cancelled)
         calls[label]()
         done += 1
-        yield Progress(done, total, f"timing: warm-up of {label}")
+        yield Progress(done, total, f"timing: warm-up of {names.get(label, label)}")
     seconds: dict[str, list[float]] = {k: [] for k in labels}
     order: list[str] = []
     for r in range(max(1, repeat)):
@@ -69,7 +72,7 @@ def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 
             seconds[label].append(clock() - t)
             order.append(label)
             done += 1
-            yield Progress(done, total, f"timing: {label}, run {r + 1} of {repeat}")
+            yield Progress(done, total, f"timing: {names.get(label, label)}, run {r + 1} of {repeat}")
     return Timing(seconds, order)
 
 
@@ -83,7 +86,8 @@ def time_pair(rgb: np.ndarray, requests: list[tuple[str, ModelPair, object]], re
         return lambda: drive(iter_segment(rgb, req, pair=pair, cancelled=cancelled))
 
     calls = {role: call(pair, req) for role, pair, req in requests}
-    timing = yield from iter_time_interleaved(calls, repeat, cancelled)
+    names = {role: pair.spec.label for role, pair, _ in requests}
+    timing = yield from iter_time_interleaved(calls, repeat, cancelled, names=names)
     schemes = {pair.spec.scheme for _, pair, _ in requests}
     note = SAME_SHAPE_NOTE if schemes <= {"dense", *UNSTRUCTURED_SCHEMES} and schemes != {"dense"} else ""
     return Timing(timing.seconds, timing.order, {role: pair.spec.label for role, pair, _ in requests}, note)
