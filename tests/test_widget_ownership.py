@@ -195,3 +195,13 @@ def test_the_stale_notice_goes_when_the_controls_match_again(qtbot, viewer_widge
     assert "press Run" in w.status.value and "8a8a8a" in w.numbers.native.styleSheet()
     w.cr.value = "20"
     assert "press Run" not in w.status.value and "8a8a8a" not in w.numbers.native.styleSheet()
+
+
+def test_the_ground_truth_box_offers_only_the_users_label_layers(qtbot, viewer_widget):
+    """Reviewer: the box offered the plugin's own results (B's instances, the disagreement) as ground truth."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    w.reset_choices()
+    names = [getattr(c, "name", c) for c in w.truth.choices]
+    assert GT in names and None in w.truth.choices
+    assert not any(layer in w.truth.choices for layer in w.state.owned().values())

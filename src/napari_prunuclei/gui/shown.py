@@ -99,6 +99,14 @@ class ShownRun:
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
 
+    def _truth_choices(self, *_) -> list:
+        """The ground-truth box's choices: the user's label layers, never the plugin's own results."""
+        from napari.layers import Labels
+
+        state = getattr(self, "state", None)
+        mine = list(state.owned().values()) if state is not None else []
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine]
+
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
         one name ``NAME [1]``) or starts with it (``NAME · ground truth``, ``NAME_labels``), when its metadata
