@@ -105,3 +105,21 @@ def test_a_fragment_inside_a_matched_nucleus_is_a_split_and_a_swallowed_nucleus_
     assert d.counts == {"missed": 0, "extra": 0, "split": 1, "merged": 1}
     assert kinds["split"].b_ids == (1,) and set(kinds["split"].a_ids) == {7, 9}
     assert set(kinds["merged"].b_ids) == {4, 6} and kinds["merged"].a_ids == (3,)
+
+
+def test_two_nuclei_swallowed_by_one_matched_nucleus_are_one_merge():
+    """Second reviewer: A #47 matched to B #41 and swallowing B #44 and B #54 was two merged events."""
+    import numpy as np
+
+    from napari_prunuclei.nuclei.agreement import disagreement
+
+    b = np.zeros((40, 60), np.int32)
+    a = np.zeros((40, 60), np.int32)
+    a[5:30, 5:50] = 47
+    b[5:30, 5:40] = 41  # matched to A #47 (IoU 0.78)
+    b[5:17, 41:50] = 44
+    b[18:30, 41:50] = 54
+    d = disagreement(b, a)
+    assert d.counts == {"missed": 0, "extra": 0, "split": 0, "merged": 1}, d.counts
+    (e,) = d.events
+    assert e.a_ids == (47,) and set(e.b_ids) == {41, 44, 54}

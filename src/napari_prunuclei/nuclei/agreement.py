@@ -127,6 +127,15 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
         group = np.arange(nr + no)
     else:
         _, group = connected_components(graph, directed=False)
+    # fragments of one matched host (several B nuclei swallowed by one A nucleus, several A pieces of one B
+    # nucleus) are one event with it, not one each
+    remap = np.arange(group.max() + 1 if len(group) else 0)
+    first: dict[tuple[str, int], int] = {}
+    for node, key in [*((i, ("A", int(host_r[i]))) for i in np.flatnonzero(frag_r) if not free_o[host_r[i]]),
+                      *((nr + j, ("B", int(host_o[j]))) for j in np.flatnonzero(frag_o) if not free_r[host_o[j]])]:
+        root = first.setdefault(key, int(remap[group[node]]))
+        remap[remap == remap[group[node]]] = root
+    group = remap[group] if len(group) else group
     free = np.concatenate([free_r, free_o])
     nodes = np.flatnonzero(free)
     order = nodes[np.argsort(group[nodes], kind="stable")]
