@@ -24,10 +24,8 @@ class ShownRun:
 
     # ---- showing a result ---------------------------------------------
     def _show(self, result: compute.ComparisonResult | None) -> None:
-        """Hand the result to the comparison state: the numbers at once, the layers over event-loop turns (seven
-        new layers in one turn stalled the GUI thread 1.6-1.9 s) while the canvas does not paint (napari's OpenGL
-        canvas crashed under Mesa when it painted between the removal and the addition of layers); where the
-        canvas cannot be held, in one turn."""
+        """Hand the result to the comparison state: its layers in one turn (with :data:`STEPWISE`: over
+        event-loop turns while the canvas does not paint), then the numbers and the Differences list."""
         self._finish_showing()
         self._showing = True
         self._steps = self.state.show(result, bool(self.side_by_side.value))
