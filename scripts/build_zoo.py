@@ -24,27 +24,27 @@ import sys
 import time
 from pathlib import Path
 
-from napari_prunuclei.base.constants import CHANNEL_SCHEMES, DEFAULT_CRS, UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
 from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, register
 from napari_prunuclei.pruning.oneshot import load_model
-from napari_prunuclei.training.protocol import Protocol, run_stage, stage_file
+from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
 
-#: the zoo: the paper's CRs for the unstructured schemes, five for the channel schemes
-CHANNEL_CRS = (2.0, 4.0, 8.0, 16.0, 32.0)
 #: seconds per step per branch, one thread, measured on the 2-core AMD EPYC (AVX-512 BF16) at bf16: dense-shaped
 #: networks (unstructured: sparse weights in dense convolutions) 1.09-1.25 s (docs/training/dense_pilot.json);
 #: channel-pruned networks are smaller (the plan uses the dense figure: an upper bound)
 SECONDS_PER_STEP = 1.17
 
 
-def stages(schemes: list[str]) -> list[tuple[str, float]]:
-    """Every (scheme, CR) of the zoo, in an order that interleaves schemes (a shard gets some of each)."""
-    rows = []
-    for s in schemes:
-        crs = DEFAULT_CRS if s in UNSTRUCTURED_SCHEMES else CHANNEL_CRS
-        rows += [(i, s, float(cr)) for i, cr in enumerate(crs)]
-    return [(s, cr) for _, s, cr in sorted(rows, key=lambda r: (r[0], schemes.index(r[1])))]
+def stages(schemes: list[str], shard: tuple[int, int] = (0, 1), ladder: str = "from-dense") -> list[tuple[str, float]]:
+    """The (scheme, CR) stages of shard ``K/N``, in an order that interleaves schemes. From dense, every
+    N-th stage; gradual, whole schemes (each stage needs the one before it), each ladder smallest CR first."""
+    k, n = shard
+    if ladder == "gradual":
+        schemes = schemes[k::n]
+    rows = [(i, s, float(cr)) for s in schemes for i, cr in enumerate(zoo_crs(s))]
+    order = [(s, cr) for _, s, cr in sorted(rows, key=lambda r: (r[0], schemes.index(r[1])))]
+    return order if ladder == "gradual" else order[k::n]
 
 
 def shipped_by(protocol: Protocol, scheme: str, cr: float) -> bool:
@@ -97,16 +97,19 @@ def main() -> int:
     p.add_argument("--work", type=Path, help="checkpoints and finished stages (outside the repository)")
     p.add_argument("--steps", type=int, default=Protocol.steps, help="fine-tuning steps per branch per stage")
     p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
-    p.add_argument("--shard", default="0/1", help="K/N: this job runs every N-th stage from the K-th")
+    p.add_argument("--ladder", choices=LADDERS, default="from-dense",
+                   help="cut each CR from dense, or from the scheme's previous CR (then shards split by scheme)")
+    p.add_argument("--shard", default="0/1",
+                   help="K/N: this job runs every N-th stage from the K-th (gradual: every N-th scheme)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ship", action="store_true",
                    help="copy each finished stage into the package and register it (else: build into --work only)")
     p.add_argument("--commit", action="store_true", help="with --ship: git commit each shipped stage")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
-    protocol = Protocol(steps=a.steps)
+    protocol = Protocol(steps=a.steps, ladder=a.ladder)
     k, n = (int(v) for v in a.shard.split("/"))
-    todo = stages(a.schemes)[k::n]
+    todo = stages(a.schemes, (k, n), a.ladder)
     if a.plan:
         per = 2 * protocol.steps * SECONDS_PER_STEP
         print(f"{'stage':<28}{'steps/branch':>14}{'s/step':>9}{'hours':>8}")

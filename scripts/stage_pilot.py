@@ -5,7 +5,9 @@ shipped dense pair to ``--cr`` under ``--scheme``, BatchNorm re-estimated, disti
 seed) once for every budget in ``--budgets`` (each its own run, its own cosine schedule), one thread,
 and scores each pair (and the one-shot cut, budget 0) on the 4 held-back train images over the
 watershed grid. The budget to use is the smallest one past which doubling changes held-back AJI by
-less than ``--tolerance`` (relative). Resumable: re-run the same command to continue; the JSON is
+less than ``--tolerance`` (relative). With ``--ladder gradual`` each budget runs the scheme's whole
+ladder up to ``--cr`` (every smaller zoo CR a stage of that budget, each cut from the one before), so the
+two ladder rules compare at equal steps per stage. Resumable: re-run the same command to continue; the JSON is
 rewritten after each budget. Never touches the test split nor the package.
 
     python scripts/stage_pilot.py --data ../shared/data/monuseg2018 --out ../runs/stage_pilot \
@@ -21,19 +23,12 @@ from pathlib import Path
 
 import torch
 
-from napari_prunuclei.models.weights import load_branch
+from napari_prunuclei.base.constants import zoo_crs
+from napari_prunuclei.models.sparse import load_branch_file
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.study.evaluation import held_back_scores, write_json
-from napari_prunuclei.training.protocol import Protocol, run_stage
+from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage
 from napari_prunuclei.training.train import BRANCHES
-
-
-def load_branch_file(path: Path):
-    """A stage's branch file, sparse (unstructured) or a smaller dense network (channel)."""
-    from napari_prunuclei.models.sparse import FORMAT, load_sparse
-    from napari_prunuclei.models.weights import read_metadata
-
-    return load_sparse(path)[0] if read_metadata(path).get("format") == FORMAT else load_branch(path)
 
 
 def choose(rows: list[dict], tolerance: float) -> int | None:
@@ -57,6 +52,7 @@ def main() -> int:
     p.add_argument("--distill", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tolerance", type=float, default=0.005)
+    p.add_argument("--ladder", choices=LADDERS, default="from-dense")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -69,6 +65,7 @@ def main() -> int:
         "cr": a.cr,
         "lr": a.lr,
         "distill": a.distill,
+        "ladder": a.ladder,
         "rows": [],
     }
     dense = {b: load_model(b, "dense", 1) for b in BRANCHES}
@@ -77,10 +74,13 @@ def main() -> int:
     result["rows"].append({"steps": 0, **held_back_scores(a.data, *models)})
     print(json.dumps(result["rows"][-1]), flush=True)
     for steps in sorted(a.budgets):
-        protocol = Protocol(steps=steps, lr=a.lr, distill=a.distill)
+        protocol = Protocol(steps=steps, lr=a.lr, distill=a.distill, ladder=a.ladder)
         t0 = time.perf_counter()
-        files = run_stage(dense, a.scheme, a.cr, a.data, a.out / f"steps{steps}", protocol, threads=a.threads)
-        row = {"steps": steps, "train_seconds_this_run": round(time.perf_counter() - t0, 1),
+        work = a.out / (f"steps{steps}" if a.ladder == "from-dense" else f"gradual{steps}")
+        chain = [c for c in zoo_crs(a.scheme) if c < a.cr] if a.ladder == "gradual" else []
+        for cr in (*chain, a.cr):
+            files = run_stage(dense, a.scheme, cr, a.data, work, protocol, threads=a.threads)
+        row = {"steps": steps, "stages": len(chain) + 1, "train_seconds_this_run": round(time.perf_counter() - t0, 1),
                "protocol": protocol.record(),
                **held_back_scores(a.data, *(load_branch_file(files[b]) for b in BRANCHES))}
         result["rows"].append(row)

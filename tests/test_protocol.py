@@ -60,3 +60,30 @@ def test_the_protocol_record_reaches_the_registry_entry(tiny_dataset, tmp_path, 
     assert all(e["finetune"] == PROTOCOL.record() and e["steps"] == 2 for e in entries)
     with pytest.raises(ValueError, match="unknown pruning scheme"):
         run_stage(dense, "random", 4, tiny_dataset, tmp_path / "x", PROTOCOL, device="cpu")
+
+
+@pytest.mark.parametrize("scheme", ["networkwide", "channel-layerwise"])
+def test_a_gradual_stage_is_cut_from_the_previous_one(tiny_dataset, tmp_path, scheme):
+    from dataclasses import replace
+
+    from napari_prunuclei.models.sparse import load_branch_file, load_sparse
+    from napari_prunuclei.training.protocol import previous_cr
+
+    dense = _dense()
+    gradual = replace(PROTOCOL, ladder="gradual")
+    with pytest.raises(FileNotFoundError, match="CR2"):
+        run_stage(dense, scheme, 4, tiny_dataset, tmp_path, gradual, device="cpu", branches=("semantic",))
+    assert previous_cr(scheme, 2) is None and previous_cr(scheme, 4) == 2
+    first = run_stage(dense, scheme, 2, tiny_dataset, tmp_path, gradual, device="cpu", branches=("semantic",))
+    second = run_stage(dense, scheme, 4, tiny_dataset, tmp_path, gradual, device="cpu", branches=("semantic",))
+    assert read_metadata(first["semantic"])["cut_from"] == "dense"
+    assert read_metadata(second["semantic"])["cut_from"] == f"{scheme} CR2 stage"
+    if scheme == "networkwide":  # a weight pruned at CR2 stays pruned at CR4
+        (_, m2, _), (_, m4, _) = load_sparse(first["semantic"]), load_sparse(second["semantic"])
+        assert all(bool((m4[k] <= m2[k]).all()) for k in m2) and sum(int(m.sum()) for m in m4.values()) < sum(
+            int(m.sum()) for m in m2.values())
+    else:  # no layer wider than at CR2
+        w2, w4 = (load_branch_file(f["semantic"]).config.conv_channels() for f in (first, second))
+        assert all(b <= a for a, b in zip(w2, w4)) and sum(w4) < sum(w2)
+    with pytest.raises(ValueError, match="ladder"):
+        Protocol(ladder="sideways")

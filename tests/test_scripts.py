@@ -30,3 +30,13 @@ def test_build_zoo_plans_every_stage_of_every_scheme():
     half = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--shard", "1/2"],
                           capture_output=True, text=True, timeout=120)
     assert "15 stages" in half.stdout
+
+
+def test_build_zoo_gradual_shards_keep_each_ladder_whole_and_in_order():
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--ladder", "gradual",
+                        "--shard", "1/2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split()[0:2] for line in r.stdout.splitlines()[1:-1]]
+    assert {s for s, _ in rows} == {"networkwide", "channel-networkwide"}  # whole schemes per shard
+    crs = [float(cr[2:]) for s, cr in rows if s == "networkwide"]
+    assert crs == sorted(crs) and len(crs) == 10  # each stage after the one it is cut from

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "SCHEMES", "PRUNED_SCHEMES", "UNSTRUCTURED_SCHEMES", "CHANNEL_SCHEMES", "SCHEME_LABELS", "SCHEME_COLORS",
-    "DEFAULT_CRS",
+    "DEFAULT_CRS", "CHANNEL_CRS", "zoo_crs",
     "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
     "TILE", "HALO", "WHOLE_MAX_PIXELS", "MIN_TILE", "MAX_TILE", "MAX_BATCH", "MODEL_PIXEL_SIZE_UM", "ZARR_PIXELS",
     "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS", "MODEL_COLORS",
@@ -24,6 +24,13 @@ SCHEME_COLORS = {"dense": "black", "layerwise": "tab:orange", "networkwide": "ta
                  "channel-layerwise": "tab:red", "channel-networkwide": "tab:green"}
 #: compression ratios of the zoo's ladders (used when no registry is at hand)
 DEFAULT_CRS = (2.0, 4.0, 5.0, 8.0, 10.0, 16.0, 20.0, 32.0, 50.0, 100.0)
+#: compression ratios of the channel schemes' ladders
+CHANNEL_CRS = (2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+def zoo_crs(scheme: str) -> tuple[float, ...]:
+    """The compression ratios the zoo holds for ``scheme``, smallest first."""
+    return CHANNEL_CRS if scheme in CHANNEL_SCHEMES else DEFAULT_CRS
 
 TIFF_EXTENSIONS = (".tif", ".tiff", ".svs")
 #: files read as H&E images

@@ -17,9 +17,16 @@ import numpy as np
 import torch
 
 from napari_prunuclei.models.unet import UNet, UNetConfig
-from napari_prunuclei.models.weights import WeightsError, build_model, sha256_file, write_safetensors
+from napari_prunuclei.models.weights import (
+    WeightsError,
+    build_model,
+    load_branch,
+    read_metadata,
+    sha256_file,
+    write_safetensors,
+)
 
-__all__ = ["save_sparse", "load_sparse", "FORMAT"]
+__all__ = ["save_sparse", "load_sparse", "load_branch_file", "FORMAT"]
 
 FORMAT = "prunuclei-sparse-bitmask-v1"
 
@@ -86,3 +93,8 @@ def load_sparse(path: str | os.PathLike, sha256: str | None = None) -> tuple[UNe
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"weights file {p} is not a valid sparse branch file: {e}") from None
     return build_model(config, state, p), masks, meta
+
+
+def load_branch_file(path: str | os.PathLike) -> UNet:
+    """One branch file of either kind: sparse (unstructured schemes) or a plain, maybe smaller, network."""
+    return load_sparse(path)[0] if read_metadata(path).get("format") == FORMAT else load_branch(path)

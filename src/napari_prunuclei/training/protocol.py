@@ -1,8 +1,10 @@
 """One fine-tuning protocol for every pruned model of the zoo (issue 21).
 
-A *stage* is one (scheme, CR): both branches of the dense pair are pruned to that CR **from dense**
-(every CR gets the same budget, so a curve over CR shows the scheme, not how long each point was
-trained), BatchNorm statistics are re-estimated on fixed training crops, and each branch is
+A *stage* is one (scheme, CR): both branches are pruned to that CR, by the ladder rule
+:attr:`Protocol.ladder`: ``"from-dense"`` cuts the dense pair, ``"gradual"`` cuts the finished stage of
+the scheme's previous CR (the first CR from dense; unstructured masks nest, so a weight once pruned stays
+pruned). Every CR gets the same budget, so a curve over CR shows the scheme, not how long each point was
+trained. BatchNorm statistics are re-estimated on fixed training crops, and each branch is
 fine-tuned for :attr:`Protocol.steps` Adam steps (warm-up, cosine lr to lr/20) with distillation from
 the dense branch's outputs on the un-augmented training images, on the training images less the 4
 held-back ones, with one seed for every stage (every stage sees the same crops in the same order).
@@ -25,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES
-from napari_prunuclei.models.sparse import save_sparse
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
+from napari_prunuclei.models.sparse import load_branch_file, save_sparse
 from napari_prunuclei.models.unet import UNet
 from napari_prunuclei.models.weights import load_branch, save_branch
 from napari_prunuclei.pruning.channels import DEFAULT_MULTIPLE, channel_prune, macs
@@ -35,7 +37,10 @@ from napari_prunuclei.training.channel_ladder import teacher_outputs
 from napari_prunuclei.training.finetune import bn_batches
 from napari_prunuclei.training.train import BRANCHES, TrainConfig, load_training_set, train
 
-__all__ = ["Protocol", "stage_file", "run_stage"]
+__all__ = ["Protocol", "LADDERS", "stage_file", "previous_cr", "run_stage"]
+
+#: the ladder rules: every CR cut from dense, or from the scheme's previous CR
+LADDERS = ("from-dense", "gradual")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class Protocol:
     precision: str = "bf16"
     multiple: int = DEFAULT_MULTIPLE  # channel schemes: channel counts in multiples of this
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.ladder not in LADDERS:
+            raise ValueError(f"ladder must be one of {LADDERS}, got {self.ladder!r}")
 
     def record(self) -> dict:
         """The registry's ``finetune`` field: the same dict for every entry made by this protocol."""
@@ -77,13 +86,32 @@ def stage_file(branch: str, scheme: str, cr: float) -> str:
     return f"{branch}_{scheme}_cr{float(cr):g}.safetensors"
 
 
-def _cut(dense: UNet, scheme: str, cr: float, protocol: Protocol):
-    """The pruned start of a stage and what its file records of the cut."""
+def previous_cr(scheme: str, cr: float) -> float | None:
+    """The CR a gradual stage starts from: the scheme's next smaller zoo CR (None: start from dense)."""
+    smaller = [c for c in zoo_crs(scheme) if c < float(cr)]
+    return max(smaller) if smaller else None
+
+
+def _start(dense: UNet, branch: str, scheme: str, cr: float, work: Path, protocol: Protocol) -> tuple[UNet, str]:
+    """The network a stage cuts, and its name for the record."""
+    prev = previous_cr(scheme, cr) if protocol.ladder == "gradual" else None
+    if prev is None:
+        return dense, "dense"
+    f = work / scheme / f"cr{prev:g}" / stage_file(branch, scheme, prev)
+    if not f.is_file():
+        raise FileNotFoundError(f"gradual ladder: {scheme} CR{cr:g} starts from CR{prev:g}, not built yet ({f})")
+    return load_branch_file(f), f"{scheme} CR{prev:g} stage"
+
+
+def _cut(dense: UNet, scheme: str, cr: float, protocol: Protocol, dense_config=None):
+    """The pruned start of a stage and what its file records of the cut (``dense``: the network cut;
+    ``dense_config``: the dense pair's shape, which channel CRs are relative to)."""
+    dense_config = dense_config or dense.config
     if scheme in UNSTRUCTURED_SCHEMES:
         masks = magnitude_masks(dense, scheme, cr)
         return apply_masks(copy.deepcopy(dense), masks), masks, {}
     if scheme in CHANNEL_SCHEMES:
-        pruned, plan = channel_prune(dense, scheme, cr, protocol.multiple, dense.config, head_signs=True)
+        pruned, plan = channel_prune(dense, scheme, cr, protocol.multiple, dense_config, head_signs=True)
         return pruned, None, {"achieved_cr": plan.achieved_cr, "channels": list(plan.channels),
                               "multiple": protocol.multiple, "macs_ratio": macs(dense.config) / macs(pruned.config)}
     raise ValueError(f"unknown pruning scheme {scheme!r}: one of {UNSTRUCTURED_SCHEMES + CHANNEL_SCHEMES}")
@@ -92,7 +120,8 @@ def _cut(dense: UNet, scheme: str, cr: float, protocol: Protocol):
 def run_stage(dense: dict[str, UNet], scheme: str, cr: float, data_dir: str | Path, work: str | Path,
               protocol: Protocol, *, threads: int = 1, device: str = "cpu", progress: bool = False,
               branches: tuple[str, ...] = BRANCHES) -> dict[str, Path]:
-    """Prune each dense branch to ``cr`` under ``scheme`` and fine-tune it by ``protocol``; return the
+    """Prune each branch to ``cr`` under ``scheme`` (from dense, or from the previous stage in ``work``
+    when the ladder is gradual) and fine-tune it by ``protocol``, distilling from dense; return the
     finished files by branch (in ``work/<scheme>/cr<cr>/``). Finished branches are skipped."""
     if threads:
         torch.set_num_threads(threads)
@@ -104,13 +133,15 @@ def run_stage(dense: dict[str, UNet], scheme: str, cr: float, data_dir: str | Pa
         if final.is_file():
             continue
         teacher = dense[branch]
+        start, start_name = _start(teacher, branch, scheme, cr, Path(work), protocol)
         torch.manual_seed(protocol.seed)
-        model, masks, cut = _cut(teacher, scheme, cr, protocol)
+        model, masks, cut = _cut(start, scheme, cr, protocol, teacher.config)
         images, targets, _ = load_training_set(data_dir, branch)
         recalibrate_batchnorm(model, bn_batches(images, targets, batch=protocol.batch, crop=protocol.crop))
         maps = teacher_outputs(teacher, images) if protocol.distill > 0 and protocol.steps > 0 else None
         meta = {"branch": branch, "scheme": scheme, "cr": float(cr), "finetune_steps": protocol.steps,
                 "lr": protocol.lr, "distill": protocol.distill, "recalibrated_bn": True, "protocol": protocol.record(),
+                "cut_from": start_name,
                 **cut}
         run_dir = out / branch
         if protocol.steps > 0:
