@@ -123,3 +123,19 @@ def test_two_nuclei_swallowed_by_one_matched_nucleus_are_one_merge():
     assert d.counts == {"missed": 0, "extra": 0, "split": 0, "merged": 1}, d.counts
     (e,) = d.events
     assert e.a_ids == (47,) and set(e.b_ids) == {41, 44, 54}
+
+
+def test_a_one_piece_split_and_a_one_part_merge_say_so():
+    """A reviewer: a small A nucleus inside a larger unmatched B nucleus, called a "split", reads as an undersized
+    nucleus; the event's text now says it is one piece (and a one-part merge one part)."""
+    b = np.zeros((20, 40), np.int32)
+    a = np.zeros_like(b)
+    b[0:12, 0:12] = 4
+    a[2:8, 2:8] = 9  # 36 px inside B #4's 144: IoU 0.25, all of A #9 inside B #4
+    a[0:14, 20:36] = 5
+    b[3:9, 24:30] = 6  # B #6 wholly inside the much larger A #5
+    by_kind = {e.kind: e for e in disagreement(b, a).events}
+    assert (by_kind["split"].b_ids, by_kind["split"].a_ids) == ((4,), (9,))
+    assert event_text(by_kind["split"]).startswith("B #4 -> A #9 (one piece")
+    assert (by_kind["merged"].b_ids, by_kind["merged"].a_ids) == ((6,), (5,))
+    assert event_text(by_kind["merged"]).startswith("B #6 -> A #5 (one part")

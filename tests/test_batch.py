@@ -204,3 +204,19 @@ def test_tiled_labels_are_a_pyramidal_ome_tiff_with_the_pixel_size(tmp_path, mon
     assert mask.shape == (20, 20) and mask.mean() > 200 and "s_tissue.tif" in info["outputs"]
     assert read_pixel_size(tmp_path / "o" / "s_tissue.tif") == pytest.approx(4.0)
     assert 0.9 < info["tissue"]["tissue_fraction"] <= 1 and info["tissue"]["mp_per_s_tissue"] > 0
+
+
+def test_whole_image_outputs_carry_the_pixel_size_so_they_reopen_on_their_image(tmp_path):
+    """Hostile pass: label, probability and distance TIFFs of a whole-image run had no resolution tags: a plain
+    reopen beside their image (which has them) was drawn at another scale."""
+    from napari_prunuclei.io.pixel_size import read_pixel_size
+
+    rgb, _ = synthetic_tile(160, seed=4)
+    tifffile.imwrite(tmp_path / "w.tif", rgb, photometric="rgb", resolution=(2e4, 2e4), resolutionunit="CENTIMETER")
+    info = segment_file(tmp_path / "w.tif", tmp_path / "o", SegmentRequest(device="cpu"))
+    assert info["mode"] != "tiled"
+    for key in ("labels", "probability", "distance"):
+        assert read_pixel_size(tmp_path / "o" / f"w_{key}.tif") == pytest.approx(0.5), key
+    tifffile.imwrite(tmp_path / "u.tif", rgb, photometric="rgb")  # no pixel size: none invented
+    segment_file(tmp_path / "u.tif", tmp_path / "o", SegmentRequest(device="cpu"))
+    assert read_pixel_size(tmp_path / "o" / "u_labels.tif") is None

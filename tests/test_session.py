@@ -165,6 +165,28 @@ def test_the_verdict_names_the_budget_against_the_truth_or_the_agreement_without
         assert f"{where} the 2 % budget" in compute_models.verdict(r)
 
 
+def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs_b):
+    """A reviewer: a collapsed B (thousands of fragments) was never named; only a collapsed A was."""
+    from dataclasses import replace
+
+    def counts(n_a, n_b):
+        def seg(s, n):
+            return replace(s, info=replace(s.info, n_nuclei=n))
+
+        return replace(a_vs_b, pruned=seg(a_vs_b.pruned, n_a), dense=seg(a_vs_b.dense, n_b))
+
+    a, b = a_vs_b.pruned.info.model, a_vs_b.dense.info.model
+    assert compute_models.run_warning(counts(300, 320)) is None
+    assert compute_models.run_warning(counts(5, 320)).startswith(f"A ({a}) found 5 nuclei") and "collapsed" in (
+        compute_models.run_warning(counts(5, 320)))
+    said = compute_models.run_warning(counts(300, 12))
+    assert said.startswith(f"B ({b}) found 12 nuclei") and "collapsed" in said
+    said = compute_models.run_warning(counts(300, 2400))
+    assert said.startswith(f"B ({b}) found 2400 nuclei") and "over-segments" in said
+    said = compute_models.run_warning(counts(1500, 300))
+    assert said.startswith(f"A ({a}) found 1500 nuclei") and "over-segments" in said
+
+
 def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_computation():
     from napari_prunuclei.nuclei.agreement import disagreement
     from napari_prunuclei.nuclei.watershed import WatershedParams

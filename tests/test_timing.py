@@ -36,7 +36,7 @@ def test_runs_are_interleaved_after_one_warm_up_each_and_the_medians_exclude_it(
     assert t.seconds == {"pruned": [3.0, 1.0, 2.0], "dense": [4.0, 8.0, 6.0]}
     assert t.median("pruned") == 2.0 and t.median("dense") == 6.0 and t.ratio("pruned", "dense") == pytest.approx(1 / 3)
     assert t.repeat == 3 and t.how == "median of 3 interleaved runs after a warm-up"
-    assert [p.done for p in progress] == list(range(1, 9)) and progress[-1].total == 8
+    assert [p.done for p in progress] == list(range(0, 9)) and progress[-1].total == 8
 
 
 def test_cancel_stops_timing_between_runs():
@@ -76,4 +76,22 @@ def test_progress_names_the_models_not_their_roles():
             messages.append(next(job).message)
     except StopIteration:
         pass
-    assert messages[0] == "timing: warm-up of network-wide CR20" and "pruned" not in " ".join(messages)
+    assert messages[0] == "timing: warm-up of network-wide CR20..." and "pruned" not in " ".join(messages)
+
+
+def test_progress_names_the_step_about_to_run_not_the_one_finished():
+    """Reviewer: the status named the step that had just finished while the next one ran."""
+    from napari_prunuclei.study.timing import iter_time_interleaved
+
+    ran, seen = [], []
+    job = iter_time_interleaved({"a": lambda: ran.append("a"), "b": lambda: ran.append("b")}, 2)
+    try:
+        while True:
+            p = next(job)
+            seen.append((p.message, list(ran), p.done))
+    except StopIteration:
+        pass
+    assert seen[0] == ("timing: warm-up of a...", [], 0)  # said before A's warm-up runs
+    assert seen[1] == ("timing: warm-up of b...", ["a"], 1)
+    assert seen[2] == ("timing: a, run 1 of 2...", ["a", "b"], 2)
+    assert seen[-1] == ("timing: done", ["a", "b", "a", "b", "a", "b"], 6)

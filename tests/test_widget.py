@@ -578,14 +578,10 @@ def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
     assert min(sparsity) > 40  # every layer lost weights (percent of the dense layer)
 
 
-def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget, monkeypatch):
-    """With STEPWISE on (off by default): layers come over event-loop turns; the canvas does not paint a half-made
-    set, and paints again after."""
+def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, viewer_widget):
+    """Layers come over event-loop turns (STEPWISE); the canvas does not paint a half-made set, and paints again
+    after."""
     from qtpy.QtWidgets import QOpenGLWidget
-
-    from napari_prunuclei.gui import shown
-
-    monkeypatch.setattr(shown, "STEPWISE", True)
 
     viewer, w = viewer_widget
     held, real = [], w._hold_canvas
@@ -601,3 +597,51 @@ def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, view
     canvases = w.native.window().findChildren(QOpenGLWidget)
     assert canvases and all(c.updatesEnabled() for c in canvases)
     assert _roles(w) == COMPARE and not w._showing and w._steps is None
+
+
+def test_side_by_side_toggled_while_a_result_is_being_shown_ends_with_every_layer_shown(qtbot, viewer_widget):
+    """A pathologist's session toggled side by side while the layers still came over event-loop turns: every
+    layer ended hidden. Now the toggle finishes the showing first, and made-hidden layers keep the visibility
+    they were to get."""
+    from napari_prunuclei.gui import shown
+
+    assert shown.STEPWISE
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    assert w.start_run() is not None
+    qtbot.waitUntil(lambda: w._steps is not None and len(w.state.layers) >= 2, timeout=60_000)
+    w.side_by_side.value = True  # half-way through the showing
+    _wait(qtbot, w)
+    owned = w.state.owned()
+    assert ("view", "dense image") in owned and not w._showing and w._steps is None
+    assert owned[("pruned", "instances")].visible and owned[("dense", "instances")].visible
+    assert owned[("pruned", "disagreement")].visible
+    w.side_by_side.value = False
+    _wait(qtbot, w)
+    assert w.state.owned()[("pruned", "instances")].visible and not w.state._reveal
+
+
+def test_the_ground_truth_is_drawn_apart_from_the_models_and_named_in_the_legend(qtbot, viewer_widget):
+    """A reviewer: the ground truth's random colours read as disagreement rings, and the legend did not list it.
+    Now it is drawn as thin white outlines once (a later restyle by the user is kept) and the legend names it
+    while it is visible."""
+    import numpy as np
+
+    viewer, w = viewer_widget
+    gt = viewer.layers[GT]
+    w.truth.value = gt
+    _run(qtbot, w)
+    label = int(np.unique(np.asarray(gt.data))[1])
+    assert gt.contour == 1 and np.allclose(gt.colormap.map(label)[:3], 1.0)
+    gt.visible = True
+    assert any("ground truth" in text for _, text in w.state.legend_items())
+    assert "ground truth" in w.legend.value
+    gt.visible = False
+    assert not any("ground truth" in text for _, text in w.state.legend_items())
+    gt.contour = 3  # the user's own choice survives the next run
+    _run(qtbot, w)
+    assert gt.contour == 3
+    w.truth.value = None
+    _run(qtbot, w)
+    gt.visible = True
+    assert not any("ground truth" in text for _, text in w.state.legend_items())

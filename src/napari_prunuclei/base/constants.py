@@ -7,7 +7,7 @@ __all__ = [
     "DEFAULT_CRS", "CHANNEL_CRS", "zoo_crs",
     "IMAGE_EXTENSIONS", "TIFF_EXTENSIONS", "LABEL_EXTENSIONS", "EXPORT_EXTENSIONS",
     "TILE", "HALO", "WHOLE_MAX_PIXELS", "MIN_TILE", "MAX_TILE", "MAX_BATCH", "MODEL_PIXEL_SIZE_UM", "ZARR_PIXELS",
-    "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS", "MODEL_COLORS",
+    "DISAGREEMENT_KINDS", "DISAGREEMENT_COLORS", "MODEL_COLORS", "TRUTH_COLOR",
 ]
 
 #: pruning schemes: dense (no pruning), the paper's two unstructured magnitude schemes and
@@ -64,6 +64,8 @@ DISAGREEMENT_COLORS = {0: "transparent", 1: "#ff3030", 2: "#4060ff", 3: "#ffd000
 #: near H&E's own
 MODEL_COLORS = {"pruned": ("#00e5ff", "#00b8d4", "#4dd0e1", "#0097a7", "#80deea"),
                 "dense": ("#00ff66", "#00c853", "#69f0ae", "#2e9d42", "#b9f6ca")}
+#: the ground truth a run is scored against: thin white outlines, apart from both models and the disagreement rings
+TRUTH_COLOR = "#ffffff"
 #: colours of nuclei in the instance layers: greens, teals, cyans, olive and grey, none of them near the
 #: disagreement colours (red, blue, yellow, orange) nor near H&E's own (no red, pink, magenta or purple: eosin, red
 #: blood cells and hematoxylin), so a nucleus never looks like a disagreement or like the stain

@@ -10,13 +10,14 @@ from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
 
-#: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (one napari layer
-#: made costs 100-250 ms on this project's CPU; cheap in-place updates run together)
-STEP_BUDGET_S = 0.05
-#: show a result's layers over several event-loop turns (off: in one turn). Off since a pathologist's session
-#: driven by processEvents() loops stalled half-way (the step timer stopped firing; every layer ended hidden
-#: after side by side): a slower first paint is better than a half-shown run
-STEPWISE = False
+#: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (a napari layer made
+#: hidden costs 80-180 ms on this project's CPU, its first slice as much again: one of those per turn; cheap
+#: in-place updates run together)
+STEP_BUDGET_S = 0.02
+#: show a result's layers over several event-loop turns while the canvas does not paint (off: in one turn, a
+#: stall of about 1 s on a 1000x1000 tile). Every action that reads or changes the layers first finishes the
+#: showing (:meth:`ShownRun._finish_showing`), and the widget is busy until it is done
+STEPWISE = True
 
 
 class ShownRun:
@@ -47,13 +48,14 @@ class ShownRun:
 
     def _step(self) -> None:
         """Layers of the result being shown for up to STEP_BUDGET_S, then the next turn."""
-        if self._steps is None:
+        if self._steps is None or self._stepping:  # (re-entered from an event loop napari runs inside a step)
             return
         t0 = time.perf_counter()
+        self._stepping = True
         try:
             while True:
                 next(self._steps)
-                if time.perf_counter() - t0 > STEP_BUDGET_S:
+                if time.perf_counter() - t0 > STEP_BUDGET_S and not self._finish_now:
                     break
         except StopIteration:
             self._end_showing()
@@ -61,6 +63,8 @@ class ShownRun:
         except BaseException:
             self._end_showing()
             raise
+        finally:
+            self._stepping = False
         if self._step_timer is None:
             from qtpy.QtCore import QTimer
 
@@ -71,7 +75,10 @@ class ShownRun:
         self._step_timer.start()
 
     def _finish_showing(self) -> None:
-        """The rest of the result being shown, now."""
+        """The rest of the result being shown, now (called from inside a step: the step runs to the end)."""
+        if self._stepping:
+            self._finish_now = True
+            return
         if self._steps is not None:
             try:
                 for _ in self._steps:
@@ -81,12 +88,16 @@ class ShownRun:
 
     def _abandon_showing(self) -> None:
         """Stop showing a result half-way (its layers are about to be removed)."""
+        if self._stepping:  # a generator cannot be closed from inside itself: that step finishes it
+            self._finish_now = True
+            return
         if self._steps is not None:
             self._steps.close()
             self._end_showing()
 
     def _end_showing(self) -> None:
         self._steps = None
+        self._finish_now = False
         self._hold_canvas(False)
         self._showing = False
         if self._gc_frozen and self.worker is None:  # kept frozen while the layers were made, as during the job

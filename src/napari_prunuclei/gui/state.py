@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
@@ -106,6 +106,9 @@ class ComparisonState:
         self.fill = False  # nuclei as outlines (default) or filled
         self.on_legend = None  # called when the legend may have changed (the widget draws it)
         self._features: dict[Role, object] = {}  # the features object each role's layer was given last
+        self.truth_layer: Layer | None = None  # the user's ground truth the shown run was scored against
+        self._truth_styled: set[int] = set()  # ground-truth layers already given the truth's look (once each)
+        self._reveal: dict[Role, bool] = {}  # layers made hidden, and the visibility each gets in the next step
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -218,7 +221,9 @@ class ComparisonState:
         others = [i for i, layer in enumerate(self.viewer.layers) if layer not in owned.values()]
         mine = [self.viewer.layers.index(layer) for layer in owned.values()]
         same = same and (not mine or not others or min(mine) > max(others))
-        shown = {role: layer.visible for role, layer in owned.items()}  # the user's choice survives a rebuild
+        # the user's choice survives a rebuild (a layer not yet revealed counts as what it will be)
+        shown = {role: self._reveal.get(role, layer.visible) for role, layer in owned.items()}
+        self._reveal = {}
         for role, layer in list(self.layers.items()):
             if not same or role not in specs:
                 if layer in self.viewer.layers:
@@ -249,8 +254,10 @@ class ComparisonState:
             else:
                 kwargs = {k: v for k, v in spec.kwargs.items()
                           if k != "contour" and (k not in ("rgb", "multiscale", "features") or v is not None)}
-                if role in shown:
-                    kwargs["visible"] = shown[role]
+                # made hidden and styled, then shown in the next step: a layer's cost is split over two event-loop
+                # turns (napari's add and the first slice of a 1000x1000 labels layer are 100-250 ms each)
+                self._reveal[role] = shown.get(role, kwargs.get("visible", True))
+                kwargs["visible"] = False
                 add = self.viewer.add_image if spec.kind is Image else self.viewer.add_labels
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
                 self._features[role] = spec.kwargs.get("features")
@@ -261,6 +268,8 @@ class ComparisonState:
                     self._style(layer, role[0])
                 layer.events.visible.connect(self._legend_changed)
                 self.layers[role] = layer
+                yield
+                layer.visible = self._reveal.pop(role)
             yield
         self._arrange()
         if camera is not None and self._grid_before is not None:
@@ -280,6 +289,23 @@ class ComparisonState:
     def _style(self, layer: Layer, model: str) -> None:
         for key, value in instance_style(model, self.fill).items():
             setattr(layer, key, value)
+
+    def set_truth(self, layer: Layer | None) -> None:
+        """The shown run's ground truth: drawn once as thin white outlines (the user may restyle it after), so
+        its colours never read as a model's nuclei or a disagreement ring, and named in the legend."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        if self.truth_layer is not None:
+            self.truth_layer.events.visible.disconnect(self._legend_changed)
+        self.truth_layer = layer
+        if layer is not None:
+            if id(layer) not in self._truth_styled:
+                self._truth_styled.add(id(layer))
+                layer.colormap = DirectLabelColormap(color_dict={None: TRUTH_COLOR, 0: "transparent"})
+                layer.contour = 1
+                layer.opacity = 0.9
+            layer.events.visible.connect(self._legend_changed)
+        self._legend_changed()
 
     def set_fill(self, on: bool) -> None:
         """Nuclei filled (each model in its shades) or as outlines in the model's colour."""
@@ -306,6 +332,9 @@ class ComparisonState:
                 who = ("A · " if model == "pruned" else "B · ") if r.pruned is not None and r.dense is not None else ""
                 how = "fills" if self.fill else "outlines"
                 items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: nuclei ({how})"))
+        truth = self.truth_layer
+        if truth is not None and truth in self.viewer.layers and truth.visible:
+            items.append((TRUTH_COLOR, f"ground truth '{truth.name}': nuclei (thin outlines)"))
         marks = [owned.get(("pruned", "disagreement")), owned.get(("view", "disagreement"))]
         if any(layer is not None and layer.visible for layer in marks):
             b = r.dense.info.model

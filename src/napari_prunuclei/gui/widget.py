@@ -132,6 +132,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
+        self._stepping = self._finish_now = False  # inside a step of showing a result; finish it in that step
         self._steps = None  # the layers of a result still being shown, one per event-loop turn
         self._returned = False
         self._params_timer = None

@@ -16,6 +16,7 @@ from napari_prunuclei.io.guards import (
 from napari_prunuclei.io.images import TIFF_SUFFIXES, read_pillow, tiff_main_series
 
 __all__ = [
+    "resolution_tags",
     "read_labels",
     "check_label_ids",
     "label_dtype",
@@ -93,9 +94,18 @@ def label_dtype(max_id: int) -> np.dtype:
     return np.dtype("<u2" if max_id < 2**16 else "<u4" if max_id < 2**32 else "<u8")
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write instance labels to TIFF (ids kept: 16, 32 or 64 bits as they need) or 16-bit PNG; negative ids
-    and ids >= 2**63 are refused, as are ids over 65535 for PNG."""
+def resolution_tags(pixel_size: float | None) -> dict:
+    """tifffile keywords giving a TIFF the pixel size in µm (pixels per centimetre), so it reopens in µm beside
+    its image; none when the pixel size is unknown."""
+    if not pixel_size:
+        return {}
+    per_cm = 1e4 / float(pixel_size)
+    return {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size: float | None = None) -> Path:
+    """Write instance labels to TIFF (ids kept: 16, 32 or 64 bits as they need; with ``pixel_size`` in µm, its
+    resolution tags) or 16-bit PNG; negative ids and ids >= 2**63 are refused, as are ids over 65535 for PNG."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".tif", ".tiff", ".png"):
@@ -110,4 +120,5 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
         return atomic_write(p, lambda t: iio.imwrite(t, lab.astype(np.uint16), extension=".png"))
     import tifffile
 
-    return atomic_write(p, lambda t: tifffile.imwrite(t, lab.astype(label_dtype(hi)), compression="zlib"))
+    return atomic_write(p, lambda t: tifffile.imwrite(t, lab.astype(label_dtype(hi)), compression="zlib",
+                                                      **resolution_tags(pixel_size)))

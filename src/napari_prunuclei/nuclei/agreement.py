@@ -175,11 +175,18 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
 
 
 def event_text(event: DisagreementEvent) -> str:
-    """B's nuclei and what A made of them, e.g. ``B #41 -> A #88, #90, #91`` (a split)."""
+    """B's nuclei and what A made of them, e.g. ``B #41 -> A #88, #90, #91`` (a split). A "split" into one piece
+    (one A nucleus lying inside a B nucleus, too small to match it) and a "merge" of one part say so: to a
+    pathologist they read as an undersized or an oversized nucleus, not as one cut in two."""
     def ids(tag: str, values: tuple[int, ...]) -> str:
         return f"{tag} " + ", ".join(f"#{i}" for i in values) if values else f"no {tag} nucleus"
 
-    return f"{ids('B', event.b_ids)} -> {ids('A', event.a_ids)}"
+    text = f"{ids('B', event.b_ids)} -> {ids('A', event.a_ids)}"
+    if event.kind == "split" and len(event.a_ids) == 1 and len(event.b_ids) == 1:
+        text += " (one piece: A's nucleus lies inside B's and covers too little of it to match)"
+    elif event.kind == "merged" and len(event.a_ids) == 1 and len(event.b_ids) == 1:
+        text += " (one part: B's nucleus lies inside A's, which is too large to match it)"
+    return text
 
 
 def _rgb(color: str) -> tuple[int, int, int]:

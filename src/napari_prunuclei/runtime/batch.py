@@ -135,7 +135,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
 
     from napari_prunuclei.io.atomic import atomic_write
     from napari_prunuclei.io.images import open_image
-    from napari_prunuclei.io.labels import write_labels
+    from napari_prunuclei.io.labels import resolution_tags, write_labels
     from napari_prunuclei.runtime.tissue import tissue_mask_of
 
     if threads and client is None:
@@ -188,10 +188,11 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
         else:
             res = segment(np.asarray(image), request, pair=pair, progress=progress, name=str(path))
             written.append(output_path(path, out, "labels"))
-            write_labels(written[-1], res.labels)
+            write_labels(written[-1], res.labels, pixel_size=request.pixel_size)
+            tags = resolution_tags(request.pixel_size)  # every map reopens on its image's grid, in µm
             for key, arr in (("probability", res.probability), ("distance", res.distance)):
                 written.append(output_path(path, out, key))
-                atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib"))
+                atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib", **tags))
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
                 "request": given.as_dict(), "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}

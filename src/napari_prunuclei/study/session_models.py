@@ -136,18 +136,30 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
 
 
 def run_warning(result: ComparisonResult) -> str | None:
-    """A warning when the chosen pruned model found nothing, or far fewer nuclei than dense."""
+    """A warning when a model found nothing, far fewer nuclei than the other (collapsed) or far more (it
+    over-segments); it names the model, A or B, that does so."""
     if result.pruned is None:
         return None
-    n = result.pruned.n_nuclei
-    label = result.pruned.info.model
-    if result.dense is not None:
-        d = result.dense.n_nuclei
-        ref = result.dense.info.model
-        if d > 0 and n < 0.1 * d:
-            return f"{label} found {n} nuclei, {ref} {d}: this model has collapsed at this CR; read its map with care"
-        return None
-    return f"{label} found no nuclei" if n == 0 else None
+    n, label = result.pruned.n_nuclei, result.pruned.info.model
+    if result.dense is None:
+        return f"{label} found no nuclei" if n == 0 else None
+    d, ref = result.dense.n_nuclei, result.dense.info.model
+    sides = (("A", n, label), ("B", d, ref))
+    for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
+        if theirs > 0 and mine < COLLAPSE * theirs:
+            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} has collapsed at this "
+                    f"CR; read its map with care")
+    for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
+        if mine > OVERSEGMENT * max(theirs, 1) and mine >= 20:
+            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} over-segments (splits nuclei or "
+                    f"marks background); read its map with care")
+    return None
+
+
+#: a model finding fewer than this share of the other's nuclei has collapsed; more than OVERSEGMENT times them,
+#: it over-segments
+COLLAPSE = 0.1
+OVERSEGMENT = 3.0
 
 
 #: the accuracy a pruned model may lose against its reference and still count as "as good" (the paper's 2 %)

@@ -57,22 +57,23 @@ def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 
     names = names or {}
     total = len(labels) * (repeat + 1)
     done = 0
-    for label in labels:
+    for label in labels:  # each Progress names the call about to run (the status shows it while it runs)
         check_cancelled(cancelled)
+        yield Progress(done, total, f"timing: warm-up of {names.get(label, label)}...")
         calls[label]()
         done += 1
-        yield Progress(done, total, f"timing: warm-up of {names.get(label, label)}")
     seconds: dict[str, list[float]] = {k: [] for k in labels}
     order: list[str] = []
     for r in range(max(1, repeat)):
         for label in labels:
             check_cancelled(cancelled)
+            yield Progress(done, total, f"timing: {names.get(label, label)}, run {r + 1} of {repeat}...")
             t = clock()
             calls[label]()
             seconds[label].append(clock() - t)
             order.append(label)
             done += 1
-            yield Progress(done, total, f"timing: {names.get(label, label)}, run {r + 1} of {repeat}")
+    yield Progress(done, total, "timing: done")
     return Timing(seconds, order)
 
 
