@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_prunuclei.study.intervals import difference_interval, largest_cr_within, relative_drop_interval
 from napari_prunuclei.study.sweep import RULES, relative_drop, rows_as_dicts, summarize
 
 __all__ = ["write_report", "PAPER_LAYERWISE"]
@@ -14,6 +15,28 @@ PAPER_LAYERWISE = {"semantic": 16, "distance": 20, "instances": 5}
 
 def _fmt(cr) -> str:
     return "none" if cr is None else f"{cr:g}"
+
+
+def _paired(rows: list[dict], metric: str) -> bool:
+    """True when every row carries its per-image values of ``metric`` on the same images (paired intervals)."""
+    images = {tuple(r.get("images") or ()) for r in rows}
+    return bool(rows) and len(images) == 1 and all(metric in (r.get("per_image") or {}) for r in rows)
+
+
+def _largest_cell(rows: list[dict], dense: dict, scheme: str, variant: str, metric: str, point) -> str:
+    """The largest CR within 2 %, with its 95 % paired bootstrap interval over images where rows carry them."""
+    sub = [r for r in rows if r["scheme"] == scheme and r["variant"] == variant]
+    if not sub or not _paired([*sub, dense], metric):
+        return _fmt(point)
+    best, (lo, hi) = largest_cr_within({r["cr"]: r["per_image"][metric] for r in sub}, dense["per_image"][metric])
+    return f"{_fmt(best)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _drop(row: dict, dense: dict) -> str:
+    """AJI drop from dense, with its 95 % paired interval where the rows carry per-image values."""
+    if row is dense or not _paired([row, dense], "aji"):
+        return f"{100 * relative_drop(row['aji'], dense['aji']):+.1f} %"
+    return relative_drop_interval(row["per_image"]["aji"], dense["per_image"]["aji"]).text()
 
 
 def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path:
@@ -55,18 +78,24 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
         lines.append("| target (measure) | layer-wise | network-wide | layer-wise one-shot | "
                      "network-wide one-shot | paper, layer-wise |")
         lines.append("|---|---:|---:|---:|---:|---:|")
-        for target, (metric, _) in RULES.items():
-            lines.append(f"| {target} ({metric}) | {_fmt(summ.get('layerwise', {}).get(target))} | "
-                         f"{_fmt(summ.get('networkwide', {}).get(target))} | "
-                         f"{_fmt(one.get('layerwise', {}).get(target))} | "
-                         f"{_fmt(one.get('networkwide', {}).get(target))} | {PAPER_LAYERWISE[target]} |")
         dense = next(r for r in rows if r["dataset"] == ds and r["scheme"] == "dense")
+        here = [r for r in rows if r["dataset"] == ds]
+        for target, (metric, _) in RULES.items():
+            cells = [_largest_cell(here, dense, scheme, variant, metric, table.get(scheme, {}).get(target))
+                     for table, variant in ((summ, "fine-tuned"), (one, "one-shot"))
+                     for scheme in ("layerwise", "networkwide")]
+            lines.append(f"| {target} ({metric}) | " + " | ".join(cells) + f" | {PAPER_LAYERWISE[target]} |")
+        if _paired(here, "aji"):
+            lines += ["", "In brackets: the 95 % interval of that CR over paired bootstrap resamples of the images "
+                          "(10,000, seeded; `study/intervals.py`)."]
         lines += ["", f"Dense: Dice {dense['semantic_dice']:.4f} (semantic), AJI {dense['aji']:.4f}, "
                       f"PQ {dense['pq']:.4f}, distance MSE {dense['distance_mse']:.5f}.", "",
                   "### Layer-wise against network-wide (fine-tuned), instance AJI", "",
                   "Same fine-tuning: both schemes' pairs had the same fine-tuning protocol at that CR (see",
                   "the note above); where they did not, the difference mixes scheme and budget.", "",
-                  "| CR | layer-wise | network-wide | layer-wise - network-wide | better | same fine-tuning |",
+                  "A scheme is called better only where the 95 % paired bootstrap interval of the difference "
+                  "over images excludes zero.", "",
+                  "| CR | layer-wise | network-wide | layer-wise - network-wide [95 %] | better | same fine-tuning |",
                   "|---:|---:|---:|---:|---|---|"]
         protocols = meta.get("protocols", {})
         crs = sorted({r["cr"] for r in rows if r["dataset"] == ds and r["scheme"] != "dense"})
@@ -79,8 +108,13 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
                 d = lw[0]["aji"] - nw[0]["aji"]
                 lp, np_ = protocols.get(f"layerwise-cr{cr:g}"), protocols.get(f"networkwide-cr{cr:g}")
                 same = "?" if lp is None or np_ is None else ("yes" if lp == np_ else "no")
-                lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {d:+.4f} | "
-                             f"{'layer-wise' if d > 0 else 'network-wide'} | {same} |")
+                if _paired([lw[0], nw[0]], "aji"):
+                    iv = difference_interval(lw[0]["per_image"]["aji"], nw[0]["per_image"]["aji"])
+                    diff = f"{d:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]"
+                    better = ("layer-wise" if d > 0 else "network-wide") if iv.excludes(0) else "not decided"
+                else:
+                    diff, better = f"{d:+.4f}", ("layer-wise" if d > 0 else "network-wide") + " (no interval)"
+                lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {diff} | {better} | {same} |")
         lines += ["", "### All results", "",
                   "| scheme | CR | variant | semantic Dice | distance AJI | distance MSE | AJI | PQ | Dice | "
                   "AJI drop |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -89,7 +123,7 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
                 continue
             lines.append(f"| {r['scheme']} | {r['cr']:g} | {r['variant']} | {r['semantic_dice']:.4f} | "
                          f"{r['distance_aji']:.4f} | {r['distance_mse']:.5f} | {r['aji']:.4f} | {r['pq']:.4f} | "
-                         f"{r['dice']:.4f} | {100 * relative_drop(r['aji'], dense['aji']):+.1f} % |")
+                         f"{r['dice']:.4f} | {_drop(r, dense)} |")
         lines += ["", f"![metric against CR, {ds}](pruning/sweep_{ds}.png)", ""]
     lines += ["## Per-layer sparsity of network-wide pruning at CR 20", "",
               "![sparsity per layer](pruning/sparsity_networkwide_cr20.png)", ""]

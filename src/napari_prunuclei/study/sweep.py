@@ -71,6 +71,9 @@ class SweepRow:
     achieved_cr: float | None = None
     #: the zoo model's fine-tuning steps (per CR, as recorded in the registry; with ``--time``)
     finetune_steps: int | None = None
+    #: the images, in order, and each metric per image (for paired intervals: :mod:`.intervals`)
+    images: list[str] | None = None
+    per_image: dict[str, list[float]] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +138,8 @@ def run_sweep(
                 for k, v in vals.items():
                     acc.setdefault(k, []).append(v)
             means = {k: float(np.mean(v)) for k, v in acc.items()}
-            rows.append(SweepRow(key, scheme, cr, variant, len(items), **means))
+            rows.append(SweepRow(key, scheme, cr, variant, len(items), **means, images=[it[0] for it in items],
+                                 per_image={k: [float(x) for x in v] for k, v in acc.items()}))
     if progress is not None:
         progress(Progress(len(jobs), len(jobs), "done"))
     return rows
@@ -237,8 +241,9 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    with open(out / "sweep.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with open(out / "sweep.csv", "w", newline="") as f:  # per-image values: in the JSON only
+        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in ("images", "per_image")],
+                           extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     files.append(out / "sweep.csv")
