@@ -26,7 +26,7 @@ from pathlib import Path
 
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
 from napari_prunuclei.models.weights import read_metadata
-from napari_prunuclei.models.zoo import WEIGHTS_DIR, register
+from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry, register
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
 
@@ -72,7 +72,27 @@ def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path) -> di
     preds = predict_dataset(data, validation_names(data), pair, precision="auto")
     best, grid = tune_watershed(preds)
     register(model_watershed=(scheme, cr, best.as_dict()))
-    return {"watershed": best.as_dict(), "held_back_aji": max(g["aji"] for g in grid)}
+    held = held_back_record(max(g["aji"] for g in grid))
+    for branch in ("semantic", "distance"):  # the widget's "known accuracy" until the sweep measures test
+        register({**find_entry(branch, scheme, cr), "metrics_held_back": held})
+    return {"watershed": best.as_dict(), "held_back_aji": held["aji"]}
+
+
+def held_back_record(aji: float) -> dict:
+    return {"aji": round(float(aji), 6), "data": "4 held-back MoNuSeg train images, watershed tuned on them"}
+
+
+def dense_held_back(data: Path) -> None:
+    """The dense pair's held-back AJI in its registry entries (once), for the pruned stages to compare with."""
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names
+
+    if all("metrics_held_back" in (find_entry(b, "dense", 1) or {}) for b in ("semantic", "distance")):
+        return
+    _, grid = tune_watershed(predict_dataset(data, validation_names(data), load_pair(), precision="auto"))
+    held = held_back_record(max(g["aji"] for g in grid))
+    for branch in ("semantic", "distance"):
+        register({**find_entry(branch, "dense", 1), "metrics_held_back": held})
 
 
 def commit(scheme: str, cr: float, protocol: Protocol, note: dict) -> None:
@@ -121,6 +141,8 @@ def main() -> int:
     if a.data is None or a.work is None:
         p.error("--data and --work are needed to build (or --plan)")
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
+    if a.ship:
+        dense_held_back(a.data)
     for scheme, cr in todo:
         if shipped_by(protocol, scheme, cr):
             print(f"{scheme} CR{cr:g}: shipped by this protocol, skipped", flush=True)

@@ -115,13 +115,36 @@ def test_schemes_come_from_the_registry(monkeypatch):
     assert 20.0 in models["networkwide"] and models["dense"] == [1.0]
 
 
-def test_model_note_shows_monuseg_and_gbm40():
+def test_model_note_shows_monuseg_and_gbm40_or_held_back_until_measured(monkeypatch):
+    """The note reads the registry (here a fixed one: the zoo is rebuilt stage by stage)."""
+    from napari_prunuclei.models import zoo
+
+    def entry(scheme, cr, **metrics):
+        return {"id": f"semantic-{scheme}-cr{cr:g}", "branch": "semantic", "scheme": scheme, "cr": float(cr),
+                "fine_tuned": True, **metrics}
+
+    def m(aji, data):
+        return {"aji": aji, "data": data}
+
+    models = [entry("dense", 1, metrics=m(0.6456, "monuseg"), metrics_gbm40=m(0.7321, "gbm40"),
+                    metrics_held_back=m(0.614, "held")),
+              entry("networkwide", 20, metrics=m(0.6216, "monuseg"), metrics_gbm40=m(0.655, "gbm40")),
+              entry("networkwide", 4, metrics=m(0.6461, "monuseg"), metrics_gbm40=m(0.73, "gbm40")),
+              entry("layerwise", 8, metrics={}, metrics_held_back=m(0.5832, "held")),
+              entry("layerwise", 50, metrics={}, metrics_held_back=m(0.40, "held")),
+              entry("layerwise", 100, metrics={})]
+    monkeypatch.setattr(zoo, "registry", lambda *a, **k: {"watershed": None, "models": models})
     note, warn = compute_models.model_note(ModelSpec("networkwide", 20))
     assert "MoNuSeg test AJI 0.622" in note and "GBM40 AJI 0.655" in note
     assert warn  # it loses over 10 % AJI against dense on GBM40: flagged before the run
     assert not compute_models.model_note(ModelSpec("networkwide", 4))[1]
     dense, _ = compute_models.model_note(ModelSpec())
     assert dense.startswith("dense: MoNuSeg test AJI 0.646 · GBM40 AJI 0.732")
+    note, warn = compute_models.model_note(ModelSpec("layerwise", 8))  # a new stage, before the sweep
+    assert note.startswith("4 held-back train images AJI 0.583 (-5.0 % vs dense 0.614)") and not warn
+    assert "not yet measured on test" in note
+    assert compute_models.model_note(ModelSpec("layerwise", 50))[1]  # -35 %: flagged
+    assert compute_models.model_note(ModelSpec("layerwise", 100)) == ("fine-tuned; accuracy not measured", True)
 
 
 def test_store_metrics_from_a_sweep_output(tmp_path, monkeypatch):

@@ -127,7 +127,12 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
         parts.append(f"{name} AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {d['aji']:.3f})")
         warn = warn or drop > 0.1
         collapsed = collapsed or m["aji"] < 0.3
-    if not parts:
+    if not parts:  # a newly built stage: the held-back train images its thresholds were tuned on, until the sweep
+        m, d = entry.get("metrics_held_back") or {}, dense.get("metrics_held_back") or {}
+        if "aji" in m and "aji" in d:
+            drop = (d["aji"] - m["aji"]) / d["aji"]
+            return (f"4 held-back train images AJI {m['aji']:.3f} ({-100 * drop:+.1f} % vs dense {d['aji']:.3f}); "
+                    f"not yet measured on test", drop > 0.1)
         return "fine-tuned; accuracy not measured", True
     text = " · ".join(parts)
     if collapsed:
