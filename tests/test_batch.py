@@ -220,3 +220,70 @@ def test_whole_image_outputs_carry_the_pixel_size_so_they_reopen_on_their_image(
     tifffile.imwrite(tmp_path / "u.tif", rgb, photometric="rgb")  # no pixel size: none invented
     segment_file(tmp_path / "u.tif", tmp_path / "o", SegmentRequest(device="cpu"))
     assert read_pixel_size(tmp_path / "o" / "u_labels.tif") is None
+
+
+KILL_AT_INFO = """
+import os, sys
+import napari_prunuclei.io.atomic as atomic
+import napari_prunuclei.runtime.batch as batch
+from napari_prunuclei.runtime.request import SegmentRequest
+real = atomic.atomic_write
+def write(path, fn):
+    if str(path).endswith("_info.json"):
+        os._exit(9)  # killed after the outputs, before the info: what kill -9 leaves
+    return real(path, fn)
+atomic.atomic_write = write
+batch.segment_file(sys.argv[1], sys.argv[2], SegmentRequest(device="cpu"))
+"""
+
+
+def test_a_run_killed_before_its_info_leaves_files_the_next_run_knows_as_its_own(tmp_path):
+    """Hostile pass: kill -9 between the labels and the info JSON left X_labels.tif that every later run refused
+    as a user's file. The run now records what it wrote; an unchanged file so recorded is replaced."""
+    import subprocess
+    import sys
+
+    rgb, _ = synthetic_tile(128, seed=3)
+    tifffile.imwrite(tmp_path / "k.tif", rgb, photometric="rgb")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".hidden").write_text("mine")
+    (out / "notes.txt").write_text("mine")
+    r = subprocess.run([sys.executable, "-c", KILL_AT_INFO, str(tmp_path / "k.tif"), str(out)], timeout=300)
+    assert r.returncode == 9 and (out / "k_labels.tif").is_file() and not (out / "k_info.json").exists()
+    info = segment_file(tmp_path / "k.tif", out, SegmentRequest(device="cpu"))  # no refusal
+    assert info["n_nuclei"] > 0 and (out / "k_info.json").is_file()
+    assert (out / ".hidden").read_text() == "mine" and (out / "notes.txt").read_text() == "mine"
+    assert not [q.name for q in out.iterdir() if q.name.endswith(".pending.json")]
+    # a file the user changed since the kill is theirs again: refused
+    r = subprocess.run([sys.executable, "-c", KILL_AT_INFO, str(tmp_path / "k.tif"), str(tmp_path / "p")],
+                       timeout=300)
+    assert r.returncode == 9
+    (tmp_path / "p" / "k_labels.tif").write_bytes(b"the user's own labels")
+    with pytest.raises(ValueError, match="no prunuclei run made it"):
+        segment_file(tmp_path / "k.tif", tmp_path / "p", SegmentRequest(device="cpu"))
+    assert (tmp_path / "p" / "k_labels.tif").read_bytes() == b"the user's own labels"
+
+
+def test_a_users_info_json_is_not_overwritten(tmp_path):
+    """Hostile pass: X_info.json of the user's was replaced without --overwrite."""
+    rgb, _ = synthetic_tile(96, seed=3)
+    tifffile.imwrite(tmp_path / "base.tif", rgb, photometric="rgb")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "base_info.json").write_text("my notes\n")
+    with pytest.raises(ValueError, match="not the info file of a prunuclei run"):
+        segment_file(tmp_path / "base.tif", out, SegmentRequest(device="cpu"))
+    assert (out / "base_info.json").read_text() == "my notes\n" and not (out / "base_labels.tif").exists()
+
+
+def test_a_file_declaring_a_huge_pixel_size_fails_alone_with_a_message_not_the_machine(tmp_path):
+    """Hostile pass: a 256 px TIFF whose description says MPP = 20 was resampled 80x (20480² px) and the
+    process was killed for memory, taking the rest of the batch with it."""
+    rgb, _ = synthetic_tile(96, seed=3)
+    tifffile.imwrite(tmp_path / "a_coarse.tif", rgb, photometric="rgb", description="Aperio Image |MPP = 20")
+    tifffile.imwrite(tmp_path / "b_fine.tif", rgb, photometric="rgb")
+    res = segment_files(sorted(tmp_path.glob("*.tif")), tmp_path / "o", SegmentRequest(device="cpu"))
+    assert [Path(p).name for p, _ in res.failed] == ["a_coarse.tif"] and len(res.finished) == 1
+    reason = res.failed[0][1]
+    assert "20 µm per pixel" in reason and "--pixel-size" in reason and "a_coarse.tif" in reason

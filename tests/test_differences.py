@@ -104,6 +104,7 @@ def test_a_region_side_by_side_goes_to_the_event_on_the_slide(qtbot, viewer_widg
     viewer.scene.camera.center = (260, 260)
     viewer.scene.camera.zoom = max(viewer.canvas.size) / 250
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     _run(qtbot, w)
     r0, _, c0, _ = w.result.request.region
     assert (r0, c0) != (0, 0) and viewer.canvas.grid.enabled

@@ -32,3 +32,22 @@ def test_ome(tmp_path, meta, expected):
     f = tmp_path / "x.ome.tif"
     tifffile.imwrite(f, RGB, photometric="rgb", metadata=meta)
     assert read_pixel_size(f) == pytest.approx(expected) if expected else read_pixel_size(f) is None
+
+
+def test_the_pixel_size_is_the_opened_series_not_a_thumbnail_stored_first(tmp_path):
+    """Hostile pass: page 0 a 64² thumbnail at 1 µm, then the 256² image at 0.25 µm: 1.0 was read, the image
+    resampled 4 times and its outputs tagged 1 µm."""
+    import numpy as np
+    import tifffile
+
+    with tifffile.TiffWriter(tmp_path / "t.tif") as tw:
+        tw.write(np.zeros((64, 64, 3), np.uint8), photometric="rgb", resolution=(1e4, 1e4), resolutionunit="CENTIMETER")
+        tw.write(np.zeros((256, 256, 3), np.uint8), photometric="rgb", resolution=(4e4, 4e4),
+                 resolutionunit="CENTIMETER")
+    assert read_pixel_size(tmp_path / "t.tif") == pytest.approx(0.25)
+    with tifffile.TiffWriter(tmp_path / "o.ome.tif", ome=True) as tw:  # two OME Images: the larger one counts
+        tw.write(np.zeros((64, 64, 3), np.uint8), photometric="rgb", metadata={"PhysicalSizeX": 1.0,
+                                                                              "PhysicalSizeY": 1.0})
+        tw.write(np.zeros((256, 256, 3), np.uint8), photometric="rgb", metadata={"PhysicalSizeX": 0.25,
+                                                                                "PhysicalSizeY": 0.25})
+    assert read_pixel_size(tmp_path / "o.ome.tif") == pytest.approx(0.25)

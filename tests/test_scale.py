@@ -30,7 +30,7 @@ def test_scale_factor_and_thresholds():
     from napari_prunuclei.nuclei.watershed import WatershedParams
 
     assert s.params(WatershedParams(0.5, 0.4, 20)).min_size == 5  # the same area in µm²
-    for bad in (0.0, -1, float("nan"), float("inf"), 500):
+    for bad in (0.0, -1, float("nan"), float("inf"), 500, 2.01, 20):  # 20 µm: resampled 80x, killed for memory
         with pytest.raises(ValueError, match="micrometres per pixel"):
             check_pixel_size(bad)
     with pytest.raises(ValueError):

@@ -205,9 +205,12 @@ def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs
     said = compute_models.run_warning(counts(300, 12))
     assert said.startswith(f"B ({b}) found 12 nuclei") and "collapsed" in said
     said = compute_models.run_warning(counts(300, 2400))
-    assert said.startswith(f"B ({b}) found 2400 nuclei") and "over-segments" in said
+    assert said.startswith(f"B ({b}) found 2400 nuclei") and "far more nuclei" in said
     said = compute_models.run_warning(counts(1500, 300))
-    assert said.startswith(f"A ({a}) found 1500 nuclei") and "over-segments" in said
+    assert said.startswith(f"A ({a}) found 1500 nuclei") and "far more nuclei" in said
+    assert compute_models.run_warning(counts(440, 300)) is None  # 1.47x: within
+    said = compute_models.run_warning(counts(1301, 662))  # a reviewer's network-wide CR100 against dense
+    assert said.startswith(f"A ({a}) found 1301 nuclei") and "far more" in said
 
 
 def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_computation():

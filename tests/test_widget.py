@@ -89,6 +89,7 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     # 3. layer-wise CR4, side by side on: the dense cell's two views join
     w.scheme.value, w.cr.value = "layer-wise", "4"
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     _run(qtbot, w)
     assert _roles(w) == COMPARE | VIEWS and len(_made(viewer)) == 10
     assert viewer.canvas.grid.enabled and not viewer.layers[IMG].visible
@@ -121,6 +122,7 @@ def test_seven_mixed_runs_leave_exactly_the_current_layers(qtbot, viewer_widget)
     assert dense_count() == dense_alone.n_nuclei
     # side by side off: the views go, the grid is given back
     w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     assert _roles(w) == COMPARE and len(_made(viewer)) == 7 and not viewer.canvas.grid.enabled
     assert viewer.layers[IMG].visible
 
@@ -206,6 +208,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     assert "vs ground truth" in w.numbers_text
     w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     # napari grid mode, one camera: dense (on a view of the image) left, pruned (on another view) right
     assert viewer.canvas.grid.enabled
     layers = list(viewer.layers)
@@ -221,6 +224,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     _run(qtbot, w)
     assert viewer.canvas.grid.enabled and ("view", "dense image") in w.state.owned()
     w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     assert not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
     assert ("view", "dense image") not in w.state.owned()
     assert "synthetic H&E · left: dense" not in viewer.layers
@@ -411,6 +415,7 @@ def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     assert not viewer.canvas.overlays.text.visible  # the legend is beside the canvas, not over the nuclei
     assert "missed" in w.legend.value and "A · network-wide CR20: nuclei (outlines)" in w.legend.value
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     assert "left: B · dense  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text
     keys = {str(k): f for k, f in viewer.keymap.items()}
     keys["Ctrl+Shift+G"](viewer)  # the side-by-side shortcut toggles it off
@@ -441,6 +446,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     w.scheme.value, w.cr.value = "network-wide", "20"
     w.reference.value = "layer-wise CR20"
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     _run(qtbot, w)
     assert _roles(w) == COMPARE | VIEWS
     assert w.result.dense.info.model == "layer-wise CR20"

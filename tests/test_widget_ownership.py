@@ -180,6 +180,7 @@ def test_side_by_side_in_a_dock_napari_made_keeps_the_results_visible(qtbot, mak
     w.image.value = w.image.choices[0]
     _run(qtbot, w)
     w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     owned = w.state.owned()
     assert owned[("pruned", "instances")].visible and owned[("dense", "instances")].visible
     assert owned[("view", "dense image")].visible and owned[("view", "pruned image")].visible

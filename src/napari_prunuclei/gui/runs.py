@@ -207,7 +207,9 @@ class RunActions:
         self._error(f"{type(e).__name__}: {e}")
 
     def _on_finished(self) -> None:
-        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = self.time_btn.enabled = True
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
+        r = self.result  # timing compares A with B: only for a shown run of both
+        self.time_btn.enabled = r is not None and r.pruned is not None and r.dense is not None
         self.cancel_btn.enabled = False
         if self._gc_frozen and not self._showing:  # else when the result's layers are made (shown.py)
             gc.unfreeze()

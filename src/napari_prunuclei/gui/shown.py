@@ -28,14 +28,18 @@ class ShownRun:
         """Hand the result to the comparison state: its layers in one turn (with :data:`STEPWISE`: over
         event-loop turns while the canvas does not paint), then the numbers and the Differences list."""
         self._finish_showing()
+        self._start_showing(self.state.show(result, bool(self.side_by_side.value)))
+        self._show_numbers()
+        self._fill_differences()
+
+    def _start_showing(self, steps) -> None:
+        """Run ``steps`` (a :meth:`ComparisonState.show` generator) over event-loop turns (:data:`STEPWISE`)."""
         self._showing = True
-        self._steps = self.state.show(result, bool(self.side_by_side.value))
+        self._steps = steps
         if not STEPWISE or not self._hold_canvas(True):
             self._finish_showing()
         else:
             self._step()
-        self._show_numbers()
-        self._fill_differences()
 
     def _hold_canvas(self, on: bool) -> bool:
         """Stop (or let) the viewer's OpenGL canvas paint; False where none is found."""
@@ -176,10 +180,10 @@ class ShownRun:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
         # the numbers are greyed while they describe another setting than the controls
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
-        if not diffs and str(self.status.value).startswith("⚠ the canvas shows the last run"):
+        if not diffs and str(self.status.value).startswith("⚠ the results shown are the last run's"):
             self.status.value = f"the controls describe the run on the canvas again ({req.spec.label})"
         if diffs:
-            self.status.value = (f"⚠ the canvas shows the last run ({req.image_name}, {req.spec.label}); the "
+            self.status.value = (f"⚠ the results shown are the last run's ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update")
 
     def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
@@ -240,8 +244,8 @@ class ShownRun:
                 note, warn = model_note(spec)
             except Exception:  # noqa: BLE001 - a model outside the registry: nothing known
                 continue
-            lines.append(f"{'⚠ ' if warn else ''}known accuracy of {tag + ' ' if tag else ''}"
-                         f"({escape(seg.info.model)}): {escape(note)}")
+            who = f"{tag} ({escape(seg.info.model)})" if tag else escape(seg.info.model)
+            lines.append(f"{'⚠ ' if warn else ''}known accuracy of {who}: {escape(note)}")
         return "<p><small>" + "<br>".join(lines) + "</small></p>" if lines else ""
 
     def _write_canvas(self, path, r: compute.ComparisonResult) -> str:

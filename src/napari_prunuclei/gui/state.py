@@ -148,7 +148,7 @@ class ComparisonState:
             data = levels if len(levels) > 1 else levels[0]
             out[(model, "instances")] = LayerSpec(Labels, f"{base} · instances", data, {"features": feats}, meta)
         if r.disagreement is not None:
-            name = f"A · {r.pruned.info.model} · disagreement with B"
+            name = f"A · {cr_first(r.pruned.info.model)} · disagreement with B"
             out[("pruned", "disagreement")] = LayerSpec(Labels, name, r.disagreement,
                                                         {"opacity": 1.0, "contour": CONTOUR["disagreement"],
                                                          "features": disagreement_features(r)},

@@ -84,7 +84,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.reference = ComboBox(choices=self._reference_choices(), value="dense", label="model B: compare with")
         self.device = ComboBox(choices=available_devices(), value=available_devices()[-1], label="device")
         self.region = CheckBox(value=False, text="visible region only (slides: zoom in first)")
-        self.pixel_size = FloatSpinBox(value=0, min=0, max=100, step=0.01, label="pixel size (µm, 0 = unknown)")
+        self.pixel_size = FloatSpinBox(value=0, min=0, max=2, step=0.01, label="pixel size (µm, 0 = unknown)")
         self.pixel_size.native.setDecimals(4)
         self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
                                    options={"nullable": True})

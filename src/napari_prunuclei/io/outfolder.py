@@ -26,7 +26,7 @@ from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name
 __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
            "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",
            "remove_results", "is_output_file", "source_record", "outputs_record", "check_outputs_free",
-           "release_new_folder"]
+           "release_new_folder", "pending_path", "record_pending"]
 
 MANIFEST = "prunuclei_run.json"
 LOCK = ".prunuclei.lock"
@@ -114,12 +114,48 @@ def is_finished(path: Path, out_dir: Path, model: dict) -> bool:
     return True
 
 
+def pending_path(path: Path, out_dir: Path) -> Path:
+    """The record of the outputs a run of image ``path`` has written so far (removed once its info is written):
+    a run killed before its info JSON leaves it, so the next run knows those files are its own."""
+    return Path(out_dir) / f"{SCRATCH_PREFIX}{_key(Path(path).stem)}.pending.json"
+
+
+def record_pending(path: Path, out_dir: Path, written: list[Path]) -> None:
+    """Record the outputs written so far, each with its size and modification time (a file changed since is
+    no longer counted as this package's)."""
+    done = {q.name: [q.stat().st_size, q.stat().st_mtime_ns] for q in written if q.is_file()}
+    atomic_write(pending_path(path, out_dir), lambda t: t.write_text(json.dumps(done)))
+
+
+def _pending(path: Path, out_dir: Path) -> set[str]:
+    """Outputs a killed run of image ``path`` wrote and recorded, unchanged since."""
+    try:
+        done = json.loads(pending_path(path, out_dir).read_text())
+    except (OSError, ValueError):
+        return set()
+    ours = set()
+    for name, stamp in (done.items() if isinstance(done, dict) else ()):
+        q = Path(out_dir) / str(name)
+        try:
+            if "/" not in str(name) and q.is_file() and [q.stat().st_size, q.stat().st_mtime_ns] == stamp:
+                ours.add(q.name)
+        except OSError:
+            continue
+    return ours
+
+
 def check_outputs_free(path: Path, out_dir: Path) -> None:
     """Refuse to write image ``path``'s outputs over files that no run of this package made (ground truth named
-    ``X_labels.tif``, another tool's results): a file there counts as ours only when ``X_info.json`` lists it.
-    (``--overwrite`` names the images to redo: their outputs are replaced without this check.)"""
-    info = _read_info(info_path(path, out_dir))
+    ``X_labels.tif``, another tool's results, a user's ``X_info.json``): a file there counts as ours only when
+    ``X_info.json`` lists it, or when a killed run recorded writing it (:func:`record_pending`) and it is
+    unchanged since. (``--overwrite`` names the images to redo: their outputs are replaced without this check.)"""
+    ipath = info_path(path, out_dir)
+    info = _read_info(ipath)
+    if info is None and (ipath.exists() or ipath.is_symlink()):
+        raise ValueError(f"{ipath} exists and is not the info file of a prunuclei run: move it away, choose another "
+                         "output folder, or --overwrite to replace it; nothing was written")
     ours = set(info.get("outputs") or ()) if info is not None else set()
+    ours |= _pending(path, out_dir)
     for kind in OUTPUT_KINDS:
         q = output_path(path, out_dir, kind)
         if q.name not in ours and (q.exists() or q.is_symlink()):
@@ -145,8 +181,11 @@ def release_new_folder(out: Path) -> None:
 
 
 def _describe(req: dict) -> str:
+    px = req.get("pixel_size")
     return (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
-            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}")
+            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}, pixel size "
+            f"{f'{px:g} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
+            f"{'on' if req.get('tissue_mask') else 'off'}")
 
 
 @contextmanager

@@ -43,17 +43,27 @@ def tiff_pixel_size(path) -> float | None:
 
     try:
         with tifffile.TiffFile(path) as tf:
+            # the image opened is the main series (the largest, never a thumbnail stored first): its size counts
+            from napari_prunuclei.io.tiff_colour import main_series
+
+            series = main_series(tf) if tf.series else None
+            index = next((i for i, sr in enumerate(tf.series) if sr is series), 0)
             if tf.ome_metadata:
+                ome = tf.ome_metadata
+                images = re.split(r"<(?:\w+:)?Image[\s>]", ome)[1:]  # one chunk per OME Image, in series order
+                if len(images) == len(tf.series) and len(images) > 1:
+                    ome = images[index]
                 sizes = []
                 for axis in ("X", "Y"):
-                    m = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', tf.ome_metadata)
-                    u = re.search(rf'PhysicalSize{axis}Unit="([^"]+)"', tf.ome_metadata)
+                    m = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', ome)
+                    u = re.search(rf'PhysicalSize{axis}Unit="([^"]+)"', ome)
                     scale = units.get(u.group(1) if u else "µm")  # an unknown unit (e.g. "pixel"): no size
                     sizes.append(float(m.group(1)) * scale if m and scale is not None else None)
-                if sizes[0] is not None or re.search(r'PhysicalSizeX="', tf.ome_metadata):
+                if sizes[0] is not None or re.search(r'PhysicalSizeX="', ome):
                     return square(*sizes)
-            page = tf.pages[0]
-            desc = page.description or ""
+            page = series.keyframe if series is not None else tf.pages[0]
+            desc0 = tf.pages[0].description or ""
+            desc = page.description or (desc0 if "Aperio" in desc0 else "")  # SVS: MPP in the first page
             m = re.search(r"MPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)(?![0-9.eE])", desc)
             if m:
                 return square(float(m.group(1)), None)

@@ -183,9 +183,9 @@ def event_text(event: DisagreementEvent) -> str:
 
     text = f"{ids('B', event.b_ids)} -> {ids('A', event.a_ids)}"
     if event.kind == "split" and len(event.a_ids) == 1 and len(event.b_ids) == 1:
-        text += " (one piece: A's nucleus lies inside B's and covers too little of it to match)"
+        text += " (one piece: half or more of A's nucleus lies in B's, and they do not match)"
     elif event.kind == "merged" and len(event.a_ids) == 1 and len(event.b_ids) == 1:
-        text += " (one part: B's nucleus lies inside A's, which is too large to match it)"
+        text += " (one part: half or more of B's nucleus lies in A's, and they do not match)"
     return text
 
 

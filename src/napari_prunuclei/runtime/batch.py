@@ -36,6 +36,8 @@ from napari_prunuclei.io.outfolder import (
     model_record,
     output_path,
     outputs_record,
+    pending_path,
+    record_pending,
     release_new_folder,
     remove_leftovers,
     source_record,
@@ -147,7 +149,12 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     if request.pixel_size is None:  # the file's own pixel size, where it declares one
         from napari_prunuclei.io.pixel_size import read_pixel_size
 
-        request = replaced(request, pixel_size=read_pixel_size(path))
+        px = read_pixel_size(path)
+        try:
+            request = replaced(request, pixel_size=px)
+        except ValueError as e:
+            raise ValueError(f"{path}: the file declares {px:g} µm per pixel, which cannot be segmented ({e}); "
+                             "--pixel-size overrides it") from None
     out.mkdir(parents=True, exist_ok=True)
     if not replace:
         check_outputs_free(path, out)
@@ -180,19 +187,23 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                     res = segment(image, request, pair=pair, out=labels, progress=progress, name=str(path))
                 written.append(output_path(path, out, "labels"))
                 _write_tiled_tiff(written[-1], labels, pixel_size=request.pixel_size)
+                record_pending(path, out, written)  # a kill from here on leaves files the next run knows as ours
                 if res.tissue is not None:  # where the tissue is, at 1/16 (its pixel size says so)
                     written.append(output_path(path, out, "tissue"))
                     _write_mask(written[-1], res.tissue, request.pixel_size)
+                    record_pending(path, out, written)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         else:
             res = segment(np.asarray(image), request, pair=pair, progress=progress, name=str(path))
             written.append(output_path(path, out, "labels"))
             write_labels(written[-1], res.labels, pixel_size=request.pixel_size)
+            record_pending(path, out, written)  # a kill from here on leaves files the next run knows as ours
             tags = resolution_tags(request.pixel_size)  # every map reopens on its image's grid, in µm
             for key, arr in (("probability", res.probability), ("distance", res.distance)):
                 written.append(output_path(path, out, key))
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib", **tags))
+                record_pending(path, out, written)
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
                 "request": given.as_dict(), "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}
@@ -200,7 +211,9 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
+        pending_path(path, out).unlink(missing_ok=True)
         raise
+    pending_path(path, out).unlink(missing_ok=True)  # the info lists them now
     return info
 
 

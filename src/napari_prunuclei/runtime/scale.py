@@ -19,18 +19,27 @@ import numpy as np
 from napari_prunuclei.base.constants import MODEL_PIXEL_SIZE_UM
 from napari_prunuclei.nuclei.watershed import WatershedParams
 
-__all__ = ["RESCALE_TOLERANCE", "Scale", "check_pixel_size"]
+__all__ = ["RESCALE_TOLERANCE", "MAX_PIXEL_SIZE_UM", "Scale", "check_pixel_size"]
 
 #: pixel sizes within this relative distance of the models' are taken as they are (no resampling)
 RESCALE_TOLERANCE = 0.05
 
 
+#: the coarsest pixel size segmented (5x): a nucleus is then 3-5 px across, and the image is resampled 8 times
+#: finer for the models; a coarser one (a slide's thumbnail, a misread tag) would be resampled tens of times,
+#: beyond any machine's memory
+MAX_PIXEL_SIZE_UM = 2.0
+
+
 def check_pixel_size(value: float | None, what: str = "pixel size") -> float | None:
-    """``value`` (µm per pixel) if it is a plausible microscope pixel size, None for None; else ValueError."""
+    """``value`` (µm per pixel) if it is a plausible pixel size to segment nuclei at, None for None; else
+    ValueError."""
     if value is None:
         return None
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.01 <= value <= 100):
-        raise ValueError(f"{what} must be 0.01 to 100 micrometres per pixel (40x is about 0.25), got {value!r}")
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.01 <= value <= MAX_PIXEL_SIZE_UM):
+        raise ValueError(f"{what} must be 0.01 to {MAX_PIXEL_SIZE_UM:g} micrometres per pixel (40x is about 0.25, "
+                         f"20x 0.5, 5x 2; coarser images do not show nuclei at a size the models can segment), "
+                         f"got {value!r}")
     return float(value)
 
 

@@ -136,7 +136,7 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
         return "fine-tuned; accuracy not measured", True
     text = " · ".join(parts)
     if collapsed:
-        return text + ": this pair collapses, it finds few or no nuclei", True
+        return text + ": this pair collapses (AJI under 0.3): its nuclei are missing, merged or split", True
     return text, warn
 
 
@@ -156,15 +156,15 @@ def run_warning(result: ComparisonResult) -> str | None:
                     f"CR; read its map with care")
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if mine > OVERSEGMENT * max(theirs, 1) and mine >= 20:
-            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} over-segments (splits nuclei or "
-                    f"marks background); read its map with care")
+            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} finds far more nuclei than "
+                    f"{other} (it may split nuclei or mark background); read its map with care")
     return None
 
 
 #: a model finding fewer than this share of the other's nuclei has collapsed; more than OVERSEGMENT times them,
 #: it over-segments
 COLLAPSE = 0.1
-OVERSEGMENT = 3.0
+OVERSEGMENT = 1.5
 
 
 #: the accuracy a pruned model may lose against its reference and still count as "as good" (the paper's 2 %)
