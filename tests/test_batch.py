@@ -198,6 +198,9 @@ def test_tiled_labels_are_a_pyramidal_ome_tiff_with_the_pixel_size(tmp_path, mon
         full = levels[0].asarray()
         np.testing.assert_array_equal(levels[1].asarray(), full[::2, ::2])  # ids kept, never blended
     assert read_pixel_size(tmp_path / "o" / "s_labels.tif") == pytest.approx(0.25)
+    with tifffile.TiffFile(tmp_path / "o" / "s_labels.tif") as tf:  # plain TIFF tags too, for readers without OME
+        x, unit = tf.pages[0].tags["XResolution"].value, tf.pages[0].tags["ResolutionUnit"].value
+        assert 1e4 * x[1] / x[0] == pytest.approx(0.25) and int(unit) == 3
     assert full.max() == info["n_nuclei"]
     # the tissue mask beside the labels: 1 pixel per 16 x 16, its pixel size 16 x the slide's; listed as an output
     mask = tifffile.imread(tmp_path / "o" / "s_tissue.tif")

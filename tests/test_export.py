@@ -494,3 +494,20 @@ def test_region_export_cancels_between_regions_and_escapes_provenance(tmp_path):
     drive(iter_export_regions(csv_out, regions[:2], provenance={"image": "bad\nname.tif"}))
     lines = csv_out.read_text().splitlines()
     assert lines[0] == '# image: "bad\\nname.tif"' and lines[1].startswith("id,")
+
+
+@pytest.mark.parametrize("provenance", [None, {"image": "tile"}])
+def test_a_label_tiff_export_carries_the_pixel_size(tmp_path, provenance):
+    """Reviewer: a pixel size typed in the widget reached the TIFF's description only; reopened beside its
+    image (QuPath, napari) the labels were in pixels."""
+    import tifffile
+
+    from napari_prunuclei.io.pixel_size import read_pixel_size
+
+    lab = np.zeros((64, 64), np.int32)
+    lab[10:20, 10:20] = 3
+    export_labels(tmp_path / "a.tif", lab, pixel_size=0.2527, provenance=provenance)
+    assert read_pixel_size(tmp_path / "a.tif") == pytest.approx(0.2527)
+    assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), lab)
+    export_labels(tmp_path / "b.tif", lab, provenance=provenance)
+    assert read_pixel_size(tmp_path / "b.tif") is None

@@ -242,9 +242,12 @@ def _export_table(p: Path, kind: str, labels, rgb, block: int, cancelled: Cancel
 
 
 def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
-                 provenance: dict | None = None) -> Generator[Progress, None, Path]:
-    """A tiled, zlib-compressed TIFF (ids kept), compressed tile by tile, then written in one go."""
+                 provenance: dict | None = None, pixel_size: float | None = None) -> Generator[Progress, None, Path]:
+    """A tiled, zlib-compressed TIFF (ids kept; with ``pixel_size``, its resolution tags in µm), compressed tile
+    by tile, then written in one go."""
     import tifffile
+
+    from napari_prunuclei.io.labels import resolution_tags
 
     h, w = labels.shape
     grid = _grid(h, w, tile)
@@ -270,7 +273,8 @@ def _export_tiff(p: Path, labels, tile: int, cancelled: CancelFn | None,
         atomic_write(p, lambda t: tifffile.imwrite(t, spill.records(), shape=(h, w), dtype=dtype, tile=(tile, tile),
                                                    compression="zlib", byteorder="<", bigtiff=bigtiff,
                                                    photometric="minisblack", metadata=None,
-                                                   description=json.dumps(provenance) if provenance else None))
+                                                   description=json.dumps(provenance) if provenance else None,
+                                                   **resolution_tags(pixel_size)))
     finally:
         spill.close()
     yield Progress(total, total, f"wrote {p.name}")
@@ -288,9 +292,9 @@ def _export_whole(p: Path, kind: str, labels, rgb, cancelled: CancelFn | None,
     elif kind == "geojson":
         write_geojson(p, labels, rgb, provenance=provenance, pixel_size=pixel_size, offset=offset)
     elif kind == "tif" and provenance:  # the provenance goes into the TIFF's description
-        return (yield from _export_tiff(p, np.asarray(labels), 256, cancelled, provenance))
+        return (yield from _export_tiff(p, np.asarray(labels), 256, cancelled, provenance, pixel_size))
     else:
-        write_labels(p, np.asarray(labels))
+        write_labels(p, np.asarray(labels), pixel_size=pixel_size if kind == "tif" else None)
     yield Progress(1, 1, f"wrote {p.name}")
     return p
 
@@ -333,7 +337,7 @@ def iter_export(path: str | os.PathLike, labels: Any, rgb: Any = None, *, block:
     if kind == "png" or (isinstance(labels, np.ndarray) and labels.size <= IN_MEMORY_MAX_PIXELS):
         return (yield from _export_whole(p, kind, labels, rgb, cancelled, provenance, pixel_size, offset))
     if kind == "tif":
-        return (yield from _export_tiff(p, labels, block - block % 16, cancelled, provenance))
+        return (yield from _export_tiff(p, labels, block - block % 16, cancelled, provenance, pixel_size))
     return (yield from _export_table(p, kind, labels, rgb, block, cancelled, provenance, pixel_size, offset))
 
 

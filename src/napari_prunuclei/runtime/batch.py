@@ -67,6 +67,7 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = No
     import tifffile
 
     from napari_prunuclei.io.atomic import atomic_write
+    from napari_prunuclei.io.labels import resolution_tags
     from napari_prunuclei.runtime.postpool import available_cores
 
     h, w = arr.shape
@@ -92,7 +93,8 @@ def _write_tiled_tiff(path: Path, arr, tile: int = 512, threads: int | None = No
 
     def write(t: Path) -> None:
         with tifffile.TiffWriter(t, bigtiff=True, ome=True) as tw:
-            tw.write(tiles(1), shape=(h, w), subifds=n_sub, metadata=meta, **opts)
+            tw.write(tiles(1), shape=(h, w), subifds=n_sub, metadata=meta, **opts,
+                     **resolution_tags(pixel_size))  # plain TIFF readers (no OME) see the pixel size too
             for k in range(1, n_sub + 1):
                 step = 2**k
                 tw.write(tiles(step), shape=(math.ceil(h / step), math.ceil(w / step)), subfiletype=1, **opts)
