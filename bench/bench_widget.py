@@ -12,7 +12,8 @@ with another CR (layers updated) and a threshold edit (watershed in a worker). S
 scratch zarr store, choosing a ground-truth layer, GeoJSON and CSV export (streamed in a
 worker, mean hematoxylin filled), then closing the widget: no scratch folder may remain.
 Real tile part (``--data``: the first MoNuSeg test image, its top-left 1000x1000, and its ground truth):
-network-wide CR20 beside dense (layers made), CR8 and CR20 again (layers updated), 'time A vs B'; then
+network-wide CR20 beside dense (layers made), CR8 and CR20 again (layers updated), side by side on and off,
+'time A vs B'; then
 ``--edits`` threshold edits, each timed from the edit to the new
 result shown (the widget's 300 ms debounce included, and said apart), their median, the longest stall
 of each; the same edits through the library call alone (``study.session.rerun_watershed``).
@@ -162,6 +163,8 @@ def real_tile(viewer, meter: StallMeter, data: Path, edits: int, profile: bool =
     out["re-run: network-wide CR8 (layers updated)"] = meter.measure(w.start_run, w)
     w.cr.value = "20"
     out["re-run: network-wide CR20 (layers updated)"] = meter.measure(w.start_run, w)
+    out["side by side on (layers rebuilt)"] = meter.measure(lambda: setattr(w.side_by_side, "value", True), w)
+    out["side by side off (layers rebuilt)"] = meter.measure(lambda: setattr(w.side_by_side, "value", False), w)
     if hasattr(w, "start_timing"):  # (an earlier version's widget, to compare, has none)
         out["time A vs B (median of 3)"] = meter.measure(w.start_timing, w)
         t = w.result.timing

@@ -32,11 +32,13 @@ class ShownRun:
         self._show_numbers()
         self._fill_differences()
 
-    def _start_showing(self, steps) -> None:
-        """Run ``steps`` (a :meth:`ComparisonState.show` generator) over event-loop turns (:data:`STEPWISE`)."""
+    def _start_showing(self, steps, hold: bool = True) -> None:
+        """Run ``steps`` (a :meth:`ComparisonState.show` generator) over event-loop turns (:data:`STEPWISE`);
+        ``hold``: the canvas does not paint until the last step (else each turn paints what it made, spreading
+        the textures' upload over the turns)."""
         self._showing = True
         self._steps = steps
-        if not STEPWISE or not self._hold_canvas(True):
+        if not STEPWISE or (hold and not self._hold_canvas(True)):
             self._finish_showing()
         else:
             self._step()

@@ -226,10 +226,11 @@ class ComparisonState:
         self._reveal = {}
         for role, layer in list(self.layers.items()):
             if not same or role not in specs:
-                if layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
                 del self.layers[role]
                 self._features.pop(role, None)
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+                    yield  # one layer removed a turn (napari's removal of a labels layer is 50-100 ms)
         for role, spec in specs.items():
             layer = self.layers.get(role)
             if layer is not None:  # only what changed (a threshold edit changes A's labels and the disagreement)
@@ -271,6 +272,7 @@ class ComparisonState:
                 yield
                 layer.visible = self._reveal.pop(role)
             yield
+        yield  # the grid (side by side) in a turn of its own
         self._arrange()
         if camera is not None and self._grid_before is not None:
             self.viewer.camera.center, self.viewer.camera.zoom = camera

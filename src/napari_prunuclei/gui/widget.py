@@ -419,6 +419,9 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         try:
             if self._steps is not None:
                 self._finish_showing()
+            elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
+                self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
+                self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
             else:
                 self.state.set_side_by_side(bool(self.side_by_side.value))
         finally:
