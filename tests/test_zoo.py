@@ -167,3 +167,17 @@ def test_steps_at_cr_add_up_continuations_of_the_same_cr():
     assert steps_at_cr(meta) == 1200
     assert steps_at_cr({"cr": "10.0", "finetune_steps": "400", "start": json.dumps(ladder)}) == 400
     assert steps_at_cr({"cr": "4.0", "finetune_steps": "80"}) == 80
+
+
+def test_models_json_rebuilt_entries_share_one_finetune_record(capsys):
+    """Issue 21: every pair rebuilt by the zoo's protocol carries the same fine-tuning record (steps, lr, ladder,
+    distillation, crops, seed, BatchNorm), read through `prunuclei models --json`; two different records fail.
+    (Entries of the zoo before the rebuild carry none; the rebuild replaces them stage by stage.)"""
+    assert main(["models", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    records = {json.dumps(e["finetune"], sort_keys=True) for e in models if "finetune" in e}
+    assert len(records) <= 1, records
+    for e in models:
+        if "finetune" in e:
+            assert e["scheme"] != "dense" and e["fine_tuned"] and e["steps"] == e["finetune"]["steps"], e["id"]
+            assert e["finetune"]["ladder"] in ("gradual", "from-dense")
