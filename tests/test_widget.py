@@ -651,3 +651,4 @@ def test_the_ground_truth_is_drawn_apart_from_the_models_and_named_in_the_legend
     _run(qtbot, w)
     gt.visible = True
     assert not any("ground truth" in text for _, text in w.state.legend_items())
+

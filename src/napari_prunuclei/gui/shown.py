@@ -43,6 +43,24 @@ class ShownRun:
         else:
             self._step()
 
+    def _arrange(self, *_) -> None:
+        """Side by side on or off: the dense cell's views are added or removed, the grid set (a result still
+        being shown is finished first, and takes the new choice with it)."""
+        import gc
+
+        gc.freeze()  # napari collects garbage at each layer removed: of the job's objects only, not napari's
+        try:
+            if self._steps is not None:
+                self._finish_showing()
+            elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
+                self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
+                self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
+            else:
+                self.state.set_side_by_side(bool(self.side_by_side.value))
+        finally:
+            if not self._gc_frozen:
+                gc.unfreeze()
+
     def _hold_canvas(self, on: bool) -> bool:
         """Stop (or let) the viewer's OpenGL canvas paint; False where none is found."""
         from qtpy.QtWidgets import QOpenGLWidget

@@ -34,6 +34,7 @@ from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.shown import ShownRun
 from napari_prunuclei.gui.state import ComparisonState
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
+from napari_prunuclei.gui.warmup import warm_canvas_text
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
@@ -122,6 +123,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._build_tabs()
         self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
         self.state.on_legend = self._draw_legend
+        warm_canvas_text(viewer)  # the first side-by-side toggle's glyphs, made while the dock opens
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
@@ -409,24 +411,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             self.numbers.value = ""
         else:
             self.numbers.native.setHtml(compute_report.numbers_html(r) + self._known_accuracy_html(r))
-
-    def _arrange(self, *_) -> None:
-        """Side by side on or off: the dense cell's views are added or removed, the grid set (a result still
-        being shown is finished first, and takes the new choice with it)."""
-        import gc
-
-        gc.freeze()  # napari collects garbage at each layer removed: of the job's objects only, not napari's
-        try:
-            if self._steps is not None:
-                self._finish_showing()
-            elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
-                self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
-                self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
-            else:
-                self.state.set_side_by_side(bool(self.side_by_side.value))
-        finally:
-            if not self._gc_frozen:
-                gc.unfreeze()
 
     def _on_layer_removed(self, *_) -> None:
         """The viewer is empty (closed, or every layer deleted): nothing shows this run any more, so its
