@@ -61,21 +61,18 @@ def shipped_by(protocol: Protocol, scheme: str, cr: float) -> bool:
 
 def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path) -> dict:
     """Copy a finished stage into the package, register both branches, tune its watershed on held-back."""
-    from napari_prunuclei.runtime.pairs import pair_from_models
-    from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names
+    from napari_prunuclei.study.evaluation import held_back_scores
     from napari_prunuclei.study.release import ship_channel, ship_sparse
 
     ship = ship_channel if scheme in CHANNEL_SCHEMES else ship_sparse
     for branch in ("semantic", "distance"):
         ship(files[branch])
-    pair = pair_from_models(load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
-    preds = predict_dataset(data, validation_names(data), pair, precision="auto")
-    best, grid = tune_watershed(preds)
-    register(model_watershed=(scheme, cr, best.as_dict()))
-    held = held_back_record(max(g["aji"] for g in grid))
+    scores = held_back_scores(data, load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
+    register(model_watershed=(scheme, cr, scores["best"]))
+    held = held_back_record(scores["aji"])
     for branch in ("semantic", "distance"):  # the widget's "known accuracy" until the sweep measures test
         register({**find_entry(branch, scheme, cr), "metrics_held_back": held})
-    return {"watershed": best.as_dict(), "held_back_aji": held["aji"]}
+    return {"watershed": scores["best"], "held_back_aji": held["aji"]}
 
 
 def held_back_record(aji: float) -> dict:
@@ -84,13 +81,12 @@ def held_back_record(aji: float) -> dict:
 
 def dense_held_back(data: Path) -> None:
     """The dense pair's held-back AJI in its registry entries (once), for the pruned stages to compare with."""
-    from napari_prunuclei.runtime.pairs import load_pair
-    from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names
+    from napari_prunuclei.study.evaluation import held_back_scores
 
     if all("metrics_held_back" in (find_entry(b, "dense", 1) or {}) for b in ("semantic", "distance")):
         return
-    _, grid = tune_watershed(predict_dataset(data, validation_names(data), load_pair(), precision="auto"))
-    held = held_back_record(max(g["aji"] for g in grid))
+    held = held_back_record(held_back_scores(data, load_model("semantic", "dense", 1),
+                                             load_model("distance", "dense", 1))["aji"])
     for branch in ("semantic", "distance"):
         register({**find_entry(branch, "dense", 1), "metrics_held_back": held})
 
