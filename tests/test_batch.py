@@ -157,6 +157,7 @@ def test_leftovers_of_a_killed_run_are_removed_on_resume(slides, tmp_path):
     out.mkdir()
     (out / ".prunuclei-s0.labels.abc123.zarr").mkdir()
     (out / ".prunuclei-tmp.s0_labels.tif.x1y2.tif").write_bytes(b"partial")
+    (out / ".prunuclei-tmp..prunuclei-s0.pending.json.k9z1.json").write_text("{")  # a record's own temp file
     (out / ".unrelated").write_text("keep")
     segment_files([slides / "s0.tif"], out, SegmentRequest(device="cpu"), progress=False)
     assert sorted(q.name for q in out.iterdir() if q.name.startswith(".")) == [".prunuclei.lock", ".unrelated"]
@@ -290,3 +291,32 @@ def test_a_file_declaring_a_huge_pixel_size_fails_alone_with_a_message_not_the_m
     assert [Path(p).name for p, _ in res.failed] == ["a_coarse.tif"] and len(res.finished) == 1
     reason = res.failed[0][1]
     assert "20 µm per pixel" in reason and "--pixel-size" in reason and "a_coarse.tif" in reason
+
+
+KILL_AFTER_RENAME = """
+import os, sys
+import napari_prunuclei.runtime.batch as batch
+from napari_prunuclei.runtime.request import SegmentRequest
+real = batch.record_pending
+def record(path, out, written, about_to_write=None):
+    if about_to_write is None:
+        os._exit(9)  # killed after the labels were renamed into place, before they were stamped
+    return real(path, out, written, about_to_write)
+batch.record_pending = record
+batch.segment_file(sys.argv[1], sys.argv[2], SegmentRequest(device="cpu"))
+"""
+
+
+def test_a_run_killed_between_renaming_its_labels_and_recording_them_still_knows_them(tmp_path):
+    """Hostile re-check: the record was written after the labels' rename; a kill in between left labels the next
+    run refused as a user's. The record now names each output before it is written."""
+    import subprocess
+    import sys
+
+    rgb, _ = synthetic_tile(128, seed=3)
+    tifffile.imwrite(tmp_path / "k.tif", rgb, photometric="rgb")
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, str(tmp_path / "k.tif"), str(out)], timeout=300)
+    assert r.returncode == 9 and (out / "k_labels.tif").is_file() and not (out / "k_info.json").exists()
+    info = segment_file(tmp_path / "k.tif", out, SegmentRequest(device="cpu"))
+    assert info["n_nuclei"] > 0 and not [q for q in out.iterdir() if q.name.endswith(".pending.json")]

@@ -120,24 +120,33 @@ def pending_path(path: Path, out_dir: Path) -> Path:
     return Path(out_dir) / f"{SCRATCH_PREFIX}{_key(Path(path).stem)}.pending.json"
 
 
-def record_pending(path: Path, out_dir: Path, written: list[Path]) -> None:
+def record_pending(path: Path, out_dir: Path, written: list[Path], about_to_write: Path | None = None) -> None:
     """Record the outputs written so far, each with its size and modification time (a file changed since is
-    no longer counted as this package's)."""
-    done = {q.name: [q.stat().st_size, q.stat().st_mtime_ns] for q in written if q.is_file()}
+    no longer counted as this package's), and the one ``about_to_write`` (no stamp yet: a kill between its
+    rename into place and the next record leaves it named, and newer than the record)."""
+    done: dict = {q.name: [q.stat().st_size, q.stat().st_mtime_ns] for q in written if q.is_file()}
+    if about_to_write is not None:
+        done[about_to_write.name] = None
     atomic_write(pending_path(path, out_dir), lambda t: t.write_text(json.dumps(done)))
 
 
 def _pending(path: Path, out_dir: Path) -> set[str]:
     """Outputs a killed run of image ``path`` wrote and recorded, unchanged since."""
+    record = pending_path(path, out_dir)
     try:
-        done = json.loads(pending_path(path, out_dir).read_text())
+        done = json.loads(record.read_text())
+        recorded_ns = record.stat().st_mtime_ns
     except (OSError, ValueError):
         return set()
     ours = set()
     for name, stamp in (done.items() if isinstance(done, dict) else ()):
         q = Path(out_dir) / str(name)
         try:
-            if "/" not in str(name) and q.is_file() and [q.stat().st_size, q.stat().st_mtime_ns] == stamp:
+            if "/" in str(name) or not q.is_file():
+                continue
+            st = q.stat()
+            # a stamped file unchanged since; an announced one (no stamp) written after the record was
+            if [st.st_size, st.st_mtime_ns] == stamp or (stamp is None and st.st_mtime_ns >= recorded_ns):
                 ours.add(q.name)
         except OSError:
             continue
@@ -263,7 +272,8 @@ def remove_leftovers(out: Path, stems: set[str], keep_tiles: bool = True) -> Non
         patterns.append(rf"{re.escape(SCRATCH_PREFIX)}{k}\.labels\.[a-z0-9_]+\.zarr")
         if not keep_tiles:
             patterns.append(rf"{re.escape(SCRATCH_PREFIX)}{k}\.tiles")
-        for name in [f"{s}_{kind}.tif" for kind in OUTPUT_KINDS] + [f"{s}_info.json"]:
+        pending = f"{SCRATCH_PREFIX}{_key(s)}.pending.json"  # its record's temporary file (the record stays)
+        for name in [f"{s}_{kind}.tif" for kind in OUTPUT_KINDS] + [f"{s}_info.json", pending]:
             patterns.append(rf"{re.escape(TEMP_PREFIX)}{re.escape(bounded_name(name))}\.[a-z0-9_]+(\.tif|\.json)")
     rx = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
     for q in out.iterdir():

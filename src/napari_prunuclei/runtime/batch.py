@@ -188,10 +188,12 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 else:
                     res = segment(image, request, pair=pair, out=labels, progress=progress, name=str(path))
                 written.append(output_path(path, out, "labels"))
+                record_pending(path, out, written, about_to_write=written[-1])
                 _write_tiled_tiff(written[-1], labels, pixel_size=request.pixel_size)
                 record_pending(path, out, written)  # a kill from here on leaves files the next run knows as ours
                 if res.tissue is not None:  # where the tissue is, at 1/16 (its pixel size says so)
                     written.append(output_path(path, out, "tissue"))
+                    record_pending(path, out, written, about_to_write=written[-1])
                     _write_mask(written[-1], res.tissue, request.pixel_size)
                     record_pending(path, out, written)
             finally:
@@ -199,11 +201,13 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
         else:
             res = segment(np.asarray(image), request, pair=pair, progress=progress, name=str(path))
             written.append(output_path(path, out, "labels"))
+            record_pending(path, out, written, about_to_write=written[-1])
             write_labels(written[-1], res.labels, pixel_size=request.pixel_size)
             record_pending(path, out, written)  # a kill from here on leaves files the next run knows as ours
             tags = resolution_tags(request.pixel_size)  # every map reopens on its image's grid, in µm
             for key, arr in (("probability", res.probability), ("distance", res.distance)):
                 written.append(output_path(path, out, key))
+                record_pending(path, out, written, about_to_write=written[-1])
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib", **tags))
                 record_pending(path, out, written)
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
