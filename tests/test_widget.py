@@ -207,6 +207,7 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     _run(qtbot, w)
     assert "vs ground truth" in w.numbers_text
     w.state.owned()[("dense", "semantic")].visible = True  # hidden layers take no cell
+    viewer.layers[GT].visible = True  # the sample's ground truth opens hidden
     w.side_by_side.value = True
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     # napari grid mode, one camera: dense (on a view of the image) left, pruned (on another view) right
@@ -220,6 +221,12 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     assert cell[IMG] == (-1, -1) and cell[GT] == (-1, -1)  # hidden: no cell of their own
     assert cell[owned[("dense", "semantic")]] == left
     assert cell[owned[("view", "disagreement")]] == left and cell[owned[("pruned", "disagreement")]] == right
+    # the ground truth (hidden: no cell of its own) is drawn in both cells, as thin white outlines, in the legend
+    views = w.state.owned()
+    assert cell[owned[("view", "dense truth")]] == left and cell[owned[("view", "pruned truth")]] == right
+    for role in (("view", "dense truth"), ("view", "pruned truth")):
+        assert views[role].visible and views[role].contour == 1 and views[role].data is viewer.layers[GT].data
+    assert any("ground truth" in text for _, text in w.state.legend_items())
     # a re-run keeps the arrangement and the views current
     _run(qtbot, w)
     assert viewer.canvas.grid.enabled and ("view", "dense image") in w.state.owned()
@@ -228,6 +235,33 @@ def test_side_by_side_and_ground_truth_numbers(qtbot, viewer_widget):
     assert not viewer.canvas.grid.enabled and viewer.layers[IMG].visible
     assert ("view", "dense image") not in w.state.owned()
     assert "synthetic H&E · left: dense" not in viewer.layers
+    assert viewer.layers[GT].visible and ("view", "dense truth") not in w.state.owned()
+
+
+def test_zoom_and_pan_are_kept_when_side_by_side_turns_on_and_off(qtbot, viewer_widget):
+    """Zoomed in on a place, side by side shows that place in both cells (the field seen across stays seen), and
+    turning it off gives the view back; a whole tile in view stays whole in the new layout."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    camera = viewer.camera
+    camera.center, camera.zoom = (120.0, 90.0), 8.0
+    w.side_by_side.value = True
+    _wait(qtbot, w)
+    assert viewer.canvas.grid.enabled
+    assert np.allclose(camera.center[-2:], (120, 90)) and camera.zoom == pytest.approx(4.0)
+    _run(qtbot, w)  # a re-run in side by side: the view as it was
+    assert np.allclose(camera.center[-2:], (120, 90)) and camera.zoom == pytest.approx(4.0)
+    w.side_by_side.value = False
+    _wait(qtbot, w)
+    assert np.allclose(camera.center[-2:], (120, 90)) and camera.zoom == pytest.approx(8.0)
+    viewer.reset_view()  # the whole tile in view
+    w.side_by_side.value = True
+    _wait(qtbot, w)
+    size = np.asarray(viewer.canvas.size, float) / (1, 2)  # one cell
+    half = size / camera.zoom / 2
+    lo, hi = viewer.layers[IMG].extent.world[:, -2:]
+    center = np.asarray(camera.center[-2:])
+    assert np.all(center - half <= lo + 1) and np.all(center + half >= hi - 1)
 
 
 def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, tmp_path):
@@ -286,8 +320,10 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
     assert len(w.charts.ax_sweep.lines) >= 2
 
 
-def test_plugin_is_in_napari_menu(make_napari_viewer):
+def test_plugin_is_in_napari_menu(qtbot, make_napari_viewer):
     import npe2
+
+    from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
 
     pm = npe2.PluginManager.instance()
     pm.discover()
@@ -296,6 +332,7 @@ def test_plugin_is_in_napari_menu(make_napari_viewer):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
     assert isinstance(widget, PruneCompareWidget)
+    qtbot.waitUntil(lambda: WARM_LABELS_NAME not in viewer.layers, timeout=5_000)  # the dock's warm-up, gone
     viewer.open_sample("napari-prunuclei", "synthetic")
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]
 

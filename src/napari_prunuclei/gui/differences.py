@@ -7,6 +7,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 
 from napari_prunuclei.base.constants import DISAGREEMENT_KINDS
+from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.tooltips import DIFFERENCES_TIP
 from napari_prunuclei.nuclei.agreement import DisagreementEvent, event_text
 
@@ -21,12 +22,6 @@ _KIND_ORDER = {kind: k for k, kind in enumerate(DISAGREEMENT_KINDS.values())}
 
 def _ids(values: tuple[int, ...]) -> str:
     return ", ".join(f"#{i}" for i in values) if values else "none"
-
-
-def _camera(viewer):
-    """napari 0.9's ``viewer.scene.camera`` (``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
 class DifferenceActions:
@@ -159,7 +154,7 @@ class DifferenceActions:
         grid = self.viewer.canvas.grid
         if grid.enabled:  # side by side: one cell of the grid
             size = size / np.maximum(grid.actual_shape(list(self.viewer.layers)), 1)
-        camera = _camera(self.viewer)
+        camera = camera_of(self.viewer)
         camera.center = tuple(world(event.centroid))
         camera.zoom = float(max(size.min(), 1) / span)
         n = self.diff_table.rowCount()

@@ -20,6 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
+from napari_prunuclei.gui.camera import restore_view, view_of
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
@@ -29,9 +30,9 @@ Role = tuple[str, str]
 OUTPUTS = ("semantic", "distance", "instances")
 #: the roles shown in the left (dense) and right (pruned) cells of side by side, bottom to top
 DENSE_CELL: tuple[Role, ...] = (("view", "dense image"), ("dense", "semantic"), ("dense", "distance"),
-                                ("dense", "instances"), ("view", "disagreement"))
+                                ("view", "dense truth"), ("dense", "instances"), ("view", "disagreement"))
 PRUNED_CELL: tuple[Role, ...] = (("view", "pruned image"), ("pruned", "semantic"), ("pruned", "distance"),
-                                 ("pruned", "instances"), ("pruned", "disagreement"))
+                                 ("view", "pruned truth"), ("pruned", "instances"), ("pruned", "disagreement"))
 #: the order of the plugin's layers, bottom to top: side by side uses a negative grid stride, which
 #: fills cells from the top of the layer list, so the dense cell (on top) is the left one
 ORDER: tuple[Role, ...] = (("tissue", "mask"),) + PRUNED_CELL + DENSE_CELL
@@ -84,6 +85,12 @@ def instance_style(model: str, fill: bool) -> dict:
     """How a model's nuclei are drawn: outlines (default) or fills."""
     return {"colormap": instance_colormap(model, fill), "contour": 0 if fill else CONTOUR["instances"],
             "opacity": 0.45 if fill else 1.0}
+
+
+def _truth_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: TRUTH_COLOR, 0: "transparent"})
 
 
 def _disagreement_colormap():
@@ -179,6 +186,14 @@ class ComparisonState:
                                                             {"rgb": src.rgb, "multiscale": src.multiscale,
                                                              "scale": scale, "translate": origin, "units": units},
                                                             {})
+            truth = self.truth_layer
+            if truth is not None and truth in self.viewer.layers:  # the ground truth in each cell, as outlines
+                seen = truth.visible or any(t is truth for t in getattr(self, "_others_hidden", []))
+                for model, cell in (("dense", "left"), ("pruned", "right")):
+                    out[("view", f"{model} truth")] = LayerSpec(
+                        Labels, f"{truth.name} ({cell} cell)", truth.data,
+                        {"opacity": 0.9, "visible": seen, "contour": 1, "units": units,
+                         "scale": tuple(truth.scale[-2:]), "translate": tuple(truth.translate[-2:])}, {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
                 out[("view", "disagreement")] = LayerSpec(Labels, "disagreement (left cell)", d.data, d.kwargs,
@@ -207,9 +222,7 @@ class ComparisonState:
         if side_by_side is not None:
             self.side_by_side = side_by_side
         specs = self.specs()
-        camera = None
-        if self._grid_before is not None and self._side_by_side_on():  # side by side stays: so do zoom and pan
-            camera = (self.viewer.camera.center, self.viewer.camera.zoom)
+        view = view_of(self.viewer, self.image_layer()) if self.owned() else None  # zoom and pan, kept
         self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
         owned = self.owned()
         in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
@@ -265,6 +278,9 @@ class ComparisonState:
                 if role[1] == "disagreement":
                     layer.colormap = _disagreement_colormap()
                     layer.contour = spec.kwargs.get("contour", 0)
+                elif role[1].endswith("truth"):
+                    layer.colormap = _truth_colormap()
+                    layer.contour = spec.kwargs.get("contour", 1)
                 elif role[1] == "instances":
                     self._style(layer, role[0])
                 layer.events.visible.connect(self._legend_changed)
@@ -274,8 +290,8 @@ class ComparisonState:
             yield
         yield  # the grid (side by side) in a turn of its own
         self._arrange()
-        if camera is not None and self._grid_before is not None:
-            self.viewer.camera.center, self.viewer.camera.zoom = camera
+        if view is not None:
+            restore_view(self.viewer, view)
         self._legend()
         if previous is not None and previous is not result:
             previous.release()
@@ -295,15 +311,13 @@ class ComparisonState:
     def set_truth(self, layer: Layer | None) -> None:
         """The shown run's ground truth: drawn once as thin white outlines (the user may restyle it after), so
         its colours never read as a model's nuclei or a disagreement ring, and named in the legend."""
-        from napari.utils.colormaps import DirectLabelColormap
-
         if self.truth_layer is not None:
             self.truth_layer.events.visible.disconnect(self._legend_changed)
         self.truth_layer = layer
         if layer is not None:
             if id(layer) not in self._truth_styled:
                 self._truth_styled.add(id(layer))
-                layer.colormap = DirectLabelColormap(color_dict={None: TRUTH_COLOR, 0: "transparent"})
+                layer.colormap = _truth_colormap()
                 layer.contour = 1
                 layer.opacity = 0.9
             layer.events.visible.connect(self._legend_changed)
@@ -335,7 +349,9 @@ class ComparisonState:
                 how = "fills" if self.fill else "outlines"
                 items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: nuclei ({how})"))
         truth = self.truth_layer
-        if truth is not None and truth in self.viewer.layers and truth.visible:
+        views = [owned.get(("view", "dense truth")), owned.get(("view", "pruned truth"))]
+        seen = truth is not None and truth in self.viewer.layers and truth.visible
+        if seen or any(layer is not None and layer.visible for layer in views):
             items.append((TRUTH_COLOR, f"ground truth '{truth.name}': nuclei (thin outlines)"))
         marks = [owned.get(("pruned", "disagreement")), owned.get(("view", "disagreement"))]
         if any(layer is not None and layer.visible for layer in marks):

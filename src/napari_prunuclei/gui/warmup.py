@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["warm_canvas_text"]
+__all__ = ["WARM_LABELS_NAME", "warm_canvas_text", "warm_labels"]
 
 #: every character the canvas text of side by side uses (the cell names: models, CRs, schemes)
 GLYPHS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ·|:-()"
+
+#: the name of the transparent labels layer drawn once while the dock opens
+WARM_LABELS_NAME = "prunuclei warm-up (removed at once)"
 
 
 def warm_canvas_text(viewer) -> None:
@@ -27,3 +30,30 @@ def warm_canvas_text(viewer) -> None:
         overlay.color, overlay.font_size = before
 
     QTimer.singleShot(300, restore)  # after the first paint
+
+
+def warm_labels(viewer) -> None:
+    """Draw one tiny, transparent labels layer drawn as the widget draws nuclei (outlines, a direct colormap), then
+    remove it: the first labels layer drawn in a session (shaders and colour textures made) stalled the first
+    run 270-310 ms when no labels layer was open. Nothing is done when a labels layer is open already; the
+    user's selection is given back."""
+    import numpy as np
+    from napari.layers import Labels
+    from napari.utils.colormaps import DirectLabelColormap
+    from qtpy.QtCore import QTimer
+
+    if any(isinstance(layer, Labels) for layer in viewer.layers):
+        return
+    selected, active = set(viewer.layers.selection), viewer.layers.selection.active
+    layer = viewer.add_labels(np.eye(4, dtype=np.int32), name=WARM_LABELS_NAME, opacity=0.0,
+                              colormap=DirectLabelColormap(color_dict={0: "transparent", None: "cyan"}))
+    layer.contour = 1
+    viewer.layers.selection.clear()
+    viewer.layers.selection.update(selected)
+    viewer.layers.selection.active = active
+
+    def remove() -> None:
+        if layer in viewer.layers:
+            viewer.layers.remove(layer)
+
+    QTimer.singleShot(300, remove)  # after the first paint

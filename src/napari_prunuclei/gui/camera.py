@@ -1,0 +1,64 @@
+"""The user's view (zoom and pan) kept when side by side changes the canvas's layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["View", "camera_of", "view_of", "restore_view"]
+
+
+def camera_of(viewer):
+    """napari 0.9's ``viewer.scene.camera`` (``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def _cells(viewer) -> tuple[int, int]:
+    grid = viewer.canvas.grid
+    if not grid.enabled:
+        return (1, 1)
+    rows, cols = grid.actual_shape(list(viewer.layers))
+    return (max(int(rows), 1), max(int(cols), 1))
+
+
+@dataclass(frozen=True)
+class View:
+    """Where the camera looked: its centre and zoom, the layout's cells (rows, columns), and whether the
+    whole of the image was in view (then the new layout shows the whole image again)."""
+
+    center: tuple
+    zoom: float
+    cells: tuple[int, int]
+    whole: bool
+
+
+def view_of(viewer, image_layer) -> View:
+    """The camera now, and whether ``image_layer``'s extent lay inside one cell's field of view."""
+    camera = camera_of(viewer)
+    cells = _cells(viewer)
+    whole = True
+    if image_layer is not None and camera.zoom > 0:
+        cell = np.asarray(viewer.canvas.size, float) / np.asarray(cells, float)
+        half = cell / float(camera.zoom) / 2
+        center = np.asarray(camera.center, float)[-2:]
+        lo, hi = np.asarray(image_layer.extent.world, float)[:, -2:]
+        pad = np.abs(np.asarray(image_layer.scale[-2:], float))  # a pixel's leeway
+        whole = bool(np.all(center - half <= lo + pad) and np.all(center + half >= hi - pad))
+    return View(tuple(camera.center), float(camera.zoom), cells, whole)
+
+
+def restore_view(viewer, before: View) -> None:
+    """After the layout changed (or was set again): the same view in the same layout; in a new one, the whole
+    image fitted if it was all in view before, else the same centre with the zoom scaled so the field seen
+    across stays seen (one cell of two shows what the whole canvas showed)."""
+    camera = camera_of(viewer)
+    cells = _cells(viewer)
+    if cells == before.cells:
+        camera.center, camera.zoom = before.center, before.zoom
+    elif before.whole:
+        viewer.reset_view()
+    else:
+        camera.center = before.center
+        camera.zoom = before.zoom * before.cells[1] / cells[1]

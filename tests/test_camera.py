@@ -1,0 +1,52 @@
+"""The user's view kept across the canvas's layouts (gui/camera.py)."""
+
+import numpy as np
+import pytest
+from napari.components import ViewerModel
+
+from napari_prunuclei.gui.camera import restore_view, view_of
+
+
+def _viewer():
+    v = ViewerModel()
+    image = v.add_image(np.zeros((100, 200)), name="tile")
+    v.add_image(np.zeros((100, 200)), name="view")
+    return v, image
+
+
+def _side_by_side(v, on: bool) -> None:
+    grid = v.canvas.grid
+    grid.stride, grid.shape, grid.enabled = -1, (1, -1), on
+
+
+def test_a_zoomed_view_keeps_its_centre_and_its_field_across_the_two_cells():
+    v, image = _viewer()
+    v.camera.center, v.camera.zoom = (40.0, 60.0), 10.0
+    before = view_of(v, image)
+    assert not before.whole and before.cells == (1, 1)
+    _side_by_side(v, True)
+    v.reset_view()  # what napari's grid change does
+    restore_view(v, before)
+    assert np.allclose(v.camera.center[-2:], (40, 60)) and v.camera.zoom == pytest.approx(5.0)
+    back = view_of(v, image)
+    _side_by_side(v, False)
+    restore_view(v, back)
+    assert v.camera.zoom == pytest.approx(10.0)
+
+
+def test_a_whole_image_in_view_is_fitted_again_and_an_unchanged_layout_keeps_the_camera():
+    v, image = _viewer()
+    v.reset_view()
+    before = view_of(v, image)
+    assert before.whole
+    _side_by_side(v, True)
+    v.camera.zoom = 50.0
+    restore_view(v, before)
+    fitted = v.camera.zoom
+    v.reset_view()
+    assert fitted == pytest.approx(v.camera.zoom)
+    v.camera.center, v.camera.zoom = (10.0, 10.0), 3.0
+    same = view_of(v, image)
+    v.camera.zoom = 1.0
+    restore_view(v, same)
+    assert v.camera.zoom == 3.0 and np.allclose(v.camera.center[-2:], (10, 10))
