@@ -147,3 +147,33 @@ def test_inference_model_folds_batchnorm_and_follows_weight_changes():
     assert again is not fast
     with torch.no_grad():
         assert torch.allclose(again(x), m(x), atol=1e-4)
+
+
+def _sweep_row(dataset, scheme, cr, variant, aji, images=("a", "b", "c")):
+    keys = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
+    per = {k: [aji + 0.01 * i for i in range(len(images))] for k in keys}
+    return {"dataset": dataset, "scheme": scheme, "cr": cr, "variant": variant, "n_images": len(images),
+            **{k: float(np.mean(v)) for k, v in per.items()}, "images": list(images), "per_image": per}
+
+
+def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_path, capsys):
+    """`--rows` takes an earlier sweep.json (no data read: --data names a folder that does not exist), keeps the
+    rows asked for, and writes the report; a missing file or no matching rows is one line, exit 2."""
+    rows = [_sweep_row("monuseg", "dense", 1.0, "dense", 0.60), _sweep_row("monuseg", "layerwise", 2.0,
+                                                                          "fine-tuned", 0.59),
+            _sweep_row("monuseg", "networkwide", 2.0, "fine-tuned", 0.58)]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(rows))
+    out, report = tmp_path / "out", tmp_path / "pruning.md"
+    assert main(["sweep", "--data", str(tmp_path / "none"), "--rows", str(earlier), "--schemes", "layerwise",
+                 "--cr", "2", "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out),
+                 "--report", str(report)]) == 0
+    kept = json.loads((out / "sweep.json").read_text())
+    assert {(r["scheme"], r["cr"]) for r in kept} == {("dense", 1.0), ("layerwise", 2.0)}
+    assert "layerwise" in report.read_text() or "layer-wise" in report.read_text()
+    assert main(["sweep", "--data", str(tmp_path), "--rows", str(tmp_path / "missing.json"), "--out", str(out),
+                 "--report", str(report)]) == 2
+    assert main(["sweep", "--data", str(tmp_path), "--rows", str(earlier), "--schemes", "channel-layerwise",
+                 "--out", str(out), "--report", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json" in err and "no rows of channel-layerwise" in err and "Traceback" not in err

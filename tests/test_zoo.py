@@ -181,3 +181,29 @@ def test_models_json_rebuilt_entries_share_one_finetune_record(capsys):
         if "finetune" in e:
             assert e["scheme"] != "dense" and e["fine_tuned"] and e["steps"] == e["finetune"]["steps"], e["id"]
             assert e["finetune"]["ladder"] in ("gradual", "from-dense")
+
+
+def _channel_semantic_up_to_16():
+    return [e for e in _channel_entries() if e["branch"] == "semantic" and float(e["cr"]) <= 16]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("entry", _channel_semantic_up_to_16(), ids=lambda e: e["id"])
+def test_channel_pair_semantic_dice_at_its_own_threshold_is_at_least_half(data_root, entry):
+    """Issue 21 item 4: a shipped channel pair at CR <= 16 whose semantic branch, thresholded at the pair's own
+    foreground threshold, gives Dice under 0.5 on MoNuSeg test (the old channel-network-wide pairs gave 0.0000:
+    no probability reached 0.5) fails. Two test images (the first two), so a collapse cannot hide."""
+    import numpy as np
+
+    from napari_prunuclei.io.dataset import NucleiDataset
+    from napari_prunuclei.nuclei.metrics import dice
+    from napari_prunuclei.runtime.pairs import load_pair
+    from napari_prunuclei.runtime.pipeline import segment
+
+    pair = load_pair(entry["scheme"], float(entry["cr"]))
+    ds = NucleiDataset(data_root / "monuseg2018")
+    for name in ds.names("test")[:2]:
+        rgb, truth = ds.load(name)
+        seg = segment(np.ascontiguousarray(rgb[:512, :512]), pair, device="cpu", name=name)
+        value = dice(truth[:512, :512], seg.probability > pair.params.fg_threshold)
+        assert value >= 0.5, f"{entry['scheme']} CR{entry['cr']:g} on {name}: semantic Dice {value:.4f}"

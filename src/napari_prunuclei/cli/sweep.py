@@ -20,6 +20,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
     p.add_argument("--include", type=Path, default=None,
                    help="sweep.json of an earlier sweep: its fine-tuned rows are shown beside (and timed with --time)")
+    p.add_argument("--rows", type=Path, default=None,
+                   help="sweep.json of an earlier sweep: its rows (of --schemes, --datasets, --variants) instead of "
+                        "evaluating again, to time them (--time) or write the report again")
     p.add_argument("--time", action="store_true",
                    help="also time every pair end to end on one 1000x1000 tile, dense in the same run")
     p.add_argument("--time-repeat", type=int, default=3)
@@ -53,11 +56,14 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     )
     from napari_prunuclei.study.sweep import run_sweep, sparsity_rows, write_outputs
 
-    with tqdm(desc="sweep", unit="model") as bar:
-        rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
-                         datasets=tuple(a.datasets), device=a.device, precision=a.precision, limit=a.limit,
-                         progress=tqdm_callback(bar), workers=a.workers)
-    rows = [r.as_dict() for r in rows]
+    if a.rows is not None:
+        rows = earlier_rows(a.rows, a.schemes, a.datasets, a.variants, a.cr)
+    else:
+        with tqdm(desc="sweep", unit="model") as bar:
+            rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
+                             datasets=tuple(a.datasets), device=a.device, precision=a.precision, limit=a.limit,
+                             progress=tqdm_callback(bar), workers=a.workers)
+        rows = [r.as_dict() for r in rows]
     if a.include is not None:
         import json
 
@@ -94,3 +100,19 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     for f in files:
         print(f"wrote {f}")
     return 0
+
+
+def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
+    """The rows of an earlier sweep.json for these schemes (and dense), data sets, variants and CRs."""
+    import json
+
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a sweep.json to take rows from ({e})") from None
+    keep = [r for r in rows if isinstance(r, dict) and r.get("dataset") in datasets
+            and (r.get("scheme") == "dense" or (r.get("scheme") in schemes and r.get("variant") in variants
+                                                and float(r.get("cr", 0)) in {float(c) for c in crs}))]
+    if not any(r.get("scheme") != "dense" for r in keep):
+        raise ValueError(f"{path}: no rows of {', '.join(schemes)} ({', '.join(variants)}) on {', '.join(datasets)}")
+    return keep
