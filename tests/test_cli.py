@@ -177,3 +177,14 @@ def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_
                  "--out", str(out), "--report", str(report)]) == 2
     err = capsys.readouterr().err
     assert "missing.json" in err and "no rows of channel-layerwise" in err and "Traceback" not in err
+
+
+def test_a_failed_image_is_named_once_in_its_line(tmp_path, capsys):
+    """A file declaring 20 µm per pixel fails with one line that names the file once (it was named twice)."""
+    path = tmp_path / "coarse.tif"
+    tifffile.imwrite(path, np.full((64, 64, 3), 200, np.uint8), photometric="rgb",
+                     description="Aperio Image Library |MPP = 20")
+    assert main(["segment", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "failed, nothing written" in x)
+    assert line.count(str(path)) == 1 and "20 µm per pixel" in line and "--pixel-size" in line

@@ -72,7 +72,7 @@ def test_next_previous_sort_and_refill_follow_the_shown_run(qtbot, viewer_widget
     assert np.allclose(_centre(viewer), _world(w, events[2])) and f"3 of {n}" in w.status.value
     # sort by area, largest first, with clicks on its header
     header = table.horizontalHeader()
-    col = DIFFERENCE_COLUMNS.index("area (px)")
+    col = DIFFERENCE_COLUMNS.index("area px")
     for _ in range(2):
         if header.sortIndicatorSection() == col and header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder:
             break
@@ -117,3 +117,28 @@ def test_a_region_side_by_side_goes_to_the_event_on_the_slide(qtbot, viewer_widg
     w.region.value = False
     _run(qtbot, w)
     assert w.diff_table.rowCount() == 0 and "nothing to compare" in w.diff_summary.value
+
+
+def test_every_column_of_the_differences_table_fits_a_dock_at_1366_px(qtbot, viewer_widget):
+    """Reviewer at 1366x768: the position column was cut. With the table as wide as the dock shows it there
+    (about 400 px) and a split into eight pieces listed, every column fits with the last one's text whole (long
+    id lists are elided, in full in the cell's tooltip); each header's tooltip says it in full."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_prunuclei.gui.differences import COLUMN_TIPS
+    from napari_prunuclei.nuclei.agreement import DisagreementEvent
+
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    e = w.result.events[0]  # a split into many pieces, far from the origin: the widest cells a real tile gives
+    w.result.events.append(DisagreementEvent("split", tuple(range(1201, 1209)), (1187,), (987.4, 991.6), e.bbox,
+                                             12345, e.mask))
+    w._fill_differences()
+    table = w.diff_table
+    QApplication.processEvents()
+    header = table.horizontalHeader()
+    last = table.columnCount() - 1
+    used = sum(header.sectionSize(c) for c in range(last)) + header.sectionSizeHint(last)
+    room = 400 - table.verticalScrollBar().sizeHint().width() - 2 * table.frameWidth()
+    assert used <= room, (used, room, [header.sectionSize(c) for c in range(last + 1)])
+    assert [table.horizontalHeaderItem(c).toolTip() for c in range(last + 1)] == list(COLUMN_TIPS)

@@ -15,6 +15,10 @@ RGB = np.zeros((32, 32, 3), np.uint8)
     ({"description": "Aperio Image Library v10\n32x32 |MPP = abc"}, None),
     ({"resolution": (40000.0, 20000.0), "resolutionunit": 3}, None),  # anisotropic: X was taken alone
     ({"resolution": (40000.0, 40000.0), "resolutionunit": 3}, 0.25),
+    ({"resolution": (72.0, 72.0), "resolutionunit": 2}, None),  # a writer's default dpi, not a scanner's
+    ({"resolution": (72 / 2.54, 72 / 2.54), "resolutionunit": 3}, None),  # the same in centimetres
+    ({"resolution": (1e4 / 16, 1e4 / 16), "resolutionunit": 3}, 16.0),  # our tissue mask (was ignored)
+    ({"resolution": (25400 / 16, 25400 / 16), "resolutionunit": 2}, None),  # 16 µm in inches: no scanner's
 ])
 def test_tiff_tags(tmp_path, kw, expected):
     f = tmp_path / "x.tif"

@@ -132,6 +132,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
               + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
     for path, why in done.failed:
+        why = str(why).removeprefix(f"{path}: ")  # the file is named once, at the start
         print(f"prunuclei segment: {path}: failed, nothing written: {why}", file=sys.stderr)
     if done.failed:
         print(f"prunuclei segment: {len(done.failed)} of {len(paths)} image(s) failed; "

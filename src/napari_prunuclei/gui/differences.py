@@ -11,10 +11,16 @@ from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.tooltips import DIFFERENCES_TIP
 from napari_prunuclei.nuclei.agreement import DisagreementEvent, event_text
 
-__all__ = ["DIFFERENCE_COLUMNS", "DifferenceActions"]
+__all__ = ["COLUMN_TIPS", "DIFFERENCE_COLUMNS", "DifferenceActions"]
 
 #: the table's columns
-DIFFERENCE_COLUMNS = ("kind", "A ids", "B ids", "area (px)", "position (row, col px)")
+#: short headers, so every column fits the dock at 1366 px (each header's tooltip says it in full)
+DIFFERENCE_COLUMNS = ("kind", "A ids", "B ids", "area px", "row, col")
+#: the widest a column grows (a split into many pieces lists many ids): five columns fit a 400 px table
+MAX_COLUMN_PX = 80
+COLUMN_TIPS = ("missed, extra, split or merged", "the ids of model A's nuclei in it (A's instances layer)",
+               "the ids of model B's nuclei in it", "its area in image pixels",
+               "its centre in the image: row, column (px)")
 #: an event is shown at least this many of its pixels across (and at four times its size)
 MIN_SPAN_PX = 128
 _KIND_ORDER = {kind: k for k, kind in enumerate(DISAGREEMENT_KINDS.values())}
@@ -42,12 +48,15 @@ class DifferenceActions:
         self.diff_summary.native.setWordWrap(True)
         table = QTableWidget(0, len(DIFFERENCE_COLUMNS))
         table.setHorizontalHeaderLabels(list(DIFFERENCE_COLUMNS))
+        for c, tip in enumerate(COLUMN_TIPS):
+            table.horizontalHeaderItem(c).setToolTip(tip)
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().setVisible(False)
         table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         table.horizontalHeader().setStretchLastSection(True)
+        table.horizontalHeader().setMaximumSectionSize(MAX_COLUMN_PX)  # long id lists elided; the cell's tooltip
         table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # reading order until a click
         table.setToolTip(DIFFERENCES_TIP)
         table.setMinimumHeight(260)
@@ -82,6 +91,7 @@ class DifferenceActions:
                      (_ids(e.b_ids), (e.b_ids, k)), (str(e.area), (e.area, k)), (f"{row:.0f}, {col:.0f}", (row, col))]
             for c, (text, key) in enumerate(cells):
                 item = Item(text)
+                item.setToolTip(text)  # in full where the column elides it
                 item.setData(Qt.ItemDataRole.UserRole, key)
                 item.setData(Qt.ItemDataRole.UserRole + 1, k)  # the event, wherever a sort puts its row
                 table.setItem(k, c, item)

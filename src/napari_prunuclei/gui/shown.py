@@ -235,8 +235,11 @@ class ShownRun:
         """napari's scale bar in µm while the shown run's image carries a pixel size."""
         layer = self.state.image_layer()
         known = layer is not None and any(abs(float(v) - 1.0) > 1e-12 for v in layer.scale[-2:])
-        if known:  # the scale bar reads the layers' units (µm: set with the pixel size)
-            self.viewer.scale_bar.visible = True
+        bar = self.viewer.scale_bar
+        if known and not bar.visible:  # the scale bar reads the layers' units (µm: set with the pixel size)
+            if str(bar.position) in ("bottom_right", "CanvasPosition.BOTTOM_RIGHT"):
+                bar.position = "bottom_left"  # napari's notifications pop up bottom right, over the bar
+            bar.visible = True
 
     def _clear_notifications(self) -> None:
         """A new job starts: the last job's pop-up notices go (they spoke of another run)."""

@@ -24,10 +24,15 @@ def read_pixel_size(path) -> float | None:
     return px if px is not None and 0.01 <= px <= 100 else None
 
 
+#: resolutions (dots per inch) that image writers put in by default, not a pixel size
+DPI_DEFAULTS = (72.0, 96.0, 150.0, 300.0, 600.0)
+
+
 def tiff_pixel_size(path) -> float | None:
     """Micrometres per pixel from a TIFF's metadata, or None: OME-XML ``PhysicalSizeX``, an SVS
-    description's ``MPP``, ImageJ's micron resolution, or the resolution tags in inches or cm (only
-    when they give less than 10 µm per pixel: 72 or 300 dpi are a writer's defaults, not a scanner's)."""
+    description's ``MPP``, ImageJ's micron resolution, or the resolution tags in inches or cm (in
+    inches only when they give less than 10 µm per pixel, and never a writer's default dpi, 72 or 300: those are
+    not a scanner's; in centimetres coarser sizes too, e.g. a tissue mask's 16 µm)."""
     import re
 
     import tifffile
@@ -88,7 +93,12 @@ def tiff_pixel_size(path) -> float | None:
                 um = units[str(ij["unit"]).lower()]
                 return square(um / x, um / y if y else None)
             um = {2: 25400.0, 3: 10000.0}.get(unit)
-            if um is None or um / x >= 10:
+            if um is None:
+                return None
+            dpi = x * (2.54 if unit == 3 else 1.0)
+            # 10 µm or coarser in inches, or a writer's default dpi in any unit, is no scanner's: unknown. Our own
+            # tissue masks (16 µm a mask pixel and more) are written in centimetres and kept
+            if um / x >= 10 and (unit == 2 or any(abs(dpi - d) <= 0.005 * d for d in DPI_DEFAULTS)):
                 return None
             return square(um / x, um / y if y else None)
     except Exception:  # noqa: BLE001 - metadata is a hint: an unreadable tag means "unknown"
