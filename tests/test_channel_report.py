@@ -1,6 +1,6 @@
 """The structured-pruning report picks the fastest pair within a budget and compares the two schemes."""
 
-from napari_prunuclei.study.channel_report import best_within, write_channel_report
+from napari_prunuclei.study.channel_report import best_within, front_lines, write_channel_report
 from napari_prunuclei.study.sweep import write_outputs
 
 
@@ -29,5 +29,29 @@ def test_report_and_pareto_plot(tmp_path):
     assert (tmp_path / "out" / "pareto_monuseg.png").is_file() and tmp_path / "out" / "pareto_monuseg.png" in files
     md = write_channel_report(ROWS, tmp_path / "r.md", "prunuclei sweep ...", {"machine": "test"}).read_text()
     assert "**channel-layerwise CR4**, AJI 0.6400 (1.5 % below dense), time 0.45× dense" in md
-    assert "| 4 | 0.6400 | 0.6450 | -0.0050 | network-wide | 0.45× | 0.50× |" in md
-    assert "| 8 | 0.6250 | 0.6000 | +0.0250 | layer-wise |" in md
+    assert "| 4 | 0.6400 | 0.6450 | -0.0050 | network-wide (no interval) | 0.45× | 0.50× |" in md
+    assert "| 8 | 0.6250 | 0.6000 | +0.0250 | layer-wise (no interval) |" in md
+
+
+def _per_image(row, values, branches):
+    return {**row, "images": ["a", "b", "c", "d"], "per_image": {"aji": values}, "branches_s": branches}
+
+
+def test_the_front_counts_pairs_within_2_percent_splits_time_and_decides_only_outside_the_interval(tmp_path):
+    """Issue 21 item 6: the pairs within 2 % (with their paired intervals), the fastest's ratio against the
+    0.25x target, dense's time split into networks and the rest (the floor), and a scheme called better only
+    where the interval of the difference excludes zero."""
+    dense = _per_image(_row("dense", 1, 0.650, 1.0), [0.60, 0.64, 0.66, 0.70], 1.5)
+    lw4 = _per_image(_row("channel-layerwise", 4, 0.645, 0.40), [0.59, 0.64, 0.65, 0.70], 0.30)
+    nw4 = _per_image(_row("channel-networkwide", 4, 0.6475, 0.45), [0.60, 0.63, 0.66, 0.70], 0.40)
+    lw8 = _per_image(_row("channel-layerwise", 8, 0.640, 0.30), [0.59, 0.63, 0.65, 0.69], 0.10)
+    nw8 = _per_image(_row("channel-networkwide", 8, 0.500, 0.28), [0.45, 0.49, 0.51, 0.55], 0.08)
+    rows = [dense, lw4, nw4, lw8, nw8]
+    text = "\n".join(front_lines(rows, "monuseg"))
+    assert "within 2 % of dense AJI (point estimate; interval beside it): **3** (target: at least 3)" in text
+    assert "the fastest at **0.30×** dense (channel-layerwise CR8) (target: 0.25× or less)" in text
+    assert "the two networks 1.50 s and the rest (watershed, tiling, glue) 0.50 s" in text and "0.25× dense" in text
+    assert "| channel-networkwide CR8 | 0.5000 |" in text and "| channel-layerwise CR8 (within) |" in text
+    md = write_channel_report(rows, tmp_path / "r.md", "prunuclei sweep ...", {"machine": "test"}).read_text()
+    assert "| 4 | 0.6450 | 0.6475 | -0.0025 [" in md and "not decided" in md
+    assert "| 8 | 0.6400 | 0.5000 | +0.1400 [+0.1400, +0.1400] | layer-wise |" in md

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari_prunuclei.pruning.channels import DEFAULT_MULTIPLE
+from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
 from napari_prunuclei.study.sweep import relative_drop, rows_as_dicts
 
-__all__ = ["best_within", "write_channel_report"]
+__all__ = ["best_within", "front_lines", "write_channel_report"]
 
 DS_NAMES = {"monuseg": "MoNuSeg 2018 test", "gbm40": "GBM40"}
 
@@ -22,6 +23,49 @@ def best_within(rows: list[dict], dataset: str, tol: float) -> dict | None:
 
 def _name(r: dict) -> str:
     return f"{r['scheme']} CR{r['cr']:g}"
+
+
+def _paired(*rows: dict) -> bool:
+    return len({tuple(r.get("images") or ()) for r in rows}) == 1 and all("aji" in (r.get("per_image") or {})
+                                                                       for r in rows)
+
+
+def _drop(r: dict, dense: dict) -> str:
+    """AJI drop from dense (positive: below dense), with its 95 % paired bootstrap interval over images."""
+    if r is dense or not _paired(r, dense):
+        return f"{100 * relative_drop(r['aji'], dense['aji']):+.1f} %"
+    return relative_drop_interval(r["per_image"]["aji"], dense["per_image"]["aji"]).text()
+
+
+def front_lines(rows: list[dict], ds: str, tol: float = 0.02, need: int = 3, target: float = 0.25) -> list[str]:
+    """The accuracy-time front (issue 21 item 6): the channel pairs within ``tol`` of dense AJI, their time, the
+    split of time into networks and the rest, and the floor the rest sets."""
+    dense = next(r for r in rows if r["dataset"] == ds and r["scheme"] == "dense")
+    timed = [r for r in rows if r["dataset"] == ds and r["scheme"].startswith("channel")
+             and r["variant"] == "fine-tuned" and r.get("time_ratio") is not None]
+    if not timed:
+        return []
+    ok = sorted((r for r in timed if relative_drop(r["aji"], dense["aji"]) <= tol), key=lambda r: r["time_ratio"])
+    lines = ["### The accuracy-time front", "",
+             f"Channel pairs within {100 * tol:g} % of dense AJI (point estimate; interval beside it): **{len(ok)}** "
+             f"(target: at least {need}), the fastest at "
+             + (f"**{ok[0]['time_ratio']:.2f}×** dense ({_name(ok[0])})" if ok else "none")
+             + f" (target: {target:g}× or less).", ""]
+    if dense.get("branches_s") is not None:
+        rest = dense["seconds"] - dense["branches_s"]
+        lines += [f"Dense on this tile: {dense['seconds']:.2f} s, of which the two networks "
+                  f"{dense['branches_s']:.2f} s "
+                  f"and the rest (watershed, tiling, glue) {rest:.2f} s: with the networks' time at zero a pair "
+                  f"would still take {rest / dense['seconds']:.2f}× dense (the floor of the ratio).", ""]
+    lines += ["| pair | AJI | AJI drop [95 %] | time vs dense | networks s | rest s |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(timed, key=lambda r: r["time_ratio"]):
+        within = " (within)" if r in ok else ""
+        nets = "" if r.get("branches_s") is None else f"{r['branches_s']:.2f}"
+        rest = "" if r.get("branches_s") is None else f"{r['seconds'] - r['branches_s']:.2f}"
+        lines.append(f"| {_name(r)}{within} | {r['aji']:.4f} | {_drop(r, dense)} | {r['time_ratio']:.2f}× | "
+                     f"{nets} | {rest} |")
+    return lines + [""]
 
 
 def write_channel_report(rows: list, path: str | Path, command: str, meta: dict) -> Path:
@@ -74,10 +118,24 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                 side = f"{abs(drop):.1f} % {'below' if drop > 0 else 'above'} dense"
                 what = f"**{_name(b)}**, AJI {b['aji']:.4f} ({side}), time {b['time_ratio']:.2f}× dense"
             lines.append(f"- fastest fine-tuned pair within {100 * tol:g} % of dense AJI: {what}")
-        lines += ["", "### Channel layer-wise against channel network-wide (same protocol)", "",
+        if ds != "monuseg":  # the front is read on MoNuSeg; its fastest pair's drop here
+            front = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"].startswith("channel")]
+            mono = next((r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == "dense"), None)
+            ok = [r for r in front if mono and r.get("time_ratio") is not None
+                  and relative_drop(r["aji"], mono["aji"]) <= 0.02]
+            if ok:
+                f = min(ok, key=lambda r: r["time_ratio"])
+                here = [r for r in rows if r["dataset"] == ds and r["scheme"] == f["scheme"] and r["cr"] == f["cr"]
+                        and r["variant"] == "fine-tuned"]
+                if here:
+                    lines += [f"- the MoNuSeg front's fastest pair, {_name(f)}, here: AJI {here[0]['aji']:.4f}, "
+                              f"drop {_drop(here[0], dense)}"]
+        lines += [""] + front_lines(rows, ds)
+        lines += ["### Channel layer-wise against channel network-wide (same protocol)", "",
                   "Fine-tuning steps per CR as recorded in the registry: a row compares equal budgets only where",
-                  "the two step counts are equal (budget: *equal* or *unequal*).", "",
-                  "| CR | layer-wise AJI | network-wide AJI | difference | better | layer-wise time | "
+                  "the two step counts are equal (budget: *equal* or *unequal*). A scheme is called better only "
+                  "where the 95 % paired bootstrap interval of the difference over images excludes zero.", "",
+                  "| CR | layer-wise AJI | network-wide AJI | difference [95 %] | better | layer-wise time | "
                   "network-wide time | steps (layer-wise / network-wide) | budget |",
                   "|---:|---:|---:|---:|---|---:|---:|---:|---|"]
         crs = sorted({r["cr"] for r in rows if r["dataset"] == ds and r["scheme"].startswith("channel")})
@@ -90,11 +148,17 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                 d = lw[0]["aji"] - nw[0]["aji"]
                 sl, sn = lw[0].get("finetune_steps"), nw[0].get("finetune_steps")
                 budget = "equal" if sl == sn and sl is not None else "unequal" if sl and sn else "?"
-                lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {d:+.4f} | "
-                             f"{'layer-wise' if d > 0 else 'network-wide'} | {lw[0]['time_ratio']:.2f}× | "
-                             f"{nw[0]['time_ratio']:.2f}× | {sl or '?'} / {sn or '?'} | {budget} |")
+                diff, better = f"{d:+.4f}", ("layer-wise" if d > 0 else "network-wide") + " (no interval)"
+                if _paired(lw[0], nw[0]):
+                    iv = difference_interval(lw[0]["per_image"]["aji"], nw[0]["per_image"]["aji"])
+                    diff = f"{d:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]"
+                    better = ("layer-wise" if d > 0 else "network-wide") if iv.excludes(0) else "not decided"
+                tl, tn = lw[0].get("time_ratio"), nw[0].get("time_ratio")
+                lines.append(f"| {cr:g} | {lw[0]['aji']:.4f} | {nw[0]['aji']:.4f} | {diff} | {better} | "
+                             f"{'' if tl is None else f'{tl:.2f}×'} | {'' if tn is None else f'{tn:.2f}×'} | "
+                             f"{sl or '?'} / {sn or '?'} | {budget} |")
         lines += ["", "### All pairs", "",
-                  "| scheme | CR | variant | achieved CR | MACs ÷ | seconds | time vs dense | AJI | AJI drop | "
+                  "| scheme | CR | variant | achieved CR | MACs ÷ | seconds | time vs dense | AJI | AJI drop [95 %] | "
                   "PQ | semantic Dice | distance AJI |",
                   "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in sorted((r for r in rows if r["dataset"] == ds),
@@ -103,7 +167,7 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
             t = "" if r.get("time_ratio") is None else f"{r['seconds']:.2f} | {r['time_ratio']:.2f}×"
             lines.append(f"| {r['scheme']} | {r['cr']:g} | {r['variant']} | {ach} | "
                          f"{(r.get('macs_ratio') or 1):.2f} | {t or ' | '} | {r['aji']:.4f} | "
-                         f"{100 * relative_drop(r['aji'], dense['aji']):+.1f} % | {r['pq']:.4f} | "
+                         f"{_drop(r, dense)} | {r['pq']:.4f} | "
                          f"{r['semantic_dice']:.4f} | {r['distance_aji']:.4f} |")
         lines += ["", f"![AJI against time, {ds}](pruning/channels/pareto_{ds}.png)", ""]
     p.write_text("\n".join(lines) + "\n")

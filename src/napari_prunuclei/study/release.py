@@ -14,6 +14,7 @@ from napari_prunuclei.models.weights import load_branch, read_metadata, sha256_f
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, register, registry, watershed_key
 
 __all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
+           "shared_protocol", "protocol_text",
            "registry_watersheds", "update_registry_metrics", "METRICS_KEYS"]
 
 
@@ -103,7 +104,12 @@ def ship_channel(path: Path, metrics: dict | None = None) -> dict:
 
 
 def channel_finetune_note() -> str:
-    """How the zoo's channel-pruned files were fine-tuned, read from the files themselves."""
+    """How the zoo's channel-pruned files were fine-tuned: the zoo's one protocol where it is shared, else read
+    from the files themselves."""
+    shared = shared_protocol()
+    if shared is not None:
+        return (protocol_text(shared) + f"; channel counts in multiples of {shared.get('multiple', 8)}, "
+                f"{shared.get('channel_head', '')}")
     texts = set()
     for e in registry()["models"]:
         if e.get("format") != "channels":
@@ -137,8 +143,31 @@ def finetune_protocols() -> dict[str, str]:
     return {k: " / ".join(sorted(v)) for k, v in texts.items()}
 
 
+def shared_protocol(models: list[dict] | None = None) -> dict | None:
+    """The one ``finetune`` record every fine-tuned pruned zoo entry carries (issue 21), or None when some
+    entry has none or two records differ."""
+    models = registry()["models"] if models is None else models
+    recs = [e.get("finetune") for e in models if e["scheme"] != "dense" and e.get("fine_tuned", True)]
+    if not recs or any(r is None for r in recs):
+        return None
+    return recs[0] if len({json.dumps(r, sort_keys=True) for r in recs}) == 1 else None
+
+
+def protocol_text(rec: dict) -> str:
+    """A ``finetune`` record in words, for the reports."""
+    return (f"protocol v{rec['version']}, one for every scheme and CR: {rec['ladder']} ladder, "
+            f"{rec['steps']} Adam steps per branch per stage, batch {rec['batch']} x {rec['crop']}² crops, "
+            f"lr {rec['lr']:g} cosine to {rec['lr_min']:g} after {rec['warmup']} warm-up steps, distillation weight "
+            f"{rec['distill']:g} ({rec['distill_target']}), BatchNorm {rec['batchnorm']}, seed {rec['seed']}, "
+            f"{rec['precision']}; data: {rec['data']} (scripts/build_zoo.py)")
+
+
 def finetune_note(protocols: dict[str, str]) -> str:
-    """The protocols of :func:`finetune_protocols`, grouped by scheme and protocol."""
+    """The zoo's one protocol in words where every pruned entry shares it; else the protocols of
+    :func:`finetune_protocols`, grouped by scheme and protocol."""
+    shared = shared_protocol()
+    if shared is not None:
+        return protocol_text(shared)
     if not protocols:
         return "no fine-tuned models in the zoo"
     groups: dict[tuple, list] = {}
@@ -147,8 +176,7 @@ def finetune_note(protocols: dict[str, str]) -> str:
         groups.setdefault((scheme, text), []).append(float(cr))
     parts = [f"{scheme} CR {', '.join(f'{c:g}' for c in sorted(crs))}: {text} at that CR"
              for (scheme, text), crs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1])))]
-    return "; ".join(parts) + (" (gradual: each CR starts from a lower CR's fine-tuned model; see "
-                               "scripts/build_zoo.sh and scripts/refine_zoo.sh)")
+    return "; ".join(parts) + " (several protocols: the zoo is being rebuilt by scripts/build_zoo.py)"
 
 
 #: where each data set's sweep metrics go in a registry entry

@@ -166,6 +166,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         key = ("dense", 1.0, "dense") if r["scheme"] == "dense" else (r["scheme"], float(r["cr"]), r["variant"])
         zi = getattr(pairs[key].semantic, "zoo_info", {}) or {}
         r["seconds"] = times[str(key)]["total_s"]
+        r["branches_s"] = times[str(key)]["branches_s"]  # the two networks; the rest is watershed, I/O, glue
         r["time_ratio"] = r["seconds"] / dense_s
         r["macs_ratio"] = zi.get("macs_ratio", 1.0)
         r["achieved_cr"] = zi.get("achieved_cr", None if r["scheme"] != "dense" else 1.0)

@@ -1,0 +1,81 @@
+"""Training noise beside image noise (issue 21): one CR of each scheme fine-tuned again by the zoo's protocol with
+another seed, both seeds scored on MoNuSeg test, each with its own watershed tuned on the 4 held-back train images.
+
+    python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2 \\
+        --json docs/training/second_seed.json            # resumable: finished stages in --work are kept
+
+The seed-1 pair is the shipped one; the seed-2 pair stays in --work (not shipped). Per scheme: both seeds' mean
+test AJI, their per-image AJI, and the paired bootstrap interval of (seed 2 - seed 1) over test images; the
+image-noise yardstick beside it is the interval of the shipped pair against dense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.machine import cpu_name
+from napari_prunuclei.io.dataset import NucleiDataset
+from napari_prunuclei.models.sparse import load_branch_file
+from napari_prunuclei.nuclei.watershed import WatershedParams
+from napari_prunuclei.pruning.oneshot import load_model
+from napari_prunuclei.runtime.pairs import load_pair, pair_from_models
+from napari_prunuclei.study.evaluation import held_back_scores, predict_dataset, score_predictions
+from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
+from napari_prunuclei.training.protocol import Protocol, run_stage
+
+
+def test_aji(data: Path, pair) -> dict[str, float]:
+    """Each MoNuSeg test image's AJI under the pair's own thresholds."""
+    names = NucleiDataset(data).names("test")
+    preds = predict_dataset(data, names, pair, pair.params, device="cpu", precision="auto")
+    return {r["name"]: r["aji"] for r in score_predictions(preds)["per_image"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="the MoNuSeg 2018 folder")
+    p.add_argument("--work", type=Path, required=True, help="the seed-2 stages (outside the repository)")
+    p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
+    p.add_argument("--cr", type=float, default=2.0, help="the CR trained again (the first of every gradual ladder)")
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--json", type=Path, default=Path("docs/training/second_seed.json"))
+    a = p.parse_args()
+    base = Protocol(steps=a.steps, ladder="gradual")
+    protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed)
+    dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
+    out = json.loads(a.json.read_text()) if a.json.is_file() else {}
+    out.update({"machine": cpu_name(), "protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr,
+                "command": "python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2"})
+    out.setdefault("schemes", {})
+    dense_aji = test_aji(a.data, load_pair())
+    for scheme in a.schemes:
+        if scheme in out["schemes"]:
+            continue
+        t0 = time.perf_counter()
+        files = run_stage(dense, scheme, a.cr, a.data, a.work, protocol, threads=1)
+        sem, dist = load_branch_file(files["semantic"]), load_branch_file(files["distance"])
+        held = held_back_scores(a.data, sem, dist)
+        two = test_aji(a.data, pair_from_models(sem, dist, WatershedParams(**held["best"])))
+        one = test_aji(a.data, load_pair(scheme, a.cr))
+        names = sorted(one)
+        x, y, d = [two[n] for n in names], [one[n] for n in names], [dense_aji[n] for n in names]
+        out["schemes"][scheme] = {
+            "seed_1_test_aji": sum(y) / len(y), "seed_2_test_aji": sum(x) / len(x),
+            "seed_2_held_back_aji": held["aji"], "seed_2_watershed": held["best"],
+            "seed_2_minus_seed_1": difference_interval(x, y).as_dict(),
+            "seed_1_drop_vs_dense": relative_drop_interval(y, d).as_dict(),
+            "images": names, "seed_1_per_image": y, "seed_2_per_image": x,
+            "seconds": round(time.perf_counter() - t0, 1)}
+        a.json.write_text(json.dumps(out, indent=1))
+        print(scheme, json.dumps({k: v for k, v in out["schemes"][scheme].items() if "per_image" not in k
+                                  and k != "images"}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
