@@ -188,3 +188,18 @@ def test_a_failed_image_is_named_once_in_its_line(tmp_path, capsys):
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "failed, nothing written" in x)
     assert line.count(str(path)) == 1 and "20 µm per pixel" in line and "--pixel-size" in line
+
+
+@pytest.mark.parametrize("why, line", [
+    ("{p}: the file declares 20 µm per pixel", "{p}: failed, nothing written: the file declares 20 µm per pixel"),
+    ("cannot read image {p}: corrupt (cannot identify image file '{p}')",
+     "failed, nothing written: cannot read image {p}: corrupt (cannot identify image file)"),
+    ("image file not found: {p}", "failed, nothing written: image file not found: {p}"),
+    ("out of memory", "{p}: failed, nothing written: out of memory"),
+])
+def test_a_failure_line_names_the_file_once(why, line):
+    """Hostile pass: lines named the file two or three times (the batch's prefix and the reader's own)."""
+    from napari_prunuclei.cli.segment import failure_line
+
+    p = "multi/trunc d.tif"
+    assert failure_line(p, why.format(p=p)) == line.format(p=p)

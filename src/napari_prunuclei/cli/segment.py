@@ -132,10 +132,23 @@ def cmd_segment(a: argparse.Namespace) -> int:
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
               + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
     for path, why in done.failed:
-        why = str(why).removeprefix(f"{path}: ")  # the file is named once, at the start
-        print(f"prunuclei segment: {path}: failed, nothing written: {why}", file=sys.stderr)
+        print(f"prunuclei segment: {failure_line(path, why)}", file=sys.stderr)
     if done.failed:
         print(f"prunuclei segment: {len(done.failed)} of {len(paths)} image(s) failed; "
               f"{len(done.finished)} finished, {done.skipped} skipped (finished before)", file=sys.stderr)
         return 1
     return 0
+
+
+def failure_line(path, why) -> str:
+    """One failed image's line, naming the file once: at the start, or where the reason names it (a library's
+    repeat of the name inside the reason is dropped)."""
+    p, why = str(path), str(why)
+    if p not in why:
+        return f"{p}: failed, nothing written: {why}"
+    head, tail = why.split(p, 1)
+    for repeat in (f" '{p}'", f' "{p}"', f" {p}", p):
+        tail = tail.replace(repeat, "")
+    if not head.strip():
+        return f"{p}: failed, nothing written: {tail.lstrip(': ')}"
+    return f"failed, nothing written: {head}{p}{tail}"

@@ -55,7 +55,11 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         update_registry_metrics,
     )
     from napari_prunuclei.study.sweep import run_sweep, sparsity_rows, write_outputs
+    from napari_prunuclei.study.sweep_rows import read_sweep_rows
 
+    check_destinations(a)  # before hours of work, not after
+    if a.include is not None:
+        read_sweep_rows(a.include)
     if a.rows is not None:
         rows = earlier_rows(a.rows, a.schemes, a.datasets, a.variants, a.cr)
     else:
@@ -65,10 +69,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                              progress=tqdm_callback(bar), workers=a.workers)
         rows = [r.as_dict() for r in rows]
     if a.include is not None:
-        import json
-
         have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
-        rows += [r for r in json.loads(a.include.read_text())  # the earlier sweep's fine-tuned pairs
+        rows += [r for r in read_sweep_rows(a.include)  # the earlier sweep's fine-tuned pairs
                  if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets
                  and r["variant"] == "fine-tuned"]
     if a.time:
@@ -102,17 +104,30 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
-def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
-    """The rows of an earlier sweep.json for these schemes (and dense), data sets, variants and CRs."""
-    import json
+def check_destinations(a: argparse.Namespace) -> None:
+    """--out a folder (or new), --report's folder there, and neither the --rows nor the --include file about to
+    be written over."""
+    if a.out.exists() and not a.out.is_dir():
+        raise ValueError(f"--out {a.out}: exists and is not a folder")
+    if not a.report.parent.is_dir():
+        raise ValueError(f"--report {a.report}: its folder {a.report.parent} does not exist")
+    written = {(a.out / "sweep.json").resolve(), a.report.resolve()}
+    for given in (a.rows, a.include):
+        if given is not None and given.resolve() in written:
+            raise ValueError(f"{given}: this sweep would write over it (--out {a.out}); choose another --out")
 
-    try:
-        rows = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a sweep.json to take rows from ({e})") from None
-    keep = [r for r in rows if isinstance(r, dict) and r.get("dataset") in datasets
-            and (r.get("scheme") == "dense" or (r.get("scheme") in schemes and r.get("variant") in variants
-                                                and float(r.get("cr", 0)) in {float(c) for c in crs}))]
-    if not any(r.get("scheme") != "dense" for r in keep):
+
+def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
+    """The rows of an earlier sweep.json for these schemes (and dense), data sets, variants and CRs; each data set
+    kept has its dense row (the reports compare with it)."""
+    from napari_prunuclei.study.sweep_rows import read_sweep_rows
+
+    keep = [r for r in read_sweep_rows(path) if r["dataset"] in datasets
+            and (r["scheme"] == "dense" or (r["scheme"] in schemes and r["variant"] in variants
+                                            and float(r["cr"]) in {float(c) for c in crs}))]
+    if not any(r["scheme"] != "dense" for r in keep):
         raise ValueError(f"{path}: no rows of {', '.join(schemes)} ({', '.join(variants)}) on {', '.join(datasets)}")
+    for ds in sorted({r["dataset"] for r in keep}):
+        if not any(r["dataset"] == ds and r["scheme"] == "dense" for r in keep):
+            raise ValueError(f"{path}: no dense row for {ds} (the reports compare every pair with it)")
     return keep

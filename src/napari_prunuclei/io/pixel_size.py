@@ -25,7 +25,7 @@ def read_pixel_size(path) -> float | None:
 
 
 #: resolutions (dots per inch) that image writers put in by default, not a pixel size
-DPI_DEFAULTS = (72.0, 96.0, 150.0, 300.0, 600.0)
+DPI_DEFAULTS = (72.0, 96.0, 150.0, 200.0, 300.0, 600.0, 1200.0)
 
 
 def tiff_pixel_size(path) -> float | None:
@@ -37,8 +37,8 @@ def tiff_pixel_size(path) -> float | None:
 
     import tifffile
 
-    units = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6,
-             "in": 25400.0, "inch": 25400.0}
+    units = {"µm": 1.0, "\u03bcm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4,
+             "m": 1e6, "in": 25400.0, "inch": 25400.0}  # (the micro sign and the Greek mu both)
 
     def square(x: float | None, y: float | None) -> float | None:
         """One size for both axes; None when they differ by over 1 % (the models need square pixels)."""
@@ -58,6 +58,8 @@ def tiff_pixel_size(path) -> float | None:
                 images = re.split(r"<(?:\w+:)?Image[\s>]", ome)[1:]  # one chunk per OME Image, in series order
                 if len(images) == len(tf.series) and len(images) > 1:
                     ome = images[index]
+                pixels = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", ome)  # the image's own Pixels element only
+                ome = pixels.group(0) if pixels else ""
                 sizes = []
                 for axis in ("X", "Y"):
                     m = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', ome)
@@ -69,11 +71,13 @@ def tiff_pixel_size(path) -> float | None:
             page = series.keyframe if series is not None else tf.pages[0]
             desc0 = tf.pages[0].description or ""
             desc = page.description or (desc0 if "Aperio" in desc0 else "")  # SVS: MPP in the first page
-            m = re.search(r"MPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)(?![0-9.eE])", desc)
+            # the key MPP alone (not OriginalMPP), its value up to the next '|' or space, parsed only when short and
+            # a plain number (a linear-time match: a long run of digits once took minutes to backtrack through)
+            m = re.search(r"(?<![A-Za-z0-9_])MPP\s*=\s*([^|\s]*)", desc)
             if m:
-                return square(float(m.group(1)), None)
-            if "MPP" in desc:
-                return None  # an MPP that does not parse cleanly: unknown, never a guess
+                value = m.group(1)
+                number = len(value) <= 32 and re.fullmatch(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?", value)
+                return square(float(value), None) if number else None  # unparsed: unknown, never a guess
             tags = page.tags
             if "XResolution" not in tags:
                 return None
@@ -85,7 +89,7 @@ def tiff_pixel_size(path) -> float | None:
                 return num / den if den else 0.0
 
             x, y = per_unit("XResolution"), per_unit("YResolution")
-            if not x or x <= 0:
+            if not x or x <= 0 or (y is not None and not y > 0):  # a zero or broken Y: no square size known
                 return None
             unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
             ij = tf.imagej_metadata or {}
@@ -96,9 +100,10 @@ def tiff_pixel_size(path) -> float | None:
             if um is None:
                 return None
             dpi = x * (2.54 if unit == 3 else 1.0)
-            # 10 µm or coarser in inches, or a writer's default dpi in any unit, is no scanner's: unknown. Our own
-            # tissue masks (16 µm a mask pixel and more) are written in centimetres and kept
-            if um / x >= 10 and (unit == 2 or any(abs(dpi - d) <= 0.005 * d for d in DPI_DEFAULTS)):
+            # 10 µm or coarser in inches, or a writer's default dpi in any unit (or its number put in centimetres),
+            # is no scanner's: unknown. Our own tissue masks (16 µm a mask pixel and more) are written in cm and kept
+            default = any(abs(v - d) <= 0.005 * d for d in DPI_DEFAULTS for v in (dpi, x))
+            if um / x >= 10 and (unit == 2 or default):
                 return None
             return square(um / x, um / y if y else None)
     except Exception:  # noqa: BLE001 - metadata is a hint: an unreadable tag means "unknown"

@@ -1,0 +1,66 @@
+"""An earlier sweep.json read back, checked row by row (study/sweep_rows.py); hostile pass cases."""
+
+import json
+
+import pytest
+
+from napari_prunuclei.cli.main import main
+from napari_prunuclei.study.sweep_rows import SweepRowsError, read_sweep_rows
+
+MEASURES = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
+
+
+def _row(scheme="layerwise", cr=2.0, variant="fine-tuned", dataset="monuseg", **kw):
+    return {"dataset": dataset, "scheme": scheme, "cr": cr, "variant": variant, "n_images": 2,
+            **{k: 0.6 for k in MEASURES}, **kw}
+
+
+@pytest.mark.parametrize("content, says", [
+    ("5", "a JSON int"), ("null", "a JSON NoneType"), ('{"a": 1}', "a JSON dict"), ("[1", "not JSON"),
+    (json.dumps([_row(cr=None)]), "row 1: 'cr' missing"), (json.dumps([_row(cr=[20])]), "'cr' missing"),
+    (json.dumps([_row(cr="20")]), "'cr' missing"), (json.dumps([_row(aji=None)]), "'aji' missing"),
+    (json.dumps([_row(aji="0.5")]), "'aji' missing"), ('[{"dataset": "monuseg"}]', "'scheme' missing"),
+    (json.dumps([_row(), _row(aji=float("nan"))]), "row 2: 'aji' missing or not a finite number"),
+    (json.dumps([_row(n_images=True)]), "'n_images'"), (json.dumps([_row(dataset="x")]), "unknown data set"),
+    (json.dumps([_row(images=["a"], per_image={"aji": [0.5, 0.6]})]), "per_image 'aji' is not 1 finite"),
+    ("[" * 100_000 + "]" * 100_000, "not JSON"),
+])
+def test_a_broken_sweep_json_is_one_line_naming_the_file_and_row(tmp_path, content, says):
+    f = tmp_path / "rows.json"
+    f.write_text(content)
+    with pytest.raises(SweepRowsError, match=f"^{f}: .*") as e:
+        read_sweep_rows(f)
+    assert says in str(e.value) and str(e.value).count(str(f)) == 1
+
+
+def test_a_missing_file_is_named_once(tmp_path):
+    with pytest.raises(SweepRowsError) as e:
+        read_sweep_rows(tmp_path / "missing.json")
+    assert str(e.value).count("missing.json") == 1 and "No such file" in str(e.value)
+
+
+def _sweep(tmp_path, rows_file, out, *extra):
+    return main(["sweep", "--data", str(tmp_path / "none"), "--rows", str(rows_file), "--schemes", "layerwise",
+                 "--cr", "2", "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out),
+                 "--report", str(tmp_path / "r.md"), *extra])
+
+
+def test_the_sweep_refuses_to_write_over_its_rows_or_a_file_and_needs_dense(tmp_path, capsys):
+    """Hostile pass: `--rows X/sweep.json --out X` overwrote the 82-row input with 2 rows; `--out` an existing
+    file ended in a bare errno; rows with no dense row ended in StopIteration (exit 3)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = out / "sweep.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    before = rows.read_bytes()
+    assert _sweep(tmp_path, rows, out) == 2 and rows.read_bytes() == before
+    (tmp_path / "file").write_text("x")
+    assert _sweep(tmp_path, rows, tmp_path / "file") == 2
+    lonely = tmp_path / "no_dense.json"
+    lonely.write_text(json.dumps([_row()]))
+    assert _sweep(tmp_path, lonely, tmp_path / "o2") == 2
+    assert _sweep(tmp_path, rows, tmp_path / "o3", "--include", str(tmp_path / "file")) == 2
+    err = capsys.readouterr().err
+    assert "would write over it" in err and "exists and is not a folder" in err and "no dense row for monuseg" in err
+    assert "not JSON" in err and "Traceback" not in err and "unexpected" not in err.lower()
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()  # nothing half-written
