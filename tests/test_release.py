@@ -21,3 +21,21 @@ def test_one_protocol_is_named_only_when_every_fine_tuned_pruned_entry_carries_t
     text = protocol_text(one)
     assert "gradual ladder, 250 Adam steps per branch per stage" in text and "seed 1" in text
     assert "lr 0.0005 cosine to 2.5e-05 after 25 warm-up steps" in text
+
+
+def test_a_channel_entrys_macs_ratio_is_against_dense_not_the_stage_it_was_cut_from():
+    """The gradual ladder recorded MACs against the previous stage (channel-layerwise CR 4: 1.86, CR 32: 1.18);
+    every shipped channel entry now carries dense's MACs over its own, from its channel counts."""
+    from napari_prunuclei.models.zoo import registry
+    from napari_prunuclei.study.release import macs_ratio
+
+    dense = [16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 128, 128, 128, 64, 64, 64, 32, 32, 32, 16, 16, 16]
+    assert macs_ratio(dense) == 1.0
+    entries = [e for e in registry()["models"] if e.get("format") == "channels"]
+    assert entries
+    for e in entries:
+        assert e["macs_ratio"] == macs_ratio(e["channels"]), e["id"]
+        assert e["macs_ratio"] > 1.5 or e["cr"] < 2, e["id"]
+    by_cr = {e["cr"]: e["macs_ratio"] for e in entries if e["scheme"] == "channel-layerwise"
+             and e["branch"] == "semantic"}
+    assert list(by_cr.values()) == sorted(by_cr.values())  # more pruned, fewer MACs

@@ -14,7 +14,7 @@ from napari_prunuclei.models.weights import load_branch, read_metadata, sha256_f
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, register, registry, watershed_key
 
 __all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
-           "shared_protocol", "protocol_text",
+           "shared_protocol", "protocol_text", "macs_ratio", "correct_macs_ratios",
            "registry_watersheds", "update_registry_metrics", "METRICS_KEYS"]
 
 
@@ -94,11 +94,34 @@ def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     return _ship(path, "sparse", steps_at_cr(meta), _finetune_record(meta), metrics)
 
 
+def macs_ratio(channels: list[int] | tuple[int, ...]) -> float:
+    """The dense network's multiply-accumulates over those of the channel-pruned network with ``channels``."""
+    from dataclasses import replace
+
+    from napari_prunuclei.models.unet import UNetConfig
+    from napari_prunuclei.pruning.channels import macs
+
+    dense = UNetConfig()
+    return round(macs(dense) / macs(replace(dense, channels=tuple(int(c) for c in channels))), 4)
+
+
+def correct_macs_ratios() -> int:
+    """Every channel entry's ``macs_ratio`` computed from its channel counts against dense (the gradual ladder
+    recorded it against the stage it was cut from: 1.86 for CR 4); returns the entries changed."""
+    n = 0
+    for e in registry()["models"]:
+        if e.get("format") == "channels" and e.get("channels") and e.get("macs_ratio") != macs_ratio(e["channels"]):
+            register({**e, "macs_ratio": macs_ratio(e["channels"])})
+            n += 1
+    return n
+
+
 def ship_channel(path: Path, metrics: dict | None = None) -> dict:
-    """Copy a channel-pruned branch file (a smaller dense network) into the package and register it."""
+    """Copy a channel-pruned branch file (a smaller dense network) into the package and register it (its MACs
+    ratio from its channel counts against dense, not from the file's record)."""
     meta = read_metadata(path)
     extra = {"achieved_cr": round(float(json.loads(meta["achieved_cr"])), 4),
-             "macs_ratio": round(float(json.loads(meta["macs_ratio"])), 4),
+             "macs_ratio": macs_ratio(json.loads(meta["channels"])),
              "channels": json.loads(meta["channels"]), **_finetune_record(meta)}
     return _ship(path, "channels", int(json.loads(meta["finetune_steps"])), extra, metrics)
 

@@ -113,7 +113,7 @@ def _cut(dense: UNet, scheme: str, cr: float, protocol: Protocol, dense_config=N
     if scheme in CHANNEL_SCHEMES:
         pruned, plan = channel_prune(dense, scheme, cr, protocol.multiple, dense_config, head_signs=True)
         return pruned, None, {"achieved_cr": plan.achieved_cr, "channels": list(plan.channels),
-                              "multiple": protocol.multiple, "macs_ratio": macs(dense.config) / macs(pruned.config)}
+                              "multiple": protocol.multiple, "macs_ratio": macs(dense_config) / macs(pruned.config)}
     raise ValueError(f"unknown pruning scheme {scheme!r}: one of {UNSTRUCTURED_SCHEMES + CHANNEL_SCHEMES}")
 
 
