@@ -40,3 +40,19 @@ def test_a_hidden_layer_is_left_out(tmp_path, tile):
     hidden[("dense", "instances")] = False
     png = iio.imread(write_canvas(tmp_path / "canvas.png", rgb, r, False, hidden))
     assert np.array_equal(png, rgb)
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_a_shown_ground_truth_is_outlined_in_white_in_every_cell(tmp_path, tile, side_by_side):
+    """Reviewer: the report's canvas.png left out the ground truth the canvas showed and the legend named."""
+    rgb, r = tile
+    truth = np.zeros(rgb.shape[:2], np.int32)
+    truth[20:40, 30:50] = 1  # one square nucleus, away from nothing in particular
+    hidden = {role: False for role in (("pruned", "instances"), ("dense", "instances"), ("pruned", "disagreement"),
+                                       ("view", "disagreement"))}
+    png = iio.imread(write_canvas(tmp_path / "c.png", rgb, r, side_by_side, hidden, truth))
+    for k in range(2 if side_by_side else 1):
+        cell = png[:, 130 * k: 130 * (k + 1)]
+        assert (cell[20, 30:50] == 255).all() and (cell[39, 30:50] == 255).all()  # the square's edge, white
+        assert np.array_equal(cell[25:35, 35:45], rgb[25:35, 35:45])  # its inside: the image
+    assert "ground truth's nuclei outlined thin in white" in canvas_caption(r, side_by_side, truth=True)

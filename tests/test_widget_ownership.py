@@ -208,3 +208,40 @@ def test_the_ground_truth_box_offers_only_the_users_label_layers(qtbot, viewer_w
     names = [getattr(c, "name", c) for c in w.truth.choices]
     assert GT in names and None in w.truth.choices
     assert not any(layer in w.truth.choices for layer in w.state.owned().values())
+
+
+def test_a_threshold_edit_after_choosing_another_image_keeps_the_shown_runs_truth_and_order(qtbot, viewer_widget):
+    """Reviewer: run tile 1 with its ground truth, open and choose tile 2 (its truth unchosen), edit a threshold:
+    the edit re-ran tile 1's watershed but dropped the ground-truth scores, moved tile 1's results above tile 2
+    (outlines on the wrong tissue) and un-greyed the numbers. The edit keeps all three."""
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    second = viewer.add_image(synthetic_tissue(512, seed=96)[0], name="second tile", rgb=True)
+    w.image.value = second
+    assert w.truth.value is None
+    before = w.result
+    w.fg.value = 0.5 if w.fg.value != 0.5 else 0.55
+    qtbot.waitUntil(lambda: not w.busy and w.result is not before, timeout=30_000)
+    r = w.result
+    assert r.request.image_name == IMG and r.truth_name == GT and r.numbers.vs_truth
+    assert "vs ground truth" in w.numbers_text and w.state.truth_layer is viewer.layers[GT]
+    owned = w.state.owned()
+    assert max(viewer.layers.index(layer) for layer in owned.values()) < viewer.layers.index(second)
+    assert "8a8a8a" in w.numbers.native.styleSheet() and "press Run" in w.status.value
+
+
+def test_a_ground_truth_chosen_after_a_run_in_micrometres_is_drawn_on_the_image_at_once(qtbot, viewer_widget):
+    """Reviewer: after a run at 0.5 µm a ground truth opened later (scale 1) lay 2x too large until the next
+    Run; choosing it now puts it on the image's grid. A pixel size typed for one image, kept for the next, is
+    said."""
+    viewer, w = viewer_widget
+    w.pixel_size.value = 0.5
+    _run(qtbot, w)
+    late = viewer.add_labels(viewer.layers[GT].data.copy(), name=f"{IMG} · ground truth (opened later)")
+    assert tuple(late.scale) == (1, 1)
+    w.truth.value = late
+    assert tuple(late.scale[-2:]) == (0.5, 0.5) and str(late.units[-1]) == "micrometer"
+    second = viewer.add_image(synthetic_tissue(512, seed=95)[0], name="second tile", rgb=True)
+    w.image.value = second
+    assert "Pixel size 0.5 µm (as typed) will be used for 'second tile'" in w.status.value

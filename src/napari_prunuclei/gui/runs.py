@@ -249,10 +249,12 @@ class RunActions:
         if r.tiled:
             self._error("this slide ran tile by tile without keeping the maps: press Run to apply new thresholds")
             return None
-        shown_truth = self._shown_truth  # the edit re-scores against the truth the shown run used, not a new choice
-        chosen = self.truth.value
-        truth = (self._truth_array(r.chosen.labels.shape, r.request.region)
-                 if chosen is not None and chosen.name == shown_truth else None)
+        # the edit re-scores against the truth the shown run used (whatever the controls now name: another image
+        # and its truth may be chosen meanwhile), on the shown run's image
+        shown_truth = self._shown_truth
+        layer = next((t for t in self._truth_choices() if t.name == shown_truth), None) if shown_truth else None
+        truth = (self._truth_array(r.chosen.labels.shape, r.request.region, layer, self.state.image_layer())
+                 if layer is not None else None)
         params, rgb = self.params(), self._region_rgb(r)
 
         def job():

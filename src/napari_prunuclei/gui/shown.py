@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from napari_prunuclei.gui.state import raw
+from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
@@ -138,7 +139,8 @@ class ShownRun:
 
         state = getattr(self, "state", None)
         mine = list(state.owned().values()) if state is not None else []
-        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine]
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine
+                and layer.name != WARM_LABELS_NAME]  # (the dock's warm-up layer lives 0.3 s)
 
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
@@ -219,8 +221,13 @@ class ShownRun:
             layer.units = (*layer.units[:-2], "um", "um")
             self.viewer.camera.center = tuple(c * px for c in center)  # the same place in view, now in µm
             self.viewer.camera.zoom = self.viewer.camera.zoom / px
-        truth = self.truth.value
-        if truth is None:
+        self._align_truth()
+
+    def _align_truth(self) -> None:
+        """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset
+        and units: µm where the image has a pixel size)."""
+        layer, truth = self.image.value, self.truth.value
+        if layer is None or truth is None:
             return
         data = layer.data[0] if layer.multiscale else layer.data
         tdata = truth.data[0] if truth.multiscale else truth.data
@@ -282,9 +289,17 @@ class ShownRun:
             self.viewer.screenshot(str(path), canvas_only=True)
             return "a screenshot of the canvas (a slide run tile by tile is not drawn at full resolution)"
         side = bool(self.side_by_side.value) and self.state.side_by_side
-        visible = {role: layer.visible for role, layer in self.state.owned().items()}
-        report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible)
-        return report_canvas.canvas_caption(r, side)
+        owned = self.state.owned()
+        visible = {role: layer.visible for role, layer in owned.items()}
+        # the ground truth as the canvas shows it: the user's layer (or, side by side, its views in the cells)
+        t = self.state.truth_layer
+        views = [owned.get(("view", f"{m} truth")) for m in ("dense", "pruned")]
+        shown = t is not None and t in self.viewer.layers and (t.visible or any(v is not None and v.visible
+                                                                                for v in views))
+        truth = self._truth_array(r.chosen.labels.shape, r.request.region, t, self.state.image_layer()) if shown \
+            else None
+        report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible, truth)
+        return report_canvas.canvas_caption(r, side, truth is not None)
 
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:

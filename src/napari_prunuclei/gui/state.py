@@ -229,11 +229,12 @@ class ComparisonState:
         same = in_order == list(specs) and all(
             isinstance(owned[r], specs[r].kind) and owned[r].multiscale == isinstance(specs[r].data, list)
             for r in specs)
-        # a layer opened since (a new image) lies above the plugin's: they are made anew, on top, so the run is
-        # never drawn under the image it was computed on
-        others = [i for i, layer in enumerate(self.viewer.layers) if layer not in owned.values()]
+        # the run's own image lies above the plugin's layers (a new image opened and run): they are made anew, on
+        # top, so a run is never drawn under the image it was computed on; another image above them stays above
+        # (a threshold edit of the shown run while the user looks at a second tile leaves that tile on top)
+        image = self.image_layer()
         mine = [self.viewer.layers.index(layer) for layer in owned.values()]
-        same = same and (not mine or not others or min(mine) > max(others))
+        same = same and (not mine or image is None or self.viewer.layers.index(image) < min(mine))
         # the user's choice survives a rebuild (a layer not yet revealed counts as what it will be)
         shown = {role: self._reveal.get(role, layer.visible) for role, layer in owned.items()}
         self._reveal = {}

@@ -261,6 +261,9 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
             self.pixel_size.value = 0  # the previous image's size does not hold for this one
             self._px_from_image = None
+        elif layer is not None and self.pixel_size.value:  # typed by the user: said, since it now applies here too
+            self.status.value = ((self.status.value or "") + f" Pixel size {self.pixel_size.value:g} µm (as typed) "
+                                 f"will be used for '{layer.name}': change it if this image's differs.").strip()
 
     @property
     def result(self) -> compute.ComparisonResult | None:
@@ -361,14 +364,16 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         return r0, r1, c0, c1
 
 
-    def _truth_array(self, shape, region=None) -> np.ndarray | None:
-        truth = self.truth.value
+    def _truth_array(self, shape, region=None, truth=None, image=None) -> np.ndarray | None:
+        """The ground truth's array (``truth``: a labels layer, else the chosen one) for an image (``image``, else
+        the chosen one) of ``shape``, or cut to ``region`` of it; None (with an error shown) when it does not fit."""
+        truth = self.truth.value if truth is None else truth
         if truth is None:
             return None
         if region is not None:  # the ground truth of the whole image, cut to the region
             r0, r1, c0, c1 = region
             data = truth.data[0] if truth.multiscale else truth.data
-            if tuple(data.shape) == tuple(self._checked_shape()):
+            if tuple(data.shape) == tuple(self._checked_shape(image)):
                 return np.asarray(data[r0:r1, c0:c1])
         if tuple(truth.data.shape) != tuple(shape):
             self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
@@ -377,8 +382,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             return None  # slides: counts only, no pixel-wise comparison
         return np.asarray(truth.data)
 
-    def _checked_shape(self) -> tuple[int, int]:
-        layer = self.image.value
+    def _checked_shape(self, layer=None) -> tuple[int, int]:
+        layer = self.image.value if layer is None else layer
         data = layer.data[0] if layer.multiscale else layer.data
         return tuple(data.shape[:2])
 
@@ -399,6 +404,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         truth, layer = self.truth.value, self.image.value
         if truth is not None and layer is not None:
             self._truth_chosen_for = layer.name
+            self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
         self._forget_sweep()
         self._mark_stale()
 

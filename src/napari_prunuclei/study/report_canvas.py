@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS
+from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
 from napari_prunuclei.study.session import ComparisonResult
 
 __all__ = ["canvas_rgb", "write_canvas", "canvas_caption"]
@@ -29,10 +29,13 @@ def _rings(labels: np.ndarray, width: int) -> np.ndarray:
     return edge
 
 
-def _cell(rgb: np.ndarray, models: list[tuple[np.ndarray, str]], dis: np.ndarray | None) -> np.ndarray:
-    """One cell as on the canvas: the image, each model's nuclei outlined in its colour (in order), the
-    disagreement on top as thick rings in its kinds' colours."""
+def _cell(rgb: np.ndarray, models: list[tuple[np.ndarray, str]], dis: np.ndarray | None,
+          truth: np.ndarray | None = None) -> np.ndarray:
+    """One cell as on the canvas: the image, the ground truth's thin white outlines (when shown), each model's
+    nuclei outlined in its colour (in order), the disagreement on top as thick rings in its kinds' colours."""
     out = np.asarray(rgb[..., :3], np.float32).copy()
+    if truth is not None and np.shape(truth) == out.shape[:2]:
+        out[_rings(truth, 1)] = _rgb([TRUTH_COLOR])[0]
     for labels, colour in models:
         out[_rings(labels, 2)] = _rgb([colour])[0]
     if dis is not None:
@@ -45,10 +48,11 @@ def _cell(rgb: np.ndarray, models: list[tuple[np.ndarray, str]], dis: np.ndarray
 
 
 def canvas_rgb(rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = False,
-               visible: dict[tuple[str, str], bool] | None = None) -> np.ndarray:
+               visible: dict[tuple[str, str], bool] | None = None, truth: np.ndarray | None = None) -> np.ndarray:
     """The run as an RGB picture the size of ``rgb`` (the run's image or region), or twice its width side by
     side (B left, A right, as on the canvas). ``visible``: the plugin's layers shown, by role (a layer the
-    user hid is left out; all shown by default)."""
+    user hid is left out; all shown by default). ``truth``: the ground truth shown on the canvas (its labels,
+    on the picture's grid), outlined in white in every cell."""
     rgb = np.asarray(rgb)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)
@@ -64,12 +68,17 @@ def canvas_rgb(rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = F
         ("dense", "instances")) else []
     if both and side_by_side:
         left_dis = dis if dis is not None and shown(("view", "disagreement")) else None
-        return np.concatenate([_cell(rgb, b, left_dis), _cell(rgb, a, dis)], axis=1)
-    return _cell(rgb, b + a, dis)
+        return np.concatenate([_cell(rgb, b, left_dis, truth), _cell(rgb, a, dis, truth)], axis=1)
+    return _cell(rgb, b + a, dis, truth)
 
 
-def canvas_caption(result: ComparisonResult, side_by_side: bool = False) -> str:
-    """What the picture shows, for the report."""
+def canvas_caption(result: ComparisonResult, side_by_side: bool = False, truth: bool = False) -> str:
+    """What the picture shows, for the report (``truth``: the ground truth's outlines drawn too)."""
+    text = _caption(result, side_by_side)
+    return text + ("; the ground truth's nuclei outlined thin in white" if truth else "")
+
+
+def _caption(result: ComparisonResult, side_by_side: bool) -> str:
     both = result.pruned is not None and result.dense is not None
     if not both:
         return f"the image at its own resolution (1 px per image pixel), {result.chosen.info.model}'s nuclei outlined"
@@ -81,10 +90,10 @@ def canvas_caption(result: ComparisonResult, side_by_side: bool = False) -> str:
 
 
 def write_canvas(path: str | Path, rgb: np.ndarray, result: ComparisonResult, side_by_side: bool = False,
-                 visible: dict[tuple[str, str], bool] | None = None) -> Path:
+                 visible: dict[tuple[str, str], bool] | None = None, truth: np.ndarray | None = None) -> Path:
     """:func:`canvas_rgb` as a PNG at ``path``."""
     import imageio.v3 as iio
 
     path = Path(path)
-    iio.imwrite(path, canvas_rgb(rgb, result, side_by_side, visible), extension=".png")
+    iio.imwrite(path, canvas_rgb(rgb, result, side_by_side, visible, truth), extension=".png")
     return path

@@ -156,8 +156,9 @@ def run_warning(result: ComparisonResult) -> str | None:
                     f"CR; read its map with care")
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if mine > OVERSEGMENT * max(theirs, 1) and mine >= 20:
-            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} finds far more nuclei than "
-                    f"{other} (it may split nuclei or mark background); read its map with care")
+            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: far more nuclei than {other} (either "
+                    f"{name} splits nuclei or marks background, or {other} misses nuclei, e.g. after a min size or "
+                    f"threshold edit); compare both maps with the image")
     return None
 
 
