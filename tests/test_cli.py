@@ -203,3 +203,18 @@ def test_a_failure_line_names_the_file_once(why, line):
 
     p = "multi/trunc d.tif"
     assert failure_line(p, why.format(p=p)) == line.format(p=p)
+
+
+def test_models_markdown_is_one_row_per_pair_with_drops_against_dense(capsys):
+    from napari_prunuclei.cli.models import pairs_markdown
+
+    models = [{"branch": "semantic", "scheme": "dense", "cr": 1, "steps": 4000, "metrics": {"aji": 0.6},
+               "metrics_held_back": {"aji": 0.5}},
+              {"branch": "distance", "scheme": "dense", "cr": 1},
+              {"branch": "semantic", "scheme": "channel-layerwise", "cr": 4, "macs_ratio": 3.96, "steps": 250,
+               "metrics": {"aji": 0.54}, "metrics_held_back": {"aji": 0.45}}]
+    lines = pairs_markdown(models).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| dense | 1 |  | 4000 | 0.500 | 0.600 |")
+    assert lines[3] == "| channel-layerwise | 4 | 3.96 | 250 | 0.450 (-10.0 %) | 0.540 (-10.0 %) |  |"
+    assert main(["models", "--markdown"]) == 0
+    assert capsys.readouterr().out.count("\n| ") >= 30  # the shipped zoo: dense and 30 pairs

@@ -50,6 +50,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 def add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the shipped models (the zoo)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true",
+                   help="one row per pair: held-back, MoNuSeg test and GBM40 AJI with the drop against dense "
+                        "(the model card's table)")
     p.add_argument("--store-metrics", type=Path, default=None, metavar="SWEEP_JSON",
                    help="store the metrics of a `prunuclei sweep` output (its sweep.json: MoNuSeg test and GBM40 "
                         "rows) in the registry entries of the same pairs, then list")
@@ -71,6 +74,9 @@ def cmd_models(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(reg, indent=1))
         return 0
+    if a.markdown:
+        print(pairs_markdown(reg["models"]))
+        return 0
     print(f"watershed defaults: {reg.get('watershed')}")
     print(f"{'branch':<9} {'scheme':<20} {'CR':>5} {'achieved':>8} {'MACs÷':>6} {'tuned':>6} {'steps':>6}  "
           f"{'sha256':<14} {'AJI MoNuSeg':>11} {'AJI GBM40':>9}  file")
@@ -82,6 +88,27 @@ def cmd_models(a: argparse.Namespace) -> int:
               f"{str(e.get('fine_tuned', True)):>6} {e.get('steps', 0):>6}  {e['sha256'][:12]:<14} "
               f"{aji[0]:>11} {aji[1]:>9}  {e['file']}")
     return 0
+
+
+def pairs_markdown(models: list[dict]) -> str:
+    """The zoo's pairs (their semantic entries) as a markdown table: MACs ratio, held-back AJI and the sweep's
+    MoNuSeg test and GBM40 AJI, each with its drop against dense."""
+    sem = [e for e in models if e["branch"] == "semantic"]
+    dense = next((e for e in sem if e["scheme"] == "dense"), {})
+
+    def cell(e: dict, key: str) -> str:
+        m, d = (e.get(key) or {}).get("aji"), (dense.get(key) or {}).get("aji")
+        if m is None:
+            return ""
+        return f"{m:.3f}" + ("" if e is dense or not d else f" ({100 * (m - d) / d:+.1f} %)")
+
+    lines = ["| scheme | CR | MACs ÷ | steps per branch at its CR | AJI held-back (4 train images) | "
+             "AJI MoNuSeg test (14) | AJI GBM40 (40) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for e in sem:
+        macs = f"{e['macs_ratio']:.2f}" if "macs_ratio" in e else ("1.00" if e["scheme"] != "dense" else "")
+        lines.append(f"| {e['scheme']} | {e['cr']:g} | {macs} | {e.get('steps', '')} | "
+                     f"{cell(e, 'metrics_held_back')} | {cell(e, 'metrics')} | {cell(e, 'metrics_gbm40')} |")
+    return "\n".join(lines)
 
 
 def add_ship(sub: argparse._SubParsersAction) -> None:
