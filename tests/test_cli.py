@@ -171,6 +171,7 @@ def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_
     kept = json.loads((out / "sweep.json").read_text())
     assert {(r["scheme"], r["cr"]) for r in kept} == {("dense", 1.0), ("layerwise", 2.0)}
     assert "layerwise" in report.read_text() or "layer-wise" in report.read_text()
+    assert f"whose rows are `{earlier}`" in report.read_text()  # the report says where its rows came from
     assert main(["sweep", "--data", str(tmp_path), "--rows", str(tmp_path / "missing.json"), "--out", str(out),
                  "--report", str(report)]) == 2
     assert main(["sweep", "--data", str(tmp_path), "--rows", str(earlier), "--schemes", "channel-layerwise",

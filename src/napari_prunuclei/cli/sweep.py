@@ -85,6 +85,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
             "precision": f"{a.precision} ({resolve_precision(a.precision, torch.device(a.device))} here)",
             "watershed": load_pair().params.as_dict(), "finetune": finetune_note(protocols),
             "protocols": protocols, "watershed_models": registry_watersheds()}
+    if a.rows is not None:
+        meta["rows_from"] = str(a.rows)
     command = "prunuclei sweep " + " ".join(sys.argv[2:])
     if set(a.schemes) & set(CHANNEL_SCHEMES):
         from napari_prunuclei.study.channel_report import write_channel_report

@@ -54,6 +54,8 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
         f"Machine: {meta.get('machine', '?')}; precision {meta.get('precision', '?')}; "
         f"watershed {meta.get('watershed')}; zoo fine-tuning: {meta.get('finetune', '?')}.",
         "",
+        *([f"The accuracy rows were evaluated by an earlier run of the sweep, whose rows are `{meta['rows_from']}`; "
+           "this command took them from it (`--rows`) without evaluating again.", ""] if meta.get("rows_from") else []),
         "Measures (per image, then the mean over images):",
         "- **semantic**: the pruned semantic branch with the dense distance branch; pixel Dice of the",
         "  probability map thresholded at the watershed's foreground threshold;",
