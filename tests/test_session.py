@@ -212,6 +212,18 @@ def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs
     assert compute_models.run_warning(counts(440, 300)) is None  # 1.47x: within
     said = compute_models.run_warning(counts(1301, 662))  # a reviewer's network-wide CR100 against dense
     assert said.startswith(f"A ({a}) found 1301 nuclei") and "far more" in said
+    # with a ground truth, its count says which side is off (a second reviewer: CR100's 776 against dense's 355
+    # and a truth of 325 read "or dense misses nuclei")
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    def with_truth(r, n_truth):
+        vs = {m: Agreement(0.5, 0.5, 0.5, n_truth, n) for m, n in ((a, r.pruned.n_nuclei), (b, r.dense.n_nuclei))}
+        return replace(r, numbers=replace(r.numbers, vs_truth=vs))
+
+    said = compute_models.run_warning(with_truth(counts(776, 355), 325))
+    assert f"the ground truth has 325: {a} splits nuclei or marks background" in said
+    said = compute_models.run_warning(with_truth(counts(217, 355), 340))
+    assert f"the ground truth has 340: {a} misses nuclei" in said and f"B ({b}) found 355" in said
 
 
 def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_computation():

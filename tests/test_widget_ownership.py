@@ -244,4 +244,22 @@ def test_a_ground_truth_chosen_after_a_run_in_micrometres_is_drawn_on_the_image_
     assert tuple(late.scale[-2:]) == (0.5, 0.5) and str(late.units[-1]) == "micrometer"
     second = viewer.add_image(synthetic_tissue(512, seed=95)[0], name="second tile", rgb=True)
     w.image.value = second
-    assert "Pixel size 0.5 µm (as typed) will be used for 'second tile'" in w.status.value
+    assert "Pixel size 0.5 µm (as typed) is used for 'second tile' too" in w.status.value
+    assert tuple(second.scale[-2:]) == (0.5, 0.5)  # on the image at once: no 'inconsistent units', same size
+
+
+def test_an_edit_on_a_stale_run_is_said_and_edited_thresholds_carried_to_a_run_are_named(qtbot, viewer_widget):
+    """Second reviewer: an edit while another tile is chosen acted on the shown run but the status only said
+    'press Run'; the edited thresholds then ran on the next tile without a word."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    second = viewer.add_image(synthetic_tissue(512, seed=94)[0], name="second tile", rgb=True)
+    w.image.value = second
+    before = w.result
+    w.min_size.value = w.min_size.value + 30
+    qtbot.waitUntil(lambda: not w.busy and w.result is not before, timeout=30_000)
+    assert w.status.value.startswith(f"thresholds applied to the run shown ({IMG}, ")
+    assert "press Run to update." in w.status.value
+    _run(qtbot, w)  # the next tile, with the edited boxes
+    assert w.result.request.image_name == "second tile"
+    assert "A ran with edited thresholds" in w.status.value and "its own" in w.status.value

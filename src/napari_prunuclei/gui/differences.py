@@ -20,7 +20,8 @@ DIFFERENCE_COLUMNS = ("kind", "A ids", "B ids", "area px", "row, col")
 MAX_COLUMN_PX = 80
 COLUMN_TIPS = ("missed, extra, split or merged", "the ids of model A's nuclei in it (A's instances layer)",
                "the ids of model B's nuclei in it",
-               "the area of its unmatched nuclei, image px (a nucleus matched elsewhere is not counted)",
+               "the area of the union of its unmatched nuclei, image px (a nucleus matched elsewhere is not "
+               "counted)",
                "its centre in the image: row, column (px)")
 #: an event is shown at least this many of its pixels across (and at four times its size)
 MIN_SPAN_PX = 128

@@ -181,7 +181,8 @@ class RunActions:
         self.progress.value = p.done
         self.status.value = p.message
 
-    def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None) -> None:
+    def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None,
+                   edited: bool = False) -> None:
         if result is None:  # cancelled
             self.status.value = "cancelled"
             return
@@ -201,7 +202,18 @@ class RunActions:
         if warning:
             self.status.value = f"warning: {warning}"
             show_warning(warning)
+        box = result.request.segment.params  # None: model A ran with its own thresholds
+        if not edited and box is not None and result.pruned is not None:
+            own = self._own_params(result.request.spec)
+            self.status.value += (f" (A ran with edited thresholds: fg {box.fg_threshold:g}, marker "
+                                  f"{box.marker_threshold:g}, min size {box.min_size:g}; its own: fg "
+                                  f"{own.fg_threshold:g}, marker {own.marker_threshold:g}, min size {own.min_size:g})")
+        said = self.status.value
         self._mark_stale(force=True)  # the controls may still name another image or model than the run shown
+        if edited and self.status.value != said:  # stale: say what the edit did, then what the controls say
+            n = result.chosen.n_nuclei
+            self.status.value = (f"thresholds applied to the run shown ({result.request.image_name}, "
+                                 f"{result.chosen.info.model}): {n} nuclei. {self.status.value}")
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
@@ -263,7 +275,8 @@ class RunActions:
             yield Progress(1, 1, "watershed done")
             return new
 
-        return self._start(job(), lambda result: self._on_result(result, shown_truth if truth is not None else None),
+        return self._start(job(), lambda result: self._on_result(result, shown_truth if truth is not None else None,
+                                                                 edited=True),
                            "watershed with the new thresholds...")
 
     # ---- layers -----------------------------------------------------

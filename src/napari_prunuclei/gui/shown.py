@@ -11,6 +11,8 @@ from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
 
+#: the metadata key of an image layer whose pixel size the plugin put there (from the pixel size box)
+PUT_PIXEL_SIZE = "prunuclei_pixel_size_put"
 #: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (a napari layer made
 #: hidden costs 80-180 ms on this project's CPU, its first slice as much again: one of those per turn; cheap
 #: in-place updates run together)
@@ -207,22 +209,33 @@ class ShownRun:
             self.status.value = f"the controls describe the run on the canvas again ({req.spec.label})"
         if diffs:
             self.status.value = (f"⚠ the results shown are the last run's ({req.image_name}, {req.spec.label}); the "
-                                 f"controls now say {', '.join(diffs)}: press Run to update")
+                                 f"controls now say {', '.join(diffs)}: press Run to update.")
 
     def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
         """A run with a pixel size puts it on the image layer when it has none yet, so the results, the image
         and napari's scale bar are in µm; a ground truth of the image's shape is drawn on the image's grid."""
-        layer = self.image.value
-        if layer is None:
-            return
-        px = req.pixel_size
-        if px and all(abs(float(v) - 1.0) <= 1e-12 for v in layer.scale[-2:]):
-            center = self.viewer.camera.center[-2:]
-            layer.scale = (*layer.scale[:-2], px, px)
-            layer.units = (*layer.units[:-2], "um", "um")
-            self.viewer.camera.center = tuple(c * px for c in center)  # the same place in view, now in µm
-            self.viewer.camera.zoom = self.viewer.camera.zoom / px
+        if self.image.value is not None:
+            self._put_pixel_size(self.image.value, req.pixel_size)
         self._align_truth()
+
+    def _put_pixel_size(self, layer, px: float | None) -> bool:
+        """Give ``layer`` the pixel size ``px`` (napari scale, µm) when it has none, or one the plugin put there
+        before; the camera keeps the same place in view where the rest of the world was in pixels."""
+        one = all(abs(float(v) - 1.0) <= 1e-12 for v in layer.scale[-2:])
+        ours = layer.metadata.get(PUT_PIXEL_SIZE)
+        if not px or not (one or ours) or (ours and abs(float(ours) - px) <= 1e-12):
+            return False
+        pixels = all(all(abs(float(v) - 1.0) <= 1e-12 for v in other.scale[-2:])
+                     for other in self.viewer.layers if other is not layer)
+        factor = px / float(layer.scale[-1])
+        layer.scale = (*layer.scale[:-2], px, px)
+        layer.units = (*layer.units[:-2], "um", "um")
+        layer.metadata[PUT_PIXEL_SIZE] = px
+        if pixels:  # the same place in view, now in µm
+            center = self.viewer.camera.center[-2:]
+            self.viewer.camera.center = tuple(c * factor for c in center)
+            self.viewer.camera.zoom = self.viewer.camera.zoom / factor
+        return True
 
     def _align_truth(self) -> None:
         """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset

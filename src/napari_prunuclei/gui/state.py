@@ -348,7 +348,8 @@ class ComparisonState:
             if seg is not None and layer is not None and layer.visible:
                 who = ("A · " if model == "pruned" else "B · ") if r.pruned is not None and r.dense is not None else ""
                 how = "fills" if self.fill else "outlines"
-                items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: nuclei ({how})"))
+                what = f"nuclei ({how})" if seg.n_nuclei else "no nuclei found"
+                items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: {what}"))
         truth = self.truth_layer
         views = [owned.get(("view", "dense truth")), owned.get(("view", "pruned truth"))]
         seen = truth is not None and truth in self.viewer.layers and truth.visible

@@ -154,11 +154,16 @@ def run_warning(result: ComparisonResult) -> str | None:
         if theirs > 0 and mine < COLLAPSE * theirs:
             return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} has collapsed at this "
                     f"CR; read its map with care")
+    truth = next((t.n_reference for t in result.numbers.vs_truth.values() if t is not None), None)
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if mine > OVERSEGMENT * max(theirs, 1) and mine >= 20:
-            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: far more nuclei than {other} (either "
-                    f"{name} splits nuclei or marks background, or {other} misses nuclei, e.g. after a min size or "
-                    f"threshold edit); compare both maps with the image")
+            head = f"{who} ({name}) found {mine} nuclei, {other} {theirs}: far more nuclei than {other}"
+            if truth is not None:  # the ground truth says which count is off
+                off, why = ((name, "splits nuclei or marks background") if abs(mine - truth) >= abs(theirs - truth)
+                            else (other, "misses nuclei"))
+                return f"{head}; the ground truth has {truth}: {off} {why}; compare both maps with the image"
+            return (f"{head} (either {name} splits nuclei or marks background, or {other} misses nuclei); compare "
+                    "both maps with the image")
     return None
 
 

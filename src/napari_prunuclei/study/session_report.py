@@ -275,6 +275,8 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
             continue
         i = s.info
         ws = thresholds_text(i)
+        if s is result.pruned and req.segment.params is not None:  # the boxes' values, not the model's own
+            ws += " (edited in the widget, not the model's own)"
         kind = "dense: not pruned" if i.scheme == "dense" else "fine-tuned" if i.fine_tuned else "one-shot"
         lines += [f"- **{i.model}** ({kind}): thresholds {ws}; "
                   f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
