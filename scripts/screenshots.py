@@ -86,6 +86,7 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     w.fill_nuclei.value = True
     shot(3, "filled")
     w.fill_nuclei.value = False
+    viewer.reset_view()  # the home button: the whole tile, which side by side then keeps whole in both cells
     w.side_by_side.value = True
     _wait(viewer, w)
     shot(4, "side_by_side")
