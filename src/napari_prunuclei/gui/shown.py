@@ -57,8 +57,7 @@ class ShownRun:
                 self._finish_showing()
             elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
                 self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
-                on = bool(self.side_by_side.value)  # turning on paints each turn (measured faster), off holds
-                self._start_showing(self.state.show(self.state.result, on), hold=not on)
+                self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
             else:
                 self.state.set_side_by_side(bool(self.side_by_side.value))
         finally:

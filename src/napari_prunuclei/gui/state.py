@@ -187,8 +187,9 @@ class ComparisonState:
                                                              "scale": scale, "translate": origin, "units": units},
                                                             {})
             truth = self.truth_layer
-            if truth is not None and truth in self.viewer.layers:  # the ground truth in each cell, as outlines
-                seen = truth.visible or any(t is truth for t in getattr(self, "_others_hidden", []))
+            seen = truth is not None and truth in self.viewer.layers and (
+                truth.visible or any(t is truth for t in getattr(self, "_others_hidden", [])))
+            if seen:  # the ground truth the user shows, in each cell as outlines (none made while it is hidden)
                 for model, cell in (("dense", "left"), ("pruned", "right")):
                     out[("view", f"{model} truth")] = LayerSpec(
                         Labels, f"{truth.name} ({cell} cell)", truth.data,
