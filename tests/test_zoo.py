@@ -170,13 +170,15 @@ def test_steps_at_cr_add_up_continuations_of_the_same_cr():
 
 
 def test_models_json_rebuilt_entries_share_one_finetune_record(capsys):
-    """Issue 21: every pair rebuilt by the zoo's protocol carries the same fine-tuning record (steps, lr, ladder,
-    distillation, crops, seed, BatchNorm), read through `prunuclei models --json`; two different records fail.
-    (Entries of the zoo before the rebuild carry none; the rebuild replaces them stage by stage.)"""
+    """Issue 21: every fine-tuned pruned pair carries the same fine-tuning record (steps, lr, ladder,
+    distillation, crops, seed, BatchNorm), read through `prunuclei models --json`; two different records, or an
+    entry without one, fail."""
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)["models"]
     records = {json.dumps(e["finetune"], sort_keys=True) for e in models if "finetune" in e}
-    assert len(records) <= 1, records
+    assert len(records) == 1, records
+    missing = [e["id"] for e in models if e["scheme"] != "dense" and e.get("fine_tuned", True) and "finetune" not in e]
+    assert not missing, f"fine-tuned pruned entries without the zoo's finetune record: {missing}"
     for e in models:
         if "finetune" in e:
             assert e["scheme"] != "dense" and e["fine_tuned"] and e["steps"] == e["finetune"]["steps"], e["id"]
