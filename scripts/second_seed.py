@@ -49,6 +49,8 @@ def main() -> int:
     protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed)
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
+    if (out.get("cr"), (out.get("protocol") or {}).get("seed")) != (a.cr, a.seed):
+        out = {}  # another CR or seed: its results are not this run's to resume
     out.update({"machine": cpu_name(), "protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr,
                 "command": "python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2"})
     out.setdefault("schemes", {})

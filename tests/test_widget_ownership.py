@@ -263,3 +263,25 @@ def test_an_edit_on_a_stale_run_is_said_and_edited_thresholds_carried_to_a_run_a
     _run(qtbot, w)  # the next tile, with the edited boxes
     assert w.result.request.image_name == "second tile"
     assert "A ran with edited thresholds" in w.status.value and "its own" in w.status.value
+
+
+def test_side_by_side_after_another_tile_opened_keeps_two_cells_and_the_first_runs_truth(qtbot, viewer_widget):
+    """Code review: a tile opened above the results pushed a view into the wrong cell when side by side was turned
+    on (napari's grid counts every layer from the top), and the first run in side by side drew the truth views
+    of the run before (none)."""
+    viewer, w = viewer_widget
+    viewer.layers[GT].visible = True
+    w.truth.value = viewer.layers[GT]
+    w.side_by_side.value = True
+    _run(qtbot, w)
+    assert ("view", "dense truth") in w.state.owned()  # the first run's own truth, in both cells
+    w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    viewer.add_image(synthetic_tissue(512, seed=93)[0], name="opened later", rgb=True)
+    w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    layers = list(viewer.layers)
+    owned = w.state.owned()
+    cell = {id(layer): viewer.canvas.grid.position(i, layers) for i, layer in enumerate(layers)}
+    assert cell[id(owned[("dense", "instances")])] == (0, 0) and cell[id(owned[("pruned", "instances")])] == (0, 1)
+    assert cell[id(owned[("view", "dense image")])] == (0, 0) and cell[id(owned[("view", "pruned image")])] == (0, 1)

@@ -188,9 +188,9 @@ class RunActions:
             return
         self._shown_truth = truth_name
         result.truth_name = truth_name  # the report and exports name it
-        self._show(result)
         truth = next((layer for layer in self._truth_choices() if layer.name == truth_name), None)
-        self.state.set_truth(truth if truth_name is not None else None)
+        self.state.set_truth(truth if truth_name is not None else None)  # before the layers: side by side draws it
+        self._show(result)
         self._show_scale_bar()
         self._set_thresholds(self.shown_thresholds(result))  # the boxes: the shown run's model A
         self.charts.refresh()

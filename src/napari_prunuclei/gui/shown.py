@@ -224,8 +224,9 @@ class ShownRun:
         ours = layer.metadata.get(PUT_PIXEL_SIZE)
         if not px or not (one or ours) or (ours and abs(float(ours) - px) <= 1e-12):
             return False
+        mine = list(self.state.owned().values())  # the plugin's layers follow the image's grid
         pixels = all(all(abs(float(v) - 1.0) <= 1e-12 for v in other.scale[-2:])
-                     for other in self.viewer.layers if other is not layer)
+                     for other in self.viewer.layers if other is not layer and other not in mine)
         factor = px / float(layer.scale[-1])
         layer.scale = (*layer.scale[:-2], px, px)
         layer.units = (*layer.units[:-2], "um", "um")

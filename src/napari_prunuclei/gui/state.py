@@ -235,7 +235,11 @@ class ComparisonState:
         # (a threshold edit of the shown run while the user looks at a second tile leaves that tile on top)
         image = self.image_layer()
         mine = [self.viewer.layers.index(layer) for layer in owned.values()]
-        same = same and (not mine or image is None or self.viewer.layers.index(image) < min(mine))
+        if self._side_by_side_on():  # napari's grid counts every layer from the top: the plugin's must be on top
+            others = [i for i, layer in enumerate(self.viewer.layers) if layer not in owned.values()]
+            same = same and (not mine or not others or min(mine) > max(others))
+        else:
+            same = same and (not mine or image is None or self.viewer.layers.index(image) < min(mine))
         # the user's choice survives a rebuild (a layer not yet revealed counts as what it will be)
         shown = {role: self._reveal.get(role, layer.visible) for role, layer in owned.items()}
         self._reveal = {}
@@ -354,7 +358,7 @@ class ComparisonState:
         truth = self.truth_layer
         views = [owned.get(("view", "dense truth")), owned.get(("view", "pruned truth"))]
         seen = truth is not None and truth in self.viewer.layers and truth.visible
-        if seen or any(layer is not None and layer.visible for layer in views):
+        if truth is not None and (seen or any(layer is not None and layer.visible for layer in views)):
             items.append((TRUTH_COLOR, f"ground truth '{truth.name}': nuclei (thin outlines)"))
         marks = [owned.get(("pruned", "disagreement")), owned.get(("view", "disagreement"))]
         if any(layer is not None and layer.visible for layer in marks):

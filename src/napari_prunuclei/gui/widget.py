@@ -261,8 +261,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
             self.pixel_size.value = 0  # the previous image's size does not hold for this one
             self._px_from_image = None
-        elif layer is not None and self.pixel_size.value:  # typed by the user: said, and put on this image too
-            self._put_pixel_size(layer, float(self.pixel_size.value))
+        elif layer is not None and self.pixel_size.value and self._put_pixel_size(layer, float(self.pixel_size.value)):
             self.status.value = ((self.status.value or "") + f" Pixel size {self.pixel_size.value:g} µm (as typed) "
                                  f"is used for '{layer.name}' too: change it if this image's differs.").strip()
 

@@ -121,7 +121,8 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                 what = f"**{_name(b)}**, AJI {b['aji']:.4f} ({side}), time {b['time_ratio']:.2f}× dense"
             lines.append(f"- fastest fine-tuned pair within {100 * tol:g} % of dense AJI: {what}")
         if ds != "monuseg":  # the front is read on MoNuSeg; its fastest pair's drop here
-            front = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"].startswith("channel")]
+            front = [r for r in rows if r["dataset"] == "monuseg" and r["scheme"].startswith("channel")
+                     and r["variant"] == "fine-tuned"]
             mono = next((r for r in rows if r["dataset"] == "monuseg" and r["scheme"] == "dense"), None)
             ok = [r for r in front if mono and r.get("time_ratio") is not None
                   and relative_drop(r["aji"], mono["aji"]) <= 0.02]
