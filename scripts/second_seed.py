@@ -3,6 +3,7 @@ another seed, both seeds scored on MoNuSeg test, each with its own watershed tun
 
     python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2 \\
         --json docs/training/second_seed.json            # resumable: finished stages in --work are kept
+    # or one job per core: --schemes channel-layerwise and --schemes channel-networkwide side by side
 
 The seed-1 pair is the shipped one; the seed-2 pair stays in --work (not shipped). Per scheme: both seeds' mean
 test AJI, their per-image AJI, and the paired bootstrap interval of (seed 2 - seed 1) over test images; the
@@ -73,6 +74,10 @@ def main() -> int:
             "seed_1_drop_vs_dense": relative_drop_interval(y, d).as_dict(),
             "images": names, "seed_1_per_image": y, "seed_2_per_image": x,
             "seconds": round(time.perf_counter() - t0, 1)}
+        if a.json.is_file():  # another job (another scheme, same CR and seed) may have written meanwhile: merge
+            on_disk = json.loads(a.json.read_text())
+            if (on_disk.get("cr"), (on_disk.get("protocol") or {}).get("seed")) == (a.cr, a.seed):
+                out["schemes"] = {**on_disk.get("schemes", {}), **out["schemes"]}
         a.json.write_text(json.dumps(out, indent=1))
         print(scheme, json.dumps({k: v for k, v in out["schemes"][scheme].items() if "per_image" not in k
                                   and k != "images"}), flush=True)
