@@ -193,7 +193,7 @@ class ComparisonState:
                 for model, cell in (("dense", "left"), ("pruned", "right")):
                     out[("view", f"{model} truth")] = LayerSpec(
                         Labels, f"{truth.name} ({cell} cell)", truth.data,
-                        {"opacity": 0.9, "visible": seen, "contour": 1, "units": units,
+                        {"opacity": 0.9, "visible": True, "contour": 1, "units": units,
                          "scale": tuple(truth.scale[-2:]), "translate": tuple(truth.translate[-2:])}, {})
             if ("pruned", "disagreement") in out:
                 d = out[("pruned", "disagreement")]
