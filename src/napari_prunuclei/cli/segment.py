@@ -124,9 +124,6 @@ def cmd_segment(a: argparse.Namespace) -> int:
         raise ValueError("no images given (the lists named are empty)")
     done = segment_files(paths, a.out, request, workers=a.workers, scheduler=a.scheduler,
                          resume=not a.overwrite, threads=a.threads, per_file=a.per_file)
-    if done.skipped:
-        print(f"{done.skipped} image(s) already finished in {a.out} with this model: skipped (--overwrite redoes "
-              "them)", file=sys.stderr)
     for info in done.finished:
         rate = info.get("throughput", {}).get("mp_per_s")
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"

@@ -308,7 +308,8 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
 
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
     if result.skipped and progress:
-        bar.write(f"{result.skipped} finished image(s) skipped (resume)")
+        bar.write(f"{result.skipped} image(s) already finished in {out} with this model: skipped (resume; "
+                  "segment_files(replace=True), the CLI's --overwrite, redoes them)")
     if workers <= 1 and scheduler is None:
         for p in todo:
             tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
