@@ -121,3 +121,42 @@ def test_zoom_and_pan_kept_across_reruns_in_side_by_side(results):
     viewer.camera.center, viewer.camera.zoom = (40.0, 50.0), 7.0
     state.apply(r["cr4"])  # a re-run (or a threshold edit) while side by side stays on
     assert tuple(viewer.camera.center[-2:]) == (40.0, 50.0) and viewer.camera.zoom == 7.0
+
+
+def test_side_by_side_draws_one_layer_a_paint_after_the_grid_is_set(results):
+    """The side-by-side toggle stalled 212-349 ms in one paint: every cell's layer compiled and uploaded at once.
+    The grid is set with only the image views showing; each other visible layer is revealed after a paint."""
+    from napari_prunuclei.gui.state import PAINT
+
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True)
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"])
+    shown_before = []
+    for step in state.show(r["cr20"], side_by_side=True):
+        if step == PAINT:
+            assert viewer.canvas.grid.enabled
+            shown_before.append({role for role, lay in state.owned().items() if lay.visible})
+    assert shown_before[0] == {("view", "dense image"), ("view", "pruned image")}
+    grown = [len(b) - len(a) for a, b in zip(shown_before, shown_before[1:])]
+    assert grown and all(g == 1 for g in grown)  # one more layer drawn between two paints
+    final = {role for role, lay in state.owned().items() if lay.visible}
+    assert len(final) == len(shown_before[-1]) + 1
+    assert {("dense", "instances"), ("pruned", "instances"), ("pruned", "disagreement"),
+            ("view", "disagreement")} <= final  # every layer the cells show is shown at the end
+    assert not ({("dense", "semantic"), ("pruned", "distance")} & final)  # the hidden maps stay hidden
+
+
+def test_side_by_side_off_gives_the_grid_back_before_the_image_is_shown(results):
+    """Showing the image while the grid was on laid it out in a third cell first (a 150-200 ms stall)."""
+    rgb, r = results
+    viewer = ViewerModel()
+    image = viewer.add_image(rgb, name="img", rgb=True)
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"], side_by_side=True)
+    assert not image.visible
+    grid_when_shown = []
+    image.events.visible.connect(lambda e: grid_when_shown.append(viewer.canvas.grid.enabled))
+    state.apply(r["cr20"], side_by_side=False)
+    assert image.visible and grid_when_shown == [False]

@@ -136,9 +136,9 @@ def test_a_pixel_size_puts_the_layers_and_the_scale_bar_in_micrometres(qtbot, vi
     for layer in [viewer.layers[IMG], viewer.layers[GT], *w.state.owned().values()]:
         assert tuple(layer.scale[-2:]) == (0.5, 0.5), layer.name
         assert str(layer.units[-1]) == "micrometer", layer.name
-    assert viewer.scale_bar.visible
+    assert viewer.canvas.overlays.scale_bar.visible
     # bottom left: napari's notifications pop up bottom right, where they covered the bar (reviewer)
-    assert str(viewer.scale_bar.position).lower().endswith("bottom_left")
+    assert str(viewer.canvas.overlays.scale_bar.position).lower().endswith("bottom_left")
 
 
 def test_stale_numbers_are_greyed_until_run_again(qtbot, viewer_widget):

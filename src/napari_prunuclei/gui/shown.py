@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from napari_prunuclei.gui.state import raw
+from napari_prunuclei.gui.state import PAINT, raw
 from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
@@ -81,8 +81,10 @@ class ShownRun:
         self._stepping = True
         try:
             while True:
-                next(self._steps)
-                if time.perf_counter() - t0 > STEP_BUDGET_S and not self._finish_now:
+                paint = next(self._steps) == PAINT and not self._finish_now
+                if paint:  # the canvas paints what is made so far before the next step
+                    self._hold_canvas(False)
+                if paint or time.perf_counter() - t0 > STEP_BUDGET_S and not self._finish_now:
                     break
         except StopIteration:
             self._end_showing()
@@ -256,7 +258,7 @@ class ShownRun:
         """napari's scale bar in µm while the shown run's image carries a pixel size."""
         layer = self.state.image_layer()
         known = layer is not None and any(abs(float(v) - 1.0) > 1e-12 for v in layer.scale[-2:])
-        bar = self.viewer.scale_bar
+        bar = self.viewer.canvas.overlays.scale_bar  # (viewer.scale_bar: deprecated since napari 0.9)
         if known and not bar.visible:  # the scale bar reads the layers' units (µm: set with the pixel size)
             if str(bar.position) in ("bottom_right", "CanvasPosition.BOTTOM_RIGHT"):
                 bar.position = "bottom_left"  # napari's notifications pop up bottom right, over the bar

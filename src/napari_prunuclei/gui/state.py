@@ -24,9 +24,11 @@ from napari_prunuclei.gui.camera import restore_view, view_of
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
-__all__ = ["Role", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
+__all__ = ["Role", "PAINT", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNED_CELL"]
 
 Role = tuple[str, str]
+#: what :meth:`ComparisonState.show` yields where the canvas should paint before its next step
+PAINT = "paint"
 OUTPUTS = ("semantic", "distance", "instances")
 #: the roles shown in the left (dense) and right (pruned) cells of side by side, bottom to top
 DENSE_CELL: tuple[Role, ...] = (("view", "dense image"), ("dense", "semantic"), ("dense", "distance"),
@@ -240,6 +242,10 @@ class ComparisonState:
             same = same and (not mine or not others or min(mine) > max(others))
         else:
             same = same and (not mine or image is None or self.viewer.layers.index(image) < min(mine))
+        # side by side: the cells' layers other than the image are revealed after the grid is set, one a painted
+        # turn (the first paint in a grid compiles every visible layer's shaders and uploads its textures: 180-350 ms
+        # at once for six layers on Mesa's software OpenGL)
+        grid = self._side_by_side_on()
         # the user's choice survives a rebuild (a layer not yet revealed counts as what it will be)
         shown = {role: self._reveal.get(role, layer.visible) for role, layer in owned.items()}
         self._reveal = {}
@@ -292,12 +298,17 @@ class ComparisonState:
                 layer.events.visible.connect(self._legend_changed)
                 self.layers[role] = layer
                 yield
-                layer.visible = self._reveal.pop(role)
+                if not grid or role[0] == "view" and role[1].endswith("image"):
+                    layer.visible = self._reveal.pop(role)
             yield
         yield  # the grid (side by side) in a turn of its own
         self._arrange()
         if view is not None:
             restore_view(self.viewer, view)
+        for role in [r for r in self._reveal if r in self.layers]:  # side by side: one layer drawn a turn
+            if self._reveal[role]:
+                yield PAINT
+            self.layers[role].visible = self._reveal.pop(role)
         self._legend()
         if previous is not None and previous is not result:
             previous.release()
@@ -395,7 +406,13 @@ class ComparisonState:
 
     # ---- side by side ---------------------------------------------------
     def _restore_grid(self) -> None:
-        """Give the user's grid settings (and the image's visibility) back, if the plugin changed them."""
+        """Give the user's grid settings (and the image's visibility) back, if the plugin changed them: the grid
+        first, so that the layers shown again are not laid out in cells of their own on the way (a stall of
+        150-200 ms)."""
+        if self._grid_before is not None:
+            grid = self.viewer.canvas.grid
+            grid.enabled, grid.stride, grid.shape = self._grid_before
+            self._grid_before = None
         if self._image_visible is not None:
             image = self.image_layer()
             if image is not None:
@@ -405,10 +422,6 @@ class ComparisonState:
             if layer in self.viewer.layers:
                 layer.visible = True
         self._others_hidden = []
-        if self._grid_before is not None:
-            grid = self.viewer.canvas.grid
-            grid.enabled, grid.stride, grid.shape = self._grid_before
-            self._grid_before = None
 
     def _arrange(self) -> None:
         """napari grid mode (one camera): the dense cell left, the pruned cell right; both cells hold
