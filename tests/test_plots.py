@@ -33,5 +33,47 @@ def test_the_charts_label_is_as_large_as_its_picture(qtbot):
 
     c = ChartsCanvas()
     qtbot.addWidget(c)
+    assert c.pixmap().isNull()  # nothing made before the charts are shown (the dock opens faster)
+    c.show()
+    qtbot.waitUntil(lambda: not c.pixmap().isNull())  # made in a thread when first shown
     pix = c.pixmap()
     assert c.minimumHeight() >= pix.height() and c.minimumWidth() >= pix.width()
+
+
+def test_the_figure_is_made_off_the_gui_thread_and_a_clear_meanwhile_is_kept(qtbot):
+    """The dock's opening stalled the viewer 1.4 s, 0.6 s of it importing matplotlib and drawing the charts."""
+    import threading
+
+    from napari_prunuclei.gui import plots
+
+    made_on = []
+    original = plots.ChartsCanvas._make
+
+    def spy(self):
+        made_on.append(threading.current_thread() is threading.main_thread())
+        original(self)
+
+    plots.ChartsCanvas._make = spy
+    try:
+        c = plots.ChartsCanvas()
+        qtbot.addWidget(c)
+        c.show()
+        c.clear_sweep("press 'CR sweep' for this image")  # (the widget does this as it opens)
+        qtbot.waitUntil(lambda: not c.pixmap().isNull())
+    finally:
+        plots.ChartsCanvas._make = original
+    assert made_on == [False]
+    assert c.ax_sweep.get_title() == "CR sweep: press 'CR sweep' for this image"
+
+
+def test_a_report_says_the_sweep_was_not_run(qtbot, tmp_path):
+    """A report's charts.png showed an empty sweep asking to press a button."""
+    from napari_prunuclei.gui.plots import ChartsCanvas
+
+    c = ChartsCanvas()
+    qtbot.addWidget(c)
+    seen = []
+    c.figure.savefig = lambda path, dpi: seen.append(c.ax_sweep.get_title())  # what the picture's title says
+    c.save(tmp_path / "charts.png")
+    assert seen == ["CR sweep: not run on this image"]
+    assert c.ax_sweep.get_title() == "CR sweep: press 'CR sweep'"  # the dock's own title given back

@@ -24,31 +24,61 @@ def test_the_canvas_text_warm_up_leaves_the_overlay_as_it_was(qtbot, viewer_widg
     assert overlay.visible and overlay.text.startswith("left: B") and overlay.color is None
 
 
-def test_the_labels_warm_up_draws_once_unseen_and_leaves_nothing(qtbot, make_napari_viewer):
-    """With no labels layer open, the dock draws one tiny transparent labels layer (the session's first labels
-    draw, 270-310 ms, then happens while the dock opens, not in the first run) and removes it: the user's
-    layers, selection and the widget's ground-truth choices are as before."""
-    import numpy as np
+def test_the_dock_opens_without_importing_pandas_or_matplotlib_on_the_gui_thread(make_napari_viewer):
+    """The dock's opening stalled the viewer 1.4 s: napari's first labels layer (importing pandas, 0.5 s) and the
+    charts (importing matplotlib, 0.6 s) were made as it opened. Neither is made nor imported by the opening now:
+    the first job's worker imports pandas, the charts are made in a thread when first shown."""
+    import subprocess
+    import sys
 
-    from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
-    from napari_prunuclei.gui.widget import PruneCompareWidget
+    code = """
+import sys, numpy as np, napari
+v = napari.Viewer(show=False)
+v.add_image(np.zeros((64, 64, 3), np.uint8), name="tile", rgb=True)
+had = {m for m in ("pandas", "matplotlib") if m in sys.modules}
+from napari_prunuclei.gui.widget import PruneCompareWidget
+w = PruneCompareWidget(v)
+v.window.add_dock_widget(w)
+print(sorted({m for m in ("pandas", "matplotlib") if m in sys.modules} - had), [l.name for l in v.layers])
+v.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[] ['tile']"
+
+
+def test_a_job_worker_imports_what_the_first_labels_layer_needs(qtbot, viewer_widget):
+    import sys
+
+    from napari_prunuclei.gui.warmup import LABELS_IMPORTS
+
+    viewer, w = viewer_widget
+    assert w.start_run() is not None
+    _wait(qtbot, w)
+    assert all(m in sys.modules for m in LABELS_IMPORTS)
+
+
+def test_the_glyphs_are_drawn_a_few_a_paint_and_every_one_is_drawn(qtbot, make_napari_viewer):
+    """All the cell names' characters in one paint stalled the dock's opening 270 ms."""
+    from napari_prunuclei.gui.warmup import GLYPHS, GLYPHS_PER_PAINT, warm_canvas_text
 
     viewer = make_napari_viewer()
-    image = viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="tile", rgb=True)
-    viewer.layers.selection.active = image
-    w = PruneCompareWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    warm = viewer.layers[WARM_LABELS_NAME]
-    assert warm.opacity == 0.0 and warm.visible
-    assert viewer.layers.selection.active is image and set(viewer.layers.selection) == {image}
-    qtbot.waitUntil(lambda: WARM_LABELS_NAME not in viewer.layers, timeout=5_000)
-    assert [layer.name for layer in viewer.layers] == ["tile"]
-    assert viewer.layers.selection.active is image
-    assert all(getattr(c, "name", None) != WARM_LABELS_NAME for c in w.truth.choices)
+    overlay = viewer.canvas.overlays.text
+    texts = []
+    overlay.events.text.connect(lambda e: texts.append(overlay.text))
+    warm_canvas_text(viewer)
+    qtbot.waitUntil(lambda: not overlay.visible, timeout=5_000)
+    drawn = [t for t in texts if t]
+    assert "".join(drawn) == GLYPHS and max(map(len, drawn)) <= GLYPHS_PER_PAINT
+    assert overlay.text == "" and overlay.color is None
 
 
-def test_the_labels_warm_up_is_skipped_when_a_labels_layer_is_open(viewer_widget):
-    from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
+def test_a_text_set_during_the_glyphs_warm_up_is_left_alone(qtbot, make_napari_viewer):
+    from napari_prunuclei.gui.warmup import PAINT_MS, warm_canvas_text
 
-    viewer, _ = viewer_widget
-    assert WARM_LABELS_NAME not in viewer.layers
+    viewer = make_napari_viewer()
+    overlay = viewer.canvas.overlays.text
+    warm_canvas_text(viewer)
+    overlay.text = "left: B · dense | right: A · CR20"  # a run's cell names, meanwhile
+    qtbot.wait(3 * PAINT_MS)
+    assert overlay.visible and overlay.text.startswith("left: B") and overlay.color is None

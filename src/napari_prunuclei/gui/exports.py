@@ -94,8 +94,7 @@ class ExportActions:
             folder.mkdir(parents=True, exist_ok=True)
             shot = folder / "canvas.png"
             caption = self._write_canvas(shot, r)
-            with self.charts._lock:
-                self.charts.figure.savefig(folder / "charts.png", dpi=100)
+            self.charts.save(folder / "charts.png")
             mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
             sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
             dropped = None if sweep else self.sweep_dropped

@@ -3,45 +3,123 @@
 The figure is drawn with matplotlib's Agg renderer, which may run in a worker
 thread (drawing with constrained layout takes a few hundred ms on a slow CPU);
 the GUI thread only swaps the finished picture in (:meth:`ChartsCanvas.refresh`).
+matplotlib is imported and the figure made in a thread when the charts are first shown
+or needed (0.6 s on the GUI thread as the dock opened before: its opening stalled the viewer 1.4 s).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel
 
 from napari_prunuclei.base.constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
+
+__all__ = ["ChartsCanvas"]
+
+#: the figure's size in inches and its resolution in the dock
+FIGSIZE, DPI = (4, 5.6), 80
 
 
 class ChartsCanvas(QLabel):
     """Two charts: the CR sweep on the current image and the chosen model's layer sparsity.
 
     ``show_sweep``/``show_sparsity`` plot and render off-screen (any thread, one at a
-    time); ``refresh`` (GUI thread) shows the latest rendering.
+    time); ``refresh`` (GUI thread) shows the latest rendering. The figure is made in a
+    thread when the canvas is first shown or needed; anything that needs it waits for it.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.figure = Figure(figsize=(4, 5.6), dpi=80, layout="constrained")  # room for the legend below
-        self._agg = FigureCanvasAgg(self.figure)
-        self.ax_sweep, self.ax_sparsity = self.figure.subplots(2, 1)
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._made = threading.Event()
         self._rgba: np.ndarray | None = None
-        w, h = (int(round(v * self.figure.dpi)) for v in self.figure.get_size_inches())
-        self.setMinimumSize(w, h)  # the whole picture: a shorter label cut its top and bottom off (the page scrolls)
-        self.ax_sweep.set_title("CR sweep: press 'CR sweep'", fontsize=9)
-        self.ax_sparsity.set_title("layer sparsity: run a model", fontsize=9)
-        self._render()
-        self.refresh()
+        self._figure = self._axes = None
+        self._sweep_title = "press 'CR sweep'"  # (what the sweep's axes say until a sweep is shown)
+        self.setMinimumSize(*(int(round(v * DPI)) for v in FIGSIZE))  # the whole picture (the page scrolls)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """The Charts tab shown: the figure is made in a thread, and shown when made."""
+        super().showEvent(event)
+        if not self._start():
+            return
+        from qtpy.QtCore import QTimer
+
+        def poll() -> None:
+            if self._made.is_set():
+                self._made_shown()
+            else:
+                QTimer.singleShot(50, poll)
+
+        poll()
+
+    def _start(self) -> bool:
+        """Start making the figure in a thread (once); True if this call started it."""
+        with self._start_lock:
+            if self._started:
+                return False
+            self._started = True
+        threading.Thread(target=self._make, name="prunuclei charts", daemon=True).start()
+        return True
+
+    def _make(self) -> None:
+        """(a thread) import matplotlib, make the figure and draw it once (nothing else uses it until made)."""
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")  # room for the legend below
+            FigureCanvasAgg(figure)
+            axes = figure.subplots(2, 1)
+            axes[0].set_title(f"CR sweep: {self._sweep_title}", fontsize=9)
+            axes[1].set_title("layer sparsity: run a model", fontsize=9)
+            with self._lock:
+                self._figure, self._axes = figure, axes
+                self._render()
+        finally:
+            self._made.set()
+
+    def _made_shown(self, *_) -> None:
+        ax = self._axes[0] if self._axes is not None else None
+        if ax is not None and not ax.lines and ax.get_title() != f"CR sweep: {self._sweep_title}":
+            self.clear_sweep(self._sweep_title)  # (cleared while the figure was being made)
+        try:
+            self.refresh()
+        except RuntimeError:  # the dock was closed before the figure was made
+            pass
+
+    def _wait(self) -> None:
+        self._start()
+        self._made.wait()
+        if self._figure is None:
+            raise RuntimeError("the charts' figure could not be made (matplotlib)")
+
+    @property
+    def figure(self):
+        """The matplotlib figure (waits until it is made)."""
+        self._wait()
+        return self._figure
+
+    @property
+    def ax_sweep(self):
+        """The CR sweep's axes."""
+        self._wait()
+        return self._axes[0]
+
+    @property
+    def ax_sparsity(self):
+        """The layer sparsity's axes."""
+        self._wait()
+        return self._axes[1]
 
     def _render(self) -> None:
-        self._agg.draw()
-        self._rgba = np.asarray(self._agg.buffer_rgba()).copy()
+        self._figure.canvas.draw()
+        self._rgba = np.asarray(self._figure.canvas.buffer_rgba()).copy()
 
     def refresh(self) -> None:
         """Show the latest rendering (GUI thread; about a millisecond)."""
@@ -53,10 +131,22 @@ class ChartsCanvas(QLabel):
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
 
+    def save(self, path: Path, dpi: int = 100) -> None:
+        """Write both charts to ``path`` (a report's charts.png); an empty sweep says it was not run."""
+        ax = self.ax_sweep
+        with self._lock:
+            title = ax.get_title()
+            if not ax.lines:
+                ax.set_title("CR sweep: not run on this image", fontsize=9)
+            try:
+                self._figure.savefig(path, dpi=dpi)
+            finally:
+                ax.set_title(title, fontsize=9)
+
     def show_sweep(self, rows: list, metric: str = "aji") -> None:
         """Plot ``metric`` against CR of the widget's sweep rows (``ImageSweepRow``), off-screen."""
+        ax = self.ax_sweep
         with self._lock:
-            ax = self.ax_sweep
             ax.clear()
             for scheme in PRUNED_SCHEMES:
                 sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
@@ -82,15 +172,19 @@ class ChartsCanvas(QLabel):
 
     def clear_sweep(self, why: str = "press 'CR sweep'") -> None:
         """Empty the sweep's axes (its image, ground truth or region changed), then show it (GUI thread)."""
+        if not self._made.is_set():  # the figure is still being made: it takes this title (never waits here)
+            self._sweep_title = why
+            return
+        ax = self.ax_sweep
         with self._lock:
-            self.ax_sweep.clear()
-            self.ax_sweep.set_title(f"CR sweep: {why}", fontsize=9)
+            ax.clear()
+            ax.set_title(f"CR sweep: {why}", fontsize=9)
             self._render()
         self.refresh()
 
     def show_sparsity(self, report: dict[str, list[dict]], title: str) -> None:
+        ax = self.ax_sparsity
         with self._lock:
-            ax = self.ax_sparsity
             ax.clear()
             for branch, color in (("semantic", "tab:red"), ("distance", "tab:green")):
                 rows = report[branch]

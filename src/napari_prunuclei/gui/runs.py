@@ -10,6 +10,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from napari_prunuclei.base.progress import Cancelled, Progress
 from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
+from napari_prunuclei.gui.warmup import import_for_labels
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
 from napari_prunuclei.study import session as compute
@@ -58,6 +59,7 @@ class RunActions:
         self.cancel_btn.enabled = True
 
         def work():
+            import_for_labels()  # napari's first labels layer's imports, here rather than on the GUI thread
             try:
                 result = yield from job
             except Cancelled:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from napari_prunuclei.gui.state import PAINT, raw
-from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
@@ -143,8 +142,7 @@ class ShownRun:
 
         state = getattr(self, "state", None)
         mine = list(state.owned().values()) if state is not None else []
-        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine
-                and layer.name != WARM_LABELS_NAME]  # (the dock's warm-up layer lives 0.3 s)
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine]
 
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of

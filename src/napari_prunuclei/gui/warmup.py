@@ -2,58 +2,61 @@
 
 from __future__ import annotations
 
-__all__ = ["WARM_LABELS_NAME", "warm_canvas_text", "warm_labels"]
+__all__ = ["import_for_labels", "warm_up", "warm_canvas_text"]
 
 #: every character the canvas text of side by side uses (the cell names: models, CRs, schemes)
 GLYPHS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ·|:-()"
+#: characters drawn per paint (vispy makes a glyph in about 4 ms here: all in one paint stalled 270 ms)
+GLYPHS_PER_PAINT = 4
+#: the time given to one paint before the next warm-up step (ms)
+PAINT_MS = 100
 
-#: the name of the transparent labels layer drawn once while the dock opens
-WARM_LABELS_NAME = "prunuclei warm-up (removed at once)"
+
+#: modules napari imports the first time a labels layer is made (its features table): a job's worker imports
+#: them (:func:`import_for_labels`), so the first run's layers do not (pandas alone took 0.5 s of the GUI thread)
+LABELS_IMPORTS = ("pandas",)
+
+
+def import_for_labels() -> None:
+    """Import what napari's first labels layer needs (call it in a worker thread; at once when imported)."""
+    import importlib
+
+    for name in LABELS_IMPORTS:
+        importlib.import_module(name)
+
+
+def warm_up(viewer) -> None:
+    """napari's first-draw costs paid after the dock is made, a little a turn: the canvas text's glyphs (the cell
+    names of side by side), a few a paint. (The first labels layer's imports happen in the first job's worker.)"""
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(PAINT_MS, lambda: warm_canvas_text(viewer))
 
 
 def warm_canvas_text(viewer) -> None:
-    """Draw the viewer's canvas text overlay once, transparent: vispy makes each character's glyph the first time
-    it is drawn, which stalled the first side-by-side toggle of a session 430 ms (the cell names). The overlay is
-    hidden, emptied and given its colour back after the first paint; a text of the user's is left alone."""
+    """Draw the viewer's canvas text overlay, transparent, :data:`GLYPHS_PER_PAINT` characters a paint: vispy
+    makes each character's glyph the first time it is drawn, which stalled the first side-by-side toggle of a
+    session 430 ms (the cell names). The overlay is hidden, emptied and given its colour back after the last
+    paint; a text of the user's (or a run's cell names, set meanwhile) is left alone."""
     from qtpy.QtCore import QTimer
 
     overlay = viewer.canvas.overlays.text
     if overlay.visible or overlay.text:
         return
     before = (overlay.color, overlay.font_size)
+    # the first paint also builds the text's shaders: one character only
+    chunks = [GLYPHS[:1]] + [GLYPHS[i:i + GLYPHS_PER_PAINT] for i in range(1, len(GLYPHS), GLYPHS_PER_PAINT)]
     overlay.color, overlay.font_size = (0, 0, 0, 0), 9
-    overlay.text, overlay.visible = GLYPHS, True
 
-    def restore() -> None:
-        if overlay.text == GLYPHS:  # (a run's cell names set meanwhile keep theirs)
+    def draw(i: int) -> None:
+        if i and overlay.text != chunks[i - 1]:  # another text was set meanwhile: it is left as it is
+            overlay.color, overlay.font_size = before
+            return
+        if i == len(chunks):
             overlay.visible, overlay.text = False, ""
-        overlay.color, overlay.font_size = before
+            overlay.color, overlay.font_size = before
+            return
+        overlay.text, overlay.visible = chunks[i], True
+        QTimer.singleShot(PAINT_MS, lambda: draw(i + 1))  # after its paint
 
-    QTimer.singleShot(300, restore)  # after the first paint
-
-
-def warm_labels(viewer) -> None:
-    """Draw one tiny, transparent labels layer drawn as the widget draws nuclei (outlines, a direct colormap), then
-    remove it: the first labels layer drawn in a session (shaders and colour textures made) stalled the first
-    run 270-310 ms when no labels layer was open. Nothing is done when a labels layer is open already; the
-    user's selection is given back."""
-    import numpy as np
-    from napari.layers import Labels
-    from napari.utils.colormaps import DirectLabelColormap
-    from qtpy.QtCore import QTimer
-
-    if any(isinstance(layer, Labels) for layer in viewer.layers):
-        return
-    selected, active = set(viewer.layers.selection), viewer.layers.selection.active
-    layer = viewer.add_labels(np.eye(4, dtype=np.int32), name=WARM_LABELS_NAME, opacity=0.0,
-                              colormap=DirectLabelColormap(color_dict={0: "transparent", None: "cyan"}))
-    layer.contour = 1
-    viewer.layers.selection.clear()
-    viewer.layers.selection.update(selected)
-    viewer.layers.selection.active = active
-
-    def remove() -> None:
-        if layer in viewer.layers:
-            viewer.layers.remove(layer)
-
-    QTimer.singleShot(300, remove)  # after the first paint
+    draw(0)

@@ -34,7 +34,7 @@ from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.shown import ShownRun
 from napari_prunuclei.gui.state import ComparisonState
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
-from napari_prunuclei.gui.warmup import warm_canvas_text, warm_labels
+from napari_prunuclei.gui.warmup import warm_up
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.models.devices import available_devices
 from napari_prunuclei.nuclei.watershed import WatershedParams
@@ -123,8 +123,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._build_tabs()
         self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
         self.state.on_legend = self._draw_legend
-        warm_canvas_text(viewer)  # the first side-by-side toggle's glyphs, made while the dock opens
-        warm_labels(viewer)  # the first labels layer's shaders, made while the dock opens
+        warm_up(viewer)  # the first labels layer's shaders and the cell names' glyphs, in turns after this one
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
