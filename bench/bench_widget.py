@@ -171,7 +171,7 @@ def real_tile(viewer, meter: StallMeter, data: Path, edits: int, profile: bool =
     w.image.value = image
     w.scheme.value, w.cr.value = "network-wide", "20"
     out: dict = {"tile": f"{name}, rows 0-1000, columns 0-1000", "debounce_ms": DEBOUNCE_MS,
-                 "dock opened (the package imported before; its canvas text and labels warm-ups included)": out_dock}
+                 "dock opened (the package imported before; the canvas text warm-up included)": out_dock}
     out["first run: network-wide CR20 and dense, no labels layer open at all (6 layers made)"] = \
         meter.measure(w.start_run, w)
     gt = viewer.add_labels(truth, name=f"{name} · ground truth", visible=False)

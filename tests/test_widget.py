@@ -323,8 +323,6 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
 def test_plugin_is_in_napari_menu(qtbot, make_napari_viewer):
     import npe2
 
-    from napari_prunuclei.gui.warmup import WARM_LABELS_NAME
-
     pm = npe2.PluginManager.instance()
     pm.discover()
     manifest = pm.get_manifest("napari-prunuclei")
@@ -332,7 +330,6 @@ def test_plugin_is_in_napari_menu(qtbot, make_napari_viewer):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
     assert isinstance(widget, PruneCompareWidget)
-    qtbot.waitUntil(lambda: WARM_LABELS_NAME not in viewer.layers, timeout=5_000)  # the dock's warm-up, gone
     viewer.open_sample("napari-prunuclei", "synthetic")
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]
 
