@@ -650,3 +650,14 @@ def test_a_stack_of_same_size_pages_is_refused_alike_by_every_reader(tmp_path):
     for reader in (read_image, open_image):
         with pytest.raises(ImageError, match=r"holds 2 images of 128x128"):
             reader(p)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".svs", ".jpg"])
+def test_a_zero_byte_file_is_called_empty_by_every_reader(tmp_path, suffix):
+    """It was called "corrupt, truncated or unsupported", which sends a user looking for a broken file."""
+    p = tmp_path / f"nothing{suffix}"
+    p.write_bytes(b"")
+    for entry, call in ENTRY_POINTS.items():
+        with pytest.raises(ImageError, match=r"is empty \(0 bytes\)") as e:
+            call(p)
+        assert str(p) in str(e.value), entry

@@ -105,6 +105,12 @@ def decoding(path: str | os.PathLike, what: str = "image") -> Iterator[None]:
     """
     import logging
 
+    try:
+        empty = os.path.getsize(path) == 0
+    except (OSError, TypeError, ValueError):  # (not a file: the block says what is wrong)
+        empty = False
+    if empty:
+        raise ImageError(f"cannot read {what} {path}: the file is empty (0 bytes)")
     quiet = logging.getLogger("tifffile")
     muted = _Mute()
     quiet.addFilter(muted)
