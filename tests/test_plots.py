@@ -75,5 +75,25 @@ def test_a_report_says_the_sweep_was_not_run(qtbot, tmp_path):
     seen = []
     c.figure.savefig = lambda path, dpi: seen.append(c.ax_sweep.get_title())  # what the picture's title says
     c.save(tmp_path / "charts.png")
-    assert seen == ["CR sweep: not run on this image"]
+    assert seen == ["CR sweep: not run on this report's image and settings"]
     assert c.ax_sweep.get_title() == "CR sweep: press 'CR sweep'"  # the dock's own title given back
+
+
+def test_a_report_never_draws_another_images_sweep(qtbot, tmp_path):
+    """Reviewer: a report of image A drew image B's sweep in charts.png, titled "CR sweep on this image"."""
+    from napari_prunuclei.base.constants import PRUNED_SCHEMES
+    from napari_prunuclei.gui.plots import ChartsCanvas
+    from napari_prunuclei.nuclei.agreement import Agreement
+    from napari_prunuclei.study.session_models import ImageSweepRow
+
+    c = ChartsCanvas()
+    qtbot.addWidget(c)
+    c.show_sweep([ImageSweepRow(PRUNED_SCHEMES[0], cr, True, Agreement(0.9, 0.8, 0.9, 10, 10), None)
+                  for cr in (2, 10)])
+    seen = []
+    c.figure.savefig = lambda path, dpi: seen.append(
+        (c.ax_sweep.get_title(), any(line.get_visible() for line in c.ax_sweep.lines)))
+    c.save(tmp_path / "charts.png", sweep=False)
+    c.save(tmp_path / "charts.png", sweep=True)
+    assert seen == [("CR sweep: not run on this report's image and settings", False), ("CR sweep on this image", True)]
+    assert all(line.get_visible() for line in c.ax_sweep.lines)  # the dock's chart as it was

@@ -94,8 +94,8 @@ class ExportActions:
             folder.mkdir(parents=True, exist_ok=True)
             shot = folder / "canvas.png"
             caption = self._write_canvas(shot, r)
-            self.charts.save(folder / "charts.png")
             mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
+            self.charts.save(folder / "charts.png", sweep=mine)  # another image's sweep is never drawn in it
             sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
             dropped = None if sweep else self.sweep_dropped
             md = compute_report.write_report(folder, r, sweep, screenshot=shot.name, charts="charts.png",

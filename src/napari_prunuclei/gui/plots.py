@@ -131,16 +131,23 @@ class ChartsCanvas(QLabel):
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
 
-    def save(self, path: Path, dpi: int = 100) -> None:
-        """Write both charts to ``path`` (a report's charts.png); an empty sweep says it was not run."""
+    def save(self, path: Path, sweep: bool = True, dpi: int = 100) -> None:
+        """Write both charts to ``path`` (a report's charts.png). ``sweep=False`` (the sweep shown belongs to
+        another image or settings) or no sweep: its axes are drawn empty, titled as not in this report."""
         ax = self.ax_sweep
         with self._lock:
             title = ax.get_title()
-            if not ax.lines:
-                ax.set_title("CR sweep: not run on this image", fontsize=9)
+            hidden = []
+            if not sweep or not ax.lines:
+                hidden = [a for a in (*ax.lines, ax.get_legend()) if a is not None and a.get_visible()]
+                for artist in hidden:
+                    artist.set_visible(False)
+                ax.set_title("CR sweep: not run on this report's image and settings", fontsize=9)
             try:
                 self._figure.savefig(path, dpi=dpi)
             finally:
+                for artist in hidden:
+                    artist.set_visible(True)
                 ax.set_title(title, fontsize=9)
 
     def show_sweep(self, rows: list, metric: str = "aji") -> None:

@@ -16,9 +16,9 @@ PUT_PIXEL_SIZE = "prunuclei_pixel_size_put"
 #: hidden costs 80-180 ms on this project's CPU, its first slice as much again: one of those per turn; cheap
 #: in-place updates run together)
 STEP_BUDGET_S = 0.02
-#: show a result's layers over several event-loop turns while the canvas does not paint (off: in one turn, a
-#: stall of about 1 s on a 1000x1000 tile). Every action that reads or changes the layers first finishes the
-#: showing (:meth:`ShownRun._finish_showing`), and the widget is busy until it is done
+#: show a result's layers over several event-loop turns, the canvas held until the first PAINT step or the end
+#: (off: in one turn, a stall of about 1 s on a 1000x1000 tile). Every action that reads or changes the layers
+#: first finishes the showing (:meth:`ShownRun._finish_showing`), and the widget is busy until it is done
 STEPWISE = True
 
 
@@ -28,7 +28,8 @@ class ShownRun:
     # ---- showing a result ---------------------------------------------
     def _show(self, result: compute.ComparisonResult | None) -> None:
         """Hand the result to the comparison state: its layers in one turn (with :data:`STEPWISE`: over
-        event-loop turns while the canvas does not paint), then the numbers and the Differences list."""
+        event-loop turns, the canvas held until the first PAINT step or the end), then the numbers and the
+        Differences list."""
         self._finish_showing()
         self._start_showing(self.state.show(result, bool(self.side_by_side.value)))
         self._show_numbers()
@@ -36,8 +37,8 @@ class ShownRun:
 
     def _start_showing(self, steps, hold: bool = True) -> None:
         """Run ``steps`` (a :meth:`ComparisonState.show` generator) over event-loop turns (:data:`STEPWISE`);
-        ``hold``: the canvas does not paint until the last step (else each turn paints what it made, spreading
-        the textures' upload over the turns)."""
+        ``hold``: the canvas does not paint until a PAINT step or the last step (else each turn paints what it
+        made, spreading the textures' upload over the turns)."""
         self._showing = True
         self._steps = steps
         if not STEPWISE or (hold and not self._hold_canvas(True)):
@@ -80,7 +81,7 @@ class ShownRun:
         self._stepping = True
         try:
             while True:
-                paint = next(self._steps) == PAINT and not self._finish_now
+                paint = next(self._steps) is PAINT and not self._finish_now
                 if paint:  # the canvas paints what is made so far before the next step
                     self._hold_canvas(False)
                 if paint or time.perf_counter() - t0 > STEP_BUDGET_S and not self._finish_now:

@@ -21,6 +21,7 @@ from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
 from napari_prunuclei.gui.camera import restore_view, view_of
+from napari_prunuclei.gui.warmup import stop_warm_up
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
 
@@ -117,7 +118,8 @@ class ComparisonState:
         self._features: dict[Role, object] = {}  # the features object each role's layer was given last
         self.truth_layer: Layer | None = None  # the user's ground truth the shown run was scored against
         self._truth_styled: set[int] = set()  # ground-truth layers already given the truth's look (once each)
-        self._reveal: dict[Role, bool] = {}  # layers made hidden, and the visibility each gets in the next step
+        # layers made hidden, and the visibility each gets in the next step (side by side: after the grid is set)
+        self._reveal: dict[Role, bool] = {}
 
     # ---- what the viewer should hold ---------------------------------
     def image_layer(self) -> Layer | None:
@@ -216,10 +218,12 @@ class ComparisonState:
         """The plugin's layers that are still in the viewer, by role."""
         return {role: layer for role, layer in self.layers.items() if layer in self.viewer.layers}
 
-    def show(self, result: ComparisonResult | None, side_by_side: bool | None = None) -> Iterator[None]:
+    def show(self, result: ComparisonResult | None, side_by_side: bool | None = None) -> Iterator[str | None]:
         """Make the viewer show ``result``: a generator, one step per layer added or updated (the
-        widget runs one step per event-loop turn; tests exhaust it). The previous run's scratch
-        stores are released once no layer shows them."""
+        widget runs one step per event-loop turn; tests exhaust it); it yields :data:`PAINT` where the canvas
+        should paint before the next step (side by side: one layer revealed a paint). One showing at a time:
+        a new one starts after the last is exhausted or closed. The previous run's scratch stores are released
+        once no layer shows them."""
         previous = self.result
         self.result = result
         if side_by_side is not None:
@@ -298,17 +302,20 @@ class ComparisonState:
                 layer.events.visible.connect(self._legend_changed)
                 self.layers[role] = layer
                 yield
-                if not grid or role[0] == "view" and role[1].endswith("image"):
-                    layer.visible = self._reveal.pop(role)
+                if (not grid or role[0] == "view" and role[1].endswith("image")) and self._reveal.pop(role):
+                    layer.visible = True  # (made hidden: a layer to stay hidden is not set again)
             yield
         yield  # the grid (side by side) in a turn of its own
         self._arrange()
         if view is not None:
             restore_view(self.viewer, view)
         for role in [r for r in self._reveal if r in self.layers]:  # side by side: one layer drawn a turn
-            if self._reveal[role]:
+            if self._reveal.get(role):
                 yield PAINT
-            self.layers[role].visible = self._reveal.pop(role)
+                if self._reveal.pop(role, False):
+                    self.layers[role].visible = True
+            else:  # stays hidden (a layer the user shows meanwhile is left shown)
+                self._reveal.pop(role, None)
         self._legend()
         if previous is not None and previous is not result:
             previous.release()
@@ -396,6 +403,7 @@ class ComparisonState:
         overlay = self.viewer.canvas.overlays.text
         text = self.legend_text()
         if text:
+            stop_warm_up(self.viewer)  # (the dock's glyph warm-up, if still running, gives the overlay back first)
             if self._overlay_before is None:
                 self._overlay_before = (overlay.visible, overlay.text, overlay.position, overlay.font_size)
             overlay.text, overlay.position, overlay.visible = text, "top_center", True

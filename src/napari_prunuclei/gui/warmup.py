@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["import_for_labels", "warm_up", "warm_canvas_text"]
+__all__ = ["import_for_labels", "stop_warm_up", "warm_up", "warm_canvas_text"]
 
 #: every character the canvas text of side by side uses (the cell names: models, CRs, schemes)
 GLYPHS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ·|:-()"
@@ -18,7 +18,7 @@ LABELS_IMPORTS = ("pandas",)
 
 
 def import_for_labels() -> None:
-    """Import what napari's first labels layer needs (call it in a worker thread; at once when imported)."""
+    """Import what napari's first labels layer needs (call it in a worker thread; nothing to do once imported)."""
     import importlib
 
     for name in LABELS_IMPORTS:
@@ -33,30 +33,52 @@ def warm_up(viewer) -> None:
     QTimer.singleShot(PAINT_MS, lambda: warm_canvas_text(viewer))
 
 
+#: the canvas text overlays being warmed up (by ``id``), and how each is given back
+_WARMING: dict = {}
+
+
+def stop_warm_up(viewer) -> None:
+    """Give the canvas text overlay back now (hidden, empty, its colour and size) if its warm-up still runs: a
+    run's cell names are about to be shown, and must not take the warm-up's state for the user's."""
+    restore = _WARMING.get(id(viewer.canvas.overlays.text))
+    if restore is not None:
+        restore()
+
+
 def warm_canvas_text(viewer) -> None:
     """Draw the viewer's canvas text overlay, transparent, :data:`GLYPHS_PER_PAINT` characters a paint: vispy
     makes each character's glyph the first time it is drawn, which stalled the first side-by-side toggle of a
-    session 430 ms (the cell names). The overlay is hidden, emptied and given its colour back after the last
-    paint; a text of the user's (or a run's cell names, set meanwhile) is left alone."""
+    session 430 ms (the cell names). The overlay is hidden, emptied and given its colour and size back after the
+    last paint, or at once by :func:`stop_warm_up`; a text set otherwise meanwhile is left as it is (only the
+    colour is given back)."""
     from qtpy.QtCore import QTimer
 
     overlay = viewer.canvas.overlays.text
-    if overlay.visible or overlay.text:
+    key = id(overlay)
+    if overlay.visible or overlay.text or key in _WARMING:
         return
     before = (overlay.color, overlay.font_size)
     # the first paint also builds the text's shaders: one character only
     chunks = [GLYPHS[:1]] + [GLYPHS[i:i + GLYPHS_PER_PAINT] for i in range(1, len(GLYPHS), GLYPHS_PER_PAINT)]
     overlay.color, overlay.font_size = (0, 0, 0, 0), 9
 
+    def restore() -> None:
+        _WARMING.pop(key, None)
+        overlay.visible, overlay.text = False, ""
+        overlay.color, overlay.font_size = before
+
     def draw(i: int) -> None:
+        if _WARMING.get(key) is not restore:  # stopped (stop_warm_up)
+            return
         if i and overlay.text != chunks[i - 1]:  # another text was set meanwhile: it is left as it is
-            overlay.color, overlay.font_size = before
+            _WARMING.pop(key, None)
+            overlay.color = before[0]
             return
         if i == len(chunks):
-            overlay.visible, overlay.text = False, ""
-            overlay.color, overlay.font_size = before
+            restore()
             return
         overlay.text, overlay.visible = chunks[i], True
         QTimer.singleShot(PAINT_MS, lambda: draw(i + 1))  # after its paint
 
+    _WARMING[key] = restore
     draw(0)

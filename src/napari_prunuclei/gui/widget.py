@@ -123,7 +123,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._build_tabs()
         self.sweep_rows: list[compute_models.ImageSweepRow] | None = None
         self.state.on_legend = self._draw_legend
-        warm_up(viewer)  # the first labels layer's shaders and the cell names' glyphs, in turns after this one
+        warm_up(viewer)  # the cell names' glyphs, a few a paint after this turn
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
