@@ -21,6 +21,7 @@ from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
 from napari_prunuclei.gui.camera import restore_view, view_of
+from napari_prunuclei.gui.styles import CONTOUR, cr_first, disagreement_colormap, instance_style, truth_colormap
 from napari_prunuclei.gui.warmup import stop_warm_up
 from napari_prunuclei.study.session import ComparisonResult
 from napari_prunuclei.study.session_report import disagreement_features, disagreement_metadata, layer_metadata
@@ -43,8 +44,6 @@ ORDER: tuple[Role, ...] = (("tissue", "mask"),) + PRUNED_CELL + DENSE_CELL
 OVERLAY_ORDER: tuple[Role, ...] = (("tissue", "mask"), ("pruned", "semantic"), ("pruned", "distance"),
                                    ("dense", "semantic"), ("dense", "distance"), ("dense", "instances"),
                                    ("pruned", "instances"), ("pruned", "disagreement"))
-#: outline widths (data px): nuclei thin, disagreement marks thick (a ring, never a red disc like an erythrocyte)
-CONTOUR = {"instances": 2, "disagreement": 4}
 
 
 @dataclass
@@ -63,43 +62,6 @@ def raw(layer):
     """The layer itself: a plugin's dock widget sees napari's proxies of the viewer's objects, a new proxy at
     each access, so identity (``id``) is the wrapped object's."""
     return getattr(layer, "__wrapped__", layer)
-
-
-def cr_first(model: str) -> str:
-    """``network-wide CR20`` -> ``CR20 network-wide``: the CR survives napari's shortening of long names."""
-    import re
-
-    m = re.fullmatch(r"(.+?) (CR[0-9.]+)(.*)", model)
-    return f"{m.group(2)} {m.group(1)}{m.group(3)}" if m else model
-
-
-def instance_colormap(model: str, fill: bool):
-    """One colour per model: outlines in the model's colour; fills cycle through its shades."""
-    from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
-    from napari.utils.colormaps.standardize_color import transform_color
-
-    colors = MODEL_COLORS[model]
-    if not fill:
-        return DirectLabelColormap(color_dict={0: "transparent", None: colors[0]})
-    return CyclicLabelColormap(colors=np.vstack([[0, 0, 0, 0], transform_color(list(colors))]))
-
-
-def instance_style(model: str, fill: bool) -> dict:
-    """How a model's nuclei are drawn: outlines (default) or fills."""
-    return {"colormap": instance_colormap(model, fill), "contour": 0 if fill else CONTOUR["instances"],
-            "opacity": 0.45 if fill else 1.0}
-
-
-def _truth_colormap():
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(color_dict={None: TRUTH_COLOR, 0: "transparent"})
-
-
-def _disagreement_colormap():
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(color_dict=DISAGREEMENT_COLORS)
 
 
 class ComparisonState:
@@ -292,10 +254,10 @@ class ComparisonState:
                 layer = add(spec.data, name=spec.name, metadata=spec.metadata, **kwargs)
                 self._features[role] = spec.kwargs.get("features")
                 if role[1] == "disagreement":
-                    layer.colormap = _disagreement_colormap()
+                    layer.colormap = disagreement_colormap()
                     layer.contour = spec.kwargs.get("contour", 0)
                 elif role[1].endswith("truth"):
-                    layer.colormap = _truth_colormap()
+                    layer.colormap = truth_colormap()
                     layer.contour = spec.kwargs.get("contour", 1)
                 elif role[1] == "instances":
                     self._style(layer, role[0])
@@ -341,7 +303,7 @@ class ComparisonState:
         if layer is not None:
             if id(layer) not in self._truth_styled:
                 self._truth_styled.add(id(layer))
-                layer.colormap = _truth_colormap()
+                layer.colormap = truth_colormap()
                 layer.contour = 1
                 layer.opacity = 0.9
             layer.events.visible.connect(self._legend_changed)
