@@ -277,3 +277,29 @@ def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbe
         for cell in row[1:]:
             assert cell == "" or float(cell) == float(cell)
     assert float(table[1][-1]) == 0.4
+
+
+def test_thresholds_count_as_edited_only_where_they_differ_from_the_models_own(tmp_path, a_vs_b):
+    """Reviewer: after Restore the report still said "edited in the widget", and a min size of 200 was reported
+    as the model having collapsed at its CR."""
+    from dataclasses import replace
+
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+
+    own = compute_models.own_thresholds(a_vs_b.request.spec)
+    assert compute_models.edited_thresholds(a_vs_b) is None
+    big = WatershedParams(own.fg_threshold, own.marker_threshold, own.min_size + 200)
+    edited = compute.rerun_watershed(a_vs_b, big)
+    assert compute_models.edited_thresholds(edited) == big
+    restored = compute.rerun_watershed(edited, own)  # Restore: the boxes set to the model's own, run again
+    assert restored.request.segment.params is not None and compute_models.edited_thresholds(restored) is None
+    for result, tag in ((edited, True), (restored, False)):
+        folder = tmp_path / str(tag)
+        folder.mkdir()
+        text = compute_report.write_report(folder, result).read_text()
+        assert ("edited in the widget; its own: fg_threshold" in text) is tag
+    few = replace(edited, pruned=replace(edited.pruned, info=replace(edited.pruned.info, n_nuclei=0)))
+    said = compute_models.run_warning(few)
+    assert "at the edited thresholds" in said and "collapsed at this CR" not in said
+    few = replace(restored, pruned=replace(restored.pruned, info=replace(restored.pruned.info, n_nuclei=0)))
+    assert "collapsed at this CR" in compute_models.run_warning(few)

@@ -204,9 +204,9 @@ class RunActions:
         if warning:
             self.status.value = f"warning: {warning}"
             show_warning(warning)
-        box = result.request.segment.params  # None: model A ran with its own thresholds
-        if not edited and box is not None and result.pruned is not None:
-            own = self._own_params(result.request.spec)
+        box = compute_models.edited_thresholds(result)  # None: model A ran with its own thresholds
+        if box is not None:
+            own = compute_models.own_thresholds(result.request.spec)
             self.status.value += (f" (A ran with edited thresholds: fg {box.fg_threshold:g}, marker "
                                   f"{box.marker_threshold:g}, min size {box.min_size:g}; its own: fg "
                                   f"{own.fg_threshold:g}, marker {own.marker_threshold:g}, min size {own.min_size:g})")

@@ -319,9 +319,9 @@ class ShownRun:
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:
         """A model's own thresholds, from the registry (no weights loaded)."""
-        from napari_prunuclei.models.zoo import default_watershed
+        from napari_prunuclei.study.session_models import own_thresholds
 
-        return default_watershed(spec.scheme, spec.cr, spec.fine_tuned)
+        return own_thresholds(spec)
 
     def _set_thresholds(self, ws: WatershedParams) -> None:
         self._quiet = True  # no watershed re-run

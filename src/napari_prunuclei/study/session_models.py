@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the session imports this module
 
 __all__ = [
     "ImageSweepRow",
+    "own_thresholds",
+    "edited_thresholds",
     "layer_sparsity",
     "model_note",
     "run_warning",
@@ -140,6 +142,22 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
     return text, warn
 
 
+def own_thresholds(spec: ModelSpec):
+    """A model's own watershed thresholds (the registry's, tuned on held-back images; no weights loaded)."""
+    from napari_prunuclei.models.zoo import default_watershed
+
+    return default_watershed(spec.scheme, spec.cr, spec.fine_tuned)
+
+
+def edited_thresholds(result: ComparisonResult):
+    """Model A's thresholds where the run used others than its own (the widget's boxes), else None."""
+    box = result.request.segment.params
+    if box is None or result.pruned is None:
+        return None
+    own = own_thresholds(result.request.spec)
+    return None if box.as_dict() == own.as_dict() else box
+
+
 def run_warning(result: ComparisonResult) -> str | None:
     """A warning when a model found nothing, far fewer nuclei than the other (collapsed) or far more (it
     over-segments); it names the model, A or B, that does so."""
@@ -152,8 +170,9 @@ def run_warning(result: ComparisonResult) -> str | None:
     sides = (("A", n, label), ("B", d, ref))
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if theirs > 0 and mine < COLLAPSE * theirs:
-            return (f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} has collapsed at this "
-                    f"CR; read its map with care")
+            why = ("at the edited thresholds (Restore gives its own)" if who == "A" and edited_thresholds(result)
+                   else "has collapsed at this CR")
+            return f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} {why}; read its map with care"
     truth = next((t.n_reference for t in result.numbers.vs_truth.values() if t is not None), None)
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if mine > OVERSEGMENT * max(theirs, 1) and mine >= 20:

@@ -11,7 +11,7 @@ from napari_prunuclei.base.constants import (
 )
 from napari_prunuclei.runtime.request import Segmentation
 from napari_prunuclei.study.session import ComparisonResult, mean_area
-from napari_prunuclei.study.session_models import model_note
+from napari_prunuclei.study.session_models import edited_thresholds, model_note, own_thresholds
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -275,8 +275,10 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
             continue
         i = s.info
         ws = thresholds_text(i)
-        if s is result.pruned and req.segment.params is not None:  # the boxes' values, not the model's own
-            ws += " (edited in the widget, not the model's own)"
+        if s is result.pruned and edited_thresholds(result) is not None:  # the boxes' values, not the model's own
+            own = own_thresholds(req.spec)
+            ws += (f" (edited in the widget; its own: fg_threshold {own.fg_threshold:g}, marker_threshold "
+                   f"{own.marker_threshold:g}, min_size {own.min_size:g})")
         kind = "dense: not pruned" if i.scheme == "dense" else "fine-tuned" if i.fine_tuned else "one-shot"
         lines += [f"- **{i.model}** ({kind}): thresholds {ws}; "
                   f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
