@@ -328,8 +328,9 @@ def test_plugin_is_in_napari_menu(qtbot, make_napari_viewer):
     manifest = pm.get_manifest("napari-prunuclei")
     assert [w.display_name for w in manifest.contributions.widgets] == ["Pruned vs dense nuclei"]
     viewer = make_napari_viewer()
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
-    assert isinstance(widget, PruneCompareWidget)
+    dock, shell = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    qtbot.waitUntil(lambda: shell.widget is not None, timeout=60_000)  # its code imported in a thread first
+    assert isinstance(shell.widget, PruneCompareWidget) and shell.error is None
     viewer.open_sample("napari-prunuclei", "synthetic")
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels"]
 

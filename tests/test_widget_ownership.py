@@ -176,7 +176,9 @@ def test_side_by_side_in_a_dock_napari_made_keeps_the_results_visible(qtbot, mak
     from napari_prunuclei.gui.samples import synthetic_sample
 
     viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    _, shell = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    qtbot.waitUntil(lambda: shell.widget is not None, timeout=60_000)  # its code imported in a thread first
+    w = shell.widget
     (rgb, meta, _), _ = synthetic_sample()
     viewer.add_image(rgb[:160, :160], **meta)
     w.image.value = w.image.choices[0]

@@ -1,0 +1,64 @@
+"""The dock napari opens from its Plugins menu: on screen at once, the widget made when its code is imported.
+
+The widget's modules import torch and the models' code (1.3-2 s): imported on the GUI thread as napari opened the
+dock, they froze the viewer that long. They are imported in a thread here; the widget is made on the GUI thread
+when they are in."""
+
+import threading
+
+from napari.viewer import Viewer
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+__all__ = ["PruneCompareDock", "POLL_MS"]
+
+#: how often the dock looks whether the import has ended (ms)
+POLL_MS = 50
+
+
+class PruneCompareDock(QWidget):
+    """A placeholder that holds the :class:`~napari_prunuclei.gui.widget.PruneCompareWidget` (``.widget``) once
+    its modules are imported; ``note`` says it is loading, or why the import failed."""
+
+    def __init__(self, viewer: Viewer) -> None:  # (a class, not a string: napari gives the viewer by it)
+        super().__init__()
+        self.viewer = viewer
+        self.widget = None
+        self.error: str | None = None
+        self.note = QLabel("Loading the models' code (torch)...")
+        self.note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.note)
+        self._done = threading.Event()
+        threading.Thread(target=self._import, name="prunuclei import", daemon=True).start()
+        self._timer = QTimer(self)  # owned by the dock: gone with it
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
+
+    def _import(self) -> None:
+        try:
+            import napari_prunuclei.gui.widget  # noqa: F401 - its modules, imported off the GUI thread
+        except Exception as e:  # noqa: BLE001 - said in the dock rather than raised in a thread
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._done.set()
+
+    def _poll(self) -> None:
+        if not self._done.is_set():
+            return
+        self._timer.stop()
+        if self.error is not None:
+            self.note.setText(f"napari-prunuclei could not load its code: {self.error}")
+            return
+        from napari_prunuclei.gui.widget import PruneCompareWidget
+
+        self.widget = PruneCompareWidget(self.viewer)
+        self.layout().addWidget(self.widget.native)
+        self.note.hide()
+
+    def reset_choices(self, *_) -> None:
+        """napari calls this when layers are added, removed, reordered or renamed: the widget's layer boxes."""
+        if self.widget is not None:
+            self.widget.reset_choices()

@@ -1,0 +1,50 @@
+"""The dock napari opens from its Plugins menu (gui/dock.py)."""
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_the_plugins_menu_dock_opens_before_torch_is_imported():
+    """Reviewer: opening the dock froze the viewer 1.3-1.5 s: the widget's modules (torch, the models' code) were
+    imported on the GUI thread. The dock is on screen at once; the code comes in a thread, then the widget."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, time, numpy as np, napari
+from qtpy.QtWidgets import QApplication
+v = napari.Viewer(show=False)
+v.add_image(np.zeros((64, 64, 3), np.uint8), name="tile", rgb=True)
+_, shell = v.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+at_once = ("torch" in sys.modules, shell.widget is None)
+end = time.time() + 120
+while shell.widget is None and shell.error is None and time.time() < end:
+    QApplication.processEvents()
+    time.sleep(0.01)
+print(at_once, type(shell.widget).__name__, shell.error, [c.name for c in shell.widget.image.choices])
+v.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "(False, True) PruneCompareWidget None ['tile']"
+
+
+def test_a_failed_import_is_said_in_the_dock(qtbot, make_napari_viewer, monkeypatch):
+    import builtins
+
+    from napari_prunuclei.gui import dock
+
+    real = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "napari_prunuclei.gui.widget":
+            raise ImportError("no torch here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    shell = dock.PruneCompareDock(make_napari_viewer())
+    qtbot.addWidget(shell)
+    qtbot.waitUntil(lambda: shell.error is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: "could not load its code: ImportError: no torch here" in shell.note.text(), timeout=10_000)
+    assert shell.widget is None
