@@ -95,6 +95,9 @@ def test_the_comparison_is_visible_in_one_view(results):
     assert [t for _, t in state.legend_items()] == [legend[0]]
     state.set_fill(True)
     assert a.contour == 0 and "fills" in state.legend_items()[0][1]
+    owned[("pruned", "semantic")].visible = True  # reviewer: a map the user showed was not in the legend
+    assert any(t.startswith("A · network-wide CR20: semantic map") for _, t in state.legend_items())
+    assert not any("distance map" in t for _, t in state.legend_items())
 
 
 def test_results_carry_the_image_scale_and_region_offset(results):

@@ -287,3 +287,21 @@ def test_side_by_side_after_another_tile_opened_keeps_two_cells_and_the_first_ru
     cell = {id(layer): viewer.canvas.grid.position(i, layers) for i, layer in enumerate(layers)}
     assert cell[id(owned[("dense", "instances")])] == (0, 0) and cell[id(owned[("pruned", "instances")])] == (0, 1)
     assert cell[id(owned[("view", "dense image")])] == (0, 0) and cell[id(owned[("view", "pruned image")])] == (0, 1)
+
+
+def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget):
+    """Reviewer: two tiles opened (napari shows both), a run on the first drew its results over the second's
+    pixels and said "done" with no word of it."""
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert "shown above" not in w.status.value and w.covering_layers() == []
+    viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)  # on top, shown
+    w.image.value = viewer.layers[IMG]
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert w.covering_layers() == ["second tile"]
+    assert "'second tile' is shown above 'synthetic H&E'" in w.status.value
+    viewer.layers["second tile"].visible = False
+    _run(qtbot, w)
+    assert "shown above" not in w.status.value

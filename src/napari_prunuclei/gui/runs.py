@@ -210,6 +210,14 @@ class RunActions:
             self.status.value += (f" (A ran with edited thresholds: fg {box.fg_threshold:g}, marker "
                                   f"{box.marker_threshold:g}, min size {box.min_size:g}; its own: fg "
                                   f"{own.fg_threshold:g}, marker {own.marker_threshold:g}, min size {own.min_size:g})")
+        covering = self.covering_layers()
+        if covering:  # e.g. a second tile opened after the first, napari's default: both shown
+            names = ", ".join(f"'{n}'" for n in covering)
+            note = (f"{names} {'is' if len(covering) == 1 else 'are'} shown above '{result.request.image_name}', the "
+                    f"image this run was computed on: the results and that image are not what you see together. "
+                    f"Hide {'it' if len(covering) == 1 else 'them'} to see the results on their own image.")
+            self.status.value += f" Note: {note}"
+            show_warning(note)
         said = self.status.value
         self._mark_stale(force=True)  # the controls may still name another image or model than the run shown
         if edited and self.status.value != said:  # stale: say what the edit did, then what the controls say

@@ -263,6 +263,18 @@ class ShownRun:
                 bar.position = "bottom_left"  # napari's notifications pop up bottom right, over the bar
             bar.visible = True
 
+    def covering_layers(self) -> list[str]:
+        """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):
+        the run's results are drawn over them, not over the image they were computed on (two tiles open)."""
+        image = self.state.image_layer()
+        if image is None or self.state.side_by_side:  # side by side hides the user's other layers
+            return []
+        mine = {id(raw(layer)) for layer in self.state.owned().values()}
+        truth = self.state.truth_layer
+        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
+        return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
+                and (truth is None or raw(layer) is not raw(truth))]
+
     def _clear_notifications(self) -> None:
         """A new job starts: the last job's pop-up notices go (they spoke of another run)."""
         from qtpy.QtWidgets import QApplication

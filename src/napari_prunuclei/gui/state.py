@@ -64,6 +64,11 @@ def raw(layer):
     return getattr(layer, "__wrapped__", layer)
 
 
+#: the legend's key of a map layer: a bright colour of its colormap, and what the brightness means
+MAP_KEYS = {"semantic": ("#fca50a", "semantic map (inferno: brighter = more likely nucleus)"),
+            "distance": ("#7ad151", "distance map (viridis: brighter = nearer a nucleus centre)")}
+
+
 class ComparisonState:
     """The current run's layers by role, the side-by-side arrangement, and the run itself."""
 
@@ -335,6 +340,12 @@ class ComparisonState:
                 how = "fills" if self.fill else "outlines"
                 what = f"nuclei ({how})" if seg.n_nuclei else "no nuclei found"
                 items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: {what}"))
+        for model, seg in (("pruned", r.pruned), ("dense", r.dense)):  # a map the user shows (hidden at first)
+            who = ("A · " if model == "pruned" else "B · ") if r.pruned is not None and r.dense is not None else ""
+            for output, (colour, what) in MAP_KEYS.items():
+                layer = owned.get((model, output))
+                if seg is not None and layer is not None and layer.visible:
+                    items.append((colour, f"{who}{seg.info.model}: {what}"))
         truth = self.truth_layer
         views = [owned.get(("view", "dense truth")), owned.get(("view", "pruned truth"))]
         seen = truth is not None and truth in self.viewer.layers and truth.visible

@@ -137,7 +137,7 @@ def region_row(region: Region, pixel_size: float | None = None, offset: tuple[in
 def region_feature_json(ident: int, region: Region, pixel_size: float | None = None,
                         offset: tuple[int, int] = (0, 0)) -> bytes:
     """One region as a GeoJSON Feature (a QuPath annotation of class ``region.name`` in ``region.color``), in the
-    nuclei's coordinate convention; its properties, ``area_px`` and ``centroid`` ([row, col] in the image's
+    nuclei's coordinate convention; its properties, ``area_px``, ``centroid_x`` and ``centroid_y`` (in the image's
     frame) as properties, the numbers also as QuPath measurements."""
     row = region_row(region, pixel_size, offset)
     origin = (region.origin[0] + offset[0], region.origin[1] + offset[1])
@@ -152,7 +152,8 @@ def region_feature_json(ident: int, region: Region, pixel_size: float | None = N
             "name": f"{region.name} {ident}",
             **region.properties,
             "area_px": row["area_px"],
-            "centroid": [row["centroid_y"], row["centroid_x"]],
+            "centroid_x": row["centroid_x"],  # named, as in the CSV: a pair would read as [x, y] like the geometry
+            "centroid_y": row["centroid_y"],
             "measurements": numbers,
         },
     }).encode()

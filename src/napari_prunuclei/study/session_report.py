@@ -26,6 +26,7 @@ __all__ = [
     "numbers_html",
     "numbers_table",
     "thresholds_text",
+    "edited_text",
     "pct_pruned",
     "run_provenance",
     "write_report",
@@ -72,7 +73,7 @@ def format_numbers(result: ComparisonResult) -> str:
                + i.distance.get("dense_prunable", i.distance["prunable"]))
         t = i.seconds
         tiles = f" over {i.n_tiles} tiles" if s.tiled else ""
-        ws = thresholds_text(i)
+        ws = thresholds_text(i) + edited_text(result, s)
         lines.append(f"{i.model}: {nz:,} of {tot:,} weights ({100 * (1 - nz / tot):.1f} % pruned); "
                      f"branches {t['semantic'] + t['distance']:.2f} s, watershed {t['watershed']:.2f} s{tiles}; "
                      f"thresholds {ws}")
@@ -129,6 +130,15 @@ def pct_pruned(seg: Segmentation) -> float:
 def end_to_end(seg: Segmentation) -> float:
     t = seg.info.seconds
     return t["semantic"] + t["distance"] + t["watershed"]
+
+
+def edited_text(result: ComparisonResult, seg) -> str:
+    """`` (edited in the widget; its own: ...)`` after model A's thresholds where they are not its own, else ""."""
+    if seg is not result.pruned or edited_thresholds(result) is None:
+        return ""
+    own = own_thresholds(result.request.spec)
+    return (f" (edited in the widget; its own: fg_threshold {own.fg_threshold:g}, marker_threshold "
+            f"{own.marker_threshold:g}, min_size {own.min_size:g})")
 
 
 def thresholds_text(info) -> str:
@@ -204,7 +214,8 @@ def numbers_html(result: ComparisonResult) -> str:
     small = []
     for s in (result.pruned, result.dense):
         if s is not None:
-            small.append(f"{escape(s.info.model)} thresholds: {escape(thresholds_text(s.info))}")
+            small.append(f"{escape(s.info.model)} thresholds: "
+                         f"{escape(thresholds_text(s.info) + edited_text(result, s))}")
     if result.request.region is not None:
         r0, r1, c0, c1 = result.request.region
         small.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
@@ -274,11 +285,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         if s is None:
             continue
         i = s.info
-        ws = thresholds_text(i)
-        if s is result.pruned and edited_thresholds(result) is not None:  # the boxes' values, not the model's own
-            own = own_thresholds(req.spec)
-            ws += (f" (edited in the widget; its own: fg_threshold {own.fg_threshold:g}, marker_threshold "
-                   f"{own.marker_threshold:g}, min_size {own.min_size:g})")
+        ws = thresholds_text(i) + edited_text(result, s)  # the boxes' values, where not the model's own
         kind = "dense: not pruned" if i.scheme == "dense" else "fine-tuned" if i.fine_tuned else "one-shot"
         lines += [f"- **{i.model}** ({kind}): thresholds {ws}; "
                   f"{pct_pruned(s):.1f} % of weights pruned; mode {'tiled' if s.tiled else 'whole'}",
