@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.state import PAINT, raw
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
@@ -233,9 +234,10 @@ class ShownRun:
         layer.units = (*layer.units[:-2], "um", "um")
         layer.metadata[PUT_PIXEL_SIZE] = px
         if pixels:  # the same place in view, now in µm
-            center = self.viewer.camera.center[-2:]
-            self.viewer.camera.center = tuple(c * factor for c in center)
-            self.viewer.camera.zoom = self.viewer.camera.zoom / factor
+            camera = camera_of(self.viewer)
+            center = camera.center[-2:]
+            camera.center = tuple(c * factor for c in center)
+            camera.zoom = camera.zoom / factor
         return True
 
     def _align_truth(self) -> None:

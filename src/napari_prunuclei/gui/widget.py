@@ -28,6 +28,7 @@ from magicgui.widgets import (
 from napari.viewer import Viewer
 
 from napari_prunuclei.base.constants import SCHEME_LABELS
+from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.runs import RunActions
@@ -346,8 +347,9 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             return None
         data = layer.data[0] if layer.multiscale else layer.data
         h, w = data.shape[:2]
-        center = np.asarray(self.viewer.camera.center[-2:], float)
-        half = np.asarray(self.viewer.canvas.size, float) / self.viewer.camera.zoom / 2
+        camera = camera_of(self.viewer)
+        center = np.asarray(camera.center[-2:], float)
+        half = np.asarray(self.viewer.canvas.size, float) / camera.zoom / 2
         corners = [layer.world_to_data(center - half)[-2:], layer.world_to_data(center + half)[-2:]]
         (r0, c0), (r1, c1) = np.floor(np.min(corners, 0)), np.ceil(np.max(corners, 0))
         r0, r1 = int(max(0, r0)), int(min(h, r1))
