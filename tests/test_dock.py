@@ -48,3 +48,22 @@ def test_a_failed_import_is_said_in_the_dock(qtbot, make_napari_viewer, monkeypa
     qtbot.waitUntil(lambda: shell.error is not None, timeout=10_000)
     qtbot.waitUntil(lambda: "could not load its code: ImportError: no torch here" in shell.note.text(), timeout=10_000)
     assert shell.widget is None
+
+
+def test_closing_the_dock_takes_its_layers_and_a_new_dock_starts_clean(qtbot, make_napari_viewer):
+    """Reviewer: a dock closed and opened again left the last run's layers; the next run mixed with them."""
+    from napari_prunuclei.gui.samples import synthetic_sample
+
+    viewer = make_napari_viewer()
+    for data, meta, kind in synthetic_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    mine = list(viewer.layers)
+    dock, shell = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    qtbot.waitUntil(lambda: shell.widget is not None, timeout=60_000)
+    w = shell.widget
+    w.image.value = viewer.layers["synthetic H&E"]
+    assert w.start_run() is not None
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert len(viewer.layers) > len(mine)
+    viewer.window.remove_dock_widget(dock)  # the dock's close button
+    assert list(viewer.layers) == mine and w.result is None

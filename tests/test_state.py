@@ -88,9 +88,12 @@ def test_the_comparison_is_visible_in_one_view(results):
     assert a.colormap.color_dict[None].tolist() != b.colormap.color_dict[None].tolist()
     legend = [text for _, text in state.legend_items()]
     assert legend[0].startswith("A · network-wide CR20") and legend[1].startswith("B · dense")
-    assert any("missed" in t for t in legend)
+    assert any("thick ring" in t for t in legend)
+    counts = r["cr20"].numbers.disagreement
+    assert [k for k in ("missed", "extra", "split", "merged") if any(f", {k}:" in t for t in legend)] == [
+        k for k in ("missed", "extra", "split", "merged") if counts[k]]  # only kinds this run has
     owned[("pruned", "disagreement")].visible = False  # the legend shows what is visible
-    assert not any("missed" in t for _, t in state.legend_items())
+    assert not any("thick ring" in t for _, t in state.legend_items())
     b.visible = False
     assert [t for _, t in state.legend_items()] == [legend[0]]
     state.set_fill(True)
@@ -163,3 +166,14 @@ def test_side_by_side_off_gives_the_grid_back_before_the_image_is_shown(results)
     image.events.visible.connect(lambda e: grid_when_shown.append(viewer.canvas.grid.enabled))
     state.apply(r["cr20"], side_by_side=False)
     assert image.visible and grid_when_shown == [False]
+
+
+def test_a_first_run_in_side_by_side_keeps_the_users_zoom(results):
+    """Reviewer: side by side ticked before the first run; the run reset the zoom the user had chosen."""
+    rgb, r = results
+    viewer = ViewerModel()
+    viewer.add_image(rgb, name="img", rgb=True)
+    viewer.camera.center, viewer.camera.zoom = (40.0, 50.0), 7.0
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"], side_by_side=True)  # the first run: no layer of the plugin's before
+    assert tuple(viewer.camera.center[-2:]) == (40.0, 50.0) and viewer.camera.zoom == 3.5  # one cell of two

@@ -92,13 +92,15 @@ def test_the_glyphs_are_drawn_a_few_a_paint_and_every_one_is_drawn(qtbot, make_n
 
     viewer = make_napari_viewer()
     overlay = viewer.canvas.overlays.text
-    texts = []
-    overlay.events.text.connect(lambda e: texts.append(overlay.text))
+    texts, boxed = [], []
+    overlay.events.text.connect(lambda e: (texts.append(overlay.text), boxed.append(overlay.box)))
+    box = overlay.box
     warm_canvas_text(viewer)
     qtbot.waitUntil(lambda: "".join(t for t in texts if t) == GLYPHS and not overlay.visible, timeout=30_000)
     drawn = [t for t in texts if t]
     assert "".join(drawn) == GLYPHS and max(map(len, drawn)) <= GLYPHS_PER_PAINT
-    assert overlay.text == "" and overlay.color is None
+    assert overlay.text == "" and overlay.color is None and overlay.box == box
+    assert not any(boxed[:-1])  # reviewer: the overlay's dark box showed in the canvas corner meanwhile
 
 
 def test_a_text_set_during_the_glyphs_warm_up_is_left_alone(qtbot, make_napari_viewer):

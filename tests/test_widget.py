@@ -450,7 +450,7 @@ def test_legend_cell_titles_and_shortcuts(qtbot, viewer_widget):
     # the legend is beside the canvas, not over the nuclei (the dock's glyph warm-up may still draw a transparent
     # text for a second or two: it ends hidden)
     qtbot.waitUntil(lambda: not viewer.canvas.overlays.text.visible, timeout=30_000)
-    assert "missed" in w.legend.value and "A · network-wide CR20: nuclei (outlines)" in w.legend.value
+    assert "thick ring" in w.legend.value and "A · network-wide CR20: nuclei (outlines)" in w.legend.value
     w.side_by_side.value = True
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)  # the toggle shows over turns
     assert "left: B · dense  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text

@@ -7,7 +7,7 @@ when they are in."""
 import threading
 
 from napari.viewer import Viewer
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 __all__ = ["PruneCompareDock", "POLL_MS"]
@@ -62,3 +62,11 @@ class PruneCompareDock(QWidget):
         """napari calls this when layers are added, removed, reordered or renamed: the widget's layer boxes."""
         if self.widget is not None:
             self.widget.reset_choices()
+
+    def event(self, event) -> bool:
+        """Closed (napari takes the dock's widget out of its dock): the run's layers and scratch stores go with it,
+        and a job still running is cancelled, so a dock opened again never finds another widget's layers."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.widget is not None:
+            self.widget.cancel()
+            self.widget.clear()
+        return super().event(event)

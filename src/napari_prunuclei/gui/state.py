@@ -196,7 +196,8 @@ class ComparisonState:
         if side_by_side is not None:
             self.side_by_side = side_by_side
         specs = self.specs()
-        view = view_of(self.viewer, self.image_layer()) if self.owned() else None  # zoom and pan, kept
+        image = self.image_layer()
+        view = view_of(self.viewer, image) if image is not None else None  # zoom and pan, kept (a first run too)
         self._restore_grid()  # layers change outside grid mode; _arrange sets it again when wanted
         owned = self.owned()
         in_order = sorted(owned, key=lambda role: self.viewer.layers.index(owned[role]))
@@ -206,7 +207,6 @@ class ComparisonState:
         # the run's own image lies above the plugin's layers (a new image opened and run): they are made anew, on
         # top, so a run is never drawn under the image it was computed on; another image above them stays above
         # (a threshold edit of the shown run while the user looks at a second tile leaves that tile on top)
-        image = self.image_layer()
         mine = [self.viewer.layers.index(layer) for layer in owned.values()]
         if self._side_by_side_on():  # napari's grid counts every layer from the top: the plugin's must be on top
             others = [i for i, layer in enumerate(self.viewer.layers) if layer not in owned.values()]
@@ -356,8 +356,10 @@ class ComparisonState:
             b = r.dense.info.model
             what = {"missed": f"a nucleus of B ({b}) that A lacks", "extra": "a nucleus of A that B lacks",
                     "split": "one nucleus of B split by A", "merged": "nuclei of B merged into one by A"}
+            counts = (r.numbers.disagreement if r.numbers is not None else None) or {}
             for key, kind in DISAGREEMENT_KINDS.items():
-                items.append((DISAGREEMENT_COLORS[key], f"thick ring, {kind}: {what.get(kind, kind)}"))
+                if counts.get(kind, 1):  # a kind with no event this run is not keyed (reviewer)
+                    items.append((DISAGREEMENT_COLORS[key], f"thick ring, {kind}: {what.get(kind, kind)}"))
         return items
 
     def legend_text(self) -> str:

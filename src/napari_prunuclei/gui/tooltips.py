@@ -17,7 +17,8 @@ TOOLTIPS = {
     "marker": "Marker threshold: watershed seeds are the parts of the distance map above it.",
     "min_size": "Nuclei (and markers) smaller than this many pixels at the models' 40x (0.25 µm/px) are dropped; "
                 "at another pixel size the same area in µm² is used.",
-    "defaults_btn": "Set the thresholds back to the chosen model's own (tuned on held-back training images).",
+    "defaults_btn": "Set the thresholds back to the own ones of the shown run's model A (tuned on held-back "
+                    "training images) and run its watershed again; before any run: the chosen model's own.",
     "reference": "Model B: the chosen model (A) is compared with it, each with its own thresholds. Dense by "
                  "default; any zoo model (e.g. layer-wise against network-wide at one CR); or none.",
     "region": "Run on the part of the image shown in the canvas only (zoom to a region of a slide first; at "

@@ -57,15 +57,19 @@ def warm_canvas_text(viewer) -> None:
     key = id(overlay)
     if overlay.visible or overlay.text or key in _WARMING:
         return
-    before = (overlay.color, overlay.font_size)
+    before = (overlay.color, overlay.font_size, getattr(overlay, "box", False))
     # the first paint also builds the text's shaders: one character only
     chunks = [GLYPHS[:1]] + [GLYPHS[i:i + GLYPHS_PER_PAINT] for i in range(1, len(GLYPHS), GLYPHS_PER_PAINT)]
     overlay.color, overlay.font_size = (0, 0, 0, 0), 9
+    if before[2]:
+        overlay.box = False  # (its dark box showed in the canvas's corner while the glyphs were drawn)
 
     def restore() -> None:
         _WARMING.pop(key, None)
         overlay.visible, overlay.text = False, ""
-        overlay.color, overlay.font_size = before
+        overlay.color, overlay.font_size = before[:2]
+        if before[2]:
+            overlay.box = True
 
     def draw(i: int) -> None:
         if _WARMING.get(key) is not restore:  # stopped (stop_warm_up)
@@ -73,6 +77,8 @@ def warm_canvas_text(viewer) -> None:
         if i and overlay.text != chunks[i - 1]:  # another text was set meanwhile: it is left as it is
             _WARMING.pop(key, None)
             overlay.color = before[0]
+            if before[2]:
+                overlay.box = True
             return
         if i == len(chunks):
             restore()
