@@ -287,6 +287,9 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     _wait(qtbot, w)
     doc = json.loads((tmp_path / "dis.geojson").read_text())
     assert doc["properties"]["counts"] == w.result.numbers.disagreement
+    for side, seg in (("A", w.result.pruned), ("B", w.result.dense)):  # each model's record (reviewer)
+        assert doc["properties"][side]["semantic"]["sha256"] == seg.info.semantic["sha256"]
+        assert doc["properties"][side]["watershed"] == seg.info.watershed.as_dict()
     events = w.result.events
     assert events and len(doc["features"]) == len(events)
     assert f"exported {len(events)} disagreement events" in w.status.value

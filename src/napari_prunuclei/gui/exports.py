@@ -30,7 +30,11 @@ class ExportActions:
                             "2048 x 2048, or on the visible region of a slide")
                 return None
             labels, prov = r.disagreement, {**compute_report.disagreement_metadata(r)["prunuclei"],
-                                            "models": [s.info.model for s in (r.dense, r.pruned)]}
+                                            "models": [s.info.model for s in (r.dense, r.pruned)],
+                                            # each model's record, as a nuclei export has its own (reviewer)
+                                            "A": compute_report.layer_metadata(r.pruned, image)["prunuclei"],
+                                            "B": compute_report.layer_metadata(r.dense, image)["prunuclei"],
+                                            "ground_truth": r.truth_name}
             n = len(r.events or ())
         else:
             if what == EXPORT_WHAT[1]:  # B exists only beside A
