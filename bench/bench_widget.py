@@ -14,7 +14,7 @@ worker, mean hematoxylin filled), then closing the widget: no scratch folder may
 Real tile part (``--data``: the first MoNuSeg test image, its top-left 1000x1000, and its ground truth):
 the dock opened (and 0.8 s of looking at it), network-wide CR20 beside dense with no labels layer open at all
 (layers made: the session's first labels drawn), again with the ground truth opened, CR8 and CR20
-again (layers updated), side by side on and off, 'time A vs B'; then
+again (layers updated), side by side on and off, a run with side by side on, a report written, 'time A vs B'; then
 ``--edits`` threshold edits, each timed from the edit to the new
 result shown (the widget's 300 ms debounce included, and said apart), their median, the longest stall
 of each; the same edits through the library call alone (``study.session.rerun_watershed``).
@@ -183,6 +183,15 @@ def real_tile(viewer, meter: StallMeter, data: Path, edits: int, profile: bool =
     out["re-run: network-wide CR20 (layers updated)"] = meter.measure(w.start_run, w)
     out["side by side on (layers rebuilt)"] = meter.measure(lambda: setattr(w.side_by_side, "value", True), w)
     out["side by side off (layers rebuilt)"] = meter.measure(lambda: setattr(w.side_by_side, "value", False), w)
+    w.side_by_side.value = True
+    meter.measure(lambda: None, w)  # (the toggle's layers shown)
+    out["run with side by side on (layers updated in both cells)"] = meter.measure(w.start_run, w)
+    w.side_by_side.value = False
+    meter.measure(lambda: None, w)
+    import tempfile
+
+    w.report_path.value = tempfile.mkdtemp(prefix="prunuclei_bench_report_")
+    out["write report (canvas at the image's resolution, charts, numbers)"] = meter.measure(w.write_report, w)
     if hasattr(w, "start_timing"):  # (an earlier version's widget, to compare, has none)
         out["time A vs B (median of 3)"] = meter.measure(w.start_timing, w)
         t = w.result.timing

@@ -118,6 +118,7 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     _wait(viewer, w)
     w.report_path.value = out / f"{stem}_report"
     w.write_report()
+    _wait(viewer, w)  # (written in a worker)
     shot(9, "export_and_report", "Export")
     print(w.numbers_text)
 

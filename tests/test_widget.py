@@ -497,7 +497,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert "left: B · layer-wise CR20  |  right: A · network-wide CR20" in viewer.canvas.overlays.text.text
     assert "A · CR20 network-wide · instances" in viewer.layers and "B · CR20 layer-wise · instances" in viewer.layers
     w.report_path.value = tmp_path / "report"
-    md = w.write_report()
+    md = _report(qtbot, w)
     assert md is not None and md.exists()
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.md", "numbers.csv", "canvas.png", "charts.png"} <= names
@@ -692,3 +692,11 @@ def test_the_ground_truth_is_drawn_apart_from_the_models_and_named_in_the_legend
     gt.visible = True
     assert not any("ground truth" in text for _, text in w.state.legend_items())
 
+
+
+def _report(qtbot, w):
+    """Write the report (in a worker) and wait for it: report.md's path."""
+    assert w.write_report() is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.last_report is not None, w.status.value
+    return w.last_report

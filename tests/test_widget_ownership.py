@@ -81,10 +81,10 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     lab = viewer.layers[GT].data
     w._on_sweep([ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))], w._sweep_key())
     w.report_path.value = tmp_path / "with"
-    assert "## CR sweep on this image (1 models)" in w.write_report().read_text()
+    assert "## CR sweep on this image (1 models)" in _report(qtbot, w).read_text()
     w.truth.value = viewer.layers[GT]  # the ground truth chosen: the sweep scored without it is dropped
     w.report_path.value = tmp_path / "after"
-    text = w.write_report().read_text()
+    text = _report(qtbot, w).read_text()
     assert f"CR sweep: dropped when the ground truth changed (to '{GT}'); press 'CR sweep' again." in text
     assert not (tmp_path / "after" / "sweep.csv").exists()
 
@@ -305,3 +305,11 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     viewer.layers["second tile"].visible = False
     _run(qtbot, w)
     assert "shown above" not in w.status.value
+
+
+def _report(qtbot, w):
+    """Write the report (in a worker) and wait for it: report.md's path."""
+    assert w.write_report() is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.last_report is not None, w.status.value
+    return w.last_report

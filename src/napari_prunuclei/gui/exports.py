@@ -5,12 +5,16 @@ from pathlib import Path
 from napari.utils.notifications import show_info
 
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS
+from napari_prunuclei.base.progress import Progress
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT
 from napari_prunuclei.study import session_report as compute_report
 
 
 class ExportActions:
     """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: exports and the report."""
+
+    #: the last report's report.md (None until one is written)
+    last_report: Path | None = None
 
     # ---- export -----------------------------------------------------
     def export(self, *_):
@@ -85,9 +89,10 @@ class ExportActions:
         return self._start(job, done, f"exporting to {path.name}...")
 
     # ---- report -----------------------------------------------------
-    def write_report(self, *_) -> Path | None:
+    def write_report(self, *_):
         """A folder with the numbers (Markdown, CSV), the parameters and provenance, the CR sweep rows,
-        the charts and a screenshot of the canvas; returns the Markdown file's path."""
+        the charts and the canvas at the image's resolution, written in a worker (the GUI thread only reads the
+        layers); returns the worker (``last_report``: report.md's path once written)."""
         self._finish_showing()  # the report describes the layers as shown
         r = self.result
         if r is None:
@@ -96,17 +101,33 @@ class ExportActions:
         folder = Path(self.report_path.value)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            shot = folder / "canvas.png"
-            caption = self._write_canvas(shot, r)
-            mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
-            self.charts.save(folder / "charts.png", sweep=mine)  # another image's sweep is never drawn in it
-            sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
-            dropped = None if sweep else self.sweep_dropped
-            md = compute_report.write_report(folder, r, sweep, screenshot=shot.name, charts="charts.png",
-                                             canvas_caption=caption, sweep_dropped=dropped)
+            canvas = self._canvas_writer(folder / "canvas.png", r)
         except OSError as e:
             self._error(f"report failed: {e}")
             return None
-        self.status.value = f"report written to {md}"
-        show_info(self.status.value)
-        return md
+        mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
+        sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
+        dropped = None if sweep else self.sweep_dropped
+
+        def job():
+            try:
+                yield Progress(0, 3, "report: the canvas at the image's resolution...")
+                caption = canvas()
+                yield Progress(1, 3, "report: the charts...")
+                self.charts.save(folder / "charts.png", sweep=mine)  # another image's sweep is never drawn in it
+                yield Progress(2, 3, "report: the numbers...")
+                return compute_report.write_report(folder, r, sweep, screenshot="canvas.png", charts="charts.png",
+                                                   canvas_caption=caption, sweep_dropped=dropped)
+            except OSError as e:
+                return f"report failed: {e}"
+
+        def done(md) -> None:
+            if isinstance(md, str):
+                self._error(md)
+                return
+            self.last_report = md
+            self.status.value = f"report written to {md}"
+            show_info(self.status.value)
+
+        self.last_report = None
+        return self._start(job(), done, "writing the report...")

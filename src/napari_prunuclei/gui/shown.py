@@ -307,16 +307,17 @@ class ShownRun:
             lines.append(f"{'⚠ ' if warn else ''}known accuracy of {who}: {escape(note)}")
         return "<p><small>" + "<br>".join(lines) + "</small></p>" if lines else ""
 
-    def _write_canvas(self, path, r: compute.ComparisonResult) -> str:
-        """canvas.png at the image's (or region's) resolution, composed from the run's data (side by side: both
-        cells); a slide run tile by tile: a screenshot of the canvas. Returns its caption."""
+    def _canvas_writer(self, path, r: compute.ComparisonResult):
+        """What canvas.png needs, taken from the layers now (GUI thread); returns a function that writes it at the
+        image's (or region's) resolution, composed from the run's data (side by side: both cells), and returns its
+        caption: call it in a worker. A slide run tile by tile: a screenshot of the canvas, taken now."""
         from napari_prunuclei.io.images import as_rgb_uint8
         from napari_prunuclei.study import report_canvas
 
         rgb = None if r.tiled else self._region_rgb(r)
         if rgb is None:
             self.viewer.screenshot(str(path), canvas_only=True)
-            return "a screenshot of the canvas (a slide run tile by tile is not drawn at full resolution)"
+            return lambda: "a screenshot of the canvas (a slide run tile by tile is not drawn at full resolution)"
         side = bool(self.side_by_side.value) and self.state.side_by_side
         owned = self.state.owned()
         visible = {role: layer.visible for role, layer in owned.items()}
@@ -327,8 +328,12 @@ class ShownRun:
                                                                                 for v in views))
         truth = self._truth_array(r.chosen.labels.shape, r.request.region, t, self.state.image_layer()) if shown \
             else None
-        report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible, truth)
-        return report_canvas.canvas_caption(r, side, truth is not None)
+
+        def write() -> str:
+            report_canvas.write_canvas(path, as_rgb_uint8(rgb, name=r.request.image_name), r, side, visible, truth)
+            return report_canvas.canvas_caption(r, side, truth is not None)
+
+        return write
 
     @staticmethod
     def _own_params(spec: ModelSpec) -> WatershedParams:
