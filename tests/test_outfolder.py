@@ -190,11 +190,11 @@ def test_a_refused_run_never_removes_a_folder_it_did_not_fill(tiles, tmp_path, m
     out = tmp_path / "race"
     real = batch.claim
 
-    def other_run_first(folder, model, overwrite):
+    def other_run_first(folder, model, overwrite, **kw):
         monkeypatch.setattr(batch, "claim", real)
         segment_files([tiles / "b.tif"], folder, SegmentRequest(device="cpu", scheme="networkwide", cr=20),
                       progress=False)  # another model's run finishes first
-        return real(folder, model, overwrite)
+        return real(folder, model, overwrite, **kw)
 
     monkeypatch.setattr(batch, "claim", other_run_first)
     with pytest.raises(ValueError, match="another model"):
@@ -247,3 +247,33 @@ def test_one_file_named_twice_runs_once_and_empty_inputs_are_errors(tiles, tmp_p
     (tmp_path / "afile").write_text("x")
     assert main(["segment", "a.tif", "-o", str(tmp_path / "afile"), *CPU]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_run_refused_by_the_lock_never_removes_the_folder_of_the_run_holding_it(tiles, tmp_path):
+    """Hostile pass: two runs started together into a new folder: the one refused by the lock removed the
+    other's folder on its way out (it had seen no folder), and both failed."""
+    from napari_prunuclei.io.outfolder import LOCK, claim
+
+    out = tmp_path / "new"
+    req = SegmentRequest(device="cpu")
+    with claim(out, model_record(req), overwrite=False, finished=lambda: False):  # run 1 made it, holds it
+        with pytest.raises(ValueError, match="another prunuclei run is writing"):
+            segment_files([tiles / "a.tif"], out, req, progress=False)  # run 2: refused
+        assert (out / LOCK).is_file() and (out / MANIFEST).is_file()  # run 1's, untouched
+    assert not out.exists()  # run 1 finished nothing: the folder it made goes (while it held the lock)
+
+
+def test_a_run_that_failed_on_every_image_claims_no_existing_folder(tiles, tmp_path):
+    """Hostile pass: a run whose every image failed left its manifest, and the folder then refused another
+    model although it held no results."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    bad = tmp_path / "empty.tif"
+    bad.write_bytes(b"")
+    res = segment_files([bad], out, SegmentRequest(device="cpu"), progress=False)
+    assert not res.finished and res.failed
+    assert sorted(p.name for p in out.iterdir()) == [".prunuclei.lock", "notes.txt"]
+    res = segment_files([tiles / "a.tif"], out, SegmentRequest(device="cpu", scheme="networkwide", cr=20),
+                        progress=False)
+    assert res.finished

@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -198,19 +198,26 @@ def _describe(req: dict) -> str:
 
 
 @contextmanager
-def claim(out: Path, model: dict, overwrite: bool) -> Iterator[None]:
+def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] = lambda: True) -> Iterator[None]:
     """Hold ``out`` for this run: one run at a time per folder (a lock file), one model per folder.
 
     A folder holding another model's results is refused unless ``overwrite``; then those results are
-    removed whole before this run writes (never mixed with the new ones)."""
+    removed whole before this run writes (never mixed with the new ones). When the run ends having
+    ``finished()`` nothing, still holding the lock: a folder this run made (its own ``mkdir``, never a
+    folder another run made meanwhile) is removed if it holds only the lock and manifest, and a manifest
+    it wrote into a folder without results is taken back (a run that failed on every image claims nothing)."""
     import fcntl
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} is a file: choose a folder")
+    made = False
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a dangling link, a loop
-        raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir()
+        made = True  # this run's own mkdir: no other run can have made it
+    except FileExistsError:
+        if not out.is_dir():  # a dangling link, a loop
+            raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
     with open(out / LOCK, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -219,6 +226,7 @@ def claim(out: Path, model: dict, overwrite: bool) -> Iterator[None]:
                              "folder") from None
         manifest = out / MANIFEST
         have = _read_manifest(manifest)
+        had_manifest = manifest.is_file()
         foreign = have is not None and have != model
         if not foreign:  # results of an older version (no or unreadable manifest) or none at all
             foreign = any(i is not None and {k: v for k, v in i["request"].items() if k not in RUNTIME_KEYS} != model
@@ -231,7 +239,14 @@ def claim(out: Path, model: dict, overwrite: bool) -> Iterator[None]:
         if foreign:
             remove_results(out)
         atomic_write(manifest, lambda t: t.write_text(json.dumps(model, indent=1)))
-        yield
+        try:
+            yield
+        finally:
+            if not finished():  # still holding the lock: nothing here is another run's
+                if made:
+                    release_new_folder(out)
+                elif not had_manifest and not any(out.glob("*_info.json")):
+                    manifest.unlink(missing_ok=True)
 
 
 def _read_manifest(path: Path) -> dict | None:

@@ -38,7 +38,6 @@ from napari_prunuclei.io.outfolder import (
     outputs_record,
     pending_path,
     record_pending,
-    release_new_folder,
     remove_leftovers,
     source_record,
     tiles_path,
@@ -288,17 +287,13 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
                          + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
     result = BatchResult()
     model = model_record(request)
-    created = not out.exists()  # only a hint: the folder is removed below only while it holds nothing else
-    try:
-        with claim(out, model, overwrite=not resume):
-            todo = [p for p in paths if not (resume and is_finished(p, out, model))]
-            result.skipped = len(paths) - len(todo)
-            if todo:
-                remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
-                _run(todo, out, request, workers, scheduler, threads, result, per_file, progress, replace=not resume)
-    finally:
-        if created and not result.finished:  # nothing finished: leave no empty folder behind
-            release_new_folder(out)
+    # nothing finished (nor skipped as finished before): claim leaves no folder or manifest of this run behind
+    with claim(out, model, overwrite=not resume, finished=lambda: bool(result.finished or result.skipped)):
+        todo = [p for p in paths if not (resume and is_finished(p, out, model))]
+        result.skipped = len(paths) - len(todo)
+        if todo:
+            remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
+            _run(todo, out, request, workers, scheduler, threads, result, per_file, progress, replace=not resume)
     return result
 
 
