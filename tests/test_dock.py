@@ -67,3 +67,20 @@ def test_closing_the_dock_takes_its_layers_and_a_new_dock_starts_clean(qtbot, ma
     assert len(viewer.layers) > len(mine)
     viewer.window.remove_dock_widget(dock)  # the dock's close button
     assert list(viewer.layers) == mine and w.result is None
+
+
+def test_a_dock_closed_while_its_code_loads_makes_no_widget(qtbot, make_napari_viewer, monkeypatch):
+    """Hostile pass: a dock closed before the import ended still made a widget (with the viewer's events)."""
+    import threading
+
+    from napari_prunuclei.gui import dock
+
+    gate = threading.Event()
+    real = dock.PruneCompareDock._import
+    monkeypatch.setattr(dock.PruneCompareDock, "_import", lambda self: (gate.wait(30), real(self)))
+    viewer = make_napari_viewer()
+    widget, shell = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    viewer.window.remove_dock_widget(widget)  # closed while loading
+    gate.set()
+    qtbot.waitUntil(lambda: not shell._timer.isActive(), timeout=30_000)
+    assert shell.widget is None

@@ -30,6 +30,7 @@ class PruneCompareDock(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.note)
+        self._docked = self._closed = False
         self._done = threading.Event()
         threading.Thread(target=self._import, name="prunuclei import", daemon=True).start()
         self._timer = QTimer(self)  # owned by the dock: gone with it
@@ -49,6 +50,8 @@ class PruneCompareDock(QWidget):
         if not self._done.is_set():
             return
         self._timer.stop()
+        if self._closed:  # the dock was closed before the code was in: no widget made
+            return
         if self.error is not None:
             self.note.setText(f"napari-prunuclei could not load its code: {self.error}")
             return
@@ -66,7 +69,12 @@ class PruneCompareDock(QWidget):
     def event(self, event) -> bool:
         """Closed (napari takes the dock's widget out of its dock): the run's layers and scratch stores go with it,
         and a job still running is cancelled, so a dock opened again never finds another widget's layers."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.widget is not None:
-            self.widget.cancel()
-            self.widget.clear()
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif self._docked:
+                self._closed = True
+                if self.widget is not None:
+                    self.widget.cancel()
+                    self.widget.clear()
         return super().event(event)
