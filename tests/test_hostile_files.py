@@ -661,3 +661,42 @@ def test_a_zero_byte_file_is_called_empty_by_every_reader(tmp_path, suffix):
         with pytest.raises(ImageError, match=r"is empty \(0 bytes\)") as e:
             call(p)
         assert str(p) in str(e.value), entry
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.99])
+def test_a_truncated_tiled_tiff_is_refused_when_opened_even_lazily(tmp_path, monkeypatch, cut):
+    """Hostile pass: a large TIFF cut short opened lazily (only its first tile decoded) and failed tiles later,
+    after the networks had run for minutes; the header shows the cut at once."""
+    monkeypatch.setattr(_reader, "LAZY_PIXELS", 100 * 100)  # the lazy path, as for a slide
+    data = _tiff_bytes(_rgb(512, 512), photometric="rgb", tile=(64, 64), compression="zlib")
+    p = tmp_path / "cut.tif"
+    p.write_bytes(data[: int(len(data) * cut)])
+    for entry, call in ENTRY_POINTS.items():
+        if entry == "read_labels":
+            continue
+        with pytest.raises(ImageError, match=r"is truncated: its tile or strip \d+ ends at byte") as e:
+            call(p)
+        assert str(p) in str(e.value), entry
+
+
+def test_uncompressed_tiles_sharing_their_bytes_are_refused(tmp_path):
+    """Hostile pass: 1.4 MB declaring 100000 x 100000 px, every raw tile pointing at the same bytes, opened and
+    ran for hours. Raw tiles of a real file never share bytes."""
+    import struct
+
+    data = bytearray(_tiff_bytes(_rgb(256, 256), photometric="rgb", tile=(64, 64), compression=None))
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tf:
+        offsets_tag = tf.pages[0].tags["TileOffsets"]
+        pos, n = offsets_tag.valueoffset, len(tf.pages[0].dataoffsets)
+        first = tf.pages[0].dataoffsets[0]
+    data[pos: pos + 4 * n] = struct.pack(f"<{n}I", *([first] * n))  # every tile: the first tile's bytes
+    data = data[: first + 64 * 64 * 3]  # the file keeps one tile's bytes
+    p = tmp_path / "shared.tif"
+    p.write_bytes(bytes(data))
+    for entry, call in ENTRY_POINTS.items():
+        if entry == "read_labels":
+            continue
+        with pytest.raises(ImageError, match="they share bytes"):
+            call(p)

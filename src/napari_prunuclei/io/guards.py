@@ -242,6 +242,20 @@ def check_tiff_page(path: str | os.PathLike, page, *, whole: bool, what: str = "
             f"{what} {p} declares a tile or strip of {human_size(int(counts.max()))} but the file holds only "
             f"{human_size(size)}: it is corrupt"
         )
+    offsets = np.asarray(page.dataoffsets, dtype=np.uint64)[: counts.size]
+    stored = counts[: offsets.size] > 0
+    ends = offsets[stored] + counts[: offsets.size][stored]
+    if ends.size and int(ends.max()) > size:  # checked at open: a lazy read found it tiles later, after hours
+        k = int(np.flatnonzero(stored)[int(ends.argmax())])
+        raise ImageError(
+            f"{what} {p} is truncated: its tile or strip {k} ends at byte {int(ends.max()):,} but the file holds "
+            f"{size:,} bytes ({int((ends > size).sum())} of {int(stored.sum())} tiles or strips past its end)"
+        )
+    if int(page.compression) == 1 and int(counts.sum()) > size:  # raw tiles cannot share bytes in a real file
+        raise ImageError(
+            f"{what} {p} declares {human_size(int(counts.sum()))} of uncompressed tiles or strips but the file "
+            f"holds only {human_size(size)}: they share bytes (a crafted or corrupt header)"
+        )
     n_chunks = int(np.prod([int(c) for c in page.chunked], dtype=object))
     if min(len(page.dataoffsets), counts.size) < n_chunks and not page.is_contiguous:
         raise ImageError(
