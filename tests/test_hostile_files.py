@@ -700,3 +700,22 @@ def test_uncompressed_tiles_sharing_their_bytes_are_refused(tmp_path):
             continue
         with pytest.raises(ImageError, match="they share bytes"):
             call(p)
+
+
+def test_an_unreadable_file_is_said_so_not_called_corrupt(tmp_path, monkeypatch):
+    """Hostile pass: a file without read permission was called "corrupt, truncated or unsupported"."""
+    import builtins
+
+    p = tmp_path / "locked.tif"
+    p.write_bytes(_tiff_bytes(_rgb(), photometric="rgb"))
+    real = builtins.open
+
+    def no_access(file, *args, **kwargs):  # (root reads any file: the refusal is simulated)
+        if str(file) == str(p):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_access)
+    with pytest.raises(ImageError, match="permission denied") as e:
+        read_image(p)
+    assert str(p) in str(e.value)

@@ -21,3 +21,13 @@ def test_lazy_labels_are_written_block_by_block(tmp_path):
     z[:] = lab
     (out,) = write_labels(str(tmp_path / "n.csv"), z, {})
     assert sum(1 for _ in open(out)) == 1 + len(np.unique(lab[lab > 0]))
+
+
+def test_a_name_without_extension_never_replaces_the_tiff_of_that_name(tmp_path):
+    """Hostile pass: 'seg' (the save dialog asked about 'seg') replaced the user's seg.tif."""
+    import pytest
+
+    (tmp_path / "seg.tif").write_bytes(b"the user's own image")
+    with pytest.raises(FileExistsError, match="seg.tif exists"):
+        write_labels(str(tmp_path / "seg"), np.ones((8, 8), np.int32), {})
+    assert (tmp_path / "seg.tif").read_bytes() == b"the user's own image"

@@ -27,17 +27,19 @@ def _source_image(meta: dict):
 def write_labels(path: str, data, meta: dict) -> list[str]:
     """Write a labels layer; for the widget's result layers the source image gives mean hematoxylin.
 
-    A name without an extension (napari's default in File > Save Selected Layers) is written as TIFF.
-    Lazy (slide) labels are written block by block.
+    A name without an extension (napari's default in File > Save Selected Layers) is written as TIFF, never
+    over an existing file of that name (the save dialog asked about the name without it). Lazy (slide) labels
+    are written block by block.
     """
     from pathlib import Path
 
-    if not Path(path).suffix:
+    added = not Path(path).suffix
+    if added:
         path = f"{path}.tif"
     if isinstance(data, (list, tuple)):  # a multiscale (slide) layer: its full-resolution level
         data = data[0]
     rgb = _source_image(meta)
     if rgb is not None and tuple(rgb.shape[:2]) != tuple(data.shape):
         rgb = None
-    out = export_labels(path, data, rgb)
+    out = export_labels(path, data, rgb, overwrite=not added)
     return [str(out)]

@@ -120,6 +120,9 @@ def decoding(path: str | os.PathLike, what: str = "image") -> Iterator[None]:
         raise
     except MemoryError:
         raise ImageError(f"cannot read {what} {path}: not enough memory to decode it") from None
+    except PermissionError:
+        raise ImageError(f"cannot read {what} {path}: permission denied (not corrupt: check who may read it)") \
+            from None
     except RecursionError:
         raise ImageError(f"cannot read {what} {path}: its structure is corrupt (nested too deeply)") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt or unsupported file
