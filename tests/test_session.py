@@ -77,6 +77,8 @@ def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
         assert seg.info.semantic["sha256"] in text and seg.info.distance["sha256"] in text
     assert "| A: network-wide CR20 |" in text and "pixel size: 0.5 µm" in text and "![canvas](canvas.png)" in text
     assert "known accuracy of B (layer-wise CR20)" in text
+    said = compute_models.verdict(a_vs_b)  # the widget's verdict goes into the record (reviewer)
+    assert (f"**Verdict:** {said}." in text) if said else "**Verdict:**" not in text
     lines = (tmp_path / "numbers.csv").read_text().splitlines()
     assert lines[0].startswith("model,nuclei,mean area") and len(lines) == 3
 

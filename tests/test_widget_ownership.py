@@ -297,6 +297,7 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     _run(qtbot, w)
     assert "shown above" not in w.status.value and w.covering_layers() == []
     viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)  # on top, shown
+    assert "second tile&#x27; shown above 'synthetic H&amp;E'" in w.legend.value  # at once, before any run
     w.image.value = viewer.layers[IMG]
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)

@@ -265,6 +265,21 @@ class ShownRun:
                 bar.position = "bottom_left"  # napari's notifications pop up bottom right, over the bar
             bar.visible = True
 
+    def _draw_legend(self, *_) -> None:
+        """The legend beside the canvas (never over the nuclei): a swatch per visible layer of the run, and a
+        warning first while another layer is shown above the run's image (a second tile opened over it)."""
+        from html import escape
+
+        items = self.state.legend_items()
+        text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
+        covering = self.covering_layers() if items else []
+        if covering:
+            names = ", ".join(f"'{n}'" for n in covering)
+            text = (f'<span style="color:#e0a000">⚠ {escape(names)} shown above '
+                    f"'{escape(self.state.image_layer().name)}', the run's image: hide it to see the run on it</span>"
+                    + (f"<br>{text}" if text else ""))
+        self.legend.value = text
+
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):
         the run's results are drawn over them, not over the image they were computed on (two tiles open)."""

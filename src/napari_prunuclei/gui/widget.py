@@ -128,6 +128,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
+        for event in (viewer.layers.events.inserted, viewer.layers.events.moved):  # a tile opened over the run's
+            event.connect(self._draw_legend)
         self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, action(self), overwrite=True)
@@ -425,13 +427,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         scratch stores go (a Qt ``destroyed`` hook crashed the interpreter at exit)."""
         if len(self.viewer.layers) == 0 and (self.state.result is not None or self.scratch.root is not None):
             self.clear()
-
-    def _draw_legend(self) -> None:
-        """The legend beside the canvas (never over the nuclei): a swatch per visible layer of the run."""
-        from html import escape
-
-        items = self.state.legend_items()
-        self.legend.value = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
 
     def clear(self) -> None:
         """Remove every layer this widget made and its scratch stores."""

@@ -11,7 +11,7 @@ from napari_prunuclei.base.constants import (
 )
 from napari_prunuclei.runtime.request import Segmentation
 from napari_prunuclei.study.session import ComparisonResult, mean_area
-from napari_prunuclei.study.session_models import edited_thresholds, model_note, own_thresholds
+from napari_prunuclei.study.session_models import edited_thresholds, model_note, own_thresholds, run_warning, verdict
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -265,6 +265,11 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    said, warning = verdict(result), run_warning(result)  # what the widget said after the run (reviewer)
+    if said:
+        lines += ["", f"**Verdict:** {said}."]
+    if warning:
+        lines += ["", f"**Warning:** {warning}."]
     if result.pruned is not None and result.dense is not None:
         lines += ["", speed_text(result) + "."]
     n = result.numbers
