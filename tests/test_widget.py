@@ -498,6 +498,7 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert "A · CR20 network-wide · instances" in viewer.layers and "B · CR20 layer-wise · instances" in viewer.layers
     w.report_path.value = tmp_path / "report"
     md = _report(qtbot, w)
+    assert w.progress.value == w.progress.max  # the bar ends full (it stopped at 2 of 3)
     assert md is not None and md.exists()
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.md", "numbers.csv", "canvas.png", "charts.png"} <= names

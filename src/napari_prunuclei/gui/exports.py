@@ -116,8 +116,10 @@ class ExportActions:
                 yield Progress(1, 3, "report: the charts...")
                 self.charts.save(folder / "charts.png", sweep=mine)  # another image's sweep is never drawn in it
                 yield Progress(2, 3, "report: the numbers...")
-                return compute_report.write_report(folder, r, sweep, screenshot="canvas.png", charts="charts.png",
-                                                   canvas_caption=caption, sweep_dropped=dropped)
+                md = compute_report.write_report(folder, r, sweep, screenshot="canvas.png", charts="charts.png",
+                                                 canvas_caption=caption, sweep_dropped=dropped)
+                yield Progress(3, 3, "report written")  # (the bar ends full)
+                return md
             except OSError as e:
                 return f"report failed: {e}"
 
