@@ -58,7 +58,7 @@ class PruneCompareDock(QWidget):
         from napari_prunuclei.gui.widget import PruneCompareWidget
 
         self.widget = PruneCompareWidget(self.viewer)
-        self.layout().addWidget(self.widget.native)
+        self.layout().addWidget(self.widget.native, 1)  # the whole dock (it sat centred, moving as the status grew)
         self.note.hide()
 
     def reset_choices(self, *_) -> None:
