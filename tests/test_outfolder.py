@@ -277,3 +277,19 @@ def test_a_run_that_failed_on_every_image_claims_no_existing_folder(tiles, tmp_p
     res = segment_files([tiles / "a.tif"], out, SegmentRequest(device="cpu", scheme="networkwide", cr=20),
                         progress=False)
     assert res.finished
+
+
+def test_an_interrupted_run_keeps_the_manifest_that_names_its_tiles(tmp_path):
+    """The manifest taken back only when the run left nothing: tiles kept for a resume keep the manifest that
+    names their model, so another model is still refused there."""
+    from napari_prunuclei.io.outfolder import claim
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    dense = model_record(SegmentRequest(device="cpu"))
+    with claim(out, dense, overwrite=False, finished=lambda: False):
+        (out / ".prunuclei-a.tiles").mkdir()  # the first image's finished tiles, then killed
+    assert json.loads((out / MANIFEST).read_text()) == dense
+    with pytest.raises(ValueError, match="another model"):
+        with claim(out, model_record(SegmentRequest(device="cpu", scheme="networkwide", cr=20)), overwrite=False):
+            pass

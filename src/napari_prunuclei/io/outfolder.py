@@ -245,8 +245,9 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
             if not finished():  # still holding the lock: nothing here is another run's
                 if made:
                     release_new_folder(out)
-                elif not had_manifest and not any(out.glob("*_info.json")):
-                    manifest.unlink(missing_ok=True)
+                elif not had_manifest and not any(out.glob("*_info.json")) and not any(
+                        q.name.startswith(SCRATCH_PREFIX) for q in out.iterdir()):  # (tiles kept for a resume
+                    manifest.unlink(missing_ok=True)  # keep the manifest that names their model)
 
 
 def _read_manifest(path: Path) -> dict | None:
