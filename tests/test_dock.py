@@ -67,6 +67,7 @@ def test_closing_the_dock_takes_its_layers_and_a_new_dock_starts_clean(qtbot, ma
     assert len(viewer.layers) > len(mine)
     viewer.window.remove_dock_widget(dock)  # the dock's close button
     assert list(viewer.layers) == mine and w.result is None
+    assert not any("Shift+R" in str(k) or "Shift+G" in str(k) for k in viewer.keymap)  # its shortcuts gone
 
 
 def test_a_dock_closed_while_its_code_loads_makes_no_widget(qtbot, make_napari_viewer, monkeypatch):

@@ -72,9 +72,13 @@ class PruneCompareDock(QWidget):
         if event.type() == QEvent.Type.ParentChange:
             if self.parent() is not None:
                 self._docked = True
-            elif self._docked:
+            elif getattr(self, "_docked", False):
                 self._closed = True
                 if self.widget is not None:
+                    from napari_prunuclei.gui.widget import SHORTCUTS
+
                     self.widget.cancel()
                     self.widget.clear()
+                    for key in SHORTCUTS:  # the closed widget's shortcuts (Ctrl+Shift+R ran it, unseen)
+                        self.viewer.bind_key(key, None, overwrite=True)
         return super().event(event)
