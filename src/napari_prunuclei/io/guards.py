@@ -251,8 +251,9 @@ def check_tiff_page(path: str | os.PathLike, page, *, whole: bool, what: str = "
     if ends.size and int(ends.max()) > size:  # checked at open: a lazy read found it tiles later, after hours
         k = int(np.flatnonzero(stored)[int(ends.argmax())])
         raise ImageError(
-            f"{what} {p} is truncated: its tile or strip {k} ends at byte {int(ends.max()):,} but the file holds "
-            f"{size:,} bytes ({int((ends > size).sum())} of {int(stored.sum())} tiles or strips past its end)"
+            f"{what} {p} is truncated or corrupt: its tile or strip {k} ends at byte {int(ends.max()):,} but the "
+            f"file holds {size:,} bytes ({int((ends > size).sum())} of {int(stored.sum())} tiles or strips past its "
+            "end)"
         )
     if int(page.compression) == 1 and int(counts.sum()) > size:  # raw tiles cannot share bytes in a real file
         raise ImageError(
