@@ -719,3 +719,41 @@ def test_an_unreadable_file_is_said_so_not_called_corrupt(tmp_path, monkeypatch)
     with pytest.raises(ImageError, match="permission denied") as e:
         read_image(p)
     assert str(p) in str(e.value)
+
+
+def test_what_is_not_a_regular_file_is_said_so_by_name(tmp_path):
+    """Hostile pass: a pipe, a link to nothing, a loop of links and a folder named as images were all "not found"
+    (and skipped without a word in a folder)."""
+    import os
+
+    (tmp_path / "folder.tif").mkdir()
+    os.mkfifo(tmp_path / "pipe.tif")
+    (tmp_path / "dangling.tif").symlink_to(tmp_path / "gone.tif")
+    (tmp_path / "loop.tif").symlink_to(tmp_path / "loop.tif")
+    said = {"folder.tif": "is a folder, not a file", "pipe.tif": "is not a regular file",
+            "dangling.tif": "is a link to a missing file", "loop.tif": "is a link to a missing file",
+            "absent.tif": "file not found"}
+    for name, why in said.items():
+        for entry, call in ENTRY_POINTS.items():
+            with pytest.raises(ImageError, match=why) as e:
+                call(tmp_path / name)
+            assert name in str(e.value), entry
+
+
+def test_a_folder_of_images_names_its_entries_that_are_not_files(tmp_path, capsys):
+    import os
+
+    from napari_prunuclei.cli.main import main
+
+    tifffile_bytes = _tiff_bytes(_rgb(96, 96), photometric="rgb")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.tif").write_bytes(tifffile_bytes)
+    os.mkfifo(folder / "pipe.tif")
+    (folder / "dangling.tif").symlink_to(folder / "gone.tif")
+    code = main(["segment", str(folder), "-o", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert code == 1  # some failed, the good one written
+    assert "pipe.tif" in text and "not a regular file" in text and "dangling.tif" in text
+    assert (tmp_path / "out" / "good_labels.tif").is_file()

@@ -91,13 +91,13 @@ def _strided_pyramid(base, smallest: int | None = None) -> list:
 
 def read_he(path):
     """napari reader: ``[(data, meta, "image")]``; raises only ImageError for a file it cannot use."""
-    from napari_prunuclei.io.guards import ImageError, decoding
+    from napari_prunuclei.io.guards import ImageError, decoding, missing_file_error
     from napari_prunuclei.io.images import png_bit_depth, read_image
     from napari_prunuclei.io.labels import read_labels
 
     p = Path(path if not isinstance(path, list) else path[0])
     if not p.is_file():
-        raise ImageError(f"image file not found: {p}")
+        raise missing_file_error(p, "image")
     with decoding(p):
         if p.suffix.lower() in _TIFF:
             data = _tiff_layers(p)

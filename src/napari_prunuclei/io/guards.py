@@ -21,6 +21,7 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "ImageError",
     "human_size",
+    "missing_file_error",
     "decoding",
     "check_sides",
     "check_whole_read",
@@ -92,6 +93,19 @@ def human_size(nbytes: float) -> str:
         if nbytes >= n:
             return f"{nbytes / n:.1f} {unit}"
     return f"{int(nbytes)} bytes"
+
+
+def missing_file_error(path: str | os.PathLike, what: str = "image") -> ImageError:
+    """Why ``path`` cannot be read as a file: not found, a link to nothing (or a loop of links), a folder, or
+    not a regular file (a pipe, a device: each was called "not found")."""
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        return ImageError(f"{what} file {p} is a link to a missing file (or a loop of links)")
+    if p.is_dir():
+        return ImageError(f"{what} file {p} is a folder, not a file")
+    if p.exists():
+        return ImageError(f"{what} file {p} is not a regular file (a pipe, a device or a socket)")
+    return ImageError(f"{what} file not found: {p}")
 
 
 @contextlib.contextmanager

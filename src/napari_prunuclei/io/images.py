@@ -24,6 +24,7 @@ from napari_prunuclei.io.guards import (
     decoding,
     jpeg_dims,
     lazy_tiff_level,
+    missing_file_error,
     read_tiff_page,
 )
 from napari_prunuclei.io.tiff_colour import needs_conversion
@@ -76,7 +77,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     p = Path(path)
     if not p.is_file():
-        raise ImageError(f"image file not found: {p}")
+        raise missing_file_error(p, "image")
     if p.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
@@ -104,7 +105,7 @@ def open_image(path: str | os.PathLike):
     if p.suffix.lower() in OPENSLIDE_SUFFIXES + UNSUPPORTED_SUFFIXES:
         return open_slide(p)  # MIRAX and other formats tifffile cannot read: OpenSlide, an optional reader
     if not p.is_file():
-        raise ImageError(f"image file not found: {p}")
+        raise missing_file_error(p, "image")
     if p.suffix.lower() not in TIFF_SUFFIXES:
         return read_image(p)
     import tifffile

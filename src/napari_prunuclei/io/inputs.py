@@ -48,8 +48,10 @@ def expand_inputs(items: list[str | Path], _seen: tuple[Path, ...] = ()) -> list
             continue
         p = Path(s)
         if p.is_dir():
+            # every entry named as an image, a pipe, a link to nothing or a folder too: each then fails by name
+            # with its reason (they were skipped without a word)
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in exts and not q.name.startswith(".")
-                           and q.is_file() and not is_output_file(q))
+                           and not is_output_file(q))
             if not found:
                 raise ValueError(f"no image files ({', '.join(sorted(exts))}) in folder {p}")
             paths += found

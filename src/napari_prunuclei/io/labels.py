@@ -11,6 +11,7 @@ from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.guards import (
     ImageError,
     decoding,
+    missing_file_error,
     read_tiff_page,
 )
 from napari_prunuclei.io.images import TIFF_SUFFIXES, read_pillow, tiff_main_series
@@ -34,7 +35,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     """
     p = Path(path)
     if not p.is_file():
-        raise ImageError(f"label file not found: {p}")
+        raise missing_file_error(p, "label")
     if p.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
