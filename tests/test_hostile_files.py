@@ -738,6 +738,11 @@ def test_what_is_not_a_regular_file_is_said_so_by_name(tmp_path):
             with pytest.raises(ImageError, match=why) as e:
                 call(tmp_path / name)
             assert name in str(e.value), entry
+    from napari_prunuclei.io.slides import open_slide  # the OpenSlide formats' reader says the same
+
+    (tmp_path / "folder.mrxs").mkdir()
+    with pytest.raises(ImageError, match="is a folder, not a file"):
+        open_slide(tmp_path / "folder.mrxs")
 
 
 def test_a_folder_of_images_names_its_entries_that_are_not_files(tmp_path, capsys):

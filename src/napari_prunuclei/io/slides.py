@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_prunuclei.io.guards import ImageError
+from napari_prunuclei.io.guards import ImageError, missing_file_error
 
 __all__ = ["OPENSLIDE_SUFFIXES", "UNSUPPORTED_SUFFIXES", "OpenSlideImage", "open_slide", "slide_pixel_size"]
 
@@ -70,8 +70,8 @@ def open_slide(path: str | os.PathLike) -> OpenSlideImage:
     if p.suffix.lower() in UNSUPPORTED_SUFFIXES:
         raise ImageError(f"{p}: {p.suffix} slides are not supported (no open reader: convert the slide to "
                          "OME-TIFF, e.g. with QuPath or bfconvert)")
-    if not p.exists():
-        raise ImageError(f"image file not found: {p}")
+    if not p.is_file():  # (the same reasons as every other reader: not found, a link to nothing, a folder...)
+        raise missing_file_error(p, "image")
     return OpenSlideImage(p)
 
 
