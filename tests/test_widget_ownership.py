@@ -298,12 +298,14 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     assert "shown above" not in w.status.value and w.covering_layers() == []
     viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)  # on top, shown
     assert "second tile&#x27; shown above 'synthetic H&amp;E'" in w.legend.value  # at once, before any run
+    viewer.layers["second tile"].name = "tile two"  # reviewer: the legend kept the old name
+    assert "tile two&#x27; shown above" in w.legend.value and "second tile" not in w.legend.value
     w.image.value = viewer.layers[IMG]
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
-    assert w.covering_layers() == ["second tile"]
-    assert "'second tile' is shown above 'synthetic H&E'" in w.status.value
-    viewer.layers["second tile"].visible = False
+    assert w.covering_layers() == ["tile two"]
+    assert "'tile two' is shown above 'synthetic H&E'" in w.status.value
+    viewer.layers["tile two"].visible = False
     _run(qtbot, w)
     assert "shown above" not in w.status.value
 

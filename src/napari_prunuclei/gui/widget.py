@@ -128,8 +128,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.scratch = compute.Scratch()
         weakref.finalize(self, self.scratch.cleanup)  # when the widget goes, and at interpreter exit
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
-        for event in (viewer.layers.events.inserted, viewer.layers.events.moved):  # a tile opened over the run's
-            event.connect(self._draw_legend)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.moved, viewer.layers.events.renamed):
+            event.connect(self._draw_legend)  # (a tile opened over the run's image, a layer renamed: named as now)
         self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, action(self), overwrite=True)
