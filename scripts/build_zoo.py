@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -75,6 +76,15 @@ def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path) -> di
     return {"watershed": scores["best"], "held_back_aji": held["aji"]}
 
 
+def held_back_of(files: dict[str, Path], data: Path) -> dict:
+    """A built stage's watershed tuned on the 4 held-back train images, and its held-back AJI there."""
+    from napari_prunuclei.models.sparse import load_branch_file
+    from napari_prunuclei.study.evaluation import held_back_scores
+
+    scores = held_back_scores(data, load_branch_file(files["semantic"]), load_branch_file(files["distance"]))
+    return {"watershed": scores["best"], "held_back_aji": round(float(scores["aji"]), 6)}
+
+
 def held_back_record(aji: float) -> dict:
     return {"aji": round(float(aji), 6), "data": "4 held-back MoNuSeg train images, watershed tuned on them"}
 
@@ -107,6 +117,32 @@ def commit(scheme: str, cr: float, protocol: Protocol, note: dict) -> None:
     print(f"could not commit {scheme} CR{cr:g}: {add.stderr.strip()}", file=sys.stderr)
 
 
+def stage_into(folder: Path, files: dict[str, Path], row: dict, protocol: Protocol, commit_it: bool) -> None:
+    """Copy a finished stage's two files into ``folder`` (a folder of the repository outside the package,
+    for a zoo built over several sessions: shipping it stage by stage would mix two protocols in the
+    registry), log its row in ``folder/stages.jsonl``, and with ``commit_it`` commit them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in files.values():
+        shutil.copyfile(f, folder / f.name)
+        paths.append(str(folder / f.name))
+    log = folder / "stages.jsonl"
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({**row, "protocol": protocol.record()}) + "\n")
+    paths.append(str(log))
+    if not commit_it:
+        return
+    msg = (f"zoo v{protocol.version} staged: {row['scheme']} CR{row['cr']:g} ({protocol.steps} steps per branch, "
+           f"{row['seconds']:.0f} s; held-back AJI {row['held_back_aji']:.4f})")
+    for _ in range(30):
+        add = subprocess.run(["git", "add", *paths], capture_output=True, text=True)
+        if add.returncode == 0 and subprocess.run(["git", "commit", "-m", msg, "--", *paths],
+                                                  capture_output=True, text=True).returncode == 0:
+            return
+        time.sleep(10)
+    print(f"could not commit the staged {row['scheme']} CR{row['cr']:g}", file=sys.stderr)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path)
@@ -118,12 +154,16 @@ def main() -> int:
     p.add_argument("--shard", default="0/1",
                    help="K/N: this job runs every N-th stage from the K-th (gradual: every N-th scheme)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--version", type=int, default=Protocol.version, help="the protocol's version in its record")
+    p.add_argument("--stage-into", type=Path, default=None,
+                   help="copy each finished stage into this repository folder (outside the package) and, with "
+                        "--commit, commit it: a zoo built over several sessions, shipped whole at the end")
     p.add_argument("--ship", action="store_true",
                    help="copy each finished stage into the package and register it (else: build into --work only)")
-    p.add_argument("--commit", action="store_true", help="with --ship: git commit each shipped stage")
+    p.add_argument("--commit", action="store_true", help="with --ship or --stage-into: git commit each stage")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
-    protocol = Protocol(steps=a.steps, ladder=a.ladder)
+    protocol = Protocol(steps=a.steps, ladder=a.ladder, version=a.version)
     k, n = (int(v) for v in a.shard.split("/"))
     todo = stages(a.schemes, (k, n), a.ladder)
     if a.plan:
@@ -147,6 +187,9 @@ def main() -> int:
         files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads)
         row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1),
                "files": {b: str(f) for b, f in files.items()}}
+        if a.stage_into is not None and not (a.stage_into / files["semantic"].name).is_file():
+            row.update(held_back_of(files, a.data))
+            stage_into(a.stage_into, files, row, protocol, a.commit)
         if a.ship:
             note = ship_stage(files, scheme, cr, a.data)
             row.update(note)

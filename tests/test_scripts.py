@@ -40,3 +40,24 @@ def test_build_zoo_gradual_shards_keep_each_ladder_whole_and_in_order():
     assert {s for s, _ in rows} == {"networkwide", "channel-networkwide"}  # whole schemes per shard
     crs = [float(cr[2:]) for s, cr in rows if s == "networkwide"]
     assert crs == sorted(crs) and len(crs) == 10  # each stage after the one it is cut from
+
+
+def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
+    """A zoo built over several sessions is staged stage by stage (files + a log row with the protocol),
+    never written into the package's registry until it is whole."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_zoo", REPO / "scripts" / "build_zoo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = {}
+    for b in ("semantic", "distance"):
+        files[b] = tmp_path / "work" / f"{b}_channel-layerwise_cr2.safetensors"
+        files[b].parent.mkdir(exist_ok=True)
+        files[b].write_bytes(b"weights " + b.encode())
+    protocol = mod.Protocol(steps=1000, ladder="gradual", version=2)
+    row = {"scheme": "channel-layerwise", "cr": 2.0, "seconds": 1.0, "held_back_aji": 0.6}
+    mod.stage_into(tmp_path / "staged", files, row, protocol, commit_it=False)
+    assert (tmp_path / "staged" / "distance_channel-layerwise_cr2.safetensors").read_bytes() == b"weights distance"
+    logged = json.loads((tmp_path / "staged" / "stages.jsonl").read_text().splitlines()[0])
+    assert logged["protocol"] == protocol.record() and logged["protocol"]["version"] == 2
