@@ -13,6 +13,9 @@ interrupted stage resumes from its checkpoint.
         --shard 0/2 > ../runs/zoo/shard0.log 2>&1 &                    # and --shard 1/2 beside it
     python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \
         --ship --commit                                                   # ship what is built (and resume)
+
+Over several sessions (protocol v2): build with ``--stage-into staging/zoo_v2 --commit`` (each finished stage
+committed outside the package), then ``--ship-staged staging/zoo_v2`` once every stage is there.
 """
 
 from __future__ import annotations
@@ -60,15 +63,19 @@ def shipped_by(protocol: Protocol, scheme: str, cr: float) -> bool:
     return True
 
 
-def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path) -> dict:
-    """Copy a finished stage into the package, register both branches, tune its watershed on held-back."""
+def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path | None, tuned: dict | None = None) -> dict:
+    """Copy a finished stage into the package, register both branches, tune its watershed on held-back
+    (``tuned``: the staged row's ``watershed`` and ``held_back_aji``, from the same files: not tuned again)."""
     from napari_prunuclei.study.evaluation import held_back_scores
     from napari_prunuclei.study.release import ship_channel, ship_sparse
 
     ship = ship_channel if scheme in CHANNEL_SCHEMES else ship_sparse
     for branch in ("semantic", "distance"):
         ship(files[branch])
-    scores = held_back_scores(data, load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
+    if tuned is None:
+        scores = held_back_scores(data, load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
+    else:
+        scores = {"best": tuned["watershed"], "aji": tuned["held_back_aji"]}
     register(model_watershed=(scheme, cr, scores["best"]))
     held = held_back_record(scores["aji"])
     for branch in ("semantic", "distance"):  # the widget's "known accuracy" until the sweep measures test
@@ -143,6 +150,34 @@ def stage_into(folder: Path, files: dict[str, Path], row: dict, protocol: Protoc
     print(f"could not commit the staged {row['scheme']} CR{row['cr']:g}", file=sys.stderr)
 
 
+def staged_rows(folder: Path, protocol: Protocol) -> dict[tuple[str, float], dict]:
+    """The staged stages made by ``protocol`` whose two files are in ``folder``, by (scheme, CR)."""
+    rows = {}
+    log = folder / "stages.jsonl"
+    for line in log.read_text(encoding="utf-8").splitlines() if log.is_file() else []:
+        row = json.loads(line)
+        key = (row["scheme"], float(row["cr"]))
+        if row.get("protocol") == protocol.record() and all(
+                (folder / stage_file(b, *key)).is_file() for b in ("semantic", "distance")):
+            rows[key] = row
+    return rows
+
+
+def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]]) -> int:
+    """Ship a whole staged zoo into the package at once (one protocol in the registry, never two); refuses
+    while any stage of ``todo`` is missing. Returns the number of stages shipped."""
+    rows = staged_rows(folder, protocol)
+    missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
+    if missing:
+        raise SystemExit(f"{folder}: {len(missing)} of {len(todo)} stages are not staged yet by this protocol "
+                         f"({', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}); nothing shipped")
+    for scheme, cr in todo:
+        files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
+        note = ship_stage(files, scheme, cr, None, tuned=rows[(scheme, cr)])
+        print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
+    return len(todo)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path)
@@ -161,6 +196,8 @@ def main() -> int:
     p.add_argument("--ship", action="store_true",
                    help="copy each finished stage into the package and register it (else: build into --work only)")
     p.add_argument("--commit", action="store_true", help="with --ship or --stage-into: git commit each stage")
+    p.add_argument("--ship-staged", type=Path, default=None,
+                   help="ship the whole zoo staged in this folder by --stage-into (all stages or none), then stop")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
     protocol = Protocol(steps=a.steps, ladder=a.ladder, version=a.version)
@@ -173,6 +210,11 @@ def main() -> int:
             print(f"{scheme + f' CR{cr:g}':<28}{protocol.steps:>14}{SECONDS_PER_STEP:>9.2f}{per / 3600:>8.2f}")
         print(f"{len(todo)} stages: {len(todo) * per / 3600:.1f} h on one core "
               f"(+ about 2 min each for the held-back watershed tuning)")
+        return 0
+    if a.ship_staged is not None:
+        if a.data is not None:
+            dense_held_back(a.data)
+        ship_staged(a.ship_staged, protocol, todo)
         return 0
     if a.data is None or a.work is None:
         p.error("--data and --work are needed to build (or --plan)")

@@ -42,14 +42,19 @@ def test_build_zoo_gradual_shards_keep_each_ladder_whole_and_in_order():
     assert crs == sorted(crs) and len(crs) == 10  # each stage after the one it is cut from
 
 
-def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
-    """A zoo built over several sessions is staged stage by stage (files + a log row with the protocol),
-    never written into the package's registry until it is whole."""
+def _build_zoo_module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_zoo", REPO / "scripts" / "build_zoo.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
+    """A zoo built over several sessions is staged stage by stage (files + a log row with the protocol),
+    never written into the package's registry until it is whole."""
+    mod = _build_zoo_module()
     files = {}
     for b in ("semantic", "distance"):
         files[b] = tmp_path / "work" / f"{b}_channel-layerwise_cr2.safetensors"
@@ -61,3 +66,8 @@ def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
     assert (tmp_path / "staged" / "distance_channel-layerwise_cr2.safetensors").read_bytes() == b"weights distance"
     logged = json.loads((tmp_path / "staged" / "stages.jsonl").read_text().splitlines()[0])
     assert logged["protocol"] == protocol.record() and logged["protocol"]["version"] == 2
+    # the staged stage counts for its own protocol only, and shipping refuses while any stage is missing
+    assert set(mod.staged_rows(tmp_path / "staged", protocol)) == {("channel-layerwise", 2.0)}
+    assert mod.staged_rows(tmp_path / "staged", mod.Protocol(steps=250, ladder="gradual")) == {}
+    with pytest.raises(SystemExit, match="1 of 2 stages are not staged yet.*channel-layerwise CR4; nothing shipped"):
+        mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0), ("channel-layerwise", 4.0)])
