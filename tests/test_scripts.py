@@ -57,7 +57,7 @@ def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
     mod = _build_zoo_module()
     files = {}
     for b in ("semantic", "distance"):
-        files[b] = tmp_path / "work" / f"{b}_channel-layerwise_cr2.safetensors"
+        files[b] = tmp_path / "work" / mod.stage_file(b, "channel-layerwise", 2)
         files[b].parent.mkdir(exist_ok=True)
         files[b].write_bytes(b"weights " + b.encode())
     protocol = mod.Protocol(steps=1000, ladder="gradual", version=2)
@@ -69,5 +69,5 @@ def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
     # the staged stage counts for its own protocol only, and shipping refuses while any stage is missing
     assert set(mod.staged_rows(tmp_path / "staged", protocol)) == {("channel-layerwise", 2.0)}
     assert mod.staged_rows(tmp_path / "staged", mod.Protocol(steps=250, ladder="gradual")) == {}
-    with pytest.raises(SystemExit, match="1 of 2 stages are not staged yet.*channel-layerwise CR4; nothing shipped"):
+    with pytest.raises(SystemExit, match="1 of 2 stages are not staged yet.*channel-layerwise CR4\\); nothing shipped"):
         mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0), ("channel-layerwise", 4.0)])
