@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,3 +72,29 @@ def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
     assert mod.staged_rows(tmp_path / "staged", mod.Protocol(steps=250, ladder="gradual")) == {}
     with pytest.raises(SystemExit, match="1 of 2 stages are not staged yet.*channel-layerwise CR4\\); nothing shipped"):
         mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0), ("channel-layerwise", 4.0)])
+
+
+def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
+    """The pilot's plain form of the shipped rule gives the shipped watershed's nuclei (so its alternatives are
+    compared with the rule the product runs), and filling holes fills them."""
+    import importlib.util
+
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
+    from napari_prunuclei.nuclei.watershed import WatershedParams, watershed_instances
+
+    spec = importlib.util.spec_from_file_location("watershed_pilot", REPO / "scripts" / "watershed_pilot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from napari_prunuclei.io.dataset import distance_target
+
+    _, truth = synthetic_tile(256, seed=3)
+    rng = np.random.default_rng(0)
+    prob = np.clip((truth > 0) * 0.8 + rng.normal(0, 0.15, truth.shape), 0, 1).astype(np.float32)
+    prob[truth > 0] = np.where(rng.random((truth > 0).sum()) < 0.02, 0.1, prob[truth > 0])  # holes
+    dist = distance_target(truth).astype(np.float32)
+    ours = mod.flood(prob, dist, 0.5, 0.4, 20, fill=False, h=0.0)
+    shipped = watershed_instances(prob, dist, WatershedParams(0.5, 0.4, 20))
+    assert ours.max() > 5
+    assert np.array_equal(ours > 0, shipped > 0) and len(np.unique(ours)) == len(np.unique(shipped))
+    filled = mod.flood(prob, dist, 0.5, 0.4, 20, fill=True, h=0.0)
+    assert (filled > 0).sum() > (ours > 0).sum()
