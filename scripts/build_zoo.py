@@ -25,14 +25,16 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
 from napari_prunuclei.models.weights import read_metadata
-from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry, register
+from napari_prunuclei.models.zoo import WEIGHTS_DIR, clear_cache, find_entry, register
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
+from napari_prunuclei.training.staging import file_protocol, restore_into_work, stage, staged_rows
 
 #: seconds per step per branch, one thread, measured on the 2-core AMD EPYC (AVX-512 BF16) at bf16: dense-shaped
 #: networks (unstructured: sparse weights in dense convolutions) 1.09-1.25 s (docs/training/dense_pilot.json);
@@ -108,73 +110,78 @@ def dense_held_back(data: Path) -> None:
         register({**find_entry(branch, "dense", 1), "metrics_held_back": held})
 
 
-def commit(scheme: str, cr: float, protocol: Protocol, note: dict) -> None:
-    """Commit one stage's two files and the registry (retried while another shard holds git's lock)."""
-    paths = [str(WEIGHTS_DIR / stage_file(b, scheme, cr)) for b in ("semantic", "distance")]
-    paths.append(str(WEIGHTS_DIR / "registry.json"))
-    msg = (f"zoo: {scheme} CR{cr:g} by protocol v{protocol.version} ({protocol.steps} steps per branch); "
-           f"held-back AJI {note['held_back_aji']:.4f}")
+def git_commit(paths: list, msg: str) -> bool:
+    """Commit ``paths`` only (``git commit -- paths``), retried while another job holds git's lock; on giving
+    up, the paths are taken out of the index again (a developer's next commit must not carry them)."""
+    paths = [str(p) for p in paths]
     for _ in range(30):
         add = subprocess.run(["git", "add", *paths], capture_output=True, text=True)
-        done = add.returncode == 0 and subprocess.run(["git", "commit", "-m", msg, "--", *paths],
-                                                      capture_output=True, text=True).returncode == 0
-        if done:
-            return
+        if add.returncode == 128 and "not a git repository" in add.stderr:
+            print(f"not committed (not a git repository): {msg}", file=sys.stderr)
+            return False
+        if add.returncode == 0 and subprocess.run(["git", "commit", "-m", msg, "--", *paths],
+                                                  capture_output=True, text=True).returncode == 0:
+            return True
         time.sleep(10)
-    print(f"could not commit {scheme} CR{cr:g}: {add.stderr.strip()}", file=sys.stderr)
+    subprocess.run(["git", "reset", "-q", "--", *paths], capture_output=True)
+    print(f"could not commit: {msg}: {add.stderr.strip()}", file=sys.stderr)
+    return False
+
+
+def commit(scheme: str, cr: float, protocol: Protocol, note: dict) -> None:
+    """Commit one shipped stage's two files and the registry."""
+    paths = [WEIGHTS_DIR / stage_file(b, scheme, cr) for b in ("semantic", "distance")]
+    paths.append(WEIGHTS_DIR / "registry.json")
+    git_commit(paths, f"zoo: {scheme} CR{cr:g} by protocol v{protocol.version} ({protocol.steps} steps per branch); "
+                      f"held-back AJI {note['held_back_aji']:.4f}")
 
 
 def stage_into(folder: Path, files: dict[str, Path], row: dict, protocol: Protocol, commit_it: bool) -> None:
-    """Copy a finished stage's two files into ``folder`` (a folder of the repository outside the package,
-    for a zoo built over several sessions: shipping it stage by stage would mix two protocols in the
-    registry), log its row in ``folder/stages.jsonl``, and with ``commit_it`` commit them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for f in files.values():
-        shutil.copyfile(f, folder / f.name)
-        paths.append(str(folder / f.name))
-    log = folder / "stages.jsonl"
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({**row, "protocol": protocol.record()}) + "\n")
-    paths.append(str(log))
-    if not commit_it:
-        return
-    msg = (f"zoo v{protocol.version} staged: {row['scheme']} CR{row['cr']:g} ({protocol.steps} steps per branch, "
-           f"{row['seconds']:.0f} s; held-back AJI {row['held_back_aji']:.4f})")
-    for _ in range(30):
-        add = subprocess.run(["git", "add", *paths], capture_output=True, text=True)
-        if add.returncode == 0 and subprocess.run(["git", "commit", "-m", msg, "--", *paths],
-                                                  capture_output=True, text=True).returncode == 0:
-            return
-        time.sleep(10)
-    print(f"could not commit the staged {row['scheme']} CR{row['cr']:g}", file=sys.stderr)
+    """Stage a finished stage in ``folder`` (:func:`~napari_prunuclei.training.staging.stage`: a repository
+    folder outside the package, for a zoo built over several sessions) and, with ``commit_it``, commit it."""
+    paths = stage(folder, files, row, protocol)
+    if commit_it:
+        took = "resumed" if row.get("resumed") else f"{row['seconds']:.0f} s"
+        git_commit(paths, f"zoo v{protocol.version} staged: {row['scheme']} CR{row['cr']:g} ({protocol.steps} "
+                          f"steps per branch, {took}; held-back AJI {row['held_back_aji']:.4f})")
 
 
-def staged_rows(folder: Path, protocol: Protocol) -> dict[tuple[str, float], dict]:
-    """The staged stages made by ``protocol`` whose two files are in ``folder``, by (scheme, CR)."""
-    rows = {}
-    log = folder / "stages.jsonl"
-    for line in log.read_text(encoding="utf-8").splitlines() if log.is_file() else []:
-        row = json.loads(line)
-        key = (row["scheme"], float(row["cr"]))
-        if row.get("protocol") == protocol.record() and all(
-                (folder / stage_file(b, *key)).is_file() for b in ("semantic", "distance")):
-            rows[key] = row
-    return rows
-
-
-def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]]) -> int:
-    """Ship a whole staged zoo into the package at once (one protocol in the registry, never two); refuses
-    while any stage of ``todo`` is missing. Returns the number of stages shipped."""
+def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], commit_it: bool = False) -> int:
+    """Ship a whole staged zoo into the package at once (one protocol in the registry, never two): refused
+    while any stage of ``todo`` is not staged; if shipping fails midway, the package's files and registry are
+    put back as they were. Returns the number of stages shipped."""
     rows = staged_rows(folder, protocol)
     missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
     if missing:
         raise SystemExit(f"{folder}: {len(missing)} of {len(todo)} stages are not staged yet by this protocol "
                          f"({', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}); nothing shipped")
-    for scheme, cr in todo:
-        files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
-        note = ship_stage(files, scheme, cr, None, tuned=rows[(scheme, cr)])
-        print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
+    bad = [str(folder / stage_file(b, s, cr)) for s, cr in todo for b in ("semantic", "distance")
+           if file_protocol(folder / stage_file(b, s, cr)) != protocol.record()]
+    if bad:
+        raise SystemExit(f"not made by this protocol: {', '.join(bad[:4])}; nothing shipped")
+    touched = [WEIGHTS_DIR / "registry.json"] + [WEIGHTS_DIR / stage_file(b, s, cr) for s, cr in todo
+                                                 for b in ("semantic", "distance")]
+    with tempfile.TemporaryDirectory() as keep:
+        for f in touched:
+            if f.is_file():
+                shutil.copy2(f, Path(keep) / f.name)
+        try:
+            for scheme, cr in todo:
+                files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
+                note = ship_stage(files, scheme, cr, None, tuned=rows[(scheme, cr)])
+                print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
+        except BaseException:
+            for f in touched:
+                kept = Path(keep) / f.name
+                if kept.is_file():
+                    shutil.copy2(kept, f)
+                else:
+                    f.unlink(missing_ok=True)
+            clear_cache()
+            raise
+    if commit_it:
+        git_commit(touched, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
+                            f"{protocol.steps} steps per branch per stage), replacing the earlier zoo")
     return len(todo)
 
 
@@ -212,24 +219,34 @@ def main() -> int:
               f"(+ about 2 min each for the held-back watershed tuning)")
         return 0
     if a.ship_staged is not None:
+        if a.shard != "0/1" or set(a.schemes) != {*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES}:
+            p.error("--ship-staged ships the whole zoo: without --shard or --schemes")
         if a.data is not None:
             dense_held_back(a.data)
-        ship_staged(a.ship_staged, protocol, todo)
+        ship_staged(a.ship_staged, protocol, todo, a.commit)
         return 0
     if a.data is None or a.work is None:
         p.error("--data and --work are needed to build (or --plan)")
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
     if a.ship:
         dense_held_back(a.data)
+    staged = staged_rows(a.stage_into, protocol) if a.stage_into is not None else {}
     for scheme, cr in todo:
         if shipped_by(protocol, scheme, cr):
             print(f"{scheme} CR{cr:g}: shipped by this protocol, skipped", flush=True)
             continue
+        if (scheme, cr) in staged:  # its files back into --work: the ladder's next stage is cut from them
+            restore_into_work(a.stage_into, a.work, scheme, cr)
+            print(f"{scheme} CR{cr:g}: staged by this protocol, skipped", flush=True)
+            continue
+        here = a.work / scheme / f"cr{cr:g}"
+        resumed = any((here / stage_file(b, scheme, cr)).is_file() or (here / b / "checkpoint.pt").is_file()
+                      for b in ("semantic", "distance"))
         t0 = time.perf_counter()
         files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads)
-        row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1),
-               "files": {b: str(f) for b, f in files.items()}}
-        if a.stage_into is not None and not (a.stage_into / files["semantic"].name).is_file():
+        # seconds: this run's; a stage resumed from an earlier run's checkpoint or files took more
+        row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1), "resumed": resumed}
+        if a.stage_into is not None:
             row.update(held_back_of(files, a.data))
             stage_into(a.stage_into, files, row, protocol, a.commit)
         if a.ship:
@@ -237,7 +254,7 @@ def main() -> int:
             row.update(note)
             if a.commit:
                 commit(scheme, cr, protocol, note)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({**row, "files": {b: str(f) for b, f in files.items()}}), flush=True)
     return 0
 
 

@@ -52,26 +52,16 @@ def _build_zoo_module():
     return mod
 
 
-def test_build_zoo_stages_a_finished_stage_outside_the_package(tmp_path):
-    """A zoo built over several sessions is staged stage by stage (files + a log row with the protocol),
-    never written into the package's registry until it is whole."""
+def test_build_zoo_ships_a_staged_zoo_whole_or_not_at_all(tmp_path):
+    """Shipping a staged zoo refuses while a stage is missing, and the refusal leaves the package alone."""
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR
+
     mod = _build_zoo_module()
-    files = {}
-    for b in ("semantic", "distance"):
-        files[b] = tmp_path / "work" / mod.stage_file(b, "channel-layerwise", 2)
-        files[b].parent.mkdir(exist_ok=True)
-        files[b].write_bytes(b"weights " + b.encode())
     protocol = mod.Protocol(steps=1000, ladder="gradual", version=2)
-    row = {"scheme": "channel-layerwise", "cr": 2.0, "seconds": 1.0, "held_back_aji": 0.6}
-    mod.stage_into(tmp_path / "staged", files, row, protocol, commit_it=False)
-    assert (tmp_path / "staged" / "distance_channel-layerwise_cr2.safetensors").read_bytes() == b"weights distance"
-    logged = json.loads((tmp_path / "staged" / "stages.jsonl").read_text().splitlines()[0])
-    assert logged["protocol"] == protocol.record() and logged["protocol"]["version"] == 2
-    # the staged stage counts for its own protocol only, and shipping refuses while any stage is missing
-    assert set(mod.staged_rows(tmp_path / "staged", protocol)) == {("channel-layerwise", 2.0)}
-    assert mod.staged_rows(tmp_path / "staged", mod.Protocol(steps=250, ladder="gradual")) == {}
-    with pytest.raises(SystemExit, match="1 of 2 stages are not staged yet.*channel-layerwise CR4\\); nothing shipped"):
+    before = (WEIGHTS_DIR / "registry.json").read_bytes()
+    with pytest.raises(SystemExit, match="2 of 2 stages are not staged yet.*channel-layerwise CR4\\); nothing shipped"):
         mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0), ("channel-layerwise", 4.0)])
+    assert (WEIGHTS_DIR / "registry.json").read_bytes() == before
 
 
 def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
