@@ -13,8 +13,9 @@ a warm-up. Two splits of the same time:
     python bench/profile_floor.py --json docs/performance/network_floor_cpu.json
     python bench/profile_floor.py --compile --json docs/performance/network_floor_cpu_compiled.json
 
-``--compile``: each inference network through ``torch.compile`` (inductor, frozen weights) first, times only
-(the splits need the eager modules); the compilation is not timed.
+``--compile``: each network also through ``torch.compile`` (inductor, frozen weights), the compiled and the
+eager form timed in the same rounds (``seconds``: eager, ``seconds_compiled``); times only (the splits need the
+eager modules); the compilation is not timed.
 """
 
 from __future__ import annotations
@@ -88,22 +89,24 @@ def main(argv: list[str] | None = None) -> int:
 
         inductor.freezing = True
         torch._dynamo.config.recompile_limit = 4 * len(nets)  # one U-Net forward, compiled once per network
-        nets = {n: torch.compile(net, dynamic=False) for n, net in nets.items()}
+        compiled = {n: torch.compile(net, dynamic=False) for n, net in nets.items()}
     times: dict = defaultdict(list)
+    forms = {**{(n, "eager"): nets[n] for n in names},
+             **({(n, "compiled"): compiled[n] for n in names} if a.compile else {})}
     with torch.inference_mode():
-        for n in names:
-            nets[n](x)  # warm-up
+        for f in forms.values():
+            f(x)  # warm-up (and the compilation)
         for _ in range(a.repeats):  # interleaved
-            for n in names:
+            for key, f in forms.items():
                 t0 = time.perf_counter()
-                nets[n](x)
-                times[n].append(time.perf_counter() - t0)
+                f(x)
+                times[key].append(time.perf_counter() - t0)
         rows = []
         for n in names:
             if a.compile:
-                rows.append({"scheme": n[0], "cr": n[1], "seconds": statistics.median(times[n]), "compiled": True,
-                             "macs_ratio": macs(models[names[0]].config) / macs(models[n].config),
-                             "level_share": {"0": float("nan"), "between blocks": float("nan")}, "op_share": {}})
+                rows.append({"scheme": n[0], "cr": n[1], "seconds": statistics.median(times[(n, "eager")]),
+                             "seconds_compiled": statistics.median(times[(n, "compiled")]),
+                             "macs_ratio": macs(models[names[0]].config) / macs(models[n].config)})
                 continue
             net = nets[n]
             levels: dict[int, float] = defaultdict(float)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 ops[OPS.get(ev.key, "other")] += ev.self_cpu_time_total / 1e6
             total_ops = sum(ops.values())
             rows.append({
-                "scheme": n[0], "cr": n[1], "seconds": statistics.median(times[n]),
+                "scheme": n[0], "cr": n[1], "seconds": statistics.median(times[(n, "eager")]),
                 "macs_ratio": macs(models[names[0]].config) / macs(models[n].config),
                 "channels": list(models[n].config.conv_channels()),
                 "level_share": {**{str(k): v / total_levels for k, v in sorted(levels.items())},
@@ -132,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<26}{'s':>7}{'vs dense':>9}{'MACs ÷':>8}{'level 0':>9}{'between':>9}"
           f"{'conv':>7}{'cat':>6}{'pool':>6}{'ReLU':>6}")
     for r in rows:
-        o = r["op_share"]
-        print(f"{r['scheme'] + ' CR' + format(r['cr'], 'g'):<26}{r['seconds']:>7.3f}{r['seconds'] / dense:>8.2f}x"
-              f"{r['macs_ratio']:>8.1f}{r['level_share']['0']:>9.0%}"
-              f"{r['level_share']['between blocks']:>9.0%}{o.get('convolution', 0):>7.0%}"
-              f"{o.get('concatenation', 0):>6.0%}{o.get('max-pool', 0):>6.0%}{o.get('ReLU', 0):>6.0%}")
+        line = f"{r['scheme'] + ' CR' + format(r['cr'], 'g'):<26}{r['seconds']:>7.3f}{r['seconds'] / dense:>8.2f}x" \
+               f"{r['macs_ratio']:>8.1f}"
+        if "seconds_compiled" in r:
+            ratio = r["seconds_compiled"] / rows[0]["seconds_compiled"]
+            line += f"   compiled {r['seconds_compiled']:.3f} s, {ratio:.2f}x"
+        if "op_share" in r:  # eager: the splits
+            o, lv = r["op_share"], r["level_share"]
+            line += (f"{lv['0']:>9.0%}{lv['between blocks']:>9.0%}{o.get('convolution', 0):>7.0%}"
+                     f"{o.get('concatenation', 0):>6.0%}{o.get('max-pool', 0):>6.0%}{o.get('ReLU', 0):>6.0%}")
+        print(line)
     if a.json:
         out = {"machine": {"cpu": cpu_name(), "arch": platform.machine(), "torch": torch.__version__,
                            "threads": 1, "precision": prec},
