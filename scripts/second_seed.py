@@ -44,10 +44,11 @@ def main() -> int:
     p.add_argument("--cr", type=float, default=2.0, help="the CR trained again (the first of every gradual ladder)")
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--version", type=int, default=Protocol.version, help="the zoo protocol's version (2: 1,000 steps)")
     p.add_argument("--json", type=Path, default=Path("docs/training/second_seed.json"))
     a = p.parse_args()
-    base = Protocol(steps=a.steps, ladder="gradual")
-    protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed)
+    base = Protocol(steps=a.steps, ladder="gradual", version=a.version)
+    protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed, version=a.version)
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
     if (out.get("cr"), (out.get("protocol") or {}).get("seed")) != (a.cr, a.seed):
