@@ -196,6 +196,7 @@ def main() -> int:
     p.add_argument("--shard", default="0/1",
                    help="K/N: this job runs every N-th stage from the K-th (gradual: every N-th scheme)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the fine-tuning runs: cpu, or cuda on a lent GPU machine")
     p.add_argument("--version", type=int, default=Protocol.version, help="the protocol's version in its record")
     p.add_argument("--stage-into", type=Path, default=None,
                    help="copy each finished stage into this repository folder (outside the package) and, with "
@@ -243,7 +244,7 @@ def main() -> int:
         resumed = any((here / stage_file(b, scheme, cr)).is_file() or (here / b / "checkpoint.pt").is_file()
                       for b in ("semantic", "distance"))
         t0 = time.perf_counter()
-        files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads)
+        files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads, device=a.device)
         # seconds: this run's; a stage resumed from an earlier run's checkpoint or files took more
         row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1), "resumed": resumed}
         if a.stage_into is not None:
