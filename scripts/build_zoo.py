@@ -206,6 +206,8 @@ def main() -> int:
     p.add_argument("--commit", action="store_true", help="with --ship or --stage-into: git commit each stage")
     p.add_argument("--ship-staged", type=Path, default=None,
                    help="ship the whole zoo staged in this folder by --stage-into (all stages or none), then stop")
+    p.add_argument("--status", type=Path, default=None, metavar="FOLDER",
+                   help="print the stages staged in FOLDER by this protocol (held-back AJI against dense's) and stop")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
     protocol = Protocol(steps=a.steps, ladder=a.ladder, version=a.version)
@@ -218,6 +220,18 @@ def main() -> int:
             print(f"{scheme + f' CR{cr:g}':<28}{protocol.steps:>14}{SECONDS_PER_STEP:>9.2f}{per / 3600:>8.2f}")
         print(f"{len(todo)} stages: {len(todo) * per / 3600:.1f} h on one core "
               f"(+ about 2 min each for the held-back watershed tuning)")
+        return 0
+    if a.status is not None:
+        rows = staged_rows(a.status, protocol)
+        dense = (find_entry("semantic", "dense", 1) or {}).get("metrics_held_back", {}).get("aji")
+        print(f"| stage | seconds | held-back AJI | vs dense {dense or float('nan'):.4f} |\n|---|---:|---:|---:|")
+        for scheme, cr in todo:
+            r = rows.get((scheme, cr))
+            if r is not None:
+                took = f"{r['seconds']:.0f}" + (" (resumed)" if r.get("resumed") else "")
+                drop = f"{100 * (r['held_back_aji'] / dense - 1):+.1f} %" if dense else ""
+                print(f"| {scheme} CR {cr:g} | {took} | {r['held_back_aji']:.4f} | {drop} |")
+        print(f"{len(rows)} of {len(todo)} stages staged")
         return 0
     if a.ship_staged is not None:
         if a.shard != "0/1" or set(a.schemes) != {*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES}:

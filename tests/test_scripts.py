@@ -89,3 +89,12 @@ def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
     assert np.array_equal(ours > 0, shipped > 0) and pairs.shape[1] == len(np.unique(ours)) == len(np.unique(shipped))
     filled = mod.flood(prob, dist, 0.5, 0.4, 20, fill=True, h=0.0)
     assert (filled > 0).sum() > (ours > 0).sum()
+
+
+def test_build_zoo_status_counts_only_stages_staged_by_its_protocol(tmp_path):
+    (tmp_path / "stages.jsonl").write_text('{"scheme": "layerwise", "cr": 2.0, "files": {}}\n')  # no files: not staged
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--steps", "1000", "--ladder",
+                        "gradual", "--version", "2", "--status", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("0 of 30 stages staged") and "| layerwise CR 2 |" not in r.stdout
