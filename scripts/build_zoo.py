@@ -34,7 +34,14 @@ from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, clear_cache, find_entry, register
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
-from napari_prunuclei.training.staging import file_protocol, restore_into_work, stage, staged_rows
+from napari_prunuclei.training.staging import (
+    StageBusy,
+    building,
+    file_protocol,
+    restore_into_work,
+    stage,
+    staged_rows,
+)
 
 #: seconds per step per branch, one thread, measured on the 2-core AMD EPYC (AVX-512 BF16) at bf16: dense-shaped
 #: networks (unstructured: sparse weights in dense convolutions) 1.09-1.25 s (docs/training/dense_pilot.json);
@@ -258,7 +265,12 @@ def main() -> int:
         resumed = any((here / stage_file(b, scheme, cr)).is_file() or (here / b / "checkpoint.pt").is_file()
                       for b in ("semantic", "distance"))
         t0 = time.perf_counter()
-        files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads, device=a.device)
+        try:
+            with building(a.work, scheme, cr):
+                files = run_stage(dense, scheme, cr, a.data, a.work, protocol, threads=a.threads, device=a.device)
+        except StageBusy as e:
+            print(f"build_zoo: {e}", file=sys.stderr)
+            return 2
         # seconds: this run's; a stage resumed from an earlier run's checkpoint or files took more
         row = {"scheme": scheme, "cr": cr, "seconds": round(time.perf_counter() - t0, 1), "resumed": resumed}
         if a.stage_into is not None:

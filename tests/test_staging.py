@@ -59,3 +59,16 @@ def test_a_lost_work_folder_gets_the_staged_files_back(built, tmp_path):
         assert got.read_bytes() == built[b].read_bytes()
     line = json.loads((folder / STAGES_LOG).read_text().splitlines()[0])
     assert line["protocol"] == PROTOCOL.record() and set(line["files"]) == {"semantic", "distance"}
+
+
+def test_a_stage_is_built_by_one_job_at_a_time(tmp_path):
+    from napari_prunuclei.training.staging import StageBusy, building
+
+    with building(tmp_path, "layerwise", 2):
+        with pytest.raises(StageBusy, match="layerwise CR2 is being built by another job"):
+            with building(tmp_path, "layerwise", 2):
+                pass
+        with building(tmp_path, "layerwise", 4):  # another stage is free
+            pass
+    with building(tmp_path, "layerwise", 2):  # released
+        pass

@@ -15,12 +15,15 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.training.protocol import Protocol, stage_file
 
-__all__ = ["STAGES_LOG", "file_protocol", "stage", "staged_rows", "restore_into_work", "sha256"]
+__all__ = ["STAGES_LOG", "StageBusy", "building", "file_protocol", "stage", "staged_rows", "restore_into_work",
+           "sha256"]
 
 #: the staging folder's log: one JSON line per staged stage
 STAGES_LOG = "stages.jsonl"
@@ -98,3 +101,28 @@ def restore_into_work(folder: Path, work: Path, scheme: str, cr: float) -> None:
             part = dst.with_name(dst.name + ".part")
             shutil.copyfile(folder / stage_file(branch, scheme, cr), part)
             os.replace(part, dst)
+
+
+class StageBusy(RuntimeError):
+    """Another job is building this stage in the same work folder."""
+
+
+@contextmanager
+def building(work: Path, scheme: str, cr: float) -> Iterator[None]:
+    """Hold a stage of ``work`` for this job (an advisory lock, released when the job ends, even by a kill):
+    two jobs training one stage would write the same checkpoints. :class:`StageBusy` when another holds it."""
+    import fcntl
+
+    folder = Path(work) / scheme
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cr{float(cr):g}.lock"
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StageBusy(f"{scheme} CR{float(cr):g} is being built by another job in {work} ({path}): "
+                            f"run one job per ladder (--shard K/N)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
