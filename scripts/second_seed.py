@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def main() -> int:
     if (out.get("cr"), (out.get("protocol") or {}).get("seed")) != (a.cr, a.seed):
         out = {}  # another CR or seed: its results are not this run's to resume
     out.update({"machine": cpu_name(), "protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr,
-                "command": "python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2"})
+                "command": shlex.join(["python", "scripts/second_seed.py", *sys.argv[1:]])})
     out.setdefault("schemes", {})
     dense_aji = test_aji(a.data, load_pair())
     for scheme in a.schemes:
