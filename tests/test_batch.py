@@ -321,3 +321,36 @@ def test_a_run_killed_between_renaming_its_labels_and_recording_them_still_knows
     assert r.returncode == 9 and (out / "k_labels.tif").is_file() and not (out / "k_info.json").exists()
     info = segment_file(tmp_path / "k.tif", out, SegmentRequest(device="cpu"))
     assert info["n_nuclei"] > 0 and not [q for q in out.iterdir() if q.name.endswith(".pending.json")]
+
+
+def test_results_of_other_weights_under_the_same_name_are_not_resumed_into(slides, tmp_path, monkeypatch, capsys):
+    """A folder made by the same scheme and CR but other weight files (a rebuilt zoo) is another model's: a
+    resume neither skips its images as finished nor mixes new results in; the message says what differs."""
+    import napari_prunuclei.runtime.batch as batch
+
+    out = tmp_path / "out"
+    assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu"]) == 0
+    info = json.loads(info_path(slides / "s0.tif", out).read_text())
+    assert len(info["model"]["results"]["weights"]["semantic"]) == 64  # the sha256 of the file that ran
+    real = batch.results_record
+    monkeypatch.setattr(batch, "results_record", lambda spec, params: {
+        **real(spec, params), "weights": {"semantic": "0" * 64, "distance": "1" * 64}})
+    capsys.readouterr()
+    assert main(["segment", str(slides / "s0.tif"), str(slides / "s1.tif"), "-o", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "other weight files" in err and "Traceback" not in err
+    assert not (out / "s1_info.json").exists() and json.loads(info_path(slides / "s0.tif", out).read_text()) == info
+
+
+def test_a_folder_of_an_earlier_version_without_weight_records_is_refused_by_name(slides, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu"]) == 0
+    for p in (out / "prunuclei_run.json", info_path(slides / "s0.tif", out)):  # as an earlier version wrote them
+        d = json.loads(p.read_text())
+        d.pop("results", None), d.pop("model", None)
+        p.write_text(json.dumps(d))
+    capsys.readouterr()
+    assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu"]) == 2
+    assert "earlier version that did not record its weight files" in capsys.readouterr().err
+    assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu", "--overwrite"]) == 0
+    assert "results" in json.loads((out / "prunuclei_run.json").read_text())

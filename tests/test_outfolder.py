@@ -13,6 +13,7 @@ from napari_prunuclei.io.atomic import bounded_name
 from napari_prunuclei.io.outfolder import MANIFEST, is_finished, model_record, remove_leftovers
 from napari_prunuclei.nuclei.synthetic import synthetic_tile
 from napari_prunuclei.runtime.batch import segment_files
+from napari_prunuclei.runtime.pairs import results_record
 from napari_prunuclei.runtime.request import SegmentRequest
 
 CPU = ["--device", "cpu"]
@@ -80,7 +81,7 @@ def test_an_image_missing_an_output_is_not_finished(tiles, tmp_path):
     out = tmp_path / "out"
     req = SegmentRequest(device="cpu")
     segment_files([tiles / "a.tif"], out, req, progress=False)
-    assert is_finished(tiles / "a.tif", out, model_record(req))
+    assert is_finished(tiles / "a.tif", out, model_record(req, results_record(req.spec, req.params)))
     (out / "a_labels.tif").unlink()
     res = segment_files([tiles / "a.tif"], out, req, progress=False)
     assert res.skipped == 0 and len(res.finished) == 1 and (out / "a_labels.tif").is_file()
@@ -232,7 +233,7 @@ def test_resume_knows_the_image_not_only_its_name(tiles, tmp_path):
     assert json.loads((out / "x_info.json").read_text())["image"] == str(two / "x.tif")
     with open(out / "x_labels.tif", "r+b") as f:
         f.truncate(100)
-    assert not is_finished(two / "x.tif", out, model_record(req))
+    assert not is_finished(two / "x.tif", out, model_record(req, results_record(req.spec, req.params)))
 
 
 def test_one_file_named_twice_runs_once_and_empty_inputs_are_errors(tiles, tmp_path, monkeypatch, capsys):

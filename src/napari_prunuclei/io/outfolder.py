@@ -36,9 +36,19 @@ RUNTIME_KEYS = ("device", "post_workers", "batch", "compile")  # how a run ran, 
 NAME_MAX = 255
 
 
-def model_record(request) -> dict:
-    """What makes two runs' results the same: the request without its runtime settings."""
-    return {k: v for k, v in request.as_dict().items() if k not in RUNTIME_KEYS}
+def model_record(request, results: dict | None = None) -> dict:
+    """What makes two runs' results the same: the request without its runtime settings, and ``results``:
+    what the request resolved to (the weight files' sha256, the thresholds, the watershed's rule:
+    :func:`napari_prunuclei.runtime.pairs.results_record`), so that results of the same name made by other
+    weights (a rebuilt zoo) are not taken for this run's."""
+    record = {k: v for k, v in request.as_dict().items() if k not in RUNTIME_KEYS}
+    return {**record, "results": results} if results is not None else record
+
+
+def _info_record(info: dict) -> dict:
+    """The model record an info JSON was written by (older versions: its request alone)."""
+    model = info.get("model")
+    return model if isinstance(model, dict) else {k: v for k, v in info["request"].items() if k not in RUNTIME_KEYS}
 
 
 def output_path(path: Path, out_dir: Path, kind: str) -> Path:
@@ -97,7 +107,7 @@ def is_finished(path: Path, out_dir: Path, model: dict) -> bool:
     """Whether image ``path`` has results of ``model`` in ``out_dir``: its info JSON names this model and this
     very file (path, size, time), and every output it lists exists with the size it had."""
     info = _read_info(info_path(path, out_dir))
-    if info is None or {k: v for k, v in info["request"].items() if k not in RUNTIME_KEYS} != model:
+    if info is None or _info_record(info) != model:
         return False
     try:
         if info.get("source") != source_record(path):
@@ -189,12 +199,22 @@ def release_new_folder(out: Path) -> None:
             pass
 
 
-def _describe(req: dict) -> str:
+def _describe(req: dict, other: dict | None = None) -> str:
     px = req.get("pixel_size")
-    return (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
+    text = (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
             f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}, pixel size "
             f"{f'{px:g} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
             f"{'on' if req.get('tissue_mask') else 'off'}")
+    if other is not None and {k: v for k, v in req.items() if k != "results"} == {
+            k: v for k, v in other.items() if k != "results"}:  # the same request, other weights or rule
+        res = req.get("results")
+        if not isinstance(res, dict):
+            return text + ", made by an earlier version that did not record its weight files"
+        sha = res.get("weights") if isinstance(res.get("weights"), dict) else {}
+        return (text + f", but made by other weight files or rules (sha256 {str(sha.get('semantic'))[:12]} / "
+                f"{str(sha.get('distance'))[:12]}, thresholds {res.get('thresholds')}, watershed rule "
+                f"{res.get('watershed_rule')})")
+    return text
 
 
 @contextmanager
@@ -229,11 +249,10 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
         had_manifest = manifest.is_file()
         foreign = have is not None and have != model
         if not foreign:  # results of an older version (no or unreadable manifest) or none at all
-            foreign = any(i is not None and {k: v for k, v in i["request"].items() if k not in RUNTIME_KEYS} != model
-                          for i in map(_read_info, out.glob("*_info.json")))
+            foreign = any(i is not None and _info_record(i) != model for i in map(_read_info, out.glob("*_info.json")))
             have = have or {"scheme": "another model"}
         if foreign and not overwrite:
-            raise ValueError(f"{out} holds results of another model or settings ({_describe(have)}); "
+            raise ValueError(f"{out} holds results of another model or settings ({_describe(have, model)}); "
                              f"this run is {_describe(model)}: choose another folder, or --overwrite to replace "
                              "them all")
         if foreign:

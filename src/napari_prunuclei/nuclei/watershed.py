@@ -8,7 +8,12 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-__all__ = ["WatershedParams", "watershed_instances", "watershed_in_core"]
+__all__ = ["WATERSHED_RULE", "WatershedParams", "watershed_instances", "watershed_in_core"]
+
+#: the version of the watershed's rule (how markers and the foreground are made from the two maps): raised
+#: whenever the rule changes what nuclei the same maps and thresholds give, so saved results of another rule
+#: are not taken for this one's (output folders record it)
+WATERSHED_RULE = 1
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from napari_prunuclei.io.outfolder import (
     source_record,
     tiles_path,
 )
-from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pairs import load_pair, results_record
 from napari_prunuclei.runtime.pipeline import segment
 from napari_prunuclei.runtime.request import SegmentRequest
 
@@ -210,7 +210,8 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib", **tags))
                 record_pending(path, out, written)
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
-                "request": given.as_dict(), "source": source, "outputs": outputs_record(out, written),
+                "request": given.as_dict(), "model": model_record(given, results_record(given.spec, given.params)),
+                "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}
         atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
     except BaseException:
@@ -286,7 +287,7 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
         raise ValueError("inputs with the same name would write the same outputs: "
                          + "; ".join(" and ".join(v) for v in same.values()) + ". Run them into separate folders")
     result = BatchResult()
-    model = model_record(request)
+    model = model_record(request, results_record(request.spec, request.params))
     # nothing finished (nor skipped as finished before): claim leaves no folder or manifest of this run behind
     with claim(out, model, overwrite=not resume, finished=lambda: bool(result.finished or result.skipped)):
         todo = [p for p in paths if not (resume and is_finished(p, out, model))]

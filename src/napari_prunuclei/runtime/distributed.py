@@ -38,7 +38,7 @@ import numpy as np
 
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair, results_record
 from napari_prunuclei.runtime.request import Segmentation, SegmentInfo, SegmentRequest, throughput
 from napari_prunuclei.runtime.stitch import Stitcher, TileLabels, private_block
 from napari_prunuclei.runtime.tiles import Tile, max_label, tile_grid
@@ -234,7 +234,7 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     want = {"image": str(path.resolve()), "mtime_ns": stamp[0], "size": stamp[1], "shape": [h, w],
             "tile": tiling.tile, "halo": tiling.halo, "model": asdict(pair.spec), "params": params.as_dict(),
             "device": request.device, "precision": request.precision, "pixel_size": request.pixel_size,
-            "tissue_mask": request.tissue_mask}
+            "tissue_mask": request.tissue_mask, "results": results_record(pair.spec, params)}
     own = scratch is None
     if own:
         folder = Path(tempfile.mkdtemp(prefix=".prunuclei_tiles."))

@@ -11,7 +11,7 @@ from typing import Any
 from napari_prunuclei.base.constants import SCHEME_LABELS
 from napari_prunuclei.nuclei.watershed import WatershedParams
 
-__all__ = ["ModelSpec", "ModelPair", "load_pair", "pair_from_models"]
+__all__ = ["ModelSpec", "ModelPair", "load_pair", "pair_from_models", "results_record"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,28 @@ def pair_from_models(semantic, distance, params: WatershedParams | None = None,
         zi = getattr(semantic, "zoo_info", {}) or {}
         spec = ModelSpec(zi.get("scheme", "dense"), zi.get("cr", 1), zi.get("fine_tuned", True))
     return ModelPair(spec, semantic, distance, params or WatershedParams())
+
+
+def results_record(spec: ModelSpec, params: WatershedParams | None = None, *,
+                   weights_dir: str | Path | None = None) -> dict:
+    """What makes a pair's results, beyond its name: both branches' weight files (sha256, from the registry;
+    a one-shot pair: the dense files it is pruned from), the thresholds in use (``params`` None: the pair's
+    own) and the watershed's rule. Saved results whose record differs were made by other weights or rules
+    (e.g. a zoo rebuilt by a later protocol) and are not this pair's. Reads the registry only."""
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR, find_entry
+    from napari_prunuclei.nuclei.watershed import WATERSHED_RULE
+
+    wd = Path(weights_dir or WEIGHTS_DIR)
+    fine_tuned = spec.fine_tuned and (spec.is_dense or find_entry("semantic", spec.scheme, spec.cr, True, wd)
+                                      is not None)
+    files = {}
+    for branch in ("semantic", "distance"):
+        e = (find_entry(branch, spec.scheme, spec.cr, True, wd) if fine_tuned
+             else find_entry(branch, "dense", 1, True, wd))
+        files[branch] = e.get("sha256") if e else None
+    if params is None:
+        from napari_prunuclei.models.zoo import default_watershed
+
+        params = default_watershed(spec.scheme, spec.cr, fine_tuned, weights_dir=wd)
+    return {"weights": files, "made_by": "zoo file" if fine_tuned else "one-shot pruning of the dense files",
+            "thresholds": params.as_dict(), "watershed_rule": WATERSHED_RULE}
