@@ -8,11 +8,14 @@ the product; checkpoints stay in ``--work``, outside the repository). Re-run the
 continue: finished stages are kept, shipped stages whose files carry this protocol are skipped, an
 interrupted stage resumes from its checkpoint.
 
-    python scripts/build_zoo.py --plan --steps 500                      # the table: stages x steps x s/step
-    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \\
+    python scripts/build_zoo.py --plan                                  # the table: stages x steps x s/step
+    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo \\
         --shard 0/2 > ../runs/zoo/shard0.log 2>&1 &                    # and --shard 1/2 beside it
-    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo --steps 500 \
+    python scripts/build_zoo.py --data ../shared/data/monuseg2018 --work ../runs/zoo \
         --ship --commit                                                   # ship what is built (and resume)
+
+``--steps``, ``--ladder`` and ``--version`` default to the protocol of the zoo that ships (its registry's one
+``finetune`` record), so the commands above rebuild what ships; give them to build another protocol.
 
 Over several sessions (protocol v2): build with ``--stage-into staging/zoo_v2 --commit`` (each finished stage
 committed outside the package), then ``--ship-staged staging/zoo_v2`` once every stage is there.
@@ -33,6 +36,7 @@ from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEME
 from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, clear_cache, find_entry, register
 from napari_prunuclei.pruning.oneshot import load_model
+from napari_prunuclei.study.release import shared_protocol
 from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
 from napari_prunuclei.training.staging import (
     StageBusy,
@@ -193,18 +197,22 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
 
 
 def main() -> int:
+    shipped = shared_protocol() or {}  # defaults: the protocol of the zoo that ships (a bare rebuild matches it)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path)
     p.add_argument("--work", type=Path, help="checkpoints and finished stages (outside the repository)")
-    p.add_argument("--steps", type=int, default=Protocol.steps, help="fine-tuning steps per branch per stage")
+    p.add_argument("--steps", type=int, default=shipped.get("steps", Protocol.steps),
+                   help="fine-tuning steps per branch per stage (default: the shipped zoo's)")
     p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
-    p.add_argument("--ladder", choices=LADDERS, default="from-dense",
-                   help="cut each CR from dense, or from the scheme's previous CR (then shards split by scheme)")
+    p.add_argument("--ladder", choices=LADDERS, default=shipped.get("ladder", Protocol.ladder),
+                   help="cut each CR from dense, or from the scheme's previous CR (then shards split by scheme; "
+                        "default: the shipped zoo's)")
     p.add_argument("--shard", default="0/1",
                    help="K/N: this job runs every N-th stage from the K-th (gradual: every N-th scheme)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="where the fine-tuning runs: cpu, or cuda on a lent GPU machine")
-    p.add_argument("--version", type=int, default=Protocol.version, help="the protocol's version in its record")
+    p.add_argument("--version", type=int, default=shipped.get("version", Protocol.version),
+                   help="the protocol's version in its record (default: the shipped zoo's)")
     p.add_argument("--stage-into", type=Path, default=None,
                    help="copy each finished stage into this repository folder (outside the package) and, with "
                         "--commit, commit it: a zoo built over several sessions, shipped whole at the end")

@@ -23,11 +23,13 @@ from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEME
 from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.io.dataset import NucleiDataset
 from napari_prunuclei.models.sparse import load_branch_file
+from napari_prunuclei.models.zoo import find_entry
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.runtime.pairs import load_pair, pair_from_models
 from napari_prunuclei.study.evaluation import held_back_scores, predict_dataset, score_predictions
 from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
+from napari_prunuclei.study.release import shared_protocol
 from napari_prunuclei.training.protocol import Protocol, run_stage
 
 
@@ -39,22 +41,30 @@ def test_aji(data: Path, pair) -> dict[str, float]:
 
 
 def main() -> int:
+    shipped = shared_protocol() or {}  # seed 1 is the shipped zoo: by default seed 2 follows its protocol
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="the MoNuSeg 2018 folder")
     p.add_argument("--work", type=Path, required=True, help="the seed-2 stages (outside the repository)")
     p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
     p.add_argument("--cr", type=float, default=2.0, help="the CR trained again (the first of every gradual ladder)")
     p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--version", type=int, default=Protocol.version, help="the zoo protocol's version (2: 1,000 steps)")
+    p.add_argument("--steps", type=int, default=shipped.get("steps", 250), help="default: the shipped zoo's")
+    p.add_argument("--version", type=int, default=shipped.get("version", Protocol.version),
+                   help="the zoo protocol's version (default: the shipped zoo's)")
     p.add_argument("--json", type=Path, default=Path("docs/training/second_seed.json"))
     a = p.parse_args()
     base = Protocol(steps=a.steps, ladder="gradual", version=a.version)
     protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed, version=a.version)
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
+    for scheme in a.schemes:  # seed 1 is the shipped pair: it must have been made by this protocol
+        made = (find_entry("semantic", scheme, a.cr) or {}).get("finetune")
+        if made != base.record():
+            raise SystemExit(f"second_seed: the shipped {scheme} CR{a.cr:g} was not made by protocol "
+                             f"v{base.version} with {base.steps} steps (its record: {made}); give the shipped "
+                             "zoo's --steps and --version")
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
-    if (out.get("cr"), (out.get("protocol") or {}).get("seed")) != (a.cr, a.seed):
-        out = {}  # another CR or seed: its results are not this run's to resume
+    if (out.get("cr"), out.get("protocol")) != (a.cr, protocol.record()):
+        out = {}  # another CR, seed or protocol: its results are not this run's to resume
     out.update({"machine": cpu_name(), "protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr,
                 "command": shlex.join(["python", "scripts/second_seed.py", *sys.argv[1:]])})
     out.setdefault("schemes", {})
@@ -79,7 +89,7 @@ def main() -> int:
             "seconds": round(time.perf_counter() - t0, 1)}
         if a.json.is_file():  # another job (another scheme, same CR and seed) may have written meanwhile: merge
             on_disk = json.loads(a.json.read_text())
-            if (on_disk.get("cr"), (on_disk.get("protocol") or {}).get("seed")) == (a.cr, a.seed):
+            if (on_disk.get("cr"), on_disk.get("protocol")) == (a.cr, protocol.record()):
                 out["schemes"] = {**on_disk.get("schemes", {}), **out["schemes"]}
         a.json.write_text(json.dumps(out, indent=1))
         print(scheme, json.dumps({k: v for k, v in out["schemes"][scheme].items() if "per_image" not in k

@@ -33,6 +33,21 @@ def test_build_zoo_plans_every_stage_of_every_scheme():
     assert "15 stages" in half.stdout
 
 
+def test_build_zoo_defaults_to_the_protocol_of_the_zoo_that_ships():
+    """A bare rebuild follows the shipped zoo's one fine-tuning record, so it can never add stages of another
+    protocol beside the shipped ones (tests/test_zoo.py refuses two)."""
+    from napari_prunuclei.study.release import shared_protocol
+
+    rec = shared_protocol()
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--shard", "1/2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    assert {int(row[2]) for row in rows} == {rec["steps"]}
+    if rec["ladder"] == "gradual":  # whole schemes per shard
+        assert len({row[0] for row in rows}) == 2
+
+
 def test_build_zoo_gradual_shards_keep_each_ladder_whole_and_in_order():
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--plan", "--ladder", "gradual",
                         "--shard", "1/2"], capture_output=True, text=True, timeout=120)
@@ -98,3 +113,14 @@ def test_build_zoo_status_counts_only_stages_staged_by_its_protocol(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("0 of 30 stages staged") and "| layerwise CR 2 |" not in r.stdout
+
+
+def test_second_seed_refuses_a_protocol_the_shipped_pair_was_not_made_by(tmp_path):
+    """Seed 1 is the shipped pair: a second seed by another protocol (e.g. a zoo's new version before it
+    ships) would compare two protocols, and stops before training anything."""
+    out = tmp_path / "seed2.json"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "second_seed.py"), "--data", str(tmp_path),
+                        "--work", str(tmp_path / "w"), "--schemes", "layerwise", "--steps", "7", "--version", "9",
+                        "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "was not made by protocol v9 with 7 steps" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists() and not (tmp_path / "w").exists()
