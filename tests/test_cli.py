@@ -152,8 +152,11 @@ def test_inference_model_folds_batchnorm_and_follows_weight_changes():
 def _sweep_row(dataset, scheme, cr, variant, aji, images=("a", "b", "c")):
     keys = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
     per = {k: [aji + 0.01 * i for i in range(len(images))] for k in keys}
+    from napari_prunuclei.runtime.pairs import ModelSpec, results_record
+
     return {"dataset": dataset, "scheme": scheme, "cr": cr, "variant": variant, "n_images": len(images),
-            **{k: float(np.mean(v)) for k, v in per.items()}, "images": list(images), "per_image": per}
+            **{k: float(np.mean(v)) for k, v in per.items()}, "images": list(images), "per_image": per,
+            "made_by": results_record(ModelSpec(scheme, cr, variant != "one-shot"))}
 
 
 def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_path, capsys):
@@ -213,9 +216,14 @@ def test_models_markdown_is_one_row_per_pair_with_drops_against_dense(capsys):
                "metrics_held_back": {"aji": 0.5}},
               {"branch": "distance", "scheme": "dense", "cr": 1},
               {"branch": "semantic", "scheme": "channel-layerwise", "cr": 4, "macs_ratio": 3.96, "steps": 250,
-               "metrics": {"aji": 0.54}, "metrics_held_back": {"aji": 0.45}}]
+               "metrics": {"aji": 0.54}, "metrics_held_back": {"aji": 0.45}},
+              {"branch": "distance", "scheme": "channel-layerwise", "cr": 4, "macs_ratio": 3.96},
+              {"branch": "semantic", "scheme": "channel-networkwide", "cr": 2, "macs_ratio": 2.0, "steps": 250},
+              {"branch": "distance", "scheme": "channel-networkwide", "cr": 2, "macs_ratio": 4.0}]
     lines = pairs_markdown(models).splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| dense | 1 |  | 4000 | 0.500 | 0.600 |")
+    assert len(lines) == 5 and lines[2].startswith("| dense | 1 |  | 4000 | 0.500 | 0.600 |")
     assert lines[3] == "| channel-layerwise | 4 | 3.96 | 250 | 0.450 (-10.0 %) | 0.540 (-10.0 %) |  |"
+    # the pair's MACs: both branches (dense MACs 2M over M/2 + M/4), not the semantic branch's alone
+    assert lines[4].startswith("| channel-networkwide | 2 | 2.67 | 250 |")
     assert main(["models", "--markdown"]) == 0
     assert capsys.readouterr().out.count("\n| ") >= 30  # the shipped zoo: dense and 30 pairs

@@ -84,3 +84,6 @@ def test_widget_sweep_equals_prunuclei_sweep_on_one_tile(data_root, tile, tmp_pa
         cli = next(x for x in rows if (x.scheme, x.cr, x.variant) == (r.scheme, r.cr, variant))
         assert round(r.vs_truth.aji, 3) == round(cli.aji, 3), (r.scheme, r.cr, variant)
         assert round(r.vs_truth.pq, 3) == round(cli.pq, 3)
+        # each row names what made it, so an --rows reuse can tell it from another zoo's
+        from napari_prunuclei.runtime.pairs import ModelSpec, results_record
+        assert cli.made_by == results_record(ModelSpec(r.scheme, r.cr, r.fine_tuned))

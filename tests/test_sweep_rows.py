@@ -5,14 +5,16 @@ import json
 import pytest
 
 from napari_prunuclei.cli.main import main
+from napari_prunuclei.runtime.pairs import ModelSpec, results_record
 from napari_prunuclei.study.sweep_rows import SweepRowsError, read_sweep_rows
 
 MEASURES = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
 
 
 def _row(scheme="layerwise", cr=2.0, variant="fine-tuned", dataset="monuseg", **kw):
+    made_by = results_record(ModelSpec(scheme, cr, variant != "one-shot")) if isinstance(cr, float) else None
     return {"dataset": dataset, "scheme": scheme, "cr": cr, "variant": variant, "n_images": 2,
-            **{k: 0.6 for k in MEASURES}, **kw}
+            **{k: 0.6 for k in MEASURES}, "made_by": made_by, **kw}
 
 
 @pytest.mark.parametrize("content, says", [
@@ -64,3 +66,20 @@ def test_the_sweep_refuses_to_write_over_its_rows_or_a_file_and_needs_dense(tmp_
     assert "would write over it" in err and "exists and is not a folder" in err and "no dense row for monuseg" in err
     assert "not JSON" in err and "Traceback" not in err and "unexpected" not in err.lower()
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()  # nothing half-written
+
+
+def test_rows_of_other_weights_or_of_a_sweep_that_did_not_record_them_are_refused(tmp_path, capsys):
+    """Pre-ship review: `--rows` of the previous zoo's sweep would have put its figures in the new zoo's report
+    and registry. Rows are used only when made by the weight files that ship now."""
+    dense = _row("dense", 1.0, "dense")
+    stale = _row(made_by={**_row()["made_by"], "weights": {"semantic": "ab" * 32, "distance": "cd" * 32}})
+    for rows, says in (([dense, stale], "row 2 (monuseg layerwise CR2 fine-tuned) was made by other weight files"),
+                       ([dense, _row(made_by=None)], "by a sweep that did not record its weight files")):
+        f = tmp_path / "rows.json"
+        f.write_text(json.dumps(rows))
+        assert _sweep(tmp_path, f, tmp_path / "o") == 2
+        err = capsys.readouterr().err
+        assert says in err and "again without --rows" in err and "Traceback" not in err
+        assert not (tmp_path / "o").exists()
+    f.write_text(json.dumps([dense, _row()]))
+    assert _sweep(tmp_path, f, tmp_path / "o") == 0

@@ -91,8 +91,8 @@ def cmd_models(a: argparse.Namespace) -> int:
 
 
 def pairs_markdown(models: list[dict]) -> str:
-    """The zoo's pairs (their semantic entries) as a markdown table: MACs ratio, held-back AJI and the sweep's
-    MoNuSeg test and GBM40 AJI, each with its drop against dense."""
+    """The zoo's pairs (one row each, named by the semantic entry) as a markdown table: the pair's MACs ratio
+    (both branches), held-back AJI and the sweep's MoNuSeg test and GBM40 AJI, each with its drop against dense."""
     sem = [e for e in models if e["branch"] == "semantic"]
     dense = next((e for e in sem if e["scheme"] == "dense"), {})
 
@@ -104,8 +104,13 @@ def pairs_markdown(models: list[dict]) -> str:
 
     lines = ["| scheme | CR | MACs ÷ | steps per branch at its CR | AJI held-back (4 train images) | "
              "AJI MoNuSeg test (14) | AJI GBM40 (40) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    from napari_prunuclei.study.release import pair_macs_ratio
+
+    dist = {(e["scheme"], float(e["cr"]), e.get("fine_tuned", True)): e for e in models if e["branch"] == "distance"}
     for e in sem:
-        macs = f"{e['macs_ratio']:.2f}" if "macs_ratio" in e else ("1.00" if e["scheme"] != "dense" else "")
+        other = dist.get((e["scheme"], float(e["cr"]), e.get("fine_tuned", True)), {})
+        macs = (f"{pair_macs_ratio(e.get('macs_ratio'), other.get('macs_ratio')):.2f}"  # the pair's: both branches
+                if e["scheme"] != "dense" else "")
         lines.append(f"| {e['scheme']} | {e['cr']:g} | {macs} | {e.get('steps', '')} | "
                      f"{cell(e, 'metrics_held_back')} | {cell(e, 'metrics')} | {cell(e, 'metrics_gbm40')} |")
     return "\n".join(lines)

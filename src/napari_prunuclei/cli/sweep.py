@@ -55,11 +55,11 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         update_registry_metrics,
     )
     from napari_prunuclei.study.sweep import run_sweep, sparsity_rows, write_outputs
-    from napari_prunuclei.study.sweep_rows import read_sweep_rows
+    from napari_prunuclei.study.sweep_rows import check_made_by, read_sweep_rows
 
     check_destinations(a)  # before hours of work, not after
     if a.include is not None:
-        read_sweep_rows(a.include)
+        check_made_by(read_sweep_rows(a.include), a.include)
     if a.rows is not None:
         rows = earlier_rows(a.rows, a.schemes, a.datasets, a.variants, a.cr)
     else:
@@ -122,7 +122,7 @@ def check_destinations(a: argparse.Namespace) -> None:
 def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
     """The rows of an earlier sweep.json for these schemes (and dense), data sets, variants and CRs; each data set
     kept has its dense row (the reports compare with it)."""
-    from napari_prunuclei.study.sweep_rows import read_sweep_rows
+    from napari_prunuclei.study.sweep_rows import check_made_by, read_sweep_rows
 
     keep = [r for r in read_sweep_rows(path) if r["dataset"] in datasets
             and (r["scheme"] == "dense" or (r["scheme"] in schemes and r["variant"] in variants
@@ -132,4 +132,4 @@ def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
     for ds in sorted({r["dataset"] for r in keep}):
         if not any(r["dataset"] == ds and r["scheme"] == "dense" for r in keep):
             raise ValueError(f"{path}: no dense row for {ds} (the reports compare every pair with it)")
-    return keep
+    return check_made_by(keep, path)

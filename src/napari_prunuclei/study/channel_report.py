@@ -80,8 +80,8 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
            "this command took them from it (`--rows`) without evaluating again.", ""] if meta.get("rows_from") else []),
         "Time: `segment()` end to end (both branches + watershed) on the first MoNuSeg test image",
         "(1000x1000), every pair and dense interleaved in the same run, median of the rounds; the",
-        "ratio is to dense in that run. MACs ÷: the dense network's multiply-accumulates over the",
-        "pruned one's. Achieved CR: whole channels make the nominal CR approximate (the zoo names",
+        "ratio is to dense in that run. MACs ÷: the dense pair's multiply-accumulates over the pruned",
+        "pair's (both branches). Achieved CR: whole channels make the nominal CR approximate (the zoo names",
         "models by the nominal one). Unstructured pairs keep the dense network's shape, so their",
         "time is dense's (zeros do not shrink dense kernels); they are timed all the same.", "",
         f"Channel zoo fine-tuning: {meta.get('finetune', '?')}", "",
@@ -99,9 +99,12 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
     ]
     mult = meta.get("multiples")
     if mult:
+        crs = " ".join(f"{c:g}" for c in sorted({r["cr"] for r in mult["rows"]}))
+        multiples = " ".join(str(m) for m in sorted({r["multiple"] for r in mult["rows"]}))
         lines += ["### Why multiples of 8", "",
-                  f"`python bench/bench_channels.py --crs 4 8 16 --multiples 1 4 8 16 --repeats 5 --size "
-                  f"{mult['size']}` on {mult['cpu']} ({mult['threads']} threads, {mult['precision']}): one forward "
+                  f"`python bench/bench_channels.py --crs {crs} --multiples {multiples} --repeats 5 --size "
+                  f"{mult['size']} --json docs/pruning/channels/multiples.json` on {mult['cpu']} "
+                  f"({mult['threads']} threads, {mult['precision']}): one forward "
                   "of the semantic branch cut (not fine-tuned: timing only), interleaved with dense, medians.", "",
                   "| scheme | CR | multiple | achieved CR | MACs ÷ | speed-up |", "|---|---:|---:|---:|---:|---:|"]
         for r in mult["rows"]:

@@ -26,7 +26,7 @@ from napari_prunuclei.io.dataset import NucleiDataset, distance_target
 from napari_prunuclei.models.zoo import find_entry
 from napari_prunuclei.nuclei.metrics import aji, dice, distance_mse, panoptic_quality
 from napari_prunuclei.nuclei.watershed import watershed_instances
-from napari_prunuclei.runtime.pairs import load_pair
+from napari_prunuclei.runtime.pairs import load_pair, results_record
 from napari_prunuclei.runtime.pipeline import segment
 
 __all__ = ["SweepRow", "run_sweep", "add_times", "summarize", "write_outputs", "sparsity_rows"]
@@ -74,6 +74,9 @@ class SweepRow:
     #: the images, in order, and each metric per image (for paired intervals: :mod:`.intervals`)
     images: list[str] | None = None
     per_image: dict[str, list[float]] | None = None
+    #: what made the row's results (:func:`~napari_prunuclei.runtime.pairs.results_record`: the weight files'
+    #: sha256, the thresholds, the watershed's rule), so rows read back (``--rows``) are known to be current
+    made_by: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -139,7 +142,8 @@ def run_sweep(
                     acc.setdefault(k, []).append(v)
             means = {k: float(np.mean(v)) for k, v in acc.items()}
             rows.append(SweepRow(key, scheme, cr, variant, len(items), **means, images=[it[0] for it in items],
-                                 per_image={k: [float(x) for x in v] for k, v in acc.items()}))
+                                 per_image={k: [float(x) for x in v] for k, v in acc.items()},
+                                 made_by=results_record(pair.spec)))
     if progress is not None:
         progress(Progress(len(jobs), len(jobs), "done"))
     return rows
@@ -149,6 +153,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
               precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
     """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
     (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.study.timing.time_segment`)."""
+    from napari_prunuclei.study.release import pair_macs_ratio
     from napari_prunuclei.study.timing import benchmark_tile, time_segment
 
     rows = rows_as_dicts(rows)
@@ -165,10 +170,11 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
     for r in rows:
         key = ("dense", 1.0, "dense") if r["scheme"] == "dense" else (r["scheme"], float(r["cr"]), r["variant"])
         zi = getattr(pairs[key].semantic, "zoo_info", {}) or {}
+        zd = getattr(pairs[key].distance, "zoo_info", {}) or {}
         r["seconds"] = times[str(key)]["total_s"]
         r["branches_s"] = times[str(key)]["branches_s"]  # the two networks; the rest is watershed, I/O, glue
         r["time_ratio"] = r["seconds"] / dense_s
-        r["macs_ratio"] = zi.get("macs_ratio", 1.0)
+        r["macs_ratio"] = pair_macs_ratio(zi.get("macs_ratio"), zd.get("macs_ratio"))  # both branches
         r["achieved_cr"] = zi.get("achieved_cr", None if r["scheme"] != "dense" else 1.0)
         r["finetune_steps"] = zi.get("steps") if r["variant"] == "fine-tuned" else None
     return rows

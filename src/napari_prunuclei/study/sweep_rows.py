@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["read_sweep_rows", "SweepRowsError"]
+__all__ = ["read_sweep_rows", "check_made_by", "SweepRowsError"]
 
 #: the measures every row carries (means over its images)
 MEASURES = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
@@ -62,4 +62,24 @@ def read_sweep_rows(path: str | Path) -> list[dict]:
         why = _problem(r)
         if why:
             raise SweepRowsError(f"{path}: row {i + 1}: {why}")
+    return rows
+
+
+def check_made_by(rows: list[dict], path: str | Path) -> list[dict]:
+    """``rows`` (read from ``path``) if every one was made by the weight files, thresholds and watershed rule
+    that ship now (its ``made_by`` record); SweepRowsError naming the first that was not (a sweep of an
+    earlier zoo, or one that did not record them), so its figures are never reported or stored as this zoo's."""
+    from napari_prunuclei.runtime.pairs import ModelSpec, results_record
+
+    for i, r in enumerate(rows):
+        made = r.get("made_by")
+        now = results_record(ModelSpec(r["scheme"], r["cr"], r["variant"] != "one-shot"))
+        if made != now:
+            what = f"{r['dataset']} {r['scheme']} CR{r['cr']:g} {r['variant']}"
+            why = ("by a sweep that did not record its weight files" if not isinstance(made, dict) else
+                   f"by other weight files or rules than those that ship now (sha256 "
+                   f"{str((made.get('weights') or {}).get('semantic'))[:12]}, now "
+                   f"{str(now['weights']['semantic'])[:12]})")
+            raise SweepRowsError(f"{path}: row {i + 1} ({what}) was made {why}: run the sweep again without "
+                                 "--rows or --include")
     return rows
