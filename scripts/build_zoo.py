@@ -190,9 +190,13 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
                     f.unlink(missing_ok=True)
             clear_cache()
             raise
-    if commit_it:
-        git_commit(touched, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
-                            f"{protocol.steps} steps per branch per stage), replacing the earlier zoo")
+    if commit_it:  # the staged copies go in the same commit (the history keeps them; stages.jsonl stays)
+        staged = [folder / stage_file(b, s, cr) for s, cr in todo for b in ("semantic", "distance")]
+        for f in staged:
+            f.unlink()
+        git_commit(touched + staged, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
+                                     f"{protocol.steps} steps per branch per stage), replacing the earlier zoo; "
+                                     f"the staged copies removed from {folder}")
     return len(todo)
 
 
