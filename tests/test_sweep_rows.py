@@ -6,7 +6,7 @@ import pytest
 
 from napari_prunuclei.cli.main import main
 from napari_prunuclei.runtime.pairs import ModelSpec, results_record
-from napari_prunuclei.study.sweep_rows import SweepRowsError, read_sweep_rows
+from napari_prunuclei.study.sweep_rows import SweepRowsError, check_made_by, read_sweep_rows
 
 MEASURES = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aji", "pq", "dice")
 
@@ -81,5 +81,9 @@ def test_rows_of_other_weights_or_of_a_sweep_that_did_not_record_them_are_refuse
         err = capsys.readouterr().err
         assert says in err and "again without --rows" in err and "Traceback" not in err
         assert not (tmp_path / "o").exists()
+    f.write_text(json.dumps([dense, _row("bogus", made_by=None)]))
+    assert _sweep(tmp_path, f, tmp_path / "o") == 2  # no rows of layerwise: refused before any row is read
+    with pytest.raises(SweepRowsError, match="row 2 .*unknown scheme 'bogus'"):
+        check_made_by([dense, _row("bogus", made_by=None)], f)
     f.write_text(json.dumps([dense, _row()]))
     assert _sweep(tmp_path, f, tmp_path / "o") == 0

@@ -73,9 +73,12 @@ def check_made_by(rows: list[dict], path: str | Path) -> list[dict]:
 
     for i, r in enumerate(rows):
         made = r.get("made_by")
-        now = results_record(ModelSpec(r["scheme"], r["cr"], r["variant"] != "one-shot"))
+        what = f"{r['dataset']} {r['scheme']} CR{r['cr']:g} {r['variant']}"
+        try:
+            now = results_record(ModelSpec(r["scheme"], r["cr"], r["variant"] != "one-shot"))
+        except ValueError as e:  # a scheme this package does not know
+            raise SweepRowsError(f"{path}: row {i + 1} ({what}): {e}") from None
         if made != now:
-            what = f"{r['dataset']} {r['scheme']} CR{r['cr']:g} {r['variant']}"
             why = ("by a sweep that did not record its weight files" if not isinstance(made, dict) else
                    f"by other weight files or rules than those that ship now (sha256 "
                    f"{str((made.get('weights') or {}).get('semantic'))[:12]}, now "
