@@ -12,7 +12,8 @@ MEASURES = ("semantic_dice", "semantic_aji", "distance_aji", "distance_mse", "aj
 
 
 def _row(scheme="layerwise", cr=2.0, variant="fine-tuned", dataset="monuseg", **kw):
-    made_by = results_record(ModelSpec(scheme, cr, variant != "one-shot")) if isinstance(cr, float) else None
+    made_by = (results_record(ModelSpec(scheme, cr, variant != "one-shot"))
+               if isinstance(cr, float) and "made_by" not in kw else None)
     return {"dataset": dataset, "scheme": scheme, "cr": cr, "variant": variant, "n_images": 2,
             **{k: 0.6 for k in MEASURES}, "made_by": made_by, **kw}
 
