@@ -44,6 +44,14 @@ def test_a_finished_stage_is_kept_and_another_protocol_is_told_apart(tiny_datase
     assert again["semantic"].stat().st_mtime_ns == before  # resumable: finished work is not redone
     assert Protocol(steps=3).record() != Protocol(steps=2).record()
     assert not list(tmp_path.rglob("*.part"))
+    # another protocol (another seed here) never takes this stage as its own (pre-ship review: a second seed
+    # in the first seed's work folder would have been scored, and recorded, as seed 2)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="made by another protocol .*seed 1.*this run is .*seed 2"):
+        run_stage(dense, "networkwide", 2, tiny_dataset, tmp_path, replace(PROTOCOL, seed=2), device="cpu",
+                  branches=("semantic",))
+    assert files["semantic"].stat().st_mtime_ns == before
 
 
 def test_the_protocol_record_reaches_the_registry_entry(tiny_dataset, tmp_path, monkeypatch):

@@ -164,7 +164,18 @@ def test_store_metrics_from_a_sweep_output(tmp_path, monkeypatch):
         e.pop("metrics_gbm40", None)
     (weights / "registry.json").write_text(json.dumps(reg))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
-    sweep = Path(__file__).parents[1] / "docs" / "pruning" / "sweep.json"
+    from napari_prunuclei.runtime.pairs import ModelSpec, results_record
+
+    made = json.loads((Path(__file__).parents[1] / "docs" / "pruning" / "sweep.json").read_text())
+    sweep = tmp_path / "sweep.json"  # the shipped sweep's rows, as a sweep of these weights writes them
+    stale = [{**r, "made_by": None} for r in made]  # a sweep that did not record its weights
+    sweep.write_text(json.dumps(stale))
+    before = (weights / "registry.json").read_text()
+    assert main(["models", "--store-metrics", str(sweep)]) == 2  # refused whole: the registry is untouched
+    assert (weights / "registry.json").read_text() == before
+    sweep.write_text(json.dumps([{**r, "made_by": results_record(ModelSpec(r["scheme"], r["cr"],
+                                                                           r["variant"] != "one-shot"))}
+                                 for r in made]))
     assert main(["models", "--store-metrics", str(sweep)]) == 0
     rows = {(r["dataset"], r["scheme"], r["cr"], r["variant"]): r for r in json.loads(sweep.read_text())}
     for e in json.loads((weights / "registry.json").read_text())["models"]:

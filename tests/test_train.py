@@ -34,6 +34,15 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
 
 
+def test_a_checkpoint_of_a_run_with_other_settings_is_not_resumed(tiny_dataset, tmp_path):
+    """A checkpoint goes on only under the settings that wrote it: other steps would change its schedule,
+    another seed its crops, and the result would be recorded as this run's. Threads may change."""
+    assert train(_cfg(), tiny_dataset, tmp_path, device="cpu", progress=False, stop_at=2) is None
+    with pytest.raises(ValueError, match="other settings \\(steps 4, now 6\\).*remove its folder"):
+        train(_cfg(steps=6), tiny_dataset, tmp_path, device="cpu", progress=False, resume=True)
+    assert train(_cfg(threads=1), tiny_dataset, tmp_path, device="cpu", progress=False, resume=True).is_file()
+
+
 def test_lr_schedule():
     c = TrainConfig(steps=100, warmup=10, lr=1e-3, lr_min=1e-5)
     assert lr_at(0, c) == 1e-4

@@ -66,8 +66,10 @@ def cmd_models(a: argparse.Namespace) -> int:
 
     if a.store_metrics is not None:
         from napari_prunuclei.study.release import update_registry_metrics
+        from napari_prunuclei.study.sweep_rows import check_made_by, read_sweep_rows
 
-        rows = json.loads(Path(a.store_metrics).read_text())
+        # only rows made by the weight files that ship now: another zoo's figures never reach this registry
+        rows = check_made_by(read_sweep_rows(a.store_metrics), a.store_metrics)
         n = update_registry_metrics(rows)
         print(f"stored the metrics of {a.store_metrics} in {n} registry entries")
     reg = registry()

@@ -21,6 +21,7 @@ deterministic). On one machine a stage is bit-identical when run again (``tests/
 from __future__ import annotations
 
 import copy
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import torch
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
 from napari_prunuclei.models.sparse import load_branch_file, save_sparse
 from napari_prunuclei.models.unet import UNet
-from napari_prunuclei.models.weights import load_branch, save_branch
+from napari_prunuclei.models.weights import load_branch, read_metadata, save_branch
 from napari_prunuclei.pruning.channels import DEFAULT_MULTIPLE, channel_prune, macs
 from napari_prunuclei.pruning.magnitude import apply_masks, magnitude_masks, recalibrate_batchnorm
 from napari_prunuclei.training.channel_ladder import teacher_outputs
@@ -79,6 +80,21 @@ class Protocol:
         return TrainConfig(branch=branch, steps=self.steps, batch=self.batch, crop=self.crop, lr=self.lr,
                            lr_min=self.lr / 20, warmup=self.warmup, seed=self.seed, threads=threads,
                            ckpt_every=max(25, self.steps // 10), precision=self.precision)
+
+
+def _check_made_by(path: Path, protocol: Protocol) -> None:
+    """Refuse a finished stage file in the work folder that another protocol made (e.g. an earlier zoo's
+    stage, or another seed's): it would be taken, and recorded, as this protocol's."""
+    try:
+        made = json.loads(read_metadata(path).get("protocol", "null"))
+    except (OSError, ValueError):
+        made = None
+    if made != protocol.record():
+        what = (f"protocol v{made.get('version')}, {made.get('steps')} steps, seed {made.get('seed')}"
+                if isinstance(made, dict) else "no protocol record")
+        raise ValueError(f"{path}: a finished stage made by another protocol ({what}); this run is protocol "
+                         f"v{protocol.version}, {protocol.steps} steps, seed {protocol.seed}: use another work "
+                         "folder")
 
 
 def stage_file(branch: str, scheme: str, cr: float) -> str:
@@ -131,6 +147,7 @@ def run_stage(dense: dict[str, UNet], scheme: str, cr: float, data_dir: str | Pa
         final = out / stage_file(branch, scheme, cr)
         files[branch] = final
         if final.is_file():
+            _check_made_by(final, protocol)
             continue
         teacher = dense[branch]
         start, start_name = _start(teacher, branch, scheme, cr, Path(work), protocol)

@@ -60,6 +60,28 @@ class TrainConfig:
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
 
 
+#: settings of how a run runs, not of what it trains: a resume may change them
+RUN_ONLY = ("threads", "ckpt_every")
+
+
+def _check_same_run(config: Path, cfg: TrainConfig, ckpt: Path) -> None:
+    """Refuse to resume ``ckpt`` when the run that wrote it (its ``config.json``) trained something else
+    (other steps, learning rate, seed, data or network): its weights would go on under another schedule
+    and be recorded as this run's."""
+    try:
+        was = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return  # no record (a run of an earlier version): the checkpoint's own checks apply
+    if not isinstance(was, dict):
+        return
+    now = json.loads(json.dumps(asdict(cfg)))
+    differ = sorted(k for k in set(was) | set(now) if k not in RUN_ONLY and was.get(k) != now.get(k))
+    if differ:
+        raise ValueError(f"cannot resume from {ckpt}: it belongs to a run with other settings ("
+                         + ", ".join(f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in differ[:4])
+                         + "); remove its folder to start afresh, or choose another")
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay from ``lr`` to ``lr_min``."""
     if step < cfg.warmup:
@@ -178,6 +200,7 @@ def train(
     log_rows: list[dict] = []
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
+        _check_same_run(out / "config.json", cfg, ckpt)
         try:  # weights only: a checkpoint never runs code
             state = torch.load(ckpt, map_location=dev, weights_only=True)
             model.load_state_dict(state["model"])
