@@ -192,9 +192,11 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
             raise
     if commit_it:  # the staged copies go in the same commit (the history keeps them; stages.jsonl stays)
         staged = [folder / stage_file(b, s, cr) for s, cr in todo for b in ("semantic", "distance")]
-        for f in staged:
+        tracked = [f for f in staged if subprocess.run(["git", "ls-files", "--error-unmatch", str(f)],
+                                                       capture_output=True).returncode == 0]
+        for f in tracked:  # (a copy git never had stays: removing it would lose it)
             f.unlink()
-        git_commit(touched + staged, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
+        git_commit(touched + tracked, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
                                      f"{protocol.steps} steps per branch per stage), replacing the earlier zoo; "
                                      f"the staged copies removed from {folder}")
     return len(todo)
@@ -205,17 +207,17 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path)
     p.add_argument("--work", type=Path, help="checkpoints and finished stages (outside the repository)")
-    p.add_argument("--steps", type=int, default=shipped.get("steps", Protocol.steps),
+    p.add_argument("--steps", type=int, default=shipped.get("steps"),
                    help="fine-tuning steps per branch per stage (default: the shipped zoo's)")
     p.add_argument("--schemes", nargs="+", default=[*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES])
-    p.add_argument("--ladder", choices=LADDERS, default=shipped.get("ladder", Protocol.ladder),
+    p.add_argument("--ladder", choices=LADDERS, default=shipped.get("ladder"),
                    help="cut each CR from dense, or from the scheme's previous CR (then shards split by scheme; "
                         "default: the shipped zoo's)")
     p.add_argument("--shard", default="0/1",
                    help="K/N: this job runs every N-th stage from the K-th (gradual: every N-th scheme)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="where the fine-tuning runs: cpu, or cuda on a lent GPU machine")
-    p.add_argument("--version", type=int, default=shipped.get("version", Protocol.version),
+    p.add_argument("--version", type=int, default=shipped.get("version"),
                    help="the protocol's version in its record (default: the shipped zoo's)")
     p.add_argument("--stage-into", type=Path, default=None,
                    help="copy each finished stage into this repository folder (outside the package) and, with "
@@ -229,6 +231,9 @@ def main() -> int:
                    help="print the stages staged in FOLDER by this protocol (held-back AJI against dense's) and stop")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
     a = p.parse_args()
+    if None in (a.steps, a.ladder, a.version):  # no one protocol ships (e.g. two, mid-way): never guess one
+        p.error("the shipped zoo carries no one fine-tuning record to default to: give --steps, --ladder and "
+                "--version")
     protocol = Protocol(steps=a.steps, ladder=a.ladder, version=a.version)
     k, n = (int(v) for v in a.shard.split("/"))
     todo = stages(a.schemes, (k, n), a.ladder)

@@ -338,7 +338,9 @@ def test_results_of_other_weights_under_the_same_name_are_not_resumed_into(slide
     capsys.readouterr()
     assert main(["segment", str(slides / "s0.tif"), str(slides / "s1.tif"), "-o", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "other weight files" in err and "Traceback" not in err
+    sha = info["model"]["results"]["weights"]["semantic"][:12]
+    assert f"but made by other weights: {sha}/" in err and "000000000000/111111111111 now" in err
+    assert "Traceback" not in err
     assert not (out / "s1_info.json").exists() and json.loads(info_path(slides / "s0.tif", out).read_text()) == info
 
 
@@ -354,3 +356,20 @@ def test_a_folder_of_an_earlier_version_without_weight_records_is_refused_by_nam
     assert "earlier version that did not record its weight files" in capsys.readouterr().err
     assert main(["segment", str(slides / "s0.tif"), "-o", str(out), "--device", "cpu", "--overwrite"]) == 0
     assert "results" in json.loads((out / "prunuclei_run.json").read_text())
+
+
+def test_an_image_whose_loaded_pair_is_not_the_folders_fails_alone_and_writes_nothing(slides, tmp_path):
+    """The zoo's files may be replaced while a batch runs (a zoo shipped meanwhile): an image whose freshly
+    loaded pair is not the one the folder's record names fails, nothing of it written; the others go on."""
+    from napari_prunuclei.io.outfolder import model_record
+    from napari_prunuclei.runtime.pairs import results_record
+
+    req = SegmentRequest(device="cpu")
+    record = model_record(req, results_record(req.spec, req.params))
+    other = {**record, "results": {**record["results"], "weights": {"semantic": "0" * 64, "distance": "1" * 64}}}
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="s0.tif: the zoo's files or thresholds changed while this run went on"):
+        segment_file(slides / "s0.tif", out, req, expect=other)
+    assert not list(out.glob("s0_*"))
+    info = segment_file(slides / "s0.tif", out, req, expect=record)
+    assert info["model"] == record

@@ -44,9 +44,9 @@ def test_a_channel_entrys_macs_ratio_is_against_dense_not_the_stage_it_was_cut_f
 def test_a_pairs_macs_ratio_counts_both_branches_whose_dense_networks_are_equal():
     from napari_prunuclei.pruning.channels import macs
     from napari_prunuclei.pruning.oneshot import load_model
-    from napari_prunuclei.study.release import pair_macs_ratio
+    from napari_prunuclei.study.release import pair_ratio
 
     sem, dst = load_model("semantic", "dense", 1), load_model("distance", "dense", 1)
     assert macs(sem.config) == macs(dst.config)  # the harmonic mean below rests on this
-    assert pair_macs_ratio(2.0, 4.0) == round(2 / (0.5 + 0.25), 4) and pair_macs_ratio(None, None) == 1.0
-    assert pair_macs_ratio(3.0, 3.0) == 3.0
+    assert pair_ratio(2.0, 4.0) == round(2 / (0.5 + 0.25), 4) and pair_ratio(None, None) == 1.0
+    assert pair_ratio(3.0, 3.0) == 3.0

@@ -106,12 +106,12 @@ def pairs_markdown(models: list[dict]) -> str:
 
     lines = ["| scheme | CR | MACs ÷ | steps per branch at its CR | AJI held-back (4 train images) | "
              "AJI MoNuSeg test (14) | AJI GBM40 (40) |", "|---|---:|---:|---:|---:|---:|---:|"]
-    from napari_prunuclei.study.release import pair_macs_ratio
+    from napari_prunuclei.study.release import pair_ratio
 
     dist = {(e["scheme"], float(e["cr"]), e.get("fine_tuned", True)): e for e in models if e["branch"] == "distance"}
     for e in sem:
         other = dist.get((e["scheme"], float(e["cr"]), e.get("fine_tuned", True)), {})
-        macs = (f"{pair_macs_ratio(e.get('macs_ratio'), other.get('macs_ratio')):.2f}"  # the pair's: both branches
+        macs = (f"{pair_ratio(e.get('macs_ratio'), other.get('macs_ratio')):.2f}"  # the pair's: both branches
                 if e["scheme"] != "dense" else "")
         lines.append(f"| {e['scheme']} | {e['cr']:g} | {macs} | {e.get('steps', '')} | "
                      f"{cell(e, 'metrics_held_back')} | {cell(e, 'metrics')} | {cell(e, 'metrics_gbm40')} |")

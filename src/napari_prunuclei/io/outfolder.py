@@ -207,14 +207,20 @@ def _describe(req: dict, other: dict | None = None) -> str:
             f"{'on' if req.get('tissue_mask') else 'off'}")
     if other is not None and {k: v for k, v in req.items() if k != "results"} == {
             k: v for k, v in other.items() if k != "results"}:  # the same request, other weights or rule
-        res = req.get("results")
+        res, now = req.get("results"), other.get("results") or {}
         if not isinstance(res, dict):
             return text + ", made by an earlier version that did not record its weight files"
-        sha = res.get("weights") if isinstance(res.get("weights"), dict) else {}
-        return (text + f", but made by other weight files or rules (sha256 {str(sha.get('semantic'))[:12]} / "
-                f"{str(sha.get('distance'))[:12]}, thresholds {res.get('thresholds')}, watershed rule "
-                f"{res.get('watershed_rule')})")
+        return text + ", but made by other " + "; ".join(
+            f"{k}: {_short(res.get(k))} there, {_short(now.get(k))} now"
+            for k in sorted(set(res) | set(now), key=str) if res.get(k) != now.get(k))
     return text
+
+
+def _short(value) -> str:
+    """A record's value in a message: weight files by the first 12 hex digits of their sha256."""
+    if isinstance(value, dict) and set(value) == {"semantic", "distance"}:
+        return "/".join(str(value[b])[:12] for b in ("semantic", "distance"))
+    return str(value)[:120]
 
 
 @contextmanager

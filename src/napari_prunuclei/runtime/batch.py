@@ -120,7 +120,7 @@ def _write_mask(path: Path, mask: np.ndarray, pixel_size: float | None) -> None:
 
 def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                  progress: Callable[[Progress], None] | None = None, threads: int = 0, client=None,
-                 replace: bool = False) -> dict:
+                 replace: bool = False, expect: dict | None = None) -> dict:
     """Segment one image file into ``out_dir``; return its info (also written as JSON, last).
 
     Tiled runs write their labels into a scratch zarr store private to this run (a
@@ -131,7 +131,9 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
     over the cluster's workers (``threads`` torch threads per tile task, default 1), their results
     kept in :func:`tiles_path` until the image is finished (a run of the same folder resumes
     them), with the labels of a run on one machine. Existing files with the outputs' names that no run
-    of this package made are refused, unless ``replace`` (the user asked to redo this image).
+    of this package made are refused, unless ``replace`` (the user asked to redo this image). ``expect``: the
+    batch's model record (its folder's); the pair loaded for this image must be the one it names (the zoo's
+    files may be replaced while a batch runs: the image then fails, nothing written).
     """
     import tifffile
     import torch
@@ -161,6 +163,8 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
         check_outputs_free(path, out)
     source = source_record(path)
     pair = load_pair(request.spec)
+    model = expect or model_record(given, results_record(given.spec, given.params))
+    check_loaded(path, pair, given.params, model)
     h, w = image.shape[:2]
     t0 = time.perf_counter()
     written: list[Path] = []
@@ -210,7 +214,7 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
                 atomic_write(written[-1], lambda t, arr=arr: tifffile.imwrite(t, arr, compression="zlib", **tags))
                 record_pending(path, out, written)
         info = {**res.info.as_dict(), "image": str(path), "shape": [h, w], "n_nuclei": res.n_nuclei,
-                "request": given.as_dict(), "model": model_record(given, results_record(given.spec, given.params)),
+                "request": given.as_dict(), "model": model,
                 "source": source, "outputs": outputs_record(out, written),
                 "wall_seconds": time.perf_counter() - t0}
         atomic_write(info_path(path, out), lambda t: t.write_text(json.dumps(info, indent=1)))
@@ -221,6 +225,17 @@ def segment_file(path: str | Path, out_dir: str | Path, request: SegmentRequest,
         raise
     pending_path(path, out).unlink(missing_ok=True)  # the info lists them now
     return info
+
+
+def check_loaded(path: Path, pair, params, model: dict) -> None:
+    """The pair just loaded is the one ``model`` (the folder's record) names: its files' sha256 and its
+    thresholds; ValueError naming ``path`` else (the zoo's files changed while the batch ran)."""
+    want = model.get("results") or {}
+    have = {b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256") for b in ("semantic", "distance")}
+    if have != want.get("weights") or (params or pair.params).as_dict() != want.get("thresholds"):
+        raise ValueError(f"{path}: the zoo's files or thresholds changed while this run went on (loaded "
+                         f"{str(have['semantic'])[:12]}, the folder's run names "
+                         f"{str((want.get('weights') or {}).get('semantic'))[:12]}): run it again into a new folder")
 
 
 @dataclass
@@ -294,12 +309,13 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
         result.skipped = len(paths) - len(todo)
         if todo:
             remove_leftovers(out, {p.stem for p in todo}, keep_tiles=resume)
-            _run(todo, out, request, workers, scheduler, threads, result, per_file, progress, replace=not resume)
+            _run(todo, out, request, workers, scheduler, threads, result, per_file, progress, replace=not resume,
+                 model=model)
     return result
 
 
 def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, scheduler: str | None, threads: int,
-         result: BatchResult, per_file: bool, progress: bool, replace: bool = False) -> None:
+         result: BatchResult, per_file: bool, progress: bool, replace: bool = False, model: dict | None = None) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
@@ -311,13 +327,13 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
             tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
             try:
                 result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
-                                                    threads=threads, replace=replace))
+                                                    threads=threads, replace=replace, expect=model))
             except Exception as e:  # noqa: BLE001 - one bad image does not stop the batch
                 result.failed.append((str(p), _reason(e)))
             tbar.close()
             bar.update(1)
     else:
-        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress, replace)
+        _run_on_dask(todo, out, request, workers, scheduler, threads, result, bar, per_file, progress, replace, model)
     bar.close()
 
 
@@ -331,17 +347,17 @@ def _is_tiled_file(path: Path, request: SegmentRequest) -> bool:
 
 
 def _file_task(path: Path, out: Path, request: SegmentRequest, threads: int,
-               replace: bool = False) -> tuple[dict | None, str | None]:
+               replace: bool = False, model: dict | None = None) -> tuple[dict | None, str | None]:
     """One image in a dask task: ``(info, None)``, or ``(None, why)`` for an image that cannot be used
     (returned, not raised, so no worker logs a traceback for bad input)."""
     try:
-        return segment_file(path, out, request, None, threads, replace=replace), None
+        return segment_file(path, out, request, None, threads, replace=replace, expect=model), None
     except (ValueError, OSError) as e:
         return None, _reason(e)
 
 
 def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchResult, bar, per_file: bool = False,
-                 progress: bool = False, replace: bool = False) -> None:
+                 progress: bool = False, replace: bool = False, model: dict | None = None) -> None:
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -361,13 +377,14 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
         with Client(scheduler or cluster) as client:
             spread = [] if per_file else [p for p in todo if _is_tiled_file(p, request)]
             whole = [p for p in todo if p not in spread]
-            futures = {client.submit(_file_task, p, out, request, threads or 1, replace, pure=False): p for p in whole}
+            futures = {client.submit(_file_task, p, out, request, threads or 1, replace, model, pure=False): p
+                       for p in whole}
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
                 tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
                 try:
                     info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client,
-                                        replace=replace)
+                                        replace=replace, expect=model)
                 except Exception as e:  # noqa: BLE001 - reported, the others go on
                     result.failed.append((str(p), _reason(e)))
                 else:

@@ -151,5 +151,8 @@ def results_record(spec: ModelSpec, params: WatershedParams | None = None, *,
         from napari_prunuclei.models.zoo import default_watershed
 
         params = default_watershed(spec.scheme, spec.cr, fine_tuned, weights_dir=wd)
-    return {"weights": files, "made_by": "zoo file" if fine_tuned else "one-shot pruning of the dense files",
+    from napari_prunuclei import __version__
+
+    made_by = "zoo file" if fine_tuned else f"one-shot pruning of the dense files (napari-prunuclei {__version__})"
+    return {"weights": files, "made_by": made_by,
             "thresholds": params.as_dict(), "watershed_rule": WATERSHED_RULE}

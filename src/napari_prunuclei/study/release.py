@@ -14,7 +14,7 @@ from napari_prunuclei.models.weights import load_branch, read_metadata, sha256_f
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, register, registry, watershed_key
 
 __all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
-           "shared_protocol", "protocol_text", "macs_ratio", "pair_macs_ratio", "correct_macs_ratios",
+           "shared_protocol", "protocol_text", "macs_ratio", "pair_ratio", "correct_macs_ratios",
            "registry_watersheds", "update_registry_metrics", "METRICS_KEYS"]
 
 
@@ -94,10 +94,10 @@ def ship_sparse(path: Path, metrics: dict | None = None) -> dict:
     return _ship(path, "sparse", steps_at_cr(meta), _finetune_record(meta), metrics)
 
 
-def pair_macs_ratio(semantic: float | None, distance: float | None) -> float:
-    """The pair's MACs ratio (dense pair's multiply-accumulates over the pruned pair's) from its two branches'
-    ratios (None: a dense-shaped branch, 1). The two dense branches are the same network (equal MACs,
-    tests/test_release.py), so the pair's ratio is the harmonic mean of the branches'."""
+def pair_ratio(semantic: float | None, distance: float | None) -> float:
+    """The pair's ratio (the dense pair's MACs, or weights, over the pruned pair's) from its two branches'
+    ratios (None: a dense-shaped branch, 1). The two dense branches are the same network (equal MACs and
+    weights, tests/test_release.py), so the pair's ratio is the harmonic mean of the branches'."""
     s, d = float(semantic or 1.0), float(distance or 1.0)
     return round(2 / (1 / s + 1 / d), 4)
 

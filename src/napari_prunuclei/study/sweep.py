@@ -153,7 +153,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
               precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
     """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
     (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.study.timing.time_segment`)."""
-    from napari_prunuclei.study.release import pair_macs_ratio
+    from napari_prunuclei.study.release import pair_ratio
     from napari_prunuclei.study.timing import benchmark_tile, time_segment
 
     rows = rows_as_dicts(rows)
@@ -174,8 +174,9 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         r["seconds"] = times[str(key)]["total_s"]
         r["branches_s"] = times[str(key)]["branches_s"]  # the two networks; the rest is watershed, I/O, glue
         r["time_ratio"] = r["seconds"] / dense_s
-        r["macs_ratio"] = pair_macs_ratio(zi.get("macs_ratio"), zd.get("macs_ratio"))  # both branches
-        r["achieved_cr"] = zi.get("achieved_cr", None if r["scheme"] != "dense" else 1.0)
+        r["macs_ratio"] = pair_ratio(zi.get("macs_ratio"), zd.get("macs_ratio"))  # both branches
+        r["achieved_cr"] = (pair_ratio(zi.get("achieved_cr"), zd.get("achieved_cr")) if zi.get("achieved_cr")
+                            else None if r["scheme"] != "dense" else 1.0)  # both branches' weights
         r["finetune_steps"] = zi.get("steps") if r["variant"] == "fine-tuned" else None
     return rows
 

@@ -79,10 +79,11 @@ def check_made_by(rows: list[dict], path: str | Path) -> list[dict]:
         except ValueError as e:  # a scheme this package does not know
             raise SweepRowsError(f"{path}: row {i + 1} ({what}): {e}") from None
         if made != now:
+            keys = sorted(set(made) | set(now), key=str) if isinstance(made, dict) else []
+            differ = [f"{k} {str(made.get(k))[:90]}, now {str(now.get(k))[:90]}" for k in keys
+                      if made.get(k) != now.get(k)]
             why = ("by a sweep that did not record its weight files" if not isinstance(made, dict) else
-                   f"by other weight files or rules than those that ship now (sha256 "
-                   f"{str((made.get('weights') or {}).get('semantic'))[:12]}, now "
-                   f"{str(now['weights']['semantic'])[:12]})")
+                   "by other weight files or rules than those that ship now (" + "; ".join(differ) + ")")
             raise SweepRowsError(f"{path}: row {i + 1} ({what}) was made {why}: run the sweep again without "
                                  "--rows or --include")
     return rows
