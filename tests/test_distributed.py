@@ -94,8 +94,13 @@ def test_an_interrupted_run_resumes_at_the_tile(slide, client, tmp_path):
     assert not scratch.exists()  # removed on success
 
 
-def test_tiles_of_another_run_are_refused_or_discarded(slide, client, tmp_path):
+def test_tiles_of_another_run_are_refused_or_discarded(slide, client, tmp_path, monkeypatch):
+    import napari_prunuclei.runtime.distributed as dist
+
     path, ref = slide
+    wanted = {}
+    real = dist._prepare_scratch
+    monkeypatch.setattr(dist, "_prepare_scratch", lambda f, want, d: (wanted.update(want), real(f, want, d))[1])
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -111,6 +116,11 @@ def test_tiles_of_another_run_are_refused_or_discarded(slide, client, tmp_path):
     res = segment_tiles_on_dask(path, client, REQUEST, scratch=stale, discard_stale=True)
     assert res.info.throughput["cluster"]["reused"] == 0
     np.testing.assert_array_equal(res.labels, ref.labels)
+    # the kept tiles name the weight files that made them: a rebuilt zoo's run does not reuse them
+    from napari_prunuclei.runtime.pairs import load_pair, results_record
+
+    pair = load_pair(REQUEST.spec)
+    assert wanted["results"] == results_record(pair.spec, pair.params)
 
 
 @pytest.mark.slow
