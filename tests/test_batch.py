@@ -339,7 +339,7 @@ def test_results_of_other_weights_under_the_same_name_are_not_resumed_into(slide
     assert main(["segment", str(slides / "s0.tif"), str(slides / "s1.tif"), "-o", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     sha = info["model"]["results"]["weights"]["semantic"][:12]
-    assert f"but made by other weights: {sha}/" in err and "000000000000/111111111111 now" in err
+    assert f"differing from this run in weights: {sha}/" in err and "000000000000/111111111111 now" in err
     assert "Traceback" not in err
     assert not (out / "s1_info.json").exists() and json.loads(info_path(slides / "s0.tif", out).read_text()) == info
 

@@ -294,3 +294,69 @@ def test_an_interrupted_run_keeps_the_manifest_that_names_its_tiles(tmp_path):
     with pytest.raises(ValueError, match="another model"):
         with claim(out, model_record(SegmentRequest(device="cpu", scheme="networkwide", cr=20)), overwrite=False):
             pass
+
+
+def test_overwrite_never_leaves_another_models_outputs_nor_removes_a_users_files(tiles, tmp_path, capsys):
+    """Hostile pass (session 32): --overwrite with another model kept outputs whose info was unreadable or
+    whose killed run had only its pending record, and removed any file a hand-edited info listed."""
+    out = tmp_path / "out"
+    assert main(["segment", str(tiles / "a.tif"), str(tiles / "b.tif"), "-o", str(out), *CPU]) == 0
+    info = json.loads((out / "b_info.json").read_text())
+    (out / "b_notes.txt").write_text("mine")
+    info["outputs"]["b_notes.txt"] = 4  # a hand-edited info lists a user's file
+    (out / "b_info.json").write_text(json.dumps(info))
+    (out / "a_labels.tif").write_bytes(b"edited by the user")  # changed since its run: the user's now
+    assert main(["segment", str(tiles / "python.tif"), "-o", str(out), *CPU, "--scheme", "layerwise", "--cr", "4",
+                 "--overwrite"]) == 0
+    assert (out / "b_notes.txt").read_text() == "mine" and (out / "a_labels.tif").read_bytes() == b"edited by the user"
+    assert not (out / "b_labels.tif").exists() and not (out / "b_info.json").exists()
+    # an info that cannot be read: its outputs cannot be told from a user's files, so --overwrite is refused
+    (out / "python_info.json").write_text("[" * 100_000 + "]" * 100_000)
+    capsys.readouterr()
+    assert main(["segment", str(tiles / "b.tif"), "-o", str(out), *CPU, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "python_info.json cannot be read as a prunuclei info file" in err and "Traceback" not in err
+    assert (out / "python_labels.tif").is_file()
+
+
+def test_a_killed_runs_recorded_outputs_go_with_overwrite(tiles, tmp_path):
+    out = tmp_path / "out"
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 0
+    (out / "b_labels.tif").write_bytes(b"half a run")  # as a run killed before its info leaves it
+    from napari_prunuclei.io.outfolder import record_pending
+
+    record_pending(tiles / "b.tif", out, [out / "b_labels.tif"])
+    assert main(["segment", str(tiles / "python.tif"), "-o", str(out), *CPU, "--scheme", "layerwise", "--cr", "4",
+                 "--overwrite"]) == 0
+    assert not (out / "b_labels.tif").exists() and not (out / "a_labels.tif").exists()
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tiles, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (out / ".prunuclei.lock").symlink_to(precious)
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 2
+    assert precious.read_text() == "keep me" and "lock" in capsys.readouterr().err
+
+
+def test_another_models_info_under_this_models_manifest_is_named_with_what_differs(tiles, tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(one), *CPU]) == 0
+    assert main(["segment", str(tiles / "b.tif"), "-o", str(two), *CPU, "--scheme", "layerwise", "--cr", "4"]) == 0
+    for q in two.glob("b_*"):
+        q.rename(one / q.name)  # another model's results copied into this model's folder
+    capsys.readouterr()
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(one), *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "(b_info.json: layerwise CR4" in err and "differing from this run in cr: 4.0 there, 1 now" in err
+    assert "scheme: layerwise there, dense now" in err
+
+
+def test_a_resume_with_everything_finished_says_so(tiles, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 0
+    capsys.readouterr()
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 0
+    assert "1 image(s) already finished" in capsys.readouterr().out

@@ -86,5 +86,8 @@ def test_rows_of_other_weights_or_of_a_sweep_that_did_not_record_them_are_refuse
     assert _sweep(tmp_path, f, tmp_path / "o") == 2  # no rows of layerwise: refused before any row is read
     with pytest.raises(SweepRowsError, match="row 2 .*unknown scheme 'bogus'"):
         check_made_by([dense, _row("bogus", made_by=None)], f)
+    one_shot = _row(cr=3.3, made_by=results_record(ModelSpec("layerwise", 3.3, False)))
+    with pytest.raises(SweepRowsError, match="row 2 .*says fine-tuned, but no fine-tuned pair ships at this CR"):
+        check_made_by([dense, one_shot], f)  # (hostile pass: was reported as a fine-tuned CR 3.3)
     f.write_text(json.dumps([dense, _row()]))
     assert _sweep(tmp_path, f, tmp_path / "o") == 0

@@ -128,6 +128,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
         rate = info.get("throughput", {}).get("mp_per_s")
         print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
               + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
+    if done.skipped and not done.finished and not done.failed:
+        print(f"{done.skipped} image(s) already finished in {a.out} with this model: nothing to do "
+              "(--overwrite redoes them)")
     for path, why in done.failed:
         print(f"prunuclei segment: {failure_line(path, why)}", file=sys.stderr)
     if done.failed:

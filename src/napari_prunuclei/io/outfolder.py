@@ -14,6 +14,7 @@ or not) are never touched.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name
 __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
            "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",
            "remove_results", "is_output_file", "source_record", "outputs_record", "check_outputs_free",
-           "release_new_folder", "pending_path", "record_pending"]
+           "release_new_folder", "pending_path", "record_pending", "describe_differences", "printable"]
 
 MANIFEST = "prunuclei_run.json"
 LOCK = ".prunuclei.lock"
@@ -87,7 +88,7 @@ def check_name(path: Path) -> None:
 def _read_info(path: Path) -> dict | None:
     try:
         info = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return info if isinstance(info, dict) and isinstance(info.get("request"), dict) else None
 
@@ -142,17 +143,24 @@ def record_pending(path: Path, out_dir: Path, written: list[Path], about_to_writ
 
 def _pending(path: Path, out_dir: Path) -> set[str]:
     """Outputs a killed run of image ``path`` wrote and recorded, unchanged since."""
-    record = pending_path(path, out_dir)
+    return _pending_in(pending_path(path, out_dir), out_dir)
+
+
+def _pending_in(record: Path, out_dir: Path) -> set[str]:
+    """Outputs listed in the pending ``record`` of a killed run, unchanged since."""
     try:
         done = json.loads(record.read_text())
         recorded_ns = record.stat().st_mtime_ns
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return set()
     ours = set()
+    key = record.name[len(SCRATCH_PREFIX):-len(".pending.json")]
     for name, stamp in (done.items() if isinstance(done, dict) else ()):
         q = Path(out_dir) / str(name)
-        try:
-            if "/" in str(name) or not q.is_file():
+        try:  # only an output name of this record's image: a hand-made record names no other file
+            if "/" in str(name) or not q.is_file() or not any(
+                    str(name).endswith(f"_{k}.tif") and _key(str(name)[: -len(f"_{k}.tif")]) == key
+                    for k in OUTPUT_KINDS):
                 continue
             st = q.stat()
             # a stamped file unchanged since; an announced one (no stamp) written after the record was
@@ -201,26 +209,44 @@ def release_new_folder(out: Path) -> None:
 
 def _describe(req: dict, other: dict | None = None) -> str:
     px = req.get("pixel_size")
-    text = (f"{req.get('scheme')} CR{req.get('cr')} {'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
-            f"thresholds {req.get('params') or 'own'}, tiling {req.get('tiling')}, pixel size "
+    cr = req.get("cr")
+    text = (f"{printable(req.get('scheme'))} CR{f'{cr:g}' if isinstance(cr, (int, float)) else printable(cr)} "
+            f"{'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
+            f"thresholds {printable(req.get('params') or 'own')}, "
+            f"tiling {printable(req.get('tiling'))}, pixel size "
             f"{f'{px:g} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
             f"{'on' if req.get('tissue_mask') else 'off'}")
-    if other is not None and {k: v for k, v in req.items() if k != "results"} == {
-            k: v for k, v in other.items() if k != "results"}:  # the same request, other weights or rule
-        res, now = req.get("results"), other.get("results") or {}
-        if not isinstance(res, dict):
-            return text + ", made by an earlier version that did not record its weight files"
-        return text + ", but made by other " + "; ".join(
-            f"{k}: {_short(res.get(k))} there, {_short(now.get(k))} now"
-            for k in sorted(set(res) | set(now), key=str) if res.get(k) != now.get(k))
-    return text
+    if other is None:
+        return text
+    if not isinstance(req.get("results"), dict) and isinstance(other.get("results"), dict):
+        return text + "; made by an earlier version that did not record its weight files"
+    return text + "; differing from this run in " + describe_differences(req, other)
 
 
-def _short(value) -> str:
-    """A record's value in a message: weight files by the first 12 hex digits of their sha256."""
+def printable(value, limit: int = 120) -> str:
+    """``value`` for a message: control characters escaped, at most ``limit`` characters, and weight
+    files shown by the first 12 hex digits of their sha256."""
     if isinstance(value, dict) and set(value) == {"semantic", "distance"}:
-        return "/".join(str(value[b])[:12] for b in ("semantic", "distance"))
-    return str(value)[:120]
+        text = "/".join(str(value[b])[:12] for b in ("semantic", "distance"))
+    else:
+        text = str(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_differences(old: dict, new: dict) -> str:
+    """What differs between two records (a saved run's and this one's), key by key, for a message:
+    ``key: A there, B now``; nested records (``results``) by their own keys."""
+    parts = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and not {"semantic", "distance"} >= set(a) | set(b):
+            parts.append(describe_differences(a, b))
+        else:
+            parts.append(f"{printable(k, 40)}: {printable(a)} there, {printable(b)} now")
+    return "; ".join(parts) or "nothing shown"
 
 
 @contextmanager
@@ -244,7 +270,12 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
     except FileExistsError:
         if not out.is_dir():  # a dangling link, a loop
             raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
-    with open(out / LOCK, "w") as lock:
+    try:  # never through a link: the lock file is this package's, not whatever a link points at
+        fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        raise ValueError(f"cannot use {out / LOCK} as this folder's lock ({e.strerror}): remove it if it is a "
+                         "link or folder, or choose another folder") from None
+    with os.fdopen(fd, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -253,14 +284,23 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
         manifest = out / MANIFEST
         have = _read_manifest(manifest)
         had_manifest = manifest.is_file()
+        where = manifest
         foreign = have is not None and have != model
-        if not foreign:  # results of an older version (no or unreadable manifest) or none at all
-            foreign = any(i is not None and _info_record(i) != model for i in map(_read_info, out.glob("*_info.json")))
-            have = have or {"scheme": "another model"}
+        infos = {q: _read_info(q) for q in sorted(out.glob("*_info.json"))}
+        if not foreign:  # results of another model under this model's manifest, or of an older version
+            for q, info in infos.items():
+                if info is not None and _info_record(info) != model:
+                    foreign, have, where = True, _info_record(info), q
+                    break
         if foreign and not overwrite:
-            raise ValueError(f"{out} holds results of another model or settings ({_describe(have, model)}); "
-                             f"this run is {_describe(model)}: choose another folder, or --overwrite to replace "
-                             "them all")
+            raise ValueError(f"{out} holds results of another model or settings ({where.name}: "
+                             f"{_describe(have, model)}): choose another folder, or --overwrite to replace them "
+                             "all")
+        unreadable = [q for q, info in infos.items() if info is None]
+        if foreign and unreadable:  # its outputs cannot be told from a user's files: never guess
+            raise ValueError(f"{unreadable[0]} cannot be read as a prunuclei info file, so the outputs it would "
+                             f"list cannot be told from your own files: remove it (and {unreadable[0].name[:-10]}"
+                             "_*.tif if they are a run's) or choose another folder")
         if foreign:
             remove_results(out)
         atomic_write(manifest, lambda t: t.write_text(json.dumps(model, indent=1)))
@@ -280,7 +320,7 @@ def _read_manifest(path: Path) -> dict | None:
         return None
     try:
         have = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return have if isinstance(have, dict) else None
 
@@ -293,12 +333,20 @@ def remove_results(out: Path) -> None:
         if info is None:
             continue
         stem = info_file.name[: -len("_info.json")]
+        ours = {f"{stem}_{k}.tif" for k in OUTPUT_KINDS}  # an info names only these: nothing else is removed
         listed = info.get("outputs")
-        names = list(listed) if isinstance(listed, (dict, list)) else [f"{stem}_{k}.tif" for k in OUTPUT_KINDS]
-        for name in names:
-            if isinstance(name, str) and "/" not in name and name.startswith(f"{stem}_"):
-                (out / name).unlink(missing_ok=True)
+        sizes = listed if isinstance(listed, dict) else dict.fromkeys(listed if isinstance(listed, list) else ours)
+        for name, size in sizes.items():
+            q = out / str(name)
+            try:  # a file changed since its run recorded it (a user's edit) is no longer the run's: kept
+                if name in ours and q.is_file() and (not isinstance(size, int) or q.stat().st_size == size):
+                    q.unlink()
+            except OSError:
+                continue
         info_file.unlink(missing_ok=True)
+    for record in out.glob(f"{SCRATCH_PREFIX}*.pending.json"):  # what killed runs wrote before their info
+        for name in _pending_in(record, out):
+            (out / name).unlink(missing_ok=True)
     for q in out.iterdir():
         if q.name.startswith(SCRATCH_PREFIX):
             shutil.rmtree(q, ignore_errors=True) if q.is_dir() else q.unlink(missing_ok=True)

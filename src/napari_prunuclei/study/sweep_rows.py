@@ -69,21 +69,22 @@ def check_made_by(rows: list[dict], path: str | Path) -> list[dict]:
     """``rows`` (read from ``path``) if every one was made by the weight files, thresholds and watershed rule
     that ship now (its ``made_by`` record); SweepRowsError naming the first that was not (a sweep of an
     earlier zoo, or one that did not record them), so its figures are never reported or stored as this zoo's."""
+    from napari_prunuclei.io.outfolder import describe_differences, printable
     from napari_prunuclei.runtime.pairs import ModelSpec, results_record
 
     for i, r in enumerate(rows):
         made = r.get("made_by")
-        what = f"{r['dataset']} {r['scheme']} CR{r['cr']:g} {r['variant']}"
+        what = printable(f"{r['dataset']} {r['scheme']} CR{r['cr']:g} {r['variant']}")
         try:
             now = results_record(ModelSpec(r["scheme"], r["cr"], r["variant"] != "one-shot"))
         except ValueError as e:  # a scheme this package does not know
             raise SweepRowsError(f"{path}: row {i + 1} ({what}): {e}") from None
+        if r["variant"] == "fine-tuned" and now["made_by"] != "zoo file":
+            raise SweepRowsError(f"{path}: row {i + 1} ({what}) says fine-tuned, but no fine-tuned pair ships at "
+                                 f"this CR: run the sweep again without --rows or --include")
         if made != now:
-            keys = sorted(set(made) | set(now), key=str) if isinstance(made, dict) else []
-            differ = [f"{k} {str(made.get(k))[:90]}, now {str(now.get(k))[:90]}" for k in keys
-                      if made.get(k) != now.get(k)]
             why = ("by a sweep that did not record its weight files" if not isinstance(made, dict) else
-                   "by other weight files or rules than those that ship now (" + "; ".join(differ) + ")")
+                   f"by other weight files or rules than those that ship now ({describe_differences(made, now)})")
             raise SweepRowsError(f"{path}: row {i + 1} ({what}) was made {why}: run the sweep again without "
                                  "--rows or --include")
     return rows
