@@ -208,3 +208,24 @@ def test_bad_images_on_a_cluster_fail_with_a_reason_and_leave_nothing(slide, clu
     assert "empty.tif" in failed[str(empty)] and "Error" not in failed[str(empty)].split(":")[0]
     np.testing.assert_array_equal(tifffile.imread(out / "big_labels.tif"), ref.labels)
     assert not any(q.name.endswith(".tiles") for q in out.iterdir())
+
+
+def test_a_worker_loading_other_weight_files_reports_it_and_computes_nothing(slide, tmp_path):
+    """Workers of another install (a --scheduler cluster) would load their own zoo: a tile whose worker's files
+    are not the client's is refused with the file named, nothing written (code review, session 32)."""
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+    from napari_prunuclei.runtime.distributed import TileJob, run_tile
+
+    path, _ = slide
+    st = path.stat()
+    t = tile_grid((320, 320), TILING.tile, TILING.halo)[0]
+    job = TileJob(str(path), (st.st_mtime_ns, st.st_size), REQUEST.spec, WatershedParams(), "cpu", "fp32", 1,
+                  str(tmp_path), weights={"semantic": "0" * 64, "distance": "1" * 64})
+    meta = run_tile(job, 0, t)
+    assert "loads other weight files than this run's" in meta["error"] and str(path) in meta["error"]
+    assert not list(tmp_path.iterdir())
+    pair = load_pair(REQUEST.spec)
+    ok = TileJob(*[getattr(job, f) for f in ("path", "stamp", "spec", "params", "device", "precision", "threads",
+                                            "scratch")], weights={b: getattr(pair, b).zoo_info["sha256"]
+                                                                 for b in ("semantic", "distance")})
+    assert "error" not in run_tile(ok, 0, t) and tile_file(str(tmp_path), 0, t).is_file()

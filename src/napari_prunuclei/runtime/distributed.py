@@ -71,6 +71,7 @@ class TileJob:
     scratch: str
     pixel_size: float | None = None  # µm per pixel of the image (None: taken at the models' size)
     tissue_mask: bool = True  # a tile whose core shows no tissue skips the networks
+    weights: dict | None = None  # the client's weight files (sha256 by branch): a worker must load the same
 
 
 @lru_cache(maxsize=1)
@@ -147,6 +148,12 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
         return {"index": index, "computed": False, "error": str(e), "worker": where}
     secs["read"] = time.perf_counter() - t0
     pair = _pair(job.spec)
+    have = {b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256") for b in ("semantic", "distance")}
+    if job.weights is not None and have != job.weights:  # a worker of another install (a --scheduler cluster)
+        return {"index": index, "computed": False, "worker": where,
+                "error": f"{job.path}: worker {where} loads other weight files than this run's (sha256 "
+                         f"{str(have['semantic'])[:12]}, this run {str(job.weights.get('semantic'))[:12]}): "
+                         "install the same napari-prunuclei on every worker"}
     dev, prec = resolve_device_precision(job.device, job.precision)
     stats: dict[str, float] = {}
     scale = Scale(job.pixel_size, model_pixel_size())
@@ -241,7 +248,9 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
     else:
         folder = Path(scratch)
     job = TileJob(str(path.resolve()), stamp, pair.spec, params, request.device, request.precision,
-                  max(1, threads), str(folder), request.pixel_size, request.tissue_mask)
+                  max(1, threads), str(folder), request.pixel_size, request.tissue_mask,
+                  weights={b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256")
+                           for b in ("semantic", "distance")})
     secs = {"read": 0.0, "semantic": 0.0, "distance": 0.0, "watershed": 0.0, "write": 0.0, "stitch": 0.0}
     devices: set[str] = set()
     precisions: set[str] = set()
