@@ -315,8 +315,50 @@ def test_overwrite_never_leaves_another_models_outputs_nor_removes_a_users_files
     capsys.readouterr()
     assert main(["segment", str(tiles / "b.tif"), "-o", str(out), *CPU, "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert "python_info.json cannot be read as a prunuclei info file" in err and "Traceback" not in err
+    assert "python_info.json cannot be read as a prunuclei record" in err and "Traceback" not in err
     assert (out / "python_labels.tif").is_file()
+    # nor is it silently relabelled without --overwrite (re-check: an unreadable manifest and infos were)
+    assert main(["segment", str(tiles / "b.tif"), "-o", str(out), *CPU]) == 2
+    assert (out / "python_labels.tif").is_file()
+
+
+def test_a_users_edited_labels_are_not_taken_for_the_runs_own(tiles, tmp_path, capsys):
+    """Re-check (session 32): a labels file replaced by a user's own (another size than its run recorded) was
+    overwritten by a plain re-run; and a size that is not a whole number made --overwrite remove the file."""
+    out = tmp_path / "out"
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 0
+    (out / "a_labels.tif").write_bytes(b"the user's corrected labels")
+    capsys.readouterr()
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 1  # not finished, and not ours
+    assert "a_labels.tif exists and no prunuclei run made it" in capsys.readouterr().err
+    assert (out / "a_labels.tif").read_bytes() == b"the user's corrected labels"
+    info = json.loads((out / "a_info.json").read_text())
+    info["outputs"]["a_labels.tif"] = "27"  # not a whole number: its size is not known
+    (out / "a_info.json").write_text(json.dumps(info))
+    assert main(["segment", str(tiles / "b.tif"), "-o", str(out), *CPU, "--fg-threshold", "0.5",
+                 "--overwrite"]) == 0
+    assert (out / "a_labels.tif").read_bytes() == b"the user's corrected labels"
+
+
+def test_special_files_and_huge_numbers_in_a_folder_are_refused_not_waited_on(tiles, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / ".prunuclei.lock")
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 2  # (it blocked forever)
+    assert "lock" in capsys.readouterr().err
+    (out / ".prunuclei.lock").unlink()
+    os.mkfifo(out / "zz_info.json")
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 2
+    assert "zz_info.json cannot be read" in capsys.readouterr().err
+    (out / "zz_info.json").unlink()
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 0
+    m = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**m, "cr": 10 ** 400, "scheme": "\x1b[2Jx"}))
+    (out / "a_info.json").unlink()
+    capsys.readouterr()
+    assert main(["segment", str(tiles / "a.tif"), "-o", str(out), *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "holds results of another model" in err and "\x1b" not in err and "unexpected" not in err
 
 
 def test_a_killed_runs_recorded_outputs_go_with_overwrite(tiles, tmp_path):

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,23 @@ def _key(stem: str) -> str:
     return bounded_name(stem)
 
 
+def _recorded(info: dict, out_dir: Path, stem: str) -> set[str]:
+    """The outputs ``info`` lists that are still as its run wrote them: an output name of ``stem`` with the
+    size recorded (a whole number), unchanged since. A file edited since, or listed without a size, is not
+    the run's any more."""
+    listed = info.get("outputs")
+    ours = set()
+    for name, size in (listed.items() if isinstance(listed, dict) else ()):
+        q = Path(out_dir) / str(name)
+        try:
+            if (name in {f"{stem}_{k}.tif" for k in OUTPUT_KINDS} and isinstance(size, int)
+                    and not isinstance(size, bool) and q.is_file() and q.stat().st_size == size):
+                ours.add(name)
+        except OSError:
+            continue
+    return ours
+
+
 def tiles_path(path: Path, out_dir: Path) -> Path:
     """The folder holding the finished tiles of an image spread over a cluster (kept for resume)."""
     return Path(out_dir) / f"{SCRATCH_PREFIX}{_key(Path(path).stem)}.tiles"
@@ -86,6 +104,8 @@ def check_name(path: Path) -> None:
 
 
 def _read_info(path: Path) -> dict | None:
+    if not path.is_file():  # a FIFO, a device, a folder: never opened (a FIFO would block)
+        return None
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
@@ -148,6 +168,8 @@ def _pending(path: Path, out_dir: Path) -> set[str]:
 
 def _pending_in(record: Path, out_dir: Path) -> set[str]:
     """Outputs listed in the pending ``record`` of a killed run, unchanged since."""
+    if not record.is_file():
+        return set()
     try:
         done = json.loads(record.read_text())
         recorded_ns = record.stat().st_mtime_ns
@@ -181,7 +203,7 @@ def check_outputs_free(path: Path, out_dir: Path) -> None:
     if info is None and (ipath.exists() or ipath.is_symlink()):
         raise ValueError(f"{ipath} exists and is not the info file of a prunuclei run: move it away, choose another "
                          "output folder, or --overwrite to replace it; nothing was written")
-    ours = set(info.get("outputs") or ()) if info is not None else set()
+    ours = _recorded(info, out_dir, Path(path).stem) if info is not None else set()
     ours |= _pending(path, out_dir)
     for kind in OUTPUT_KINDS:
         q = output_path(path, out_dir, kind)
@@ -210,17 +232,24 @@ def release_new_folder(out: Path) -> None:
 def _describe(req: dict, other: dict | None = None) -> str:
     px = req.get("pixel_size")
     cr = req.get("cr")
-    text = (f"{printable(req.get('scheme'))} CR{f'{cr:g}' if isinstance(cr, (int, float)) else printable(cr)} "
+    text = (f"{printable(req.get('scheme'))} CR{_number(cr)} "
             f"{'fine-tuned' if req.get('fine_tuned') else 'one-shot'}, "
             f"thresholds {printable(req.get('params') or 'own')}, "
             f"tiling {printable(req.get('tiling'))}, pixel size "
-            f"{f'{px:g} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
+            f"{f'{_number(px)} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
             f"{'on' if req.get('tissue_mask') else 'off'}")
     if other is None:
         return text
     if not isinstance(req.get("results"), dict) and isinstance(other.get("results"), dict):
         return text + "; made by an earlier version that did not record its weight files"
     return text + "; differing from this run in " + describe_differences(req, other)
+
+
+def _number(value) -> str:
+    try:
+        return f"{value:g}"
+    except (TypeError, ValueError, OverflowError):  # not a number, or an integer too large for a float
+        return printable(value, 40)
 
 
 def printable(value, limit: int = 120) -> str:
@@ -271,10 +300,13 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
         if not out.is_dir():  # a dangling link, a loop
             raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
     try:  # never through a link: the lock file is this package's, not whatever a link points at
-        fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device: not a lock file
+            os.close(fd)
+            raise OSError(0, "not a regular file")
     except OSError as e:
         raise ValueError(f"cannot use {out / LOCK} as this folder's lock ({e.strerror}): remove it if it is a "
-                         "link or folder, or choose another folder") from None
+                         "link, folder or other special file, or choose another folder") from None
     with os.fdopen(fd, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -292,15 +324,17 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
                 if info is not None and _info_record(info) != model:
                     foreign, have, where = True, _info_record(info), q
                     break
+        unreadable = [q for q, info in infos.items() if info is None]
+        if had_manifest and have is None:
+            unreadable.insert(0, manifest)
+        if unreadable:  # whose results these are cannot be told: neither mixed with nor removed for this run's
+            raise ValueError(f"{printable(unreadable[0], 300)} cannot be read as a prunuclei record, so whose results "
+                             "this folder holds cannot be told: remove it (and the outputs it names, if they are a "
+                             "run's) or choose another folder")
         if foreign and not overwrite:
-            raise ValueError(f"{out} holds results of another model or settings ({where.name}: "
+            raise ValueError(f"{out} holds results of another model or settings ({printable(where.name)}: "
                              f"{_describe(have, model)}): choose another folder, or --overwrite to replace them "
                              "all")
-        unreadable = [q for q, info in infos.items() if info is None]
-        if foreign and unreadable:  # its outputs cannot be told from a user's files: never guess
-            raise ValueError(f"{unreadable[0]} cannot be read as a prunuclei info file, so the outputs it would "
-                             f"list cannot be told from your own files: remove it (and {unreadable[0].name[:-10]}"
-                             "_*.tif if they are a run's) or choose another folder")
         if foreign:
             remove_results(out)
         atomic_write(manifest, lambda t: t.write_text(json.dumps(model, indent=1)))
@@ -332,17 +366,8 @@ def remove_results(out: Path) -> None:
         info = _read_info(info_file)
         if info is None:
             continue
-        stem = info_file.name[: -len("_info.json")]
-        ours = {f"{stem}_{k}.tif" for k in OUTPUT_KINDS}  # an info names only these: nothing else is removed
-        listed = info.get("outputs")
-        sizes = listed if isinstance(listed, dict) else dict.fromkeys(listed if isinstance(listed, list) else ours)
-        for name, size in sizes.items():
-            q = out / str(name)
-            try:  # a file changed since its run recorded it (a user's edit) is no longer the run's: kept
-                if name in ours and q.is_file() and (not isinstance(size, int) or q.stat().st_size == size):
-                    q.unlink()
-            except OSError:
-                continue
+        for name in _recorded(info, out, info_file.name[: -len("_info.json")]):  # a file edited since stays
+            (out / name).unlink(missing_ok=True)
         info_file.unlink(missing_ok=True)
     for record in out.glob(f"{SCRATCH_PREFIX}*.pending.json"):  # what killed runs wrote before their info
         for name in _pending_in(record, out):
