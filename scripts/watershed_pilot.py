@@ -32,7 +32,7 @@ from skimage.segmentation import watershed
 
 from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.nuclei.metrics import score_instances
-from napari_prunuclei.nuclei.watershed import drop_small
+from napari_prunuclei.nuclei.watershed import drop_small, fill_own_holes, own_holes
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.runtime.pairs import pair_from_models
 from napari_prunuclei.study.evaluation import predict_dataset, validation_names
@@ -48,28 +48,6 @@ RULES = {  # name: (fill holes: False, True (the foreground's) or "nuclei", h of
     "h-maxima markers, h 0.1": (False, 0.1, (0.05, 0.2, 0.3, 0.4)),
     "h-maxima markers, h 0.2": (False, 0.2, (0.05, 0.2, 0.3, 0.4)),
 }
-
-
-def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The holes each enclosed by one nucleus alone: ``(hole components, the nucleus of each, 0: none)``."""
-    fg = labels > 0
-    holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg)
-    owner = np.zeros(n + 1, labels.dtype)
-    if n:
-        big = np.iinfo(labels.dtype).max
-        idx = np.arange(1, n + 1)
-        hi = ndi.maximum(ndi.grey_dilation(labels, size=3), holes, idx)  # the largest nucleus beside each hole
-        lo = ndi.minimum(ndi.grey_erosion(np.where(fg, labels, big), size=3), holes, idx)  # the smallest
-        owner[1:] = np.where((hi == lo) & (hi > 0), hi, 0)
-    return holes, owner
-
-
-def fill_own_holes(labels: np.ndarray) -> np.ndarray:
-    """``labels`` with every hole that one nucleus alone encloses given to that nucleus."""
-    holes, owner = own_holes(labels)
-    out = labels.copy()
-    out[holes > 0] = owner[holes[holes > 0]]
-    return out
 
 
 def holed_share(labels: np.ndarray) -> float:

@@ -135,3 +135,17 @@ def test_watershed_in_core_on_every_core_of_a_grid(seed, levels):
         np.testing.assert_array_equal(got, kept_nuclei(whole, t)[0])
         total += k
     assert total == whole.max()
+
+
+def test_a_hole_one_nucleus_encloses_is_filled_with_it_and_a_lumen_between_nuclei_is_not():
+    from napari_prunuclei.nuclei.watershed import fill_own_holes
+
+    lab = np.zeros((20, 30), np.int32)
+    lab[2:9, 2:9] = 1
+    lab[5, 5] = 0  # nucleus 1's own hole
+    lab[2:12, 14:19], lab[2:12, 19:24] = 2, 3
+    lab[5:9, 17:21] = 0  # a gap ringed by nuclei 2 and 3
+    out = fill_own_holes(lab)
+    assert out[5, 5] == 1 and (out[5:9, 17:21] == 0).all()
+    assert np.array_equal(out[lab > 0], lab[lab > 0]) and out.dtype == lab.dtype
+    assert np.array_equal(fill_own_holes(np.zeros((4, 4), np.int32)), np.zeros((4, 4), np.int32))

@@ -8,7 +8,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-__all__ = ["WATERSHED_RULE", "WatershedParams", "watershed_instances", "watershed_in_core"]
+__all__ = ["WATERSHED_RULE", "WatershedParams", "watershed_instances", "watershed_in_core", "own_holes",
+           "fill_own_holes"]
 
 #: the version of the watershed's rule (how markers and the foreground are made from the two maps): raised
 #: whenever the rule changes what nuclei the same maps and thresholds give, so saved results of another rule
@@ -50,6 +51,30 @@ def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     small[0] = False
     labels[small[labels]] = 0
     return labels
+
+
+def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The holes each enclosed by one nucleus alone: ``(hole components, the nucleus of each, 0: none)``."""
+    fg = labels > 0
+    holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg)
+    owner = np.zeros(n + 1, labels.dtype)
+    if n:
+        big = np.iinfo(labels.dtype).max
+        idx = np.arange(1, n + 1)
+        hi = ndi.maximum(ndi.grey_dilation(labels, size=3), holes, idx)  # the largest nucleus beside each hole
+        lo = ndi.minimum(ndi.grey_erosion(np.where(fg, labels, big), size=3), holes, idx)  # the smallest
+        owner[1:] = np.where((hi == lo) & (hi > 0), hi, 0)
+    return holes, owner
+
+
+def fill_own_holes(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with every hole that one nucleus alone encloses given to that nucleus (a gap ringed by several
+    nuclei, such as a lumen, stays background). The rule planned with zoo v2 (docs/models.md, the watershed
+    pilot); until it ships, the watershed does not apply it."""
+    holes, owner = own_holes(labels)
+    out = labels.copy()
+    out[holes > 0] = owner[holes[holes > 0]]
+    return out
 
 
 def watershed_instances(
