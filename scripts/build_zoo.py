@@ -109,11 +109,12 @@ def held_back_record(aji: float) -> dict:
     return {"aji": round(float(aji), 6), "data": "4 held-back MoNuSeg train images, watershed tuned on them"}
 
 
-def dense_held_back(data: Path) -> None:
-    """The dense pair's held-back AJI in its registry entries (once), for the pruned stages to compare with."""
+def dense_held_back(data: Path, again: bool = False) -> None:
+    """The dense pair's held-back AJI in its registry entries (once, or ``again``: after a change of the
+    watershed's rule), for the pruned stages to compare with."""
     from napari_prunuclei.study.evaluation import held_back_scores
 
-    if all("metrics_held_back" in (find_entry(b, "dense", 1) or {}) for b in ("semantic", "distance")):
+    if not again and all("metrics_held_back" in (find_entry(b, "dense", 1) or {}) for b in ("semantic", "distance")):
         return
     held = held_back_record(held_back_scores(data, load_model("semantic", "dense", 1),
                                              load_model("distance", "dense", 1))["aji"])
@@ -157,10 +158,12 @@ def stage_into(folder: Path, files: dict[str, Path], row: dict, protocol: Protoc
                           f"steps per branch, {took}; held-back AJI {row['held_back_aji']:.4f})")
 
 
-def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], commit_it: bool = False) -> int:
+def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], commit_it: bool = False,
+                data: Path | None = None) -> int:
     """Ship a whole staged zoo into the package at once (one protocol in the registry, never two): refused
     while any stage of ``todo`` is not staged; if shipping fails midway, the package's files and registry are
-    put back as they were. Returns the number of stages shipped."""
+    put back as they were. ``data``: each stage's watershed tuned again on its held-back images (after a
+    change of the watershed's rule), instead of the staged tuning. Returns the number of stages shipped."""
     rows = staged_rows(folder, protocol)
     missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
     if missing:
@@ -179,7 +182,7 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
         try:
             for scheme, cr in todo:
                 files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
-                note = ship_stage(files, scheme, cr, None, tuned=rows[(scheme, cr)])
+                note = ship_stage(files, scheme, cr, data, tuned=None if data is not None else rows[(scheme, cr)])
                 print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
         except BaseException:
             for f in touched:
@@ -227,6 +230,10 @@ def main() -> int:
     p.add_argument("--commit", action="store_true", help="with --ship or --stage-into: git commit each stage")
     p.add_argument("--ship-staged", type=Path, default=None,
                    help="ship the whole zoo staged in this folder by --stage-into (all stages or none), then stop")
+    p.add_argument("--retune", action="store_true",
+                   help="with --ship-staged and --data: tune every stage's watershed (and dense's held-back AJI) "
+                        "again on the held-back images, e.g. after the watershed's rule changed (about 2 min a "
+                        "stage), instead of using the staged tuning")
     p.add_argument("--status", type=Path, default=None, metavar="FOLDER",
                    help="print the stages staged in FOLDER by this protocol (held-back AJI against dense's) and stop")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
@@ -260,9 +267,11 @@ def main() -> int:
     if a.ship_staged is not None:
         if a.shard != "0/1" or set(a.schemes) != {*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES}:
             p.error("--ship-staged ships the whole zoo: without --shard or --schemes")
+        if a.retune and a.data is None:
+            p.error("--retune tunes on the held-back images of --data: give it")
         if a.data is not None:
-            dense_held_back(a.data)
-        ship_staged(a.ship_staged, protocol, todo, a.commit)
+            dense_held_back(a.data, again=a.retune)
+        ship_staged(a.ship_staged, protocol, todo, a.commit, a.data if a.retune else None)
         return 0
     if a.data is None or a.work is None:
         p.error("--data and --work are needed to build (or --plan)")

@@ -77,6 +77,9 @@ def test_build_zoo_ships_a_staged_zoo_whole_or_not_at_all(tmp_path):
     with pytest.raises(SystemExit, match="2 of 2 stages are not staged yet.*channel-layerwise CR4\\); nothing shipped"):
         mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0), ("channel-layerwise", 4.0)])
     assert (WEIGHTS_DIR / "registry.json").read_bytes() == before
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_zoo.py"), "--ship-staged", str(tmp_path),
+                        "--retune"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--retune tunes on the held-back images of --data" in r.stderr
 
 
 def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
