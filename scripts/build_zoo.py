@@ -159,11 +159,12 @@ def stage_into(folder: Path, files: dict[str, Path], row: dict, protocol: Protoc
 
 
 def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], commit_it: bool = False,
-                data: Path | None = None) -> int:
+                data: Path | None = None, retune: bool = False) -> int:
     """Ship a whole staged zoo into the package at once (one protocol in the registry, never two): refused
     while any stage of ``todo`` is not staged; if shipping fails midway, the package's files and registry are
-    put back as they were. ``data``: each stage's watershed tuned again on its held-back images (after a
-    change of the watershed's rule), instead of the staged tuning. Returns the number of stages shipped."""
+    put back as they were. ``data``: dense's held-back AJI is scored there if missing; with ``retune``, again,
+    and each stage's watershed tuned again on the held-back images (after a change of the watershed's rule)
+    instead of the staged tuning. Returns the number of stages shipped."""
     rows = staged_rows(folder, protocol)
     missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
     if missing:
@@ -180,9 +181,11 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
             if f.is_file():
                 shutil.copy2(f, Path(keep) / f.name)
         try:
+            if data is not None:  # after every check, and put back with the rest if shipping fails
+                dense_held_back(data, again=retune)
             for scheme, cr in todo:
                 files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
-                note = ship_stage(files, scheme, cr, data, tuned=None if data is not None else rows[(scheme, cr)])
+                note = ship_stage(files, scheme, cr, data, tuned=None if retune else rows[(scheme, cr)])
                 print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
         except BaseException:
             for f in touched:
@@ -269,9 +272,7 @@ def main() -> int:
             p.error("--ship-staged ships the whole zoo: without --shard or --schemes")
         if a.retune and a.data is None:
             p.error("--retune tunes on the held-back images of --data: give it")
-        if a.data is not None:
-            dense_held_back(a.data, again=a.retune)
-        ship_staged(a.ship_staged, protocol, todo, a.commit, a.data if a.retune else None)
+        ship_staged(a.ship_staged, protocol, todo, a.commit, a.data, a.retune)
         return 0
     if a.data is None or a.work is None:
         p.error("--data and --work are needed to build (or --plan)")

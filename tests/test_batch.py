@@ -368,7 +368,7 @@ def test_an_image_whose_loaded_pair_is_not_the_folders_fails_alone_and_writes_no
     record = model_record(req, results_record(req.spec, req.params))
     other = {**record, "results": {**record["results"], "weights": {"semantic": "0" * 64, "distance": "1" * 64}}}
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match="s0.tif: the zoo's files or thresholds changed while this run went on"):
+    with pytest.raises(ValueError, match="s0.tif: the zoo.s files or thresholds changed while this run went on"):
         segment_file(slides / "s0.tif", out, req, expect=other)
     assert not list(out.glob("s0_*"))
     info = segment_file(slides / "s0.tif", out, req, expect=record)

@@ -86,6 +86,14 @@ def test_a_gradual_stage_is_cut_from_the_previous_one(tiny_dataset, tmp_path, sc
     second = run_stage(dense, scheme, 4, tiny_dataset, tmp_path, gradual, device="cpu", branches=("semantic",))
     assert read_metadata(first["semantic"])["cut_from"] == "dense"
     assert read_metadata(second["semantic"])["cut_from"] == f"{scheme} CR2 stage"
+    if scheme == "networkwide":  # another protocol never cuts its stage from this one's (review, session 32)
+        import shutil
+
+        other = tmp_path.parent / f"{tmp_path.name}-other"
+        shutil.copytree(tmp_path / scheme / "cr2", other / scheme / "cr2")
+        with pytest.raises(ValueError, match="cr2.safetensors: a finished stage made by another protocol"):
+            run_stage(dense, scheme, 4, tiny_dataset, other, replace(gradual, seed=2), device="cpu",
+                      branches=("semantic",))
     if scheme == "networkwide":  # a weight pruned at CR2 stays pruned at CR4
         (_, m2, _), (_, m4, _) = load_sparse(first["semantic"]), load_sparse(second["semantic"])
         assert all(bool((m4[k] <= m2[k]).all()) for k in m2) and sum(int(m.sum()) for m in m4.values()) < sum(

@@ -53,17 +53,32 @@ def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return labels
 
 
+def _around(a: np.ndarray, where: np.ndarray, pick, pad: int) -> np.ndarray:
+    """``pick`` (np.maximum or np.minimum) over the 3 x 3 neighbourhood of each pixel of ``where``, exactly in
+    int64 (scipy's grey morphology goes through floats for large labels), read at those pixels only."""
+    p = np.pad(a, 1, constant_values=pad)
+    ys, xs = np.nonzero(where)
+    out = p[ys + 1, xs + 1]
+    for dy in range(3):
+        for dx in range(3):
+            pick(out, p[ys + dy, xs + dx], out=out)
+    return out
+
+
 def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The holes each enclosed by one nucleus alone: ``(hole components, the nucleus of each, 0: none)``."""
-    fg = labels > 0
+    lab = np.asarray(labels).astype(np.int64, copy=False)
+    fg = lab > 0
     holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg)
-    owner = np.zeros(n + 1, labels.dtype)
+    owner = np.zeros(n + 1, np.int64)
     if n:
-        big = np.iinfo(labels.dtype).max
-        idx = np.arange(1, n + 1)
-        hi = ndi.maximum(ndi.grey_dilation(labels, size=3), holes, idx)  # the largest nucleus beside each hole
-        lo = ndi.minimum(ndi.grey_erosion(np.where(fg, labels, big), size=3), holes, idx)  # the smallest
-        owner[1:] = np.where((hi == lo) & (hi > 0), hi, 0)
+        big = int(lab.max()) + 1  # above every label, no overflow (int64 maps and their erosion)
+        m = holes > 0
+        hi, lo = np.zeros(n + 1, np.int64), np.full(n + 1, big, np.int64)
+        np.maximum.at(hi, holes[m], _around(lab, m, np.maximum, 0))  # the largest nucleus beside each hole
+        np.minimum.at(lo, holes[m], _around(np.where(fg, lab, big), m, np.minimum, big))  # the smallest
+        owner = np.where((hi == lo) & (hi > 0), hi, 0)
+        owner[0] = 0
     return holes, owner
 
 
@@ -72,8 +87,9 @@ def fill_own_holes(labels: np.ndarray) -> np.ndarray:
     nuclei, such as a lumen, stays background). The rule planned with zoo v2 (docs/models.md, the watershed
     pilot); until it ships, the watershed does not apply it."""
     holes, owner = own_holes(labels)
-    out = labels.copy()
-    out[holes > 0] = owner[holes[holes > 0]]
+    out = np.array(labels, copy=True)
+    m = holes > 0
+    out[m] = owner[holes[m]].astype(out.dtype)
     return out
 
 

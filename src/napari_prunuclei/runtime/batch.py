@@ -30,6 +30,7 @@ from napari_prunuclei.io.outfolder import (
     check_name,
     check_outputs_free,
     claim,
+    describe_differences,
     info_path,
     is_finished,
     labels_scratch,
@@ -42,11 +43,12 @@ from napari_prunuclei.io.outfolder import (
     source_record,
     tiles_path,
 )
-from napari_prunuclei.runtime.pairs import load_pair, results_record
+from napari_prunuclei.runtime.pairs import load_pair, pair_weights, results_record
 from napari_prunuclei.runtime.pipeline import segment
 from napari_prunuclei.runtime.request import SegmentRequest
 
-__all__ = ["BatchResult", "segment_file", "segment_files", "info_path", "tiles_path", "local_workers", "WORKER_MEMORY"]
+__all__ = ["BatchResult", "segment_file", "segment_files", "check_loaded", "info_path", "tiles_path", "local_workers",
+           "WORKER_MEMORY"]
 
 
 #: the smallest pyramid level of a slide's labels is about this many pixels a side
@@ -231,11 +233,12 @@ def check_loaded(path: Path, pair, params, model: dict) -> None:
     """The pair just loaded is the one ``model`` (the folder's record) names: its files' sha256 and its
     thresholds; ValueError naming ``path`` else (the zoo's files changed while the batch ran)."""
     want = model.get("results") or {}
-    have = {b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256") for b in ("semantic", "distance")}
-    if have != want.get("weights") or (params or pair.params).as_dict() != want.get("thresholds"):
-        raise ValueError(f"{path}: the zoo's files or thresholds changed while this run went on (loaded "
-                         f"{str(have['semantic'])[:12]}, the folder's run names "
-                         f"{str((want.get('weights') or {}).get('semantic'))[:12]}): run it again into a new folder")
+    have = {"weights": pair_weights(pair), "thresholds": (params or pair.params).as_dict()}
+    differ = {k: v for k, v in have.items() if v != want.get(k)}
+    if differ:
+        raise ValueError(f"{path}: the zoo's files or thresholds changed while this run went on ("
+                         + describe_differences({k: want.get(k) for k in differ}, differ)
+                         + "): run it again into a new folder")
 
 
 @dataclass

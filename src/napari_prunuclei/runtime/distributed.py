@@ -38,7 +38,7 @@ import numpy as np
 
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, ProgressFn, check_cancelled, drive
 from napari_prunuclei.nuclei.watershed import WatershedParams
-from napari_prunuclei.runtime.pairs import ModelSpec, load_pair, results_record
+from napari_prunuclei.runtime.pairs import ModelSpec, load_pair, pair_weights, results_record
 from napari_prunuclei.runtime.request import Segmentation, SegmentInfo, SegmentRequest, throughput
 from napari_prunuclei.runtime.stitch import Stitcher, TileLabels, private_block
 from napari_prunuclei.runtime.tiles import Tile, max_label, tile_grid
@@ -148,7 +148,7 @@ def run_tile(job: TileJob, index: int, t: Tile, force: bool = False) -> dict[str
         return {"index": index, "computed": False, "error": str(e), "worker": where}
     secs["read"] = time.perf_counter() - t0
     pair = _pair(job.spec)
-    have = {b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256") for b in ("semantic", "distance")}
+    have = pair_weights(pair)
     if job.weights is not None and have != job.weights:  # a worker of another install (a --scheduler cluster)
         return {"index": index, "computed": False, "worker": where,
                 "error": f"{job.path}: worker {where} loads other weight files than this run's (sha256 "
@@ -249,8 +249,7 @@ def iter_segment_tiles(path: str | os.PathLike, client: Client, request: Segment
         folder = Path(scratch)
     job = TileJob(str(path.resolve()), stamp, pair.spec, params, request.device, request.precision,
                   max(1, threads), str(folder), request.pixel_size, request.tissue_mask,
-                  weights={b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256")
-                           for b in ("semantic", "distance")})
+                  weights=pair_weights(pair))
     secs = {"read": 0.0, "semantic": 0.0, "distance": 0.0, "watershed": 0.0, "write": 0.0, "stitch": 0.0}
     devices: set[str] = set()
     precisions: set[str] = set()

@@ -11,7 +11,7 @@ from typing import Any
 from napari_prunuclei.base.constants import SCHEME_LABELS
 from napari_prunuclei.nuclei.watershed import WatershedParams
 
-__all__ = ["ModelSpec", "ModelPair", "load_pair", "pair_from_models", "results_record"]
+__all__ = ["ModelSpec", "ModelPair", "load_pair", "pair_from_models", "results_record", "pair_weights"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,9 @@ def results_record(spec: ModelSpec, params: WatershedParams | None = None, *,
     made_by = "zoo file" if fine_tuned else f"one-shot pruning of the dense files (napari-prunuclei {__version__})"
     return {"weights": files, "made_by": made_by,
             "thresholds": params.as_dict(), "watershed_rule": WATERSHED_RULE}
+
+
+def pair_weights(pair: ModelPair) -> dict[str, str | None]:
+    """The sha256 of the weight files a loaded pair runs, by branch (a one-shot pair: the dense files it was
+    pruned from; None: a module not from the zoo)."""
+    return {b: (getattr(getattr(pair, b), "zoo_info", None) or {}).get("sha256") for b in ("semantic", "distance")}

@@ -116,6 +116,7 @@ def _start(dense: UNet, branch: str, scheme: str, cr: float, work: Path, protoco
     f = work / scheme / f"cr{prev:g}" / stage_file(branch, scheme, prev)
     if not f.is_file():
         raise FileNotFoundError(f"gradual ladder: {scheme} CR{cr:g} starts from CR{prev:g}, not built yet ({f})")
+    _check_made_by(f, protocol)  # never cut from another protocol's stage
     return load_branch_file(f), f"{scheme} CR{prev:g} stage"
 
 

@@ -66,8 +66,8 @@ RUN_ONLY = ("threads", "ckpt_every")
 
 def _check_same_run(config: Path, cfg: TrainConfig, ckpt: Path) -> None:
     """Refuse to resume ``ckpt`` when the run that wrote it (its ``config.json``) trained something else
-    (other steps, learning rate, seed, data or network): its weights would go on under another schedule
-    and be recorded as this run's."""
+    (other steps, learning rate, seed, held-back split or network): its weights would go on under another
+    schedule and be recorded as this run's. A setting the older run's record lacks counts at its default."""
     try:
         was = json.loads(config.read_text())
     except (OSError, ValueError):
@@ -75,7 +75,8 @@ def _check_same_run(config: Path, cfg: TrainConfig, ckpt: Path) -> None:
     if not isinstance(was, dict):
         return
     now = json.loads(json.dumps(asdict(cfg)))
-    differ = sorted(k for k in set(was) | set(now) if k not in RUN_ONLY and was.get(k) != now.get(k))
+    default = json.loads(json.dumps(asdict(TrainConfig(branch=cfg.branch))))
+    differ = sorted(k for k in set(was) | set(now) if k not in RUN_ONLY and was.get(k, default.get(k)) != now.get(k))
     if differ:
         raise ValueError(f"cannot resume from {ckpt}: it belongs to a run with other settings ("
                          + ", ".join(f"{k} {was.get(k)!r}, now {now.get(k)!r}" for k in differ[:4])
