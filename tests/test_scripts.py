@@ -134,3 +134,15 @@ def test_second_seed_refuses_a_protocol_the_shipped_pair_was_not_made_by(tmp_pat
                         "--json", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "was not made by protocol v9 with 7 steps" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists() and not (tmp_path / "w").exists()
+
+
+def test_build_zoo_status_estimates_what_is_left_from_whole_stages_of_its_kind():
+    mod = _build_zoo_module()
+    staged = [{"scheme": "layerwise", "seconds": 3000.0}, {"scheme": "networkwide", "seconds": 3200.0},
+              {"scheme": "layerwise", "seconds": 50.0, "resumed": True},  # only its last part: not counted
+              {"scheme": "channel-layerwise", "seconds": 900.0}]
+    said = mod.time_left([("layerwise", 5.0), ("networkwide", 8.0), ("channel-networkwide", 4.0)], staged)
+    assert said.startswith("left: 3 stages, about 2.0 h of one core") and "unstructured 3100 s" in said
+    assert "about 1.0 h with one job per core" in said
+    assert "no estimate" in mod.time_left([("channel-layerwise", 2.0)], staged[:2])
+    assert mod.time_left([], staged) == "left: none"
