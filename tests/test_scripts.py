@@ -122,7 +122,9 @@ def test_build_zoo_status_counts_only_stages_staged_by_its_protocol(tmp_path):
                         "gradual", "--version", "2", "--status", str(tmp_path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().endswith("0 of 30 stages staged") and "| layerwise CR 2 |" not in r.stdout
+    lines = r.stdout.strip().splitlines()
+    assert lines[-2] == "0 of 30 stages staged" and "| layerwise CR 2 |" not in r.stdout
+    assert lines[-1].startswith("left: 30 stages (no stage of their kind staged whole yet")
 
 
 def test_second_seed_refuses_a_protocol_the_shipped_pair_was_not_made_by(tmp_path):
