@@ -37,11 +37,10 @@ from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, clear_cache, find_entry, register
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.study.release import shared_protocol
-from napari_prunuclei.training.protocol import LADDERS, Protocol, run_stage, stage_file
+from napari_prunuclei.training.protocol import LADDERS, Protocol, file_protocol, run_stage, stage_file
 from napari_prunuclei.training.staging import (
     StageBusy,
     building,
-    file_protocol,
     restore_into_work,
     stage,
     staged_rows,

@@ -72,3 +72,15 @@ def test_a_stage_is_built_by_one_job_at_a_time(tmp_path):
             pass
     with building(tmp_path, "layerwise", 2):  # released
         pass
+    # a lock that is a link or a FIFO is refused (its target untouched), never followed or waited on
+    import os
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    (tmp_path / "layerwise" / "cr5.lock").symlink_to(precious)
+    os.mkfifo(tmp_path / "layerwise" / "cr8.lock")
+    for cr in (5, 8):
+        with pytest.raises(StageBusy, match=f"cr{cr}.lock as this stage's lock"):
+            with building(tmp_path, "layerwise", cr):
+                pass
+    assert precious.read_text() == "keep"

@@ -11,6 +11,7 @@ __all__ = [
     "TEMP_PREFIX",
     "bounded_name",
     "atomic_write",
+    "open_lock",
 ]
 
 
@@ -56,3 +57,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         tmp_p.unlink(missing_ok=True)
         raise
     return p
+
+
+def open_lock(path: str | os.PathLike):
+    """A lock file opened for ``fcntl.flock`` (created if missing, never truncated): never through a link,
+    never waiting on a FIFO; OSError when ``path`` is a link, folder or other special file."""
+    import stat
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device: not a lock file
+        os.close(fd)
+        raise OSError(0, "not a regular file")
+    return os.fdopen(fd, "w")

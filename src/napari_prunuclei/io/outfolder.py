@@ -14,16 +14,14 @@ or not) are never touched.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name
+from napari_prunuclei.io.atomic import TEMP_PREFIX, atomic_write, bounded_name, open_lock
 
 __all__ = ["MANIFEST", "LOCK", "SCRATCH_PREFIX", "OUTPUT_KINDS", "model_record", "info_path", "tiles_path",
            "output_path", "labels_scratch", "check_name", "is_finished", "claim", "remove_leftovers",
@@ -71,12 +69,12 @@ def _recorded(info: dict, out_dir: Path, stem: str) -> set[str]:
     """The outputs ``info`` lists that are still as its run wrote them: an output name of ``stem`` with the
     size recorded (a whole number), unchanged since. A file edited since, or listed without a size, is not
     the run's any more."""
-    listed = info.get("outputs")
+    listed, names = info.get("outputs"), {f"{stem}_{k}.tif" for k in OUTPUT_KINDS}
     ours = set()
     for name, size in (listed.items() if isinstance(listed, dict) else ()):
         q = Path(out_dir) / str(name)
         try:
-            if (name in {f"{stem}_{k}.tif" for k in OUTPUT_KINDS} and isinstance(size, int)
+            if (name in names and isinstance(size, int)
                     and not isinstance(size, bool) and q.is_file() and q.stat().st_size == size):
                 ours.add(name)
         except OSError:
@@ -229,7 +227,8 @@ def release_new_folder(out: Path) -> None:
             pass
 
 
-def _describe(req: dict, other: dict | None = None) -> str:
+def _describe(req: dict, other: dict) -> str:
+    """A saved run's record ``req`` in words, and how it differs from this run's ``other``."""
     px = req.get("pixel_size")
     cr = req.get("cr")
     text = (f"{printable(req.get('scheme'))} CR{_number(cr)} "
@@ -238,8 +237,6 @@ def _describe(req: dict, other: dict | None = None) -> str:
             f"tiling {printable(req.get('tiling'))}, pixel size "
             f"{f'{_number(px)} µm' if isinstance(px, (int, float)) else 'from each file'}, tissue mask "
             f"{'on' if req.get('tissue_mask') else 'off'}")
-    if other is None:
-        return text
     if not isinstance(req.get("results"), dict) and isinstance(other.get("results"), dict):
         return text + "; made by an earlier version that did not record its weight files"
     return text + "; differing from this run in " + describe_differences(req, other)
@@ -300,14 +297,11 @@ def claim(out: Path, model: dict, overwrite: bool, finished: Callable[[], bool] 
         if not out.is_dir():  # a dangling link, a loop
             raise ValueError(f"cannot make output folder {out}: the path exists and is not a folder") from None
     try:  # never through a link: the lock file is this package's, not whatever a link points at
-        fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device: not a lock file
-            os.close(fd)
-            raise OSError(0, "not a regular file")
+        lock_file = open_lock(out / LOCK)
     except OSError as e:
         raise ValueError(f"cannot use {out / LOCK} as this folder's lock ({e.strerror}): remove it if it is a "
                          "link, folder or other special file, or choose another folder") from None
-    with os.fdopen(fd, "w") as lock:
+    with lock_file as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -38,7 +38,7 @@ from napari_prunuclei.training.channel_ladder import teacher_outputs
 from napari_prunuclei.training.finetune import bn_batches
 from napari_prunuclei.training.train import BRANCHES, TrainConfig, load_training_set, train
 
-__all__ = ["Protocol", "LADDERS", "stage_file", "previous_cr", "run_stage"]
+__all__ = ["Protocol", "LADDERS", "stage_file", "previous_cr", "run_stage", "file_protocol"]
 
 #: the ladder rules: every CR cut from dense, or from the scheme's previous CR
 LADDERS = ("from-dense", "gradual")
@@ -82,13 +82,18 @@ class Protocol:
                            ckpt_every=max(25, self.steps // 10), precision=self.precision)
 
 
+def file_protocol(path: Path) -> dict | None:
+    """The protocol record a branch file carries (None: none, or unreadable)."""
+    try:
+        return json.loads(read_metadata(path).get("protocol", "null"))
+    except (OSError, ValueError):
+        return None
+
+
 def _check_made_by(path: Path, protocol: Protocol) -> None:
     """Refuse a finished stage file in the work folder that another protocol made (e.g. an earlier zoo's
     stage, or another seed's): it would be taken, and recorded, as this protocol's."""
-    try:
-        made = json.loads(read_metadata(path).get("protocol", "null"))
-    except (OSError, ValueError):
-        made = None
+    made = file_protocol(path)
     if made != protocol.record():
         what = (f"protocol v{made.get('version')}, {made.get('steps')} steps, seed {made.get('seed')}"
                 if isinstance(made, dict) else "no protocol record")

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from napari_prunuclei.models.weights import read_metadata
-from napari_prunuclei.training.protocol import Protocol, stage_file
+from napari_prunuclei.io.atomic import open_lock
+from napari_prunuclei.training.protocol import Protocol, file_protocol, stage_file
 
-__all__ = ["STAGES_LOG", "StageBusy", "building", "file_protocol", "stage", "staged_rows", "restore_into_work",
+__all__ = ["STAGES_LOG", "StageBusy", "building", "stage", "staged_rows", "restore_into_work",
            "sha256"]
 
 #: the staging folder's log: one JSON line per staged stage
@@ -37,14 +37,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def file_protocol(path: Path) -> dict | None:
-    """The protocol record a branch file carries (None: none, or unreadable)."""
-    try:
-        return json.loads(read_metadata(path).get("protocol", "null"))
-    except (OSError, ValueError):
-        return None
 
 
 def stage(folder: Path, files: dict[str, Path], row: dict, protocol: Protocol) -> list[Path]:
@@ -116,7 +108,12 @@ def building(work: Path, scheme: str, cr: float) -> Iterator[None]:
     folder = Path(work) / scheme
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"cr{float(cr):g}.lock"
-    with open(path, "w") as fh:
+    try:  # the same lock file rule as output folders: no links, no FIFOs
+        lock_file = open_lock(path)
+    except OSError as e:
+        raise StageBusy(f"cannot use {path} as this stage's lock ({e.strerror}): remove it if it is a link, "
+                        "folder or other special file") from None
+    with lock_file as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
