@@ -1,7 +1,8 @@
 """Which watershed rule for the dense pair? A pilot on the 4 held-back train images only (issue 21, item 1).
 
-The shipped rule (:func:`~napari_prunuclei.nuclei.watershed.watershed_instances`): foreground = probability
-above ``fg_threshold``; markers = connected parts of the distance map above ``marker_threshold`` inside it.
+The rule shipped when the pilot ran (watershed rule 1, row "shipped"): foreground = probability above
+``fg_threshold``; markers = connected parts of the distance map above ``marker_threshold`` inside it. Rule 2,
+shipped since (:func:`~napari_prunuclei.nuclei.watershed.watershed_instances`), is the "own holes" row.
 Two alternatives, each with its own grid of thresholds (the best of each grid is reported, as the shipped
 rule's tuning does):
 
@@ -58,7 +59,8 @@ def holed_share(labels: np.ndarray) -> float:
 
 def flood(prob: np.ndarray, dist: np.ndarray, fg_t: float, mk_t: float, min_size: int, fill: bool | str,
           h: float) -> np.ndarray:
-    """Instance labels by one rule (``fill`` False, ``h`` = 0: the shipped rule, written out plainly)."""
+    """Instance labels by one rule, written out plainly (``h`` = 0 and ``fill`` False: watershed rule 1, shipped
+    until zoo v2; ``fill`` "nuclei": rule 2, shipped since)."""
     fg = prob > fg_t
     if fill is True:
         fg = ndi.binary_fill_holes(fg)

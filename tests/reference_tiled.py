@@ -9,7 +9,9 @@ from skimage.segmentation import relabel_sequential, watershed
 
 
 def watershed_reference(prob, dist, params):
-    """``postprocess.watershed_instances`` before issue 14 (drop small, then relabel_sequential)."""
+    """``postprocess.watershed_instances`` before issue 14 (drop small, then relabel_sequential), with the
+    holes each nucleus alone encloses given to it (watershed rule 2, zoo v2)."""
+    from napari_prunuclei.nuclei.watershed import fill_own_holes
 
     def drop_small(labels, min_size):
         if min_size <= 1:
@@ -24,7 +26,7 @@ def watershed_reference(prob, dist, params):
     fg = prob > params.fg_threshold
     markers, _ = ndi.label((dist > params.marker_threshold) & fg)
     markers = drop_small(markers, max(1, params.min_size // 4))
-    labels = drop_small(watershed(-dist, markers, mask=fg), params.min_size)
+    labels = fill_own_holes(drop_small(watershed(-dist, markers, mask=fg), params.min_size))
     labels, _, _ = relabel_sequential(labels)
     return labels.astype(np.int32)
 

@@ -100,14 +100,14 @@ def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
     prob = np.clip((truth > 0) * 0.8 + rng.normal(0, 0.15, truth.shape), 0, 1).astype(np.float32)
     prob[truth > 0] = np.where(rng.random((truth > 0).sum()) < 0.02, 0.1, prob[truth > 0])  # holes
     dist = distance_target(truth).astype(np.float32)
-    ours = mod.flood(prob, dist, 0.5, 0.4, 20, fill=False, h=0.0)
+    ours = mod.flood(prob, dist, 0.5, 0.4, 20, fill=False, h=0.0)  # rule 1, before zoo v2
+    own = mod.flood(prob, dist, 0.5, 0.4, 20, fill="nuclei", h=0.0)  # rule 2, shipped
     shipped = watershed_instances(prob, dist, WatershedParams(0.5, 0.4, 20))
     assert ours.max() > 5
-    pairs = np.unique(np.stack([ours.ravel(), shipped.ravel()]), axis=1)  # (ours, shipped) label pairs met
-    assert np.array_equal(ours > 0, shipped > 0) and pairs.shape[1] == len(np.unique(ours)) == len(np.unique(shipped))
+    pairs = np.unique(np.stack([own.ravel(), shipped.ravel()]), axis=1)  # (own, shipped) label pairs met
+    assert np.array_equal(own > 0, shipped > 0) and pairs.shape[1] == len(np.unique(own)) == len(np.unique(shipped))
     filled = mod.flood(prob, dist, 0.5, 0.4, 20, fill=True, h=0.0)
     assert (filled > 0).sum() > (ours > 0).sum()
-    own = mod.flood(prob, dist, 0.5, 0.4, 20, fill="nuclei", h=0.0)
     assert mod.holed_share(ours) > 0 == mod.holed_share(own) and (own > 0).sum() > (ours > 0).sum()
     assert np.array_equal(own[ours > 0], ours[ours > 0])  # only holes change, each to its own nucleus
     lab = np.zeros((12, 12), np.int32)

@@ -157,3 +157,28 @@ def test_a_hole_one_nucleus_encloses_is_filled_with_it_and_a_lumen_between_nucle
         lab2 = (big if dtype in (np.int64, np.uint64) else (big > 0) * 7).astype(dtype)
         out2 = fill_own_holes(lab2)
         assert out2.dtype == dtype and (out2[6:14, 6:14] == lab2[2, 2]).all(), dtype
+
+
+@pytest.mark.parametrize("c1", range(8, 30))
+def test_the_watershed_fills_own_holes_before_it_chooses_the_core(c1):
+    """Rule 2: a ring nucleus comes out whole, its hole counted in its centroid, so the core a tiled run
+    keeps it in is the one the whole run's nucleus picks; a lumen between two nuclei stays open."""
+    from napari_prunuclei.nuclei.watershed import WATERSHED_RULE, watershed_in_core
+    from napari_prunuclei.runtime.tiles import Tile, kept_nuclei
+
+    assert WATERSHED_RULE == 2
+    truth = np.zeros((40, 40), np.int32)
+    truth[4:20, 4:24] = 1
+    truth[8:16, 12:21] = 0  # a hole off its centre: filling moves the centroid right
+    truth[24:36, 4:12], truth[24:36, 12:20] = 2, 3
+    truth[28:32, 10:14] = 0  # a lumen ringed by nuclei 2 and 3
+    prob = (truth > 0).astype(np.float32)
+    dist = distance_target(truth)
+    params = WatershedParams(0.5, 0.6, 5)
+    whole = watershed_instances(prob, dist, params)
+    assert whole.max() == 3 and (whole[8:16, 12:21] == whole[5, 5]).all() and (whole[28:32, 10:14] == 0).all()
+    t = Tile(0, 40, 0, c1, 0, 40, 0, 40)
+    got, k = watershed_in_core(prob, dist, params, (0, 40, 0, c1))
+    want, k_want = kept_nuclei(whole, t)
+    np.testing.assert_array_equal(got, want)
+    assert k == k_want

@@ -14,7 +14,7 @@ __all__ = ["WATERSHED_RULE", "WatershedParams", "watershed_instances", "watershe
 #: the version of the watershed's rule (how markers and the foreground are made from the two maps): raised
 #: whenever the rule changes what nuclei the same maps and thresholds give, so saved results of another rule
 #: are not taken for this one's (output folders record it)
-WATERSHED_RULE = 1
+WATERSHED_RULE = 2  # 1: until zoo v2; 2: each nucleus is given the holes it alone encloses
 
 
 @dataclass(frozen=True)
@@ -53,44 +53,51 @@ def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return labels
 
 
-def _around(a: np.ndarray, where: np.ndarray, pick, pad: int) -> np.ndarray:
-    """``pick`` (np.maximum or np.minimum) over the 3 x 3 neighbourhood of each pixel of ``where``, exactly in
-    int64 (scipy's grey morphology goes through floats for large labels), read at those pixels only."""
-    p = np.pad(a, 1, constant_values=pad)
-    ys, xs = np.nonzero(where)
-    out = p[ys + 1, xs + 1]
-    for dy in range(3):
-        for dx in range(3):
-            pick(out, p[ys + dy, xs + dx], out=out)
-    return out
-
-
 def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The holes each enclosed by one nucleus alone: ``(hole components, the nucleus of each, 0: none)``."""
-    lab = np.asarray(labels).astype(np.int64, copy=False)
-    fg = lab > 0
-    holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg)
-    owner = np.zeros(n + 1, np.int64)
-    if n:
-        big = int(lab.max()) + 1  # above every label, no overflow (int64 maps and their erosion)
-        m = holes > 0
-        hi, lo = np.zeros(n + 1, np.int64), np.full(n + 1, big, np.int64)
-        np.maximum.at(hi, holes[m], _around(lab, m, np.maximum, 0))  # the largest nucleus beside each hole
-        np.minimum.at(lo, holes[m], _around(np.where(fg, lab, big), m, np.minimum, big))  # the smallest
-        owner = np.where((hi == lo) & (hi > 0), hi, 0)
-        owner[0] = 0
-    return holes, owner
+    """The background's parts and the nucleus that alone encloses each: ``(parts, owner)``.
+
+    ``parts``: the background's 4-connected components (as ``ndi.binary_fill_holes`` takes holes), 0 on the
+    nuclei; ``owner[part]``: the one nucleus among the 3 x 3 neighbourhoods of its pixels, exactly in the
+    labels' integer type, or 0 where the part reaches the image's border (not a hole) or two or more nuclei
+    ring it (such as a lumen)."""
+    lab = np.asarray(labels)
+    parts, n = ndi.label(lab <= 0)
+    acc = np.uint64 if lab.dtype.kind == "u" else np.int64  # exact for every label type
+    owner = np.zeros(n + 1, acc)
+    hole = np.ones(n + 1, bool)
+    hole[np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])] = False  # reaches the border
+    hole[0] = False
+    if not hole.any():
+        return parts, owner
+    ys, xs = np.nonzero(hole[parts])  # never on the border, so every neighbour lies inside the image
+    hid = parts[ys, xs]
+    hi, lo = np.zeros(n + 1, acc), np.full(n + 1, np.iinfo(acc).max, acc)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            w = lab[ys + dy, xs + dx]
+            on = w > 0
+            v = w[on].astype(acc)
+            np.maximum.at(hi, hid[on], v)
+            np.minimum.at(lo, hid[on], v)
+    owner = np.where(hole & (hi == lo) & (hi != 0), hi, 0).astype(acc)
+    return parts, owner
 
 
 def fill_own_holes(labels: np.ndarray) -> np.ndarray:
     """``labels`` with every hole that one nucleus alone encloses given to that nucleus (a gap ringed by several
-    nuclei, such as a lumen, stays background). The rule planned with zoo v2 (docs/models.md, the watershed
-    pilot); until it ships, the watershed does not apply it."""
-    holes, owner = own_holes(labels)
+    nuclei, such as a lumen, stays background). Watershed rule 2 (docs/models.md, the watershed pilot): the
+    watershed applies it after small nuclei are dropped."""
     out = np.array(labels, copy=True)
-    m = holes > 0
-    out[m] = owner[holes[m]].astype(out.dtype)
+    _fill(out)
     return out
+
+
+def _fill(labels: np.ndarray) -> None:
+    """:func:`fill_own_holes` in place."""
+    parts, owner = own_holes(labels)
+    if owner.any():
+        m = owner[parts] != 0
+        labels[m] = owner[parts[m]].astype(labels.dtype)
 
 
 def watershed_instances(
@@ -100,7 +107,9 @@ def watershed_instances(
 
     ``skimage.segmentation.watershed(-dist, markers, mask=fg)`` (markers: the parts of the distance
     map above ``marker_threshold`` inside the foreground, those under ``min_size // 4`` px dropped),
-    nuclei under ``min_size`` px dropped, ids made sequential in the order of the markers. Computed
+    nuclei under ``min_size`` px dropped, each hole that one nucleus alone encloses given to it
+    (:func:`fill_own_holes`; a gap ringed by several nuclei stays background), ids made sequential in
+    the order of the markers. Computed
     with less work: a foreground component with one marker is that marker's nucleus and one with
     none stays background (both written from a table), and only the components with two or more
     markers are flooded, in one call on a compact canvas where they lie side by side, apart.
@@ -123,9 +132,11 @@ def watershed_in_core(
 
     Equal to the tiled stitching rule (:func:`napari_prunuclei.runtime.tiles.kept_nuclei`) applied to
     :func:`watershed_instances`, pixel for pixel, with less work: a nucleus's centroid lies in its
-    bounding box, so only nuclei whose box crosses the core's border need their centroid (the exact
-    mean of integer coordinates), and a nucleus that is a whole component takes its size and box
-    from the component.
+    bounding box (its own holes included, which lie inside the box), so only nuclei whose box crosses
+    the core's border need their centroid (the exact mean of integer coordinates), and a nucleus that
+    is a whole component takes its size and box from the component. Holes are filled on all the
+    nuclei kept by size, before the core is chosen, so a nucleus outside the core does not open or
+    close another's hole.
     """
     prob = np.asarray(prob, np.float32)
     dist = np.asarray(dist, np.float32)
@@ -165,27 +176,25 @@ def watershed_in_core(
     size[fl] = flood.size[fl]
     box[fl] = flood.box[fl]
     keep = size >= max(params.min_size, 1)
+    lut = np.zeros(n_comp + 1, np.int32)
+    lut[marker_comp[single]] = np.where(keep[single], single, 0)
+    whole = lut[comp]  # every nucleus kept by size, by its marker's id
+    flood.write(whole, np.where(keep, np.arange(n_mk + 1, dtype=np.int32), 0))
+    _fill(whole)
     r0, r1, c0, c1 = core
     inside = (box[:, 0] >= r0) & (box[:, 1] <= r1) & (box[:, 2] >= c0) & (box[:, 3] <= c1)
     apart = (box[:, 1] <= r0) | (box[:, 0] >= r1) | (box[:, 3] <= c0) | (box[:, 2] >= c1)
     across = np.flatnonzero(keep & ~inside & ~apart)
     keep &= inside
     for i in across:  # the exact centroid: a mean of integer coordinates
-        if per_comp[marker_comp[i]] == 1:
-            y0, y1, x0, x1 = (int(v) for v in box[i])
-            rr, cc = np.nonzero(comp[y0:y1, x0:x1] == marker_comp[i])
-        else:
-            rr, cc, y0, x0 = flood.pixels(i)
+        y0, y1, x0, x1 = (int(v) for v in box[i])
+        rr, cc = np.nonzero(whole[y0:y1, x0:x1] == i)
         n = rr.size
         keep[i] = r0 <= float(rr.sum() + y0 * n) / n < r1 and c0 <= float(cc.sum() + x0 * n) / n < c1
     k = int(keep.sum())
     number = np.zeros(n_mk + 1, np.int32)
     number[keep] = np.arange(1, k + 1, dtype=np.int32)
-    lut = np.zeros(n_comp + 1, np.int32)
-    lut[marker_comp[single]] = number[single]
-    out = lut[comp]
-    flood.write(out, number)
-    return out, k
+    return number[whole], k
 
 
 def _boxes(objects: list, n: int) -> np.ndarray:
@@ -241,13 +250,6 @@ class _Flood:
         self.shift = comp_shift[marker_comp]
         self.box = _boxes(ndi.find_objects(self.canvas, max_label=n_markers), n_markers)
         self.box += self.shift[:, [0, 0, 1, 1]]  # (read only for the flooded markers)
-
-    def pixels(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """Nucleus ``i``'s pixels: rows and columns relative to ``(y0, x0)``, and ``y0, x0`` in the maps."""
-        y0, y1, x0, x1 = (int(v) for v in self.box[i])
-        dy, dx = (int(v) for v in self.shift[i])
-        rr, cc = np.nonzero(self.canvas[y0 - dy : y1 - dy, x0 - dx : x1 - dx] == i)
-        return rr, cc, y0, x0
 
     def write(self, out: np.ndarray, number: np.ndarray) -> None:
         """Each flooded component's nuclei into ``out``, as ``number`` renames them."""
