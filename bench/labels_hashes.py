@@ -1,8 +1,11 @@
 """Behaviour fingerprint: sha256 of the labels that `segment()` gives on real tiles and on a tiled slide.
 
-Used to show that a refactor changed nothing: run it before (``--write``) and after (``--check``); the
-stored JSON holds one hash per image and pair. fp32 on CPU, so the hashes do not depend on the CPU's bf16
-support (the same machine kind gives the same bits).
+Used to show that a refactor changed nothing: run it before (``--write``) and after (``--check``). fp32 on
+CPU, yet the bits depend on the machine (session 33: of 21 images fingerprinted on an AMD EPYC, 7 came out the
+same on an Intel Xeon with AMX, same code) and on the watershed's rule, so the stored JSON holds one section
+per machine and rule (its key says which), each with one hash per image and pair and the sha256 of the pairs'
+weights; ``--check`` compares only with its own machine's and rule's section, made from the same weights, and
+says so where there is none (then make one with ``--write`` before the change).
 
     python bench/labels_hashes.py --data ../shared/data/monuseg2018 --write bench/labels_hashes.json
     python bench/labels_hashes.py --data ../shared/data/monuseg2018 --check bench/labels_hashes.json
@@ -24,6 +27,29 @@ PAIRS = [("dense", 1.0), ("networkwide", 20.0), ("channel-layerwise", 4.0)]
 
 def fingerprint(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(labels), dtype=np.int64).tobytes()).hexdigest()
+
+
+def section() -> str:
+    """The machine and rule a fingerprint belongs to: CPU name, torch's CPU capability, bf16/AMX flags."""
+    import torch
+
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.nuclei.watershed import WATERSHED_RULE
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    isa = "+".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "no bf16"
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, {isa}); watershed rule {WATERSHED_RULE}"
+
+
+def weights() -> dict:
+    """The sha256 of the fingerprinted pairs' weight files (a fingerprint of other weights is another's)."""
+    from napari_prunuclei import load_pair
+    from napari_prunuclei.runtime.pairs import pair_weights
+
+    return {f"{s}:{cr:g}": pair_weights(load_pair(s, cr)) for s, cr in PAIRS}
 
 
 def run(data: Path, n_tiles: int) -> dict:
@@ -55,16 +81,25 @@ def main() -> int:
     g.add_argument("--write", type=Path)
     g.add_argument("--check", type=Path)
     a = p.parse_args()
+    key = section()
+    stored = json.loads(a.check.read_text()) if a.check else (json.loads(a.write.read_text()) if a.write.is_file()
+                                                              else {})
+    if a.check:
+        want = stored.get(key)
+        if want is None or want.get("weights") != weights():
+            why = "none was made on this machine with this rule" if want is None else "it was made from other weights"
+            print(f"{a.check}: no fingerprint to compare with ({why}: {key}); make one with --write before the change")
+            return 2
     got = run(a.data, a.tiles)
     if a.write:
-        a.write.write_text(json.dumps(got, indent=1) + "\n")
-        print(f"wrote {len(got)} hashes to {a.write}")
+        stored[key] = {"weights": weights(), "labels": got}
+        a.write.write_text(json.dumps(stored, indent=1) + "\n")
+        print(f"wrote {len(got)} hashes to {a.write} ({key})")
         return 0
-    want = json.loads(a.check.read_text())
+    want = want["labels"]
     diff = sorted(k for k in want if got.get(k) != want[k])
     print(f"{len(want) - len(diff)} of {len(want)} label images identical" + (f"; differ: {diff}" if diff else ""))
     return 1 if diff else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

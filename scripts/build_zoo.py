@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES, zoo_crs
+from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.models.weights import read_metadata
 from napari_prunuclei.models.zoo import WEIGHTS_DIR, clear_cache, find_entry, register
+from napari_prunuclei.nuclei.watershed import WATERSHED_RULE
 from napari_prunuclei.pruning.oneshot import load_model
 from napari_prunuclei.study.release import shared_protocol
 from napari_prunuclei.training.protocol import LADDERS, Protocol, file_protocol, run_stage, stage_file
@@ -77,7 +79,8 @@ def shipped_by(protocol: Protocol, scheme: str, cr: float) -> bool:
 
 def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path | None, tuned: dict | None = None) -> dict:
     """Copy a finished stage into the package, register both branches, tune its watershed on held-back
-    (``tuned``: the staged row's ``watershed`` and ``held_back_aji``, from the same files: not tuned again)."""
+    (``tuned``: the staged row's ``watershed`` and ``held_back_aji``, from the same files and the watershed's
+    rule: not tuned again)."""
     from napari_prunuclei.study.evaluation import held_back_scores
     from napari_prunuclei.study.release import ship_channel, ship_sparse
 
@@ -101,11 +104,19 @@ def held_back_of(files: dict[str, Path], data: Path) -> dict:
     from napari_prunuclei.study.evaluation import held_back_scores
 
     scores = held_back_scores(data, load_branch_file(files["semantic"]), load_branch_file(files["distance"]))
-    return {"watershed": scores["best"], "held_back_aji": round(float(scores["aji"]), 6)}
+    return {"watershed": scores["best"], "held_back_aji": round(float(scores["aji"]), 6),
+            "watershed_rule": WATERSHED_RULE, "cpu": cpu_name()}
 
 
 def held_back_record(aji: float) -> dict:
-    return {"aji": round(float(aji), 6), "data": "4 held-back MoNuSeg train images, watershed tuned on them"}
+    return {"aji": round(float(aji), 6), "data": "4 held-back MoNuSeg train images, watershed tuned on them",
+            "watershed_rule": WATERSHED_RULE}
+
+
+def rule_of(record: dict | None) -> int | None:
+    """The watershed rule a held-back tuning or score was made under (records before rule 2 name none: rule 1);
+    None: no record."""
+    return None if record is None else int(record.get("watershed_rule", 1))
 
 
 def dense_held_back(data: Path, again: bool = False) -> None:
@@ -113,7 +124,8 @@ def dense_held_back(data: Path, again: bool = False) -> None:
     watershed's rule), for the pruned stages to compare with."""
     from napari_prunuclei.study.evaluation import held_back_scores
 
-    if not again and all("metrics_held_back" in (find_entry(b, "dense", 1) or {}) for b in ("semantic", "distance")):
+    if not again and all(rule_of((find_entry(b, "dense", 1) or {}).get("metrics_held_back")) == WATERSHED_RULE
+                         for b in ("semantic", "distance")):
         return
     held = held_back_record(held_back_scores(data, load_model("semantic", "dense", 1),
                                              load_model("distance", "dense", 1))["aji"])
@@ -161,9 +173,9 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
                 data: Path | None = None, retune: bool = False) -> int:
     """Ship a whole staged zoo into the package at once (one protocol in the registry, never two): refused
     while any stage of ``todo`` is not staged; if shipping fails midway, the package's files and registry are
-    put back as they were. ``data``: dense's held-back AJI is scored there if missing; with ``retune``, again,
-    and each stage's watershed tuned again on the held-back images (after a change of the watershed's rule)
-    instead of the staged tuning. Returns the number of stages shipped."""
+    put back as they were. ``data``: dense's held-back AJI is scored there if missing or made under another
+    watershed rule; a stage staged under another rule has its watershed tuned again there (so no tuning of
+    another rule ships); with ``retune``, every stage and dense again. Returns the number of stages shipped."""
     rows = staged_rows(folder, protocol)
     missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
     if missing:
@@ -173,6 +185,10 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
            if file_protocol(folder / stage_file(b, s, cr)) != protocol.record()]
     if bad:
         raise SystemExit(f"not made by this protocol: {', '.join(bad[:4])}; nothing shipped")
+    stale = [(s, cr) for s, cr in todo if retune or rule_of(rows[(s, cr)]) != WATERSHED_RULE]
+    if stale and data is None:
+        raise SystemExit(f"{len(stale)} stages were tuned under another watershed rule than this one ({WATERSHED_RULE})"
+                         f": give --data to tune them again on the held-back images; nothing shipped")
     touched = [WEIGHTS_DIR / "registry.json"] + [WEIGHTS_DIR / stage_file(b, s, cr) for s, cr in todo
                                                  for b in ("semantic", "distance")]
     with tempfile.TemporaryDirectory() as keep:
@@ -184,7 +200,8 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
                 dense_held_back(data, again=retune)
             for scheme, cr in todo:
                 files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
-                note = ship_stage(files, scheme, cr, data, tuned=None if retune else rows[(scheme, cr)])
+                note = ship_stage(files, scheme, cr, data,
+                                  tuned=None if (scheme, cr) in stale else rows[(scheme, cr)])
                 print(json.dumps({"scheme": scheme, "cr": cr, **note}), flush=True)
         except BaseException:
             for f in touched:
@@ -288,6 +305,10 @@ def main() -> int:
                 drop = f"{100 * (r['held_back_aji'] / dense - 1):+.1f} %" if dense else ""
                 print(f"| {scheme} CR {cr:g} | {took} | {r['held_back_aji']:.4f} | {drop} |")
         print(f"{len(rows)} of {len(todo)} stages staged")
+        old = sum(rule_of(r) != WATERSHED_RULE for r in rows.values())
+        if old:
+            print(f"{old} of them tuned under an earlier watershed rule: shipping tunes them again on the held-back "
+                  f"images (rule {WATERSHED_RULE}; about 2 min a stage)")
         print(time_left([st for st in todo if st not in rows], rows.values()))
         return 0
     if a.ship_staged is not None:

@@ -82,6 +82,34 @@ def test_build_zoo_ships_a_staged_zoo_whole_or_not_at_all(tmp_path):
     assert r.returncode == 2 and "--retune tunes on the held-back images of --data" in r.stderr
 
 
+def test_build_zoo_ships_no_tuning_of_another_watershed_rule(tiny_dataset, tmp_path):
+    """A stage staged before the watershed's rule changed (its row names no rule: rule 1) is tuned again when
+    shipped; without held-back data to tune it on, shipping is refused and the package left alone."""
+    import torch
+
+    from napari_prunuclei.models.unet import UNet, UNetConfig
+    from napari_prunuclei.models.zoo import WEIGHTS_DIR
+    from napari_prunuclei.nuclei.watershed import WATERSHED_RULE
+    from napari_prunuclei.training.protocol import run_stage
+    from napari_prunuclei.training.staging import stage
+
+    mod = _build_zoo_module()
+    protocol = mod.Protocol(steps=1, batch=2, crop=64, precision="fp32", multiple=2, ladder="gradual", version=2)
+    torch.manual_seed(0)
+    dense = {b: UNet(UNetConfig(base_filters=4)).eval() for b in ("semantic", "distance")}
+    built = run_stage(dense, "channel-layerwise", 2, tiny_dataset, tmp_path / "work", protocol, device="cpu")
+    row = {"scheme": "channel-layerwise", "cr": 2.0, "seconds": 1.0, "resumed": False, "held_back_aji": 0.5,
+           "watershed": {"fg_threshold": 0.5, "marker_threshold": 0.4, "min_size": 10}}
+    stage(tmp_path / "staged", built, row, protocol)
+    before = (WEIGHTS_DIR / "registry.json").read_bytes()
+    with pytest.raises(SystemExit, match=f"1 stages were tuned under another watershed rule than this one "
+                                         f"\\({WATERSHED_RULE}\\): give --data.*nothing shipped"):
+        mod.ship_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0)])
+    assert (WEIGHTS_DIR / "registry.json").read_bytes() == before
+    assert mod.rule_of(row) == 1 and mod.rule_of({"watershed_rule": WATERSHED_RULE}) == WATERSHED_RULE
+    assert mod.rule_of(None) is None and mod.held_back_record(0.61)["watershed_rule"] == WATERSHED_RULE
+
+
 def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
     """The pilot's plain form of the shipped rule gives the shipped watershed's nuclei (so its alternatives are
     compared with the rule the product runs), and filling holes fills them."""
