@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from napari_prunuclei.base.machine import cpu_name
-    from napari_prunuclei.nuclei.watershed import watershed_instances
+    from napari_prunuclei.nuclei.watershed import WATERSHED_RULE, watershed_instances
     from napari_prunuclei.runtime.pairs import load_pair
     from napari_prunuclei.runtime.pipeline import segment
     from reference_tiled import watershed_reference as plain_watershed
@@ -65,7 +66,8 @@ def main(argv=None) -> int:
     identical = all(np.array_equal(plain_watershed(p, d, pair.params), watershed_instances(p, d, pair.params))
                     for p, d in maps)
     fg = float(np.mean([np.mean(p > pair.params.fg_threshold) for p, _ in maps]))
-    out = {"machine": cpu_name(), "tiles": len(maps), "megapixels": mp, "params": pair.params.as_dict(),
+    out = {"machine": cpu_name(), "watershed_rule": WATERSHED_RULE, "load": os.getloadavg()[0],
+           "tiles": len(maps), "megapixels": mp, "params": pair.params.as_dict(),
            "foreground_fraction": fg, "repeat": a.repeat, "identical_labels": identical,
            "seconds": best, "mp_per_s": {k: mp / v for k, v in best.items()},
            "speedup": best["plain"] / best["ours"]}
