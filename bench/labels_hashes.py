@@ -30,7 +30,8 @@ def fingerprint(labels: np.ndarray) -> str:
 
 
 def section() -> str:
-    """The machine and rule a fingerprint belongs to: CPU name, torch's CPU capability, bf16/AMX flags."""
+    """The machine, libraries and rule a fingerprint belongs to: CPU name, torch's CPU capability, bf16/AMX
+    flags, the versions of torch, numpy, scipy and scikit-image, the watershed's rule."""
     import torch
 
     from napari_prunuclei.base.machine import cpu_name
@@ -40,8 +41,13 @@ def section() -> str:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         flags = set()
+    import numpy
+    import scipy
+    import skimage
+
     isa = "+".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "no bf16"
-    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, {isa}); watershed rule {WATERSHED_RULE}"
+    libs = ", ".join(f"{m.__name__} {m.__version__}" for m in (torch, numpy, scipy, skimage))
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, {isa}); {libs}; watershed rule {WATERSHED_RULE}"
 
 
 def weights() -> dict:
@@ -92,6 +98,7 @@ def main() -> int:
             return 2
     got = run(a.data, a.tiles)
     if a.write:
+        stored = {k: v for k, v in stored.items() if isinstance(v, dict) and "labels" in v}  # sections only
         stored[key] = {"weights": weights(), "labels": got}
         a.write.write_text(json.dumps(stored, indent=1) + "\n")
         print(f"wrote {len(got)} hashes to {a.write} ({key})")

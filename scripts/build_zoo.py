@@ -81,21 +81,18 @@ def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path | None
     """Copy a finished stage into the package, register both branches, tune its watershed on held-back
     (``tuned``: the staged row's ``watershed`` and ``held_back_aji``, from the same files and the watershed's
     rule: not tuned again)."""
-    from napari_prunuclei.study.evaluation import held_back_scores
     from napari_prunuclei.study.release import ship_channel, ship_sparse
 
     ship = ship_channel if scheme in CHANNEL_SCHEMES else ship_sparse
     for branch in ("semantic", "distance"):
         ship(files[branch])
     if tuned is None:
-        scores = held_back_scores(data, load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
-    else:
-        scores = {"best": tuned["watershed"], "aji": tuned["held_back_aji"]}
-    register(model_watershed=(scheme, cr, scores["best"]))
-    held = held_back_record(scores["aji"])
+        return retune_shipped(scheme, cr, data)
+    register(model_watershed=(scheme, cr, tuned["watershed"]))
+    held = {**held_back_record(tuned["held_back_aji"]), "watershed_rule": rule_of(tuned)}
     for branch in ("semantic", "distance"):  # the widget's "known accuracy" until the sweep measures test
         register({**find_entry(branch, scheme, cr), "metrics_held_back": held})
-    return {"watershed": scores["best"], "held_back_aji": held["aji"]}
+    return {"watershed": tuned["watershed"], "held_back_aji": held["aji"]}
 
 
 def held_back_of(files: dict[str, Path], data: Path) -> dict:
@@ -120,17 +117,41 @@ def rule_of(record: dict | None) -> int | None:
 
 
 def dense_held_back(data: Path, again: bool = False) -> None:
-    """The dense pair's held-back AJI in its registry entries (once, or ``again``: after a change of the
-    watershed's rule), for the pruned stages to compare with."""
+    """The dense pair's watershed tuned on the held-back images and its held-back AJI there, in the registry
+    (once; again when its record is of another watershed rule, or ``again``), for the pruned stages to compare
+    with."""
     from napari_prunuclei.study.evaluation import held_back_scores
 
-    if not again and all(rule_of((find_entry(b, "dense", 1) or {}).get("metrics_held_back")) == WATERSHED_RULE
-                         for b in ("semantic", "distance")):
+    if not again and not dense_stale():
         return
-    held = held_back_record(held_back_scores(data, load_model("semantic", "dense", 1),
-                                             load_model("distance", "dense", 1))["aji"])
+    scores = held_back_scores(data, load_model("semantic", "dense", 1), load_model("distance", "dense", 1))
+    register(watershed=scores["best"])  # dense's own thresholds, tuned under this rule like every stage's
+    held = held_back_record(scores["aji"])
     for branch in ("semantic", "distance"):
         register({**find_entry(branch, "dense", 1), "metrics_held_back": held})
+
+
+def dense_stale() -> bool:
+    """True when dense's held-back record is missing or of another watershed rule than this one."""
+    return any(rule_of((find_entry(b, "dense", 1) or {}).get("metrics_held_back")) != WATERSHED_RULE
+               for b in ("semantic", "distance"))
+
+
+def shipped_stale(scheme: str, cr: float) -> bool:
+    """True when a shipped stage's held-back tuning is of another watershed rule than this one."""
+    return rule_of((find_entry("semantic", scheme, cr) or {}).get("metrics_held_back", {})) != WATERSHED_RULE
+
+
+def retune_shipped(scheme: str, cr: float, data: Path) -> dict:
+    """A shipped stage's watershed tuned again on the held-back images (after a change of the rule)."""
+    from napari_prunuclei.study.evaluation import held_back_scores
+
+    scores = held_back_scores(data, load_model("semantic", scheme, cr), load_model("distance", scheme, cr))
+    register(model_watershed=(scheme, cr, scores["best"]))
+    held = held_back_record(scores["aji"])
+    for branch in ("semantic", "distance"):
+        register({**find_entry(branch, scheme, cr), "metrics_held_back": held})
+    return {"watershed": scores["best"], "held_back_aji": held["aji"]}
 
 
 def git_commit(paths: list, msg: str) -> bool:
@@ -186,9 +207,10 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
     if bad:
         raise SystemExit(f"not made by this protocol: {', '.join(bad[:4])}; nothing shipped")
     stale = [(s, cr) for s, cr in todo if retune or rule_of(rows[(s, cr)]) != WATERSHED_RULE]
-    if stale and data is None:
-        raise SystemExit(f"{len(stale)} stages were tuned under another watershed rule than this one ({WATERSHED_RULE})"
-                         f": give --data to tune them again on the held-back images; nothing shipped")
+    if (stale or dense_stale()) and data is None:
+        what = f"{len(stale)} stages were" if stale else "dense's held-back AJI was"
+        raise SystemExit(f"{what} tuned under another watershed rule than this one ({WATERSHED_RULE}): give --data "
+                         f"to tune again on the held-back images; nothing shipped")
     touched = [WEIGHTS_DIR / "registry.json"] + [WEIGHTS_DIR / stage_file(b, s, cr) for s, cr in todo
                                                  for b in ("semantic", "distance")]
     with tempfile.TemporaryDirectory() as keep:
@@ -304,11 +326,14 @@ def main() -> int:
                 took = f"{r['seconds']:.0f}" + (" (resumed)" if r.get("resumed") else "")
                 drop = f"{100 * (r['held_back_aji'] / dense - 1):+.1f} %" if dense else ""
                 print(f"| {scheme} CR {cr:g} | {took} | {r['held_back_aji']:.4f} | {drop} |")
-        print(f"{len(rows)} of {len(todo)} stages staged")
         old = sum(rule_of(r) != WATERSHED_RULE for r in rows.values())
         if old:
-            print(f"{old} of them tuned under an earlier watershed rule: shipping tunes them again on the held-back "
-                  f"images (rule {WATERSHED_RULE}; about 2 min a stage)")
+            print(f"{old} staged stages were tuned under an earlier watershed rule: shipping tunes them again on the "
+                  f"held-back images (rule {WATERSHED_RULE}; about 2 min a stage)")
+        if dense_stale():
+            print(f"dense's held-back AJI above was scored under an earlier watershed rule: shipping scores it again "
+                  f"(rule {WATERSHED_RULE})")
+        print(f"{len(rows)} of {len(todo)} stages staged")
         print(time_left([st for st in todo if st not in rows], rows.values()))
         return 0
     if a.ship_staged is not None:
@@ -326,6 +351,13 @@ def main() -> int:
     staged = staged_rows(a.stage_into, protocol) if a.stage_into is not None else {}
     for scheme, cr in todo:
         if shipped_by(protocol, scheme, cr):
+            if a.ship and shipped_stale(scheme, cr):  # no tuning of another rule stays beside dense's of this one
+                note = retune_shipped(scheme, cr, a.data)
+                if a.commit:
+                    commit(scheme, cr, protocol, note)
+                print(f"{scheme} CR{cr:g}: shipped by this protocol, watershed tuned again (rule {WATERSHED_RULE})",
+                      flush=True)
+                continue
             print(f"{scheme} CR{cr:g}: shipped by this protocol, skipped", flush=True)
             continue
         if (scheme, cr) in staged:  # its files back into --work: the ladder's next stage is cut from them

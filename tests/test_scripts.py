@@ -110,6 +110,34 @@ def test_build_zoo_ships_no_tuning_of_another_watershed_rule(tiny_dataset, tmp_p
     assert mod.rule_of(None) is None and mod.held_back_record(0.61)["watershed_rule"] == WATERSHED_RULE
 
 
+def test_build_zoo_ships_no_dense_figure_or_thresholds_of_another_watershed_rule(monkeypatch, tmp_path):
+    """Stages tuned under this rule, dense's held-back AJI under another: shipping without --data is refused
+    (stages would be compared with dense's figure of the other rule); with data, dense's thresholds are tuned
+    again and registered with its AJI, both under this rule."""
+    import napari_prunuclei.study.evaluation as evaluation
+
+    mod = _build_zoo_module()
+    protocol = mod.Protocol(steps=1, batch=2, crop=64, precision="fp32", multiple=2, ladder="gradual", version=2)
+    row = {"scheme": "channel-layerwise", "cr": 2.0, "held_back_aji": 0.6, "watershed_rule": mod.WATERSHED_RULE,
+           "watershed": {"fg_threshold": 0.5, "marker_threshold": 0.4, "min_size": 10}}
+    monkeypatch.setattr(mod, "staged_rows", lambda folder, p: {("channel-layerwise", 2.0): row})
+    monkeypatch.setattr(mod, "file_protocol", lambda f: protocol.record())
+    dense = {"id": "semantic-dense", "metrics_held_back": {"aji": 0.61, "data": "..."}}  # no rule named: rule 1
+    monkeypatch.setattr(mod, "find_entry", lambda branch, scheme, cr, *a, **k: dict(dense))
+    calls = []
+    monkeypatch.setattr(mod, "register", lambda entry=None, **kw: calls.append((entry, kw)))
+    with pytest.raises(SystemExit, match="dense's held-back AJI was tuned under another watershed rule.*--data"):
+        mod.ship_staged(tmp_path, protocol, [("channel-layerwise", 2.0)])
+    assert calls == [] and mod.dense_stale()
+    best = {"fg_threshold": 0.55, "marker_threshold": 0.35, "min_size": 20}
+    monkeypatch.setattr(evaluation, "held_back_scores", lambda data, s, d: {"best": best, "aji": 0.62})
+    monkeypatch.setattr(mod, "load_model", lambda *a: None)
+    mod.dense_held_back(tmp_path)
+    assert calls[0] == (None, {"watershed": best})
+    assert [e["metrics_held_back"] for e, _ in calls[1:]] == [mod.held_back_record(0.62)] * 2
+    assert mod.held_back_record(0.62)["watershed_rule"] == mod.WATERSHED_RULE
+
+
 def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
     """The pilot's plain form of the shipped rule gives the shipped watershed's nuclei (so its alternatives are
     compared with the rule the product runs), and filling holes fills them."""

@@ -65,7 +65,8 @@ def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     acc = np.uint64 if lab.dtype.kind == "u" else np.int64  # exact for every label type
     owner = np.zeros(n + 1, acc)
     hole = np.ones(n + 1, bool)
-    hole[np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])] = False  # reaches the border
+    if lab.size:
+        hole[np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])] = False  # reaches the border
     hole[0] = False
     if not hole.any():
         return parts, owner
