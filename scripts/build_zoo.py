@@ -112,8 +112,11 @@ def held_back_record(aji: float) -> dict:
 
 def rule_of(record: dict | None) -> int | None:
     """The watershed rule a held-back tuning or score was made under (records before rule 2 name none: rule 1);
-    None: no record."""
-    return None if record is None else int(record.get("watershed_rule", 1))
+    None: no record, or one whose rule is not a whole number (neither counts as this rule's: tuned again)."""
+    if not isinstance(record, dict):
+        return None
+    rule = record.get("watershed_rule", 1)
+    return rule if isinstance(rule, int) and not isinstance(rule, bool) else None
 
 
 def dense_held_back(data: Path, again: bool = False) -> None:

@@ -108,6 +108,8 @@ def test_build_zoo_ships_no_tuning_of_another_watershed_rule(tiny_dataset, tmp_p
     assert (WEIGHTS_DIR / "registry.json").read_bytes() == before
     assert mod.rule_of(row) == 1 and mod.rule_of({"watershed_rule": WATERSHED_RULE}) == WATERSHED_RULE
     assert mod.rule_of(None) is None and mod.held_back_record(0.61)["watershed_rule"] == WATERSHED_RULE
+    assert mod.rule_of({"watershed_rule": None}) is None and mod.rule_of({"watershed_rule": "2"}) is None
+    assert mod.rule_of([2]) is None and mod.rule_of({"watershed_rule": True}) is None
 
 
 def test_build_zoo_ships_no_dense_figure_or_thresholds_of_another_watershed_rule(monkeypatch, tmp_path):
