@@ -249,27 +249,32 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
     return len(todo)
 
 
-def time_left(left: list[tuple[str, float]], staged) -> str:
+def time_left(left: list[tuple[str, float]], staged, cpu: str | None = None) -> str:
     """The stages still to build and their time, at the median seconds of the stages of their kind (channel or
-    unstructured) staged whole so far (a resumed stage's seconds are only its last part)."""
+    unstructured) staged whole so far (a resumed stage's seconds are only its last part); of those staged on
+    ``cpu`` (their row names it) where that kind has any, since stage times differ between machines."""
     import statistics
 
     def kind(scheme: str) -> str:
         return "channel" if scheme in CHANNEL_SCHEMES else "unstructured"
 
     whole: dict[str, list[float]] = {}
+    here: dict[str, list[float]] = {}
     for r in staged:
         if not r.get("resumed"):
             whole.setdefault(kind(r["scheme"]), []).append(float(r["seconds"]))
-    med = {k: statistics.median(v) for k, v in whole.items()}
+            if cpu is not None and r.get("cpu") == cpu:
+                here.setdefault(kind(r["scheme"]), []).append(float(r["seconds"]))
+    med = {k: statistics.median(here.get(k) or v) for k, v in whole.items()}
     if not left:
         return "left: none"
     if any(kind(s) not in med for s, _ in left):
         return f"left: {len(left)} stages (no stage of their kind staged whole yet: no estimate)"
     total = sum(med[kind(s)] for s, _ in left)
-    return (f"left: {len(left)} stages, about {total / 3600:.1f} h of one core at the median whole stage so far ("
-            + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(med.items())) + f"): about {total / 7200:.1f} h with "
-            "one job per core")
+    on = "this CPU's " if here else "the "
+    return (f"left: {len(left)} stages, about {total / 3600:.1f} h of one core at {on}median whole stage so far ("
+            + ", ".join(f"{k} {v:.0f} s" + (" here" if k in here else "") for k, v in sorted(med.items()))
+            + f"): about {total / 7200:.1f} h with one job per core")
 
 
 def main() -> int:
@@ -337,7 +342,7 @@ def main() -> int:
             print(f"dense's held-back AJI above was scored under an earlier watershed rule: shipping scores it again "
                   f"(rule {WATERSHED_RULE})")
         print(f"{len(rows)} of {len(todo)} stages staged")
-        print(time_left([st for st in todo if st not in rows], rows.values()))
+        print(time_left([st for st in todo if st not in rows], rows.values(), cpu_name()))
         return 0
     if a.ship_staged is not None:
         if a.shard != "0/1" or set(a.schemes) != {*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES}:

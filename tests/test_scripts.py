@@ -206,3 +206,7 @@ def test_build_zoo_status_estimates_what_is_left_from_whole_stages_of_its_kind()
     assert "about 1.0 h with one job per core" in said
     assert "no estimate" in mod.time_left([("channel-layerwise", 2.0)], staged[:2])
     assert mod.time_left([], staged) == "left: none"
+    staged.append({"scheme": "networkwide", "seconds": 2300.0, "cpu": "Intel Xeon"})  # another machine's stage
+    assert "unstructured 3000 s)" in mod.time_left([("layerwise", 8.0)], staged, "AMD EPYC")
+    said = mod.time_left([("layerwise", 8.0)], staged, "Intel Xeon")
+    assert "at this CPU's median" in said and "unstructured 2300 s here" in said and "channel 900 s," in said
