@@ -43,6 +43,7 @@ from napari_prunuclei.training.protocol import LADDERS, Protocol, file_protocol,
 from napari_prunuclei.training.staging import (
     StageBusy,
     building,
+    restage,
     restore_into_work,
     stage,
     staged_rows,
@@ -249,6 +250,31 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
     return len(todo)
 
 
+def retune_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], data: Path,
+                  commit_it: bool = False) -> int:
+    """Tune again on the held-back images the watershed of every stage of ``todo`` staged in ``folder`` under
+    another watershed rule, each recorded by a new line for the same files (and, with ``commit_it``,
+    committed): the work shipping would do, done stage by stage while the build goes on. Returns how many."""
+    rows = staged_rows(folder, protocol)
+    done = 0
+    for key in todo:
+        if key not in rows or rule_of(rows[key]) == WATERSHED_RULE:
+            continue
+        scheme, cr = key
+        files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
+        was = rows[key]["held_back_aji"]
+        row = {**rows[key], **held_back_of(files, data)}
+        row.pop("protocol", None)
+        paths = restage(folder, row, protocol)
+        if commit_it:
+            git_commit(paths, f"zoo v{protocol.version} staged: {scheme} CR{cr:g} watershed tuned again under rule "
+                              f"{WATERSHED_RULE} (held-back AJI {row['held_back_aji']:.4f}, was {was:.4f})")
+        print(json.dumps({"scheme": scheme, "cr": cr, "watershed": row["watershed"],
+                          "held_back_aji": row["held_back_aji"], "was": was}), flush=True)
+        done += 1
+    return done
+
+
 def time_left(left: list[tuple[str, float]], staged, cpu: str | None = None) -> str:
     """The stages still to build and their time, at the median seconds of the stages of their kind (channel or
     unstructured) staged whole so far (a resumed stage's seconds are only its last part); of those staged on
@@ -306,6 +332,9 @@ def main() -> int:
                    help="with --ship-staged and --data: tune every stage's watershed (and dense's held-back AJI) "
                         "again on the held-back images, e.g. after the watershed's rule changed (about 2 min a "
                         "stage), instead of using the staged tuning")
+    p.add_argument("--retune-staged", type=Path, default=None, metavar="FOLDER",
+                   help="with --data: tune again on the held-back images every stage staged in FOLDER under an "
+                        "earlier watershed rule (this job's --shard/--schemes only), a new line each, then stop")
     p.add_argument("--status", type=Path, default=None, metavar="FOLDER",
                    help="print the stages staged in FOLDER by this protocol (held-back AJI against dense's) and stop")
     p.add_argument("--plan", action="store_true", help="print the plan (stages x steps x s/step) and stop")
@@ -343,6 +372,11 @@ def main() -> int:
                   f"(rule {WATERSHED_RULE})")
         print(f"{len(rows)} of {len(todo)} stages staged")
         print(time_left([st for st in todo if st not in rows], rows.values(), cpu_name()))
+        return 0
+    if a.retune_staged is not None:
+        if a.data is None:
+            p.error("--retune-staged tunes on the held-back images of --data: give it")
+        print(f"{retune_staged(a.retune_staged, protocol, todo, a.data, a.commit)} stages tuned again", flush=True)
         return 0
     if a.ship_staged is not None:
         if a.shard != "0/1" or set(a.schemes) != {*UNSTRUCTURED_SCHEMES, *CHANNEL_SCHEMES}:

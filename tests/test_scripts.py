@@ -108,6 +108,14 @@ def test_build_zoo_ships_no_tuning_of_another_watershed_rule(tiny_dataset, tmp_p
     assert (WEIGHTS_DIR / "registry.json").read_bytes() == before
     assert mod.rule_of(row) == 1 and mod.rule_of({"watershed_rule": WATERSHED_RULE}) == WATERSHED_RULE
     assert mod.rule_of(None) is None and mod.held_back_record(0.61)["watershed_rule"] == WATERSHED_RULE
+    # tuned again while the build goes on: a new line for the same files, under this rule; then nothing to do
+    fake = {"watershed": {"fg_threshold": 0.6, "marker_threshold": 0.5, "min_size": 20}, "held_back_aji": 0.52,
+            "watershed_rule": WATERSHED_RULE, "cpu": "test"}
+    mod.held_back_of = lambda files, data: dict(fake)
+    assert mod.retune_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0)], tmp_path) == 1
+    now = mod.staged_rows(tmp_path / "staged", protocol)[("channel-layerwise", 2.0)]
+    assert {k: now[k] for k in fake} == fake and now["seconds"] == 1.0
+    assert mod.retune_staged(tmp_path / "staged", protocol, [("channel-layerwise", 2.0)], tmp_path) == 0
     assert mod.rule_of({"watershed_rule": None}) is None and mod.rule_of({"watershed_rule": "2"}) is None
     assert mod.rule_of([2]) is None and mod.rule_of({"watershed_rule": True}) is None
 

@@ -7,7 +7,7 @@ import torch
 
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.training.protocol import Protocol, run_stage, stage_file
-from napari_prunuclei.training.staging import STAGES_LOG, restore_into_work, stage, staged_rows
+from napari_prunuclei.training.staging import STAGES_LOG, restage, restore_into_work, stage, staged_rows
 
 PROTOCOL = Protocol(steps=1, batch=2, crop=64, precision="fp32", multiple=2, ladder="gradual", version=2)
 ROW = {"scheme": "channel-layerwise", "cr": 2.0, "seconds": 1.0, "resumed": False, "held_back_aji": 0.5}
@@ -84,3 +84,17 @@ def test_a_stage_is_built_by_one_job_at_a_time(tmp_path):
             with building(tmp_path, "layerwise", cr):
                 pass
     assert precious.read_text() == "keep"
+
+
+def test_a_staged_stage_tuned_again_gets_a_new_line_for_the_same_files(built, tmp_path):
+    folder = tmp_path / "staged"
+    stage(folder, built, ROW, PROTOCOL)
+    row = staged_rows(folder, PROTOCOL)[("channel-layerwise", 2.0)]
+    restage(folder, {**row, "held_back_aji": 0.55, "watershed_rule": 2}, PROTOCOL)
+    now = staged_rows(folder, PROTOCOL)[("channel-layerwise", 2.0)]
+    assert now["held_back_aji"] == 0.55 and now["watershed_rule"] == 2 and now["files"] == row["files"]
+    with pytest.raises(ValueError, match="not staged by this protocol with the files named"):
+        restage(folder, {**row, "files": {}}, PROTOCOL)  # other files
+    with pytest.raises(ValueError, match="channel-layerwise CR4 is not staged"):
+        restage(folder, {**row, "cr": 4.0}, PROTOCOL)  # a stage never staged
+    assert len((folder / STAGES_LOG).read_text().splitlines()) == 2

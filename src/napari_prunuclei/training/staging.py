@@ -22,7 +22,7 @@ from pathlib import Path
 from napari_prunuclei.io.atomic import open_lock
 from napari_prunuclei.training.protocol import Protocol, file_protocol, stage_file
 
-__all__ = ["STAGES_LOG", "StageBusy", "building", "stage", "staged_rows", "restore_into_work",
+__all__ = ["STAGES_LOG", "StageBusy", "building", "stage", "restage", "staged_rows", "restore_into_work",
            "sha256"]
 
 #: the staging folder's log: one JSON line per staged stage
@@ -58,6 +58,21 @@ def stage(folder: Path, files: dict[str, Path], row: dict, protocol: Protocol) -
     with open(folder / STAGES_LOG, "a", encoding="utf-8") as fh:  # one write: lines of two jobs do not mix
         fh.write(line)
     return [folder / n["file"] for n in named.values()] + [folder / STAGES_LOG]
+
+
+def restage(folder: Path, row: dict, protocol: Protocol) -> list[Path]:
+    """Append a new line for a stage already staged in ``folder`` by ``protocol``, its files unchanged (e.g. its
+    watershed tuned again under a new rule): refused (ValueError) unless the stage is staged and ``row`` names
+    the very files of its line. The new line replaces the earlier one. Returns the paths written."""
+    key = (str(row["scheme"]), float(row["cr"]))
+    now = staged_rows(folder, protocol).get(key)
+    if now is None or row.get("files") != now["files"]:
+        raise ValueError(f"{folder}: {key[0]} CR{key[1]:g} is not staged by this protocol with the files named: "
+                         "not staged again")
+    line = json.dumps({**row, "protocol": protocol.record()}) + "\n"
+    with open(folder / STAGES_LOG, "a", encoding="utf-8") as fh:  # one write: lines of two jobs do not mix
+        fh.write(line)
+    return [folder / STAGES_LOG]
 
 
 def staged_rows(folder: Path, protocol: Protocol) -> dict[tuple[str, float], dict]:
