@@ -60,7 +60,7 @@ def holed_share(labels: np.ndarray) -> float:
 def flood(prob: np.ndarray, dist: np.ndarray, fg_t: float, mk_t: float, min_size: int, fill: bool | str,
           h: float) -> np.ndarray:
     """Instance labels by one rule, written out plainly (``h`` = 0 and ``fill`` False: watershed rule 1, shipped
-    until zoo v2; ``fill`` "nuclei": rule 2, shipped since)."""
+    until zoo v2; ``fill`` "nuclei": the own-holes rule, shipped since as rule 3)."""
     fg = prob > fg_t
     if fill is True:
         fg = ndi.binary_fill_holes(fg)

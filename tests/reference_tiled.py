@@ -10,7 +10,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 def watershed_reference(prob, dist, params):
     """``postprocess.watershed_instances`` before issue 14 (drop small, then relabel_sequential), with the
-    holes each nucleus alone encloses given to it (watershed rule 2, zoo v2)."""
+    holes each nucleus alone encloses given to it (watershed rule 3, zoo v2)."""
     from napari_prunuclei.nuclei.watershed import fill_own_holes
 
     def drop_small(labels, min_size):

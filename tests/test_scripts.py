@@ -167,7 +167,7 @@ def test_watershed_pilot_writes_out_the_shipped_rule_exactly():
     prob[truth > 0] = np.where(rng.random((truth > 0).sum()) < 0.02, 0.1, prob[truth > 0])  # holes
     dist = distance_target(truth).astype(np.float32)
     ours = mod.flood(prob, dist, 0.5, 0.4, 20, fill=False, h=0.0)  # rule 1, before zoo v2
-    own = mod.flood(prob, dist, 0.5, 0.4, 20, fill="nuclei", h=0.0)  # rule 2, shipped
+    own = mod.flood(prob, dist, 0.5, 0.4, 20, fill="nuclei", h=0.0)  # rule 3, shipped
     shipped = watershed_instances(prob, dist, WatershedParams(0.5, 0.4, 20))
     assert ours.max() > 5
     pairs = np.unique(np.stack([own.ravel(), shipped.ravel()]), axis=1)  # (own, shipped) label pairs met

@@ -166,7 +166,7 @@ def test_the_watershed_fills_own_holes_before_it_chooses_the_core(c1):
     from napari_prunuclei.nuclei.watershed import WATERSHED_RULE, watershed_in_core
     from napari_prunuclei.runtime.tiles import Tile, kept_nuclei
 
-    assert WATERSHED_RULE == 2
+    assert WATERSHED_RULE == 3
     truth = np.zeros((40, 40), np.int32)
     truth[4:20, 4:24] = 1
     truth[8:16, 12:21] = 0  # a hole off its centre: filling moves the centroid right
@@ -182,3 +182,17 @@ def test_the_watershed_fills_own_holes_before_it_chooses_the_core(c1):
     want, k_want = kept_nuclei(whole, t)
     np.testing.assert_array_equal(got, want)
     assert k == k_want
+
+
+def test_a_nucleus_touching_a_hole_only_at_a_corner_does_not_keep_it_open():
+    """Rule 3: a hole's owner is read in its 4-neighbours (they alone enclose a 4-connected hole); rule 2 read
+    the 3 x 3 neighbourhood and left a 1-px hole open where another nucleus touched it diagonally (seen on a
+    real tile)."""
+    from napari_prunuclei.nuclei.watershed import fill_own_holes
+
+    lab = np.zeros((12, 12), np.int32)
+    lab[2:7, 2:7] = 1
+    lab[4, 4] = 0  # nucleus 1's hole
+    lab[5, 5], lab[5, 6], lab[6, 5], lab[6, 6] = 2, 2, 2, 2  # nucleus 2 cuts into 1's corner: touches (4, 4) diagonally
+    assert lab[3, 4] == lab[5, 4] == lab[4, 3] == lab[4, 5] == 1 and lab[5, 5] == 2
+    assert fill_own_holes(lab)[4, 4] == 1

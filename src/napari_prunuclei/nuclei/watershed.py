@@ -14,7 +14,9 @@ __all__ = ["WATERSHED_RULE", "WatershedParams", "watershed_instances", "watershe
 #: the version of the watershed's rule (how markers and the foreground are made from the two maps): raised
 #: whenever the rule changes what nuclei the same maps and thresholds give, so saved results of another rule
 #: are not taken for this one's (output folders record it)
-WATERSHED_RULE = 2  # 1: until zoo v2; 2: each nucleus is given the holes it alone encloses
+WATERSHED_RULE = 3  # 1: until zoo v2; 2: each nucleus is given the holes it alone encloses (owner read in the
+#                     holes' 3 x 3 neighbourhoods: a nucleus touching a hole at a corner kept it open); 3: the same,
+#                     owner read in the 4-neighbourhoods, which alone enclose a 4-connected hole
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The background's parts and the nucleus that alone encloses each: ``(parts, owner)``.
 
     ``parts``: the background's 4-connected components (as ``ndi.binary_fill_holes`` takes holes), 0 on the
-    nuclei; ``owner[part]``: the one nucleus among the 3 x 3 neighbourhoods of its pixels, exactly in the
+    nuclei; ``owner[part]``: the one nucleus among the 4-neighbours of its pixels (they alone separate a
+    4-connected part from the rest: a nucleus that touches it only at a corner does not), exactly in the
     labels' integer type, or 0 where the part reaches the image's border (not a hole) or two or more nuclei
     ring it (such as a lumen)."""
     lab = np.asarray(labels)
@@ -73,20 +76,19 @@ def own_holes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.nonzero(hole[parts])  # never on the border, so every neighbour lies inside the image
     hid = parts[ys, xs]
     hi, lo = np.zeros(n + 1, acc), np.full(n + 1, np.iinfo(acc).max, acc)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            w = lab[ys + dy, xs + dx]
-            on = w > 0
-            v = w[on].astype(acc)
-            np.maximum.at(hi, hid[on], v)
-            np.minimum.at(lo, hid[on], v)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        w = lab[ys + dy, xs + dx]
+        on = w > 0
+        v = w[on].astype(acc)
+        np.maximum.at(hi, hid[on], v)
+        np.minimum.at(lo, hid[on], v)
     owner = np.where(hole & (hi == lo) & (hi != 0), hi, 0).astype(acc)
     return parts, owner
 
 
 def fill_own_holes(labels: np.ndarray) -> np.ndarray:
     """``labels`` with every hole that one nucleus alone encloses given to that nucleus (a gap ringed by several
-    nuclei, such as a lumen, stays background). Watershed rule 2 (docs/models.md, the watershed pilot): the
+    nuclei, such as a lumen, stays background). Watershed rule 3 (docs/models.md, the watershed pilot): the
     watershed applies it after small nuclei are dropped."""
     out = np.array(labels, copy=True)
     _fill(out)
