@@ -146,6 +146,35 @@ def test_threshold_edits_are_debounced_and_run_in_a_worker(qtbot, viewer_widget)
     assert viewer.layers["dense · instances"].data.max() == w.result.dense.n_nuclei
 
 
+@pytest.mark.parametrize("queued", [True, False], ids=["edit-queued", "edit-debouncing"])
+def test_an_edit_during_a_rewatershed_is_applied_after_it_and_the_box_keeps_it(qtbot, viewer_widget, monkeypatch,
+                                                                                 queued):
+    """The latest edit wins: a second edit made while the first one's watershed runs is applied when that is
+    done (whether its debounce ended during the run or after it), and the box never goes back to an older value."""
+    import threading
+
+    from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
+    from napari_prunuclei.study import session
+
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    gate, real = threading.Event(), session.rerun_watershed
+    monkeypatch.setattr(session, "rerun_watershed", lambda *a, **k: gate.wait(30) and real(*a, **k))
+    seen = []
+    w.min_size.changed.connect(seen.append)
+    w.min_size.value = 60
+    qtbot.waitUntil(lambda: w.worker is not None, timeout=10_000)  # the first edit's watershed runs (held)
+    w.min_size.value = 25  # the second edit, while it runs
+    if queued:
+        qtbot.wait(2 * DEBOUNCE_MS)  # its debounce ends during the run: queued behind it
+    gate.set()
+    _wait(qtbot, w)
+    assert seen == [60, 25]  # never back to 60 (nor to the model's own value)
+    assert w.min_size.value == 25
+    assert w.result.request.segment.params.min_size == 25  # the numbers are the latest edit's
+
+
 def test_one_shot_other_cr_is_marked(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.scheme.value = "layer-wise"

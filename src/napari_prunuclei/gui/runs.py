@@ -192,9 +192,17 @@ class RunActions:
         result.truth_name = truth_name  # the report and exports name it
         truth = next((layer for layer in self._truth_choices() if layer.name == truth_name), None)
         self.state.set_truth(truth if truth_name is not None else None)  # before the layers: side by side draws it
+        shown = self.result
+        waiting = self._params_pending or (self._params_timer is not None and self._params_timer.isActive())
+        if waiting and (shown is None or shown.request.spec != result.request.spec):
+            self._params_pending = False  # an edit of another model's thresholds: not applied to this one
+            if self._params_timer is not None:
+                self._params_timer.stop()
+            waiting = False
         self._show(result)
         self._show_scale_bar()
-        self._set_thresholds(self.shown_thresholds(result))  # the boxes: the shown run's model A
+        if not waiting:  # else the boxes hold a later edit, applied when this job is done (the latest edit wins)
+            self._set_thresholds(self.shown_thresholds(result))  # the boxes: the shown run's model A
         self.charts.refresh()
         self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
         ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
