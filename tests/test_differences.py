@@ -142,3 +142,26 @@ def test_every_column_of_the_differences_table_fits_a_dock_at_1366_px(qtbot, vie
     room = 400 - table.verticalScrollBar().sizeHint().width() - 2 * table.frameWidth()
     assert used <= room, (used, room, [header.sectionSize(c) for c in range(last + 1)])
     assert [table.horizontalHeaderItem(c).toolTip() for c in range(last + 1)] == list(COLUMN_TIPS)
+
+
+def test_another_image_or_model_chosen_greys_the_differences_and_stops_their_navigation(qtbot, viewer_widget):
+    """Tile B chosen after tile A's run: tile A's events are greyed, said to be the last run's, and previous/next
+    neither move the camera to them on tile B's tissue nor replace the stale warning; choosing tile A again (or
+    running) gives them back."""
+    from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    assert w.diff_table.rowCount() >= 1 and w.diff_table.isEnabled() and w.next_diff_btn.enabled
+    first = viewer.layers["synthetic H&E"]
+    w.image.value = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="tile B", rgb=True)
+    assert not w.diff_table.isEnabled() and not w.next_diff_btn.enabled and not w.prev_diff_btn.enabled
+    assert "last run's disagreements" in w.diff_summary.value and "tile B" in w.diff_summary.value
+    said, centre = w.status.value, _centre(viewer)
+    assert said.startswith("⚠ the results shown are the last run's")
+    assert w.step_difference(1) is None and w.go_to_difference(0) is None
+    assert w.status.value == said and np.allclose(_centre(viewer), centre)
+    w.image.value = first  # the run's image again: its events are live
+    assert w.diff_table.isEnabled() and w.next_diff_btn.enabled and "last run's" not in w.diff_summary.value
+    w.scheme.value = "dense" if w.result.request.spec.scheme != "dense" else "layer-wise"  # another model A
+    assert not w.diff_table.isEnabled() and "model A" in w.diff_summary.value

@@ -64,6 +64,7 @@ class DifferenceActions:
         table.setMinimumHeight(260)
         self.diff_table = table
         self._events: list[DisagreementEvent] = []
+        self._differences_stale = False  # the controls name another image or model than the shown run's
         self.prev_diff_btn.changed.connect(lambda *_: self.step_difference(-1))
         self.next_diff_btn.changed.connect(lambda *_: self.step_difference(1))
         table.cellClicked.connect(lambda row, _col: self.go_to_difference(row))
@@ -101,8 +102,21 @@ class DifferenceActions:
         table.setCurrentCell(-1, -1)
         table.blockSignals(False)
         self._events = events
-        self.prev_diff_btn.enabled = self.next_diff_btn.enabled = bool(events)
-        self.diff_summary.value = self._differences_summary(events)
+        self.mark_differences([])  # the shown run's own events (a stale run is marked again after showing it)
+
+    def mark_differences(self, changed: list[str]) -> None:
+        """Grey the tab and stop its navigation while the controls name another image or model than the shown
+        run's (``changed``: what they now say, in words; empty: the events belong to the controls again)."""
+        stale = bool(changed)
+        self._differences_stale = stale
+        self.diff_table.setEnabled(not stale)
+        self.prev_diff_btn.enabled = self.next_diff_btn.enabled = bool(self._events) and not stale
+        summary = self._differences_summary(self._events)
+        r = self.result
+        if stale and r is not None:
+            summary = (f"⚠ these are the last run's disagreements ({r.request.image_name}, {r.request.spec.label}); "
+                       f"the controls now say {', '.join(changed)}: press Run to update. {summary}")
+        self.diff_summary.value = summary
 
     def _differences_summary(self, events: list[DisagreementEvent]) -> str:
         r = self.result
@@ -127,6 +141,8 @@ class DifferenceActions:
 
     def step_difference(self, step: int) -> DisagreementEvent | None:
         """The next (``step`` 1) or previous (-1) row of the table, in its current order (wrapping round)."""
+        if self._differences_stale:  # another image or model is chosen: its tissue is not where these events are
+            return None
         self._finish_showing()  # the camera goes to layers that exist
         table = self.diff_table
         n = table.rowCount()
@@ -144,7 +160,10 @@ class DifferenceActions:
 
     def go_to_difference(self, row: int) -> DisagreementEvent | None:
         """Centre the camera on the event in ``row`` of the table, zoomed to show it with its surroundings (the
-        layer's transform: a region's offset, a scale), and say in the status line what it is."""
+        layer's transform: a region's offset, a scale), and say in the status line what it is; nothing while the
+        events are another image's or model's than the controls name."""
+        if self._differences_stale:
+            return None
         self._finish_showing()  # the camera goes to layers that exist
         event = self._difference_row_event(row)
         if event is None:

@@ -199,6 +199,7 @@ class ShownRun:
             diffs.append(f"model A {spec.label if spec else '?'}")
         if self.reference_spec() != ((req.reference or ModelSpec()) if req.compare_dense else None):
             diffs.append(f"model B {self.reference.value}")
+        self.mark_differences(list(diffs))  # the disagreement events: of the run's image and models A and B
         truth = self.truth.value
         if (truth.name if truth is not None else None) != self._shown_truth:
             diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
