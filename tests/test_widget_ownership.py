@@ -212,6 +212,22 @@ def test_the_ground_truth_box_offers_only_the_users_label_layers(qtbot, viewer_w
     assert not any(layer in w.truth.choices for layer in w.state.owned().values())
 
 
+def test_the_image_box_offers_only_the_users_images(qtbot, viewer_widget):
+    """Tester: the plugin's own maps ("A · CR20 layer-wise · semantic") and side by side views were offered as the
+    H&E image; so was a result layer opened again (it carries the plugin's metadata)."""
+    viewer, w = viewer_widget
+    w.side_by_side.value = True
+    _run(qtbot, w)
+    semantic = w.state.owned()[("pruned", "semantic")]
+    viewer.add_image(semantic.data, name="semantic, opened again", metadata=dict(semantic.metadata))
+    tile = viewer.add_image(viewer.layers[IMG].data, name="tile B", rgb=True)
+    w.reset_choices()
+    assert [layer.name for layer in w.image.choices] == [IMG, "tile B"]
+    assert w.image.value is viewer.layers[IMG]  # the chosen image stays chosen
+    w.image.value = tile
+    assert w.image.value is tile
+
+
 def test_a_threshold_edit_after_choosing_another_image_keeps_the_shown_runs_truth_and_order(qtbot, viewer_widget):
     """Reviewer: run tile 1 with its ground truth, open and choose tile 2 (its truth unchosen), edit a threshold:
     the edit re-ran tile 1's watershed but dropped the ground-truth scores, moved tile 1's results above tile 2

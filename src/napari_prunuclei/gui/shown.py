@@ -11,6 +11,8 @@ from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
 
+#: the metadata key of the plugin's own result layers (their provenance): never offered as an input
+OWN_METADATA = "prunuclei"
 #: the metadata key of an image layer whose pixel size the plugin put there (from the pixel size box)
 PUT_PIXEL_SIZE = "prunuclei_pixel_size_put"
 #: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (a napari layer made
@@ -138,13 +140,26 @@ class ShownRun:
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
 
+    def _users_layers(self, kind: type) -> list:
+        """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
+        side views included) nor any layer marked as a result (``prunuclei`` in its metadata, as every result
+        layer and export carries)."""
+        state = getattr(self, "state", None)
+        mine = list(state.owned().values()) if state is not None else []
+        return [layer for layer in self.viewer.layers if isinstance(layer, kind) and layer not in mine
+                and OWN_METADATA not in layer.metadata]
+
     def _truth_choices(self, *_) -> list:
         """The ground-truth box's choices: the user's label layers, never the plugin's own results."""
         from napari.layers import Labels
 
-        state = getattr(self, "state", None)
-        mine = list(state.owned().values()) if state is not None else []
-        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in mine]
+        return self._users_layers(Labels)
+
+    def _image_choices(self, *_) -> list:
+        """The image box's choices: the user's image layers, never the plugin's own maps or side by side views."""
+        from napari.layers import Image
+
+        return self._users_layers(Image)
 
     def _truth_belongs(self, truth, image) -> bool:
         """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of

@@ -75,6 +75,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         first = next(iter(self.schemes))
         scheme0 = "network-wide" if "network-wide" in self.schemes else first
         self.image = create_widget(annotation="napari.layers.Image", label="H&E image")
+        self.image.choices = self._image_choices  # the user's images, never the plugin's own result layers
         self.scheme = ComboBox(choices=list(self.schemes), value=scheme0, label="model A: pruning")
         self.cr = ComboBox(choices=self._cr_choices(scheme0), label="compression ratio")
         crs = self._cr_choices(scheme0)
