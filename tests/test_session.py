@@ -263,6 +263,27 @@ def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_comp
     assert new.numbers.vs_truth["dense"] is not r.numbers.vs_truth["dense"]
 
 
+def test_after_a_threshold_edit_the_seconds_add_up(a_vs_b):
+    """Tester: exports recorded the new watershed time next to the old total: the total is the other steps (kept)
+    plus the new watershed, everywhere the seconds are recorded (the layer metadata, the throughput, the CSV)."""
+    from dataclasses import replace
+
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+
+    before = {"read": 0.5, "semantic": 1.0, "distance": 1.5, "watershed": 5.0, "total": 8.25}
+    r = replace(a_vs_b, pruned=replace(a_vs_b.pruned, info=replace(a_vs_b.pruned.info, seconds=before)))
+    own = r.pruned.info.watershed
+    new = compute.rerun_watershed(r, WatershedParams(own.fg_threshold, own.marker_threshold, own.min_size + 20))
+    secs = compute_report.layer_metadata(new.pruned, "img")["prunuclei"]["seconds"]
+    ws = secs["watershed"]
+    assert 0 < ws < 5.0 and secs["total"] == pytest.approx(3.25 + ws)  # read + branches + the new watershed
+    assert {k: secs[k] for k in ("read", "semantic", "distance")} == {"read": 0.5, "semantic": 1.0, "distance": 1.5}
+    tp = new.pruned.info.throughput
+    assert tp["wall_seconds"] == pytest.approx(secs["total"]) and tp["stages"]["watershed"]["seconds"] == ws
+    header, rows = compute_report.numbers_table(new)
+    assert float(rows[0][header.index("seconds (one run)")]) == pytest.approx(2.5 + ws, abs=0.01)  # networks + it
+
+
 def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbers(tmp_path, rgb):
     import csv
     from dataclasses import replace

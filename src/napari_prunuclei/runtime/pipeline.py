@@ -198,7 +198,9 @@ def segment(
 
 
 def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
-    """The same run with other thresholds: only the watershed again, on the kept maps (whole mode)."""
+    """The same run with other thresholds: only the watershed again, on the kept maps (whole mode). Its seconds
+    (and throughput) are the run's with the new watershed in place of the old: the total stays the sum of its
+    steps."""
     if seg.tiled or seg.probability is None:
         raise ValueError("this image ran tile by tile without keeping the maps: run it again to apply "
                          "new thresholds")
@@ -207,7 +209,12 @@ def rewatershed(seg: Segmentation, params: WatershedParams) -> Segmentation:
     params = Scale(res.get("pixel_size_um"), res.get("model_pixel_size_um") or model_pixel_size()).params(params)
     t0 = time.perf_counter()  # thresholds on the models' grid, applied on the image's as the run did
     labels = watershed_instances(seg.probability, seg.distance, params)
-    seconds = {**seg.info.seconds, "watershed": time.perf_counter() - t0}
+    seconds = dict(seg.info.seconds)  # the total: the other steps (kept) and the new watershed, as one run's
+    new = time.perf_counter() - t0
+    if "total" in seconds:
+        seconds["total"] = max(seconds["total"] - seconds.get("watershed", 0.0), 0.0) + new
+    seconds["watershed"] = new
     resolution = {**res, "min_size_at_models_px": asked} if res else seg.info.resolution
-    info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels), resolution=resolution)
+    info = replace(seg.info, watershed=params, seconds=seconds, n_nuclei=max_label(labels), resolution=resolution,
+                   throughput=throughput(seconds, int(np.prod(labels.shape[:2]))))
     return replace(seg, labels=labels, info=info)
