@@ -58,6 +58,24 @@ def test_thresholds_belong_to_the_run_shown(qtbot, viewer_widget):
     assert boxes() == pytest.approx((shown.fg_threshold, shown.marker_threshold, shown.min_size))
 
 
+def test_a_label_names_whose_thresholds_the_boxes_hold(qtbot, viewer_widget):
+    """Tester: after choosing another model, the boxes still held the shown run's edited values and nothing said
+    whose they were. The boxes stay the shown run's (an edit re-runs its watershed); the label above names it."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    said = w.thresholds_of.value
+    assert said == "thresholds of the chosen model A (nothing run yet): network-wide CR20 (its own)"
+    _run(qtbot, w)
+    assert w.thresholds_of.value == "thresholds of the shown run: network-wide CR20 (its own)"
+    w.min_size.value += 30
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    assert w.thresholds_of.value == "thresholds of the shown run: network-wide CR20, edited"
+    w.scheme.value, w.cr.value = "channel network-wide", "2"  # chosen, not run: the boxes keep the shown run's
+    assert w.thresholds_of.value.startswith("thresholds of the shown run: network-wide CR20, edited. The chosen "
+                                            "channel network-wide CR2")
+    assert "Run uses its own thresholds" in w.thresholds_of.value
+
+
 def test_a_sweep_belongs_to_its_image(qtbot, viewer_widget):
     viewer, w = viewer_widget
     from napari_prunuclei.nuclei.agreement import agreement_scores

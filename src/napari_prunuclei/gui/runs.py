@@ -227,6 +227,7 @@ class RunActions:
             self.status.value += f" Note: {note}"
             show_warning(note)
         said = self.status.value
+        self.name_thresholds()  # the boxes are this run's now
         self._mark_stale(force=True)  # the controls may still name another image or model than the run shown
         if edited and self.status.value != said:  # stale: say what the edit did, then what the controls say
             n = result.chosen.n_nuclei

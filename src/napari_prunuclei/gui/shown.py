@@ -380,6 +380,24 @@ class ShownRun:
         finally:
             self._quiet = False
 
+    def name_thresholds(self, *_) -> None:
+        """Say above the threshold boxes whose they are: the shown run's model A (an edit re-runs its watershed),
+        else the chosen model's; "edited" where they differ from that model's own."""
+        r = self.result
+        try:
+            chosen = self.spec()
+        except (ValueError, TypeError):
+            chosen = None
+        spec = r.request.spec if r is not None else chosen
+        if spec is None:
+            return
+        whose = "the shown run" if r is not None else "the chosen model A (nothing run yet)"
+        edited = ", edited" if self.params() != self._own_params(spec) else " (its own)"
+        text = f"thresholds of {whose}: {spec.label}{edited}"
+        if r is not None and chosen is not None and chosen != spec:
+            text += f". The chosen {chosen.label} is not run yet: Run uses its own thresholds."
+        self.thresholds_of.value = text
+
     def shown_thresholds(self, result: compute.ComparisonResult) -> WatershedParams:
         """Model A's thresholds in the run shown (on the models' grid, as the boxes show them)."""
         return result.request.segment.params or self._own_params(result.request.spec)

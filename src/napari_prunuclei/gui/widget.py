@@ -96,6 +96,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
         self.min_size = SpinBox(value=ws.min_size, min=0, max=5000, label="min nucleus px (at 40x)")
         self.defaults_btn = PushButton(text="Restore model A's thresholds")
+        self.thresholds_of = Label(value="", label="")  # whose thresholds the boxes hold (name_thresholds)
         self.time_btn = PushButton(text="time A vs B (median of 3)")
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
@@ -150,7 +151,10 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._quiet = False
         for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned):
             w.changed.connect(self._model_defaults)
+        for w in (self.scheme, self.cr, self.cr_other, self.fine_tuned, self.fg, self.marker, self.min_size):
+            w.changed.connect(self.name_thresholds)  # whose the boxes are, once they follow the model
         self._model_defaults()
+        self.name_thresholds()
         self.run_btn.changed.connect(self.start_run)
         self.cancel_btn.changed.connect(self.cancel)
         self.side_by_side.changed.connect(self._arrange)
@@ -189,7 +193,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.pages = {
             "Model": page([self.image, self.scheme, self.cr, self.cr_other, self.fine_tuned, self.model_note,
                            self.reference, self.device, self.region, self.pixel_size, self.truth]),
-            "Numbers": page([self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
+            "Numbers": page([self.thresholds_of, self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
                             self.numbers.native),
             "Differences": page([self.diff_buttons, self.diff_summary], self.diff_table),
             "Charts": page([self.sweep_btn], self.charts),
@@ -213,7 +217,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().height() + 4)
-        self.model_note.native.setWordWrap(True)
+        for label in (self.model_note, self.thresholds_of):
+            label.native.setWordWrap(True)
         self.model_note.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.numbers.native.setMinimumHeight(260)
         self.charts.setMinimumWidth(360)
@@ -437,5 +442,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.scratch.cleanup()
         self.numbers.value = ""
         self.numbers_text = ""
+        self.name_thresholds()
 
 
