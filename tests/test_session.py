@@ -281,7 +281,8 @@ def test_after_a_threshold_edit_the_seconds_add_up(a_vs_b):
     tp = new.pruned.info.throughput
     assert tp["wall_seconds"] == pytest.approx(secs["total"]) and tp["stages"]["watershed"]["seconds"] == ws
     header, rows = compute_report.numbers_table(new)
-    assert float(rows[0][header.index("seconds (one run)")]) == pytest.approx(2.5 + ws, abs=0.01)  # networks + it
+    # the widget's and report's seconds are the files' total (a second tester: 4.63 s shown, 4.748 s exported)
+    assert float(rows[0][header.index("seconds (one run)")]) == pytest.approx(3.25 + ws, abs=0.01)
 
 
 def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbers(tmp_path, rgb):
