@@ -165,3 +165,21 @@ def test_another_image_or_model_chosen_greys_the_differences_and_stops_their_nav
     assert w.diff_table.isEnabled() and w.next_diff_btn.enabled and "last run's" not in w.diff_summary.value
     w.scheme.value = "dense" if w.result.request.spec.scheme != "dense" else "layer-wise"  # another model A
     assert not w.diff_table.isEnabled() and "model A" in w.diff_summary.value
+
+
+def test_the_stale_warning_wraps_inside_the_dock(qtbot, viewer_widget):
+    """Second tester: after the switch to tile B the long stale warning made the tab's content wider than the
+    dock (its row asked for the one-line width of the message), clipping 'next disagreement' and the table's
+    last column. It wraps within the page's width instead."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    area = w.pages["Differences"].root_native_widget
+    w.image.value = viewer.add_image(synthetic_tissue(256, seed=98)[0], name="TCGA-AC-A2FO-01A-01-TS1", rgb=True)
+    QApplication.processEvents()
+    assert "last run's disagreements" in w.diff_summary.value
+    row = w.diff_summary.native.parentWidget()  # the label's row in the page
+    assert row.minimumSizeHint().width() <= area.minimumWidth(), (row.minimumSizeHint().width(), area.minimumWidth())

@@ -39,7 +39,7 @@ class DifferenceActions:
     def _build_differences(self) -> None:
         """The tab's widgets: ``prev_diff_btn``, ``next_diff_btn``, ``diff_summary``, ``diff_table`` (Qt)."""
         from qtpy.QtCore import Qt
-        from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget
+        from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableWidget
 
         self.prev_diff_btn = PushButton(text="◀ previous disagreement")
         self.next_diff_btn = PushButton(text="next disagreement ▶")
@@ -48,6 +48,8 @@ class DifferenceActions:
         self.diff_buttons.margins = (0, 0, 0, 0)
         self.diff_summary = Label(value="no run shown")
         self.diff_summary.native.setWordWrap(True)
+        # wrapped to the page's width: a long message (the stale warning) made the page wider than the dock
+        self.diff_summary.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         table = QTableWidget(0, len(DIFFERENCE_COLUMNS))
         table.setHorizontalHeaderLabels(list(DIFFERENCE_COLUMNS))
         for c, tip in enumerate(COLUMN_TIPS):
