@@ -265,6 +265,10 @@ def retune_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]
         was = rows[key]["held_back_aji"]
         row = {**rows[key], **held_back_of(files, data)}
         row.pop("protocol", None)
+        row.pop("cpu", None)  # ``cpu``: where the stage was trained and timed, kept as staged (none: not named)
+        if "cpu" in rows[key]:
+            row["cpu"] = rows[key]["cpu"]
+        row["retuned_on"] = cpu_name()
         paths = restage(folder, row, protocol)
         if commit_it:
             git_commit(paths, f"zoo v{protocol.version} staged: {scheme} CR{cr:g} watershed tuned again under rule "
