@@ -88,11 +88,17 @@ def main() -> int:
     g.add_argument("--check", type=Path)
     a = p.parse_args()
     key = section()
-    stored = json.loads(a.check.read_text()) if a.check else (json.loads(a.write.read_text()) if a.write.is_file()
-                                                              else {})
+    path = a.check or a.write
+    try:
+        stored = json.loads(path.read_text()) if a.check or path.is_file() else {}
+        if not isinstance(stored, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        print(f"{path}: not a fingerprint file this script wrote ({e}); nothing compared or written")
+        return 2
     if a.check:
         want = stored.get(key)
-        if want is None or want.get("weights") != weights():
+        if not isinstance(want, dict) or want.get("weights") != weights() or not isinstance(want.get("labels"), dict):
             why = "none was made on this machine with this rule" if want is None else "it was made from other weights"
             print(f"{a.check}: no fingerprint to compare with ({why}: {key}); make one with --write before the change")
             return 2
