@@ -90,7 +90,7 @@ def ship_stage(files: dict[str, Path], scheme: str, cr: float, data: Path | None
     if tuned is None:
         return retune_shipped(scheme, cr, data)
     register(model_watershed=(scheme, cr, tuned["watershed"]))
-    held = {**held_back_record(tuned["held_back_aji"]), "watershed_rule": rule_of(tuned)}
+    held = held_back_record(tuned["held_back_aji"])  # (a staged row of this rule: ship_staged checks)
     for branch in ("semantic", "distance"):  # the widget's "known accuracy" until the sweep measures test
         register({**find_entry(branch, scheme, cr), "metrics_held_back": held})
     return {"watershed": tuned["watershed"], "held_back_aji": held["aji"]}
@@ -263,12 +263,8 @@ def retune_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]
         scheme, cr = key
         files = {b: folder / stage_file(b, scheme, cr) for b in ("semantic", "distance")}
         was = rows[key]["held_back_aji"]
-        row = {**rows[key], **held_back_of(files, data)}
-        row.pop("protocol", None)
-        row.pop("cpu", None)  # ``cpu``: where the stage was trained and timed, kept as staged (none: not named)
-        if "cpu" in rows[key]:
-            row["cpu"] = rows[key]["cpu"]
-        row["retuned_on"] = cpu_name()
+        tuned = {k: v for k, v in held_back_of(files, data).items() if k != "cpu"}  # ``cpu``: where it trained
+        row = {**{k: v for k, v in rows[key].items() if k != "protocol"}, **tuned, "retuned_on": cpu_name()}
         paths = restage(folder, row, protocol)
         if commit_it:
             git_commit(paths, f"zoo v{protocol.version} staged: {scheme} CR{cr:g} watershed tuned again under rule "
@@ -370,7 +366,7 @@ def main() -> int:
         old = sum(rule_of(r) != WATERSHED_RULE for r in rows.values())
         if old:
             print(f"{old} staged stages were tuned under an earlier watershed rule: shipping tunes them again on the "
-                  f"held-back images (rule {WATERSHED_RULE}; about 2 min a stage)")
+                  f"held-back images (rule {WATERSHED_RULE}), or --retune-staged before it")
         if dense_stale():
             print(f"dense's held-back AJI above was scored under an earlier watershed rule: shipping scores it again "
                   f"(rule {WATERSHED_RULE})")
