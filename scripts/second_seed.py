@@ -13,6 +13,7 @@ image-noise yardstick beside it is the interval of the shipped pair against dens
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shlex
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES
 from napari_prunuclei.base.machine import cpu_name
+from napari_prunuclei.io.atomic import atomic_write, open_lock
 from napari_prunuclei.io.dataset import NucleiDataset
 from napari_prunuclei.models.sparse import load_branch_file
 from napari_prunuclei.models.zoo import find_entry
@@ -87,11 +89,12 @@ def main() -> int:
             "seed_1_drop_vs_dense": relative_drop_interval(y, d).as_dict(),
             "images": names, "seed_1_per_image": y, "seed_2_per_image": x,
             "seconds": round(time.perf_counter() - t0, 1)}
-        if a.json.is_file():  # another job (another scheme, same CR and seed) may have written meanwhile: merge
-            on_disk = json.loads(a.json.read_text())
+        with open_lock(a.json.with_name(a.json.name + ".lock")) as lock:  # another job (another scheme, same
+            fcntl.flock(lock, fcntl.LOCK_EX)  # CR and seed) may be writing now, or have written: merge under a lock
+            on_disk = json.loads(a.json.read_text()) if a.json.is_file() else {}
             if (on_disk.get("cr"), on_disk.get("protocol")) == (a.cr, protocol.record()):
                 out["schemes"] = {**on_disk.get("schemes", {}), **out["schemes"]}
-        a.json.write_text(json.dumps(out, indent=1))
+            atomic_write(a.json, lambda t: t.write_text(json.dumps(out, indent=1)))
         print(scheme, json.dumps({k: v for k, v in out["schemes"][scheme].items() if "per_image" not in k
                                   and k != "images"}), flush=True)
     return 0

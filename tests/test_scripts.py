@@ -1,4 +1,6 @@
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +221,22 @@ def test_build_zoo_status_estimates_what_is_left_from_whole_stages_of_its_kind()
     assert "unstructured 3000 s)" in mod.time_left([("layerwise", 8.0)], staged, "AMD EPYC")
     said = mod.time_left([("layerwise", 8.0)], staged, "Intel Xeon")
     assert "at this CPU's median" in said and "unstructured 2300 s here" in said and "channel 900 s," in said
+
+
+def test_ship_zoo_names_existing_scripts_and_skips_the_steps_it_finished(tmp_path):
+    """The unattended ship (docs/models.md, Protocol v2) resumes after a session's end: a finished step is not
+    run again; with every step finished it only writes the zoo table."""
+    script = REPO / "scripts" / "ship_zoo.sh"
+    text = script.read_text()
+    for path in re.findall(r"\b(?:scripts|bench)/\w+\.py\b", text):
+        assert (REPO / path).is_file(), path
+    steps = re.findall(r"^step (\S+) ", text, flags=re.M)
+    assert len(steps) == 5 and steps.index("4-second-seed") < steps.index("3-sweep-channels")  # timing: quiet
+    for name in steps:
+        (tmp_path / f"{name}.done").touch()
+    env = {**os.environ, "WORK": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("finished before, skipped") == 5 and "all steps done" in r.stdout
+    table = (tmp_path / "models.md").read_text()
+    assert table.startswith("| scheme |") and "| networkwide | 100 |" in table
