@@ -31,8 +31,12 @@ commit() {  # commit MESSAGE PATH...: commit these paths alone (a person may be 
     local msg=$1; shift
     git add -- "$@"
     if git diff --cached --quiet -- "$@"; then echo "(nothing to commit for: $msg)"; return; fi
-    git commit -q -m "$msg" -- "$@"
-    echo "committed: $msg"
+    local try
+    for try in 1 2 3 4 5; do  # another commit at the same moment holds git's index lock: wait and try again
+        if git commit -q -m "$msg" -- "$@"; then echo "committed: $msg"; return; fi
+        sleep 5
+    done
+    echo "could not commit: $msg" >&2; return 1
 }
 
 registry=src/napari_prunuclei/models/weights/registry.json
