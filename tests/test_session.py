@@ -339,3 +339,20 @@ def test_thresholds_count_as_edited_only_where_they_differ_from_the_models_own(t
     assert "at the edited thresholds" in said and "collapsed at this CR" not in said
     few = replace(restored, pruned=replace(restored.pruned, info=replace(restored.pruned.info, n_nuclei=0)))
     assert "collapsed at this CR" in compute_models.run_warning(few)
+
+
+def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_one_line(tmp_path, a_vs_b):
+    """The CSV travels without report.md: it says which part of which image its numbers are of."""
+    import dataclasses
+
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    row = compute_models.ImageSweepRow("layerwise", 2.0, True, Agreement(0.9, 0.8, 0.95, 10, 11), None, 1.5, 2.0)
+    odd = dataclasses.replace(a_vs_b, request=dataclasses.replace(a_vs_b.request, image_name="tile\n# cr,2"))
+    md = compute_report.write_report(tmp_path, odd, sweep_rows=[row]).read_text().splitlines()
+    assert md[0] == '# napari-prunuclei report: "tile\\n# cr,2"' and not any(line == "# cr,2" for line in md)
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-170, columns 20-180" in lines
+    header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    assert lines[header].startswith("scheme,cr,")
+    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,1.500,2.000"

@@ -75,15 +75,18 @@ def compact(labels) -> tuple[np.ndarray, np.ndarray]:
     return inv.astype(np.int32 if len(ids) < 2**31 else np.int64), ids
 
 
+def one_line(v) -> str:
+    """A value as one line of text: a string without line breaks as it is, anything else (a file name with a
+    line break, a number, a list) as JSON."""
+    return v if isinstance(v, str) and not any(c in v for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") \
+        else json.dumps(v)
+
+
 def preamble(provenance: dict | None) -> str:
     """Provenance as ``# key: value`` lines above a CSV's header (``pandas.read_csv(..., comment="#")``)."""
     if not provenance:
         return ""
-    def text(v) -> str:  # one line each: a value with a line break (a file name) is written as JSON
-        return v if isinstance(v, str) and not any(c in v for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") \
-            else json.dumps(v)
-
-    return "".join(f"# {str(k).splitlines()[0] if str(k) else k}: {text(v)}\n" for k, v in provenance.items())
+    return "".join(f"# {str(k).splitlines()[0] if str(k) else k}: {one_line(v)}\n" for k, v in provenance.items())
 
 
 def write_rows(t: Path, rows: Iterable[dict], provenance: dict | None = None, pixel_size: float | None = None) -> None:

@@ -9,6 +9,7 @@ from napari_prunuclei.base.constants import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_KINDS,
 )
+from napari_prunuclei.io.measure import one_line, preamble
 from napari_prunuclei.runtime.request import Segmentation
 from napari_prunuclei.study.session import ComparisonResult, mean_area
 from napari_prunuclei.study.session_models import edited_thresholds, model_note, own_thresholds, run_warning, verdict
@@ -264,7 +265,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         w.writerow(header)
         w.writerows(rows)
     req = result.request
-    lines = [f"# napari-prunuclei report: {req.image_name}", "",
+    lines = [f"# napari-prunuclei report: {one_line(req.image_name)}", "",
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -281,11 +282,11 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                       f"{sum(n.disagreement.values())} in all (one event = one connected group of nuclei the other "
                       f"model does not match): {_events_line(n.disagreement)}."]
     lines += ["", "## Parameters and models", "",
-              f"- image: {req.image_name}" + ("" if req.region is None else
+              f"- image: {one_line(req.image_name)}" + ("" if req.region is None else
                                               f", region rows {req.region[0]}-{req.region[1]}, "
                                               f"columns {req.region[2]}-{req.region[3]}"),
               f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
-              f"- ground truth: layer '{result.truth_name}'" if result.truth_name else "- ground truth: none",
+              f"- ground truth: layer '{one_line(result.truth_name)}'" if result.truth_name else "- ground truth: none",
               f"- device: {result.chosen.info.device}; precision used: "
               + ", ".join(f"{s.info.model} {s.info.precision}" for s in (result.pruned, result.dense) if s is not None)
               + f" (asked: {req.segment.precision})"]
@@ -305,10 +306,14 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
             lines.append(f"- known accuracy of {tag} ({spec.label}): {note}")
     if sweep_rows:
         with open(folder / "sweep.csv", "w", newline="") as f:
-            f.write(f"# image: {req.image_name}\n# ground truth: {result.truth_name or 'none'}\n"
-                    f"# pixel size um: {req.pixel_size or 'unknown'}\n# device: {req.segment.device}, precision "
-                    f"{result.chosen.info.precision}\n# thresholds: each pair its own (the registry's), dense "
-                    f"dense's\n# seconds: end to end, one run each on this image\n")  # pandas: comment="#"
+            f.write(preamble({  # pandas: comment="#"; a name with a line break is written as JSON
+                "image": req.image_name,
+                "region": "whole image" if req.region is None else
+                          "rows {}-{}, columns {}-{}".format(*req.region),
+                "ground truth": result.truth_name or "none", "pixel size um": req.pixel_size or "unknown",
+                "device": f"{req.segment.device}, precision {result.chosen.info.precision}",
+                "thresholds": "each pair its own (the registry's), dense dense's",
+                "seconds": "end to end, one run each on this image"}))
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
                         "aji_vs_truth", "seconds", "dense_seconds"])
