@@ -3,7 +3,7 @@
 import pytest
 
 from napari_prunuclei.base.progress import Cancelled, drive
-from napari_prunuclei.study.timing import SAME_SHAPE_NOTE, iter_time_interleaved
+from napari_prunuclei.study.timing import SAME_SHAPE_NOTE, Timing, iter_time_interleaved
 
 
 class FakeClock:
@@ -30,7 +30,8 @@ def test_runs_are_interleaved_after_one_warm_up_each_and_the_medians_exclude_it(
     # the first call of each is the warm-up: 100 s, never counted
     durations = {"pruned": [100.0, 3.0, 1.0, 2.0], "dense": [100.0, 4.0, 8.0, 6.0]}
     progress = []
-    t = drive(iter_time_interleaved(fake_models(clock, durations, calls), repeat=3, clock=clock), progress.append)
+    t = drive(iter_time_interleaved(fake_models(clock, durations, calls), repeat=3, clock=clock,
+                                    snapshot=lambda: None), progress.append)
     assert calls == ["pruned", "dense", "pruned", "dense", "pruned", "dense", "pruned", "dense"]
     assert t.order == ["pruned", "dense"] * 3
     assert t.seconds == {"pruned": [3.0, 1.0, 2.0], "dense": [4.0, 8.0, 6.0]}
@@ -95,3 +96,18 @@ def test_progress_names_the_step_about_to_run_not_the_one_finished():
     assert seen[1] == ("timing: warm-up of b...", ["a"], 1)
     assert seen[2] == ("timing: a, run 1 of 2...", ["a", "b"], 2)
     assert seen[-1] == ("timing: done", ["a", "b", "a", "b", "a", "b"], 6)
+
+
+def test_a_timing_says_when_other_work_used_the_machine_meanwhile():
+    """Interleaving evens out steady load, not bursts: a ratio measured beside a training job says so."""
+    snaps = iter([(0.0, 100.0, 5.0), (10.0, 113.0, 9.0)])  # 13 CPU s in all, 4 of them this process's
+    durations = {"pruned": [1.0] * 2, "dense": [1.0] * 2}
+    t = drive(iter_time_interleaved(fake_models(FakeClock(), durations, []), repeat=1, snapshot=lambda: next(snaps)))
+    assert t.others == pytest.approx(9.0 / (10.0 * __import__("os").cpu_count()))
+    busy = Timing({"pruned": [1.0], "dense": [2.0]}, ["pruned", "dense"], others=0.62)
+    assert busy.busy and busy.how.startswith("median of 1 interleaved runs after a warm-up, while other work "
+                                             "used 62% of this machine's CPU")
+    quiet = Timing({"pruned": [1.0], "dense": [2.0]}, ["pruned", "dense"], others=0.05)
+    unknown = Timing({"pruned": [1.0], "dense": [2.0]}, ["pruned", "dense"])
+    assert not quiet.busy and not unknown.busy
+    assert quiet.how == unknown.how == "median of 1 interleaved runs after a warm-up"

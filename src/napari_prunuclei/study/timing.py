@@ -5,20 +5,24 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
+from napari_prunuclei.base.machine import cpu_snapshot, others_share
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled, drive
 from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.pipeline import iter_segment, segment
 
-__all__ = ["benchmark_tile", "time_segment", "Timing", "iter_time_interleaved", "time_pair", "SAME_SHAPE_NOTE"]
+__all__ = ["benchmark_tile", "time_segment", "Timing", "iter_time_interleaved", "time_pair", "SAME_SHAPE_NOTE",
+           "BUSY_SHARE"]
 
 #: said beside a ratio of two models that run at the dense network's shape (unstructured pruning keeps every
 #: convolution dense-shaped, its zeros included)
 SAME_SHAPE_NOTE = "same network shape as dense: no speed-up expected on CPU"
+#: above this share of the machine's CPU used by other work while timing, a timing says so
+BUSY_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Timing:
     order: list[str]
     names: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    #: the share of the machine's CPU other processes used during the timed runs (None: unknown)
+    others: float | None = None
 
     @property
     def repeat(self) -> int:
@@ -43,16 +49,27 @@ class Timing:
         return self.median(a) / max(self.median(b), 1e-12)
 
     @property
+    def busy(self) -> bool:
+        """Other work used more than a fifth of the machine while this was timed: the ratio may be off."""
+        return self.others is not None and self.others > BUSY_SHARE
+
+    @property
     def how(self) -> str:
-        return f"median of {self.repeat} interleaved runs after a warm-up"
+        how = f"median of {self.repeat} interleaved runs after a warm-up"
+        if self.busy:
+            how += (f", while other work used {self.others:.0%} of this machine's CPU (interleaving evens out "
+                    "steady load, not bursts: time again when the machine is idle)")
+        return how
 
 
 def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 3, cancelled: CancelFn | None = None,
                           clock: Callable[[], float] = time.perf_counter,
-                          names: dict[str, str] | None = None) -> Job[Timing]:
+                          names: dict[str, str] | None = None,
+                          snapshot: Callable[[], tuple | None] = cpu_snapshot) -> Job[Timing]:
     """Time each call: one warm-up each (not timed), then ``repeat`` rounds of every call once, in turn
     (A, B, A, B, ...), so that a machine busy with something else slows all alike; yields Progress (naming
-    each call by ``names``, else by its key)."""
+    each call by ``names``, else by its key). The Timing records how much of the machine other work used
+    meanwhile (``snapshot``: :func:`~napari_prunuclei.base.machine.cpu_snapshot`)."""
     labels = list(calls)
     names = names or {}
     total = len(labels) * (repeat + 1)
@@ -64,6 +81,7 @@ def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 
         done += 1
     seconds: dict[str, list[float]] = {k: [] for k in labels}
     order: list[str] = []
+    before = snapshot()
     for r in range(max(1, repeat)):
         for label in labels:
             check_cancelled(cancelled)
@@ -73,8 +91,9 @@ def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 
             seconds[label].append(clock() - t)
             order.append(label)
             done += 1
+    others = others_share(before, snapshot())
     yield Progress(done, total, "timing: done")
-    return Timing(seconds, order)
+    return Timing(seconds, order, others=others)
 
 
 def time_pair(rgb: np.ndarray, requests: list[tuple[str, ModelPair, object]], repeat: int = 3,
@@ -91,7 +110,7 @@ def time_pair(rgb: np.ndarray, requests: list[tuple[str, ModelPair, object]], re
     timing = yield from iter_time_interleaved(calls, repeat, cancelled, names=names)
     schemes = {pair.spec.scheme for _, pair, _ in requests}
     note = SAME_SHAPE_NOTE if schemes <= {"dense", *UNSTRUCTURED_SCHEMES} and schemes != {"dense"} else ""
-    return Timing(timing.seconds, timing.order, {role: pair.spec.label for role, pair, _ in requests}, note)
+    return replace(timing, names={role: pair.spec.label for role, pair, _ in requests}, note=note)
 
 
 def benchmark_tile(data=None) -> np.ndarray:
