@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Ship zoo v2 and make its figures again, unattended: docs/models.md "Protocol v2", steps 1-5, in the order that
-# keeps the timed steps on a quiet machine. Run it in the background once `build_zoo.py --status` counts 30 of 30
-# and no training job is left:
+# Ship zoo v2 and make its figures again, unattended: docs/models.md "Protocol v2", steps 1-5, the timed ones
+# (3, 5) right after the sweep they need, the long training of step 4 last. Run it in the background once
+# `build_zoo.py --status` counts 30 of 30 and no training job is left:
 #
 #     setsid nohup bash scripts/ship_zoo.sh >> ../runs/ship_v2/ship.log 2>&1 &
 #
@@ -51,8 +51,8 @@ sweep_unstructured() {  # 2: both cores
         docs/pruning.md docs/pruning "$registry"
 }
 
-second_seed() {  # 4 (run before 3, which wants a quiet machine): one job per core, one unstructured and one
-    # channel scheme each, so both end at about the same time
+second_seed() {  # 4, last: the longest step (about 4 stages of training), resumable stage by stage, and not timed;
+    # one job per core, one unstructured and one channel scheme each, so both end at about the same time
     python scripts/second_seed.py --data "$DATA/monuseg2018" --work ../runs/seed2_v2 \
         --schemes layerwise channel-networkwide > "$WORK/second_seed_a.log" 2>&1 &
     local a=$!
@@ -88,8 +88,8 @@ benches() {  # 5: the figures that read the zoo's weights or the watershed, quie
 
 step 1-ship ship
 step 2-sweep sweep_unstructured
-step 4-second-seed second_seed
 step 3-sweep-channels sweep_channels
 step 5-benches benches
+step 4-second-seed second_seed
 prunuclei models --markdown > "$WORK/models.md"
 echo "== all steps done; the zoo table for docs/models.md is in $WORK/models.md ($(date -u +%FT%TZ))"
