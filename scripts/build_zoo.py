@@ -201,6 +201,10 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
     put back as they were. ``data``: dense's held-back AJI is scored there if missing or made under another
     watershed rule; a stage staged under another rule has its watershed tuned again there (so no tuning of
     another rule ships); with ``retune``, every stage and dense again. Returns the number of stages shipped."""
+    if commit_it and already_shipped(protocol):  # a rerun after shipping (ship_zoo.sh resumed): nothing to do
+        print(f"the zoo that ships is protocol v{protocol.version}'s ({protocol.steps} steps) and committed: "
+              "nothing to ship", flush=True)
+        return 0
     rows = staged_rows(folder, protocol)
     missing = [f"{s} CR{cr:g}" for s, cr in todo if (s, cr) not in rows]
     if missing:
@@ -244,10 +248,25 @@ def ship_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]],
                                                        capture_output=True).returncode == 0]
         for f in tracked:  # (a copy git never had stays: removing it would lose it)
             f.unlink()
-        git_commit(touched + tracked, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
-                                     f"{protocol.steps} steps per branch per stage), replacing the earlier zoo; "
-                                     f"the staged copies removed from {folder}")
+        if not git_commit(touched + tracked, f"zoo: protocol v{protocol.version} shipped whole ({len(todo)} stages, "
+                                             f"{protocol.steps} steps per branch per stage), replacing the earlier "
+                                             f"zoo; the staged copies removed from {folder}"):
+            raise SystemExit(f"shipped into {WEIGHTS_DIR} but not committed: commit it and {folder}'s removed copies "
+                             f"(git commit -- {WEIGHTS_DIR} {folder}), or undo with git checkout -- {WEIGHTS_DIR} "
+                             f"{folder}")
     return len(todo)
+
+
+def already_shipped(protocol: Protocol) -> bool:
+    """Every fine-tuned pruned pair that ships was made by ``protocol`` and the package's weights are committed;
+    SystemExit when they are this protocol's but not committed (a ship whose commit failed)."""
+    if shared_protocol() != protocol.record():
+        return False
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", str(WEIGHTS_DIR)], capture_output=True, text=True)
+    if dirty.returncode == 0 and dirty.stdout.strip():
+        raise SystemExit(f"the zoo in {WEIGHTS_DIR} is protocol v{protocol.version}'s but not committed: commit it "
+                         f"(git commit -- {WEIGHTS_DIR}); nothing shipped")
+    return True
 
 
 def retune_staged(folder: Path, protocol: Protocol, todo: list[tuple[str, float]], data: Path,

@@ -33,6 +33,7 @@ from napari_prunuclei.study.evaluation import held_back_scores, predict_dataset,
 from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
 from napari_prunuclei.study.release import shared_protocol
 from napari_prunuclei.training.protocol import Protocol, run_stage
+from napari_prunuclei.training.staging import StageBusy, building
 
 
 def test_aji(data: Path, pair) -> dict[str, float]:
@@ -67,15 +68,20 @@ def main() -> int:
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
     if (out.get("cr"), out.get("protocol")) != (a.cr, protocol.record()):
         out = {}  # another CR, seed or protocol: its results are not this run's to resume
-    out.update({"machine": cpu_name(), "protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr,
-                "command": shlex.join(["python", "scripts/second_seed.py", *sys.argv[1:]])})
+    command = shlex.join(["python", "scripts/second_seed.py", *sys.argv[1:]])  # each scheme's own (jobs side by side)
+    out.update({"protocol": protocol.record(), "seed_1": base.seed, "cr": a.cr})
     out.setdefault("schemes", {})
     dense_aji = test_aji(a.data, load_pair())
     for scheme in a.schemes:
         if scheme in out["schemes"]:
             continue
         t0 = time.perf_counter()
-        files = run_stage(dense, scheme, a.cr, a.data, a.work, protocol, threads=1)
+        try:
+            with building(a.work, scheme, a.cr):  # two jobs on one stage would write the same checkpoints
+                files = run_stage(dense, scheme, a.cr, a.data, a.work, protocol, threads=1)
+        except StageBusy as e:
+            print(f"second_seed: {e}", file=sys.stderr)
+            return 2
         sem, dist = load_branch_file(files["semantic"]), load_branch_file(files["distance"])
         held = held_back_scores(a.data, sem, dist)
         two = test_aji(a.data, pair_from_models(sem, dist, WatershedParams(**held["best"])))
@@ -88,7 +94,7 @@ def main() -> int:
             "seed_2_minus_seed_1": difference_interval(x, y).as_dict(),
             "seed_1_drop_vs_dense": relative_drop_interval(y, d).as_dict(),
             "images": names, "seed_1_per_image": y, "seed_2_per_image": x,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1), "machine": cpu_name(), "command": command}
         with open_lock(a.json.with_name(a.json.name + ".lock")) as lock:  # another job (another scheme, same
             fcntl.flock(lock, fcntl.LOCK_EX)  # CR and seed) may be writing now, or have written: merge under a lock
             on_disk = json.loads(a.json.read_text()) if a.json.is_file() else {}

@@ -52,6 +52,10 @@ def test_the_front_counts_pairs_within_2_percent_splits_time_and_decides_only_ou
     assert "the fastest at **0.30×** dense (channel-layerwise CR8) (target: 0.25× or less)" in text
     assert "the two networks 1.50 s and the rest (watershed, tiling, glue) 0.50 s" in text and "0.25× dense" in text
     assert "| channel-networkwide CR8 | 0.5000 |" in text and "| channel-layerwise CR8 (within) |" in text
+    assert "Other work used" not in text  # not recorded: not said
+    for share, said in ((0.05, "Other work used 5 % of the timing's CPUs while it ran."),
+                        (0.62, "Other work used 62 % of the timing's CPUs while it ran: the times are not those")):
+        assert said in "\n".join(front_lines([{**dense, "timed_others_cpu": share}, *rows[1:]], "monuseg"))
     md = write_channel_report(rows, tmp_path / "r.md", "prunuclei sweep ...", {"machine": "test"}).read_text()
     assert "| 4 | 0.6450 | 0.6475 | -0.0025 [" in md and "not decided" in md
     assert "| 8 | 0.6400 | 0.5000 | +0.1400 [+0.1400, +0.1400] | layer-wise |" in md

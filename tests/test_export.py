@@ -12,7 +12,7 @@ from skimage.draw import ellipse
 from napari_prunuclei.base.progress import Cancelled, Progress
 from napari_prunuclei.io.export import EXPORT_EXTENSIONS, IN_MEMORY_MAX_PIXELS, export_labels, iter_export
 from napari_prunuclei.io.geojson import write_geojson
-from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements, write_csv
+from napari_prunuclei.io.measure import MEASUREMENT_FIELDS, measurements, one_line, write_csv
 
 SIZE = 2500
 BLOCK = 512
@@ -513,3 +513,9 @@ def test_a_label_tiff_export_carries_the_pixel_size(tmp_path, provenance):
     assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), lab)
     export_labels(tmp_path / "b.tif", lab, provenance=provenance)
     assert read_pixel_size(tmp_path / "b.tif") is None
+
+
+def test_one_line_keeps_plain_text_and_writes_anything_else_as_json():
+    assert one_line("tile 1.tif") == "tile 1.tif"
+    assert one_line("a\nb") == '"a\\nb"' and one_line("a\u2028b") == '"a\\u2028b"' and one_line(0.5) == "0.5"
+    assert "\n" not in one_line(["x\ny"])

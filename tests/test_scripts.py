@@ -84,6 +84,25 @@ def test_build_zoo_ships_a_staged_zoo_whole_or_not_at_all(tmp_path):
     assert r.returncode == 2 and "--retune tunes on the held-back images of --data" in r.stderr
 
 
+def test_build_zoo_ship_again_after_shipping_does_nothing_unless_the_ship_was_not_committed(monkeypatch, tmp_path):
+    """ship_zoo.sh resumed after its ship step shipped: the staged copies are gone, the zoo is this protocol's;
+    a second --ship-staged --commit does nothing, and says so when the shipped files were never committed."""
+    import types
+
+    mod = _build_zoo_module()
+    protocol = mod.Protocol(steps=1000, ladder="gradual", version=2)
+    status = types.SimpleNamespace(returncode=0, stdout="")
+    monkeypatch.setattr(mod, "subprocess", types.SimpleNamespace(run=lambda *a, **k: status))
+    monkeypatch.setattr(mod, "shared_protocol", lambda: protocol.record())
+    assert mod.ship_staged(tmp_path / "gone", protocol, [("layerwise", 2.0)], commit_it=True) == 0
+    status.stdout = " M src/napari_prunuclei/models/weights/registry.json\n"
+    with pytest.raises(SystemExit, match="protocol v2's but not committed: commit it"):
+        mod.ship_staged(tmp_path / "gone", protocol, [("layerwise", 2.0)], commit_it=True)
+    monkeypatch.setattr(mod, "shared_protocol", lambda: None)  # another protocol ships: a real ship, refused here
+    with pytest.raises(SystemExit, match="1 of 1 stages are not staged yet"):
+        mod.ship_staged(tmp_path / "gone", protocol, [("layerwise", 2.0)], commit_it=True)
+
+
 def test_build_zoo_ships_no_tuning_of_another_watershed_rule(tiny_dataset, tmp_path):
     """A stage staged before the watershed's rule changed (its row names no rule: rule 1) is tuned again when
     shipped; without held-back data to tune it on, shipping is refused and the package left alone."""
@@ -223,20 +242,50 @@ def test_build_zoo_status_estimates_what_is_left_from_whole_stages_of_its_kind()
     assert "at this CPU's median" in said and "unstructured 2300 s here" in said and "channel 900 s," in said
 
 
-def test_ship_zoo_names_existing_scripts_and_skips_the_steps_it_finished(tmp_path):
-    """The unattended ship (docs/models.md, Protocol v2) resumes after a session's end: a finished step is not
-    run again; with every step finished it only writes the zoo table."""
-    script = REPO / "scripts" / "ship_zoo.sh"
-    text = script.read_text()
-    for path in re.findall(r"\b(?:scripts|bench)/\w+\.py\b", text):
-        assert (REPO / path).is_file(), path
-    steps = re.findall(r"^step (\S+) ", text, flags=re.M)
-    assert len(steps) == 5 and steps[:2] == ["1-ship", "2-sweep"] and steps[-1] == "4-second-seed"  # the longest
-    for name in steps:
-        (tmp_path / f"{name}.done").touch()
-    env = {**os.environ, "WORK": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_path):
+    """The unattended ship (docs/models.md, Protocol v2), with python, prunuclei and git replaced by stubs that
+    only log their arguments: every step runs once in order, every flag it passes is one its script defines, a
+    failed step stops the run without marking it, and a rerun skips what finished."""
+    stubs, log = tmp_path / "stubs", tmp_path / "calls.log"
+    stubs.mkdir()
+    for name in ("python", "prunuclei", "git"):
+        (stubs / name).write_text('#!/bin/sh\necho "$(basename "$0") $*" >> "$LOG"\n'
+                                  'case "$*" in *"$FAIL"*) exit 3;; esac\n'
+                                  '[ "$*" = "models --markdown" ] && echo "| scheme | CR |"\nexit 0\n')
+        (stubs / name).chmod(0o755)
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "LOG": str(log), "VIRTUAL_ENV": "stub",
+           "PATH": f"{stubs}:{os.environ['PATH']}", "FAIL": "no call has this"}
+
+    def ship(**extra):
+        return subprocess.run(["bash", str(REPO / "scripts" / "ship_zoo.sh")], env={**env, **extra},
+                              capture_output=True, text=True, timeout=120)
+
+    r = ship(FAIL="--schemes channel-layerwise channel-networkwide")  # step 3 fails
+    assert r.returncode == 3 and "== 3-sweep-channels: ran in" not in r.stdout
+    done = ["1-ship.done", "1-ship.ran", "2-sweep.done", "2-sweep.ran"]
+    assert sorted(f.name for f in (tmp_path / "work").iterdir()) == done
+    log.unlink()
+    r = ship()
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("finished before, skipped") == 5 and "all steps done" in r.stdout
-    table = (tmp_path / "models.md").read_text()
-    assert table.startswith("| scheme |") and "| networkwide | 100 |" in table
+    assert r.stdout.count("finished before, skipped") == 2 and "all steps done" in r.stdout
+    assert (tmp_path / "work" / "models.md").read_text() == "| scheme | CR |\n"
+    calls = log.read_text().splitlines()
+    tools = [c.split()[1] if c.startswith("python") else " ".join(c.split()[:2]) for c in calls
+             if not c.startswith("git")]
+    assert tools == ["prunuclei sweep", "bench/profile_floor.py", "bench/profile_floor.py", "bench/bench_watershed.py",
+                     "bench/labels_hashes.py", "scripts/second_seed.py", "scripts/second_seed.py",
+                     "prunuclei models"]
+    registry = "src/napari_prunuclei/models/weights/registry.json"
+    assert f"git add -- docs/pruning_channels.md docs/pruning/channels {registry}" in calls  # its own paths only
+    defined = {"prunuclei sweep": REPO / "src" / "napari_prunuclei" / "cli" / "sweep.py",
+               "prunuclei models": REPO / "src" / "napari_prunuclei" / "cli" / "models.py"}
+    text = (REPO / "scripts" / "ship_zoo.sh").read_text()
+    for tool in [*set(tools), "scripts/build_zoo.py"]:
+        source = (defined.get(tool) or REPO / tool).read_text()
+        line = next(c for c in calls if tool in c) if tool != "scripts/build_zoo.py" else \
+            next(x for x in text.splitlines() if "build_zoo.py" in x and "--ship-staged" in x)
+        for flag in re.findall(r"(?<!\S)--[a-z][a-z-]*", line):
+            assert f'"{flag}"' in source or (tool == "scripts/build_zoo.py" and flag == "--steps"), (tool, flag)
+    assert ship().stdout.count("finished before, skipped") == 5
+
+

@@ -298,6 +298,8 @@ def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbe
     timed = replace(r, timing=Timing({"pruned": [2.0, 1.0, 3.0], "dense": [4.0, 5.0, 9.0]}, ["pruned", "dense"] * 3))
     header, rows = compute_report.numbers_table(timed)
     assert header[-2:] == ["seconds (median of 3)", "time vs B (×, median of 3)"]
+    busy = replace(timed, timing=replace(timed.timing, others=0.62))  # beside a training job: the CSV says so
+    assert compute_report.numbers_table(busy)[0][-1] == "time vs B (×, median of 3, machine busy 62%)"
     assert rows[0][-2:] == ["2.00", "0.40"] and rows[1][-2:] == ["5.00", ""]
     html = compute_report.numbers_html(timed)
     assert "median of 3 interleaved runs after a warm-up" in html and "0.40x B's time" in html

@@ -23,7 +23,7 @@ FLOAT_FIELDS = ("centroid_y", "centroid_x", "perimeter", "eccentricity", "mean_h
 CHUNK_ROWS = 1024  # rows turned into Python objects at a time when writing
 
 __all__ = ["MEASUREMENT_FIELDS", "MICRON_FIELDS", "FLOAT_FIELDS", "CHUNK_ROWS", "hematoxylin_od", "measure_row",
-           "fields", "place", "measurements", "compact", "preamble", "write_rows", "write_csv"]
+           "fields", "place", "measurements", "compact", "one_line", "preamble", "write_rows", "write_csv"]
 
 
 def hematoxylin_od(rgb) -> np.ndarray | None:
@@ -75,7 +75,7 @@ def compact(labels) -> tuple[np.ndarray, np.ndarray]:
     return inv.astype(np.int32 if len(ids) < 2**31 else np.int64), ids
 
 
-def one_line(v) -> str:
+def one_line(v: object) -> str:
     """A value as one line of text: a string without line breaks as it is, anything else (a file name with a
     line break, a number, a list) as JSON."""
     return v if isinstance(v, str) and not any(c in v for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") \

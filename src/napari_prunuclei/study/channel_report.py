@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_prunuclei.base.machine import BUSY_SHARE
 from napari_prunuclei.pruning.channels import DEFAULT_MULTIPLE
 from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
 from napari_prunuclei.study.sweep import relative_drop, rows_as_dicts
@@ -57,6 +58,10 @@ def front_lines(rows: list[dict], ds: str, tol: float = 0.02, need: int = 3, tar
                   f"{dense['branches_s']:.2f} s "
                   f"and the rest (watershed, tiling, glue) {rest:.2f} s: with the networks' time at zero a pair "
                   f"would still take {rest / dense['seconds']:.2f}× dense (the floor of the ratio).", ""]
+    if dense.get("timed_others_cpu") is not None:
+        busy = dense["timed_others_cpu"]
+        lines += [f"Other work used {100 * busy:.0f} % of the timing's CPUs while it ran"
+                  + (": the times are not those of a quiet machine." if busy > BUSY_SHARE else "."), ""]
     lines += ["| pair | AJI | AJI drop [95 %] | time vs dense | networks s | rest s |",
               "|---|---:|---:|---:|---:|---:|"]
     for r in sorted(timed, key=lambda r: r["time_ratio"]):

@@ -152,7 +152,9 @@ def run_sweep(
 def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str = "cpu",
               precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
     """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
-    (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.study.timing.time_segment`)."""
+    (1000x1000), dense and every pair interleaved in one run (:func:`~napari_prunuclei.study.timing.time_segment`),
+    and the share of this process's CPUs other work used meanwhile (``timed_others_cpu``)."""
+    from napari_prunuclei.base.machine import cpu_snapshot, others_share
     from napari_prunuclei.study.release import pair_ratio
     from napari_prunuclei.study.timing import benchmark_tile, time_segment
 
@@ -164,8 +166,10 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         pairs[(scheme, cr, variant)] = load_pair(scheme, cr, variant != "one-shot")
     if progress is not None:
         progress(Progress(0, 1, f"timing {len(pairs)} pairs, {repeat} rounds"))
+    before = cpu_snapshot()
     times = time_segment({str(k): p for k, p in pairs.items()}, rgb, repeat=repeat, device=device,
                          precision=precision)
+    others = others_share(before, cpu_snapshot())  # other work on this process's CPUs while timing
     dense_s = times[str(("dense", 1.0, "dense"))]["total_s"]
     for r in rows:
         key = ("dense", 1.0, "dense") if r["scheme"] == "dense" else (r["scheme"], float(r["cr"]), r["variant"])
@@ -174,6 +178,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         r["seconds"] = times[str(key)]["total_s"]
         r["branches_s"] = times[str(key)]["branches_s"]  # the two networks; the rest is watershed, I/O, glue
         r["time_ratio"] = r["seconds"] / dense_s
+        r["timed_others_cpu"] = None if others is None else round(others, 3)
         r["macs_ratio"] = pair_ratio(zi.get("macs_ratio"), zd.get("macs_ratio"))  # both branches
         r["achieved_cr"] = (pair_ratio(zi.get("achieved_cr"), zd.get("achieved_cr")) if zi.get("achieved_cr")
                             else None if r["scheme"] != "dense" else 1.0)  # both branches' weights

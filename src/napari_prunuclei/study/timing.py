@@ -10,19 +10,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
-from napari_prunuclei.base.machine import cpu_snapshot, others_share
+from napari_prunuclei.base.machine import BUSY_SHARE, cpu_snapshot, others_share
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled, drive
 from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.pipeline import iter_segment, segment
 
-__all__ = ["benchmark_tile", "time_segment", "Timing", "iter_time_interleaved", "time_pair", "SAME_SHAPE_NOTE",
-           "BUSY_SHARE"]
+__all__ = ["benchmark_tile", "time_segment", "Timing", "iter_time_interleaved", "time_pair", "SAME_SHAPE_NOTE"]
 
 #: said beside a ratio of two models that run at the dense network's shape (unstructured pruning keeps every
 #: convolution dense-shaped, its zeros included)
 SAME_SHAPE_NOTE = "same network shape as dense: no speed-up expected on CPU"
-#: above this share of the machine's CPU used by other work while timing, a timing says so
-BUSY_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -55,10 +52,11 @@ class Timing:
 
     @property
     def how(self) -> str:
+        """How the times were taken, in words; with a warning when other work kept the machine busy."""
         how = f"median of {self.repeat} interleaved runs after a warm-up"
         if self.busy:
             how += (f", while other work used {self.others:.0%} of this machine's CPU (interleaving evens out "
-                    "steady load, not bursts: time again when the machine is idle)")
+                    "steady load, not bursts; time again when the machine is idle)")
         return how
 
 
