@@ -7,8 +7,8 @@
 #
 # Resumable: a step's work leaves STEP.ran in $WORK, its commit (its own paths only) STEP.done, so a session's
 # end costs one step at most, and a failed commit only the commit; run the same command again to go on. Left
-# to a person: the prose of docs/models.md, docs/pruning*.md's reading and README's zoo line (the zoo table is
-# left in $WORK/models.md).
+# to a person: the prose of docs/models.md, docs/pruning*.md's reading and README's zoo line (the card's zoo
+# table is made again in place, not committed).
 set -euo pipefail
 
 DATA=${DATA:-../shared/data}
@@ -113,8 +113,8 @@ main() {
     step 4-second-seed second_seed \
         "Zoo v2 training noise: CR 2 of each scheme with seed 2 (scripts/second_seed.py)" \
         docs/training/second_seed.json
-    prunuclei models --markdown > "$WORK/models.md"
-    echo "== all steps done; the zoo table for docs/models.md is in $WORK/models.md ($(date -u +%FT%TZ))"
+    prunuclei models --markdown --into docs/models.md  # not committed: the card's prose goes with it
+    echo "== all steps done; docs/models.md's zoo table made again, to commit with the prose ($(date -u +%FT%TZ))"
 }
 
 main "$@"

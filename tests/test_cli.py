@@ -227,3 +227,25 @@ def test_models_markdown_is_one_row_per_pair_with_drops_against_dense(capsys):
     assert lines[4].startswith("| channel-networkwide | 2 | 2.67 | 250 |")
     assert main(["models", "--markdown"]) == 0
     assert capsys.readouterr().out.count("\n| ") >= 30  # the shipped zoo: dense and 30 pairs
+
+
+def test_models_markdown_into_replaces_the_model_cards_table_alone(tmp_path, capsys):
+    """The card's table comes from the registry in place (no copy by hand); prose around it is kept, and a card
+    without that table, or with two, is left as it was with a one-line error naming it."""
+    from napari_prunuclei.cli.models import pairs_markdown
+    from napari_prunuclei.models.zoo import registry
+
+    header = pairs_markdown([]).split("\n")[0]
+    card = tmp_path / "models.md"
+    card.write_text(f"# card\n\nbefore\n\n{header}\n|---|\n| old | 1 |\n\nafter | not a table\n| other | table |\n")
+    assert main(["models", "--markdown", "--into", str(card)]) == 0
+    text = card.read_text()
+    assert text.startswith("# card\n\nbefore\n\n" + pairs_markdown(registry()["models"]) + "\n\nafter | not")
+    assert "| old | 1 |" not in text and text.endswith("| other | table |\n")
+    for broken in ("no table here\n", f"{header}\n|---|\n\n{header}\n"):
+        card.write_text(broken)
+        with pytest.raises(SystemExit, match=f"prunuclei models --into {card}: (no|2) tables headed"):
+            main(["models", "--markdown", "--into", str(card)])
+        assert card.read_text() == broken
+    with pytest.raises(SystemExit, match="missing.md"):
+        main(["models", "--markdown", "--into", str(tmp_path / "missing.md")])

@@ -251,7 +251,7 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
     for name in ("python", "prunuclei", "git"):
         (stubs / name).write_text('#!/bin/sh\necho "$(basename "$0") $*" >> "$LOG"\n'
                                   'case "$*" in *"$FAIL"*) exit 3;; esac\n'
-                                  '[ "$*" = "models --markdown" ] && echo "| scheme | CR |"\nexit 0\n')
+                                  'exit 0\n')
         (stubs / name).chmod(0o755)
     env = {**os.environ, "WORK": str(tmp_path / "work"), "LOG": str(log), "VIRTUAL_ENV": "stub",
            "PATH": f"{stubs}:{os.environ['PATH']}", "FAIL": "no call has this"}
@@ -268,7 +268,6 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
     r = ship()
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("finished before, skipped") == 2 and "all steps done" in r.stdout
-    assert (tmp_path / "work" / "models.md").read_text() == "| scheme | CR |\n"
     calls = log.read_text().splitlines()
     tools = [c.split()[1] if c.startswith("python") else " ".join(c.split()[:2]) for c in calls
              if not c.startswith("git")]

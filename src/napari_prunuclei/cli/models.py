@@ -53,6 +53,9 @@ def add_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true",
                    help="one row per pair: held-back, MoNuSeg test and GBM40 AJI with the drop against dense "
                         "(the model card's table)")
+    p.add_argument("--into", type=Path, default=None, metavar="MARKDOWN",
+                   help="with --markdown: replace the table of the same header in this file (the model card) "
+                        "instead of printing it")
     p.add_argument("--store-metrics", type=Path, default=None, metavar="SWEEP_JSON",
                    help="store the metrics of a `prunuclei sweep` output (its sweep.json: MoNuSeg test and GBM40 "
                         "rows) in the registry entries of the same pairs, then list")
@@ -77,7 +80,18 @@ def cmd_models(a: argparse.Namespace) -> int:
         print(json.dumps(reg, indent=1))
         return 0
     if a.markdown:
-        print(pairs_markdown(reg["models"]))
+        table = pairs_markdown(reg["models"])
+        if a.into is None:
+            print(table)
+            return 0
+        from napari_prunuclei.io.atomic import atomic_write
+
+        try:
+            text = replace_table(a.into.read_text(encoding="utf-8"), table)
+        except (OSError, UnicodeError, ValueError) as e:
+            raise SystemExit(f"prunuclei models --into {a.into}: {e}") from None
+        atomic_write(a.into, lambda t: t.write_text(text, encoding="utf-8"))
+        print(f"{a.into}: the zoo table replaced ({len(table.splitlines()) - 2} rows)")
         return 0
     print(f"watershed defaults: {reg.get('watershed')}")
     print(f"{'branch':<9} {'scheme':<20} {'CR':>5} {'achieved':>8} {'MACs÷':>6} {'tuned':>6} {'steps':>6}  "
@@ -116,6 +130,20 @@ def pairs_markdown(models: list[dict]) -> str:
         lines.append(f"| {e['scheme']} | {e['cr']:g} | {macs} | {e.get('steps', '')} | "
                      f"{cell(e, 'metrics_held_back')} | {cell(e, 'metrics')} | {cell(e, 'metrics_gbm40')} |")
     return "\n".join(lines)
+
+
+def replace_table(text: str, table: str) -> str:
+    """``text`` with its one markdown table headed like ``table`` (its first line) replaced by ``table``;
+    ValueError when there is none or more than one."""
+    lines = text.split("\n")
+    header = table.split("\n", 1)[0]
+    starts = [i for i, line in enumerate(lines) if line.strip() == header]
+    if len(starts) != 1:
+        raise ValueError(f"{'no' if not starts else len(starts)} tables headed {header[:40]!r}...: nothing replaced")
+    end = starts[0]
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join([*lines[:starts[0]], *table.split("\n"), *lines[end:]])
 
 
 def add_ship(sub: argparse._SubParsersAction) -> None:
