@@ -25,6 +25,9 @@ def test_the_sweep_legend_lies_outside_the_axes(qtbot):
     fig = charts.figure.bbox
     assert fig.x0 <= box.x0 and box.x1 <= fig.x1 and fig.y0 <= box.y0  # whole, inside the figure
     assert not box.overlaps(charts.ax_sparsity.get_window_extent(renderer))
+    assert ax.get_title() == "CR sweep on this image"
+    charts.show_sweep(rows, where="'tile A.tif', rows 0-10, columns 5-20")  # a report's charts.png travels alone
+    assert charts.ax_sweep.get_title() == "CR sweep on 'tile A.tif', rows 0-10, columns 5-20"
 
 
 def test_the_charts_label_is_as_large_as_its_picture(qtbot):

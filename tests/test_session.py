@@ -79,8 +79,12 @@ def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
     assert "known accuracy of B (layer-wise CR20)" in text
     said = compute_models.verdict(a_vs_b)  # the widget's verdict goes into the record (reviewer)
     assert (f"**Verdict:** {said}." in text) if said else "**Verdict:**" not in text
-    lines = (tmp_path / "numbers.csv").read_text().splitlines()
+    head = [line for line in (tmp_path / "numbers.csv").read_text().splitlines() if line.startswith("#")]
+    lines = [line for line in (tmp_path / "numbers.csv").read_text().splitlines() if not line.startswith("#")]
     assert lines[0].startswith("model,nuclei,mean area") and len(lines) == 3
+    # the CSV travels without report.md: it names what its numbers are of
+    assert head[:3] == ["# image: img", "# region: rows 10-170, columns 20-180", "# ground truth: none"]
+    assert f"# thresholds of A (network-wide CR20): {compute_report.thresholds_text(a_vs_b.pruned.info)}" in head
 
 
 def test_disagreement_is_counted_in_events_everywhere(tmp_path, a_vs_b):
@@ -99,7 +103,8 @@ def test_disagreement_is_counted_in_events_everywhere(tmp_path, a_vs_b):
     assert "disagreement events of A with B" in html and "(events)" not in html  # in colours, not the table
     md = compute_report.write_report(tmp_path, r).read_text()
     assert "Disagreement events of A" in md and "merged by A" in md
-    assert "split by A (events)" in (tmp_path / "numbers.csv").read_text().splitlines()[0]
+    assert "split by A (events)" in next(line for line in (tmp_path / "numbers.csv").read_text().splitlines()
+                                         if not line.startswith("#"))
     assert compute_report.disagreement_features(r)["disagreement"][3].startswith("split by network-wide CR20")
 
 
@@ -309,7 +314,7 @@ def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbe
     assert "**dense** (dense: not pruned)" in md and "fine-tuned" not in md.split("**dense**")[1].split("\n")[0]
     assert f"precision used: network-wide CR20 {r.pruned.info.precision}, dense {r.dense.info.precision}" in md
     with open(tmp_path / "numbers.csv", newline="") as f:
-        table = list(csv.reader(f))
+        table = list(csv.reader(line for line in f if not line.startswith("#")))
     for row in table[1:]:  # every cell but the model's name is a number or empty
         for cell in row[1:]:
             assert cell == "" or float(cell) == float(cell)
@@ -349,7 +354,8 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
 
     from napari_prunuclei.nuclei.agreement import Agreement
 
-    row = compute_models.ImageSweepRow("layerwise", 2.0, True, Agreement(0.9, 0.8, 0.95, 10, 11), None, 1.5, 2.0)
+    row = compute_models.ImageSweepRow("layerwise", 2.0, True, Agreement(0.9, 0.8, 0.95, 10, 11), None, 1.5, 2.0,
+                                       {"fg_threshold": 0.6, "marker_threshold": 0.4, "min_size": 10}, 0.69)
     odd = dataclasses.replace(a_vs_b, request=dataclasses.replace(a_vs_b.request, image_name="tile\n# cr,2"))
     md = compute_report.write_report(tmp_path, odd, sweep_rows=[row]).read_text().splitlines()
     assert md[0] == '# napari-prunuclei report: "tile\\n# cr,2"' and not any(line == "# cr,2" for line in md)
@@ -357,4 +363,18 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
     assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-170, columns 20-180" in lines
     header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     assert lines[header].startswith("scheme,cr,")
-    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,1.500,2.000"
+    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69"
+    assert "## CR sweep on this image (rows 10-170, columns 20-180, 1 models)" in "\n".join(md)
+    assert "Other work used up to 69% of the CPUs during 1 of the sweep's runs" in "\n".join(md)
+
+
+def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(monkeypatch, rgb):
+    """One-run seconds measured beside a training job are noisy: the speed line and numbers.csv say so."""
+    snaps = iter([(0.0, 0.0, 0.0, 2), (10.0, 15.0, 1.0, 2)])  # 14 of 20 CPU-s: other work
+    monkeypatch.setattr(compute, "cpu_snapshot", lambda: next(snaps))
+    r = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
+    assert r.others == pytest.approx(0.7)
+    assert "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median; other work " \
+           "used 70% of the CPUs meanwhile" in compute_report.speed_text(r)
+    assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run, machine busy 70%)"
+    assert compute.rerun_watershed(r, r.chosen.info.watershed).others == pytest.approx(0.7)  # the networks' run

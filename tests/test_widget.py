@@ -561,7 +561,7 @@ def test_time_a_vs_b_in_the_worker_cancel_and_dropped_with_its_run(qtbot, viewer
     assert shown.timing.order == ["pruned", "dense"] * 3
     assert "median of 3 interleaved runs after a warm-up" in w.numbers.value
     assert "same network shape as dense: no speed-up expected on CPU" in w.numbers.value
-    assert "seconds (median of 3)" in w.numbers.value and w.status.value.startswith("timed:")
+    assert "seconds (median of 3)" in w.numbers.value and w.status.value.startswith("timed A vs B:")
     w.min_size.value = 60  # a new result (a threshold edit): the timing belonged to the run before
     _wait(qtbot, w)
     assert w.result is not shown and w.result.timing is None and "seconds (one run)" in w.numbers.value
@@ -647,7 +647,7 @@ def test_a_structured_model_in_the_widget(qtbot, viewer_widget):
     meta = w.state.owned()[("pruned", "instances")].metadata["prunuclei"]
     assert meta["scheme"] == "channel-layerwise" and meta["cr"] == 4 and meta["fine_tuned"]
     assert meta["semantic"]["prunable"] < meta["semantic"]["dense_prunable"] / 3  # a smaller network
-    assert "time, one run each" in w.numbers_text and "time vs B" in w.numbers.value
+    assert "B's time (one run each" in w.numbers_text and "time vs B" in w.numbers.value
     assert "same network shape" not in w.numbers_text  # a smaller network: a speed-up may be seen
     assert "channel layer-wise CR4" in w.charts.ax_sparsity.get_title()
     sparsity = w.charts.ax_sparsity.lines[0].get_ydata()

@@ -65,6 +65,10 @@ def test_a_label_names_whose_thresholds_the_boxes_hold(qtbot, viewer_widget):
     w.scheme.value, w.cr.value = "network-wide", "20"
     said = w.thresholds_of.value
     assert said == "thresholds of the chosen model A (nothing run yet): network-wide CR20 (its own)"
+    w.fine_tuned.value = False  # a one-shot model has no thresholds of its own (pathologist, session 34)
+    assert w.thresholds_of.value == ("thresholds of the chosen model A (nothing run yet): network-wide CR20 "
+                                     "one-shot (dense's: a one-shot model has none tuned)")
+    w.fine_tuned.value = True
     _run(qtbot, w)
     assert w.thresholds_of.value == "thresholds of the shown run: network-wide CR20 (its own)"
     w.min_size.value += 30
@@ -99,7 +103,7 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     lab = viewer.layers[GT].data
     w._on_sweep([ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))], w._sweep_key())
     w.report_path.value = tmp_path / "with"
-    assert "## CR sweep on this image (1 models)" in _report(qtbot, w).read_text()
+    assert "## CR sweep on this image (whole image, 1 models)" in _report(qtbot, w).read_text()
     w.truth.value = viewer.layers[GT]  # the ground truth chosen: the sweep scored without it is dropped
     w.report_path.value = tmp_path / "after"
     text = _report(qtbot, w).read_text()
@@ -350,3 +354,29 @@ def _report(qtbot, w):
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.last_report is not None, w.status.value
     return w.last_report
+
+
+def test_run_stays_greyed_until_the_results_layers_are_all_made(qtbot, viewer_widget):
+    """Pathologist, session 34: Run was usable again, Cancel greyed, while A's maps were still being added (the
+    job had ended, the layers are made over event-loop turns). The widget is busy until they are all there."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    assert w.start_run() is not None, w.status.value
+    seen = []
+
+    def job_over():  # the job has ended: what do the buttons say while layers may still be made?
+        if w.worker is None:
+            seen.append((w._showing, w.run_btn.enabled, w.export_btn.enabled))
+        return w.worker is None
+
+    qtbot.waitUntil(job_over, timeout=60_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert all(not run and not export for showing, run, export in seen if showing)
+    assert w.run_btn.enabled and w.export_btn.enabled and w.time_btn.enabled and not w.cancel_btn.enabled
+    w._showing = True  # the job ends while its layers are still being made
+    w.run_btn.enabled = False
+    w._on_finished()
+    assert not w.run_btn.enabled and not w.cancel_btn.enabled
+    w._showing = False
+    w._end_showing()  # the last layer made
+    assert w.run_btn.enabled and w.time_btn.enabled

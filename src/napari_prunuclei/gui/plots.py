@@ -150,8 +150,9 @@ class ChartsCanvas(QLabel):
                     artist.set_visible(True)
                 ax.set_title(title, fontsize=9)
 
-    def show_sweep(self, rows: list, metric: str = "aji") -> None:
-        """Plot ``metric`` against CR of the widget's sweep rows (``ImageSweepRow``), off-screen."""
+    def show_sweep(self, rows: list, metric: str = "aji", where: str = "this image") -> None:
+        """Plot ``metric`` against CR of the widget's sweep rows (``ImageSweepRow``), off-screen; ``where``:
+        the image (and region) they are of, in the title (the report's charts.png travels alone)."""
         ax = self.ax_sweep
         with self._lock:
             ax.clear()
@@ -171,7 +172,7 @@ class ChartsCanvas(QLabel):
             ax.set_xscale("log")
             ax.set_xlabel("compression ratio (x: one-shot)", fontsize=8)
             ax.set_ylabel(metric.upper(), fontsize=8)
-            ax.set_title("CR sweep on this image", fontsize=9)
+            ax.set_title(f"CR sweep on {where}", fontsize=9)
             ax.tick_params(labelsize=7)
             # below the axes, never over the curves (constrained layout makes room for it)
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)

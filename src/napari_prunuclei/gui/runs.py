@@ -113,8 +113,10 @@ class RunActions:
         job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
                                          pixel_size=req.pixel_size)
         key = self._sweep_key()
+        name = req.image_name if len(req.image_name) <= 40 else req.image_name[:39] + "…"
+        where = f"'{name}'" + ("" if req.region is None else ", rows {}-{}, columns {}-{}".format(*req.region))
         return self._start(job, lambda rows: self._on_sweep(rows, key), "CR sweep...",
-                           after=self.charts.show_sweep)
+                           after=lambda rows: self.charts.show_sweep(rows, where=where))
 
     def start_timing(self, *_):
         """Time A's and B's networks and watershed on the shown run's image (median of 3 interleaved runs after a
@@ -140,7 +142,7 @@ class RunActions:
             else:
                 r.timing = t
                 self._show_numbers()
-                self.status.value = f"timed: {compute_report.speed_text(r)}"
+                self.status.value = f"timed A vs B: {compute_report.speed_text(r)}"
 
         return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...")
 
@@ -237,10 +239,15 @@ class RunActions:
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")
 
-    def _on_finished(self) -> None:
+    def _controls_ready(self) -> None:
+        """Run, sweep, export and time usable again: the job is over and the result's layers are made."""
         self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = True
         r = self.result  # timing compares A with B: only for a shown run of both
         self.time_btn.enabled = r is not None and r.pruned is not None and r.dense is not None
+
+    def _on_finished(self) -> None:
+        if not self._showing:  # else when the result's layers are made (shown.py): busy until then
+            self._controls_ready()
         self.cancel_btn.enabled = False
         if self._gc_frozen and not self._showing:  # else when the result's layers are made (shown.py)
             gc.unfreeze()

@@ -139,6 +139,8 @@ class ShownRun:
             self._gc_frozen = False
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
+        if self.worker is None:  # the job ended before its layers were all made: usable now
+            self._controls_ready()
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
@@ -392,7 +394,8 @@ class ShownRun:
         if spec is None:
             return
         whose = "the shown run" if r is not None else "the chosen model A (nothing run yet)"
-        edited = ", edited" if self.params() != self._own_params(spec) else " (its own)"
+        own = "its own" if spec.scheme == "dense" or spec.fine_tuned else "dense's: a one-shot model has none tuned"
+        edited = ", edited" if self.params() != self._own_params(spec) else f" ({own})"
         text = f"thresholds of {whose}: {spec.label}{edited}"
         if r is not None and chosen is not None and chosen != spec:
             text += f". The chosen {chosen.label} is not run yet: Run uses its own thresholds."

@@ -19,6 +19,7 @@ import numpy as np
 from napari_prunuclei.base.constants import (
     ZARR_PIXELS,
 )
+from napari_prunuclei.base.machine import cpu_snapshot, others_share
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
 from napari_prunuclei.nuclei.agreement import Agreement, DisagreementEvent, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
@@ -118,6 +119,9 @@ class ComparisonResult:
     #: A's and B's networks and watershed timed properly (:func:`~napari_prunuclei.study.timing.time_pair`),
     #: for this run only; None until asked
     timing: object | None = None
+    #: the share of this process's CPUs other work used during the run (its one-run seconds are noisy above
+    #: :data:`~napari_prunuclei.base.machine.BUSY_SHARE`); None: unknown
+    others: float | None = None
 
     @property
     def chosen(self) -> Segmentation:
@@ -193,6 +197,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     tiled = seg_req.tiling.is_tiled(rgb.shape)
     outputs: dict[str, Segmentation] = {}
     made: list[Path] = []
+    before = cpu_snapshot()
     try:
         for k, (role, pair, model_req) in enumerate(jobs):
             check_cancelled(cancelled)
@@ -215,6 +220,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
         check_cancelled(cancelled)
         result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
         result.truth_digest = None if tiled else truth_digest(truth)
+        result.others = others_share(before, cpu_snapshot())  # while the models ran
     except BaseException:
         for f in made:
             shutil.rmtree(f, ignore_errors=True)
@@ -341,6 +347,7 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
     new.truth_digest = digest
     new.truth_name = result.truth_name if digest is not None else None
     new.sparsity = result.sparsity
+    new.others = result.others  # the networks' seconds are the run's (the watershed's is timed again, alone)
     new.features = dict(result.features)
     if result.features:
         role = "pruned" if result.pruned is not None else "dense"

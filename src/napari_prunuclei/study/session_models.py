@@ -45,6 +45,8 @@ class ImageSweepRow:
     vs_truth: Agreement | None = None
     seconds: float | None = None  # end to end on this image (one run)
     dense_seconds: float | None = None  # dense on this image, the same way (the time axis: seconds / dense's)
+    params: dict | None = None  # the pair's thresholds as run (its own, the registry's)
+    others: float | None = None  # the share of the CPUs other work used during this pair's run (noise)
 
 
 def zoo_pairs() -> list[tuple[str, float]]:
@@ -58,6 +60,7 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
     """Each (scheme, CR) of ``pairs`` (None: every zoo pair, :func:`zoo_pairs`) on one image, fine-tuned where
     the zoo has it, else one-shot, each pair with its own thresholds and dense with dense's, as ``prunuclei
     sweep`` does; with each pair's end-to-end seconds and dense's. Yields Progress."""
+    from napari_prunuclei.base.machine import cpu_snapshot, others_share
     from napari_prunuclei.models.zoo import find_entry
     from napari_prunuclei.runtime.pipeline import segment
 
@@ -70,11 +73,13 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
     for i, (scheme, cr) in enumerate(pairs):
         check_cancelled(cancelled)
         ft = find_entry("semantic", scheme, cr) is not None
+        before = cpu_snapshot()
         seg = segment(rgb, load_pair(scheme, cr, ft), device=device, precision=precision, tiling="whole",
                       cancelled=cancelled, pixel_size=pixel_size)
         rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
                                   None if truth is None else agreement_scores(truth, seg.labels),
-                                  seg.info.seconds.get("total"), dense.info.seconds.get("total")))
+                                  seg.info.seconds.get("total"), dense.info.seconds.get("total"),
+                                  seg.info.watershed.as_dict(), others_share(before, cpu_snapshot())))
         yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
     return rows
 

@@ -9,6 +9,7 @@ from napari_prunuclei.base.constants import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_KINDS,
 )
+from napari_prunuclei.base.machine import BUSY_SHARE
 from napari_prunuclei.io.measure import one_line, preamble
 from napari_prunuclei.runtime.request import Segmentation
 from napari_prunuclei.study.session import ComparisonResult, mean_area
@@ -93,11 +94,13 @@ def speed_text(result: ComparisonResult) -> str:
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
         how = "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median"
+        if result.others is not None and result.others > BUSY_SHARE:
+            how += f"; other work used {result.others:.0%} of the CPUs meanwhile"
     else:
         ta, tb, how = t.median("pruned"), t.median("dense"), t.how
     note = shape_note(result)
-    return (f"time, {how}: {a.info.model} {ta:.2f} s, {b.info.model} {tb:.2f} s end to end; A takes "
-            f"{ta / max(tb, 1e-9):.2f}x B's time" + (f" ({note})" if note else ""))
+    return (f"{a.info.model} {ta:.2f} s, {b.info.model} {tb:.2f} s end to end; A takes {ta / max(tb, 1e-9):.2f}x "
+            f"B's time ({how})" + (f" ({note})" if note else ""))
 
 
 def shape_note(result: ComparisonResult) -> str:
@@ -116,8 +119,10 @@ def time_columns(result: ComparisonResult) -> tuple[str, dict[str, float]]:
     without the report's warning) and each role's seconds end to end."""
     t = result.timing
     if t is None:
-        return "one run", {role: end_to_end(s) for role in ("pruned", "dense")
-                           if (s := getattr(result, role)) is not None}
+        busy = f", machine busy {result.others:.0%}" if result.others is not None and result.others > BUSY_SHARE \
+            else ""
+        return f"one run{busy}", {role: end_to_end(s) for role in ("pruned", "dense")
+                                  if (s := getattr(result, role)) is not None}
     busy = f", machine busy {t.others:.0%}" if t.busy else ""
     return f"median of {t.repeat}{busy}", {role: t.median(role) for role in t.seconds}
 
@@ -262,11 +267,17 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
 
     folder = Path(folder)
     header, rows = numbers_table(result)
+    req = result.request
+    where = "whole image" if req.region is None else "rows {}-{}, columns {}-{}".format(*req.region)
     with open(folder / "numbers.csv", "w", newline="") as f:
+        f.write(preamble({  # the CSV travels without report.md: what its numbers are of (pandas: comment="#")
+            "image": req.image_name, "region": where, "ground truth": result.truth_name or "none",
+            "pixel size um": req.pixel_size or "unknown",
+            **{f"thresholds of {tag} ({s.info.model})": thresholds_text(s.info) + edited_text(result, s)
+               for tag, s in (("A", result.pruned), ("B", result.dense)) if s is not None}}))
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
-    req = result.request
     lines = [f"# napari-prunuclei report: {one_line(req.image_name)}", "",
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -310,22 +321,34 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         with open(folder / "sweep.csv", "w", newline="") as f:
             f.write(preamble({  # pandas: comment="#"; a name with a line break is written as JSON
                 "image": req.image_name,
-                "region": "whole image" if req.region is None else
-                          "rows {}-{}, columns {}-{}".format(*req.region),
+                "region": where,
                 "ground truth": result.truth_name or "none", "pixel size um": req.pixel_size or "unknown",
                 "device": f"{req.segment.device}, precision {result.chosen.info.precision}",
-                "thresholds": "each pair its own (the registry's), dense dense's",
-                "seconds": "end to end, one run each on this image"}))
+                "thresholds": "each pair its own (the registry's; columns fg, marker, min_size), dense dense's",
+                "seconds": "end to end, one run each on this image",
+                "others_cpu": f"the share of the CPUs other work used during the row's run (above {BUSY_SHARE:g}: "
+                              "its seconds are noisy)"}))
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
-                        "aji_vs_truth", "seconds", "dense_seconds"])
+                        "aji_vs_truth", "pq_vs_truth", "dice_vs_truth", "seconds", "dense_seconds", "fg", "marker",
+                        "min_size", "others_cpu"])
+
+            def num(v, fmt: str) -> str:
+                return "" if v is None else format(v, fmt)
+
             for row in sorted(sweep_rows, key=lambda r: (r.scheme, r.cr)):
+                t, ws = row.vs_truth, row.params or {}
                 w.writerow([row.scheme, f"{row.cr:g}", row.fine_tuned, f"{row.vs_dense.aji:.4f}",
                             f"{row.vs_dense.pq:.4f}", f"{row.vs_dense.dice:.4f}",
-                            "" if row.vs_truth is None else f"{row.vs_truth.aji:.4f}",
-                            "" if row.seconds is None else f"{row.seconds:.3f}",
-                            "" if row.dense_seconds is None else f"{row.dense_seconds:.3f}"])
-        lines += ["", f"## CR sweep on this image ({len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
+                            *(num(None if t is None else getattr(t, k), ".4f") for k in ("aji", "pq", "dice")),
+                            num(row.seconds, ".3f"), num(row.dense_seconds, ".3f"),
+                            *(num(ws.get(k), "g") for k in ("fg_threshold", "marker_threshold", "min_size")),
+                            num(row.others, ".2f")])
+        busy = [r.others for r in sweep_rows if r.others is not None and r.others > BUSY_SHARE]
+        lines += ["", f"## CR sweep on this image ({where}, {len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
+        if busy:
+            lines += ["", f"Other work used up to {max(busy):.0%} of the CPUs during {len(busy)} of the sweep's runs: "
+                          "their seconds are noisy (column others_cpu)."]
     elif sweep_dropped:
         lines += ["", f"CR sweep: dropped when {sweep_dropped}; press 'CR sweep' again."]
     if screenshot:

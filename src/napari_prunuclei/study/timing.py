@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from napari_prunuclei.base import machine
 from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
-from napari_prunuclei.base.machine import BUSY_SHARE, cpu_snapshot, others_share
+from napari_prunuclei.base.machine import BUSY_SHARE, others_share
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled, drive
 from napari_prunuclei.runtime.pairs import ModelPair
 from napari_prunuclei.runtime.pipeline import iter_segment, segment
@@ -63,11 +64,12 @@ class Timing:
 def iter_time_interleaved(calls: dict[str, Callable[[], object]], repeat: int = 3, cancelled: CancelFn | None = None,
                           clock: Callable[[], float] = time.perf_counter,
                           names: dict[str, str] | None = None,
-                          snapshot: Callable[[], tuple | None] = cpu_snapshot) -> Job[Timing]:
+                          snapshot: Callable[[], tuple | None] | None = None) -> Job[Timing]:
     """Time each call: one warm-up each (not timed), then ``repeat`` rounds of every call once, in turn
     (A, B, A, B, ...), so that a machine busy with something else slows all alike; yields Progress (naming
     each call by ``names``, else by its key). The Timing records how much of the machine other work used
-    meanwhile (``snapshot``: :func:`~napari_prunuclei.base.machine.cpu_snapshot`)."""
+    meanwhile (``snapshot``: default :func:`~napari_prunuclei.base.machine.cpu_snapshot`)."""
+    snapshot = snapshot or machine.cpu_snapshot  # looked up at each call (tests make the machine quiet)
     labels = list(calls)
     names = names or {}
     total = len(labels) * (repeat + 1)
