@@ -632,6 +632,13 @@ def test_pixel_size_follows_the_image_metadata(viewer_widget):
     assert w.pixel_size.value == pytest.approx(0.252)
     w.image.value = viewer.layers[IMG]  # no pixel size in its metadata: unknown again
     assert w.pixel_size.value == 0
+    # a pixel size an earlier run (or an earlier dock, closed since) put on the layer: the box says it again
+    from napari_prunuclei.gui.shown import PUT_PIXEL_SIZE
+
+    typed = viewer.add_image(viewer.layers[IMG].data, name="typed before", rgb=True, scale=(0.3, 0.3),
+                             metadata={PUT_PIXEL_SIZE: 0.3})
+    w.image.value = typed
+    assert w.pixel_size.value == pytest.approx(0.3)
 
 
 def test_a_structured_model_in_the_widget(qtbot, viewer_widget):

@@ -380,3 +380,20 @@ def test_run_stays_greyed_until_the_results_layers_are_all_made(qtbot, viewer_wi
     w._showing = False
     w._end_showing()  # the last layer made
     assert w.run_btn.enabled and w.time_btn.enabled
+
+
+def test_a_model_chosen_while_layers_are_made_is_compared_once_they_are(qtbot, viewer_widget):
+    """Pathologist, session 34: model A set back to the shown run's during a slow side-by-side switch, and the
+    status kept saying the controls named another model. The controls are compared again once the layers are
+    made."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    w.cr.value = "10"
+    assert w.status.value.startswith("⚠ the results shown are the last run's")
+    w._showing = True  # layers being made (e.g. side by side switched): the controls are not compared now
+    w.cr.value = "20"
+    assert w.status.value.startswith("⚠ the results shown are the last run's")
+    w._showing = False
+    w._end_showing()
+    assert w.status.value == "the controls describe the run on the canvas again (network-wide CR20)"

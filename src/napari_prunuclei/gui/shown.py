@@ -141,6 +141,7 @@ class ShownRun:
             self.state.set_side_by_side(bool(self.side_by_side.value))
         if self.worker is None:  # the job ended before its layers were all made: usable now
             self._controls_ready()
+            self._mark_stale()  # controls changed while the layers were made were not compared then
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by

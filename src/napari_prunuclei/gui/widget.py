@@ -32,7 +32,7 @@ from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.runs import RunActions
-from napari_prunuclei.gui.shown import ShownRun
+from napari_prunuclei.gui.shown import PUT_PIXEL_SIZE, ShownRun
 from napari_prunuclei.gui.state import ComparisonState
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT, TOOLTIPS
 from napari_prunuclei.gui.warmup import warm_up
@@ -262,7 +262,8 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         if foreign:
             self.status.value = (f"ground truth '{truth.name}' belongs to another image: unchosen (choose it again "
                                  f"to use it with '{layer.name}'). " + (self.status.value or ""))
-        px = getattr(layer, "metadata", {}).get("pixel_size_um") if layer is not None else None
+        meta = getattr(layer, "metadata", {}) if layer is not None else {}
+        px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:
             self.pixel_size.value = float(px)
             self._px_from_image = float(px)
