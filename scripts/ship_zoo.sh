@@ -98,6 +98,8 @@ main() {
     cd "$(dirname "$0")/.."
     if [[ -z "${VIRTUAL_ENV:-}" && -f .venv/bin/activate ]]; then . .venv/bin/activate; fi  # scripts/setup.sh's
     mkdir -p "$WORK"
+    exec 9>>"$WORK/ship.lock"  # one run at a time: two would ship, sweep and commit the same things at once
+    if ! flock -n 9; then echo "ship_zoo.sh: another run holds $WORK/ship.lock; nothing done" >&2; exit 2; fi
     export OMP_NUM_THREADS=1
     step 1-ship ship "(ship commits itself)"
     step 2-sweep sweep_unstructured \

@@ -262,7 +262,7 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
 
     r = ship(FAIL="--schemes channel-layerwise channel-networkwide")  # step 3 fails
     assert r.returncode == 3 and "== 3-sweep-channels: ran in" not in r.stdout
-    done = ["1-ship.done", "1-ship.ran", "2-sweep.done", "2-sweep.ran"]
+    done = ["1-ship.done", "1-ship.ran", "2-sweep.done", "2-sweep.ran", "ship.lock"]
     assert sorted(f.name for f in (tmp_path / "work").iterdir()) == done
     log.unlink()
     r = ship()
@@ -286,5 +286,12 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
         for flag in re.findall(r"(?<!\S)--[a-z][a-z-]*", line):
             assert f'"{flag}"' in source or (tool == "scripts/build_zoo.py" and flag == "--steps"), (tool, flag)
     assert ship().stdout.count("finished before, skipped") == 5
+    import fcntl
+
+    with open(tmp_path / "work" / "ship.lock", "a") as held:  # another run of it: refused, nothing done
+        fcntl.flock(held, fcntl.LOCK_EX)
+        log.unlink()
+        r = ship()
+    assert r.returncode == 2 and "another run holds" in r.stderr and not log.exists()
 
 
