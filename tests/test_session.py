@@ -287,7 +287,8 @@ def test_after_a_threshold_edit_the_seconds_add_up(a_vs_b):
     assert tp["wall_seconds"] == pytest.approx(secs["total"]) and tp["stages"]["watershed"]["seconds"] == ws
     header, rows = compute_report.numbers_table(new)
     # the widget's and report's seconds are the files' total (a second tester: 4.63 s shown, 4.748 s exported)
-    assert float(rows[0][header.index("seconds (one run)")]) == pytest.approx(3.25 + ws, abs=0.01)
+    col = header.index("seconds (one run, watershed timed again)")
+    assert float(rows[0][col]) == pytest.approx(3.25 + ws, abs=0.01)
 
 
 def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbers(tmp_path, rgb):
@@ -377,4 +378,9 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     assert "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median; other work " \
            "used 70% of the CPUs meanwhile" in compute_report.speed_text(r)
     assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run, machine busy 70%)"
-    assert compute.rerun_watershed(r, r.chosen.info.watershed).others == pytest.approx(0.7)  # the networks' run
+    edited = compute.rerun_watershed(r, r.chosen.info.watershed)
+    assert edited.others == pytest.approx(0.7) and edited.rewatershed and not r.rewatershed  # the networks' run
+    assert "after the threshold edit, network-wide CR20's watershed timed again alone" in \
+        compute_report.speed_text(edited)  # why the seconds moved a little (pathologist, session 34)
+    assert compute_report.numbers_table(edited)[0][-1] == "time vs B (×, one run, watershed timed again, machine " \
+                                                          "busy 70%)"

@@ -122,6 +122,8 @@ class ComparisonResult:
     #: the share of this process's CPUs other work used during the run (its one-run seconds are noisy above
     #: :data:`~napari_prunuclei.base.machine.BUSY_SHARE`); None: unknown
     others: float | None = None
+    #: made by a threshold edit: the networks' seconds are the run's, the watershed's timed again alone
+    rewatershed: bool = False
 
     @property
     def chosen(self) -> Segmentation:
@@ -348,6 +350,7 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
     new.truth_name = result.truth_name if digest is not None else None
     new.sparsity = result.sparsity
     new.others = result.others  # the networks' seconds are the run's (the watershed's is timed again, alone)
+    new.rewatershed = True
     new.features = dict(result.features)
     if result.features:
         role = "pruned" if result.pruned is not None else "dense"

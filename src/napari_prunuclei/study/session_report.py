@@ -94,6 +94,8 @@ def speed_text(result: ComparisonResult) -> str:
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
         how = "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median"
+        if result.rewatershed:
+            how += f"; after the threshold edit, {result.chosen.info.model}'s watershed timed again alone"
         if result.others is not None and result.others > BUSY_SHARE:
             how += f"; other work used {result.others:.0%} of the CPUs meanwhile"
     else:
@@ -121,7 +123,8 @@ def time_columns(result: ComparisonResult) -> tuple[str, dict[str, float]]:
     if t is None:
         busy = f", machine busy {result.others:.0%}" if result.others is not None and result.others > BUSY_SHARE \
             else ""
-        return f"one run{busy}", {role: end_to_end(s) for role in ("pruned", "dense")
+        edit = ", watershed timed again" if result.rewatershed else ""
+        return f"one run{edit}{busy}", {role: end_to_end(s) for role in ("pruned", "dense")
                                   if (s := getattr(result, role)) is not None}
     busy = f", machine busy {t.others:.0%}" if t.busy else ""
     return f"median of {t.repeat}{busy}", {role: t.median(role) for role in t.seconds}
