@@ -108,6 +108,8 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     w.report_path.value = tmp_path / "after"
     text = _report(qtbot, w).read_text()
     assert f"CR sweep: dropped when the ground truth changed (to '{GT}'); press 'CR sweep' again." in text
+    said = w.status.value  # the report is of the run shown, and the status still says the controls differ
+    assert said.startswith("report written to ") and ". ⚠ the results shown are the last run's" in said
     assert not (tmp_path / "after" / "sweep.csv").exists()
 
 

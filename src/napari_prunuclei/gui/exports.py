@@ -84,6 +84,7 @@ class ExportActions:
                 self.status.value = "export cancelled, nothing written"
                 return
             self.status.value = f"exported {n} {'disagreement events' if what == 'disagreement' else 'nuclei'} to {out}"
+            self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
             show_info(self.status.value)
 
         return self._start(job, done, f"exporting to {path.name}...")
@@ -129,6 +130,7 @@ class ExportActions:
                 return
             self.last_report = md
             self.status.value = f"report written to {md}"
+            self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
             show_info(self.status.value)
 
         self.last_report = None

@@ -200,8 +200,9 @@ class ShownRun:
             self.sweep_rows = self.sweep_key = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
 
-    def _mark_stale(self, *_, force: bool = False) -> None:
-        """Say, without touching what is shown, when the controls no longer describe the run on the canvas."""
+    def _mark_stale(self, *_, force: bool = False, said: str = "") -> None:
+        """Say, without touching what is shown, when the controls no longer describe the run on the canvas;
+        ``said``: what the status just said (kept before the warning)."""
         r = self.result
         if r is None or (not force and (self._showing or self.busy)):  # force: a run's own result, just shown
             return
@@ -228,8 +229,9 @@ class ShownRun:
         if not diffs and str(self.status.value).startswith("⚠ the results shown are the last run's"):
             self.status.value = f"the controls describe the run on the canvas again ({req.spec.label})"
         if diffs:
-            self.status.value = (f"⚠ the results shown are the last run's ({req.image_name}, {req.spec.label}); the "
-                                 f"controls now say {', '.join(diffs)}: press Run to update.")
+            self.status.value = (f"{said + '. ' if said else ''}⚠ the results shown are the last run's "
+                                 f"({req.image_name}, {req.spec.label}); the controls now say {', '.join(diffs)}: "
+                                 "press Run to update.")
 
     def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
         """A run with a pixel size puts it on the image layer when it has none yet, so the results, the image
