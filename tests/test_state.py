@@ -98,9 +98,15 @@ def test_the_comparison_is_visible_in_one_view(results):
     assert [t for _, t in state.legend_items()] == [legend[0]]
     state.set_fill(True)
     assert a.contour == 0 and "fills" in state.legend_items()[0][1]
+    b.visible = True  # in one view B's nuclei stay outlines under A's fills (pathologist: A's hid B's)
+    assert b.contour > 0 and [t for _, t in state.legend_items()][1] == "B · dense: nuclei (outlines, under A's fills)"
     owned[("pruned", "semantic")].visible = True  # reviewer: a map the user showed was not in the legend
     assert any(t.startswith("A · network-wide CR20: semantic map") for _, t in state.legend_items())
     assert not any("distance map" in t for _, t in state.legend_items())
+    state.set_side_by_side(True)  # each cell its own model: both filled
+    assert state.owned()[("dense", "instances")].contour == 0 and state.filled("dense")
+    state.set_side_by_side(False)
+    assert state.owned()[("dense", "instances")].contour > 0
 
 
 def test_results_carry_the_image_scale_and_region_offset(results):

@@ -283,6 +283,9 @@ class ComparisonState:
                     self.layers[role].visible = True
             else:  # stays hidden (a layer the user shows meanwhile is left shown)
                 self._reveal.pop(role, None)
+        for (model, output), layer in self.owned().items():  # filled or not: side by side may have changed
+            if output == "instances" and self.fill:
+                self._style(layer, model)
         self._legend()
         if previous is not None and previous is not result:
             previous.release()
@@ -296,8 +299,15 @@ class ComparisonState:
         self.apply(self.result, on)
 
     def _style(self, layer: Layer, model: str) -> None:
-        for key, value in instance_style(model, self.fill).items():
+        for key, value in instance_style(model, self.filled(model)).items():
             setattr(layer, key, value)
+
+    def filled(self, model: str) -> bool:
+        """Whether ``model``'s nuclei are drawn filled: with fills on, B's stay outlines while it lies under A's
+        fills in one view (A's opaque shades hid it); side by side, each cell's are filled."""
+        r = self.result
+        under = model == "dense" and r is not None and r.pruned is not None and not self._side_by_side_on()
+        return self.fill and not under
 
     def set_truth(self, layer: Layer | None) -> None:
         """The shown run's ground truth: drawn once as thin white outlines (the user may restyle it after), so
@@ -337,7 +347,7 @@ class ComparisonState:
             layer = owned.get((model, "instances"))
             if seg is not None and layer is not None and layer.visible:
                 who = ("A · " if model == "pruned" else "B · ") if r.pruned is not None and r.dense is not None else ""
-                how = "fills" if self.fill else "outlines"
+                how = "fills" if self.filled(model) else "outlines, under A's fills" if self.fill else "outlines"
                 what = f"nuclei ({how})" if seg.n_nuclei else "no nuclei found"
                 items.append((MODEL_COLORS[model][0], f"{who}{seg.info.model}: {what}"))
         for model, seg in (("pruned", r.pruned), ("dense", r.dense)):  # a map the user shows (hidden at first)
