@@ -364,7 +364,7 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
     assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-170, columns 20-180" in lines
     header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     assert lines[header].startswith("scheme,cr,")
-    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69"
+    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69,11,10"
     assert "## CR sweep on this image (rows 10-170, columns 20-180, 1 models)" in "\n".join(md)
     assert "Other work used up to 69% of the CPUs during 1 of the sweep's runs" in "\n".join(md)
 

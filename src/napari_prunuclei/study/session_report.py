@@ -334,7 +334,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
                         "aji_vs_truth", "pq_vs_truth", "dice_vs_truth", "seconds", "dense_seconds", "fg", "marker",
-                        "min_size", "others_cpu"])
+                        "min_size", "others_cpu", "nuclei", "dense_nuclei"])
 
             def num(v, fmt: str) -> str:
                 return "" if v is None else format(v, fmt)
@@ -346,7 +346,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                             *(num(None if t is None else getattr(t, k), ".4f") for k in ("aji", "pq", "dice")),
                             num(row.seconds, ".3f"), num(row.dense_seconds, ".3f"),
                             *(num(ws.get(k), "g") for k in ("fg_threshold", "marker_threshold", "min_size")),
-                            num(row.others, ".2f")])
+                            num(row.others, ".2f"), row.vs_dense.n_other, row.vs_dense.n_reference])
         busy = [r.others for r in sweep_rows if r.others is not None and r.others > BUSY_SHARE]
         lines += ["", f"## CR sweep on this image ({where}, {len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
         if busy:
