@@ -139,7 +139,8 @@ def test_model_note_shows_monuseg_and_gbm40_or_held_back_until_measured(monkeypa
               entry("networkwide", 4, metrics=m(0.6461, "monuseg"), metrics_gbm40=m(0.73, "gbm40")),
               entry("layerwise", 8, metrics={}, metrics_held_back=m(0.5832, "held")),
               entry("layerwise", 50, metrics={}, metrics_held_back=m(0.40, "held")),
-              entry("layerwise", 100, metrics={})]
+              entry("layerwise", 100, metrics={}),
+              entry("networkwide", 100, metrics=m(0.12, "monuseg"), metrics_gbm40=m(0.5, "gbm40"))]
     monkeypatch.setattr(zoo, "registry", lambda *a, **k: {"watershed": None, "models": models})
     note, warn = compute_models.model_note(ModelSpec("networkwide", 20))
     assert "MoNuSeg test AJI 0.622" in note and "GBM40 AJI 0.655" in note
@@ -152,6 +153,8 @@ def test_model_note_shows_monuseg_and_gbm40_or_held_back_until_measured(monkeypa
     assert "not yet measured on test" in note
     assert compute_models.model_note(ModelSpec("layerwise", 50))[1]  # -35 %: flagged
     assert compute_models.model_note(ModelSpec("layerwise", 100)) == ("fine-tuned; accuracy not measured", True)
+    note, warn = compute_models.model_note(ModelSpec("networkwide", 100))  # a pair whose AJI is under 0.3
+    assert warn and note.endswith("this pair collapses (AJI under 0.3): its nuclei are missing, merged or split")
 
 
 def test_store_metrics_from_a_sweep_output(tmp_path, monkeypatch):

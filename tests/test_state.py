@@ -88,8 +88,8 @@ def test_the_comparison_is_visible_in_one_view(results):
     assert a.colormap.color_dict[None].tolist() != b.colormap.color_dict[None].tolist()
     legend = [text for _, text in state.legend_items()]
     assert legend[0].startswith("A · network-wide CR20") and legend[1].startswith("B · dense")
-    assert any("thick ring" in t for t in legend)
     counts = r["cr20"].numbers.disagreement
+    assert any("thick ring" in t for t in legend) == any(counts.values())  # (a zoo's pair may agree on this tile)
     assert [k for k in ("missed", "extra", "split", "merged") if any(f", {k}:" in t for t in legend)] == [
         k for k in ("missed", "extra", "split", "merged") if counts[k]]  # only kinds this run has
     owned[("pruned", "disagreement")].visible = False  # the legend shows what is visible

@@ -141,7 +141,8 @@ class ShownRun:
             self.state.set_side_by_side(bool(self.side_by_side.value))
         if self.worker is None:  # the job ended before its layers were all made: usable now
             self._controls_ready()
-            self._mark_stale()  # controls changed while the layers were made were not compared then
+            if getattr(self, "_stale_unchecked", False):  # controls changed while the layers were made
+                self._mark_stale()
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
@@ -205,7 +206,9 @@ class ShownRun:
         ``said``: what the status just said (kept before the warning)."""
         r = self.result
         if r is None or (not force and (self._showing or self.busy)):  # force: a run's own result, just shown
+            self._stale_unchecked = r is not None  # compared when the layers are made (_end_showing)
             return
+        self._stale_unchecked = False
         req, diffs = r.request, []
         layer = self.image.value
         if layer is None or layer.name != req.image_name:
