@@ -4,6 +4,7 @@ another seed, both seeds scored on MoNuSeg test, each with its own watershed tun
     python scripts/second_seed.py --data ../shared/data/monuseg2018 --work ../runs/seed2 \\
         --json docs/training/second_seed.json            # resumable: finished stages in --work are kept
     # or one job per core: --schemes channel-layerwise and --schemes channel-networkwide side by side
+    # before a new zoo ships: --train-only --steps S --version V trains its seed-2 stages, scored after shipping
 
 The seed-1 pair is the shipped one; the seed-2 pair stays in --work (not shipped). Per scheme: both seeds' mean
 test AJI, their per-image AJI, and the paired bootstrap interval of (seed 2 - seed 1) over test images; the
@@ -23,7 +24,7 @@ from pathlib import Path
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, UNSTRUCTURED_SCHEMES
 from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.io.atomic import atomic_write, open_lock
-from napari_prunuclei.io.dataset import NucleiDataset
+from napari_prunuclei.io.dataset import DataError, NucleiDataset
 from napari_prunuclei.models.sparse import load_branch_file
 from napari_prunuclei.models.zoo import find_entry
 from napari_prunuclei.nuclei.watershed import WatershedParams
@@ -55,10 +56,28 @@ def main() -> int:
     p.add_argument("--version", type=int, default=shipped.get("version", Protocol.version),
                    help="the zoo protocol's version (default: the shipped zoo's)")
     p.add_argument("--json", type=Path, default=Path("docs/training/second_seed.json"))
+    p.add_argument("--train-only", action="store_true",
+                   help="train the seed-2 stages into --work and stop (before the zoo of --steps/--version ships: "
+                        "scoring them later, against the shipped seed 1, reuses them)")
     a = p.parse_args()
     base = Protocol(steps=a.steps, ladder="gradual", version=a.version)
     protocol = Protocol(steps=a.steps, ladder="gradual", seed=a.seed, version=a.version)
     dense = {b: load_model(b, "dense", 1) for b in ("semantic", "distance")}
+    if a.train_only:
+        for scheme in a.schemes:
+            t0 = time.perf_counter()
+            try:
+                with building(a.work, scheme, a.cr):
+                    run_stage(dense, scheme, a.cr, a.data, a.work, protocol, threads=1)
+            except StageBusy as e:
+                print(f"second_seed: {e}", file=sys.stderr)
+                return 2
+            except DataError as e:  # e.g. tiles smaller than the protocol's crops: said, no traceback
+                print(f"second_seed: {a.data}: {e}", file=sys.stderr)
+                return 1
+            print(f"{scheme} CR{a.cr:g} seed {a.seed}: trained in {time.perf_counter() - t0:.0f} s "
+                  f"(protocol v{a.version}, {a.steps} steps) into {a.work}", flush=True)
+        return 0
     for scheme in a.schemes:  # seed 1 is the shipped pair: it must have been made by this protocol
         made = (find_entry("semantic", scheme, a.cr) or {}).get("finetune")
         if made != base.record():

@@ -226,6 +226,39 @@ def test_second_seed_refuses_a_protocol_the_shipped_pair_was_not_made_by(tmp_pat
     assert "Traceback" not in r.stderr and not out.exists() and not (tmp_path / "w").exists()
 
 
+def test_second_seed_trains_before_its_zoo_ships_and_scores_nothing(tiny_dataset, tmp_path):
+    """--train-only: the seed-2 stage of a protocol not shipped yet is trained into --work (the machine's idle
+    hours before shipping), no shipped seed 1 asked for, nothing scored or written beside it."""
+    out = tmp_path / "seed2.json"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "second_seed.py"), "--data", str(tiny_dataset),
+                        "--work", str(tmp_path / "small"), "--schemes", "channel-layerwise", "--steps", "1",
+                        "--version", "9", "--train-only"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "smaller than the crop size 256" in r.stderr and "Traceback" not in r.stderr
+    import imageio.v3 as iio
+
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
+
+    for name in (tiny_dataset / "images").iterdir():  # tiles as large as the protocol's crops
+        rgb, lab = synthetic_tile(264, seed=len(name.stem))
+        iio.imwrite(name, rgb)
+        tifffile_write(tiny_dataset / "labels" / f"{name.stem}.tif", lab)
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "second_seed.py"), "--data", str(tiny_dataset),
+                        "--work", str(tmp_path / "w"), "--schemes", "channel-layerwise", "--steps", "1",
+                        "--version", "9", "--json", str(out), "--train-only"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "channel-layerwise CR2 seed 2: trained in" in r.stdout and "(protocol v9, 1 steps)" in r.stdout
+    made = sorted(p.name for p in (tmp_path / "w" / "channel-layerwise" / "cr2").glob("*.safetensors"))
+    assert made == ["distance_channel-layerwise_cr2.safetensors", "semantic_channel-layerwise_cr2.safetensors"]
+    assert not out.exists()
+
+
+def tifffile_write(path, labels) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, labels.astype(np.uint16))
+
+
 def test_build_zoo_status_estimates_what_is_left_from_whole_stages_of_its_kind():
     mod = _build_zoo_module()
     staged = [{"scheme": "layerwise", "seconds": 3000.0}, {"scheme": "networkwide", "seconds": 3200.0},
