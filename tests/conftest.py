@@ -13,11 +13,9 @@ def _quiet_machine():
     """Runs record how busy other work kept the CPUs (their one-run seconds say so above a fifth): the tests
     read the same words on a loaded machine as on a quiet one. tests/test_machine.py measures the real thing."""
     from napari_prunuclei.base import machine
-    from napari_prunuclei.study import session
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(session, "cpu_snapshot", lambda: None)  # the comparison's run
-        mp.setattr(machine, "cpu_snapshot", lambda *a, **k: None)  # imported where used (sweeps)
+    with pytest.MonkeyPatch.context() as mp:  # every caller looks it up in base.machine at each call
+        mp.setattr(machine, "cpu_snapshot", lambda *a, **k: None)
         yield
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from napari.components import ViewerModel
 
-from napari_prunuclei.gui.camera import restore_view, view_of
+from napari_prunuclei.gui.camera import restore_view, stack_above, view_of
 
 
 def _viewer():
@@ -50,3 +50,18 @@ def test_a_whole_image_in_view_is_fitted_again_and_an_unchanged_layout_keeps_the
     v.camera.zoom = 1.0
     restore_view(v, same)
     assert v.camera.zoom == 3.0 and np.allclose(v.camera.center[-2:], (10, 10))
+
+
+@pytest.mark.parametrize("order,after", [
+    ("A B r1 r2", "A r1 r2 B"),  # side by side put them on top: back under the image the user put above
+    ("r1 r2 A B", "A r1 r2 B"),
+    ("A r1 r2 B", "A r1 r2 B"),  # where they belong: nothing moves
+    ("B A r1 C r2", "B A r1 r2 C"),
+])
+def test_a_runs_layers_lie_directly_above_their_image(order, after):
+    """Pathologist, session 34: after side by side was turned off, tile A's results lay above tile B's image."""
+    viewer = ViewerModel()
+    for name in order.split():
+        viewer.add_image(np.zeros((4, 4)), name=name)
+    stack_above(viewer.layers, [viewer.layers["r1"], viewer.layers["r2"]], viewer.layers["A"])
+    assert " ".join(layer.name for layer in viewer.layers) == after

@@ -85,6 +85,7 @@ def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
     # the CSV travels without report.md: it names what its numbers are of
     assert head[:3] == ["# image: img", "# region: rows 10-170, columns 20-180", "# ground truth: none"]
     assert f"# thresholds of A (network-wide CR20): {compute_report.thresholds_text(a_vs_b.pruned.info)}" in head
+    assert head[-1] == "# time: one run each"
 
 
 def test_disagreement_is_counted_in_events_everywhere(tmp_path, a_vs_b):
@@ -290,7 +291,7 @@ def test_after_a_threshold_edit_the_seconds_add_up(a_vs_b):
     assert tp["wall_seconds"] == pytest.approx(secs["total"]) and tp["stages"]["watershed"]["seconds"] == ws
     header, rows = compute_report.numbers_table(new)
     # the widget's and report's seconds are the files' total (a second tester: 4.63 s shown, 4.748 s exported)
-    col = header.index("seconds (one run, watershed timed again)")
+    col = header.index("seconds (one run)")
     assert float(rows[0][col]) == pytest.approx(3.25 + ws, abs=0.01)
 
 
@@ -308,7 +309,10 @@ def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbe
     header, rows = compute_report.numbers_table(timed)
     assert header[-2:] == ["seconds (median of 3)", "time vs B (×, median of 3)"]
     busy = replace(timed, timing=replace(timed.timing, others=0.62))  # beside a training job: the CSV says so
-    assert compute_report.numbers_table(busy)[0][-1] == "time vs B (×, median of 3, machine busy 62%)"
+    assert compute_report.numbers_table(busy)[0][-1] == "time vs B (×, median of 3)"  # names that stay
+    assert compute_report.how_timed(busy).endswith("while other work used 62% of this machine's CPU (interleaving "
+                                                   "evens out steady load, not bursts; time again when the machine "
+                                                   "is idle)")
     assert rows[0][-2:] == ["2.00", "0.40"] and rows[1][-2:] == ["5.00", ""]
     html = compute_report.numbers_html(timed)
     assert "median of 3 interleaved runs after a warm-up" in html and "0.40x B's time" in html
@@ -375,15 +379,19 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
 def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(monkeypatch, rgb):
     """One-run seconds measured beside a training job are noisy: the speed line and numbers.csv say so."""
     snaps = iter([(0.0, 0.0, 0.0, 2), (10.0, 15.0, 1.0, 2)])  # 14 of 20 CPU-s: other work
-    monkeypatch.setattr(compute, "cpu_snapshot", lambda: next(snaps))
+    from napari_prunuclei.base import machine
+
+    monkeypatch.setattr(machine, "cpu_snapshot", lambda: next(snaps))
     r = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
     assert r.others == pytest.approx(0.7)
     assert "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median; other work " \
            "used 70% of the CPUs meanwhile" in compute_report.speed_text(r)
-    assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run, machine busy 70%)"
+    assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run)"  # column names that stay the same
+    assert compute_report.how_timed(r) == "one run each; other work used 70% of the CPUs meanwhile"
     edited = compute.rerun_watershed(r, r.chosen.info.watershed)
     assert edited.others == pytest.approx(0.7) and edited.rewatershed and not r.rewatershed  # the networks' run
     assert "after the threshold edit, network-wide CR20's watershed timed again alone" in \
         compute_report.speed_text(edited)  # why the seconds moved a little (pathologist, session 34)
-    assert compute_report.numbers_table(edited)[0][-1] == "time vs B (×, one run, watershed timed again, machine " \
-                                                          "busy 70%)"
+    assert compute_report.how_timed(edited) == ("one run each; after the threshold edit, network-wide CR20's "
+                                                "watershed timed again alone; other work used 70% of the CPUs "
+                                                "meanwhile")

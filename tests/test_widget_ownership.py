@@ -101,7 +101,8 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     w.start_run()
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     lab = viewer.layers[GT].data
-    w._on_sweep([ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))], w._sweep_key())
+    w._on_sweep([ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab))], w._sweep_key(),
+                (IMG, None, None))  # of the run's image, whole, no ground truth
     w.report_path.value = tmp_path / "with"
     assert "## CR sweep on this image (whole image, 1 models)" in _report(qtbot, w).read_text()
     w.truth.value = viewer.layers[GT]  # the ground truth chosen: the sweep scored without it is dropped
@@ -399,3 +400,20 @@ def test_a_model_chosen_while_layers_are_made_is_compared_once_they_are(qtbot, v
     w._showing = False
     w._end_showing()
     assert w.status.value == "the controls describe the run on the canvas again (network-wide CR20)"
+
+
+def test_results_go_back_above_their_own_image_when_side_by_side_is_turned_off(qtbot, viewer_widget):
+    """Pathologist, session 34: tile B chosen (not run) above tile A, side by side on and off: tile A's results
+    were left above tile B's image, outlines on the wrong tissue. They go back directly above tile A."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    second = viewer.add_image(synthetic_tissue(512, seed=94)[0], name="second tile", rgb=True)
+    w.image.value = second
+    w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    names = [layer.name for layer in viewer.layers]
+    mine = sorted(names.index(layer.name) for layer in w.state.owned().values())
+    assert mine == list(range(names.index(IMG) + 1, names.index(IMG) + 1 + len(mine)))
+    assert names.index("second tile") > max(mine) and viewer.layers["second tile"].visible

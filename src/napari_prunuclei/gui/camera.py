@@ -1,4 +1,5 @@
-"""The user's view (zoom and pan) kept when side by side changes the canvas's layout."""
+"""The user's view (zoom and pan) kept when side by side changes the canvas's layout; a run's layers kept
+directly above the image they were computed on."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["View", "camera_of", "view_of", "restore_view"]
+__all__ = ["View", "camera_of", "view_of", "restore_view", "stack_above"]
 
 
 def camera_of(viewer):
@@ -62,3 +63,15 @@ def restore_view(viewer, before: View) -> None:
     else:
         camera.center = before.center
         camera.zoom = before.zoom * before.cells[1] / cells[1]
+
+
+def stack_above(layers, mine: list, image) -> None:
+    """Move ``mine`` (layers of ``layers``, kept in their order) to lie directly above ``image``: a run's results
+    over the image they were computed on, another image the user put above that image staying above them (side
+    by side had moved them to the top of the list). Nothing moves when they lie there already."""
+    if image is None or not mine:
+        return
+    have = sorted(layers.index(layer) for layer in mine)
+    at = layers.index(image) + 1
+    if have != list(range(at, at + len(have))):
+        layers.move_multiple(have, at)  # (napari: the index before the move, as list.insert)

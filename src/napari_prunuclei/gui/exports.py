@@ -106,9 +106,11 @@ class ExportActions:
         except OSError as e:
             self._error(f"report failed: {e}")
             return None
-        mine = self.sweep_key is not None and self.sweep_key[1] == r.request.image_name
-        sweep = self.sweep_rows if mine else None  # another image's sweep never goes into this report
-        dropped = None if sweep else self.sweep_dropped
+        # a sweep of the run's image, region and ground truth alone goes into its report (its files say so)
+        mine = self.sweep_rows is not None and self.sweep_of == (r.request.image_name, r.request.region, r.truth_name)
+        sweep = self.sweep_rows if mine else None
+        dropped = None if sweep else self.sweep_dropped or (
+            "it was run on another image, region or ground truth than this run" if self.sweep_rows else None)
 
         def job():
             try:

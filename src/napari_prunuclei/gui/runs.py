@@ -13,6 +13,7 @@ from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
 from napari_prunuclei.gui.warmup import import_for_labels
 from napari_prunuclei.io.guards import ImageError
 from napari_prunuclei.io.images import as_rgb_uint8, check_lazy_rgb
+from napari_prunuclei.io.measure import one_line
 from napari_prunuclei.study import session as compute
 from napari_prunuclei.study import session_models as compute_models
 from napari_prunuclei.study import session_report as compute_report
@@ -113,9 +114,11 @@ class RunActions:
         job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
                                          pixel_size=req.pixel_size)
         key = self._sweep_key()
-        name = req.image_name if len(req.image_name) <= 40 else req.image_name[:39] + "…"
-        where = f"'{name}'" + ("" if req.region is None else ", rows {}-{}, columns {}-{}".format(*req.region))
-        return self._start(job, lambda rows: self._on_sweep(rows, key), "CR sweep...",
+        of = (req.image_name, req.region, self.truth.value.name if truth is not None else None)  # what it is of
+        name = one_line(req.image_name)
+        name = name if len(name) <= 40 else name[:39] + "…"
+        where = f"'{name}'" + ("" if req.region is None else "\nrows {}-{}, columns {}-{}".format(*req.region))
+        return self._start(job, lambda rows: self._on_sweep(rows, key, of), "CR sweep...",
                            after=lambda rows: self.charts.show_sweep(rows, where=where))
 
     def start_timing(self, *_):
@@ -143,10 +146,12 @@ class RunActions:
                 r.timing = t
                 self._show_numbers()
                 self.status.value = f"timed A vs B: {compute_report.speed_text(r)}"
+                self._mark_stale(force=True, said=self.status.value)  # the numbers greyed again if stale
 
         return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...")
 
-    def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None) -> None:
+    def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None,
+                  of: tuple | None = None) -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
@@ -155,10 +160,11 @@ class RunActions:
             self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
             self.charts.clear_sweep("press 'CR sweep' for this image")
             return
-        self.sweep_rows, self.sweep_key = rows, key
+        self.sweep_rows, self.sweep_key, self.sweep_of = rows, key, of
         self.sweep_dropped = None
         self.charts.refresh()
         self.status.value = "CR sweep done"
+        self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
 
     def _checked_rgb(self, region=None):
         """The image (or its ``region``) as RGB uint8; a slide above 2048x2048 stays lazy (read tile by
@@ -258,6 +264,8 @@ class RunActions:
         if self._params_pending:
             self._params_pending = False
             self._rerun_watershed()
+        elif not self._showing and self._stale_unchecked:  # controls changed during a job that shows nothing
+            self._mark_stale(said=self.status.value)
 
     def _error(self, msg: str) -> None:
         self.status.value = f"error: {msg}"

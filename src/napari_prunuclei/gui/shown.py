@@ -15,6 +15,8 @@ from napari_prunuclei.study import session as compute
 OWN_METADATA = "prunuclei"
 #: the metadata key of an image layer whose pixel size the plugin put there (from the pixel size box)
 PUT_PIXEL_SIZE = "prunuclei_pixel_size_put"
+#: the status's warning while the controls name another run than the one shown
+STALE = "⚠ the results shown are the last run's"
 #: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (a napari layer made
 #: hidden costs 80-180 ms on this project's CPU, its first slice as much again: one of those per turn; cheap
 #: in-place updates run together)
@@ -132,6 +134,8 @@ class ShownRun:
         self._finish_now = False
         self._hold_canvas(False)
         self._showing = False
+        if self.worker is None:  # the job ended before its layers were all made: usable now (first: never left
+            self._controls_ready()  # greyed by an error below)
         if self._gc_frozen and self.worker is None:  # kept frozen while the layers were made, as during the job
             import gc
 
@@ -139,10 +143,8 @@ class ShownRun:
             self._gc_frozen = False
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
-        if self.worker is None:  # the job ended before its layers were all made: usable now
-            self._controls_ready()
-            if getattr(self, "_stale_unchecked", False):  # controls changed while the layers were made
-                self._mark_stale()
+        if self.worker is None and self._stale_unchecked:  # controls changed while the layers were made
+            self._mark_stale(said=self.status.value)
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
@@ -198,7 +200,7 @@ class ShownRun:
         """The sweep no longer belongs to the image, truth or region chosen: dropped, and the report says why."""
         if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
             self.sweep_dropped = self._sweep_change(self.sweep_key)
-            self.sweep_rows = self.sweep_key = None
+            self.sweep_rows = self.sweep_key = self.sweep_of = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
 
     def _mark_stale(self, *_, force: bool = False, said: str = "") -> None:
@@ -227,14 +229,22 @@ class ShownRun:
             diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
         if (float(self.pixel_size.value) or None) != req.pixel_size:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
+        if bool(self.region.value) != (req.region is not None):
+            diffs.append(f"'visible region only' {'on' if self.region.value else 'off'}")
         # the numbers are greyed while they describe another setting than the controls
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
-        if not diffs and str(self.status.value).startswith("⚠ the results shown are the last run's"):
-            self.status.value = f"the controls describe the run on the canvas again ({req.spec.label})"
+        status = str(self.status.value)
+        if not said:  # what came before an earlier warning is kept, the warning said again or dropped
+            said = status[:status.find(STALE)] if STALE in status else ""
+        elif STALE in said:
+            said = said[:said.find(STALE)]
+        said = said.rstrip(". ")
+        if not diffs and STALE in status:
+            self.status.value = (f"{said + '. ' if said else ''}the controls describe the run on the canvas again "
+                                 f"({req.spec.label})")
         if diffs:
-            self.status.value = (f"{said + '. ' if said else ''}⚠ the results shown are the last run's "
-                                 f"({req.image_name}, {req.spec.label}); the controls now say {', '.join(diffs)}: "
-                                 "press Run to update.")
+            self.status.value = (f"{said + '. ' if said else ''}{STALE} ({req.image_name}, {req.spec.label}); the "
+                                 f"controls now say {', '.join(diffs)}: press Run to update.")
 
     def _carry_pixel_size(self, req: compute.CompareRequest) -> None:
         """A run with a pixel size puts it on the image layer when it has none yet, so the results, the image
@@ -404,7 +414,8 @@ class ShownRun:
         edited = ", edited" if self.params() != self._own_params(spec) else f" ({own})"
         text = f"thresholds of {whose}: {spec.label}{edited}"
         if r is not None and chosen is not None and chosen != spec:
-            text += f". The chosen {chosen.label} is not run yet: Run uses its own thresholds."
+            own = "its own thresholds" if chosen.scheme == "dense" or chosen.fine_tuned else "dense's thresholds"
+            text += f". The chosen {chosen.label} is not run yet: Run uses {own}."
         self.thresholds_of.value = text
 
     def shown_thresholds(self, result: compute.ComparisonResult) -> WatershedParams:

@@ -20,7 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
-from napari_prunuclei.gui.camera import restore_view, view_of
+from napari_prunuclei.gui.camera import restore_view, stack_above, view_of
 from napari_prunuclei.gui.styles import CONTOUR, cr_first, disagreement_colormap, instance_style, truth_colormap
 from napari_prunuclei.gui.warmup import stop_warm_up
 from napari_prunuclei.study.session import ComparisonResult
@@ -274,6 +274,8 @@ class ComparisonState:
             yield
         yield  # the grid (side by side) in a turn of its own
         self._arrange()
+        if not self._side_by_side_on():  # (side by side put them on top of every layer)
+            stack_above(self.viewer.layers, list(self.owned().values()), image)
         if view is not None:
             restore_view(self.viewer, view)
         for role in [r for r in self._reveal if r in self.layers]:  # side by side: one layer drawn a turn
@@ -284,7 +286,7 @@ class ComparisonState:
             else:  # stays hidden (a layer the user shows meanwhile is left shown)
                 self._reveal.pop(role, None)
         for (model, output), layer in self.owned().items():  # filled or not: side by side may have changed
-            if output == "instances" and self.fill:
+            if output == "instances" and (layer.contour == 0) != self.filled(model):
                 self._style(layer, model)
         self._legend()
         if previous is not None and previous is not result:

@@ -139,6 +139,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
+        self._stale_unchecked = False  # a control changed while busy: compared when the job or showing ends
         self._stepping = self._finish_now = False  # inside a step of showing a result; finish it in that step
         self._steps = None  # the layers of a result still being shown, one per event-loop turn
         self._returned = False
@@ -171,6 +172,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             w.changed.connect(self._mark_stale)
         self.region.changed.connect(self._forget_sweep)
         self.sweep_key: tuple | None = None
+        self.sweep_of: tuple | None = None  # (image, region, ground truth) the sweep rows are of
         self.sweep_dropped: str | None = None  # why the last CR sweep was dropped (the report says it)
         self._truth_chosen_for: str | None = None  # the image a ground truth of another name was chosen for
         self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
@@ -266,7 +268,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:
             self.pixel_size.value = float(px)
-            self._px_from_image = float(px)
+            self._px_from_image = float(px) if meta.get("pixel_size_um") else None  # (typed: carried on)
         elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
             self.pixel_size.value = 0  # the previous image's size does not hold for this one
             self._px_from_image = None

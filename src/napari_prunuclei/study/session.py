@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_prunuclei.base import machine
 from napari_prunuclei.base.constants import (
     ZARR_PIXELS,
 )
-from napari_prunuclei.base.machine import cpu_snapshot, others_share
+from napari_prunuclei.base.machine import others_share
 from napari_prunuclei.base.progress import CancelFn, Job, Progress, check_cancelled
 from napari_prunuclei.nuclei.agreement import Agreement, DisagreementEvent, agreement_scores, disagreement
 from napari_prunuclei.nuclei.watershed import WatershedParams
@@ -199,7 +200,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     tiled = seg_req.tiling.is_tiled(rgb.shape)
     outputs: dict[str, Segmentation] = {}
     made: list[Path] = []
-    before = cpu_snapshot()
+    before = machine.cpu_snapshot()  # looked up at each run (tests make the machine quiet)
     try:
         for k, (role, pair, model_req) in enumerate(jobs):
             check_cancelled(cancelled)
@@ -222,7 +223,8 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
         check_cancelled(cancelled)
         result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
         result.truth_digest = None if tiled else truth_digest(truth)
-        result.others = others_share(before, cpu_snapshot())  # while the models ran
+        pool = any((seg.info.post_workers or 0) > 0 for seg in outputs.values())  # their CPU is not ours
+        result.others = None if pool else others_share(before, machine.cpu_snapshot())  # while the models ran
     except BaseException:
         for f in made:
             shutil.rmtree(f, ignore_errors=True)

@@ -23,6 +23,7 @@ __all__ = [
     "format_numbers",
     "shape_note",
     "speed_text",
+    "how_timed",
     "time_columns",
     "layer_metadata",
     "numbers_html",
@@ -93,16 +94,26 @@ def speed_text(result: ComparisonResult) -> str:
     t = result.timing
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
-        how = "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median"
-        if result.rewatershed:
-            how += f"; after the threshold edit, {result.chosen.info.model}'s watershed timed again alone"
-        if result.others is not None and result.others > BUSY_SHARE:
-            how += f"; other work used {result.others:.0%} of the CPUs meanwhile"
+        how = how_timed(result).replace("one run each", "one run each (the first run of a session holds the "
+                                        "warm-up); 'time A vs B' gives a median", 1)
     else:
         ta, tb, how = t.median("pruned"), t.median("dense"), t.how
     note = shape_note(result)
     return (f"{a.info.model} {ta:.2f} s, {b.info.model} {tb:.2f} s end to end; A takes {ta / max(tb, 1e-9):.2f}x "
-            f"B's time ({how})" + (f" ({note})" if note else ""))
+            f"B's time ({how}{'; ' + note if note else ''})")
+
+
+def how_timed(result: ComparisonResult) -> str:
+    """How the seconds were taken, in words, with what makes them noisy (numbers.csv's header says it)."""
+    t = result.timing
+    if t is not None:
+        return t.how
+    how = "one run each"
+    if result.rewatershed:
+        how += f"; after the threshold edit, {result.chosen.info.model}'s watershed timed again alone"
+    if result.others is not None and result.others > BUSY_SHARE:
+        how += f"; other work used {result.others:.0%} of the CPUs meanwhile"
+    return how
 
 
 def shape_note(result: ComparisonResult) -> str:
@@ -117,17 +128,13 @@ def shape_note(result: ComparisonResult) -> str:
 
 
 def time_columns(result: ComparisonResult) -> tuple[str, dict[str, float]]:
-    """How the time was taken ("one run", "median of 3", "median of 3, machine busy 62 %": numbers.csv travels
-    without the report's warning) and each role's seconds end to end."""
+    """How the time was taken ("one run", "median of 3": column names that stay the same; what makes the seconds
+    noisy is in :func:`how_timed`) and each role's seconds end to end."""
     t = result.timing
     if t is None:
-        busy = f", machine busy {result.others:.0%}" if result.others is not None and result.others > BUSY_SHARE \
-            else ""
-        edit = ", watershed timed again" if result.rewatershed else ""
-        return f"one run{edit}{busy}", {role: end_to_end(s) for role in ("pruned", "dense")
-                                  if (s := getattr(result, role)) is not None}
-    busy = f", machine busy {t.others:.0%}" if t.busy else ""
-    return f"median of {t.repeat}{busy}", {role: t.median(role) for role in t.seconds}
+        return "one run", {role: end_to_end(s) for role in ("pruned", "dense")
+                           if (s := getattr(result, role)) is not None}
+    return f"median of {t.repeat}", {role: t.median(role) for role in t.seconds}
 
 
 def pct_pruned(seg: Segmentation) -> float:
@@ -276,8 +283,9 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         f.write(preamble({  # the CSV travels without report.md: what its numbers are of (pandas: comment="#")
             "image": req.image_name, "region": where, "ground truth": result.truth_name or "none",
             "pixel size um": req.pixel_size or "unknown",
-            **{f"thresholds of {tag} ({s.info.model})": thresholds_text(s.info) + edited_text(result, s)
-               for tag, s in (("A", result.pruned), ("B", result.dense)) if s is not None}}))
+            **{f"thresholds of {'A' if s is result.chosen else 'B'} ({s.info.model})": thresholds_text(s.info)
+               + edited_text(result, s) for s in (result.pruned, result.dense) if s is not None},
+            "time": how_timed(result)}))
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
