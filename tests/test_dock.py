@@ -68,6 +68,12 @@ def test_closing_the_dock_takes_its_layers_and_a_new_dock_starts_clean(qtbot, ma
     viewer.window.remove_dock_widget(dock)  # the dock's close button
     assert list(viewer.layers) == mine and w.result is None
     assert not any("Shift+R" in str(k) or "Shift+G" in str(k) for k in viewer.keymap)  # its shortcuts gone
+    # opened again (its code already in): the widget fills the dock, no stretch above it (pathologist, session 34:
+    # the tabs started half-way down)
+    dock, shell = viewer.window.add_plugin_dock_widget("napari-prunuclei", "Pruned vs dense nuclei")
+    qtbot.waitUntil(lambda: shell.widget is not None, timeout=60_000)
+    layout = shell.layout()
+    assert not any(layout.itemAt(i).spacerItem() is not None for i in range(layout.count()))
 
 
 def test_a_dock_closed_while_its_code_loads_makes_no_widget(qtbot, make_napari_viewer, monkeypatch):

@@ -8,7 +8,7 @@ import threading
 
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 __all__ = ["PruneCompareDock", "POLL_MS"]
 
@@ -25,6 +25,7 @@ class PruneCompareDock(QWidget):
         self.viewer = viewer
         self.widget = None
         self.error: str | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # the dock's height, whole
         self.note = QLabel("Loading the models' code (torch)...")
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -58,7 +59,11 @@ class PruneCompareDock(QWidget):
         from napari_prunuclei.gui.widget import PruneCompareWidget
 
         self.widget = PruneCompareWidget(self.viewer)
-        self.layout().addWidget(self.widget.native, 1)  # the whole dock (it sat centred, moving as the status grew)
+        layout = self.layout()
+        for i in reversed(range(layout.count())):  # napari's stretch under a dock of no vertical policy took half
+            if layout.itemAt(i).spacerItem() is not None:  # of it when the dock was opened again (pathologist)
+                layout.removeItem(layout.itemAt(i))
+        layout.addWidget(self.widget.native, 1)  # the whole dock (it sat centred, moving as the status grew)
         self.note.hide()
 
     def reset_choices(self, *_) -> None:
