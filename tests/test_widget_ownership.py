@@ -417,3 +417,18 @@ def test_results_go_back_above_their_own_image_when_side_by_side_is_turned_off(q
     mine = sorted(names.index(layer.name) for layer in w.state.owned().values())
     assert mine == list(range(names.index(IMG) + 1, names.index(IMG) + 1 + len(mine)))
     assert names.index("second tile") > max(mine) and viewer.layers["second tile"].visible
+
+
+def test_the_status_says_each_notice_once_and_clears_when_the_controls_match_again(qtbot, viewer_widget):
+    """Pathologist, session 34: after tile B and back, the status held two 'belongs to another image' notices, the
+    second false by then, before 'the controls describe the run on the canvas again'."""
+    viewer, w = viewer_widget
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    other = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
+    for _ in range(2):
+        w.image.value = other
+        assert w.status.value.count("belongs to another image") == 1
+        w.image.value = viewer.layers[IMG]
+        w.truth.value = viewer.layers[GT]
+    assert w.status.value == "the controls describe the run on the canvas again (network-wide CR20)"

@@ -265,7 +265,7 @@ class RunActions:
             self._params_pending = False
             self._rerun_watershed()
         elif not self._showing and self._stale_unchecked:  # controls changed during a job that shows nothing
-            self._mark_stale(said=self.status.value)
+            self._mark_stale()
 
     def _error(self, msg: str) -> None:
         self.status.value = f"error: {msg}"

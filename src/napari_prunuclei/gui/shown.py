@@ -144,7 +144,7 @@ class ShownRun:
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
         if self.worker is None and self._stale_unchecked:  # controls changed while the layers were made
-            self._mark_stale(said=self.status.value)
+            self._mark_stale()
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
@@ -234,11 +234,7 @@ class ShownRun:
         # the numbers are greyed while they describe another setting than the controls
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
         status = str(self.status.value)
-        if not said:  # what came before an earlier warning is kept, the warning said again or dropped
-            said = status[:status.find(STALE)] if STALE in status else ""
-        elif STALE in said:
-            said = said[:said.find(STALE)]
-        said = said.rstrip(". ")
+        said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said
         if not diffs and STALE in status:
             self.status.value = (f"{said + '. ' if said else ''}the controls describe the run on the canvas again "
                                  f"({req.spec.label})")

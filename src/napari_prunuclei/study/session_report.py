@@ -336,7 +336,8 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                 "ground truth": result.truth_name or "none", "pixel size um": req.pixel_size or "unknown",
                 "device": f"{req.segment.device}, precision {result.chosen.info.precision}",
                 "thresholds": "each pair its own (the registry's; columns fg, marker, min_size), dense dense's",
-                "seconds": "end to end, one run each on this image",
+                "seconds": "end to end, one run each on this image; dense's (dense_seconds) run again at the end, "
+                           "warm (its first run held the session's warm-up)",
                 "others_cpu": f"the share of the CPUs other work used during the row's run (above {BUSY_SHARE:g}: "
                               "its seconds are noisy)"}))
             w = csv.writer(f)
