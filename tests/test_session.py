@@ -395,3 +395,10 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     assert compute_report.how_timed(edited) == ("one run each; after the threshold edit, network-wide CR20's "
                                                 "watershed timed again alone; other work used 70% of the CPUs "
                                                 "meanwhile")
+
+
+def test_a_one_shot_models_own_thresholds_are_called_dense_s():
+    """Pathologist, session 34: after an edit on a one-shot model the status said 'Restore gives its own'."""
+    assert compute_models.whose_own(ModelSpec("networkwide", 20)) == "its own"
+    assert compute_models.whose_own(ModelSpec()) == "its own"
+    assert compute_models.whose_own(ModelSpec("networkwide", 12, False)) == "dense's"

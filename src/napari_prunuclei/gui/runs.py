@@ -224,7 +224,8 @@ class RunActions:
         if box is not None:
             own = compute_models.own_thresholds(result.request.spec)
             self.status.value += (f" (A ran with edited thresholds: fg {box.fg_threshold:g}, marker "
-                                  f"{box.marker_threshold:g}, min size {box.min_size:g}; its own: fg "
+                                  f"{box.marker_threshold:g}, min size {box.min_size:g}; "
+                                  f"{compute_models.whose_own(result.request.spec)}: fg "
                                   f"{own.fg_threshold:g}, marker {own.marker_threshold:g}, min size {own.min_size:g})")
         covering = self.covering_layers()
         if covering:  # e.g. a second tile opened after the first, napari's default: both shown

@@ -10,6 +10,7 @@ from napari_prunuclei.gui.state import PAINT, raw
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
+from napari_prunuclei.study.session_models import whose_own
 
 #: the metadata key of the plugin's own result layers (their provenance): never offered as an input
 OWN_METADATA = "prunuclei"
@@ -406,12 +407,11 @@ class ShownRun:
         if spec is None:
             return
         whose = "the shown run" if r is not None else "the chosen model A (nothing run yet)"
-        own = "its own" if spec.scheme == "dense" or spec.fine_tuned else "dense's: a one-shot model has none tuned"
+        own = whose_own(spec) + ("" if whose_own(spec) == "its own" else ": a one-shot model has none tuned")
         edited = ", edited" if self.params() != self._own_params(spec) else f" ({own})"
         text = f"thresholds of {whose}: {spec.label}{edited}"
         if r is not None and chosen is not None and chosen != spec:
-            own = "its own thresholds" if chosen.scheme == "dense" or chosen.fine_tuned else "dense's thresholds"
-            text += f". The chosen {chosen.label} is not run yet: Run uses {own}."
+            text += f". The chosen {chosen.label} is not run yet: Run uses {whose_own(chosen)} thresholds."
         self.thresholds_of.value = text
 
     def shown_thresholds(self, result: compute.ComparisonResult) -> WatershedParams:

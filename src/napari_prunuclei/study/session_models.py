@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the session imports this module
 __all__ = [
     "ImageSweepRow",
     "own_thresholds",
+    "whose_own",
     "edited_thresholds",
     "layer_sparsity",
     "model_note",
@@ -160,6 +161,11 @@ def own_thresholds(spec: ModelSpec):
     return default_watershed(spec.scheme, spec.cr, spec.fine_tuned)
 
 
+def whose_own(spec: ModelSpec) -> str:
+    """Whose a model's own thresholds are, in words: "its own", or "dense's" for a one-shot model (none tuned)."""
+    return "its own" if spec.scheme == "dense" or spec.fine_tuned else "dense's"
+
+
 def edited_thresholds(result: ComparisonResult):
     """Model A's thresholds where the run used others than its own (the widget's boxes), else None."""
     box = result.request.segment.params
@@ -181,7 +187,8 @@ def run_warning(result: ComparisonResult) -> str | None:
     sides = (("A", n, label), ("B", d, ref))
     for (who, mine, name), (_, theirs, other) in (sides, sides[::-1]):
         if theirs > 0 and mine < COLLAPSE * theirs:
-            why = ("at the edited thresholds (Restore gives its own)" if who == "A" and edited_thresholds(result)
+            why = (f"at the edited thresholds (Restore gives {whose_own(result.request.spec)})"
+                   if who == "A" and edited_thresholds(result)
                    else "has collapsed at this CR")
             return f"{who} ({name}) found {mine} nuclei, {other} {theirs}: {name} {why}; read its map with care"
     truth = next((t.n_reference for t in result.numbers.vs_truth.values() if t is not None), None)

@@ -13,7 +13,14 @@ from napari_prunuclei.base.machine import BUSY_SHARE
 from napari_prunuclei.io.measure import one_line, preamble
 from napari_prunuclei.runtime.request import Segmentation
 from napari_prunuclei.study.session import ComparisonResult, mean_area
-from napari_prunuclei.study.session_models import edited_thresholds, model_note, own_thresholds, run_warning, verdict
+from napari_prunuclei.study.session_models import (
+    edited_thresholds,
+    model_note,
+    own_thresholds,
+    run_warning,
+    verdict,
+    whose_own,
+)
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -158,7 +165,8 @@ def edited_text(result: ComparisonResult, seg) -> str:
     if seg is not result.pruned or edited_thresholds(result) is None:
         return ""
     own = own_thresholds(result.request.spec)
-    return (f" (edited in the widget; its own: fg_threshold {own.fg_threshold:g}, marker_threshold "
+    return (f" (edited in the widget; {whose_own(result.request.spec)}: fg_threshold {own.fg_threshold:g}, "
+            f"marker_threshold "
             f"{own.marker_threshold:g}, min_size {own.min_size:g})")
 
 
