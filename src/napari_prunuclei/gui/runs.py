@@ -117,7 +117,7 @@ class RunActions:
         of = (req.image_name, req.region, self.truth.value.name if truth is not None else None)  # what it is of
         name = one_line(req.image_name)
         name = name if len(name) <= 40 else name[:39] + "…"
-        where = f"'{name}'" + ("" if req.region is None else "\nrows {}-{}, columns {}-{}".format(*req.region))
+        where = f"'{name}'" + ("" if req.region is None else "\n" + compute_report.region_text(req.region))
         return self._start(job, lambda rows: self._on_sweep(rows, key, of), "CR sweep...",
                            after=lambda rows: self.charts.show_sweep(rows, where=where))
 

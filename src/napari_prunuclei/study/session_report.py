@@ -31,6 +31,7 @@ __all__ = [
     "shape_note",
     "speed_text",
     "how_timed",
+    "region_text",
     "time_columns",
     "layer_metadata",
     "numbers_html",
@@ -72,8 +73,7 @@ def format_numbers(result: ComparisonResult) -> str:
         if m is not None and seg is not None:
             lines.append(f"{seg.info.model}: mean nucleus area {m[0]:.1f} {m[1]}")
     if result.request.region is not None:
-        r0, r1, c0, c1 = result.request.region
-        lines.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
+        lines.append(f"region: {region_text(result.request.region)} of the image")
     for s in (result.pruned, result.dense):
         if s is None:
             continue
@@ -92,6 +92,11 @@ def format_numbers(result: ComparisonResult) -> str:
     if n.tiled:
         lines.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to 2048x2048")
     return "\n".join(lines)
+
+
+def region_text(region: tuple[int, int, int, int] | None) -> str:
+    """A run's region in words: "rows r0-r1, columns c0-c1", or "whole image" without one."""
+    return "whole image" if region is None else "rows {}-{}, columns {}-{}".format(*region)
 
 
 def speed_text(result: ComparisonResult) -> str:
@@ -246,8 +251,7 @@ def numbers_html(result: ComparisonResult) -> str:
             small.append(f"{escape(s.info.model)} thresholds: "
                          f"{escape(thresholds_text(s.info) + edited_text(result, s))}")
     if result.request.region is not None:
-        r0, r1, c0, c1 = result.request.region
-        small.append(f"region: rows {r0}-{r1}, columns {c0}-{c1} of the image")
+        small.append(f"region: {region_text(result.request.region)} of the image")
     if n.tiled:
         small.append("slide: ran tile by tile; pixel-wise comparison and maps are kept for images up to "
                      "2048x2048 (or tick 'visible region only')")
@@ -286,7 +290,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
     folder = Path(folder)
     header, rows = numbers_table(result)
     req = result.request
-    where = "whole image" if req.region is None else "rows {}-{}, columns {}-{}".format(*req.region)
+    where = region_text(req.region)
     with open(folder / "numbers.csv", "w", newline="") as f:
         f.write(preamble({  # the CSV travels without report.md: what its numbers are of (pandas: comment="#")
             "image": req.image_name, "region": where, "ground truth": result.truth_name or "none",
@@ -315,8 +319,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                       f"model does not match): {_events_line(n.disagreement)}."]
     lines += ["", "## Parameters and models", "",
               f"- image: {one_line(req.image_name)}" + ("" if req.region is None else
-                                              f", region rows {req.region[0]}-{req.region[1]}, "
-                                              f"columns {req.region[2]}-{req.region[3]}"),
+                                                          f", region {region_text(req.region)}"),
               f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
               f"- ground truth: layer '{one_line(result.truth_name)}'" if result.truth_name else "- ground truth: none",
               f"- device: {result.chosen.info.device}; precision used: "
