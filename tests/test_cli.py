@@ -209,6 +209,16 @@ def test_a_failure_line_names_the_file_once(why, line):
     assert failure_line(p, why.format(p=p)) == line.format(p=p)
 
 
+def test_a_failure_line_with_a_line_break_in_the_name_stays_one_line():
+    """Hostile pass: a file named with a line break split the failure into two lines on the terminal."""
+    from napari_prunuclei.cli.segment import failure_line
+
+    p = "odd\nname.tif"
+    for why in (f"cannot read image {p}: corrupted IFD structure", "corrupted IFD structure"):
+        line = failure_line(p, why)
+        assert "\n" not in line and '"odd\\nname.tif"' in line and "corrupted IFD structure" in line
+
+
 def test_models_markdown_is_one_row_per_pair_with_drops_against_dense(capsys):
     from napari_prunuclei.cli.models import pairs_markdown
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from napari_prunuclei.base.constants import HALO, MAX_BATCH, MAX_TILE, MIN_TILE, TILE
 from napari_prunuclei.cli.options import count_type, machine_cores, model_args, pair_of, pixel_size_arg, watershed_of
+from napari_prunuclei.io.measure import one_line
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -142,13 +143,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
 def failure_line(path, why) -> str:
     """One failed image's line, naming the file once: at the start, or where the reason names it (a library's
-    repeat of the name inside the reason is dropped)."""
+    repeat of the name inside the reason is dropped); a name with a line break is quoted, so the line stays one."""
     p, why = str(path), str(why)
+    shown = one_line(p)
     if p not in why:
-        return f"{p}: failed, nothing written: {why}"
+        return f"{shown}: failed, nothing written: {why}"
     head, tail = why.split(p, 1)
     for repeat in (f" '{p}'", f' "{p}"', f" {p}", p):
         tail = tail.replace(repeat, "")
     if not head.strip():
-        return f"{p}: failed, nothing written: {tail.lstrip(': ')}"
-    return f"failed, nothing written: {head}{p}{tail}"
+        return f"{shown}: failed, nothing written: {tail.lstrip(': ')}"
+    return f"failed, nothing written: {head}{shown}{tail}"
