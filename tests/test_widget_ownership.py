@@ -281,8 +281,10 @@ def test_a_ground_truth_chosen_after_a_run_in_micrometres_is_drawn_on_the_image_
     viewer, w = viewer_widget
     w.pixel_size.value = 0.5
     _run(qtbot, w)
-    late = viewer.add_labels(viewer.layers[GT].data.copy(), name=f"{IMG} · ground truth (opened later)")
-    assert tuple(late.scale) == (1, 1)
+    named = viewer.add_labels(viewer.layers[GT].data.copy(), name=f"{IMG} [1]")  # a file of the image's name
+    assert tuple(named.scale[-2:]) == (0.5, 0.5)  # on its image when opened (pathologist pass, session 34)
+    late = viewer.add_labels(viewer.layers[GT].data.copy(), name="nuclei (opened later)")
+    assert tuple(late.scale) == (1, 1)  # named for no image: until chosen
     w.truth.value = late
     assert tuple(late.scale[-2:]) == (0.5, 0.5) and str(late.units[-1]) == "micrometer"
     second = viewer.add_image(synthetic_tissue(512, seed=95)[0], name="second tile", rgb=True)

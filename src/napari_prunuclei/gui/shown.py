@@ -7,6 +7,7 @@ import time
 
 from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.state import PAINT, raw
+from napari_prunuclei.gui.truths import align_new_truths, named_for, on_grid_of
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
@@ -168,18 +169,16 @@ class ShownRun:
 
         return self._users_layers(Image)
 
+    def _cr_choices(self, scheme_label_: str) -> list[str]:
+        """The CR box's choices for a scheme: the zoo's CRs, then "other" (a one-shot pruning)."""
+        crs = self.zoo.get(self.schemes.get(scheme_label_, ""), [])
+        return [*(f"{c:g}" for c in crs), "other"]
+
     def _truth_belongs(self, truth, image) -> bool:
-        """A labels layer belongs to an image when its name is the image's (napari numbers a second layer of
-        one name ``NAME [1]``) or starts with it (``NAME · ground truth``, ``NAME_labels``), when its metadata
-        names the image, or when the user chose it while that image was selected."""
-        import re
-
-        def stem(name: str) -> str:
-            return re.sub(r" \[\d+\]$", "", str(name))
-
-        t, i = stem(truth.name), stem(image.name)
-        named = t == i or any(t.startswith(i + sep) for sep in (" ", "_", "-", "."))
-        return named or truth.metadata.get("image") == image.name or self._truth_chosen_for == image.name
+        """A labels layer belongs to an image when its name is the image's (``truths.named_for``), when its
+        metadata names the image, or when the user chose it while that image was selected."""
+        return (named_for(truth.name, image.name) or truth.metadata.get("image") == image.name
+                or self._truth_chosen_for == image.name)
 
     def _sweep_key(self) -> tuple:
         """What a CR sweep belongs to: the image, the ground truth and the region choice."""
@@ -274,17 +273,13 @@ class ShownRun:
     def _align_truth(self) -> None:
         """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset
         and units: µm where the image has a pixel size)."""
-        layer, truth = self.image.value, self.truth.value
-        if layer is None or truth is None:
-            return
-        data = layer.data[0] if layer.multiscale else layer.data
-        tdata = truth.data[0] if truth.multiscale else truth.data
-        if tuple(tdata.shape[:2]) == tuple(data.shape[:2]) and (
-                tuple(truth.scale[-2:]) != tuple(layer.scale[-2:]) or tuple(truth.translate[-2:]) != tuple(
-                    layer.translate[-2:])):
-            truth.scale = (*truth.scale[:-2], *layer.scale[-2:])
-            truth.translate = (*truth.translate[:-2], *layer.translate[-2:])
-            truth.units = (*truth.units[:-2], *layer.units[-2:])
+        if self.image.value is not None and self.truth.value is not None:
+            on_grid_of(self.truth.value, self.image.value)
+
+    def align_new_truths(self) -> None:
+        """Label layers just opened (napari's grid: scale 1) drawn on the image they are named for at once, not
+        only once chosen as ground truth (pathologist pass: a PNG's outlines lay 4x off a µm image)."""
+        align_new_truths(self._truth_choices(), self._image_choices())
 
     def _show_scale_bar(self) -> None:
         """napari's scale bar in µm while the shown run's image carries a pixel size."""

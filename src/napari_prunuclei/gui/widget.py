@@ -233,10 +233,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         super().reset_choices()
         for page in getattr(self, "pages", {}).values():
             page.reset_choices()
-
-    def _cr_choices(self, scheme_label_: str) -> list[str]:
-        crs = self.zoo.get(self.schemes.get(scheme_label_, ""), [])
-        return [*(f"{c:g}" for c in crs), "other"]
+        self.align_new_truths()
 
     def _reference_choices(self) -> list[str]:
         """dense, none, then every fine-tuned zoo pair (e.g. to set layer-wise against network-wide)."""
