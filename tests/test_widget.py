@@ -685,6 +685,23 @@ def test_a_results_layers_are_made_with_the_canvas_held_then_painted(qtbot, view
     assert _roles(w) == COMPARE and not w._showing and w._steps is None
 
 
+def test_the_status_says_done_once_the_last_layer_is_made_not_before(qtbot, viewer_widget):
+    """Pathologist, session 34: the status said 'done' about 2 s before the last layer appeared."""
+    viewer, w = viewer_widget
+    said, real = [], w._step
+
+    def step():
+        said.append((len(w.state.layers), w.status.value))
+        return real()
+
+    w._step = step
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert said and all(not text.startswith("done") for _, text in said), said
+    assert any(text.startswith("drawing the layers of network-wide CR20") for _, text in said)
+    assert w.status.value.startswith("done") and len(w.state.layers) == 7
+
+
 def test_side_by_side_toggled_while_a_result_is_being_shown_ends_with_every_layer_shown(qtbot, viewer_widget):
     """A pathologist's session toggled side by side while the layers still came over event-loop turns: every
     layer ended hidden. Now the toggle finishes the showing first, and made-hidden layers keep the visibility

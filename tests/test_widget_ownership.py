@@ -349,6 +349,10 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     assert w.covering_layers() == ["tile two"]
     assert "'tile two' is shown above 'synthetic H&E'" in w.status.value
     viewer.layers["tile two"].visible = False
+    assert "shown above" not in w.legend.value  # at once (pathologist passes, session 34: only after a run)
+    viewer.layers["tile two"].visible = True
+    assert "tile two&#x27; shown above" in w.legend.value
+    viewer.layers["tile two"].visible = False
     _run(qtbot, w)
     assert "shown above" not in w.status.value
 

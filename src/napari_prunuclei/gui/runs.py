@@ -242,6 +242,10 @@ class RunActions:
             n = result.chosen.n_nuclei
             self.status.value = (f"thresholds applied to the run shown ({result.request.image_name}, "
                                  f"{result.chosen.info.model}): {n} nuclei. {self.status.value}")
+        if self._showing:  # its layers are still being made over the next turns: 'done' once they are (shown.py)
+            drawing = f"drawing the layers of {result.chosen.info.model} on '{result.request.image_name}'..."
+            self._said_when_shown = (drawing, self.status.value)
+            self.status.value = drawing
 
     def _on_error(self, e: Exception) -> None:
         self._error(f"{type(e).__name__}: {e}")

@@ -145,6 +145,9 @@ class ShownRun:
             self._gc_frozen = False
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
+        said, self._said_when_shown = self._said_when_shown, None
+        if said is not None and self.status.value == said[0]:  # the run's status, now that its layers are made
+            self.status.value = said[1]  # (not over anything said meanwhile: an error, a new job)
         if self.worker is None and self._stale_unchecked:  # controls changed while the layers were made
             self._mark_stale()
 
@@ -305,6 +308,12 @@ class ShownRun:
                     f"'{escape(self.state.image_layer().name)}', the run's image: hide it to see the run on it</span>"
                     + (f"<br>{text}" if text else ""))
         self.legend.value = text
+
+    def _on_layer_event(self, event) -> None:
+        """Any layer's event, re-emitted by the layer list: a layer hidden or shown redraws the legend (its warning
+        of a layer above the run's image went only at the next run; pathologist passes, session 34)."""
+        if getattr(event, "type", None) == "visible":
+            self._draw_legend()
 
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):

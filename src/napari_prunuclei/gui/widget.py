@@ -132,6 +132,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         viewer.layers.events.removed.connect(self._on_layer_removed)  # closing a viewer removes every layer
         for event in (viewer.layers.events.inserted, viewer.layers.events.moved, viewer.layers.events.renamed):
             event.connect(self._draw_legend)  # (a tile opened over the run's image, a layer renamed: named as now)
+        viewer.layers.events.connect(self._on_layer_event)  # a layer hidden: the legend's warning follows
         self.tiling = Tiling()  # the pipeline's tiling policy (tests make it smaller)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, action(self), overwrite=True)
@@ -139,6 +140,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self._gc_frozen = False
         self._cancel = threading.Event()
         self._showing = False
+        self._said_when_shown: tuple[str, str] | None = None  # (status while drawing, status once drawn)
         self._stale_unchecked = False  # a control changed while busy: compared when the job or showing ends
         self._stepping = self._finish_now = False  # inside a step of showing a result; finish it in that step
         self._steps = None  # the layers of a result still being shown, one per event-loop turn
