@@ -26,6 +26,8 @@ def test_the_sweep_legend_lies_outside_the_axes(qtbot):
     assert fig.x0 <= box.x0 and box.x1 <= fig.x1 and fig.y0 <= box.y0  # whole, inside the figure
     assert not box.overlaps(charts.ax_sparsity.get_window_extent(renderer))
     assert ax.get_title() == "CR sweep on this image"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "10", "100"]  # every CR swept, named (session 34)
+    assert not ax.xaxis.get_minor_ticks() or not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
     charts.show_sweep(rows, where="'tile A.tif', rows 0-10, columns 5-20")  # a report's charts.png travels alone
     assert charts.ax_sweep.get_title() == "CR sweep on 'tile A.tif', rows 0-10, columns 5-20"
 

@@ -170,6 +170,12 @@ class ChartsCanvas(QLabel):
                     if not r.fine_tuned:
                         ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
             ax.set_xscale("log")
+            crs = sorted({r.cr for r in rows if r.scheme in PRUNED_SCHEMES})
+            if crs:  # a tick at every CR swept, named as the CR box names it (log ticks named 10 and 100 only)
+                from matplotlib.ticker import NullLocator
+
+                ax.set_xticks(crs, [f"{c:g}" for c in crs])
+                ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xlabel("compression ratio (x: one-shot)", fontsize=8)
             ax.set_ylabel(metric.upper(), fontsize=8)
             ax.set_title(f"CR sweep on {where}", fontsize=9)
