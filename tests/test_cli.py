@@ -214,9 +214,11 @@ def test_a_failure_line_with_a_line_break_in_the_name_stays_one_line():
     from napari_prunuclei.cli.segment import failure_line
 
     p = "odd\nname.tif"
-    for why in (f"cannot read image {p}: corrupted IFD structure", "corrupted IFD structure"):
+    for why in (f"cannot read image {p}: corrupted IFD structure", "corrupted IFD structure",
+                "cannot read image odd name.tif: corrupted IFD structure"):  # the reader's own, made one line
         line = failure_line(p, why)
         assert "\n" not in line and '"odd\\nname.tif"' in line and "corrupted IFD structure" in line
+        assert "odd name" not in line  # named once
 
 
 def test_models_markdown_is_one_row_per_pair_with_drops_against_dense(capsys):

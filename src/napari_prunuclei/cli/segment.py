@@ -127,8 +127,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
                          resume=not a.overwrite, threads=a.threads, per_file=a.per_file)
     for info in done.finished:
         rate = info.get("throughput", {}).get("mp_per_s")
-        print(f"{info['image']}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
-              + (f", {rate:.2f} MP/s" if rate else "") + f") -> {a.out / Path(info['image']).stem}_labels.tif")
+        print(f"{one_line(info['image'])}: {info['n_nuclei']} nuclei ({info['mode']}, {info['wall_seconds']:.1f} s"
+              + (f", {rate:.2f} MP/s" if rate else "")
+              + f") -> {one_line(str(a.out / Path(info['image']).stem) + '_labels.tif')}")
     if done.skipped and not done.finished and not done.failed:
         print(f"{done.skipped} image(s) already finished in {a.out} with this model: nothing to do "
               "(--overwrite redoes them)")
@@ -144,8 +145,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
 def failure_line(path, why) -> str:
     """One failed image's line, naming the file once: at the start, or where the reason names it (a library's
     repeat of the name inside the reason is dropped); a name with a line break is quoted, so the line stays one."""
-    p, why = str(path), str(why)
-    shown = one_line(p)
+    p, why, shown = str(path), str(why), one_line(str(path))
+    if p not in why and " ".join(p.split()) in why:  # the reason's own message had its line breaks made spaces
+        p = " ".join(p.split())
     if p not in why:
         return f"{shown}: failed, nothing written: {why}"
     head, tail = why.split(p, 1)

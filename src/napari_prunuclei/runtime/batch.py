@@ -327,7 +327,7 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
                   "segment_files(replace=True), the CLI's --overwrite, redoes them)")
     if workers <= 1 and scheduler is None:
         for p in todo:
-            tbar = tqdm(desc=p.name, unit="step", leave=False, disable=not progress)
+            tbar = tqdm(desc=" ".join(p.name.split()), unit="step", leave=False, disable=not progress)
             try:
                 result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
                                                     threads=threads, replace=replace, expect=model))
@@ -384,7 +384,7 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
                        for p in whole}
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
-                tbar = tqdm(desc=p.name, unit="tile", leave=False, disable=not progress)
+                tbar = tqdm(desc=" ".join(p.name.split()), unit="tile", leave=False, disable=not progress)
                 try:
                     info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client,
                                         replace=replace, expect=model)
