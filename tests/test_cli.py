@@ -73,6 +73,11 @@ def test_cli_segment_writes_outputs(tmp_path, capsys):
     assert tifffile.imread(tmp_path / "out" / "tile_probability.tif").dtype == np.float32
     info = json.loads((tmp_path / "out" / "tile_info.json").read_text())
     assert info["n_nuclei"] == lab.max()
+    iio.imwrite(tmp_path / "odd\nname.png", rgb)  # hostile pass: a name with a line break stays on one line
+    assert main(["segment", str(tmp_path / "odd\nname.png"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    done = [line for line in capsys.readouterr().out.splitlines() if "nuclei (" in line]
+    assert len(done) == 2 and done[1].startswith('"') and 'odd\\nname.png": ' in done[1]
+    assert done[1].endswith('odd\\nname_labels.tif"')
 
 
 def test_cli_segment_bad_file_is_a_clear_error(tmp_path, capsys):

@@ -210,6 +210,24 @@ def test_the_verdict_names_the_budget_against_the_truth_or_the_agreement_without
         assert f"{where} the 2 % budget" in compute_models.verdict(r)
 
 
+def test_a_ground_truth_no_model_matches_is_said_not_judged(a_vs_b):
+    """Pathologist, session 35: tile 2 scored against tile 1's ground truth read 'within the 2 % budget against
+    the ground truth: AJI 0.108 vs dense's 0.109'."""
+    from dataclasses import replace
+
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    a, b = a_vs_b.pruned.info.model, a_vs_b.dense.info.model
+    truth = {a: Agreement(0.108, 0.016, 0.24, 575, 660), b: Agreement(0.109, 0.017, 0.25, 575, 662)}
+    r = replace(a_vs_b, numbers=replace(a_vs_b.numbers, vs_truth=truth), truth_name="tile 1 [1]")
+    said = compute_models.verdict(r)
+    assert "not judged against the ground truth" in said and "budget" not in said
+    warning = compute_models.run_warning(r)
+    assert warning.startswith("the ground truth 'tile 1 [1]' matches no model's nuclei") and "0.108" in warning
+    truth[b] = Agreement(compute_models.TRUTH_MISMATCH_AJI, 0.3, 0.5, 575, 662)  # one model matches: judged
+    assert "budget" in compute_models.verdict(r) and compute_models.truth_mismatch(r) is None
+
+
 def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs_b):
     """A reviewer: a collapsed B (thousands of fragments) was never named; only a collapsed A was."""
     from dataclasses import replace

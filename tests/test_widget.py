@@ -513,6 +513,7 @@ def test_closing_the_viewer_removes_the_scratch_stores(qtbot, viewer_widget, mon
 def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_path):
     """Layer-wise against network-wide at one CR (the paper's question), side by side, then a report."""
     viewer, w = viewer_widget
+    w.truth.value = None  # (chosen with the image: named for it) the agreement of A and B alone
     assert "layer-wise CR20" in w.reference.choices and ALONE in w.reference.choices
     w.scheme.value, w.cr.value = "network-wide", "20"
     w.reference.value = "layer-wise CR20"
@@ -700,6 +701,33 @@ def test_the_status_says_done_once_the_last_layer_is_made_not_before(qtbot, view
     assert said and all(not text.startswith("done") for _, text in said), said
     assert any(text.startswith("drawing the layers of network-wide CR20") for _, text in said)
     assert w.status.value.startswith("done") and len(w.state.layers) == 7
+
+
+def test_what_is_said_while_layers_are_made_is_kept_and_a_clear_meanwhile_never_says_done(qtbot, viewer_widget):
+    """Reviewer: a note added to the status while the layers were made (an image switched) kept 'drawing...' for
+    good; layers abandoned half-way (the viewer emptied) still ended on 'done'."""
+    from qtpy.QtCore import QTimer
+
+    viewer, w = viewer_widget
+    real, calls, action = w._step, [], []
+
+    def step():  # (the step timer keeps the first callable it is given: one for the whole test)
+        calls.append(w.status.value)
+        if len(calls) == 2:
+            action[0]()
+        return real()
+
+    w._step = step
+    action.append(lambda: setattr(w.status, "value", w.status.value + " Note: said meanwhile."))
+    _run(qtbot, w)
+    assert w.status.value.startswith("done") and w.status.value.endswith("Note: said meanwhile."), w.status.value
+    assert "drawing" not in w.status.value
+    w.clear()  # the next run's layers made anew, over several turns
+    calls.clear()
+    action[0] = lambda: QTimer.singleShot(0, w.clear)  # between two turns of the showing
+    assert w.start_run() is not None
+    qtbot.waitUntil(lambda: len(calls) >= 2 and not w.busy and w.result is None, timeout=60_000)
+    assert not w.status.value.startswith("done") and "results cleared" in w.status.value, w.status.value
 
 
 def test_side_by_side_toggled_while_a_result_is_being_shown_ends_with_every_layer_shown(qtbot, viewer_widget):

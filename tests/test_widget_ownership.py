@@ -30,9 +30,17 @@ def test_ground_truth_stays_with_its_image(qtbot, viewer_widget):
     assert w.truth.value is None and "belongs to another image" in w.status.value
     _run(qtbot, w)
     assert not w.result.numbers.vs_truth and w.result.truth_name is None  # never scored against tile 1's nuclei
-    w.truth.value = viewer.layers[GT]  # chosen for this image by the user: used, and named in the report
+    w.truth.value = viewer.layers[GT]  # chosen by the user, but named for the other image open: refused
+    assert "named for the image 'synthetic H&E', not 'second tile': Run refuses it" in w.status.value
+    assert w.start_run() is None and "choose 'second tile''s ground truth, or none" in w.status.value
+    nuclei = viewer.add_labels(viewer.layers[GT].data.copy(), name="nuclei")  # named for no image open
+    w.truth.value = nuclei  # chosen by the user for this image: used
     _run(qtbot, w)
-    assert w.result.truth_name == GT
+    assert w.result.truth_name == "nuclei"
+    w.image.value = viewer.layers[IMG]  # back to tile 1: its own ground truth chosen again
+    assert w.truth.value is viewer.layers[GT] and f"ground truth '{GT}' chosen" in w.status.value
+    w.image.value = other  # and back: the one chosen for it before
+    assert w.truth.value is nuclei and "ground truth 'nuclei' chosen" in w.status.value
 
 
 def test_thresholds_belong_to_the_run_shown(qtbot, viewer_widget):
@@ -98,6 +106,7 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     from napari_prunuclei.nuclei.agreement import agreement_scores
 
     w.scheme.value = "dense"
+    w.truth.value = None  # (chosen with the image: named for it)
     w.start_run()
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     lab = viewer.layers[GT].data
@@ -437,4 +446,5 @@ def test_the_status_says_each_notice_once_and_clears_when_the_controls_match_aga
         assert w.status.value.count("belongs to another image") == 1
         w.image.value = viewer.layers[IMG]
         w.truth.value = viewer.layers[GT]
-    assert w.status.value == "the controls describe the run on the canvas again (network-wide CR20)"
+    assert w.status.value == ("ground truth 'synthetic H&E · ground truth' chosen: it is 'synthetic H&E''s. the "
+                              "controls describe the run on the canvas again (network-wide CR20)")

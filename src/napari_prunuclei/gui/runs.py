@@ -28,6 +28,7 @@ class RunActions:
         try:
             req = self.request()
             rgb = self._checked_rgb(req.region)
+            self._check_truth(self.image.value)  # never another open image's nuclei
         except (ImageError, ValueError) as e:
             self._error(str(e))
             return None
@@ -243,7 +244,8 @@ class RunActions:
             self.status.value = (f"thresholds applied to the run shown ({result.request.image_name}, "
                                  f"{result.chosen.info.model}): {n} nuclei. {self.status.value}")
         if self._showing:  # its layers are still being made over the next turns: 'done' once they are (shown.py)
-            drawing = f"drawing the layers of {result.chosen.info.model} on '{result.request.image_name}'..."
+            drawing = (f"drawing the layers of {result.chosen.info.model} on "
+                       f"'{one_line(result.request.image_name)[:80]}'...")
             self._said_when_shown = (drawing, self.status.value)
             self.status.value = drawing
 

@@ -7,7 +7,6 @@ import time
 
 from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.state import PAINT, raw
-from napari_prunuclei.gui.truths import align_new_truths, named_for, on_grid_of
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
@@ -96,8 +95,11 @@ class ShownRun:
         except StopIteration:
             self._end_showing()
             return
-        except BaseException:
+        except BaseException as e:
+            said, self._said_when_shown = self._said_when_shown, None
             self._end_showing()
+            if said is not None:  # never 'done' over layers that failed to be made
+                self.status.value = f"error: the result's layers could not all be made ({type(e).__name__}: {e})"
             raise
         finally:
             self._stepping = False
@@ -123,7 +125,10 @@ class ShownRun:
                 self._end_showing()
 
     def _abandon_showing(self) -> None:
-        """Stop showing a result half-way (its layers are about to be removed)."""
+        """Stop showing a result half-way (its layers are about to be removed): its status never says 'done'."""
+        said, self._said_when_shown = self._said_when_shown, None
+        if said is not None and said[0] in str(self.status.value):
+            self.status.value = str(self.status.value).replace(said[0], "results cleared")
         if self._stepping:  # a generator cannot be closed from inside itself: that step finishes it
             self._finish_now = True
             return
@@ -146,10 +151,11 @@ class ShownRun:
         if self.state.side_by_side != bool(self.side_by_side.value):  # toggled meanwhile
             self.state.set_side_by_side(bool(self.side_by_side.value))
         said, self._said_when_shown = self._said_when_shown, None
-        if said is not None and self.status.value == said[0]:  # the run's status, now that its layers are made
-            self.status.value = said[1]  # (not over anything said meanwhile: an error, a new job)
+        status = str(self.status.value)
+        if said is not None and said[0] in status:  # the run's status, now that its layers are made (what was
+            self.status.value = status.replace(said[0], said[1])  # added to it meanwhile kept)
         if self.worker is None and self._stale_unchecked:  # controls changed while the layers were made
-            self._mark_stale()
+            self._mark_stale(said=str(self.status.value))
 
     def _users_layers(self, kind: type) -> list:
         """The viewer's layers of ``kind`` that are not the plugin's own results: neither this widget's (side by
@@ -159,12 +165,6 @@ class ShownRun:
         mine = list(state.owned().values()) if state is not None else []
         return [layer for layer in self.viewer.layers if isinstance(layer, kind) and layer not in mine
                 and OWN_METADATA not in layer.metadata]
-
-    def _truth_choices(self, *_) -> list:
-        """The ground-truth box's choices: the user's label layers, never the plugin's own results."""
-        from napari.layers import Labels
-
-        return self._users_layers(Labels)
 
     def _image_choices(self, *_) -> list:
         """The image box's choices: the user's image layers, never the plugin's own maps or side by side views."""
@@ -176,12 +176,6 @@ class ShownRun:
         """The CR box's choices for a scheme: the zoo's CRs, then "other" (a one-shot pruning)."""
         crs = self.zoo.get(self.schemes.get(scheme_label_, ""), [])
         return [*(f"{c:g}" for c in crs), "other"]
-
-    def _truth_belongs(self, truth, image) -> bool:
-        """A labels layer belongs to an image when its name is the image's (``truths.named_for``), when its
-        metadata names the image, or when the user chose it while that image was selected."""
-        return (named_for(truth.name, image.name) or truth.metadata.get("image") == image.name
-                or self._truth_chosen_for == image.name)
 
     def _sweep_key(self) -> tuple:
         """What a CR sweep belongs to: the image, the ground truth and the region choice."""
@@ -228,7 +222,8 @@ class ShownRun:
             diffs.append(f"model B {self.reference.value}")
         self.mark_differences(list(diffs))  # the disagreement events: of the run's image and models A and B
         truth = self.truth.value
-        if (truth.name if truth is not None else None) != self._shown_truth:
+        slide = self.tiling.is_tiled(tuple(r.chosen.labels.shape[:2]))  # a slide's run uses no ground truth
+        if (truth.name if truth is not None else None) != self._shown_truth and not slide:
             diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
         if (float(self.pixel_size.value) or None) != req.pixel_size:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
@@ -273,17 +268,6 @@ class ShownRun:
             camera.zoom = camera.zoom / factor
         return True
 
-    def _align_truth(self) -> None:
-        """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset
-        and units: µm where the image has a pixel size)."""
-        if self.image.value is not None and self.truth.value is not None:
-            on_grid_of(self.truth.value, self.image.value)
-
-    def align_new_truths(self) -> None:
-        """Label layers just opened (napari's grid: scale 1) drawn on the image they are named for at once, not
-        only once chosen as ground truth (pathologist pass: a PNG's outlines lay 4x off a µm image)."""
-        align_new_truths(self._truth_choices(), self._image_choices())
-
     def _show_scale_bar(self) -> None:
         """napari's scale bar in µm while the shown run's image carries a pixel size."""
         layer = self.state.image_layer()
@@ -311,9 +295,13 @@ class ShownRun:
 
     def _on_layer_event(self, event) -> None:
         """Any layer's event, re-emitted by the layer list: a layer hidden or shown redraws the legend (its warning
-        of a layer above the run's image went only at the next run; pathologist passes, session 34)."""
-        if getattr(event, "type", None) == "visible":
+        of a layer above the run's image went only at the next run; pathologist passes, session 34); an image's
+        grid changed moves the label layers the plugin placed on it."""
+        kind = getattr(event, "type", None)
+        if kind == "visible":
             self._draw_legend()
+        elif kind in ("scale", "translate") and type(getattr(event, "source", None)).__name__ == "Image":
+            self._regrid_truths()  # label layers the plugin placed follow their image's new grid
 
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):

@@ -31,6 +31,7 @@ from napari_prunuclei.base.constants import SCHEME_LABELS
 from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
+from napari_prunuclei.gui.ground_truth import GroundTruthChoice
 from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.shown import PUT_PIXEL_SIZE, ShownRun
 from napari_prunuclei.gui.state import ComparisonState
@@ -63,7 +64,7 @@ SHORTCUTS = {
 }
 
 
-class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions, Container):
+class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions, DifferenceActions, Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:
@@ -176,7 +177,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         self.sweep_key: tuple | None = None
         self.sweep_of: tuple | None = None  # (image, region, ground truth) the sweep rows are of
         self.sweep_dropped: str | None = None  # why the last CR sweep was dropped (the report says it)
-        self._truth_chosen_for: str | None = None  # the image a ground truth of another name was chosen for
+        self._truths_chosen: dict[str, str] = {}  # image layer name -> the ground truth chosen for it
         self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
         self._on_image()
 
@@ -235,7 +236,7 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         super().reset_choices()
         for page in getattr(self, "pages", {}).values():
             page.reset_choices()
-        self.align_new_truths()
+        self._regrid_truths()
 
     def _reference_choices(self) -> list[str]:
         """dense, none, then every fine-tuned zoo pair (e.g. to set layer-wise against network-wide)."""
@@ -254,15 +255,11 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         """A new image: its pixel size from the reader's metadata, when the file has one; a ground truth that
         belongs to another image is unchosen; the sweep of the last image forgotten; the canvas marked stale."""
         layer = self.image.value
-        truth = self.truth.value
-        foreign = truth is not None and layer is not None and not self._truth_belongs(truth, layer)
-        if foreign:
-            self.truth.value = None  # never scored against another image's nuclei
+        said = self._truth_on_image(layer)  # another image's unchosen, this one's chosen
         self._forget_sweep()
         self._mark_stale()
-        if foreign:
-            self.status.value = (f"ground truth '{truth.name}' belongs to another image: unchosen (choose it again "
-                                 f"to use it with '{layer.name}'). " + (self.status.value or ""))
+        if said:
+            self.status.value = said + (self.status.value or "")
         meta = getattr(layer, "metadata", {}) if layer is not None else {}
         px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:
@@ -375,29 +372,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
         return r0, r1, c0, c1
 
 
-    def _truth_array(self, shape, region=None, truth=None, image=None) -> np.ndarray | None:
-        """The ground truth's array (``truth``: a labels layer, else the chosen one) for an image (``image``, else
-        the chosen one) of ``shape``, or cut to ``region`` of it; None (with an error shown) when it does not fit."""
-        truth = self.truth.value if truth is None else truth
-        if truth is None:
-            return None
-        if region is not None:  # the ground truth of the whole image, cut to the region
-            r0, r1, c0, c1 = region
-            data = truth.data[0] if truth.multiscale else truth.data
-            if tuple(data.shape) == tuple(self._checked_shape(image)):
-                return np.asarray(data[r0:r1, c0:c1])
-        if tuple(truth.data.shape) != tuple(shape):
-            self._error(f"ground truth '{truth.name}' has shape {truth.data.shape}, the image {tuple(shape)}")
-            return None
-        if self.tiling.is_tiled(shape):
-            return None  # slides: counts only, no pixel-wise comparison
-        return np.asarray(truth.data)
-
-    def _checked_shape(self, layer=None) -> tuple[int, int]:
-        layer = self.image.value if layer is None else layer
-        data = layer.data[0] if layer.multiscale else layer.data
-        return tuple(data.shape[:2])
-
     def _region_rgb(self, r: compute.ComparisonResult) -> np.ndarray | None:
         """The run's image (its region, for a region run) in memory; None for slides and lost layers."""
         layer = self.state.image_layer()
@@ -408,17 +382,6 @@ class PruneCompareWidget(ShownRun, RunActions, ExportActions, DifferenceActions,
             data = layer.data[0] if layer.multiscale else layer.data
             return np.asarray(data[r0:r1, c0:c1])
         return None if layer.multiscale else np.asarray(layer.data)
-
-    def _on_truth(self, *_) -> None:
-        """A ground truth chosen by the user counts as this image's; the shown numbers stay those of the run
-        (the canvas is marked stale: Run scores against the new choice)."""
-        truth, layer = self.truth.value, self.image.value
-        if truth is not None and layer is not None:
-            self._truth_chosen_for = layer.name
-            self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
-        self._forget_sweep()
-        self._mark_stale()
-
 
     def _show_numbers(self) -> None:
         """The numbers as a table (model rows x metrics) with the comparison lines below it."""

@@ -1,0 +1,29 @@
+"""The widget's ground-truth choice (gui/ground_truth.py): chosen with its image, never another image's."""
+
+import pytest
+
+from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+
+pytestmark = pytest.mark.gui
+
+IMG = "synthetic H&E"
+GT = "synthetic H&E · ground truth"
+
+
+def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_image_is(qtbot, viewer_widget):
+    """Pathologist, session 35: a ground truth opened for the image in view was not chosen; and switching tile 2
+    -> tile 1 -> tile 2 unchose each one's ground truth, the status telling to choose the other's again."""
+    viewer, w = viewer_widget
+    assert w.truth.value is viewer.layers[GT]  # named for the image: chosen with it
+    second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
+    w.image.value = second
+    assert w.truth.value is None and "'second tile' has none open" in w.status.value
+    own = viewer.add_labels(viewer.layers[GT].data.copy(), name="second tile [1]")  # opened now: chosen
+    assert w.truth.value is own and "ground truth 'second tile [1]' chosen" in w.status.value
+    w.image.value = viewer.layers[IMG]
+    assert w.truth.value is viewer.layers[GT] and "belongs to another image: unchosen" in w.status.value
+    w.image.value = second
+    assert w.truth.value is own
+    w.truth.value = None  # unchosen by the user: a layer opened later for another image changes nothing
+    viewer.add_labels(viewer.layers[GT].data.copy(), name="third tile")
+    assert w.truth.value is None
