@@ -176,7 +176,8 @@ class ChartsCanvas(QLabel):
 
                 ax.set_xticks(crs, [f"{c:g}" for c in crs])
                 ax.xaxis.set_minor_locator(NullLocator())
-            ax.set_xlabel("compression ratio (x: one-shot)", fontsize=8)
+            one_shot = any(not r.fine_tuned for r in rows)  # the x marks' key only where there are some
+            ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=8)
             ax.set_ylabel(metric.upper(), fontsize=8)
             ax.set_title(f"CR sweep on {where}", fontsize=9)
             ax.tick_params(labelsize=7)

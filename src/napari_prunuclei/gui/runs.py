@@ -195,7 +195,10 @@ class RunActions:
     def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None,
                    edited: bool = False) -> None:
         if result is None:  # cancelled
-            self.status.value = "cancelled"
+            shown = self.result
+            self.status.value = "cancelled" + (f" (the results shown are still the last run's: "
+                                               f"{shown.request.image_name}, {shown.chosen.info.model})"
+                                               if shown is not None else "")
             return
         self._shown_truth = truth_name
         result.truth_name = truth_name  # the report and exports name it

@@ -128,7 +128,7 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
     sets = (("metrics", "MoNuSeg test"), ("metrics_gbm40", "GBM40"))
     if spec.is_dense:
         parts = [f"{name} AJI {dense[key]['aji']:.3f}" for key, name in sets if "aji" in (dense.get(key) or {})]
-        return ("dense: " + " · ".join(parts)) if parts else "dense", False
+        return " · ".join(parts) if parts else "not measured", False
     if entry is None or not spec.fine_tuned:
         return ("one-shot pruning (not fine-tuned): accuracy not measured; one-shot models often find few "
                 "or no nuclei"), True
@@ -151,7 +151,9 @@ def model_note(spec: ModelSpec) -> tuple[str, bool]:
     text = " · ".join(parts)
     if collapsed:
         return text + ": this pair collapses (AJI under 0.3): its nuclei are missing, merged or split", True
-    return text, warn
+    # the flag says why (a pathologist saw a bare ⚠, session 35)
+    return (text + ": it loses over 10 % of dense's AJI: check its nuclei against the image", True) if warn \
+        else (text, False)
 
 
 def own_thresholds(spec: ModelSpec):
@@ -235,8 +237,15 @@ BUDGET = 0.02
 def verdict(result: ComparisonResult) -> str | None:
     """After a run of A against B: against the ground truth when the run had one (A's AJI within the 2 % budget
     of B's, or how far outside), else how much A agrees with B (AJI vs B) and A's known drop on MoNuSeg test."""
-    if result.pruned is None or result.dense is None:
-        return None
+    if result.pruned is None or result.dense is None:  # one model alone: against the ground truth, if any
+        one = result.pruned or result.dense
+        t = None if one is None else result.numbers.vs_truth.get(one.info.model)
+        if t is None:
+            return None
+        mismatch = truth_mismatch(result)
+        return (f"{one.info.model} not judged against the ground truth: it does not match (AJI {t.aji:.3f})"
+                if mismatch else f"{one.info.model} against the ground truth: AJI {t.aji:.3f}, PQ {t.pq:.3f}, "
+                f"{t.n_other} vs {t.n_reference} nuclei (no model B to compare with)")
     a, b = result.pruned.info.model, result.dense.info.model
     truth = result.numbers.vs_truth
     ta, tb = truth.get(a), truth.get(b)

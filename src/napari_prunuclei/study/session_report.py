@@ -218,6 +218,10 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         ratio = f"{seconds['pruned'] / max(seconds['dense'], 1e-9):.2f}" if both and role == "pruned" else ""
         row += [f"{pct_pruned(seg):.1f}", f"{seconds[role]:.2f}", ratio]
         rows.append(row)
+    truth = next((t for t in n.vs_truth.values() if t is not None), None)
+    if truth is not None:  # its count beside the models' (a pathologist found it only in a warning, session 35)
+        rows.append(["ground truth" + (f": {result.truth_name}" if result.truth_name else ""),
+                     str(truth.n_reference)] + [""] * (len(header) - 2))
     return header, rows
 
 
