@@ -123,6 +123,22 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     assert not (tmp_path / "after" / "sweep.csv").exists()
 
 
+def test_a_sweep_dropped_by_a_change_comes_back_when_the_change_is_undone(qtbot, viewer_widget):
+    """Pathologist, session 35: the ground truth unchosen and chosen again lost a 70 s sweep for good."""
+    viewer, w = viewer_widget
+    from napari_prunuclei.nuclei.agreement import agreement_scores
+
+    lab = viewer.layers[GT].data
+    rows = [ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab), agreement_scores(lab, lab))]
+    w._on_sweep(rows, w._sweep_key(), (IMG, None, GT), f"'{IMG}'\nwhole image")
+    w.truth.value = None
+    assert w.sweep_rows is None and "ground truth" in w.sweep_dropped
+    assert w.charts.ax_sweep.get_title() == "CR sweep: press 'CR sweep' for this image"
+    w.truth.value = viewer.layers[GT]
+    assert w.sweep_rows == rows and w.sweep_dropped is None and w.sweep_of == (IMG, None, GT)
+    assert w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
+
+
 def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.scheme.value = "dense"

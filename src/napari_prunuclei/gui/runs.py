@@ -118,8 +118,8 @@ class RunActions:
         of = (req.image_name, req.region, self.truth.value.name if truth is not None else None)  # what it is of
         name = one_line(req.image_name)
         name = name if len(name) <= 40 else name[:39] + "…"
-        where = f"'{name}'" + ("" if req.region is None else "\n" + compute_report.region_text(req.region))
-        return self._start(job, lambda rows: self._on_sweep(rows, key, of), "CR sweep...",
+        where = f"'{name}'\n" + compute_report.region_text(req.region)  # ("whole image" said too)
+        return self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
                            after=lambda rows: self.charts.show_sweep(rows, where=where))
 
     def start_timing(self, *_):
@@ -152,7 +152,7 @@ class RunActions:
         return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...")
 
     def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None,
-                  of: tuple | None = None) -> None:
+                  of: tuple | None = None, where: str = "this image") -> None:
         if rows is None:
             self.status.value = "cancelled"
             return
@@ -161,8 +161,8 @@ class RunActions:
             self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
             self.charts.clear_sweep("press 'CR sweep' for this image")
             return
-        self.sweep_rows, self.sweep_key, self.sweep_of = rows, key, of
-        self.sweep_dropped = None
+        self.sweep_rows, self.sweep_key, self.sweep_of, self._sweep_where = rows, key, of, where
+        self.sweep_dropped, self._kept_sweep = None, None
         self.charts.refresh()
         self.status.value = "CR sweep done"
         self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run

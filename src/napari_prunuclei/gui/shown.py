@@ -194,11 +194,20 @@ class ShownRun:
         return f"'visible region only' was turned {'on' if now[3] else 'off'}"
 
     def _forget_sweep(self, *_) -> None:
-        """The sweep no longer belongs to the image, truth or region chosen: dropped, and the report says why."""
-        if self.sweep_rows is not None and self.sweep_key != self._sweep_key():
+        """The sweep no longer belongs to the image, truth or region chosen: dropped, and the report says why; kept
+        aside, and shown again when they are chosen again (a pathologist lost a 70 s sweep to a ground truth
+        unchosen and chosen again, session 35)."""
+        key = self._sweep_key()
+        if self.sweep_rows is not None and self.sweep_key != key:
+            self._kept_sweep = (self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where)
             self.sweep_dropped = self._sweep_change(self.sweep_key)
             self.sweep_rows = self.sweep_key = self.sweep_of = None
             self.charts.clear_sweep("press 'CR sweep' for this image")
+        elif self.sweep_rows is None and self._kept_sweep is not None and self._kept_sweep[0] == key:
+            self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where = self._kept_sweep
+            self._kept_sweep, self.sweep_dropped = None, None
+            self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
+            self.charts.refresh()
 
     def _mark_stale(self, *_, force: bool = False, said: str = "") -> None:
         """Say, without touching what is shown, when the controls no longer describe the run on the canvas;

@@ -177,6 +177,7 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         self.sweep_key: tuple | None = None
         self.sweep_of: tuple | None = None  # (image, region, ground truth) the sweep rows are of
         self.sweep_dropped: str | None = None  # why the last CR sweep was dropped (the report says it)
+        self._sweep_where, self._kept_sweep = "this image", None  # its chart's title; the last one dropped
         self._truths_chosen: dict[str, str] = {}  # image layer name -> the ground truth chosen for it
         self._shown_truth: str | None = None  # the ground truth the shown numbers were scored against
         self._on_image()
