@@ -27,3 +27,17 @@ def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_im
     w.truth.value = None  # unchosen by the user: a layer opened later for another image changes nothing
     viewer.add_labels(viewer.layers[GT].data.copy(), name="third tile")
     assert w.truth.value is None
+
+
+def test_a_ground_truth_follows_its_image_onto_the_typed_pixel_size(qtbot, viewer_widget):
+    """Pathologist, session 35: tile 2 chosen after a run at 0.25 µm went onto the µm grid, its ground truth (opened
+    before, at scale 1) stayed 4x too large until tile 2 was chosen a second time."""
+    viewer, w = viewer_widget
+    w.pixel_size.value = 0.25
+    second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
+    own = viewer.add_labels(viewer.layers[GT].data.copy(), name="second tile [1]")
+    assert tuple(own.scale) == (1, 1)
+    w.image.value = second  # the typed pixel size goes onto the image: its ground truth with it
+    assert w.truth.value is own and tuple(second.scale[-2:]) == (0.25, 0.25) == tuple(own.scale[-2:])
+    second.scale = (0.5, 0.5)  # any later change of the image's grid too
+    assert tuple(own.scale) == (0.5, 0.5)

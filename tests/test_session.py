@@ -246,6 +246,11 @@ def test_the_ground_truths_count_is_a_row_and_a_model_alone_is_judged_against_it
     assert compute_models.verdict(alone) == (f"{a} against the ground truth: AJI 0.645, PQ 0.620, 657 vs 575 nuclei "
                                              "(no model B to compare with)")
     assert compute_models.verdict(replace(alone, numbers=replace(alone.numbers, vs_truth={}))) is None
+    from napari_prunuclei.study.session_report import format_numbers, numbers_html
+
+    busy = replace(alone, others=0.55)  # a pathologist: a model alone never said the CPUs were busy
+    assert "seconds: one run; other work used 55% of the CPUs meanwhile" in format_numbers(busy)
+    assert "other work used 55% of the CPUs" in numbers_html(busy) and "other work" not in numbers_html(alone)
 
 
 def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs_b):

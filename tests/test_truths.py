@@ -44,6 +44,8 @@ def test_labels_the_plugin_placed_follow_their_images_grid_and_those_the_user_pl
     image.scale = (0.5, 0.5)
     assert align_new_truths([follows, moved_by_user], [image]) == [follows]
     assert tuple(follows.scale) == (0.5, 0.5) and tuple(moved_by_user.scale) == (1, 1)
+    image.units = ("nm", "nm")  # units changed alone (the plugin sets the scale first, then the units)
+    assert align_new_truths([follows], [image]) == [follows] and str(follows.units[-1]) == "nanometer"
     placed = _labels(v, "tile_a", scale=(2, 2))  # placed before the plugin saw it
     assert align_new_truths([placed], [image]) == [] and tuple(placed.scale) == (2, 2)
 

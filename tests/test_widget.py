@@ -447,6 +447,7 @@ def test_model_choice_is_honest_before_and_after_a_run(qtbot, viewer_widget):
     w.cr.value = "20"
     assert w.fine_tuned.value and w.fine_tuned.enabled
     assert all(getattr(w, name).tooltip for name in ("scheme", "cr", "fg", "marker", "min_size", "export_btn"))
+    assert all(box.line_edit.tooltip and box.choose_btn.tooltip for box in (w.export_path, w.report_path))
 
 
 def test_instances_carry_measurements_and_disagreement_says_its_kind(qtbot, viewer_widget):

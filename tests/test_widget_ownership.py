@@ -32,7 +32,7 @@ def test_ground_truth_stays_with_its_image(qtbot, viewer_widget):
     assert not w.result.numbers.vs_truth and w.result.truth_name is None  # never scored against tile 1's nuclei
     w.truth.value = viewer.layers[GT]  # chosen by the user, but named for the other image open: refused
     assert "named for the image 'synthetic H&E', not 'second tile': Run refuses it" in w.status.value
-    assert w.start_run() is None and "choose 'second tile''s ground truth, or none" in w.status.value
+    assert w.start_run() is None and "choose the ground truth of 'second tile', or none" in w.status.value
     nuclei = viewer.add_labels(viewer.layers[GT].data.copy(), name="nuclei")  # named for no image open
     w.truth.value = nuclei  # chosen by the user for this image: used
     _run(qtbot, w)
@@ -462,5 +462,5 @@ def test_the_status_says_each_notice_once_and_clears_when_the_controls_match_aga
         assert w.status.value.count("belongs to another image") == 1
         w.image.value = viewer.layers[IMG]
         w.truth.value = viewer.layers[GT]
-    assert w.status.value == ("ground truth 'synthetic H&E · ground truth' chosen: it is 'synthetic H&E''s. the "
+    assert w.status.value == ("ground truth 'synthetic H&E · ground truth' chosen for 'synthetic H&E'. the "
                               "controls describe the run on the canvas again (network-wide CR20)")

@@ -46,7 +46,7 @@ class GroundTruthChoice:
             own = self._own_truth(image)
             if own is not None:
                 self.truth.value = own
-                said = (f"{said}; " if said else "") + f"ground truth '{own.name}' chosen: it is '{image.name}''s"
+                said = (f"{said}; " if said else "") + f"ground truth '{own.name}' chosen for '{image.name}'"
             elif said:
                 said += f" ('{image.name}' has none open: open its label image, or choose one)"
         return f"{said}. " if said else ""
@@ -63,7 +63,7 @@ class GroundTruthChoice:
         other = None if truth is None or layer is None else image_of(truth, self._image_choices())
         if other is not None and other is not layer:
             self.status.value = (f"ground truth '{truth.name}' is named for the image '{other.name}', not "
-                                 f"'{layer.name}': Run refuses it (choose '{layer.name}''s, or none)")
+                                 f"'{layer.name}': Run refuses it (choose the ground truth of '{layer.name}', or none)")
 
     def _check_truth(self, image) -> None:
         """Refuse a run on ``image`` scored against a ground truth named for another open image (its nuclei are
@@ -72,7 +72,7 @@ class GroundTruthChoice:
         other = None if truth is None or image is None else image_of(truth, self._image_choices())
         if other is not None and other is not image:
             raise ValueError(f"ground truth '{truth.name}' is named for the image '{other.name}', not "
-                             f"'{image.name}': choose '{image.name}''s ground truth, or none")
+                             f"'{image.name}': choose the ground truth of '{image.name}', or none")
 
     def _align_truth(self) -> None:
         """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset
@@ -92,7 +92,7 @@ class GroundTruthChoice:
             own = [t for t in new if image_of(t, self._image_choices()) is image]
             if len(own) == 1:
                 self.truth.value = own[0]
-                self.status.value = f"ground truth '{own[0].name}' chosen: it is '{image.name}''s. {self.status.value}"
+                self.status.value = f"ground truth '{own[0].name}' chosen for '{image.name}'. {self.status.value}"
 
     def _truth_array(self, shape, region=None, truth=None, image=None) -> np.ndarray | None:
         """The ground truth's array (``truth``: a labels layer, else the chosen one) for an image (``image``, else

@@ -237,7 +237,7 @@ class RunActions:
             note = (f"{names} {'is' if len(covering) == 1 else 'are'} shown above '{result.request.image_name}', the "
                     f"image this run was computed on: the results and that image are not what you see together. "
                     f"Hide {'it' if len(covering) == 1 else 'them'} to see the results on their own image.")
-            self.status.value += f" Note: {note}"
+            self.status.value = f"{str(self.status.value).rstrip('. ')}. Note: {note}"
             show_warning(note)
         said = self.status.value
         self.name_thresholds()  # the boxes are this run's now

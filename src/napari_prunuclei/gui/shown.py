@@ -309,8 +309,12 @@ class ShownRun:
         kind = getattr(event, "type", None)
         if kind == "visible":
             self._draw_legend()
-        elif kind in ("scale", "translate") and type(getattr(event, "source", None)).__name__ == "Image":
-            self._regrid_truths()  # label layers the plugin placed follow their image's new grid
+        elif kind in ("scale", "translate", "units"):  # (re-emitted: its source is the layer list; the layer: index)
+            from napari.layers import Image
+
+            index, layers = getattr(event, "index", None), self.viewer.layers
+            if isinstance(index, int) and 0 <= index < len(layers) and isinstance(layers[index], Image):
+                self._regrid_truths()  # label layers the plugin placed follow their image's new grid
 
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):

@@ -35,11 +35,11 @@ def grid(layer) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def on_grid_of(truth, image) -> bool:
-    """Draw the labels layer ``truth`` on ``image``'s grid (scale, offset, units of every axis) when the two
+    """Draw the labels layer ``truth`` on ``image``'s grid (scale, offset and units of every axis) when the two
     have the same spatial shape; returns whether anything changed. The grid put is kept in its metadata."""
     if spatial_shape(truth) != spatial_shape(image):
         return False
-    if grid(truth) == grid(image):
+    if grid(truth) == grid(image) and tuple(map(str, truth.units)) == tuple(map(str, image.units)):
         truth.metadata[GRID_KEY] = [list(v) for v in grid(truth)]
         return False
     truth.scale, truth.translate, truth.units = image.scale, image.translate, image.units

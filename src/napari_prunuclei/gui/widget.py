@@ -121,6 +121,8 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         self._build_differences()  # the Differences tab's table and buttons
         for w, tip in TOOLTIPS.items():
             getattr(self, w).tooltip = tip
+        for box in (self.export_path, self.report_path):  # a file box's own line and button (a pathologist saw none)
+            box.line_edit.tooltip = box.choose_btn.tooltip = box.tooltip
         from napari_prunuclei.gui.plots import ChartsCanvas
 
         self.charts = ChartsCanvas()
@@ -270,8 +272,9 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
             self.pixel_size.value = 0  # the previous image's size does not hold for this one
             self._px_from_image = None
         elif layer is not None and self.pixel_size.value and self._put_pixel_size(layer, float(self.pixel_size.value)):
-            self.status.value = ((self.status.value or "") + f" Pixel size {self.pixel_size.value:g} µm (as typed) "
-                                 f"is used for '{layer.name}' too: change it if this image's differs.").strip()
+            said = (self.status.value or "").rstrip(". ")
+            self.status.value = (f"{said + '. ' if said else ''}Pixel size {self.pixel_size.value:g} µm (as typed) "
+                                 f"is used for '{layer.name}' too: change it if this image's differs.")
 
     @property
     def result(self) -> compute.ComparisonResult | None:
