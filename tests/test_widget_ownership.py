@@ -464,3 +464,22 @@ def test_the_status_says_each_notice_once_and_clears_when_the_controls_match_aga
         w.truth.value = viewer.layers[GT]
     assert w.status.value == ("ground truth 'synthetic H&E · ground truth' chosen for 'synthetic H&E'. the "
                               "controls describe the run on the canvas again (network-wide CR20)")
+
+
+def test_an_error_or_a_cancel_still_says_the_results_shown_are_another_runs(qtbot, viewer_widget, tmp_path):
+    """Pathologist, session 35: after an error or a cancel the warning that the controls name another run was
+    gone, though they still did."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    w.cr.value = "10"
+    w.export_path.value = tmp_path / "noext"
+    assert w.export() is None
+    said = w.status.value
+    assert said.startswith("error: ") and "⚠ the results shown are the last run's" in said and "CR10" in said
+    worker = w.start_run()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        w.cancel()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value.startswith("cancelled (the results shown are still the last run's")
+    assert "⚠ the results shown are the last run's" in w.status.value

@@ -199,6 +199,7 @@ class RunActions:
             self.status.value = "cancelled" + (f" (the results shown are still the last run's: "
                                                f"{shown.request.image_name}, {shown.chosen.info.model})"
                                                if shown is not None else "")
+            self._mark_stale(said=self.status.value)
             return
         self._shown_truth = truth_name
         result.truth_name = truth_name  # the report and exports name it
@@ -275,11 +276,12 @@ class RunActions:
             self._params_pending = False
             self._rerun_watershed()
         elif not self._showing and self._stale_unchecked:  # controls changed during a job that shows nothing
-            self._mark_stale()
+            self._mark_stale(said=str(self.status.value))  # (after what the job's end said: cancelled, an error)
 
     def _error(self, msg: str) -> None:
         self.status.value = f"error: {msg}"
         show_error(msg)
+        self._mark_stale(said=self.status.value)  # still say when the results shown are another run's (session 35)
 
     def _on_params_edited(self, *_) -> None:
         """A threshold changed: re-run the watershed after DEBOUNCE_MS without further edits."""

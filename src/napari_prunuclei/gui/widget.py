@@ -102,7 +102,7 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
-        self.sweep_btn = PushButton(text="CR sweep on this image (every zoo model)")
+        self.sweep_btn = PushButton(text="CR sweep (every zoo model, this image)")  # "press 'CR sweep'"
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
