@@ -27,6 +27,8 @@ class GroundTruthChoice:
         """The labels layer to choose for ``image``: the one the user chose for it before, else the one layer
         named for it (of its shape); None when there is none or the choice is not clear."""
         truths = self._truth_choices()
+        if image.name in self._truths_chosen and self._truths_chosen[image.name] is None:
+            return None  # the user chose none for it
         chosen = self._truths_chosen.get(image.name)
         before = next((t for t in truths if t.name == chosen), None)
         if before is not None:
@@ -40,7 +42,9 @@ class GroundTruthChoice:
         truth = self.truth.value
         said = ""
         if truth is not None and image is not None and not self._truth_belongs(truth, image):
+            kept = dict(self._truths_chosen)  # (unchosen here, not by the user: 'none' is not this image's choice)
             self.truth.value = None  # never scored against another image's nuclei
+            self._truths_chosen = kept
             said = f"ground truth '{truth.name}' belongs to another image: unchosen"
         if self.truth.value is None and image is not None:
             own = self._own_truth(image)
@@ -55,8 +59,9 @@ class GroundTruthChoice:
         """A ground truth chosen by the user counts as this image's; the shown numbers stay those of the run
         (the canvas is marked stale: Run scores against the new choice)."""
         truth, layer = self.truth.value, self.image.value
+        if layer is not None:  # (None: the user chose none for this image; it stays so when it is chosen again)
+            self._truths_chosen[layer.name] = truth.name if truth is not None else None
         if truth is not None and layer is not None:
-            self._truths_chosen[layer.name] = truth.name
             self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
         self._forget_sweep()
         self._mark_stale()
