@@ -29,7 +29,7 @@ def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_im
     assert w.truth.value is None
     w.image.value = viewer.layers[IMG]
     w.image.value = second  # 'none', the user's choice for this image, kept when it is chosen again
-    assert w.truth.value is None
+    assert w.truth.value is None and "(none, as you chose for 'second tile')" in w.status.value
 
 
 def test_a_ground_truth_follows_its_image_onto_the_typed_pixel_size(qtbot, viewer_widget):

@@ -481,5 +481,5 @@ def test_an_error_or_a_cancel_still_says_the_results_shown_are_another_runs(qtbo
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         w.cancel()
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
-    assert w.status.value.startswith("cancelled (the results shown are still the last run's")
+    assert w.status.value.startswith("cancelled: nothing shown changed. ⚠ the results shown are the last run's")
     assert "⚠ the results shown are the last run's" in w.status.value

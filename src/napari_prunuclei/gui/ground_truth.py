@@ -51,6 +51,8 @@ class GroundTruthChoice:
             if own is not None:
                 self.truth.value = own
                 said = (f"{said}; " if said else "") + f"ground truth '{own.name}' chosen for '{image.name}'"
+            elif said and self._truths_chosen.get(image.name, "") is None:
+                said += f" (none, as you chose for '{image.name}')"
             elif said:
                 said += f" ('{image.name}' has none open: open its label image, or choose one)"
         return f"{said}. " if said else ""

@@ -195,11 +195,8 @@ class RunActions:
     def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None,
                    edited: bool = False) -> None:
         if result is None:  # cancelled
-            shown = self.result
-            self.status.value = "cancelled" + (f" (the results shown are still the last run's: "
-                                               f"{shown.request.image_name}, {shown.chosen.info.model})"
-                                               if shown is not None else "")
-            self._mark_stale(said=self.status.value)
+            self.status.value = "cancelled: nothing shown changed" if self.result is not None else "cancelled"
+            self._mark_stale(said=self.status.value)  # and, when the controls name another run, that
             return
         self._shown_truth = truth_name
         result.truth_name = truth_name  # the report and exports name it
