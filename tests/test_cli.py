@@ -164,6 +164,18 @@ def _sweep_row(dataset, scheme, cr, variant, aji, images=("a", "b", "c")):
             "made_by": results_record(ModelSpec(scheme, cr, variant != "one-shot"))}
 
 
+def test_a_report_written_again_from_rows_keeps_the_included_pairs_times():
+    """Session 35: the channel report written again with --rows and --include lost the unstructured pairs' times
+    (taken from --include, untimed, instead of the earlier run's timed copies)."""
+    from napari_prunuclei.cli.sweep import same_row
+
+    included = _sweep_row("monuseg", "layerwise", 2.0, "fine-tuned", 0.59)
+    timed = {**included, "seconds": 0.71, "time_ratio": 0.99}
+    assert same_row(timed, included) is timed and same_row(None, included) is included
+    other = {**timed, "aji": 0.5}  # another evaluation (other weights or scores): not taken
+    assert same_row(other, included) is included
+
+
 def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_path, capsys):
     """`--rows` takes an earlier sweep.json (no data read: --data names a folder that does not exist), keeps the
     rows asked for, and writes the report; a missing file or no matching rows is one line, exit 2."""

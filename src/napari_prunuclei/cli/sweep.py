@@ -69,10 +69,15 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                              progress=tqdm_callback(bar), workers=a.workers)
         rows = [r.as_dict() for r in rows]
     if a.include is not None:
-        have = {(r["dataset"], r["scheme"], r["cr"], r["variant"]) for r in rows}
-        rows += [r for r in read_sweep_rows(a.include)  # the earlier sweep's fine-tuned pairs
-                 if (r["dataset"], r["scheme"], r["cr"], r["variant"]) not in have and r["dataset"] in a.datasets
-                 and r["variant"] == "fine-tuned"]
+        def key(r: dict) -> tuple:
+            return r["dataset"], r["scheme"], r["cr"], r["variant"]
+
+        have = {key(r) for r in rows}
+        # a report written again from --rows keeps the included pairs as that run had them (timed), where they are
+        # the very rows of --include (the same scores, the same files); else the --include row
+        kept = {key(r): r for r in read_sweep_rows(a.rows)} if a.rows is not None else {}
+        rows += [same_row(kept.get(key(r)), r) for r in read_sweep_rows(a.include)  # the earlier fine-tuned pairs
+                 if key(r) not in have and r["dataset"] in a.datasets and r["variant"] == "fine-tuned"]
     if a.time:
         from napari_prunuclei.study.sweep import add_times
 
@@ -104,6 +109,13 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     for f in files:
         print(f"wrote {f}")
     return 0
+
+
+def same_row(earlier: dict | None, included: dict) -> dict:
+    """``earlier`` (a row of --rows) where it is ``included`` (a row of --include) with what a timing added, else
+    ``included``."""
+    same = earlier is not None and all(earlier.get(k) == included.get(k) for k in ("aji", "per_image", "made_by"))
+    return earlier if same else included
 
 
 def check_destinations(a: argparse.Namespace) -> None:
