@@ -67,19 +67,24 @@ class GroundTruthChoice:
             self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
         self._forget_sweep()
         self._mark_stale()
-        other = None if truth is None or layer is None else image_of(truth, self._image_choices())
-        if other is not None and other is not layer:
-            self.status.value = (f"ground truth '{truth.name}' is named for the image '{other.name}', not "
-                                 f"'{layer.name}': Run refuses it (choose the ground truth of '{layer.name}', or none)")
+        foreign = self._foreign_truth(layer)
+        if foreign:
+            self.status.value = f"{foreign}: Run refuses it (choose the ground truth of '{layer.name}', or none)"
+
+    def _foreign_truth(self, image) -> str:
+        """Why the chosen ground truth is not ``image``'s: it is named for another open image ('' when not)."""
+        truth = self.truth.value
+        other = None if truth is None or image is None else image_of(truth, self._image_choices())
+        if other is None or other is image:
+            return ""
+        return f"ground truth '{truth.name}' is named for the image '{other.name}', not '{image.name}'"
 
     def _check_truth(self, image) -> None:
         """Refuse a run on ``image`` scored against a ground truth named for another open image (its nuclei are
         not this image's: every AJI would be near 0, the verdict meaningless; pathologist pass, session 35)."""
-        truth = self.truth.value
-        other = None if truth is None or image is None else image_of(truth, self._image_choices())
-        if other is not None and other is not image:
-            raise ValueError(f"ground truth '{truth.name}' is named for the image '{other.name}', not "
-                             f"'{image.name}': choose the ground truth of '{image.name}', or none")
+        foreign = self._foreign_truth(image)
+        if foreign:
+            raise ValueError(f"{foreign}: choose the ground truth of '{image.name}', or none")
 
     def _align_truth(self) -> None:
         """The chosen ground truth, when it has the chosen image's shape, drawn on the image's grid (scale, offset
