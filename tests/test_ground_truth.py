@@ -44,3 +44,18 @@ def test_a_ground_truth_follows_its_image_onto_the_typed_pixel_size(qtbot, viewe
     assert w.truth.value is own and tuple(second.scale[-2:]) == (0.25, 0.25) == tuple(own.scale[-2:])
     second.scale = (0.5, 0.5)  # any later change of the image's grid too
     assert tuple(own.scale) == (0.5, 0.5)
+
+
+def test_the_status_says_this_switch_not_the_last_ones_and_a_refusal_goes_with_its_cause(qtbot, viewer_widget):
+    """Pathologist, session 35: after a few switches the status held five joined, contradicting notices; and
+    'Run refuses it' stayed after the image's own ground truth was chosen again."""
+    viewer, w = viewer_widget
+    second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
+    own = viewer.add_labels(viewer.layers[GT].data.copy(), name="second tile [1]")
+    for image in (second, viewer.layers[IMG], second):
+        w.image.value = image
+    assert w.status.value.count("chosen for") == 1 and w.status.value.count("belongs to another image") == 1
+    w.truth.value = viewer.layers[GT]  # tile 1's, for tile 2: refused
+    assert "Run refuses it" in w.status.value
+    w.truth.value = own
+    assert "Run refuses it" not in w.status.value and f"ground truth '{own.name}' chosen" in w.status.value

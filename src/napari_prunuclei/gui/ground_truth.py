@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_prunuclei.gui.shown import STALE
 from napari_prunuclei.gui.truths import GRID_KEY, align_new_truths, image_of, named_for, on_grid_of
+
+#: the status's warning while the chosen ground truth is named for another open image
+REFUSED = "Run refuses it"
 
 
 class GroundTruthChoice:
@@ -65,11 +69,20 @@ class GroundTruthChoice:
             self._truths_chosen[layer.name] = truth.name if truth is not None else None
         if truth is not None and layer is not None:
             self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
+        if REFUSED in str(self.status.value) and not self._foreign_truth(layer):  # that warning no longer holds
+            self.status.value = f"ground truth '{truth.name}' chosen" if truth is not None else "no ground truth"
         self._forget_sweep()
         self._mark_stale()
         foreign = self._foreign_truth(layer)
         if foreign:
-            self.status.value = f"{foreign}: Run refuses it (choose the ground truth of '{layer.name}', or none)"
+            self.status.value = f"{foreign}: {REFUSED} (choose the ground truth of '{layer.name}', or none)"
+
+    def _controls_said(self) -> str:
+        """What the status says of the controls against the run shown (the stale warning, or that they describe
+        it again), without the notices said before it: '' when it says neither."""
+        status = str(self.status.value or "")
+        at = [status.find(mark) for mark in (STALE, "the controls describe") if mark in status]
+        return status[min(at):] if at else ""
 
     def _foreign_truth(self, image) -> str:
         """Why the chosen ground truth is not ``image``'s: it is named for another open image ('' when not)."""
@@ -104,7 +117,7 @@ class GroundTruthChoice:
             own = [t for t in new if image_of(t, self._image_choices()) is image]
             if len(own) == 1:
                 self.truth.value = own[0]
-                self.status.value = f"ground truth '{own[0].name}' chosen for '{image.name}'. {self.status.value}"
+                self.status.value = f"ground truth '{own[0].name}' chosen for '{image.name}'. {self._controls_said()}"
 
     def _truth_array(self, shape, region=None, truth=None, image=None) -> np.ndarray | None:
         """The ground truth's array (``truth``: a labels layer, else the chosen one) for an image (``image``, else

@@ -261,8 +261,8 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         said = self._truth_on_image(layer)  # another image's unchosen, this one's chosen
         self._forget_sweep()
         self._mark_stale()
-        if said:
-            self.status.value = said + (self.status.value or "")
+        if said:  # with what the controls say of the run shown now, not older notices (pathologist, session 35)
+            self.status.value = said + self._controls_said()
         meta = getattr(layer, "metadata", {}) if layer is not None else {}
         px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:
