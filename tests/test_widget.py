@@ -786,3 +786,16 @@ def _report(qtbot, w):
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.last_report is not None, w.status.value
     return w.last_report
+
+
+def test_the_cr_box_keeps_its_order_across_schemes(viewer_widget):
+    """Pathologist, session 35: network-wide, channel network-wide, network-wide again read 2 4 8 16 32 other 5 10
+    20 50 100."""
+    viewer, w = viewer_widget
+    first = list(w.cr.choices)
+    for scheme in ("channel network-wide", "network-wide"):
+        w.scheme.value = scheme
+    w.scheme.value = "network-wide"
+    assert list(w.cr.choices) == w._cr_choices("network-wide") and list(w.cr.choices)[-1] == "other"
+    assert [float(c) for c in list(w.cr.choices)[:-1]] == sorted(float(c) for c in list(w.cr.choices)[:-1])
+    assert first[-1] == "other"

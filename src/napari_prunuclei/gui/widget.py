@@ -287,7 +287,8 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         if not dense:  # this scheme's zoo CRs (kept where the scheme has the same one)
             before = self.cr.value
             choices = self._cr_choices(value)
-            if list(self.cr.choices) != choices:
+            if list(self.cr.choices) != choices:  # (magicgui appends new choices after the kept ones: CRs out of
+                self.cr.choices = choices[:1]  # order, 'other' in the middle; a pathologist, session 35)
                 self.cr.choices = choices
                 self.cr.value = before if before in choices else choices[0]
         self.cr.enabled = not dense
