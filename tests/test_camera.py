@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from napari.components import ViewerModel
 
-from napari_prunuclei.gui.camera import restore_view, stack_above, view_of
+from napari_prunuclei.gui.camera import fit, restore_view, stack_above, view_of
 
 
 def _viewer():
@@ -50,6 +50,32 @@ def test_a_whole_image_in_view_is_fitted_again_and_an_unchanged_layout_keeps_the
     v.camera.zoom = 1.0
     restore_view(v, same)
     assert v.camera.zoom == 3.0 and np.allclose(v.camera.center[-2:], (10, 10))
+
+
+def test_a_hidden_tile_at_another_pixel_size_does_not_shrink_the_fitted_views():
+    """Pathologist, session 35: side by side with a second tile open at 1 µm/px (hidden) showed the run's
+    0.25 µm/px views at an eighth of the cell."""
+    v = ViewerModel()
+    tile = v.add_image(np.zeros((1000, 1000)), name="tile", scale=(0.25, 0.25))
+    v.add_image(np.zeros((1000, 1000)), name="other", scale=(1, 1), visible=False)
+    views = [v.add_image(np.zeros((1000, 1000)), name=f"view {i}", scale=(0.25, 0.25)) for i in range(2)]
+    tile.visible = False
+    _side_by_side(v, True)
+    v.reset_view()  # napari's own fit: the hidden tile's 1000 µm count
+    everything = v.camera.zoom
+    before = view_of(v, views[0])
+    assert before.whole
+    _side_by_side(v, False)
+    restore_view(v, before, [*views, tile])  # one cell now: the run's 250 µm fill the canvas
+    alone = v.camera.zoom
+    v.reset_view(layers=[tile])
+    assert alone == pytest.approx(v.camera.zoom) and alone > 4 * everything
+    _side_by_side(v, True)
+    fit(v, [*views, tile])
+    assert v.camera.zoom == pytest.approx(4 * everything)
+    assert np.allclose(v.camera.center[-2:], (124.875, 124.875))
+    fit(v, [])  # nothing of the run left: napari's own fit
+    assert v.camera.zoom == pytest.approx(everything)
 
 
 @pytest.mark.parametrize("order,after", [

@@ -200,6 +200,23 @@ def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_
     assert "missing.json" in err and "no rows of channel-layerwise" in err and "Traceback" not in err
 
 
+def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, monkeypatch):
+    """Session 36: `prunuclei sweep --out FOLDER` without --report wrote over docs/pruning.md (of the current
+    folder: the repository's report) with another CPU's timings; the report now lies beside --out, named for it."""
+    rows = [_sweep_row("monuseg", "dense", 1.0, "dense", 0.60),
+            _sweep_row("monuseg", "layerwise", 2.0, "fine-tuned", 0.59)]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(rows))
+    (tmp_path / "docs").mkdir()
+    repo_report = tmp_path / "docs" / "pruning.md"
+    repo_report.write_text("the repository's report")
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "layerwise", "--cr", "2",
+                 "--variants", "fine-tuned", "--datasets", "monuseg", "--out", "runs/amd"]) == 0
+    assert repo_report.read_text() == "the repository's report"
+    assert (tmp_path / "runs" / "amd.md").is_file() and (tmp_path / "runs" / "amd" / "sweep.json").is_file()
+
+
 def test_a_failed_image_is_named_once_in_its_line(tmp_path, capsys):
     """A file declaring 20 µm per pixel fails with one line that names the file once (it was named twice)."""
     path = tmp_path / "coarse.tif"

@@ -183,3 +183,21 @@ def test_a_first_run_in_side_by_side_keeps_the_users_zoom(results):
     state = ComparisonState(viewer)
     state.apply(r["cr20"], side_by_side=True)  # the first run: no layer of the plugin's before
     assert tuple(viewer.camera.center[-2:]) == (40.0, 50.0) and viewer.camera.zoom == 3.5  # one cell of two
+
+
+def test_side_by_side_fits_the_runs_views_not_a_hidden_tile_at_another_pixel_size(results):
+    """Pathologist, session 35: with a second tile open at 4x the pixel size, side by side showed the run's views
+    at an eighth of a cell (napari's fit counted the hidden tile)."""
+    rgb, r = results
+    viewer = ViewerModel()
+    image = viewer.add_image(rgb, name="img", rgb=True)
+    viewer.add_image(np.zeros((160, 160, 3), np.uint8), name="other", rgb=True, scale=(4, 4))
+    viewer.reset_view(layers=[image])
+    state = ComparisonState(viewer)
+    state.apply(r["cr20"], side_by_side=True)
+    mine = list(state.owned().values())
+    fitted = viewer.camera.zoom
+    viewer.reset_view(layers=mine)
+    assert fitted == pytest.approx(viewer.camera.zoom)
+    viewer.reset_view()  # napari's own fit, the hidden 640 px tile counted
+    assert fitted > 3 * viewer.camera.zoom

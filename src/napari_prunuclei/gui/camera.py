@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["View", "camera_of", "view_of", "restore_view", "stack_above"]
+__all__ = ["View", "camera_of", "fit", "view_of", "restore_view", "stack_above"]
 
 
 def camera_of(viewer):
@@ -50,16 +50,25 @@ def view_of(viewer, image_layer) -> View:
     return View(tuple(camera.center), float(camera.zoom), cells, whole)
 
 
-def restore_view(viewer, before: View) -> None:
+def fit(viewer, layers=None) -> None:
+    """Fit ``layers`` (those still in the viewer; none given or left: every layer) to one cell of the canvas.
+    napari's own fit counts every layer, hidden ones too: a second tile open at another pixel size, hidden while
+    side by side is on, would shrink the run's views to a corner."""
+    mine = [layer for layer in layers or () if layer in viewer.layers]
+    viewer.reset_view(layers=mine or None)
+
+
+def restore_view(viewer, before: View, layers=None) -> None:
     """After the layout changed (or was set again): the same view in the same layout; in a new one, the whole
-    image fitted if it was all in view before, else the same centre with the zoom scaled so the field seen
-    across stays seen (one cell of two shows what the whole canvas showed)."""
+    image fitted (``layers``: what is fitted, see :func:`fit`) if it was all in view before, else the same centre
+    with the zoom scaled so the field seen across stays seen (one cell of two shows what the whole canvas
+    showed)."""
     camera = camera_of(viewer)
     cells = _cells(viewer)
     if cells == before.cells:
         camera.center, camera.zoom = before.center, before.zoom
     elif before.whole:
-        viewer.reset_view()
+        fit(viewer, layers)
     else:
         camera.center = before.center
         camera.zoom = before.zoom * before.cells[1] / cells[1]

@@ -20,7 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from napari_prunuclei.base.constants import DISAGREEMENT_COLORS, DISAGREEMENT_KINDS, MODEL_COLORS, TRUTH_COLOR
-from napari_prunuclei.gui.camera import restore_view, stack_above, view_of
+from napari_prunuclei.gui.camera import fit, restore_view, stack_above, view_of
 from napari_prunuclei.gui.styles import CONTOUR, cr_first, disagreement_colormap, instance_style, truth_colormap
 from napari_prunuclei.gui.warmup import stop_warm_up
 from napari_prunuclei.study.session import ComparisonResult
@@ -277,7 +277,7 @@ class ComparisonState:
         if not self._side_by_side_on():  # (side by side put them on top of every layer)
             stack_above(self.viewer.layers, list(self.owned().values()), image)
         if view is not None:
-            restore_view(self.viewer, view)
+            restore_view(self.viewer, view, [*self.owned().values(), image])
         for role in [r for r in self._reveal if r in self.layers]:  # side by side: one layer drawn a turn
             if self._reveal.get(role):
                 yield PAINT
@@ -443,4 +443,4 @@ class ComparisonState:
         grid.stride = -stride
         grid.shape = (1, -1)
         grid.enabled = True
-        self.viewer.reset_view()
+        fit(self.viewer, [*owned.values(), image])
