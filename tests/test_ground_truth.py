@@ -15,6 +15,8 @@ def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_im
     -> tile 1 -> tile 2 unchose each one's ground truth, the status telling to choose the other's again."""
     viewer, w = viewer_widget
     assert w.truth.value is viewer.layers[GT]  # named for the image: chosen with it
+    shown = [w.truth.native.itemText(i) for i in range(w.truth.native.count())]
+    assert "none" in shown and "-----" not in shown  # no ground truth is called so (it showed "-----")
     second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
     w.image.value = second
     assert w.truth.value is None and "'second tile' has none open" in w.status.value

@@ -241,6 +241,18 @@ def test_the_ground_truths_count_is_a_row_and_a_model_alone_is_judged_against_it
     r = replace(a_vs_b, numbers=replace(a_vs_b.numbers, vs_truth=truth), truth_name="tile 1 [1]")
     header, rows = numbers_table(r)
     assert rows[-1][:2] == ["ground truth: tile 1 [1]", "575"] and len(rows[-1]) == len(header)
+    from napari_prunuclei.study.session import compute_numbers
+
+    gt = np.zeros_like(a_vs_b.dense.labels, dtype=np.int64)
+    gt[:2, :2], gt[5:7, 5:9] = 2**40, 7  # 4 and 8 px (ids of any integer size)
+    n = compute_numbers(a_vs_b.pruned, a_vs_b.dense, gt)
+    assert n.truth_mean_area_px == 6.0  # a pathologist, session 35: the ground truth's mean area was given nowhere
+    _, rows = numbers_table(replace(r, numbers=replace(r.numbers, truth_mean_area_px=6.0),
+                                    request=replace(r.request, pixel_size=None)))
+    assert rows[-1][2] == "6.0"  # px, as the models' rows without a pixel size
+    _, rows = numbers_table(replace(r, numbers=replace(r.numbers, truth_mean_area_px=6.0),
+                                    request=replace(r.request, pixel_size=0.5)))
+    assert rows[-1][2] == "1.5"  # µm², as the models' rows with a pixel size
     alone = replace(r, dense=None, numbers=replace(r.numbers, vs_truth={a: truth[a]}, vs_dense=None,
                                                    disagreement=None))
     assert compute_models.verdict(alone) == (f"{a} against the ground truth: AJI 0.645, PQ 0.620, 657 vs 575 nuclei "

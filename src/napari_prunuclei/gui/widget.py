@@ -92,6 +92,7 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         self.pixel_size.native.setDecimals(4)
         self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
                                    options={"nullable": True})
+        self.truth.null_string = "none"  # (magicgui's own: "-----", which a pathologist read as a broken entry)
         self.truth.choices = self._truth_choices  # the user's label layers, never the plugin's own results
         self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")

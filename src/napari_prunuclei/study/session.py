@@ -90,6 +90,7 @@ class Numbers:
     disagreement: dict[str, int] | None = None
     vs_truth: dict[str, Agreement] = field(default_factory=dict)
     tiled: bool = False
+    truth_mean_area_px: float | None = None  # the ground truth's mean nucleus area, in pixels of the image
 
 
 @dataclass
@@ -377,6 +378,8 @@ def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, tru
     if truth is not None:
         known = known or {}
         nums.vs_truth = {s.info.model: known.get(s.info.model) or agreement_scores(truth, s.labels) for s in runs}
+        _, areas = np.unique(truth[truth != 0], return_counts=True)  # (any integer ids: no bincount over them)
+        nums.truth_mean_area_px = float(areas.mean()) if areas.size else None
     return nums
 
 

@@ -222,8 +222,9 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         rows.append(row)
     truth = next((t for t in n.vs_truth.values() if t is not None), None)
     if truth is not None:  # its count beside the models' (a pathologist found it only in a warning, session 35)
-        rows.append(["ground truth" + (f": {result.truth_name}" if result.truth_name else ""),
-                     str(truth.n_reference)] + [""] * (len(header) - 2))
+        area, px = n.truth_mean_area_px, result.request.pixel_size
+        rows.append(["ground truth" + (f": {result.truth_name}" if result.truth_name else ""), str(truth.n_reference),
+                     "" if area is None else f"{area * px**2 if px else area:.1f}"] + [""] * (len(header) - 3))
     return header, rows
 
 
