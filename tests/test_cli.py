@@ -215,6 +215,9 @@ def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, 
                  "--variants", "fine-tuned", "--datasets", "monuseg", "--out", "runs/amd"]) == 0
     assert repo_report.read_text() == "the repository's report"
     assert (tmp_path / "runs" / "amd.md").is_file() and (tmp_path / "runs" / "amd" / "sweep.json").is_file()
+    assert main(["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "layerwise", "--cr", "2",
+                 "--variants", "fine-tuned", "--datasets", "monuseg", "--out", "."]) == 0
+    assert (tmp_path / "sweep_report.md").is_file() and not (tmp_path / ".md").exists()  # "." has no name to take
 
 
 def test_a_failed_image_is_named_once_in_its_line(tmp_path, capsys):

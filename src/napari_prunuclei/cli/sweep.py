@@ -15,7 +15,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder holding monuseg2018/ and gbm40/")
     p.add_argument("--out", type=Path, default=Path("docs") / "pruning", help="tables, CSV/JSON and plots")
     p.add_argument("--report", type=Path, default=None,
-                   help="the Markdown report (default: beside --out, its name + .md: docs/pruning.md for docs/pruning)")
+                   help="the Markdown report (default: beside --out, its name + .md: docs/pruning.md for docs/pruning; "
+                        "inside it for --out . or ..)")
     p.add_argument("--cr", type=float, nargs="+", default=list(DEFAULT_CRS))
     p.add_argument("--schemes", nargs="+", default=list(UNSTRUCTURED_SCHEMES), choices=list(PRUNED_SCHEMES))
     p.add_argument("--datasets", nargs="+", default=["monuseg", "gbm40"], choices=["monuseg", "gbm40"])
@@ -125,8 +126,11 @@ def check_destinations(a: argparse.Namespace) -> None:
     if a.out.exists() and not a.out.is_dir():
         raise ValueError(f"--out {a.out}: exists and is not a folder")
     if a.report is None:  # beside --out: a sweep into a folder of its own never writes over the repository's report
-        a.report = a.out.parent / f"{a.out.name}.md"
-        a.out.parent.mkdir(parents=True, exist_ok=True)  # (--out's folder is made there anyway)
+        if a.out.name in ("", ".", ".."):  # ".", "/", "..": no name to take, the report goes inside it
+            a.report = a.out / "sweep_report.md"
+        else:
+            a.report = a.out.parent / f"{a.out.name}.md"
+            a.out.parent.mkdir(parents=True, exist_ok=True)  # (--out's folder is made there anyway)
     if not a.report.parent.is_dir():
         raise ValueError(f"--report {a.report}: its folder {a.report.parent} does not exist")
     written = {(a.out / "sweep.json").resolve(), a.report.resolve()}
