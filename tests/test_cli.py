@@ -220,6 +220,32 @@ def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, 
     assert (tmp_path / "sweep_report.md").is_file() and not (tmp_path / ".md").exists()  # "." has no name to take
 
 
+def test_two_sweeps_into_one_folder_the_second_refused_and_nothing_of_the_first_touched(tmp_path, capsys):
+    """Hostile pass, session 36: two sweeps into one --out wrote one's JSON beside the other's plots and report."""
+    import fcntl
+
+    from napari_prunuclei.cli.sweep import SWEEP_LOCK
+
+    rows = [_sweep_row("monuseg", "dense", 1.0, "dense", 0.60),
+            _sweep_row("monuseg", "layerwise", 2.0, "fine-tuned", 0.59)]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(rows))
+    out = tmp_path / "out"
+    args = ["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "layerwise", "--cr", "2",
+            "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out)]
+    out.mkdir()
+    (out / "sweep.json").write_text("the first sweep's")
+    with open(out / SWEEP_LOCK, "w") as held:  # the first sweep, still running
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: another prunuclei sweep is writing there" in err and "Traceback" not in err
+        assert (out / "sweep.json").read_text() == "the first sweep's" and not (tmp_path / "out.md").exists()
+    assert main(args) == 0  # the first one done: this one runs
+    assert json.loads((out / "sweep.json").read_text())[0]["scheme"] == "dense"
+    assert not [p for p in out.iterdir() if p.name.startswith(".prunuclei-tmp")]  # no temporary left
+
+
 def test_a_failed_image_is_named_once_in_its_line(tmp_path, capsys):
     """A file declaring 20 µm per pixel fails with one line that names the file once (it was named twice)."""
     path = tmp_path / "coarse.tif"

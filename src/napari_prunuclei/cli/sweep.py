@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from napari_prunuclei.base.constants import CHANNEL_SCHEMES, DEFAULT_CRS, PRUNED_SCHEMES, UNSTRUCTURED_SCHEMES
 from napari_prunuclei.cli.options import count_type
+from napari_prunuclei.io.atomic import open_lock
+
+SWEEP_LOCK = ".prunuclei-sweep.lock"  # in --out: one sweep at a time writes there
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +45,40 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
+    check_destinations(a)  # before hours of work, not after
+    with holding(a.out):
+        return sweep_into(a)
+
+
+@contextmanager
+def holding(out: Path) -> Iterator[None]:
+    """One sweep at a time into ``out`` (a lock file there, held for the whole run): two sweeps into one folder
+    would leave one's JSON beside the other's plots and report."""
+    import fcntl
+
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = open_lock(out / SWEEP_LOCK)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot open its lock file {SWEEP_LOCK} ({e.strerror or e})") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"--out {out}: another prunuclei sweep is writing there; wait for it to finish or "
+                             "choose another --out") from None
+        try:
+            yield
+        except BaseException:
+            if made and [p.name for p in out.iterdir()] == [SWEEP_LOCK]:  # a folder this run made, left empty
+                (out / SWEEP_LOCK).unlink()
+                out.rmdir()
+            raise
+
+
+def sweep_into(a: argparse.Namespace) -> int:
+    """The sweep itself, its destinations checked and held."""
     import platform
 
     from tqdm import tqdm
@@ -59,7 +98,6 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from napari_prunuclei.study.sweep import run_sweep, sparsity_rows, write_outputs
     from napari_prunuclei.study.sweep_rows import check_made_by, read_sweep_rows
 
-    check_destinations(a)  # before hours of work, not after
     if a.include is not None:
         check_made_by(read_sweep_rows(a.include), a.include)
     if a.rows is not None:

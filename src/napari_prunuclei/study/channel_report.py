@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari_prunuclei.base.machine import BUSY_SHARE
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.pruning.channels import DEFAULT_MULTIPLE
 from napari_prunuclei.study.intervals import difference_interval, relative_drop_interval
 from napari_prunuclei.study.sweep import relative_drop, rows_as_dicts
@@ -181,5 +182,5 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
                          f"{_drop(r, dense)} | {r['pq']:.4f} | "
                          f"{r['semantic_dice']:.4f} | {r['distance_aji']:.4f} |")
         lines += ["", f"![AJI against time, {ds}](pruning/channels/pareto_{ds}.png)", ""]
-    p.write_text("\n".join(lines) + "\n")
+    atomic_write(p, lambda t: t.write_text("\n".join(lines) + "\n"))
     return p

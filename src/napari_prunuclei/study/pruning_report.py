@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.study.intervals import difference_interval, largest_cr_within, relative_drop_interval
 from napari_prunuclei.study.sweep import RULES, relative_drop, rows_as_dicts, summarize
 
@@ -132,5 +133,5 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
         lines += ["", f"![metric against CR, {ds}](pruning/sweep_{ds}.png)", ""]
     lines += ["## Per-layer sparsity of network-wide pruning at CR 20", "",
               "![sparsity per layer](pruning/sparsity_networkwide_cr20.png)", ""]
-    p.write_text("\n".join(lines) + "\n")
+    atomic_write(p, lambda t: t.write_text("\n".join(lines) + "\n"))
     return p

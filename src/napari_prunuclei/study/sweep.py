@@ -22,6 +22,7 @@ import numpy as np
 
 from napari_prunuclei.base.constants import DEFAULT_CRS, PRUNED_SCHEMES, SCHEME_COLORS
 from napari_prunuclei.base.progress import Progress, ProgressFn
+from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.io.dataset import NucleiDataset, distance_target
 from napari_prunuclei.models.zoo import find_entry
 from napari_prunuclei.nuclei.metrics import aji, dice, distance_mse, panoptic_quality
@@ -254,13 +255,17 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    with open(out / "sweep.csv", "w", newline="") as f:  # per-image values: in the JSON only
-        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in ("images", "per_image")],
-                           extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    def write_csv(tmp: Path) -> None:  # per-image values: in the JSON only
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in ("images", "per_image")],
+                               extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    # every file whole or not at all (an interrupted sweep leaves the last one's files, never half of one)
+    atomic_write(out / "sweep.csv", write_csv)
     files.append(out / "sweep.csv")
-    (out / "sweep.json").write_text(json.dumps(rows, indent=1))
+    atomic_write(out / "sweep.json", lambda t: t.write_text(json.dumps(rows, indent=1)))
     files.append(out / "sweep.json")
     md = []
     for ds in sorted({r["dataset"] for r in rows}):
@@ -271,7 +276,7 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
             if r["dataset"] == ds:
                 md.append(f"| {r['scheme']} | {r['cr']:g} | {r['variant']} | "
                           + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " |")
-    (out / "sweep_tables.md").write_text("\n".join(md) + "\n")
+    atomic_write(out / "sweep_tables.md", lambda t: t.write_text("\n".join(md) + "\n"))
     files.append(out / "sweep_tables.md")
     for ds in sorted({r["dataset"] for r in rows}):
         dense = next(r for r in rows if r["dataset"] == ds and r["scheme"] == "dense")
@@ -297,7 +302,7 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{ds}: metric against CR")
         fig.tight_layout()
-        fig.savefig(out / f"sweep_{ds}.png")
+        atomic_write(out / f"sweep_{ds}.png", fig.savefig)
         plt.close(fig)
         files.append(out / f"sweep_{ds}.png")
     if any(r.get("time_ratio") is not None for r in rows):
@@ -313,7 +318,7 @@ def write_outputs(rows: list[dict], out_dir: str | Path, sparsity: list[dict] | 
         ax.set_title("network-wide pruning at CR 20: sparsity per layer")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "sparsity_networkwide_cr20.png")
+        atomic_write(out / "sparsity_networkwide_cr20.png", fig.savefig)
         plt.close(fig)
         files.append(out / "sparsity_networkwide_cr20.png")
     return files
@@ -357,7 +362,7 @@ def _pareto_plots(rows: list[dict], out: Path, plt) -> list[Path]:
         ax.set_ylim(bottom=max(0, dense["aji"] - 0.25))
         ax.set_title(f"{ds}: accuracy against measured time (labels: CR)", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # (inside, it hid layer-wise CR100)
-        fig.savefig(out / f"pareto_{ds}.png")
+        atomic_write(out / f"pareto_{ds}.png", fig.savefig)
         plt.close(fig)
         files.append(out / f"pareto_{ds}.png")
     return files
