@@ -220,6 +220,28 @@ def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, 
     assert (tmp_path / "sweep_report.md").is_file() and not (tmp_path / ".md").exists()  # "." has no name to take
 
 
+def test_a_report_written_again_on_another_cpu_names_where_its_times_were_measured(tmp_path):
+    """Session 36: a report written again from --rows on an AMD EPYC would have called the Intel Xeon's times its
+    own machine's. Timed rows record their machine; a report of rows timed elsewhere names it (or says unknown)."""
+    from napari_prunuclei.study.sweep import times_from, timing_machine
+
+    here = timing_machine()
+    assert "torch threads" in here and here.endswith(("fp32", "bf16"))
+    timed = [{**_sweep_row("monuseg", s, cr, v, 0.6), "seconds": 0.7, "time_ratio": 1.0}
+             for s, cr, v in (("dense", 1.0, "dense"), ("channel-layerwise", 2.0, "fine-tuned"))]
+    assert times_from(timed) is None and times_from([_sweep_row("monuseg", "dense", 1.0, "dense", 0.6)]) is None
+    for rows, says in ((timed, "the machine of the run that made them (their rows do not name it)"),
+                       ([{**r, "timed_on": "Intel Xeon (x86_64), 1 torch threads, bf16"} for r in timed],
+                        "Intel Xeon (x86_64), 1 torch threads, bf16")):
+        earlier = tmp_path / "earlier.json"
+        earlier.write_text(json.dumps(rows))
+        report = tmp_path / "channels.md"
+        assert main(["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "channel-layerwise", "--cr", "2",
+                     "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(tmp_path / "out"),
+                     "--report", str(report)]) == 0
+        assert f"The times were not measured by this command: they were measured on {says}" in report.read_text()
+
+
 def test_two_sweeps_into_one_folder_the_second_refused_and_nothing_of_the_first_touched(tmp_path, capsys):
     """Hostile pass, session 36: two sweeps into one --out wrote one's JSON beside the other's plots and report."""
     import fcntl

@@ -132,6 +132,10 @@ def sweep_into(a: argparse.Namespace) -> int:
             "protocols": protocols, "watershed_models": registry_watersheds()}
     if a.rows is not None:
         meta["rows_from"] = str(a.rows)
+    if not a.time and any(r.get("seconds") is not None for r in rows):  # times of another run, maybe another CPU
+        from napari_prunuclei.study.sweep import times_from
+
+        meta["times_from"] = times_from(rows) or "the machine of the run that made them (their rows do not name it)"
     command = "prunuclei sweep " + " ".join(sys.argv[2:])
     if set(a.schemes) & set(CHANNEL_SCHEMES):
         from napari_prunuclei.study.channel_report import write_channel_report

@@ -84,6 +84,8 @@ def write_channel_report(rows: list, path: str | Path, command: str, meta: dict)
         f"Machine: {meta.get('machine', '?')}; precision {meta.get('precision', '?')}.", "",
         *([f"The accuracy rows were evaluated by an earlier run of the sweep, whose rows are `{meta['rows_from']}`; "
            "this command took them from it (`--rows`) without evaluating again.", ""] if meta.get("rows_from") else []),
+        *([f"The times were not measured by this command: they were measured on {meta['times_from']}, not "
+           "necessarily the machine above (time ratios depend on the CPU).", ""] if meta.get("times_from") else []),
         "Time: `segment()` end to end (both branches + watershed) on the first MoNuSeg test image",
         "(1000x1000), every pair and dense interleaved in the same run, median of the rounds; the",
         "ratio is to dense in that run. MACs ÷: the dense pair's multiply-accumulates over the pruned",

@@ -57,6 +57,8 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict) -> Path
         "",
         *([f"The accuracy rows were evaluated by an earlier run of the sweep, whose rows are `{meta['rows_from']}`; "
            "this command took them from it (`--rows`) without evaluating again.", ""] if meta.get("rows_from") else []),
+        *([f"The times were not measured by this command: they were measured on {meta['times_from']}, not "
+           "necessarily the machine above (time ratios depend on the CPU).", ""] if meta.get("times_from") else []),
         "Measures (per image, then the mean over images):",
         "- **semantic**: the pruned semantic branch with the dense distance branch; pixel Dice of the",
         "  probability map thresholded at the watershed's foreground threshold;",

@@ -150,6 +150,29 @@ def run_sweep(
     return rows
 
 
+def timing_machine(device: str = "cpu", precision: str = "auto") -> str:
+    """The machine a timing runs on, as the reports name it: CPU, architecture, torch threads, precision."""
+    import platform
+
+    import torch
+
+    from napari_prunuclei.base.machine import cpu_name
+    from napari_prunuclei.models.inference import resolve_precision
+
+    dev = torch.device(device)
+    where = cpu_name() if dev.type == "cpu" else str(dev)
+    return (f"{where} ({platform.machine()}), {torch.get_num_threads()} torch threads, "
+            f"{resolve_precision(precision, dev)}")
+
+
+def times_from(rows: list[dict]) -> str | None:
+    """Where the times of ``rows`` were measured, when one or more of them is timed: the machines they name, or
+    None when none names one (rows of a sweep before the rows recorded it)."""
+    timed = [r for r in rows if r.get("seconds") is not None]
+    named = sorted({r["timed_on"] for r in timed if r.get("timed_on")})
+    return "; ".join(named) if named else None
+
+
 def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str = "cpu",
               precision: str = "auto", progress: ProgressFn | None = None) -> list[dict]:
     """Rows (dicts) with the end-to-end time of their pair on the first MoNuSeg test image
@@ -172,6 +195,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
                          precision=precision)
     others = others_share(before, cpu_snapshot())  # other work on this process's CPUs while timing
     dense_s = times[str(("dense", 1.0, "dense"))]["total_s"]
+    timed_on = timing_machine(device, precision)
     for r in rows:
         key = ("dense", 1.0, "dense") if r["scheme"] == "dense" else (r["scheme"], float(r["cr"]), r["variant"])
         zi = getattr(pairs[key].semantic, "zoo_info", {}) or {}
@@ -180,6 +204,7 @@ def add_times(rows: list, data_root: str | Path, *, repeat: int = 3, device: str
         r["branches_s"] = times[str(key)]["branches_s"]  # the two networks; the rest is watershed, I/O, glue
         r["time_ratio"] = r["seconds"] / dense_s
         r["timed_others_cpu"] = None if others is None else round(others, 3)
+        r["timed_on"] = timed_on  # (a report written again from these rows on another CPU names this one)
         r["macs_ratio"] = pair_ratio(zi.get("macs_ratio"), zd.get("macs_ratio"))  # both branches
         r["achieved_cr"] = (pair_ratio(zi.get("achieved_cr"), zd.get("achieved_cr")) if zi.get("achieved_cr")
                             else None if r["scheme"] != "dense" else 1.0)  # both branches' weights
