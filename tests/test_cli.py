@@ -200,7 +200,7 @@ def test_sweep_rows_of_an_earlier_sweep_write_the_report_without_evaluating(tmp_
     assert "missing.json" in err and "no rows of channel-layerwise" in err and "Traceback" not in err
 
 
-def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, monkeypatch):
+def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, monkeypatch, capsys):
     """Session 36: `prunuclei sweep --out FOLDER` without --report wrote over docs/pruning.md (of the current
     folder: the repository's report) with another CPU's timings; the report now lies beside --out, named for it."""
     rows = [_sweep_row("monuseg", "dense", 1.0, "dense", 0.60),
@@ -218,6 +218,19 @@ def test_a_sweep_into_a_folder_of_its_own_writes_its_report_beside_it(tmp_path, 
     assert main(["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "layerwise", "--cr", "2",
                  "--variants", "fine-tuned", "--datasets", "monuseg", "--out", "."]) == 0
     assert (tmp_path / "sweep_report.md").is_file() and not (tmp_path / ".md").exists()  # "." has no name to take
+    (tmp_path / "docs" / "performance.md").write_text("# Performance\n")  # a page of the user's, not a report
+    args = ["sweep", "--data", "none", "--rows", str(earlier), "--schemes", "layerwise", "--cr", "2",
+            "--variants", "fine-tuned", "--datasets", "monuseg"]
+    assert main([*args, "--out", "docs/performance"]) == 2  # would have written over docs/performance.md
+    assert (tmp_path / "docs" / "performance.md").read_text() == "# Performance\n"
+    assert not (tmp_path / "docs" / "performance").exists()
+    (tmp_path / "runs" / "dir.md").mkdir()
+    assert main([*args, "--out", "runs/dir"]) == 2 and not (tmp_path / "runs" / "dir").exists()
+    assert main([*args, "--out", "runs/amd"]) == 0  # its own earlier report: written again
+    report = (tmp_path / "runs" / "amd.md").read_text()
+    assert "](amd/sweep_monuseg.png)" in report and (tmp_path / "runs" / "amd" / "sweep_monuseg.png").is_file()
+    err = capsys.readouterr().err
+    assert "docs/performance.md exists and is not a sweep's report" in err and "exists and is not a file" in err
 
 
 def test_a_report_written_again_on_another_cpu_names_where_its_times_were_measured(tmp_path):

@@ -16,7 +16,8 @@ def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_im
     viewer, w = viewer_widget
     assert w.truth.value is viewer.layers[GT]  # named for the image: chosen with it
     shown = [w.truth.native.itemText(i) for i in range(w.truth.native.count())]
-    assert "none" in shown and "-----" not in shown  # no ground truth is called so (it showed "-----")
+    assert "(no ground truth)" in shown and "-----" not in shown  # no ground truth is called so (it showed "-----")
+
     second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
     w.image.value = second
     assert w.truth.value is None and "'second tile' has none open" in w.status.value
@@ -61,3 +62,14 @@ def test_the_status_says_this_switch_not_the_last_ones_and_a_refusal_goes_with_i
     assert "Run refuses it" in w.status.value
     w.truth.value = own
     assert "Run refuses it" not in w.status.value and f"ground truth '{own.name}' chosen" in w.status.value
+
+
+def test_no_ground_truth_is_its_own_item_whatever_the_layers_are_called(qtbot, viewer_widget):
+    """Reviewer, session 36: items are matched by their text; a layer named as the empty choice took its item."""
+    viewer, w = viewer_widget
+    for name in ("none", "-----"):
+        viewer.add_labels(viewer.layers[GT].data.copy(), name=name)
+    w.truth.value = None
+    assert w.truth.value is None and w.truth.native.currentText() == "(no ground truth)"
+    w.truth.value = viewer.layers["none"]
+    assert w.truth.value is viewer.layers["none"] and w.truth.native.currentText() == "none"

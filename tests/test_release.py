@@ -1,5 +1,7 @@
 """Shipping and describing the zoo (study/release.py)."""
 
+import pytest
+
 from napari_prunuclei.study.release import protocol_text, shared_protocol
 from napari_prunuclei.training.protocol import Protocol
 
@@ -50,3 +52,22 @@ def test_a_pairs_macs_ratio_counts_both_branches_whose_dense_networks_are_equal(
     assert macs(sem.config) == macs(dst.config)  # the harmonic mean below rests on this
     assert pair_ratio(2.0, 4.0) == round(2 / (0.5 + 0.25), 4) and pair_ratio(None, None) == 1.0
     assert pair_ratio(3.0, 3.0) == 3.0
+
+
+def test_the_weights_folder_is_looked_up_at_each_call_not_bound_at_import(tmp_path, monkeypatch):
+    """Session 36: release.py and oneshot.py bound zoo.WEIGHTS_DIR at import; imported first while a test had
+    pointed it at a temporary copy, they kept reading that copy after it was gone (tests passed or failed by
+    their order)."""
+    import shutil
+
+    from napari_prunuclei.models import zoo
+    from napari_prunuclei.study.release import finetune_protocols
+
+    good = finetune_protocols()
+    empty = tmp_path / "weights"
+    shutil.copytree(zoo.WEIGHTS_DIR, empty, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", empty)
+    with pytest.raises(OSError, match=str(empty)):
+        finetune_protocols()  # the folder of now: its files are not there
+    monkeypatch.undo()
+    assert finetune_protocols() == good

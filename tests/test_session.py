@@ -247,6 +247,7 @@ def test_the_ground_truths_count_is_a_row_and_a_model_alone_is_judged_against_it
     gt[:2, :2], gt[5:7, 5:9] = 2**40, 7  # 4 and 8 px (ids of any integer size)
     n = compute_numbers(a_vs_b.pruned, a_vs_b.dense, gt)
     assert n.truth_mean_area_px == 6.0  # a pathologist, session 35: the ground truth's mean area was given nowhere
+    assert compute_numbers(a_vs_b.pruned, a_vs_b.dense, np.zeros_like(gt)).truth_mean_area_px is None  # empty
     _, rows = numbers_table(replace(r, numbers=replace(r.numbers, truth_mean_area_px=6.0),
                                     request=replace(r.request, pixel_size=None)))
     assert rows[-1][2] == "6.0"  # px, as the models' rows without a pixel size
@@ -418,7 +419,7 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
     from napari_prunuclei.nuclei.agreement import Agreement
 
     row = compute_models.ImageSweepRow("layerwise", 2.0, True, Agreement(0.9, 0.8, 0.95, 10, 11), None, 1.5, 2.0,
-                                       {"fg_threshold": 0.6, "marker_threshold": 0.4, "min_size": 10}, 0.69)
+                                       {"fg_threshold": 0.6, "marker_threshold": 0.4, "min_size": 10}, 0.69, 0.51)
     odd = dataclasses.replace(a_vs_b, request=dataclasses.replace(a_vs_b.request, image_name="tile\n# cr,2"))
     md = compute_report.write_report(tmp_path, odd, sweep_rows=[row]).read_text().splitlines()
     assert md[0] == '# napari-prunuclei report: "tile\\n# cr,2"' and not any(line == "# cr,2" for line in md)
@@ -426,9 +427,11 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
     assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-170, columns 20-180" in lines
     header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     assert lines[header].startswith("scheme,cr,")
-    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69,11,10"
+    assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69,0.51,11,10"
     assert "## CR sweep on this image (rows 10-170, columns 20-180, 1 models)" in "\n".join(md)
     assert "Other work used up to 69% of the CPUs during 1 of the sweep's runs" in "\n".join(md)
+    # a pathologist, session 36: dense's own run (every ratio's denominator) took 3.9 s beside 1.1 s pairs, unflagged
+    assert "Other work used 51% of the CPUs during dense's run: every time ratio of the sweep is noisy" in "\n".join(md)
 
 
 def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(monkeypatch, rgb):
@@ -439,8 +442,17 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     monkeypatch.setattr(machine, "cpu_snapshot", lambda: next(snaps))
     r = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
     assert r.others == pytest.approx(0.7)
-    assert "one run each (the first run of a session holds the warm-up); 'time A vs B' gives a median; other work " \
-           "used 70% of the CPUs meanwhile" in compute_report.speed_text(r)
+    from dataclasses import replace
+
+    cold = replace(r, first_runs=["network-wide CR20"])
+    assert "one run each (network-wide CR20: its first run here, with the warm-up); 'time A vs B' gives a median; " \
+           "other work used 70% of the CPUs meanwhile" in compute_report.speed_text(cold)
+    # a pathologist, session 36: every run's line said "the first run of a session holds the warm-up"
+    assert "one run each; 'time A vs B' gives a median; other work used 70% of the CPUs meanwhile" in \
+        compute_report.speed_text(replace(r, first_runs=[]))
+    monkeypatch.setattr(machine, "cpu_snapshot", lambda: None)
+    again = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
+    assert again.first_runs == [] and "warm-up" not in compute_report.speed_text(again)
     assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run)"  # column names that stay the same
     assert compute_report.how_timed(r) == "one run each; other work used 70% of the CPUs meanwhile"
     edited = compute.rerun_watershed(r, r.chosen.info.watershed)

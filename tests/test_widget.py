@@ -614,6 +614,23 @@ def test_run_on_the_visible_region_of_a_slide(qtbot, viewer_widget, tmp_path):
     assert w.start_run() is None and "zoom in" in w.status.value
 
 
+def test_the_visible_region_in_side_by_side_is_what_one_cell_shows(viewer_widget):
+    """Reviewer, session 36: with side by side on, "visible region only" took the whole canvas's field, twice
+    what each of the two cells shows."""
+    viewer, w = viewer_widget
+    w.region.value = True
+    image = viewer.layers[IMG]
+    viewer.camera.center, viewer.camera.zoom = (256, 256), max(viewer.canvas.size) / 150
+    alone = w._region(image)
+    viewer.add_image(image.data, name="view", rgb=True)  # a second visible layer: two cells
+    grid = viewer.canvas.grid
+    grid.stride, grid.shape, grid.enabled = 1, (1, -1), True
+    r0, r1, c0, c1 = w._region(image)
+    a0, a1, b0, b1 = alone
+    assert (r1 - r0) == pytest.approx((a1 - a0), abs=2) and (c1 - c0) == pytest.approx((b1 - b0) / 2, abs=2)
+    grid.enabled = False
+
+
 def test_gc_is_frozen_while_a_job_runs(qtbot, viewer_widget):
     """A full collection during a job scans only the job's objects (the 9000 x 9000 export stalls)."""
     import gc

@@ -8,6 +8,7 @@ pytestmark = pytest.mark.gui
 
 from napari_prunuclei.models.zoo import default_watershed  # noqa: E402
 from napari_prunuclei.nuclei.synthetic import synthetic_tissue  # noqa: E402
+from napari_prunuclei.study import session_models as compute_models  # noqa: E402
 from napari_prunuclei.study.session_models import ImageSweepRow  # noqa: E402
 
 IMG = "synthetic H&E"
@@ -430,7 +431,8 @@ def test_a_model_chosen_while_layers_are_made_is_compared_once_they_are(qtbot, v
     assert w.status.value.startswith("⚠ the results shown are the last run's")
     w._showing = False
     w._end_showing()
-    assert w.status.value == "the controls describe the run on the canvas again (network-wide CR20)"
+    assert w.status.value.startswith("The controls describe the run on the canvas again (network-wide CR20): ")
+    assert compute_models.verdict(w.result) in w.status.value  # what 'done' said (pathologist, session 36)
 
 
 def test_results_go_back_above_their_own_image_when_side_by_side_is_turned_off(qtbot, viewer_widget):
@@ -462,8 +464,8 @@ def test_the_status_says_each_notice_once_and_clears_when_the_controls_match_aga
         assert w.status.value.count("belongs to another image") == 1
         w.image.value = viewer.layers[IMG]
         w.truth.value = viewer.layers[GT]
-    assert w.status.value == ("ground truth 'synthetic H&E · ground truth' chosen for 'synthetic H&E'. the "
-                              "controls describe the run on the canvas again (network-wide CR20)")
+    assert w.status.value.startswith("ground truth 'synthetic H&E · ground truth' chosen for 'synthetic H&E'. The "
+                                     "controls describe the run on the canvas again (network-wide CR20): ")
 
 
 def test_an_error_or_a_cancel_still_says_the_results_shown_are_another_runs(qtbot, viewer_widget, tmp_path):

@@ -145,9 +145,9 @@ def sweep_into(a: argparse.Namespace) -> int:
             import json
 
             meta["multiples"] = json.loads((a.out / "multiples.json").read_text())
-        files.append(write_channel_report(rows, a.report, command, meta))
+        files.append(write_channel_report(rows, a.report, command, meta, a.out))
     else:
-        files.append(write_report(rows, a.report, command, meta))
+        files.append(write_report(rows, a.report, command, meta, a.out))
     if a.update_registry:
         update_registry_metrics(rows)
     for f in files:
@@ -167,18 +167,33 @@ def check_destinations(a: argparse.Namespace) -> None:
     be written over."""
     if a.out.exists() and not a.out.is_dir():
         raise ValueError(f"--out {a.out}: exists and is not a folder")
-    if a.report is None:  # beside --out: a sweep into a folder of its own never writes over the repository's report
-        if a.out.name in ("", ".", ".."):  # ".", "/", "..": no name to take, the report goes inside it
-            a.report = a.out / "sweep_report.md"
-        else:
-            a.report = a.out.parent / f"{a.out.name}.md"
-            a.out.parent.mkdir(parents=True, exist_ok=True)  # (--out's folder is made there anyway)
-    if not a.report.parent.is_dir():
+    derived = a.report is None
+    if derived:  # beside --out: a sweep into a folder of its own never writes over the repository's report
+        name = a.out.name
+        a.report = a.out / "sweep_report.md" if name in ("", ".", "..") else a.out.parent / f"{name}.md"
+    if a.report.is_dir() or (a.report.exists() and not a.report.is_file()):
+        raise ValueError(f"--report {a.report}: exists and is not a file")
+    if derived and a.report.is_file() and not is_sweep_report(a.report):  # docs/performance.md for docs/performance
+        raise ValueError(f"{a.report} exists and is not a sweep's report: this sweep would write over it "
+                         "(--out FOLDER writes FOLDER.md); give --report, or another --out")
+    if not derived and not a.report.parent.is_dir():  # (a derived one's folder is --out's, made with it)
         raise ValueError(f"--report {a.report}: its folder {a.report.parent} does not exist")
     written = {(a.out / "sweep.json").resolve(), a.report.resolve()}
     for given in (a.rows, a.include):
         if given is not None and given.resolve() in written:
             raise ValueError(f"{given}: this sweep would write over it (--out {a.out}); choose another --out")
+
+
+def is_sweep_report(path: Path) -> bool:
+    """Whether ``path`` starts as a report of :func:`cmd_sweep` does (written over by a sweep without asking)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline(200).strip()
+    except OSError:
+        return False
+    from napari_prunuclei.study import channel_report, pruning_report
+
+    return first in (pruning_report.TITLE, channel_report.TITLE)
 
 
 def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["View", "camera_of", "fit", "view_of", "restore_view", "stack_above"]
+__all__ = ["View", "camera_of", "cell_size", "fit", "view_of", "restore_view", "stack_above"]
 
 
 def camera_of(viewer):
@@ -22,6 +22,11 @@ def _cells(viewer) -> tuple[int, int]:
         return (1, 1)
     rows, cols = grid.actual_shape(list(viewer.layers))
     return (max(int(rows), 1), max(int(cols), 1))
+
+
+def cell_size(viewer) -> np.ndarray:
+    """The canvas pixels (height, width) one grid cell shows: the whole canvas outside side by side."""
+    return np.asarray(viewer.canvas.size, float) / np.asarray(_cells(viewer), float)
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,7 @@ def view_of(viewer, image_layer) -> View:
     cells = _cells(viewer)
     whole = True
     if image_layer is not None and camera.zoom > 0:
-        cell = np.asarray(viewer.canvas.size, float) / np.asarray(cells, float)
-        half = cell / float(camera.zoom) / 2
+        half = cell_size(viewer) / float(camera.zoom) / 2
         center = np.asarray(camera.center, float)[-2:]
         lo, hi = np.asarray(image_layer.extent.world, float)[:, -2:]
         pad = np.abs(np.asarray(image_layer.scale[-2:], float))  # a pixel's leeway

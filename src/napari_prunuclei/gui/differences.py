@@ -7,7 +7,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 
 from napari_prunuclei.base.constants import DISAGREEMENT_KINDS
-from napari_prunuclei.gui.camera import camera_of
+from napari_prunuclei.gui.camera import camera_of, cell_size
 from napari_prunuclei.gui.tooltips import DIFFERENCES_TIP
 from napari_prunuclei.nuclei.agreement import DisagreementEvent, event_text
 
@@ -183,10 +183,7 @@ class DifferenceActions:
         extent = np.abs(world((r1 - 0.5, c1 - 0.5)) - world((r0 - 0.5, c0 - 0.5))).max()
         pixel = np.abs(world((1, 1)) - world((0, 0))).max()
         span = max(4 * extent, MIN_SPAN_PX * pixel)
-        size = np.asarray(self.viewer.canvas.size, float)
-        grid = self.viewer.canvas.grid
-        if grid.enabled:  # side by side: one cell of the grid
-            size = size / np.maximum(grid.actual_shape(list(self.viewer.layers)), 1)
+        size = cell_size(self.viewer)  # side by side: one cell of the grid
         camera = camera_of(self.viewer)
         camera.center = tuple(world(event.centroid))
         camera.zoom = float(max(size.min(), 1) / span)

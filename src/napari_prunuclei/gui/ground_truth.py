@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_prunuclei.gui.shown import STALE
+from napari_prunuclei.gui.shown import AGAIN, STALE
 from napari_prunuclei.gui.truths import GRID_KEY, align_new_truths, image_of, named_for, on_grid_of
 
 #: the status's warning while the chosen ground truth is named for another open image
@@ -81,7 +81,7 @@ class GroundTruthChoice:
         """What the status says of the controls against the run shown (the stale warning, or that they describe
         it again), without the notices said before it: '' when it says neither."""
         status = str(self.status.value or "")
-        at = [status.find(mark) for mark in (STALE, "the controls describe") if mark in status]
+        at = [status.find(mark) for mark in (STALE, AGAIN) if mark in status]
         return status[min(at):] if at else ""
 
     def _foreign_truth(self, image) -> str:

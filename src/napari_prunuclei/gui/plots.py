@@ -169,6 +169,9 @@ class ChartsCanvas(QLabel):
                 for r in sub:
                     if not r.fine_tuned:
                         ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
+            baseline = next((r.dense_vs_truth for r in rows if r.dense_vs_truth is not None), None)
+            if baseline is not None:  # what the pairs' "vs truth" curves are to be read against
+                ax.axhline(getattr(baseline, metric), color="k", lw=1, ls=":", label="dense vs truth")
             ax.set_xscale("log")
             crs = sorted({r.cr for r in rows if r.scheme in PRUNED_SCHEMES})
             if crs:  # a tick at every CR swept, named as the CR box names it (log ticks named 10 and 100 only)
@@ -201,9 +204,10 @@ class ChartsCanvas(QLabel):
         ax = self.ax_sparsity
         with self._lock:
             ax.clear()
-            for branch, color in (("semantic", "tab:red"), ("distance", "tab:green")):
+            # distance dashed over semantic: layer-wise pruning gives both the same values (one line hid the other)
+            for branch, color, style, ms in (("semantic", "tab:red", "o-", 5), ("distance", "tab:green", "s--", 3)):
                 rows = report[branch]
-                ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], "o-", ms=3, color=color,
+                ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], style, ms=ms, color=color,
                         label=branch)
             ax.set_ylim(0, 100)
             ax.set_ylabel("% pruned", fontsize=8)

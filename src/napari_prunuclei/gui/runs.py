@@ -119,8 +119,20 @@ class RunActions:
         name = one_line(req.image_name)
         name = name if len(name) <= 40 else name[:39] + "…"
         where = f"'{name}'\n" + compute_report.region_text(req.region)  # ("whole image" said too)
-        return self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
-                           after=lambda rows: self.charts.show_sweep(rows, where=where))
+        worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
+                             after=lambda rows: self.charts.show_sweep(rows, where=where))
+        if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
+            self.charts.clear_sweep(f"running on '{name}'...")
+            worker.errored.connect(lambda *_: self._sweep_ended())
+        return worker
+
+    def _sweep_ended(self) -> None:
+        """A sweep cancelled or failed: the chart shows the sweep kept for this image again, or asks for one."""
+        if self.sweep_rows is not None:
+            self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
+            self.charts.refresh()
+        else:
+            self.charts.clear_sweep("press 'CR sweep' for this image")
 
     def start_timing(self, *_):
         """Time A's and B's networks and watershed on the shown run's image (median of 3 interleaved runs after a
@@ -155,6 +167,7 @@ class RunActions:
                   of: tuple | None = None, where: str = "this image") -> None:
         if rows is None:
             self.status.value = "cancelled"
+            self._sweep_ended()
             return
         if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
             self.sweep_dropped = self._sweep_change(key)

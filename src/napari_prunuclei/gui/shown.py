@@ -10,7 +10,7 @@ from napari_prunuclei.gui.state import PAINT, raw
 from napari_prunuclei.nuclei.watershed import WatershedParams
 from napari_prunuclei.runtime.pairs import ModelSpec
 from napari_prunuclei.study import session as compute
-from napari_prunuclei.study.session_models import whose_own
+from napari_prunuclei.study.session_models import verdict, whose_own
 
 #: the metadata key of the plugin's own result layers (their provenance): never offered as an input
 OWN_METADATA = "prunuclei"
@@ -18,6 +18,7 @@ OWN_METADATA = "prunuclei"
 PUT_PIXEL_SIZE = "prunuclei_pixel_size_put"
 #: the status's warning while the controls name another run than the one shown
 STALE = "⚠ the results shown are the last run's"
+AGAIN = "The controls describe the run on the canvas again"  # (said with the run's verdict)
 #: GUI-thread time one event-loop turn may spend on a result's layers before the next turn (a napari layer made
 #: hidden costs 80-180 ms on this project's CPU, its first slice as much again: one of those per turn; cheap
 #: in-place updates run together)
@@ -243,8 +244,9 @@ class ShownRun:
         status = str(self.status.value)
         said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said
         if not diffs and STALE in status:
-            self.status.value = (f"{said + '. ' if said else ''}the controls describe the run on the canvas again "
-                                 f"({req.spec.label})")
+            judged = verdict(r)  # what "done" said of it (a pathologist: going back to the run's image dropped it)
+            self.status.value = (f"{said + '. ' if said else ''}{AGAIN} ({req.spec.label})"
+                                 + (f": {judged}" if judged else ""))
         if diffs:
             self.status.value = (f"{said + '. ' if said else ''}{STALE} ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update.")

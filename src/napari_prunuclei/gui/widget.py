@@ -28,7 +28,7 @@ from magicgui.widgets import (
 from napari.viewer import Viewer
 
 from napari_prunuclei.base.constants import SCHEME_LABELS
-from napari_prunuclei.gui.camera import camera_of
+from napari_prunuclei.gui.camera import camera_of, cell_size
 from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.ground_truth import GroundTruthChoice
@@ -48,6 +48,7 @@ from napari_prunuclei.study import session_report as compute_report
 
 #: the reference choice that runs the chosen model alone
 ALONE = "none (chosen model alone)"
+NO_TRUTH = "(no ground truth)"  # the ground-truth box's empty choice
 
 
 def scheme_label(scheme: str) -> str:
@@ -92,7 +93,8 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         self.pixel_size.native.setDecimals(4)
         self.truth = create_widget(annotation="napari.layers.Labels", label="ground truth",
                                    options={"nullable": True})
-        self.truth.null_string = "none"  # (magicgui's own: "-----", which a pathologist read as a broken entry)
+        # (magicgui's own "-----" read as a broken entry; items are matched by their text: no layer is called so)
+        self.truth.null_string = NO_TRUTH
         self.truth.choices = self._truth_choices  # the user's label layers, never the plugin's own results
         self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
@@ -362,7 +364,7 @@ class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions,
         h, w = data.shape[:2]
         camera = camera_of(self.viewer)
         center = np.asarray(camera.center[-2:], float)
-        half = np.asarray(self.viewer.canvas.size, float) / camera.zoom / 2
+        half = cell_size(self.viewer) / camera.zoom / 2  # one cell's view (side by side: half the canvas)
         corners = [layer.world_to_data(center - half)[-2:], layer.world_to_data(center + half)[-2:]]
         (r0, c0), (r1, c1) = np.floor(np.min(corners, 0)), np.ceil(np.max(corners, 0))
         r0, r1 = int(max(0, r0)), int(min(h, r1))

@@ -7,8 +7,9 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
+from napari_prunuclei.models import zoo
 from napari_prunuclei.models.unet import UNet
-from napari_prunuclei.models.zoo import WEIGHTS_DIR, load_registered, normalize_scheme
+from napari_prunuclei.models.zoo import load_registered, normalize_scheme
 
 __all__ = ["load_model", "one_shot"]
 
@@ -37,8 +38,9 @@ def _one_shot(branch: str, scheme: str, cr: float, weights_dir: str) -> UNet:
 
 
 def one_shot(branch: str, scheme: str, cr: float, *, weights_dir: Path | None = None) -> UNet:
-    """One branch pruned at load time from the registry's dense file (a fresh copy, eval mode)."""
-    m = _one_shot(branch, normalize_scheme(scheme), float(cr), str(weights_dir or WEIGHTS_DIR))
+    """One branch pruned at load time from the registry's dense file (a fresh copy, eval mode). (The package's
+    weights folder is looked up at each call, never bound at import: a copy would outlive a change of it.)"""
+    m = _one_shot(branch, normalize_scheme(scheme), float(cr), str(weights_dir or zoo.WEIGHTS_DIR))
     out = copy.deepcopy(m)
     out.zoo_info = dict(m.zoo_info)
     return out.eval()

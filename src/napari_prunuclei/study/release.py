@@ -10,8 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
+from napari_prunuclei.models import zoo
 from napari_prunuclei.models.weights import load_branch, read_metadata, sha256_file
-from napari_prunuclei.models.zoo import WEIGHTS_DIR, register, registry, watershed_key
+from napari_prunuclei.models.zoo import register, registry, watershed_key
 
 __all__ = ["ship_dense", "ship_sparse", "stages_at_cr", "steps_at_cr", "finetune_protocols", "finetune_note",
            "shared_protocol", "protocol_text", "macs_ratio", "pair_ratio", "correct_macs_ratios",
@@ -28,13 +29,13 @@ def ship_dense(semantic: Path, distance: Path, data_dir: Path, *, n_val: int = 4
     from napari_prunuclei.runtime.pairs import pair_from_models
     from napari_prunuclei.study.evaluation import predict_dataset, tune_watershed, validation_names, write_json
 
-    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    zoo.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)  # (looked up at each call: never a stale copy)
     models = []
     for branch, src in (("semantic", semantic), ("distance", distance)):
         meta = read_metadata(src)
         if meta.get("branch") != branch:
             raise ValueError(f"{src} was trained as branch {meta.get('branch')!r}, not {branch!r}")
-        dst = WEIGHTS_DIR / f"{branch}_dense.safetensors"
+        dst = zoo.WEIGHTS_DIR / f"{branch}_dense.safetensors"
         shutil.copyfile(src, dst)
         steps = int(json.loads(meta.get("steps", "0")))
         register({"id": f"{branch}-dense", "branch": branch, "scheme": "dense", "cr": 1, "fine_tuned": True,
@@ -74,7 +75,7 @@ def _ship(path: Path, fmt: str, steps: int, extra: dict, metrics: dict | None) -
     meta = read_metadata(path)
     branch, scheme = meta["branch"], meta["scheme"]
     cr = float(json.loads(meta["cr"]))
-    dst = WEIGHTS_DIR / f"{branch}_{scheme}_cr{cr:g}.safetensors"
+    dst = zoo.WEIGHTS_DIR / f"{branch}_{scheme}_cr{cr:g}.safetensors"
     shutil.copyfile(path, dst)
     entry = {"id": f"{branch}-{scheme}-cr{cr:g}", "branch": branch, "scheme": scheme, "cr": cr, **extra,
              "fine_tuned": True, "format": fmt, "file": dst.name, "sha256": sha256_file(dst),
@@ -145,7 +146,7 @@ def channel_finetune_note() -> str:
     for e in registry()["models"]:
         if e.get("format") != "channels":
             continue
-        m = read_metadata(WEIGHTS_DIR / e["file"])
+        m = read_metadata(zoo.WEIGHTS_DIR / e["file"])
         cfg = json.loads(m.get("train_config", "{}"))
         batch = cfg.get("batch", json.loads(m.get("batch", "8")))  # the ladder's defaults when not recorded
         crop = cfg.get("crop", json.loads(m.get("crop", "256")))
@@ -167,7 +168,7 @@ def finetune_protocols() -> dict[str, str]:
     for e in registry()["models"]:
         if e["scheme"] == "dense" or e.get("format") != "sparse":
             continue
-        stages = stages_at_cr(read_metadata(WEIGHTS_DIR / e["file"]))
+        stages = stages_at_cr(read_metadata(zoo.WEIGHTS_DIR / e["file"]))
         text = " then ".join(f"{steps} steps (lr {lr:g}" + (f", distillation weight {d:g})" if d else ")")
                              for steps, lr, d in stages)
         texts.setdefault(watershed_key(e["scheme"], e["cr"]), set()).add(text)

@@ -126,6 +126,9 @@ class ComparisonResult:
     others: float | None = None
     #: made by a threshold edit: the networks' seconds are the run's, the watershed's timed again alone
     rewatershed: bool = False
+    #: the models whose first run in this process (at this image size, device and precision) this was: their
+    #: one-run seconds hold the warm-up (weights prepared, kernels chosen)
+    first_runs: list[str] = field(default_factory=list)
 
     @property
     def chosen(self) -> Segmentation:
@@ -186,6 +189,9 @@ def _steps(shape, req: SegmentRequest) -> int:
     return n if req.tiling.is_tiled(shape) else n + 1
 
 
+_WARM: set[tuple] = set()  # (model, device, precision, image size) run before in this process
+
+
 def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.ndarray | None = None,
         scratch: Scratch | None = None) -> Job[ComparisonResult]:
     """The chosen model (and the dense one, if asked) on one image; yields Progress.
@@ -202,6 +208,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
     outputs: dict[str, Segmentation] = {}
     made: list[Path] = []
     before = machine.cpu_snapshot()  # looked up at each run (tests make the machine quiet)
+    first: list[str] = []
     try:
         for k, (role, pair, model_req) in enumerate(jobs):
             check_cancelled(cancelled)
@@ -217,6 +224,10 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
                         p = next(job)
                     except StopIteration as stop:
                         outputs[role] = stop.value
+                        warm = (pair.spec.label, str(model_req.device), model_req.precision, tuple(rgb.shape[:2]))
+                        if warm not in _WARM:
+                            _WARM.add(warm)
+                            first.append(stop.value.info.model)
                         break
                     yield Progress(k * per_model + p.done, total, p.message)
             finally:
@@ -224,6 +235,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
         check_cancelled(cancelled)
         result = _result(req, outputs.get("pruned"), outputs.get("dense"), None if tiled else truth)
         result.truth_digest = None if tiled else truth_digest(truth)
+        result.first_runs = first
         pool = any((seg.info.post_workers or 0) > 0 for seg in outputs.values())  # their CPU is not ours
         result.others = None if pool else others_share(before, machine.cpu_snapshot())  # while the models ran
     except BaseException:
@@ -378,8 +390,8 @@ def compute_numbers(pruned: Segmentation | None, dense: Segmentation | None, tru
     if truth is not None:
         known = known or {}
         nums.vs_truth = {s.info.model: known.get(s.info.model) or agreement_scores(truth, s.labels) for s in runs}
-        _, areas = np.unique(truth[truth != 0], return_counts=True)  # (any integer ids: no bincount over them)
-        nums.truth_mean_area_px = float(areas.mean()) if areas.size else None
+        n_ref = next(iter(nums.vs_truth.values())).n_reference  # (counted once by the scores: no sort again here)
+        nums.truth_mean_area_px = float(np.count_nonzero(truth)) / n_ref if n_ref else None
     return nums
 
 

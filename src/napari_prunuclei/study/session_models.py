@@ -48,6 +48,8 @@ class ImageSweepRow:
     dense_seconds: float | None = None  # dense on this image, the same way (the time axis: seconds / dense's)
     params: dict | None = None  # the pair's thresholds as run (its own, the registry's)
     others: float | None = None  # the share of the CPUs other work used during this pair's run (noise)
+    dense_others: float | None = None  # the same during dense's run of ``dense_seconds``
+    dense_vs_truth: Agreement | None = None  # dense against the ground truth (the baseline of ``vs_truth``)
 
 
 def zoo_pairs() -> list[tuple[str, float]]:
@@ -84,9 +86,12 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
                                   seg.info.watershed.as_dict(), others_share(before, cpu_snapshot())))
         yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
     if rows:  # dense's first run held the session's warm-up (3.2 s against 1.2 s run again): timed again, warm
+        before = cpu_snapshot()
         again = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
                         pixel_size=pixel_size).info.seconds.get("total")
-        rows = [replace(r, dense_seconds=again) for r in rows]
+        busy = others_share(before, cpu_snapshot())  # (every ratio's denominator: its noise flagged too)
+        baseline = None if truth is None else agreement_scores(truth, dense.labels)
+        rows = [replace(r, dense_seconds=again, dense_others=busy, dense_vs_truth=baseline) for r in rows]
         yield Progress(total, total, "dense timed again")
     return rows
 

@@ -72,6 +72,10 @@ def format_numbers(result: ComparisonResult) -> str:
         seg = getattr(result, role)
         if m is not None and seg is not None:
             lines.append(f"{seg.info.model}: mean nucleus area {m[0]:.1f} {m[1]}")
+    if n.vs_truth and n.truth_mean_area_px is not None:
+        px = result.request.pixel_size
+        area = n.truth_mean_area_px * px**2 if px else n.truth_mean_area_px
+        lines.append(f"ground truth: mean nucleus area {area:.1f} {'µm²' if px else 'px'}")
     if result.request.region is not None:
         lines.append(f"region: {region_text(result.request.region)} of the image")
     for s in (result.pruned, result.dense):
@@ -108,8 +112,10 @@ def speed_text(result: ComparisonResult) -> str:
     t = result.timing
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
-        how = how_timed(result).replace("one run each", "one run each (the first run of a session holds the "
-                                        "warm-up); 'time A vs B' gives a median", 1)
+        first = result.first_runs
+        held = f" ({' and '.join(first)}: {'its' if len(first) == 1 else 'their'} first run here, with the warm-up)"
+        how = how_timed(result).replace("one run each", f"one run each{held if first else ''}; 'time A vs B' "
+                                        "gives a median", 1)
     else:
         ta, tb, how = t.median("pruned"), t.median("dense"), t.how
     note = shape_note(result)
@@ -235,8 +241,14 @@ def numbers_html(result: ComparisonResult) -> str:
     header, rows = numbers_table(result)
     # shown with a column per model and a row per metric: the dock is narrower than it is tall
     right = 'style="padding: 1px 8px; text-align: right"'
-    out = ['<table border="0" cellspacing="0">',
-           "<tr><th></th>" + "".join(f"<th {right}>{escape(r[0])}</th>" for r in rows) + "</tr>"]
+
+    def breakable(name: str) -> str:  # long file names break after their hyphens and underscores, not mid-token
+        return escape(name).replace("-", "-&#8203;").replace("_", "_&#8203;")
+
+    req = result.request  # the image the numbers are of (a pathologist found it named only in the status line)
+    out = [f"<p>image <b>{escape(req.image_name)}</b> · {region_text(req.region)}</p>",
+           '<table border="0" cellspacing="0">',
+           "<tr><th></th>" + "".join(f"<th {right}>{breakable(r[0])}</th>" for r in rows) + "</tr>"]
     for k, h in enumerate(header[1:], 1):
         if all(not r[k] for r in rows) or h.endswith("(events)"):  # events: in their colours below
             continue
@@ -359,11 +371,11 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                 "seconds": "end to end, one run each on this image; dense's (dense_seconds) run again at the end, "
                            "warm (its first run held the session's warm-up)",
                 "others_cpu": f"the share of the CPUs other work used during the row's run (above {BUSY_SHARE:g}: "
-                              "its seconds are noisy)"}))
+                              "its seconds are noisy); dense_others_cpu: the same during dense's"}))
             w = csv.writer(f)
             w.writerow(["scheme", "cr", "fine_tuned", "aji_vs_dense", "pq_vs_dense", "dice_vs_dense",
                         "aji_vs_truth", "pq_vs_truth", "dice_vs_truth", "seconds", "dense_seconds", "fg", "marker",
-                        "min_size", "others_cpu", "nuclei", "dense_nuclei"])
+                        "min_size", "others_cpu", "dense_others_cpu", "nuclei", "dense_nuclei"])
 
             def num(v, fmt: str) -> str:
                 return "" if v is None else format(v, fmt)
@@ -375,12 +387,17 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                             *(num(None if t is None else getattr(t, k), ".4f") for k in ("aji", "pq", "dice")),
                             num(row.seconds, ".3f"), num(row.dense_seconds, ".3f"),
                             *(num(ws.get(k), "g") for k in ("fg_threshold", "marker_threshold", "min_size")),
-                            num(row.others, ".2f"), row.vs_dense.n_other, row.vs_dense.n_reference])
+                            num(row.others, ".2f"), num(row.dense_others, ".2f"), row.vs_dense.n_other,
+                            row.vs_dense.n_reference])
         busy = [r.others for r in sweep_rows if r.others is not None and r.others > BUSY_SHARE]
+        dense_busy = next((r.dense_others for r in sweep_rows if r.dense_others is not None), None)
         lines += ["", f"## CR sweep on this image ({where}, {len(sweep_rows)} models): [sweep.csv](sweep.csv)"]
         if busy:
             lines += ["", f"Other work used up to {max(busy):.0%} of the CPUs during {len(busy)} of the sweep's runs: "
                           "their seconds are noisy (column others_cpu)."]
+        if dense_busy is not None and dense_busy > BUSY_SHARE:  # the denominator of every row's time ratio
+            lines += ["", f"Other work used {dense_busy:.0%} of the CPUs during dense's run: every time ratio of the "
+                          "sweep is noisy (column dense_others_cpu)."]
     elif sweep_dropped:
         lines += ["", f"CR sweep: dropped when {sweep_dropped}; press 'CR sweep' again."]
     if screenshot:

@@ -165,6 +165,16 @@ def timing_machine(device: str = "cpu", precision: str = "auto") -> str:
             f"{resolve_precision(precision, dev)}")
 
 
+def plot_link(out: str | Path | None, name: str, report: str | Path, default: str) -> str:
+    """The link from the report ``report`` to the plot ``name`` that :func:`write_outputs` wrote into ``out``
+    (None: the repository's layout, ``default``, relative to docs/)."""
+    import os
+
+    if out is None:
+        return default
+    return Path(os.path.relpath(Path(out).resolve() / name, Path(report).resolve().parent)).as_posix()
+
+
 def times_from(rows: list[dict]) -> str | None:
     """Where the times of ``rows`` were measured, when one or more of them is timed: the machines they name, or
     None when none names one (rows of a sweep before the rows recorded it)."""
