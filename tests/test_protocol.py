@@ -62,7 +62,6 @@ def test_the_protocol_record_reaches_the_registry_entry(tiny_dataset, tmp_path, 
     files = run_stage(dense, "layerwise", 4, tiny_dataset, tmp_path / "work", PROTOCOL, device="cpu")
     weights = tmp_path / "weights"
     weights.mkdir()
-    monkeypatch.setattr(release, "WEIGHTS_DIR", weights)
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
     entries = [release.ship_sparse(files[b]) for b in ("semantic", "distance")]
     assert all(e["finetune"] == PROTOCOL.record() and e["steps"] == 2 for e in entries)

@@ -205,10 +205,12 @@ class ChartsCanvas(QLabel):
         with self._lock:
             ax.clear()
             # distance dashed over semantic: layer-wise pruning gives both the same values (one line hid the other)
-            for branch, color, style, ms in (("semantic", "tab:red", "o-", 5), ("distance", "tab:green", "s--", 3)):
+            # (semantic wide and pale beneath, distance thin on top)
+            for branch, color, style, ms, lw in (("semantic", "tab:red", "o-", 7, 4),
+                                                 ("distance", "tab:green", "s--", 3, 1.5)):
                 rows = report[branch]
-                ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], style, ms=ms, color=color,
-                        label=branch)
+                ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], style, ms=ms, lw=lw, color=color,
+                        alpha=0.55 if branch == "semantic" else 1.0, label=branch)
             ax.set_ylim(0, 100)
             ax.set_ylabel("% pruned", fontsize=8)
             ax.set_xlabel("layer (input to output)", fontsize=8)

@@ -122,7 +122,7 @@ class RunActions:
         worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
                              after=lambda rows: self.charts.show_sweep(rows, where=where))
         if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
-            self.charts.clear_sweep(f"running on '{name}'...")
+            self.charts.clear_sweep(f"running on {where}...")
             worker.errored.connect(lambda *_: self._sweep_ended())
         return worker
 

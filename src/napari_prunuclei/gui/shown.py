@@ -191,7 +191,8 @@ class ShownRun:
             return f"the image changed from '{key[1]}' to '{now[1]}'"
         if key[2] != now[2]:
             truth = self.truth.value
-            return f"the ground truth changed (to '{truth.name if truth is not None else 'none'}')"
+            to = f"'{truth.name}'" if truth is not None else "no ground truth"
+            return f"the ground truth changed (to {to})"
         return f"'visible region only' was turned {'on' if now[3] else 'off'}"
 
     def _forget_sweep(self, *_) -> None:
@@ -203,7 +204,7 @@ class ShownRun:
             self._kept_sweep = (self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where)
             self.sweep_dropped = self._sweep_change(self.sweep_key)
             self.sweep_rows = self.sweep_key = self.sweep_of = None
-            self.charts.clear_sweep("press 'CR sweep' for this image")
+            self.charts.clear_sweep(f"set aside: {self.sweep_dropped}; press 'CR sweep'")  # (why, not only what)
         elif self.sweep_rows is None and self._kept_sweep is not None and self._kept_sweep[0] == key:
             self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where = self._kept_sweep
             self._kept_sweep, self.sweep_dropped = None, None
@@ -234,7 +235,7 @@ class ShownRun:
         truth = self.truth.value
         slide = self.tiling.is_tiled(tuple(r.chosen.labels.shape[:2]))  # a slide's run uses no ground truth
         if (truth.name if truth is not None else None) != self._shown_truth and not slide:
-            diffs.append(f"ground truth '{truth.name if truth is not None else 'none'}'")
+            diffs.append(f"ground truth '{truth.name}'" if truth is not None else "no ground truth")
         if (float(self.pixel_size.value) or None) != req.pixel_size:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
         if bool(self.region.value) != (req.region is not None):
@@ -245,8 +246,8 @@ class ShownRun:
         said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said
         if not diffs and STALE in status:
             judged = verdict(r)  # what "done" said of it (a pathologist: going back to the run's image dropped it)
-            self.status.value = (f"{said + '. ' if said else ''}{AGAIN} ({req.spec.label})"
-                                 + (f": {judged}" if judged else ""))
+            self.status.value = (f"{said + '. ' if said else ''}{AGAIN}"  # (the verdict names the model)
+                                 + (f": {judged}" if judged else f" ({req.spec.label})"))
         if diffs:
             self.status.value = (f"{said + '. ' if said else ''}{STALE} ({req.image_name}, {req.spec.label}); the "
                                  f"controls now say {', '.join(diffs)}: press Run to update.")
@@ -300,7 +301,8 @@ class ShownRun:
         if covering:
             names = ", ".join(f"'{n}'" for n in covering)
             text = (f'<span style="color:#e0a000">⚠ {escape(names)} shown above '
-                    f"'{escape(self.state.image_layer().name)}', the run's image: hide it to see the run on it</span>"
+                    f"'{escape(self.state.image_layer().name)}', the run's image: hide "
+                    f"{'it' if len(covering) == 1 else 'them'} to see the run on it</span>"
                     + (f"<br>{text}" if text else ""))
         self.legend.value = text
 

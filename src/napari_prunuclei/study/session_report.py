@@ -113,9 +113,8 @@ def speed_text(result: ComparisonResult) -> str:
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
         first = result.first_runs
-        held = f" ({' and '.join(first)}: {'its' if len(first) == 1 else 'their'} first run here, with the warm-up)"
-        how = how_timed(result).replace("one run each", f"one run each{held if first else ''}; 'time A vs B' "
-                                        "gives a median", 1)
+        held = f", the first here of {' and '.join(first)}, with the warm-up" if first else ""
+        how = how_timed(result).replace("one run each", f"one run each{held}; 'time A vs B' gives a median", 1)
     else:
         ta, tb, how = t.median("pruned"), t.median("dense"), t.how
     note = shape_note(result)
@@ -242,8 +241,9 @@ def numbers_html(result: ComparisonResult) -> str:
     # shown with a column per model and a row per metric: the dock is narrower than it is tall
     right = 'style="padding: 1px 8px; text-align: right"'
 
-    def breakable(name: str) -> str:  # long file names break after their hyphens and underscores, not mid-token
-        return escape(name).replace("-", "-&#8203;").replace("_", "_&#8203;")
+    def breakable(name: str) -> str:  # a long file name breaks after its hyphens and underscores, not mid-token
+        return " ".join(escape(w).replace("-", "-&#8203;").replace("_", "_&#8203;") if len(w) > 16 else escape(w)
+                        for w in name.split(" "))  # (short words, e.g. models' names, stay as they are to copy)
 
     req = result.request  # the image the numbers are of (a pathologist found it named only in the status line)
     out = [f"<p>image <b>{escape(req.image_name)}</b> · {region_text(req.region)}</p>",
