@@ -11,6 +11,8 @@ the test split and never writes into the package: the candidate is shipped, if a
         --steps 2000 --lr 5e-4 --json docs/training/dense_pilot.json
     python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_border \
         --steps 1500 --lr 5e-4 --border-weight 5 --branches semantic --json docs/training/dense_border.json
+    python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_stain \
+        --steps 1000 --lr 5e-4 --stain-jitter 0.15 --json docs/training/dense_stain.json
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--border-weight", type=float, default=0.0,
                    help="semantic: extra BCE weight where two nuclei touch (0: off)")
+    p.add_argument("--stain-jitter", type=float, default=0.05,
+                   help="HED stain augmentation's range (0.05: the shipped training's)")
     p.add_argument("--branches", nargs="+", choices=("semantic", "distance"), default=["semantic", "distance"],
                    help="branches to continue; the others stay the shipped ones")
     p.add_argument("--json", type=Path, default=None)
@@ -50,14 +54,15 @@ def main() -> int:
         if files[branch].is_file():
             continue
         cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=50, threads=a.threads, seed=1,
-                          border_weight=a.border_weight)
+                          border_weight=a.border_weight, stain_jitter=a.stain_jitter)
         t0 = time.perf_counter()
         train(cfg, a.data, out, resume=True, init_model=copy.deepcopy(load_model(branch, "dense", 1)),
               progress=False, metadata={"init": f"{branch}-dense (shipped)"})
         seconds[branch] = time.perf_counter() - t0
     result = {
         "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
-        "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "branches": a.branches,
+        "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "stain_jitter": a.stain_jitter,
+        "branches": a.branches,
         "train_seconds_this_run": seconds,
         "shipped": held_back_scores(a.data, *(load_model(b, "dense", 1) for b in ("semantic", "distance"))),
         "candidate": held_back_scores(a.data, *(load_branch(files[b]) if b in files else load_model(b, "dense", 1)

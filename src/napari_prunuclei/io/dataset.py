@@ -154,11 +154,13 @@ def hed_jitter(
 
 
 def augment(
-    rgb: np.ndarray, targets: list[np.ndarray], rng: np.random.Generator
+    rgb: np.ndarray, targets: list[np.ndarray], rng: np.random.Generator, stain: float = 0.05
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Random flips, 90-degree rotations, HED stain and brightness/contrast jitter.
 
-    ``rgb`` is float32 HxWx3 in [0, 1]; ``targets`` are HxW maps moved the same way.
+    ``rgb`` is float32 HxWx3 in [0, 1]; ``targets`` are HxW maps moved the same way. ``stain``: each stain's
+    optical density scaled by U(1 - stain, 1 + stain) and shifted by U(-stain, stain) (the same draws whatever
+    its value).
     """
     k = int(rng.integers(4))
     flip = bool(rng.integers(2))
@@ -167,7 +169,7 @@ def augment(
         a = np.rot90(a, k, axes=(0, 1))
         return a[:, ::-1] if flip else a
 
-    rgb = hed_jitter(geo(rgb), rng)
+    rgb = hed_jitter(geo(rgb), rng, sigma=stain, bias=stain)
     contrast = rng.uniform(0.9, 1.1)
     bright = rng.uniform(-0.05, 0.05)
     rgb = np.clip((rgb - 0.5) * contrast + 0.5 + bright, 0, 1).astype(np.float32)

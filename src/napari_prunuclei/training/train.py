@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from napari_prunuclei.io.atomic import atomic_write
-from napari_prunuclei.io.dataset import NucleiDataset, distance_target, random_crops, split_train_val
+from napari_prunuclei.io.dataset import NucleiDataset, augment, distance_target, random_crops, split_train_val
 from napari_prunuclei.models.devices import resolve_device
 from napari_prunuclei.models.unet import UNet, UNetConfig
 from napari_prunuclei.models.weights import save_branch
@@ -51,6 +51,7 @@ class TrainConfig:
     precision: str = "bf16"  # or "fp32"
     threads: int = 0  # 0: torch default
     border_weight: float = 0.0  # semantic: extra BCE weight on pixels where two nuclei touch (0: off)
+    stain_jitter: float = 0.05  # HED stain augmentation's range (io.dataset.augment)
     model: dict = field(default_factory=lambda: UNetConfig().to_dict())
 
     def __post_init__(self) -> None:
@@ -234,7 +235,8 @@ def train(
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
-        x, y = random_crops(images, targets, cfg.batch, cfg.crop, rng)
+        x, y = random_crops(images, targets, cfg.batch, cfg.crop, rng,
+                            lambda im, ts, g: augment(im, ts, g, stain=cfg.stain_jitter))
         x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(y).to(dev)
         soft = weight = None
