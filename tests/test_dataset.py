@@ -95,3 +95,18 @@ def test_reader_on_shared_data(data_root):
     assert len(ds.names("train")) == 30 and len(ds.names("test")) == 14
     rgb, lab = ds.load(ds.names("test")[0])
     assert rgb.shape == (1000, 1000, 3) and lab.shape == (1000, 1000)
+
+
+def test_a_wider_stain_jitter_changes_colours_only_and_keeps_the_same_draws():
+    """TrainConfig.stain_jitter (issue 21's colour pilot): the shipped range gives exactly what augment gave, a
+    wider one moves the colours further, and the geometry and the targets do not depend on it."""
+    from napari_prunuclei.io.dataset import augment
+
+    rgb = np.random.default_rng(0).uniform(0.2, 0.9, (32, 32, 3)).astype(np.float32)
+    tgt = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
+    base = augment(rgb, [tgt], np.random.default_rng(7))
+    same = augment(rgb, [tgt], np.random.default_rng(7), stain=0.05)
+    wide = augment(rgb, [tgt], np.random.default_rng(7), stain=0.3)
+    none = augment(rgb, [tgt], np.random.default_rng(7), stain=0.0)
+    assert np.array_equal(base[0], same[0]) and np.array_equal(base[1][0], wide[1][0])
+    assert np.abs(wide[0] - none[0]).mean() > np.abs(base[0] - none[0]).mean() > 0
