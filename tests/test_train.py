@@ -193,3 +193,13 @@ def test_border_weight_changes_the_semantic_loss_only_when_on(tiny_dataset, tmp_
 
     assert final_loss(0.0) != final_loss(5.0)
     assert final_loss(0.0, "distance") == final_loss(5.0, "distance")
+
+
+def test_a_stain_jitter_outside_its_range_is_refused():
+    """TrainConfig.stain_jitter (issue 21's colour pilot): 1 or more would scale a stain's density to zero."""
+    from napari_prunuclei.training.train import TrainConfig
+
+    assert TrainConfig().stain_jitter == 0.05  # the shipped training's
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="stain_jitter must be in"):
+            TrainConfig(stain_jitter=bad)

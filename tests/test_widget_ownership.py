@@ -417,6 +417,11 @@ def test_run_stays_greyed_until_the_results_layers_are_all_made(qtbot, viewer_wi
     w._showing = False
     w._end_showing()  # the last layer made
     assert w.run_btn.enabled and w.time_btn.enabled
+    greyed = []  # side by side toggled: no job, but the layers are made over turns (pathologist, session 36)
+    w.side_by_side.value = True
+    greyed.append((w._showing, w.run_btn.enabled))
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert greyed == [(True, False)] and w.run_btn.enabled and w.export_btn.enabled
 
 
 def test_a_model_chosen_while_layers_are_made_is_compared_once_they_are(qtbot, viewer_widget):

@@ -48,6 +48,8 @@ class ShownRun:
         made, spreading the textures' upload over the turns)."""
         self._showing = True
         self._steps = steps
+        # busy until the layers are all made, a side-by-side toggle too (a pathologist saw Run enabled for 6 s)
+        self.run_btn.enabled = self.sweep_btn.enabled = self.export_btn.enabled = self.time_btn.enabled = False
         if not STEPWISE or (hold and not self._hold_canvas(True)):
             self._finish_showing()
         else:

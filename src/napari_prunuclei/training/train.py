@@ -59,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"branch must be one of {BRANCHES}, got {self.branch!r}")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
+        if not 0 <= self.stain_jitter < 1:  # (1 or more would scale a stain's density to zero or below)
+            raise ValueError(f"stain_jitter must be in [0, 1), got {self.stain_jitter!r}")
 
 
 #: settings of how a run runs, not of what it trains: a resume may change them
