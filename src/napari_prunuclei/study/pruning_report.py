@@ -6,7 +6,7 @@ from pathlib import Path
 
 from napari_prunuclei.io.atomic import atomic_write
 from napari_prunuclei.study.intervals import difference_interval, largest_cr_within, relative_drop_interval
-from napari_prunuclei.study.sweep import RULES, plot_link, relative_drop, rows_as_dicts, summarize
+from napari_prunuclei.study.sweep import RULES, plot_link, provenance_lines, relative_drop, rows_as_dicts, summarize
 
 __all__ = ["write_report", "PAPER_LAYERWISE", "TITLE"]
 
@@ -58,10 +58,7 @@ def write_report(rows: list, path: str | Path, command: str, meta: dict, out: st
         f"Machine: {meta.get('machine', '?')}; precision {meta.get('precision', '?')}; "
         f"watershed {meta.get('watershed')}; zoo fine-tuning: {meta.get('finetune', '?')}.",
         "",
-        *([f"The accuracy rows were evaluated by an earlier run of the sweep, whose rows are `{meta['rows_from']}`; "
-           "this command took them from it (`--rows`) without evaluating again.", ""] if meta.get("rows_from") else []),
-        *([f"The times were not measured by this command: they were measured on {meta['times_from']}, not "
-           "necessarily the machine above (time ratios depend on the CPU).", ""] if meta.get("times_from") else []),
+        *provenance_lines(meta),
         "Measures (per image, then the mean over images):",
         "- **semantic**: the pruned semantic branch with the dense distance branch; pixel Dice of the",
         "  probability map thresholded at the watershed's foreground threshold;",

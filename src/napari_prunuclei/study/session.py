@@ -42,6 +42,7 @@ __all__ = [
     "Scratch",
     "label_pyramid",
     "nucleus_features",
+    "truth_mean_area",
     "truth_digest",
 ]
 
@@ -324,6 +325,16 @@ def mean_area(result: ComparisonResult, role: str) -> tuple[float, str] | None:
     px = result.request.pixel_size
     mean = float(np.mean(cols["area"]))
     return (mean * px**2, "µm²") if px else (mean, "px")
+
+
+def truth_mean_area(result: ComparisonResult) -> tuple[float, str] | None:
+    """The ground truth's mean nucleus area and its unit, as :func:`mean_area` gives a model's (None: no ground
+    truth scored, or an empty one)."""
+    n = result.numbers
+    if not n.vs_truth or n.truth_mean_area_px is None:
+        return None
+    px = result.request.pixel_size
+    return (n.truth_mean_area_px * px**2, "µm²") if px else (n.truth_mean_area_px, "px")
 
 
 def truth_digest(truth: np.ndarray | None) -> str | None:

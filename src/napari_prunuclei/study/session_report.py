@@ -12,7 +12,7 @@ from napari_prunuclei.base.constants import (
 from napari_prunuclei.base.machine import BUSY_SHARE
 from napari_prunuclei.io.measure import one_line, preamble
 from napari_prunuclei.runtime.request import Segmentation
-from napari_prunuclei.study.session import ComparisonResult, mean_area
+from napari_prunuclei.study.session import ComparisonResult, mean_area, truth_mean_area
 from napari_prunuclei.study.session_models import (
     edited_thresholds,
     model_note,
@@ -72,10 +72,9 @@ def format_numbers(result: ComparisonResult) -> str:
         seg = getattr(result, role)
         if m is not None and seg is not None:
             lines.append(f"{seg.info.model}: mean nucleus area {m[0]:.1f} {m[1]}")
-    if n.vs_truth and n.truth_mean_area_px is not None:
-        px = result.request.pixel_size
-        area = n.truth_mean_area_px * px**2 if px else n.truth_mean_area_px
-        lines.append(f"ground truth: mean nucleus area {area:.1f} {'µm²' if px else 'px'}")
+    t = truth_mean_area(result)
+    if t is not None:
+        lines.append(f"ground truth: mean nucleus area {t[0]:.1f} {t[1]}")
     if result.request.region is not None:
         lines.append(f"region: {region_text(result.request.region)} of the image")
     for s in (result.pruned, result.dense):
@@ -227,9 +226,9 @@ def numbers_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]
         rows.append(row)
     truth = next((t for t in n.vs_truth.values() if t is not None), None)
     if truth is not None:  # its count beside the models' (a pathologist found it only in a warning, session 35)
-        area, px = n.truth_mean_area_px, result.request.pixel_size
+        t = truth_mean_area(result)
         rows.append(["ground truth" + (f": {result.truth_name}" if result.truth_name else ""), str(truth.n_reference),
-                     "" if area is None else f"{area * px**2 if px else area:.1f}"] + [""] * (len(header) - 3))
+                     "" if t is None else f"{t[0]:.1f}"] + [""] * (len(header) - 3))
     return header, rows
 
 

@@ -175,6 +175,19 @@ def plot_link(out: str | Path | None, name: str, report: str | Path, default: st
     return Path(os.path.relpath(Path(out).resolve() / name, Path(report).resolve().parent)).as_posix()
 
 
+def provenance_lines(meta: dict) -> list[str]:
+    """The reports' lines on where their rows and times came from when not from this command (``--rows``, and
+    times measured by an earlier run, maybe on another CPU)."""
+    lines = []
+    if meta.get("rows_from"):
+        lines += [f"The accuracy rows were evaluated by an earlier run of the sweep, whose rows are "
+                  f"`{meta['rows_from']}`; this command took them from it (`--rows`) without evaluating again.", ""]
+    if meta.get("times_from"):
+        lines += [f"The times were not measured by this command: they were measured on {meta['times_from']}, not "
+                  "necessarily the machine above (time ratios depend on the CPU).", ""]
+    return lines
+
+
 def times_from(rows: list[dict]) -> str | None:
     """Where the times of ``rows`` were measured, when one or more of them is timed: the machines they name, or
     None when none names one (rows of a sweep before the rows recorded it)."""
