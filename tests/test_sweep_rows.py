@@ -91,3 +91,14 @@ def test_rows_of_other_weights_or_of_a_sweep_that_did_not_record_them_are_refuse
         check_made_by([dense, one_shot], f)  # (hostile pass: was reported as a fine-tuned CR 3.3)
     f.write_text(json.dumps([dense, _row()]))
     assert _sweep(tmp_path, f, tmp_path / "o") == 0
+
+
+def test_a_fifo_or_a_folder_given_as_rows_is_refused_without_blocking(tmp_path):
+    """Hostile pass, session 36: `--rows` naming a FIFO waited for a writer until the run was killed."""
+    import os
+
+    fifo = tmp_path / "rows.json"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(SweepRowsError, match="not a sweep.json file"):
+            read_sweep_rows(path)

@@ -53,6 +53,8 @@ def _problem(r) -> str | None:
 def read_sweep_rows(path: str | Path) -> list[dict]:
     """The rows of ``path`` (a sweep.json written by ``prunuclei sweep``), each checked; SweepRowsError else."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read, a folder fail obscurely
+        raise SweepRowsError(f"{path}: not a sweep.json file (a folder, a FIFO or a device)")
     try:
         rows = json.loads(path.read_bytes().decode("utf-8-sig"))
     except OSError as e:
