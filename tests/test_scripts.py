@@ -328,3 +328,17 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
     assert r.returncode == 2 and "another run holds" in r.stderr and not log.exists()
 
 
+
+
+def test_tta_pilot_turns_each_transform_back_and_uses_all_eight():
+    """The test-time augmentation pilot's maps are averaged in the image's own frame: each of the 8 transforms
+    of the square is undone exactly, and the 8 are distinct."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from tta_pilot import backward, forward
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    a = np.arange(5 * 5 * 3).reshape(5, 5, 3)
+    assert all(np.array_equal(backward(forward(a, k), k), a) for k in range(8))
+    assert len({forward(a, k).tobytes() for k in range(8)}) == 8
+    assert np.array_equal(forward(a, 4), np.rot90(a)) and np.array_equal(forward(a, 3), a[::-1, ::-1])

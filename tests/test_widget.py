@@ -341,10 +341,14 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
 
     viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
     w.truth.value = None
+    _run(qtbot, w)
+    judged = session_models.verdict(w.result)
     worker = w.start_sweep()
     assert worker is not None
     _wait(qtbot, w, timeout=240_000)
-    assert w.status.value == "CR sweep done"
+    # the run's verdict is kept (a pathologist, session 36: "CR sweep done" replaced it)
+    n = len(w.sweep_rows)
+    assert judged and w.status.value == f"CR sweep done: {n} pairs on the chart. The run shown: {judged}"
     # every registered scheme and zoo CR, unstructured and channel, with seconds for the time axis
     assert {(r.scheme, r.cr) for r in w.sweep_rows} == set(session_models.zoo_pairs())
     assert {r.scheme for r in w.sweep_rows} >= {"layerwise", "networkwide", "channel-layerwise", "channel-networkwide"}
@@ -719,6 +723,32 @@ def test_the_status_says_done_once_the_last_layer_is_made_not_before(qtbot, view
     assert said and all(not text.startswith("done") for _, text in said), said
     assert any(text.startswith("drawing the layers of network-wide CR20") for _, text in said)
     assert w.status.value.startswith("done") and len(w.state.layers) == 7
+
+
+def test_the_status_says_side_by_side_is_being_drawn_then_gives_back_what_it_said(qtbot, viewer_widget):
+    """Pathologist, session 36: the canvas was black for about 4 s while side by side was drawn, and the status
+    said nothing of it."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    verdict = w.status.value
+    said, real = [], w.state.show
+
+    def show(*args):  # each step of the showing, as it is made
+        for step in real(*args):
+            said.append(w.status.value)
+            yield step
+
+    w.state.show = show
+    w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w._showing, timeout=30000)
+    assert said and all(text == "drawing side by side..." for text in said), said
+    assert w.status.value == verdict
+    said.clear()
+    w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w._showing, timeout=30000)
+    assert said and all(text == "drawing one view..." for text in said), said
+    assert w.status.value == verdict
 
 
 def test_what_is_said_while_layers_are_made_is_kept_and_a_clear_meanwhile_never_says_done(qtbot, viewer_widget):

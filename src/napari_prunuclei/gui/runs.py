@@ -177,7 +177,9 @@ class RunActions:
         self.sweep_rows, self.sweep_key, self.sweep_of, self._sweep_where = rows, key, of, where
         self.sweep_dropped, self._kept_sweep = None, None
         self.charts.refresh()
-        self.status.value = "CR sweep done"
+        judged = compute_models.verdict(self.result) if self.result is not None else None
+        self.status.value = (f"CR sweep done: {len(rows)} pairs on the chart"  # the run's verdict kept (a
+                             + (f". The run shown: {judged}" if judged else ""))  # pathologist saw it replaced)
         self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
 
     def _checked_rgb(self, region=None):

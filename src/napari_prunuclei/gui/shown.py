@@ -66,6 +66,10 @@ class ShownRun:
                 self._finish_showing()
             elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
                 self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
+                # the canvas is held meanwhile: say why (a pathologist saw it black for 4 s); said back once drawn
+                drawing = "drawing side by side..." if self.side_by_side.value else "drawing one view..."
+                self._said_when_shown = (drawing, str(self.status.value))
+                self.status.value = drawing
                 self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
             else:
                 self.state.set_side_by_side(bool(self.side_by_side.value))
