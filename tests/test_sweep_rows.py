@@ -54,9 +54,14 @@ def test_the_sweep_refuses_to_write_over_its_rows_or_a_file_and_needs_dense(tmp_
     out = tmp_path / "out"
     out.mkdir()
     rows = out / "sweep.json"
-    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row(), _row("networkwide")]))  # (--schemes layerwise)
     before = rows.read_bytes()
     assert _sweep(tmp_path, rows, out) == 2 and rows.read_bytes() == before
+    assert "without 1 of its rows (e.g. networkwide CR2 on monuseg)" in capsys.readouterr().err
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))  # every row kept, but the report over them
+    before = rows.read_bytes()
+    assert _sweep(tmp_path, rows, out, "--report", str(rows)) == 2 and rows.read_bytes() == before
+    assert f"{rows}: this sweep would write over it (--out {out}); choose" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert _sweep(tmp_path, rows, tmp_path / "file") == 2
     lonely = tmp_path / "no_dense.json"
@@ -64,7 +69,7 @@ def test_the_sweep_refuses_to_write_over_its_rows_or_a_file_and_needs_dense(tmp_
     assert _sweep(tmp_path, lonely, tmp_path / "o2") == 2
     assert _sweep(tmp_path, rows, tmp_path / "o3", "--include", str(tmp_path / "file")) == 2
     err = capsys.readouterr().err
-    assert "would write over it" in err and "exists and is not a folder" in err and "no dense row for monuseg" in err
+    assert "exists and is not a folder" in err and "no dense row for monuseg" in err
     assert "not JSON" in err and "Traceback" not in err and "unexpected" not in err.lower()
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()  # nothing half-written
 
@@ -91,6 +96,19 @@ def test_rows_of_other_weights_or_of_a_sweep_that_did_not_record_them_are_refuse
         check_made_by([dense, one_shot], f)  # (hostile pass: was reported as a fine-tuned CR 3.3)
     f.write_text(json.dumps([dense, _row()]))
     assert _sweep(tmp_path, f, tmp_path / "o") == 0
+
+
+def test_a_report_is_drawn_again_where_its_rows_lie_when_every_row_is_kept(tmp_path):
+    """`--rows X/sweep.json --out X` draws X's report and plots again in place (the repository's channel report,
+    session 37), only when the sweep keeps every row of X/sweep.json (else refused above)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = out / "sweep.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row(aji=0.61)]))
+    assert _sweep(tmp_path, rows, out) == 0
+    again = read_sweep_rows(rows)
+    assert [(r["scheme"], r["aji"]) for r in again] == [("dense", 0.6), ("layerwise", 0.61)]
+    assert f"whose rows are `{rows}`" in (tmp_path / "r.md").read_text()
 
 
 def test_a_fifo_or_a_folder_given_as_rows_is_refused_without_blocking(tmp_path):

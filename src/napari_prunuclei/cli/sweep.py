@@ -118,6 +118,7 @@ def sweep_into(a: argparse.Namespace) -> int:
         kept = {key(r): r for r in read_sweep_rows(a.rows)} if a.rows is not None else {}
         rows += [same_row(kept.get(key(r)), r) for r in read_sweep_rows(a.include)  # the earlier fine-tuned pairs
                  if key(r) not in have and r["dataset"] in a.datasets and r["variant"] == "fine-tuned"]
+    kept_in_place(a, rows)
     if a.time:
         from napari_prunuclei.study.sweep import add_times
 
@@ -179,9 +180,30 @@ def check_destinations(a: argparse.Namespace) -> None:
     if not derived and not a.report.parent.is_dir():  # (a derived one's folder is --out's, made with it)
         raise ValueError(f"--report {a.report}: its folder {a.report.parent} does not exist")
     written = {(a.out / "sweep.json").resolve(), a.report.resolve()}
-    for given in (a.rows, a.include):
-        if given is not None and given.resolve() in written:
+    for given in (a.rows, a.include):  # (--rows may be --out's own sweep.json: see kept_in_place)
+        mine = given is a.rows and in_place(a) and given.resolve() != a.report.resolve()
+        if given is not None and given.resolve() in written and not mine:
             raise ValueError(f"{given}: this sweep would write over it (--out {a.out}); choose another --out")
+
+
+def in_place(a: argparse.Namespace) -> bool:
+    """Whether --rows is the sweep.json this sweep writes (a report drawn again where its rows lie)."""
+    return a.rows is not None and a.rows.resolve() == (a.out / "sweep.json").resolve()
+
+
+def kept_in_place(a: argparse.Namespace, rows: list[dict]) -> None:
+    """--rows written over in place only when every row it holds is among ``rows`` (a narrower --schemes, --cr,
+    --variants or --datasets would have dropped rows of it: a hostile pass lost 80 of 82 so)."""
+    from napari_prunuclei.study.sweep_rows import read_sweep_rows
+
+    if not in_place(a):
+        return
+    have = {(r["dataset"], r["scheme"], float(r["cr"]), r["variant"]) for r in rows}
+    lost = [r for r in read_sweep_rows(a.rows) if (r["dataset"], r["scheme"], float(r["cr"]), r["variant"]) not in have]
+    if lost:
+        raise ValueError(f"{a.rows}: this sweep would write over it (--out {a.out}) without {len(lost)} of its rows "
+                         f"(e.g. {lost[0]['scheme']} CR{float(lost[0]['cr']):g} on {lost[0]['dataset']}); choose "
+                         "another --out, or the --schemes, --cr, --variants and --datasets of all its rows")
 
 
 def is_sweep_report(path: Path) -> bool:
