@@ -328,6 +328,28 @@ def test_a_threshold_edit_recomputes_only_what_a_changes_and_equals_a_fresh_comp
     assert new.numbers.vs_truth["dense"] is not r.numbers.vs_truth["dense"]
 
 
+def test_the_runs_own_thresholds_again_give_the_run_back_and_an_edit_keeps_its_warm_up_mark():
+    """Pathologist, session 36: after Restore the numbers still said the watershed was "timed again alone", and an
+    edit dropped the warm-up mark on the run's first seconds (the networks' seconds are still that run's)."""
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+
+    rgb, truth = synthetic_tissue(160, seed=6)
+    req = CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))
+    r = drive(run(rgb, req, truth=truth))
+    r.first_runs = ["networkwide CR20"]
+    own = r.pruned.info.watershed
+    edited = compute.rerun_watershed(r, WatershedParams(0.35, 0.3, 10), truth, rgb)
+    assert edited.rewatershed and edited.ran is r and edited.first_runs == ["networkwide CR20"]
+    twice = compute.rerun_watershed(edited, WatershedParams(0.45, 0.3, 10), truth, rgb)
+    assert twice.ran is r  # always the run itself, never a chain of edits
+    assert compute.rerun_watershed(twice, own, truth, rgb) is r  # restored: the run as it was
+    assert "timed again" not in compute_report.how_timed(r)
+    other = truth.copy()
+    other[other == other.max()] = 0  # another truth: scored again, not the run's numbers
+    again = compute.rerun_watershed(twice, own, other, rgb)
+    assert again is not r and again.numbers == compute.compute_numbers(again.pruned, again.dense, other)
+
+
 def test_after_a_threshold_edit_the_seconds_add_up(a_vs_b):
     """Tester: exports recorded the new watershed time next to the old total: the total is the other steps (kept)
     plus the new watershed, everywhere the seconds are recorded (the layer metadata, the throughput, the CSV)."""
@@ -398,7 +420,7 @@ def test_thresholds_count_as_edited_only_where_they_differ_from_the_models_own(t
     edited = compute.rerun_watershed(a_vs_b, big)
     assert compute_models.edited_thresholds(edited) == big
     restored = compute.rerun_watershed(edited, own)  # Restore: the boxes set to the model's own, run again
-    assert restored.request.segment.params is not None and compute_models.edited_thresholds(restored) is None
+    assert restored is a_vs_b and compute_models.edited_thresholds(restored) is None  # the run itself again
     for result, tag in ((edited, True), (restored, False)):
         folder = tmp_path / str(tag)
         folder.mkdir()
@@ -455,7 +477,8 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     assert again.first_runs == [] and "warm-up" not in compute_report.speed_text(again)
     assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run)"  # column names that stay the same
     assert compute_report.how_timed(r) == "one run each; other work used 70% of the CPUs meanwhile"
-    edited = compute.rerun_watershed(r, r.chosen.info.watershed)
+    own = r.chosen.info.watershed
+    edited = compute.rerun_watershed(r, replace(own, min_size=own.min_size + 1))
     assert edited.others == pytest.approx(0.7) and edited.rewatershed and not r.rewatershed  # the networks' run
     assert "after the threshold edit, network-wide CR20's watershed timed again alone" in \
         compute_report.speed_text(edited)  # why the seconds moved a little (pathologist, session 34)

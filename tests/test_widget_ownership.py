@@ -368,18 +368,23 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     _run(qtbot, w)
     assert "shown above" not in w.status.value and w.covering_layers() == []
     viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)  # on top, shown
-    assert "second tile&#x27; shown above 'synthetic H&amp;E'" in w.legend.value  # at once, before any run
+    assert "⚠ &#x27;second tile&#x27; covers the run&#x27;s image: hide it" in w.legend.value  # at once, before any run
+    assert "synthetic H&amp;E" not in w.legend.value.split("<br>")[0]  # each long name said once (session 36)
     viewer.layers["second tile"].name = "tile two"  # reviewer: the legend kept the old name
-    assert "tile two&#x27; shown above" in w.legend.value and "second tile" not in w.legend.value
+    assert "tile two&#x27; covers" in w.legend.value and "second tile" not in w.legend.value
     w.image.value = viewer.layers[IMG]
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
     assert w.covering_layers() == ["tile two"]
     assert "'tile two' is shown above 'synthetic H&E'" in w.status.value
+    viewer.add_image(synthetic_tissue(64, seed=97)[0], name="third", rgb=True)
+    two = "⚠ 2 layers cover the run&#x27;s image (&#x27;tile two&#x27;, &#x27;third&#x27;): hide them"
+    assert two in w.legend.value
+    viewer.layers.remove("third")
     viewer.layers["tile two"].visible = False
-    assert "shown above" not in w.legend.value  # at once (pathologist passes, session 34: only after a run)
+    assert "covers" not in w.legend.value  # at once (pathologist passes, session 34: only after a run)
     viewer.layers["tile two"].visible = True
-    assert "tile two&#x27; shown above" in w.legend.value
+    assert "tile two&#x27; covers" in w.legend.value
     viewer.layers["tile two"].visible = False
     _run(qtbot, w)
     assert "shown above" not in w.status.value

@@ -304,11 +304,11 @@ class ShownRun:
         items = self.state.legend_items()
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
         covering = self.covering_layers() if items else []
-        if covering:
+        if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
             names = ", ".join(f"'{n}'" for n in covering)
-            text = (f'<span style="color:#e0a000">⚠ {escape(names)} shown above '
-                    f"'{escape(self.state.image_layer().name)}', the run's image: hide "
-                    f"{'it' if len(covering) == 1 else 'them'} to see the run on it</span>"
+            what = (f"{names} covers the run's image: hide it" if len(covering) == 1
+                    else f"{len(covering)} layers cover the run's image ({names}): hide them")
+            text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
                     + (f"<br>{text}" if text else ""))
         self.legend.value = text
 

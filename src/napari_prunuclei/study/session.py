@@ -130,6 +130,8 @@ class ComparisonResult:
     #: the models whose first run in this process (at this image size, device and precision) this was: their
     #: one-run seconds hold the warm-up (weights prepared, kernels chosen)
     first_runs: list[str] = field(default_factory=list)
+    #: a threshold edit's result: the run it was edited from (its thresholds set back give that run again)
+    ran: ComparisonResult | None = None
 
     @property
     def chosen(self) -> Segmentation:
@@ -363,11 +365,16 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
                     rgb: np.ndarray | None = None) -> ComparisonResult:
     """New thresholds for the chosen model: only its watershed again, on the kept maps, and only what
     depends on its labels again (its numbers, A against B, the disagreement map); B's labels, features and
-    score against the same ground truth are kept. Not for slides."""
+    score against the same ground truth are kept. The run's own thresholds again, against the truth it was
+    scored with, give that run back as it was (its seconds too: a pathologist read "watershed timed again"
+    after Restore as if the thresholds were still edited). Not for slides."""
+    origin = result.ran or result
+    digest = truth_digest(truth)
+    if params == origin.chosen.info.watershed and digest == origin.truth_digest:
+        return origin
     chosen = rewatershed(result.chosen, params)
     pruned, dense = (chosen, result.dense) if result.pruned is not None else (None, chosen)
     req = replace(result.request, segment=replace(result.request.segment, params=params))
-    digest = truth_digest(truth)
     known = None  # B against the truth: unchanged when the truth is the one the shown numbers used
     if pruned is not None and dense is not None and digest is not None and digest == result.truth_digest:
         known = {k: v for k, v in result.numbers.vs_truth.items() if k == dense.info.model}
@@ -377,6 +384,8 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
     new.sparsity = result.sparsity
     new.others = result.others  # the networks' seconds are the run's (the watershed's is timed again, alone)
     new.rewatershed = True
+    new.ran = origin
+    new.first_runs = list(origin.first_runs)  # the networks' seconds are still the run's, warm-up and all
     new.features = dict(result.features)
     if result.features:
         role = "pruned" if result.pruned is not None else "dense"
