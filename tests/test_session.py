@@ -492,3 +492,15 @@ def test_a_one_shot_models_own_thresholds_are_called_dense_s():
     assert compute_models.whose_own(ModelSpec("networkwide", 20)) == "its own"
     assert compute_models.whose_own(ModelSpec()) == "its own"
     assert compute_models.whose_own(ModelSpec("networkwide", 12, False)) == "dense's"
+
+
+def test_the_dock_sweep_hands_over_its_rows_as_they_come():
+    """Pathologist, session 36: the dock's sweep chart stayed empty for the whole sweep (147 s)."""
+    rgb, truth = synthetic_tissue(96, seed=8)
+    seen = []
+    rows = drive(compute_models.sweep_image(rgb, [("networkwide", 20.0), ("layerwise", 20.0)], "cpu", truth,
+                                            on_rows=seen.append))
+    assert [len(s) for s in seen] == [1, 2] and [r.scheme for r in seen[1]] == ["networkwide", "layerwise"]
+    assert all(r.dense_vs_truth is not None for r in seen[1])  # the dotted baseline from the first pair on
+    assert [r.vs_truth for r in rows] == [r.vs_truth for r in seen[1]]
+    assert rows[0].dense_vs_truth == seen[0][0].dense_vs_truth

@@ -343,12 +343,22 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
     w.truth.value = None
     _run(qtbot, w)
     judged = session_models.verdict(w.result)
+    titles, show = [], w.charts.show_sweep
+
+    def shown(rows, where="this image", **kw):
+        titles.append(where)
+        return show(rows, where=where, **kw)
+
+    w.charts.show_sweep = shown
     worker = w.start_sweep()
     assert worker is not None
     _wait(qtbot, w, timeout=240_000)
     # the run's verdict is kept (a pathologist, session 36: "CR sweep done" replaced it)
     n = len(w.sweep_rows)
     assert judged and w.status.value == f"CR sweep done: {n} pairs on the chart. The run shown: {judged}"
+    # drawn as the pairs come (a pathologist, session 36: the chart was empty for the whole sweep)
+    assert [t.rsplit(", running: ", 1)[1] for t in titles[:-1]] == [f"{k} of {n} pairs" for k in range(1, n + 1)]
+    assert ", running" not in titles[-1]
     # every registered scheme and zoo CR, unstructured and channel, with seconds for the time axis
     assert {(r.scheme, r.cr) for r in w.sweep_rows} == set(session_models.zoo_pairs())
     assert {r.scheme for r in w.sweep_rows} >= {"layerwise", "networkwide", "channel-layerwise", "channel-networkwide"}

@@ -111,14 +111,20 @@ class RunActions:
         if self.tiling.is_tiled(rgb.shape):
             self._error("the CR sweep runs on images up to 2048x2048: crop a region of this slide first")
             return None
-        # every registered scheme and zoo CR, unstructured and channel, on this image (and this region)
-        job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
-                                         pixel_size=req.pixel_size)
         key = self._sweep_key()
         of = (req.image_name, req.region, self.truth.value.name if truth is not None else None)  # what it is of
         name = one_line(req.image_name)
         name = name if len(name) <= 40 else name[:39] + "…"
         where = f"'{name}'\n" + compute_report.region_text(req.region)  # ("whole image" said too)
+        n = len(compute_models.zoo_pairs())
+
+        def so_far(rows) -> None:  # in the worker: each pair drawn as it comes (the chart was empty for 147 s)
+            self.charts.show_sweep(rows, where=f"{where}, running: {len(rows)} of {n} pairs")
+            self._sweep_drawn = True  # shown on the GUI thread at the next progress
+
+        # every registered scheme and zoo CR, unstructured and channel, on this image (and this region)
+        job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
+                                         pixel_size=req.pixel_size, on_rows=so_far)
         worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
                              after=lambda rows: self.charts.show_sweep(rows, where=where))
         if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
@@ -206,6 +212,9 @@ class RunActions:
         self.progress.max = p.total
         self.progress.value = p.done
         self.status.value = p.message
+        if self._sweep_drawn:  # a sweep's rows so far, drawn off-screen in the worker
+            self._sweep_drawn = False
+            self.charts.refresh()
 
     def _on_result(self, result: compute.ComparisonResult | None, truth_name: str | None = None,
                    edited: bool = False) -> None:

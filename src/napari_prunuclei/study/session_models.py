@@ -17,6 +17,8 @@ from napari_prunuclei.nuclei.agreement import Agreement, agreement_scores
 from napari_prunuclei.runtime.pairs import ModelSpec, load_pair
 
 if TYPE_CHECKING:  # the session imports this module
+    from collections.abc import Callable
+
     from napari_prunuclei.study.session import ComparisonResult
 
 __all__ = [
@@ -59,11 +61,14 @@ def zoo_pairs() -> list[tuple[str, float]]:
 
 def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: str,
                 truth: np.ndarray | None = None, cancelled: CancelFn | None = None, precision: str = "auto",
-                pixel_size: float | None = None) -> Job[list[ImageSweepRow]]:
+                pixel_size: float | None = None,
+                on_rows: Callable[[list[ImageSweepRow]], None] | None = None) -> Job[list[ImageSweepRow]]:
     """Each (scheme, CR) of ``pairs`` (None: every zoo pair, :func:`zoo_pairs`) on one image, fine-tuned where
     the zoo has it, else one-shot, each pair with its own thresholds and dense with dense's, as ``prunuclei
     sweep`` does; with each pair's end-to-end seconds and dense's (dense run again at the end, warm: its first
-    run holds the session's warm-up). Yields Progress."""
+    run holds the session's warm-up). Yields Progress; ``on_rows``, if given, gets the rows so far after each
+    pair (their ``dense_seconds`` are dense's first run until the warm one at the end), e.g. to draw them as
+    they come."""
     from napari_prunuclei.base.machine import cpu_snapshot, others_share
     from napari_prunuclei.models.zoo import find_entry
     from napari_prunuclei.runtime.pipeline import segment
@@ -73,6 +78,7 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
     dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
                     pixel_size=pixel_size)
     yield Progress(1, total, "dense done")
+    baseline = None if truth is None else agreement_scores(truth, dense.labels)
     rows = []
     for i, (scheme, cr) in enumerate(pairs):
         check_cancelled(cancelled)
@@ -83,15 +89,17 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
         rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
                                   None if truth is None else agreement_scores(truth, seg.labels),
                                   seg.info.seconds.get("total"), dense.info.seconds.get("total"),
-                                  seg.info.watershed.as_dict(), others_share(before, cpu_snapshot())))
-        yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done")
+                                  seg.info.watershed.as_dict(), others_share(before, cpu_snapshot()),
+                                  dense_vs_truth=baseline))
+        if on_rows is not None:
+            on_rows(list(rows))
+        yield Progress(i + 2, total, f"{SCHEME_LABELS[scheme]} CR{cr:g} done ({i + 1} of {len(pairs)} pairs)")
     if rows:  # dense's first run held the session's warm-up (3.2 s against 1.2 s run again): timed again, warm
         before = cpu_snapshot()
         again = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
                         pixel_size=pixel_size).info.seconds.get("total")
         busy = others_share(before, cpu_snapshot())  # (every ratio's denominator: its noise flagged too)
-        baseline = None if truth is None else agreement_scores(truth, dense.labels)
-        rows = [replace(r, dense_seconds=again, dense_others=busy, dense_vs_truth=baseline) for r in rows]
+        rows = [replace(r, dense_seconds=again, dense_others=busy) for r in rows]
         yield Progress(total, total, "dense timed again")
     return rows
 
