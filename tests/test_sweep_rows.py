@@ -120,3 +120,22 @@ def test_a_fifo_or_a_folder_given_as_rows_is_refused_without_blocking(tmp_path):
     for path in (fifo, tmp_path):
         with pytest.raises(SweepRowsError, match="not a sweep.json file"):
             read_sweep_rows(path)
+
+
+def test_a_sweep_removes_what_a_killed_sweep_left_in_its_out_and_nothing_else(tmp_path):
+    """Session 36: a sweep killed with -9 while writing left .prunuclei-tmp.* files in --out for good. The next
+    sweep there (holding the folder's lock) removes its own outputs' temporary files, matched exactly."""
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [".prunuclei-tmp.sweep.json.k3_x9a1b.json", ".prunuclei-tmp.pareto_gbm40.png.6m9xzava.png",
+            ".prunuclei-tmp.sweep_tables.md.a1b2c3d4.md", ".prunuclei-tmp.sparsity_networkwide_cr20.png.zz11yy22.png"]
+    users = [".prunuclei-tmp.notes.txt.abcdefgh.txt", "my.prunuclei-tmp.sweep.json.abcdefgh.json", ".hidden",
+             ".prunuclei-tmp.sweep.json.abcdefgh.json.bak"]
+    for name in left + users:
+        (out / name).write_text("x")
+    (out / ".prunuclei-tmp.sweep.csv.dir00000.csv").mkdir()  # a folder of that name is not the sweep's
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    assert _sweep(tmp_path, rows, out) == 0
+    names = {p.name for p in out.iterdir()}
+    assert not names & set(left) and set(users) | {".prunuclei-tmp.sweep.csv.dir00000.csv"} <= names

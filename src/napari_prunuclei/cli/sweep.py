@@ -68,6 +68,7 @@ def holding(out: Path) -> Iterator[None]:
         except BlockingIOError:
             raise ValueError(f"--out {out}: another prunuclei sweep is writing there; wait for it to finish or "
                              "choose another --out") from None
+        remove_leftovers(out)
         try:
             yield
         except BaseException:
@@ -75,6 +76,20 @@ def holding(out: Path) -> Iterator[None]:
                 (out / SWEEP_LOCK).unlink()
                 out.rmdir()
             raise
+
+
+def remove_leftovers(out: Path) -> None:
+    """The temporary files a sweep killed while writing into ``out`` left there (its own outputs' names, matched
+    exactly; called with ``out``'s lock held, so no running sweep's); nothing else."""
+    import re
+
+    from napari_prunuclei.io.atomic import TEMP_PREFIX
+    from napari_prunuclei.study.sweep import OUTPUT_NAMES
+
+    rx = re.compile(rf"{re.escape(TEMP_PREFIX)}(?:{OUTPUT_NAMES})\.[a-z0-9_]+\.(?:csv|json|md|png)")
+    for q in out.iterdir():
+        if rx.fullmatch(q.name) and q.is_file() and not q.is_symlink():
+            q.unlink(missing_ok=True)
 
 
 def sweep_into(a: argparse.Namespace) -> int:

@@ -30,9 +30,12 @@ from napari_prunuclei.nuclei.watershed import watershed_instances
 from napari_prunuclei.runtime.pairs import load_pair, results_record
 from napari_prunuclei.runtime.pipeline import segment
 
-__all__ = ["SweepRow", "run_sweep", "add_times", "summarize", "write_outputs", "sparsity_rows"]
+__all__ = ["SweepRow", "run_sweep", "add_times", "summarize", "write_outputs", "sparsity_rows", "OUTPUT_NAMES"]
 
 DATASETS = {"monuseg": ("monuseg2018", "test"), "gbm40": ("gbm40", "test")}
+#: the names :func:`write_outputs` (and a report derived inside --out) give files in --out, as a regular expression
+OUTPUT_NAMES = (r"sweep\.csv|sweep\.json|sweep_tables\.md|sweep_report\.md|(?:sweep|pareto)_[a-z0-9]+\.png"
+                r"|sparsity_[a-z0-9_]+\.png")
 
 
 def _load_images(data_root: Path, datasets: list[str], limit: int | None):
