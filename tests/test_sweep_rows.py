@@ -61,7 +61,8 @@ def test_the_sweep_refuses_to_write_over_its_rows_or_a_file_and_needs_dense(tmp_
     rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))  # every row kept, but the report over them
     before = rows.read_bytes()
     assert _sweep(tmp_path, rows, out, "--report", str(rows)) == 2 and rows.read_bytes() == before
-    assert f"{rows}: this sweep would write over it (--out {out}); choose" in capsys.readouterr().err
+    assert f"--report {rows}: the sweep writes its own sweep.json there; choose another --report" in \
+        capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert _sweep(tmp_path, rows, tmp_path / "file") == 2
     lonely = tmp_path / "no_dense.json"
@@ -139,3 +140,94 @@ def test_a_sweep_removes_what_a_killed_sweep_left_in_its_out_and_nothing_else(tm
     assert _sweep(tmp_path, rows, out) == 0
     names = {p.name for p in out.iterdir()}
     assert not names & set(left) and set(users) | {".prunuclei-tmp.sweep.csv.dir00000.csv"} <= names
+
+
+def test_a_named_report_never_writes_over_another_file_or_the_sweeps_own(tmp_path, capsys):
+    """Hostile pass, session 37: `--report README.md` replaced the README with a sweep report; `--report
+    OUT/sweep.json` replaced the rows just written; `--report OUT/multiples.json` broke every later run."""
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    out = tmp_path / "out"
+    out.mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("# my notes\n")
+    (out / "multiples.json").write_text("{}")
+    for report, says in ((readme, "exists and is not a sweep's report"), (out / "multiples.json", "exists and is"),
+                         (out / "sweep.json", "the sweep writes its own sweep.json there"),
+                         (out / "pareto_gbm40.png", "its own pareto_gbm40.png"),
+                         (out / ".prunuclei-sweep.lock", "its own .prunuclei-sweep.lock"),
+                         (rows, "exists and is not a sweep's report")):
+        args = ["sweep", "--data", str(tmp_path), "--rows", str(rows), "--schemes", "layerwise", "--cr", "2",
+                "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out), "--report", str(report)]
+        assert main(args) == 2, report
+        err = capsys.readouterr().err
+        assert f"--report {report}: " in err and says in err and "choose another --report" in err, err
+    assert readme.read_text() == "# my notes\n" and (out / "multiples.json").read_text() == "{}"
+    assert sorted(p.name for p in out.iterdir()) == ["multiples.json"]  # nothing else made there
+
+
+def test_in_place_every_row_stays_as_it_is(tmp_path, capsys):
+    """Hostile pass, session 37: in place, an --include row that differed from the file's (re-evaluated) replaced
+    it and dropped its times; a duplicate row was dropped silently."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dense = _row("dense", 1.0, "dense")
+    chan = _row("channel-layerwise", made_by=results_record(ModelSpec("channel-layerwise", 2.0, True)))
+    timed = _row(seconds=0.7, time_ratio=1.0, timed_on="Intel Xeon, 1 torch threads, bf16")  # an included pair
+    rows = out / "sweep.json"
+    rows.write_text(json.dumps([dense, chan, timed]))
+    include = tmp_path / "include.json"
+    include.write_text(json.dumps([dense, _row(aji=0.601)]))  # evaluated again since
+
+    def sweep(*extra):
+        return main(["sweep", "--data", str(tmp_path), "--rows", str(rows), "--schemes", "channel-layerwise", "--cr",
+                     "2", "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out), "--report",
+                     str(tmp_path / "r.md"), *extra])
+
+    before = rows.read_bytes()
+    assert sweep("--include", str(include)) == 2 and rows.read_bytes() == before
+    err = capsys.readouterr().err
+    assert "with 1 of its rows changed (their --include rows differ from them) (e.g. layerwise CR2 on monuseg)" in err
+    assert sweep() == 2 and "without 1 of its rows (e.g. layerwise CR2 on monuseg)" in capsys.readouterr().err
+    include.write_text(json.dumps([dense, _row()]))  # the very rows it included
+    rows.write_text(json.dumps([dense, chan, timed, {**timed, "seconds": 0.9}]))  # two rows of one pair: one would go
+    assert sweep("--include", str(include)) == 2 and "changed" in capsys.readouterr().err
+    rows.write_text(json.dumps([dense, chan, timed]))
+    assert sweep("--include", str(include)) == 0
+    assert [r.get("timed_on") for r in read_sweep_rows(rows)] == [None, None, "Intel Xeon, 1 torch threads, bf16"]
+
+
+def test_a_broken_multiples_json_is_named_before_anything_is_written(tmp_path, capsys):
+    """Hostile pass, session 37: a multiples.json of [1, 2] ended in 'unexpected error: TypeError' after the
+    outputs were rewritten; a truncated one in a JSON message that named no file."""
+    chan = _row("channel-layerwise", made_by=results_record(ModelSpec("channel-layerwise", 2.0, True)))
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), chan]))
+    out = tmp_path / "out"
+    out.mkdir()
+    for content in ("[1, 2]", '{"x":', '{"rows": [{"cr": 2}], "size": 1, "cpu": "x", "threads": 1, "precision": "b"}'):
+        (out / "multiples.json").write_text(content)
+        code = main(["sweep", "--data", str(tmp_path), "--rows", str(rows), "--schemes", "channel-layerwise",
+                     "--cr", "2", "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out),
+                     "--report", str(tmp_path / "r.md")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{out / 'multiples.json'}: not a result of bench/bench_channels.py" in err, err
+        assert sorted(p.name for p in out.iterdir()) == [".prunuclei-sweep.lock", "multiples.json"]
+
+
+def test_a_refused_sweep_removes_every_folder_it_made_and_the_report_command_is_quoted(tmp_path, monkeypatch):
+    rows = tmp_path / "rows.json"
+    rows.write_text("[1")
+    assert _sweep(tmp_path, rows, tmp_path / "new" / "sub") == 2
+    assert not (tmp_path / "new").exists()  # (a hostile pass found new/ left behind)
+    odd = tmp_path / "sp ace $(touch pwned)"
+    odd.mkdir()
+    rows = odd / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["prunuclei", "sweep", "--rows", str(rows)])  # (what the report quotes)
+    assert _sweep(tmp_path, rows, tmp_path / "o") == 0
+    import shlex
+
+    assert f"--rows {shlex.quote(str(rows))}" in (tmp_path / "r.md").read_text()  # pasted back as it ran

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,9 @@ from napari_prunuclei.cli.options import count_type
 from napari_prunuclei.io.atomic import open_lock
 
 SWEEP_LOCK = ".prunuclei-sweep.lock"  # in --out: one sweep at a time writes there
+#: what --time measures again in a row (the rest of a row stays as it is when --rows is written over in place)
+TIME_KEYS = ("seconds", "branches_s", "time_ratio", "timed_others_cpu", "timed_on", "macs_ratio", "achieved_cr",
+             "finetune_steps")
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +61,7 @@ def holding(out: Path) -> Iterator[None]:
     would leave one's JSON beside the other's plots and report."""
     import fcntl
 
-    made = not out.exists()
+    made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this run makes, deepest first
     out.mkdir(parents=True, exist_ok=True)
     try:
         lock = open_lock(out / SWEEP_LOCK)
@@ -72,9 +77,13 @@ def holding(out: Path) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            if made and [p.name for p in out.iterdir()] == [SWEEP_LOCK]:  # a folder this run made, left empty
+            if made and [p.name for p in out.iterdir()] == [SWEEP_LOCK]:  # folders this run made, left empty
                 (out / SWEEP_LOCK).unlink()
-                out.rmdir()
+                for folder in made:
+                    try:
+                        folder.rmdir()
+                    except OSError:  # something else is in it now
+                        break
             raise
 
 
@@ -134,6 +143,7 @@ def sweep_into(a: argparse.Namespace) -> int:
         rows += [same_row(kept.get(key(r)), r) for r in read_sweep_rows(a.include)  # the earlier fine-tuned pairs
                  if key(r) not in have and r["dataset"] in a.datasets and r["variant"] == "fine-tuned"]
     kept_in_place(a, rows)
+    multiples = read_multiples(a.out / "multiples.json") if set(a.schemes) & set(CHANNEL_SCHEMES) else None
     if a.time:
         from napari_prunuclei.study.sweep import add_times
 
@@ -152,15 +162,13 @@ def sweep_into(a: argparse.Namespace) -> int:
         from napari_prunuclei.study.sweep import times_from
 
         meta["times_from"] = times_from(rows) or "the machine of the run that made them (their rows do not name it)"
-    command = "prunuclei sweep " + " ".join(sys.argv[2:])
+    command = "prunuclei sweep " + shlex.join(sys.argv[2:])  # (pasted back as it ran, odd names too)
     if set(a.schemes) & set(CHANNEL_SCHEMES):
         from napari_prunuclei.study.channel_report import write_channel_report
 
         meta["finetune"] = channel_finetune_note()
-        if (a.out / "multiples.json").is_file():
-            import json
-
-            meta["multiples"] = json.loads((a.out / "multiples.json").read_text())
+        if multiples is not None:
+            meta["multiples"] = multiples
         files.append(write_channel_report(rows, a.report, command, meta, a.out))
     else:
         files.append(write_report(rows, a.report, command, meta, a.out))
@@ -192,13 +200,38 @@ def check_destinations(a: argparse.Namespace) -> None:
     if derived and a.report.is_file() and not is_sweep_report(a.report):  # docs/performance.md for docs/performance
         raise ValueError(f"{a.report} exists and is not a sweep's report: this sweep would write over it "
                          "(--out FOLDER writes FOLDER.md); give --report, or another --out")
-    if not derived and not a.report.parent.is_dir():  # (a derived one's folder is --out's, made with it)
-        raise ValueError(f"--report {a.report}: its folder {a.report.parent} does not exist")
-    written = {(a.out / "sweep.json").resolve(), a.report.resolve()}
-    for given in (a.rows, a.include):  # (--rows may be --out's own sweep.json: see kept_in_place)
-        mine = given is a.rows and in_place(a) and given.resolve() != a.report.resolve()
-        if given is not None and given.resolve() in written and not mine:
+    if not derived:  # (a derived one's folder is --out's, made with it)
+        named_report(a)
+    report = a.report.resolve()
+    for flag, given in (("--rows", a.rows), ("--include", a.include)):  # (--rows may be --out's own sweep.json:
+        if given is None:  # see kept_in_place)
+            continue
+        if given.resolve() == report:
+            raise ValueError(f"--report {a.report}: it is the {flag} file, which the report would write over; "
+                             "choose another --report")
+        if given.resolve() == (a.out / "sweep.json").resolve() and not (flag == "--rows" and in_place(a)):
             raise ValueError(f"{given}: this sweep would write over it (--out {a.out}); choose another --out")
+
+
+def named_report(a: argparse.Namespace) -> None:
+    """A --report given by name: in a writable folder, never a file of the sweep's own in --out, never an existing
+    file that is not a sweep's report (a hostile pass wrote a report over README.md, and over --out's sweep.json)."""
+    import os
+    import re
+
+    from napari_prunuclei.study.sweep import OUTPUT_NAMES
+
+    r = a.report
+    if not r.parent.is_dir():
+        raise ValueError(f"--report {r}: its folder {r.parent} does not exist")
+    if not os.access(r.parent, os.W_OK):
+        raise ValueError(f"--report {r}: its folder {r.parent} is not writable")
+    own = re.fullmatch(OUTPUT_NAMES, r.name) and r.name != "sweep_report.md" or r.name == SWEEP_LOCK
+    if own and r.resolve().parent == a.out.resolve():
+        raise ValueError(f"--report {r}: the sweep writes its own {r.name} there; choose another --report")
+    if r.is_file() and not is_sweep_report(r):
+        raise ValueError(f"--report {r}: exists and is not a sweep's report, which this sweep would write over; "
+                         "choose another --report")
 
 
 def in_place(a: argparse.Namespace) -> bool:
@@ -213,12 +246,47 @@ def kept_in_place(a: argparse.Namespace, rows: list[dict]) -> None:
 
     if not in_place(a):
         return
-    have = {(r["dataset"], r["scheme"], float(r["cr"]), r["variant"]) for r in rows}
-    lost = [r for r in read_sweep_rows(a.rows) if (r["dataset"], r["scheme"], float(r["cr"]), r["variant"]) not in have]
-    if lost:
-        raise ValueError(f"{a.rows}: this sweep would write over it (--out {a.out}) without {len(lost)} of its rows "
-                         f"(e.g. {lost[0]['scheme']} CR{float(lost[0]['cr']):g} on {lost[0]['dataset']}); choose "
-                         "another --out, or the --schemes, --cr, --variants and --datasets of all its rows")
+    from collections import Counter
+
+    def key(r: dict) -> tuple:
+        return r["dataset"], r["scheme"], float(r["cr"]), r["variant"]
+
+    def kept(r: dict) -> str:  # what must stay as it is (with --time, all but the times measured again)
+        return json.dumps({k: v for k, v in r.items() if not (a.time and k in TIME_KEYS)}, sort_keys=True)
+
+    before = read_sweep_rows(a.rows)
+    have, same = {key(r) for r in rows}, Counter(kept(r) for r in rows)
+    lost = [r for r in before if key(r) not in have]
+    extra = Counter(map(kept, before)) - same  # the file's rows not among the sweep's as they are
+    changed = [r for r in before if key(r) in have and kept(r) in extra]
+    if lost or changed:
+        what = (f"without {len(lost)} of its rows" if lost else f"with {len(changed)} of its rows changed (their "
+                "--include rows differ from them)")
+        r = (lost or changed)[0]
+        name = "dense" if r["scheme"] == "dense" else f"{r['scheme']} CR{float(r['cr']):g}"
+        raise ValueError(f"{a.rows}: this sweep would write over it (--out {a.out}) {what} (e.g. {name} on "
+                         f"{r['dataset']}); in place, every row stays as it is: choose another --out, or the "
+                         "--schemes, --cr, --variants, --datasets and --include that made it")
+
+
+def read_multiples(path: Path) -> dict | None:
+    """``bench/bench_channels.py``'s result in --out, for the channel report (None where there is none); read
+    before anything is written, a broken one named."""
+    if not path.is_file():
+        return None
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+        rows = m["rows"]
+        for k in ("size", "cpu", "threads", "precision"):
+            m[k]  # noqa: B018 - present, or KeyError below
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and {"scheme", "cr", "multiple", "achieved_cr",
+                                                     "macs_ratio", "speedup"} <= set(r) for r in rows):
+            raise TypeError("its rows are not bench_channels.py's")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        why = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"{path}: not a result of bench/bench_channels.py ({why}); move it away or make it "
+                         "again") from None
+    return m
 
 
 def is_sweep_report(path: Path) -> bool:

@@ -50,7 +50,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         os.replace(tmp_p, p)
     except OSError as e:  # e.g. [Errno 28] No space left on device: say which file, nothing left behind
         tmp_p.unlink(missing_ok=True)
-        if str(p) in str(e):
+        if str(p) in str(e) and getattr(e, "filename2", None) is None:  # (a failed rename names the temporary too)
             raise
         raise OSError(e.errno, f"cannot write {p}: {e.strerror or e}") from None
     except BaseException:
