@@ -329,7 +329,6 @@ def test_ship_zoo_runs_its_steps_in_order_with_flags_that_exist_and_resumes(tmp_
 
 
 
-
 def test_tta_pilot_turns_each_transform_back_and_uses_all_eight():
     """The test-time augmentation pilot's maps are averaged in the image's own frame: each of the 8 transforms
     of the square is undone exactly, and the 8 are distinct."""

@@ -343,6 +343,16 @@ def test_the_runs_own_thresholds_again_give_the_run_back_and_an_edit_keeps_its_w
     twice = compute.rerun_watershed(edited, WatershedParams(0.45, 0.3, 10), truth, rgb)
     assert twice.ran is r  # always the run itself, never a chain of edits
     assert compute.rerun_watershed(twice, own, truth, rgb) is r  # restored: the run as it was
+    # at another pixel size than the models' (a 20x image), the run's info holds its min size on the image's grid:
+    # Restore still gives the run back, and a min size typed equal to that scaled one is an edit (reviewer)
+    half = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu", pixel_size=0.5),
+                                         pixel_size=0.5), truth=truth))
+    ran_with = compute_models.own_thresholds(half.request.spec)
+    assert half.pruned.info.watershed.min_size != ran_with.min_size
+    edited_half = compute.rerun_watershed(half, WatershedParams(0.35, 0.3, 10), truth, rgb)
+    assert compute.rerun_watershed(edited_half, ran_with, truth, rgb) is half
+    scaled = half.pruned.info.watershed
+    assert compute.rerun_watershed(edited_half, scaled, truth, rgb) is not half
     assert "timed again" not in compute_report.how_timed(r)
     other = truth.copy()
     other[other == other.max()] = 0  # another truth: scored again, not the run's numbers

@@ -131,7 +131,8 @@ def test_a_sweep_removes_what_a_killed_sweep_left_in_its_out_and_nothing_else(tm
     left = [".prunuclei-tmp.sweep.json.k3_x9a1b.json", ".prunuclei-tmp.pareto_gbm40.png.6m9xzava.png",
             ".prunuclei-tmp.sweep_tables.md.a1b2c3d4.md", ".prunuclei-tmp.sparsity_networkwide_cr20.png.zz11yy22.png"]
     users = [".prunuclei-tmp.notes.txt.abcdefgh.txt", "my.prunuclei-tmp.sweep.json.abcdefgh.json", ".hidden",
-             ".prunuclei-tmp.sweep.json.abcdefgh.json.bak"]
+             ".prunuclei-tmp.sweep.json.abcdefgh.json.bak",
+             ".prunuclei-tmp.sweep_report.md.abcdefgh.md"]  # (maybe another sweep's --report, writing now)
     for name in left + users:
         (out / name).write_text("x")
     (out / ".prunuclei-tmp.sweep.csv.dir00000.csv").mkdir()  # a folder of that name is not the sweep's

@@ -142,6 +142,43 @@ def test_a_sweep_dropped_by_a_change_comes_back_when_the_change_is_undone(qtbot,
     assert w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
 
 
+def test_a_sweep_of_a_choice_undone_meanwhile_never_draws_over_the_sweep_kept_for_it(qtbot, viewer_widget,
+                                                                                    monkeypatch):
+    """Reviewer, session 37: a sweep running without the ground truth drew its rows over the kept sweep shown again
+    when the truth was chosen again, and its end left the chart empty while that sweep was still kept."""
+    import threading
+
+    from napari_prunuclei.nuclei.agreement import agreement_scores
+    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.study import session_models
+
+    viewer, w = viewer_widget
+    lab = viewer.layers[GT].data
+    kept = [ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab), agreement_scores(lab, lab))]
+    w._on_sweep(kept, w._sweep_key(), (IMG, None, GT), f"'{IMG}'\nwhole image")
+    w.truth.value = None  # set aside
+    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
+    real, calls, go = pipeline.segment, [], threading.Event()
+
+    def segment(*args, **kw):  # dense, the first pair, then the second waits for the test
+        calls.append(1)
+        if len(calls) == 3:
+            go.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "segment", segment)
+    viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
+    assert w.start_sweep() is not None
+    qtbot.waitUntil(lambda: len(calls) == 3, timeout=60_000)
+    qtbot.waitUntil(lambda: "running: 1 of 2 pairs" in w.charts.ax_sweep.get_title(), timeout=10_000)
+    w.truth.value = viewer.layers[GT]  # the kept sweep's choice again: shown again at once
+    assert w.sweep_rows == kept and w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
+    go.set()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.sweep_rows == kept and w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
+    assert w.charts.ax_sweep.lines and "not shown" in w.status.value
+
+
 def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.scheme.value = "dense"

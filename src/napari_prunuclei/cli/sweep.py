@@ -96,9 +96,13 @@ def remove_leftovers(out: Path) -> None:
     from napari_prunuclei.study.sweep import OUTPUT_NAMES
 
     rx = re.compile(rf"{re.escape(TEMP_PREFIX)}(?:{OUTPUT_NAMES})\.[a-z0-9_]+\.(?:csv|json|md|png)")
-    for q in out.iterdir():
-        if rx.fullmatch(q.name) and q.is_file() and not q.is_symlink():
-            q.unlink(missing_ok=True)
+    for q in out.iterdir():  # (not sweep_report.md's: another sweep's --report may be writing it here, unlocked)
+        if rx.fullmatch(q.name) and not q.name.startswith(f"{TEMP_PREFIX}sweep_report.md.") and q.is_file() \
+                and not q.is_symlink():
+            try:
+                q.unlink(missing_ok=True)
+            except OSError:  # left as it is: never a reason to stop a sweep
+                pass
 
 
 def sweep_into(a: argparse.Namespace) -> int:

@@ -150,11 +150,14 @@ class ChartsCanvas(QLabel):
                     artist.set_visible(True)
                 ax.set_title(title, fontsize=9)
 
-    def show_sweep(self, rows: list, metric: str = "aji", where: str = "this image") -> None:
+    def show_sweep(self, rows: list, metric: str = "aji", where: str = "this image", only_if=None) -> bool:
         """Plot ``metric`` against CR of the widget's sweep rows (``ImageSweepRow``), off-screen; ``where``:
-        the image (and region) they are of, in the title (the report's charts.png travels alone)."""
+        the image (and region) they are of, in the title (the report's charts.png travels alone). ``only_if``:
+        asked with the figure held (a worker's drawing never lands after the GUI thread's); whether it drew."""
         ax = self.ax_sweep
         with self._lock:
+            if only_if is not None and not only_if():
+                return False
             ax.clear()
             for scheme in PRUNED_SCHEMES:
                 sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
@@ -187,6 +190,7 @@ class ChartsCanvas(QLabel):
             # below the axes, never over the curves (constrained layout makes room for it)
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
             self._render()
+        return True
 
     def clear_sweep(self, why: str = "press 'CR sweep'") -> None:
         """Empty the sweep's axes (its image, ground truth or region changed), then show it (GUI thread)."""

@@ -118,22 +118,32 @@ class RunActions:
         where = f"'{name}'\n" + compute_report.region_text(req.region)  # ("whole image" said too)
         n = len(compute_models.zoo_pairs())
 
+        def live() -> bool:  # its image, truth and region still chosen (else a kept sweep may be on the chart)
+            return self._sweep_live
+
         def so_far(rows) -> None:  # in the worker: each pair drawn as it comes (the chart was empty for 147 s)
-            self.charts.show_sweep(rows, where=f"{where}, running: {len(rows)} of {n} pairs")
-            self._sweep_drawn = True  # shown on the GUI thread at the next progress
+            if self.charts.show_sweep(rows, where=f"{where}, running: {len(rows)} of {n} pairs", only_if=live):
+                self._sweep_drawn = True  # shown on the GUI thread at the next progress
+
+        def last(rows) -> None:  # in the worker: the whole sweep, where it is still live
+            self._sweep_final = self.charts.show_sweep(rows, where=where, only_if=live)
 
         # every registered scheme and zoo CR, unstructured and channel, on this image (and this region)
         job = compute_models.sweep_image(rgb, None, req.segment.device, truth, self._cancel.is_set,
                                          pixel_size=req.pixel_size, on_rows=so_far)
-        worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...",
-                             after=lambda rows: self.charts.show_sweep(rows, where=where))
+        if self.worker is None:  # (else _start refuses: another job, maybe a sweep, runs)
+            self._sweep_running, self._sweep_running_where, self._sweep_live = key, where, True
+            self._sweep_final = False
+        worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...", after=last)
         if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
             self.charts.clear_sweep(f"running on {where}...")
             worker.errored.connect(lambda *_: self._sweep_ended())
         return worker
 
     def _sweep_ended(self) -> None:
-        """A sweep cancelled or failed: the chart shows the sweep kept for this image again, or asks for one."""
+        """A sweep cancelled, failed or of another image now: the chart shows the sweep kept for this image again,
+        or asks for one."""
+        self._sweep_running, self._sweep_drawn, self._sweep_live = None, False, False
         if self.sweep_rows is not None:
             self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
             self.charts.refresh()
@@ -176,12 +186,16 @@ class RunActions:
             self._sweep_ended()
             return
         if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
-            self.sweep_dropped = self._sweep_change(key)
+            if self.sweep_rows is None:  # (a sweep kept for what is chosen now stays, and its reason)
+                self.sweep_dropped = self._sweep_change(key)
             self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
-            self.charts.clear_sweep("press 'CR sweep' for this image")
+            self._sweep_ended()  # the chart: the sweep kept for what is chosen now, or none (a reviewer saw it empty)
             return
+        self._sweep_running, self._sweep_drawn, self._sweep_live = None, False, False
         self.sweep_rows, self.sweep_key, self.sweep_of, self._sweep_where = rows, key, of, where
         self.sweep_dropped, self._kept_sweep = None, None
+        if not self._sweep_final:  # (not live when it ended in the worker, chosen again since)
+            self.charts.show_sweep(rows, where=where)
         self.charts.refresh()
         judged = compute_models.verdict(self.result) if self.result is not None else None
         self.status.value = (f"CR sweep done: {len(rows)} pairs on the chart"  # the run's verdict kept (a

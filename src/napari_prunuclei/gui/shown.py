@@ -206,6 +206,12 @@ class ShownRun:
         aside, and shown again when they are chosen again (a pathologist lost a 70 s sweep to a ground truth
         unchosen and chosen again, session 35)."""
         key = self._sweep_key()
+        running = self._sweep_running
+        self._sweep_live = running is not None and running == key  # first: the worker stops drawing (under the lock)
+        if running is not None and running != key and self.sweep_rows is None and self._kept_sweep is None:
+            # a running sweep's rows so far are of what is no longer chosen (it stops drawing: see start_sweep)
+            self.charts.clear_sweep(f"the sweep running on {self._sweep_running_where} is not shown: "
+                                    f"{self._sweep_change(running)}")
         if self.sweep_rows is not None and self.sweep_key != key:
             self._kept_sweep = (self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where)
             self.sweep_dropped = self._sweep_change(self.sweep_key)

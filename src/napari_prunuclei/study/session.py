@@ -28,7 +28,7 @@ from napari_prunuclei.runtime.pairs import ModelPair, ModelSpec, load_pair
 from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
 from napari_prunuclei.runtime.request import Segmentation, SegmentRequest
 from napari_prunuclei.runtime.tiles import tile_grid
-from napari_prunuclei.study.session_models import layer_sparsity
+from napari_prunuclei.study.session_models import layer_sparsity, own_thresholds
 
 __all__ = [
     "CompareRequest",
@@ -131,7 +131,7 @@ class ComparisonResult:
     #: one-run seconds hold the warm-up (weights prepared, kernels chosen)
     first_runs: list[str] = field(default_factory=list)
     #: a threshold edit's result: the run it was edited from (its thresholds set back give that run again)
-    ran: ComparisonResult | None = None
+    ran: ComparisonResult | None = field(default=None, repr=False, compare=False)
 
     @property
     def chosen(self) -> Segmentation:
@@ -370,7 +370,9 @@ def rerun_watershed(result: ComparisonResult, params: WatershedParams, truth: np
     after Restore as if the thresholds were still edited). Not for slides."""
     origin = result.ran or result
     digest = truth_digest(truth)
-    if params == origin.chosen.info.watershed and digest == origin.truth_digest:
+    # on the models' grid, as ``params`` are (a run's info holds them on the image's: min size scaled by its pixel size)
+    ran_with = origin.request.segment.params or own_thresholds(origin.request.spec)
+    if params == ran_with and digest == origin.truth_digest:
         return origin
     chosen = rewatershed(result.chosen, params)
     pruned, dense = (chosen, result.dense) if result.pruned is not None else (None, chosen)
