@@ -135,8 +135,10 @@ def test_a_sweep_dropped_by_a_change_comes_back_when_the_change_is_undone(qtbot,
     w.truth.value = None
     assert w.sweep_rows is None and "ground truth" in w.sweep_dropped
     # why it was set aside, not only that (pathologist, session 36)
-    assert w.charts.ax_sweep.get_title() == ("CR sweep: set aside: the ground truth changed (to no ground truth); "
-                                             "press 'CR sweep'")
+    title = w.charts.ax_sweep.get_title()  # wrapped to the chart's width (clipped at both ends, session 37)
+    assert " ".join(title.split()) == ("CR sweep: set aside: the ground truth changed (to no ground truth); "
+                                       "press 'CR sweep'")
+    assert "\n" in title and max(map(len, title.splitlines())) <= 56
     w.truth.value = viewer.layers[GT]
     assert w.sweep_rows == rows and w.sweep_dropped is None and w.sweep_of == (IMG, None, GT)
     assert w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
@@ -177,6 +179,18 @@ def test_a_sweep_of_a_choice_undone_meanwhile_never_draws_over_the_sweep_kept_fo
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.sweep_rows == kept and w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
     assert w.charts.ax_sweep.lines and "not shown" in w.status.value
+
+
+def test_a_report_refused_while_busy_makes_no_folder(qtbot, viewer_widget, tmp_path):
+    """Pathologist, session 37: "Write report" pressed during a run said busy but left an empty folder."""
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    assert w.start_run() is not None
+    w.report_path.value = tmp_path / "report"
+    assert w.write_report() is None and w.status.value.startswith("busy: ")
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert not (tmp_path / "report").exists()
 
 
 def test_results_are_drawn_above_an_image_opened_after_the_run(qtbot, viewer_widget):

@@ -99,6 +99,9 @@ class ExportActions:
         if r is None:
             self._error("nothing to report: run a model first")
             return None
+        if self.worker is not None:  # refused before its folder is made (a pathologist found empty ones, session 37)
+            self.status.value = f"busy: {self.status.value}"
+            return None
         folder = Path(self.report_path.value)
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ __all__ = ["ChartsCanvas"]
 
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
+#: the characters of a chart's title line at that width (longer titles wrap)
+TITLE_WIDTH = 56
 
 
 class ChartsCanvas(QLabel):
@@ -197,10 +199,12 @@ class ChartsCanvas(QLabel):
         if not self._made.is_set():  # the figure is still being made: it takes this title (never waits here)
             self._sweep_title = why
             return
+        import textwrap
+
         ax = self.ax_sweep
         with self._lock:
-            ax.clear()
-            ax.set_title(f"CR sweep: {why}", fontsize=9)
+            ax.clear()  # (wrapped: a pathologist read a set-aside reason clipped at both ends, session 37)
+            ax.set_title(textwrap.fill(f"CR sweep: {why}", TITLE_WIDTH), fontsize=9)
             self._render()
         self.refresh()
 

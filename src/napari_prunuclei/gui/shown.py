@@ -67,9 +67,10 @@ class ShownRun:
             elif self.state.result is not None:  # the same run, re-arranged over event-loop turns
                 self._gc_frozen = True  # unfrozen when the layers are made (_end_showing)
                 # the canvas is held meanwhile: say why (a pathologist saw it black for 4 s); said back once drawn
-                drawing = "drawing side by side..." if self.side_by_side.value else "drawing one view..."
-                self._said_when_shown = (drawing, str(self.status.value))
-                self.status.value = drawing
+                if self.worker is None:  # (during a job the status is the job's progress: kept)
+                    drawing = "drawing side by side..." if self.side_by_side.value else "drawing one view..."
+                    self._said_when_shown = (drawing, str(self.status.value))
+                    self.status.value = drawing
                 self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)))
             else:
                 self.state.set_side_by_side(bool(self.side_by_side.value))
@@ -301,48 +302,6 @@ class ShownRun:
             if str(bar.position) in ("bottom_right", "CanvasPosition.BOTTOM_RIGHT"):
                 bar.position = "bottom_left"  # napari's notifications pop up bottom right, over the bar
             bar.visible = True
-
-    def _draw_legend(self, *_) -> None:
-        """The legend beside the canvas (never over the nuclei): a swatch per visible layer of the run, and a
-        warning first while another layer is shown above the run's image (a second tile opened over it)."""
-        from html import escape
-
-        items = self.state.legend_items()
-        text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
-        covering = self.covering_layers() if items else []
-        if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
-            names = ", ".join(f"'{n}'" for n in covering)
-            what = (f"{names} covers the run's image: hide it" if len(covering) == 1
-                    else f"{len(covering)} layers cover the run's image ({names}): hide them")
-            text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
-                    + (f"<br>{text}" if text else ""))
-        self.legend.value = text
-
-    def _on_layer_event(self, event) -> None:
-        """Any layer's event, re-emitted by the layer list: a layer hidden or shown redraws the legend (its warning
-        of a layer above the run's image went only at the next run; pathologist passes, session 34); an image's
-        grid changed moves the label layers the plugin placed on it."""
-        kind = getattr(event, "type", None)
-        if kind == "visible":
-            self._draw_legend()
-        elif kind in ("scale", "translate", "units"):  # (re-emitted: its source is the layer list; the layer: index)
-            from napari.layers import Image
-
-            index, layers = getattr(event, "index", None), self.viewer.layers
-            if isinstance(index, int) and 0 <= index < len(layers) and isinstance(layers[index], Image):
-                self._regrid_truths()  # label layers the plugin placed follow their image's new grid
-
-    def covering_layers(self) -> list[str]:
-        """The names of the user's visible layers that lie above the shown run's image (its ground truth aside):
-        the run's results are drawn over them, not over the image they were computed on (two tiles open)."""
-        image = self.state.image_layer()
-        if image is None or self.state.side_by_side:  # side by side hides the user's other layers
-            return []
-        mine = {id(raw(layer)) for layer in self.state.owned().values()}
-        truth = self.state.truth_layer
-        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
-        return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
-                and (truth is None or raw(layer) is not raw(truth))]
 
     def _clear_notifications(self) -> None:
         """A new job starts: the last job's pop-up notices go (they spoke of another run)."""

@@ -32,6 +32,7 @@ from napari_prunuclei.gui.camera import camera_of, cell_size
 from napari_prunuclei.gui.differences import DifferenceActions
 from napari_prunuclei.gui.exports import ExportActions
 from napari_prunuclei.gui.ground_truth import GroundTruthChoice
+from napari_prunuclei.gui.legend import LegendActions
 from napari_prunuclei.gui.runs import RunActions
 from napari_prunuclei.gui.shown import PUT_PIXEL_SIZE, ShownRun
 from napari_prunuclei.gui.state import ComparisonState
@@ -65,7 +66,8 @@ SHORTCUTS = {
 }
 
 
-class PruneCompareWidget(ShownRun, GroundTruthChoice, RunActions, ExportActions, DifferenceActions, Container):
+class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions, ExportActions, DifferenceActions,
+                         Container):
     """Compare a pruned nuclei model with the dense one on an H&E image."""
 
     def __init__(self, viewer: Viewer) -> None:

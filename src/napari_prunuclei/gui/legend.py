@@ -1,0 +1,77 @@
+"""The legend beside the canvas, and the run's layers kept on the image they were computed on: a layer of the user's
+drawn over that image is named, and the run's layers follow the image when it is moved or rescaled."""
+
+from __future__ import annotations
+
+from napari_prunuclei.gui.state import raw
+
+
+def overlap(a, b) -> bool:
+    """Whether two layers' footprints on the canvas (their world extents, rows and columns: first and last pixel
+    centres) share a pixel's place."""
+    ea, eb = a.extent.world, b.extent.world
+    return all(max(ea[0][i], eb[0][i]) <= min(ea[1][i], eb[1][i]) for i in (-2, -1))
+
+
+class LegendActions:
+    """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: the legend and the run's placement."""
+
+    def _draw_legend(self, *_) -> None:
+        """The legend beside the canvas (never over the nuclei): a swatch per visible layer of the run, and a
+        warning first while another layer is shown over the run's image (a second tile opened over it)."""
+        from html import escape
+
+        items = self.state.legend_items()
+        text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
+        covering = self.covering_layers() if items else []
+        if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
+            names = ", ".join(f"'{n}'" for n in covering)
+            what = (f"{names} covers the run's image: hide it" if len(covering) == 1
+                    else f"{len(covering)} layers cover the run's image ({names}): hide them")
+            text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
+                    + (f"<br>{text}" if text else ""))
+        self.legend.value = text
+
+    def _on_layer_event(self, event) -> None:
+        """Any layer's event, re-emitted by the layer list: a layer hidden or shown redraws the legend (its warning
+        of a layer over the run's image went only at the next run; pathologist passes, session 34); an image's
+        grid changed moves the label layers the plugin placed on it and, for the run's image, the run's layers."""
+        kind = getattr(event, "type", None)
+        if kind == "visible":
+            self._draw_legend()
+        elif kind in ("scale", "translate", "units"):  # (re-emitted: its source is the layer list; the layer: index)
+            from napari.layers import Image
+
+            index, layers = getattr(event, "index", None), self.viewer.layers
+            if isinstance(index, int) and 0 <= index < len(layers) and isinstance(layers[index], Image):
+                self._regrid_truths()  # label layers the plugin placed follow their image's new grid
+                if layers[index] is self.state.image_layer() and not self.state.side_by_side:
+                    self._follow_image()
+                self._draw_legend()  # what covers the run's image depends on where each lies
+
+    def _follow_image(self) -> None:
+        """The run's layers put again on its image's grid (moved or rescaled after the run: a pathologist saw
+        results left behind, drawn over another tile's tissue, session 37)."""
+        if self.state.result is None:
+            return
+        scale, origin = self.state.image_grid()
+        layer = self.state.owned().get(("pruned", "instances")) or self.state.owned().get(("dense", "instances"))
+        offset = self.state.result.request.offset
+        if layer is not None and tuple(float(v) for v in layer.scale) == scale and tuple(
+                float(v) for v in layer.translate) == (origin[0] + offset[0] * scale[0],
+                                                      origin[1] + offset[1] * scale[1]):
+            return  # on it already (e.g. a run's own pixel size just put on the image, the layers with it)
+        self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)), hold=False)
+
+    def covering_layers(self) -> list[str]:
+        """The names of the user's visible layers that lie above the shown run's image, over part of it (its ground
+        truth aside): there the run's results are drawn over them, not over the image they were computed on
+        (two tiles open; a tile moved beside it covers nothing: a pathologist was warned of one, session 37)."""
+        image = self.state.image_layer()
+        if image is None or self.state.side_by_side:  # side by side hides the user's other layers
+            return []
+        mine = {id(raw(layer)) for layer in self.state.owned().values()}
+        truth = self.state.truth_layer
+        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
+        return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
+                and (truth is None or raw(layer) is not raw(truth)) and overlap(layer, image)]

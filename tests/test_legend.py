@@ -1,0 +1,56 @@
+"""The legend's warning of a layer over the run's image, and the run's layers kept on that image (gui/legend.py)."""
+
+from napari_prunuclei.nuclei.synthetic import synthetic_tissue
+
+IMG = "synthetic H&E"
+GT = "synthetic H&E · ground truth"
+
+
+def _run(qtbot, w):
+    assert w.start_run() is not None, w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+
+
+def _on_image(w) -> bool:
+    image = w.state.image_layer()
+    scale, origin = tuple(image.scale[-2:]), tuple(image.translate[-2:])
+    return all(tuple(layer.scale[-2:]) == scale and tuple(layer.translate[-2:]) == origin
+               for layer in w.state.owned().values())
+
+
+def test_the_runs_layers_follow_their_image_when_it_is_moved_or_rescaled(qtbot, viewer_widget):
+    """Pathologist, session 37: an image moved after a run left its results behind, drawn over another tile."""
+    viewer, w = viewer_widget
+    viewer.layers[GT].visible = True
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert _on_image(w)
+    viewer.layers[IMG].translate = (0, 700)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    assert _on_image(w) and tuple(viewer.layers[GT].translate) == (0, 700)  # the ground truth too
+    viewer.layers[IMG].scale = (0.5, 0.5)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    assert _on_image(w) and tuple(viewer.layers[GT].scale) == (0.5, 0.5)
+    w.side_by_side.value = True  # the ground truth still follows after side by side (pathologist, session 37)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    w.side_by_side.value = False
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    viewer.layers[IMG].translate = (300, 0)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    assert _on_image(w) and tuple(viewer.layers[GT].translate) == (300, 0)
+
+
+def test_only_a_layer_over_part_of_the_runs_image_is_said_to_cover_it(qtbot, viewer_widget):
+    """Pathologist, session 37: a tile moved beside the run's image, over none of it, was said to cover it."""
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    size = viewer.layers[IMG].data.shape[0]
+    other = viewer.add_image(synthetic_tissue(64, seed=3)[0], name="small tile", rgb=True)
+    assert w.covering_layers() == ["small tile"] and "covers the run" in w.legend.value
+    other.translate = (0, size + 10)  # beside it
+    assert w.covering_layers() == [] and "covers" not in w.legend.value
+    other.translate = (size - 32, size - 32)  # over its corner
+    assert w.covering_layers() == ["small tile"] and "covers the run" in w.legend.value
+    other.translate = (size - 1, 0)  # one row of pixels over it
+    assert w.covering_layers() == ["small tile"]
