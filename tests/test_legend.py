@@ -22,15 +22,18 @@ def test_the_runs_layers_follow_their_image_when_it_is_moved_or_rescaled(qtbot, 
     """Pathologist, session 37: an image moved after a run left its results behind, drawn over another tile."""
     viewer, w = viewer_widget
     viewer.layers[GT].visible = True
+    w.pixel_size.value = 0.25  # (with a pixel size, side by side on and off stopped the ground truth following)
     w.scheme.value, w.cr.value = "network-wide", "20"
     _run(qtbot, w)
-    assert _on_image(w)
+    assert _on_image(w) and tuple(viewer.layers[IMG].scale) == (0.25, 0.25)
     viewer.layers[IMG].translate = (0, 700)
     qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
     assert _on_image(w) and tuple(viewer.layers[GT].translate) == (0, 700)  # the ground truth too
     viewer.layers[IMG].scale = (0.5, 0.5)
     qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
     assert _on_image(w) and tuple(viewer.layers[GT].scale) == (0.5, 0.5)
+    viewer.layers[IMG].scale = (0.25, 0.25)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
     w.side_by_side.value = True  # the ground truth still follows after side by side (pathologist, session 37)
     qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
     w.side_by_side.value = False

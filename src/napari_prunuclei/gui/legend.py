@@ -39,15 +39,19 @@ class LegendActions:
         kind = getattr(event, "type", None)
         if kind == "visible":
             self._draw_legend()
-        elif kind in ("scale", "translate", "units"):  # (re-emitted: its source is the layer list; the layer: index)
-            from napari.layers import Image
-
-            index, layers = getattr(event, "index", None), self.viewer.layers
-            if isinstance(index, int) and 0 <= index < len(layers) and isinstance(layers[index], Image):
+        elif kind in ("scale", "translate", "units"):
+            # (re-emitted by the layer list, whose event's index went stale once side by side had moved layers:
+            # the grids are compared instead, each cheap and idempotent; the layers moved here emit again: ignored)
+            if self._placing:
+                return
+            self._placing = True
+            try:
                 self._regrid_truths()  # label layers the plugin placed follow their image's new grid
-                if layers[index] is self.state.image_layer() and not self.state.side_by_side:
+                if not self.state.side_by_side and self._steps is None:  # (a showing places them itself)
                     self._follow_image()
                 self._draw_legend()  # what covers the run's image depends on where each lies
+            finally:
+                self._placing = False
 
     def _follow_image(self) -> None:
         """The run's layers put again on its image's grid (moved or rescaled after the run: a pathologist saw
