@@ -553,6 +553,8 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     assert w.result.pruned.info.semantic["sha256"] in md.read_text()
     import imageio.v3 as iio
 
+    assert iio.imread(tmp_path / "report" / "charts.png").shape[:2] == (840, 600)  # (400 x 560 was small)
+
     png = iio.imread(tmp_path / "report" / "canvas.png")  # the image's resolution, both cells side by side
     h, wd = viewer.layers[IMG].data.shape[:2]
     assert png.shape[:2] == (h, 2 * wd) and (png[..., :3].max(axis=2) < 30).mean() < 0.2

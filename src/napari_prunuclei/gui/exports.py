@@ -9,6 +9,9 @@ from napari_prunuclei.base.progress import Progress
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT
 from napari_prunuclei.study import session_report as compute_report
 
+#: the resolution of a report's charts.png (the dock's figure, 4 x 5.6 in: 600 x 840 px; 400 x 560 was small)
+REPORT_DPI = 150
+
 
 class ExportActions:
     """Methods of :class:`~napari_prunuclei.gui.widget.PruneCompareWidget`: exports and the report."""
@@ -120,7 +123,7 @@ class ExportActions:
                 yield Progress(0, 3, "report: the canvas at the image's resolution...")
                 caption = canvas()
                 yield Progress(1, 3, "report: the charts...")
-                self.charts.save(folder / "charts.png", sweep=mine)  # another image's sweep is never drawn in it
+                self.charts.save(folder / "charts.png", sweep=mine, dpi=REPORT_DPI)  # (never another image's sweep)
                 yield Progress(2, 3, "report: the numbers...")
                 md = compute_report.write_report(folder, r, sweep, screenshot="canvas.png", charts="charts.png",
                                                  canvas_caption=caption, sweep_dropped=dropped)

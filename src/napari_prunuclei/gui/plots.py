@@ -224,5 +224,5 @@ class ChartsCanvas(QLabel):
             ax.set_xlabel("layer (input to output)", fontsize=8)
             ax.set_title(f"sparsity per layer: {title}", fontsize=9)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="best")  # where it covers fewest points (it hid the 98 % ones, session 37)
             self._render()
