@@ -115,12 +115,22 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
                 (IMG, None, None))  # of the run's image, whole, no ground truth
     w.report_path.value = tmp_path / "with"
     assert "## CR sweep on this image (whole image, 1 models)" in _report(qtbot, w).read_text()
-    w.truth.value = viewer.layers[GT]  # the ground truth chosen: the sweep scored without it is dropped
+    w.truth.value = viewer.layers[GT]  # the ground truth chosen, not run: the sweep is set aside, but still the run's
+    w.report_path.value = tmp_path / "aside"
+    text = _report(qtbot, w).read_text()  # (a pathologist's report lost its run's own sweep, session 37)
+    assert "## CR sweep on this image (whole image, 1 models)" in text and (tmp_path / "aside" / "sweep.csv").exists()
+    said = w.status.value  # the report is of the run shown, and the status still says the controls differ
+    assert said.startswith("report written to ") and ". ⚠ the results shown are the last run's" in said
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "aside" / "charts.png").shape[:2] == (840, 600)
+    assert w.charts.ax_sweep.get_title().startswith("CR sweep: set aside")  # the chart as shown, given back
+    assert not w.charts.ax_sweep.lines
+    w.start_run()  # the run with the ground truth: the sweep scored without it is not its sweep
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     w.report_path.value = tmp_path / "after"
     text = _report(qtbot, w).read_text()
     assert f"CR sweep: dropped when the ground truth changed (to '{GT}'); press 'CR sweep' again." in text
-    said = w.status.value  # the report is of the run shown, and the status still says the controls differ
-    assert said.startswith("report written to ") and ". ⚠ the results shown are the last run's" in said
     assert not (tmp_path / "after" / "sweep.csv").exists()
 
 

@@ -112,18 +112,25 @@ class ExportActions:
         except OSError as e:
             self._error(f"report failed: {e}")
             return None
-        # a sweep of the run's image, region and ground truth alone goes into its report (its files say so)
-        mine = self.sweep_rows is not None and self.sweep_of == (r.request.image_name, r.request.region, r.truth_name)
-        sweep = self.sweep_rows if mine else None
+        # a sweep of the run's image, region and ground truth alone goes into its report (its files say so): the one
+        # shown, or one set aside since (the controls name another image now: a pathologist lost it, session 37)
+        of = (r.request.image_name, r.request.region, r.truth_name)
+        mine = self.sweep_rows is not None and self.sweep_of == of
+        kept = self._kept_sweep if not mine and self._kept_sweep is not None and self._kept_sweep[2] == of else None
+        sweep = self.sweep_rows if mine else kept[1] if kept is not None else None
         dropped = None if sweep else self.sweep_dropped or (
             "it was run on another image, region or ground truth than this run" if self.sweep_rows else None)
+        drawn = dict(sweep=mine, dpi=REPORT_DPI)  # (never another image's sweep)
+        if kept is not None:
+            drawn.update(rows=kept[1], where=kept[3],
+                         shown=(self.sweep_rows, self._sweep_where) if self.sweep_rows is not None else None)
 
         def job():
             try:
                 yield Progress(0, 3, "report: the canvas at the image's resolution...")
                 caption = canvas()
                 yield Progress(1, 3, "report: the charts...")
-                self.charts.save(folder / "charts.png", sweep=mine, dpi=REPORT_DPI)  # (never another image's sweep)
+                self.charts.save(folder / "charts.png", **drawn)
                 yield Progress(2, 3, "report: the numbers...")
                 md = compute_report.write_report(folder, r, sweep, screenshot="canvas.png", charts="charts.png",
                                                  canvas_caption=caption, sweep_dropped=dropped)

@@ -18,12 +18,47 @@ from qtpy.QtWidgets import QLabel
 
 from napari_prunuclei.base.constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
 
-__all__ = ["ChartsCanvas"]
+__all__ = ["ChartsCanvas", "plot_sweep"]
 
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
 #: the characters of a chart's title line at that width (longer titles wrap)
 TITLE_WIDTH = 56
+
+
+def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -> None:
+    """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered)."""
+    ax.clear()
+    for scheme in PRUNED_SCHEMES:
+        sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
+        if not sub:
+            continue
+        color, label = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme]
+        ax.plot([r.cr for r in sub], [getattr(r.vs_dense, metric) for r in sub], "o-", ms=3,
+                color=color, label=f"{label} vs dense")
+        if sub[0].vs_truth is not None:
+            ax.plot([r.cr for r in sub], [getattr(r.vs_truth, metric) for r in sub], "s--", ms=3,
+                    color=color, label=f"{label} vs truth")
+        for r in sub:
+            if not r.fine_tuned:
+                ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
+    baseline = next((r.dense_vs_truth for r in rows if r.dense_vs_truth is not None), None)
+    if baseline is not None:  # what the pairs' "vs truth" curves are to be read against
+        ax.axhline(getattr(baseline, metric), color="k", lw=1, ls=":", label="dense vs truth")
+    ax.set_xscale("log")
+    crs = sorted({r.cr for r in rows if r.scheme in PRUNED_SCHEMES})
+    if crs:  # a tick at every CR swept, named as the CR box names it (log ticks named 10 and 100 only)
+        from matplotlib.ticker import NullLocator
+
+        ax.set_xticks(crs, [f"{c:g}" for c in crs])
+        ax.xaxis.set_minor_locator(NullLocator())
+    one_shot = any(not r.fine_tuned for r in rows)  # the x marks' key only where there are some
+    ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=8)
+    ax.set_ylabel(metric.upper(), fontsize=8)
+    ax.set_title(f"CR sweep on {where}", fontsize=9)
+    ax.tick_params(labelsize=7)
+    # below the axes, never over the curves (constrained layout makes room for it)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
 
 
 class ChartsCanvas(QLabel):
@@ -133,10 +168,26 @@ class ChartsCanvas(QLabel):
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
 
-    def save(self, path: Path, sweep: bool = True, dpi: int = 100) -> None:
+    def save(self, path: Path, sweep: bool = True, dpi: int = 100, rows: list | None = None, where: str = "",
+             shown: tuple[list, str] | None = None) -> None:
         """Write both charts to ``path`` (a report's charts.png). ``sweep=False`` (the sweep shown belongs to
-        another image or settings) or no sweep: its axes are drawn empty, titled as not in this report."""
+        another image or settings) or no sweep: its axes are drawn empty, titled as not in this report.
+        ``rows``: a sweep kept aside that is this report's (not the one shown): drawn for the file alone, the axes
+        then given back (``shown``: the rows and title on them, None: empty, as titled now); nothing re-rendered."""
         ax = self.ax_sweep
+        if rows is not None:
+            with self._lock:
+                title = ax.get_title()
+                plot_sweep(ax, rows, where=where)
+                try:
+                    self._figure.savefig(path, dpi=dpi)
+                finally:
+                    if shown is not None:
+                        plot_sweep(ax, shown[0], where=shown[1])
+                    else:
+                        ax.clear()
+                        ax.set_title(title, fontsize=9)
+            return
         with self._lock:
             title = ax.get_title()
             hidden = []
@@ -160,37 +211,7 @@ class ChartsCanvas(QLabel):
         with self._lock:
             if only_if is not None and not only_if():
                 return False
-            ax.clear()
-            for scheme in PRUNED_SCHEMES:
-                sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
-                if not sub:
-                    continue
-                color, label = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme]
-                ax.plot([r.cr for r in sub], [getattr(r.vs_dense, metric) for r in sub], "o-", ms=3,
-                        color=color, label=f"{label} vs dense")
-                if sub[0].vs_truth is not None:
-                    ax.plot([r.cr for r in sub], [getattr(r.vs_truth, metric) for r in sub], "s--", ms=3,
-                            color=color, label=f"{label} vs truth")
-                for r in sub:
-                    if not r.fine_tuned:
-                        ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
-            baseline = next((r.dense_vs_truth for r in rows if r.dense_vs_truth is not None), None)
-            if baseline is not None:  # what the pairs' "vs truth" curves are to be read against
-                ax.axhline(getattr(baseline, metric), color="k", lw=1, ls=":", label="dense vs truth")
-            ax.set_xscale("log")
-            crs = sorted({r.cr for r in rows if r.scheme in PRUNED_SCHEMES})
-            if crs:  # a tick at every CR swept, named as the CR box names it (log ticks named 10 and 100 only)
-                from matplotlib.ticker import NullLocator
-
-                ax.set_xticks(crs, [f"{c:g}" for c in crs])
-                ax.xaxis.set_minor_locator(NullLocator())
-            one_shot = any(not r.fine_tuned for r in rows)  # the x marks' key only where there are some
-            ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=8)
-            ax.set_ylabel(metric.upper(), fontsize=8)
-            ax.set_title(f"CR sweep on {where}", fontsize=9)
-            ax.tick_params(labelsize=7)
-            # below the axes, never over the curves (constrained layout makes room for it)
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+            plot_sweep(ax, rows, metric, where)
             self._render()
         return True
 
