@@ -17,6 +17,7 @@ def test_a_ground_truth_named_for_the_image_is_chosen_when_opened_or_when_its_im
     assert w.truth.value is viewer.layers[GT]  # named for the image: chosen with it
     shown = [w.truth.native.itemText(i) for i in range(w.truth.native.count())]
     assert "(no ground truth)" in shown and "-----" not in shown  # no ground truth is called so (it showed "-----")
+    assert shown[0] == "(no ground truth)"  # first, the layers opened before the dock after it (session 37: last)
 
     second = viewer.add_image(synthetic_tissue(512, seed=99)[0], name="second tile", rgb=True)
     w.image.value = second

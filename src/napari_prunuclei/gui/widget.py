@@ -97,6 +97,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
                                    options={"nullable": True})
         # (magicgui's own "-----" read as a broken entry; items are matched by their text: no layer is called so)
         self.truth.null_string = NO_TRUTH
+        self.truth.native.clear()  # (else the new empty choice is added after the layers: last, in a dock re-opened)
         self.truth.choices = self._truth_choices  # the user's label layers, never the plugin's own results
         self.fg = FloatSpinBox(value=ws.fg_threshold, min=0.05, max=0.95, step=0.05, label="foreground thr.")
         self.marker = FloatSpinBox(value=ws.marker_threshold, min=0.05, max=0.95, step=0.05, label="marker thr.")
