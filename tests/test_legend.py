@@ -50,10 +50,26 @@ def test_only_a_layer_over_part_of_the_runs_image_is_said_to_cover_it(qtbot, vie
     _run(qtbot, w)
     size = viewer.layers[IMG].data.shape[0]
     other = viewer.add_image(synthetic_tissue(64, seed=3)[0], name="small tile", rgb=True)
-    assert w.covering_layers() == ["small tile"] and "covers the run" in w.legend.value
+    assert w.covering_layers() == ["small tile"] and "covers part of the run" in w.legend.value
     other.translate = (0, size + 10)  # beside it
     assert w.covering_layers() == [] and "covers" not in w.legend.value
     other.translate = (size - 32, size - 32)  # over its corner
-    assert w.covering_layers() == ["small tile"] and "covers the run" in w.legend.value
+    assert w.covering_layers() == ["small tile"] and "covers part of the run" in w.legend.value
     other.translate = (size - 1, 0)  # one row of pixels over it
     assert w.covering_layers() == ["small tile"]
+
+
+def test_the_runs_note_of_a_covering_layer_goes_when_nothing_covers_it(qtbot, viewer_widget):
+    """Pathologist, session 37: the status kept "... is shown over ...: hide it" after the tile was moved beside
+    the run's image, while the legend had dropped its warning."""
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    size = viewer.layers[IMG].data.shape[0]
+    other = viewer.add_image(synthetic_tissue(size, seed=3)[0], name="whole tile", rgb=True)
+    w.image.value = viewer.layers[IMG]
+    w.truth.value = viewer.layers[GT]
+    _run(qtbot, w)
+    assert "covers all of the run" in w.legend.value
+    assert "Note: 'whole tile' is shown over 'synthetic H&E'" in w.status.value
+    other.translate = (0, size + 10)
+    assert "Note:" not in w.status.value and w.status.value.startswith("done")

@@ -130,7 +130,9 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     w.report_path.value = tmp_path / "after"
     text = _report(qtbot, w).read_text()
-    assert f"CR sweep: dropped when the ground truth changed (to '{GT}'); press 'CR sweep' again." in text
+    # (the sweep kept is another truth's: said so, not the history of changes, session 37)
+    assert ("CR sweep: not included: it was run on another image, region or ground truth than this run; press "
+            "'CR sweep' again.") in text
     assert not (tmp_path / "after" / "sweep.csv").exists()
 
 
@@ -188,7 +190,9 @@ def test_a_sweep_of_a_choice_undone_meanwhile_never_draws_over_the_sweep_kept_fo
     go.set()
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.sweep_rows == kept and w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
-    assert w.charts.ax_sweep.lines and "not shown" in w.status.value
+    assert w.charts.ax_sweep.lines and "changed meanwhile: set aside" in w.status.value
+    w.truth.value = None  # the finished sweep's own choice again: it is shown (kept aside, not lost)
+    assert w.sweep_rows is not None and len(w.sweep_rows) == 2 and w.charts.ax_sweep.lines
 
 
 def test_a_report_refused_while_busy_makes_no_folder(qtbot, viewer_widget, tmp_path):
@@ -427,9 +431,9 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     viewer, w = viewer_widget
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
-    assert "shown above" not in w.status.value and w.covering_layers() == []
+    assert "shown over" not in w.status.value and w.covering_layers() == []
     viewer.add_image(synthetic_tissue(512, seed=98)[0], name="second tile", rgb=True)  # on top, shown
-    assert "⚠ &#x27;second tile&#x27; covers the run&#x27;s image: hide it" in w.legend.value  # at once, before any run
+    assert "⚠ &#x27;second tile&#x27; covers all of the run&#x27;s image: hide it" in w.legend.value  # at once
     assert "synthetic H&amp;E" not in w.legend.value.split("<br>")[0]  # each long name said once (session 36)
     viewer.layers["second tile"].name = "tile two"  # reviewer: the legend kept the old name
     assert "tile two&#x27; covers" in w.legend.value and "second tile" not in w.legend.value
@@ -437,9 +441,9 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     w.truth.value = viewer.layers[GT]
     _run(qtbot, w)
     assert w.covering_layers() == ["tile two"]
-    assert "'tile two' is shown above 'synthetic H&E'" in w.status.value
+    assert "'tile two' is shown over 'synthetic H&E'" in w.status.value
     viewer.add_image(synthetic_tissue(64, seed=97)[0], name="third", rgb=True)
-    two = "⚠ 2 layers cover the run&#x27;s image (&#x27;tile two&#x27;, &#x27;third&#x27;): hide them"
+    two = "⚠ 2 layers cover all of the run&#x27;s image (&#x27;tile two&#x27;, &#x27;third&#x27;): hide them"
     assert two in w.legend.value
     viewer.layers.remove("third")
     viewer.layers["tile two"].visible = False
@@ -448,7 +452,7 @@ def test_a_second_tile_shown_above_the_runs_image_is_named(qtbot, viewer_widget)
     assert "tile two&#x27; covers" in w.legend.value
     viewer.layers["tile two"].visible = False
     _run(qtbot, w)
-    assert "shown above" not in w.status.value
+    assert "shown over" not in w.status.value
 
 
 def _report(qtbot, w):
@@ -558,3 +562,20 @@ def test_an_error_or_a_cancel_still_says_the_results_shown_are_another_runs(qtbo
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert w.status.value.startswith("cancelled: nothing shown changed. ⚠ the results shown are the last run's")
     assert "⚠ the results shown are the last run's" in w.status.value
+
+
+def test_a_sweeps_progress_still_says_the_run_shown_is_another_ones(qtbot, viewer_widget):
+    """Pathologist, session 37: during a sweep, the image switched, the status said "layer-wise CR2 done (11 of 30
+    pairs)" with no word that the results shown were another image's (the numbers greyed)."""
+    from napari_prunuclei.base.progress import Progress
+
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    w.scheme.value, w.cr.value = "layer-wise", "4"  # the controls now name another model
+    w._job_keeps_run = True  # (as a sweep or timing sets it)
+    w._on_progress(Progress(3, 30, "layer-wise CR2 done (2 of 30 pairs)"))
+    assert w.status.value == "layer-wise CR2 done (2 of 30 pairs) (⚠ the results shown are the last run's)"
+    w._job_keeps_run = False  # a run replaces them: its progress alone
+    w._on_progress(Progress(1, 2, "dense: branches"))
+    assert w.status.value == "dense: branches"

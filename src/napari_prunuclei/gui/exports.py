@@ -118,8 +118,10 @@ class ExportActions:
         mine = self.sweep_rows is not None and self.sweep_of == of
         kept = self._kept_sweep if not mine and self._kept_sweep is not None and self._kept_sweep[2] == of else None
         sweep = self.sweep_rows if mine else kept[1] if kept is not None else None
-        dropped = None if sweep else self.sweep_dropped or (
-            "it was run on another image, region or ground truth than this run" if self.sweep_rows else None)
+        # (a sweep of another choice than this run's: said so, not the history of changes, which read as this run's)
+        other = self.sweep_rows is not None or self._kept_sweep is not None
+        dropped = None if sweep else ("it was run on another image, region or ground truth than this run" if other
+                                      else self.sweep_dropped)
         drawn = dict(sweep=mine, dpi=REPORT_DPI)  # (never another image's sweep)
         if kept is not None:
             drawn.update(rows=kept[1], where=kept[3],

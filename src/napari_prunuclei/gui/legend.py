@@ -26,11 +26,23 @@ class LegendActions:
         covering = self.covering_layers() if items else []
         if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
             names = ", ".join(f"'{n}'" for n in covering)
-            what = (f"{names} covers the run's image: hide it" if len(covering) == 1
-                    else f"{len(covering)} layers cover the run's image ({names}): hide them")
+            what = (f"{names} covers {self.covered()} the run's image: hide it" if len(covering) == 1
+                    else f"{len(covering)} layers cover {self.covered()} the run's image ({names}): hide them")
             text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
                     + (f"<br>{text}" if text else ""))
+        elif self._cover_note and self._cover_note in str(self.status.value):  # the run's note, no longer true
+            self.status.value = str(self.status.value).replace(self._cover_note, "")
+            self._cover_note = ""
         self.legend.value = text
+
+    def covered(self) -> str:
+        """How much of the run's image the layers over it cover: "all of" or "part of"."""
+        image, ext = self.state.image_layer(), []
+        for name in self.covering_layers():
+            ext.append(self.viewer.layers[name].extent.world)
+        e = image.extent.world
+        whole = any(all(x[0][i] <= e[0][i] and x[1][i] >= e[1][i] for i in (-2, -1)) for x in ext)
+        return "all of" if whole else "part of"
 
     def _on_layer_event(self, event) -> None:
         """Any layer's event, re-emitted by the layer list: a layer hidden or shown redraws the legend (its warning

@@ -9,6 +9,7 @@ import numpy as np
 from napari.utils.notifications import show_error, show_warning
 
 from napari_prunuclei.base.progress import Cancelled, Progress
+from napari_prunuclei.gui.shown import STALE
 from napari_prunuclei.gui.tooltips import DEBOUNCE_MS
 from napari_prunuclei.gui.warmup import import_for_labels
 from napari_prunuclei.io.guards import ImageError
@@ -34,11 +35,12 @@ class RunActions:
             return None
         return req, rgb, self._truth_array(rgb.shape[:2], req.region)
 
-    def _start(self, job, on_result, message: str, after=None):
+    def _start(self, job, on_result, message: str, after=None, keeps_run: bool = False):
         """Run ``job`` (a generator yielding Progress) in a napari thread worker.
 
         ``after(result)``, if given, also runs in the worker (e.g. drawing a chart off-screen);
-        ``on_result`` runs on the GUI thread. A cancelled job returns None.
+        ``on_result`` runs on the GUI thread. A cancelled job returns None. ``keeps_run``: the job leaves the run
+        shown as it is (a sweep, a timing): its progress says when the controls name another run.
         """
         from napari.qt.threading import thread_worker
 
@@ -46,6 +48,7 @@ class RunActions:
             self.status.value = f"busy: {self.status.value}"
             return None
         self._cancel.clear()
+        self._job_keeps_run = keeps_run
         self._finish_showing()
         self._clear_notifications()
         if not self._gc_frozen:
@@ -134,7 +137,8 @@ class RunActions:
         if self.worker is None:  # (else _start refuses: another job, maybe a sweep, runs)
             self._sweep_running, self._sweep_running_where, self._sweep_live = key, where, True
             self._sweep_final = False
-        worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...", after=last)
+        worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...", after=last,
+                             keeps_run=True)
         if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
             self.charts.clear_sweep(f"running on {where}...")
             worker.errored.connect(lambda *_: self._sweep_ended())
@@ -177,7 +181,7 @@ class RunActions:
                 self.status.value = f"timed A vs B: {compute_report.speed_text(r)}"
                 self._mark_stale(force=True, said=self.status.value)  # the numbers greyed again if stale
 
-        return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...")
+        return self._start(job, done, "timing A and B (warm-up, then 3 interleaved runs each)...", keeps_run=True)
 
     def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None,
                   of: tuple | None = None, where: str = "this image") -> None:
@@ -188,7 +192,9 @@ class RunActions:
         if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
             if self.sweep_rows is None:  # (a sweep kept for what is chosen now stays, and its reason)
                 self.sweep_dropped = self._sweep_change(key)
-            self.status.value = "CR sweep done, but the image, ground truth or region changed meanwhile: not shown"
+            self._kept_sweep = (key, rows, of, where)  # shown when they are chosen again; in its run's report
+            self.status.value = ("CR sweep done, but the image, ground truth or region changed meanwhile: set aside "
+                                 "(shown when they are chosen again)")
             self._sweep_ended()  # the chart: the sweep kept for what is chosen now, or none (a reviewer saw it empty)
             return
         self._sweep_running, self._sweep_drawn, self._sweep_live = None, False, False
@@ -225,7 +231,9 @@ class RunActions:
             return
         self.progress.max = p.total
         self.progress.value = p.done
-        self.status.value = p.message
+        # a sweep or timing keeps the run shown: its progress still says when the controls name another (greyed)
+        stale = self._job_keeps_run and self.result is not None and self.numbers.native.styleSheet() != ""
+        self.status.value = f"{p.message} ({STALE})" if stale else p.message
         if self._sweep_drawn:  # a sweep's rows so far, drawn off-screen in the worker
             self._sweep_drawn = False
             self.charts.refresh()
@@ -270,10 +278,11 @@ class RunActions:
         covering = self.covering_layers()
         if covering:  # e.g. a second tile opened after the first, napari's default: both shown
             names = ", ".join(f"'{n}'" for n in covering)
-            note = (f"{names} {'is' if len(covering) == 1 else 'are'} shown above '{result.request.image_name}', the "
+            note = (f"{names} {'is' if len(covering) == 1 else 'are'} shown over '{result.request.image_name}', the "
                     f"image this run was computed on: the results and that image are not what you see together. "
                     f"Hide {'it' if len(covering) == 1 else 'them'} to see the results on their own image.")
-            self.status.value = f"{str(self.status.value).rstrip('. ')}. Note: {note}"
+            self._cover_note = f". Note: {note}"  # (taken back when nothing covers it: see legend.py)
+            self.status.value = f"{str(self.status.value).rstrip('. ')}{self._cover_note}"
             show_warning(note)
         said = self.status.value
         self.name_thresholds()  # the boxes are this run's now

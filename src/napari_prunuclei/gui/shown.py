@@ -214,10 +214,18 @@ class ShownRun:
             self.charts.clear_sweep(f"the sweep running on {self._sweep_running_where} is not shown: "
                                     f"{self._sweep_change(running)}")
         if self.sweep_rows is not None and self.sweep_key != key:
-            self._kept_sweep = (self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where)
+            # (swapped with the one kept aside: two sweeps, each of its own choice, both kept)
+            aside, self._kept_sweep = self._kept_sweep, (self.sweep_key, self.sweep_rows, self.sweep_of,
+                                                         self._sweep_where)
             self.sweep_dropped = self._sweep_change(self.sweep_key)
             self.sweep_rows = self.sweep_key = self.sweep_of = None
-            self.charts.clear_sweep(f"set aside: {self.sweep_dropped}; press 'CR sweep'")  # (why, not only what)
+            if aside is not None and aside[0] == key:
+                self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where = aside
+                self.sweep_dropped = None
+                self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
+                self.charts.refresh()
+            else:
+                self.charts.clear_sweep(f"set aside: {self.sweep_dropped}; press 'CR sweep'")  # (why, not only what)
         elif self.sweep_rows is None and self._kept_sweep is not None and self._kept_sweep[0] == key:
             self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where = self._kept_sweep
             self._kept_sweep, self.sweep_dropped = None, None

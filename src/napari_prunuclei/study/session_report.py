@@ -397,8 +397,9 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         if dense_busy is not None and dense_busy > BUSY_SHARE:  # the denominator of every row's time ratio
             lines += ["", f"Other work used {dense_busy:.0%} of the CPUs during dense's run: every time ratio of the "
                           "sweep is noisy (column dense_others_cpu)."]
-    elif sweep_dropped:
-        lines += ["", f"CR sweep: dropped when {sweep_dropped}; press 'CR sweep' again."]
+    elif sweep_dropped:  # a change of the controls ("the image changed ..."), or why another's is not this run's
+        why = f"not included: {sweep_dropped}" if sweep_dropped.startswith("it ") else f"dropped when {sweep_dropped}"
+        lines += ["", f"CR sweep: {why}; press 'CR sweep' again."]
     if screenshot:
         lines += ["", "## Canvas", "", f"![canvas]({screenshot})"]
         if canvas_caption:
