@@ -65,6 +65,12 @@ def test_pixel_size_region_and_the_numbers_table(a_vs_b):
     assert header[-1] == "time vs B (×, one run)" and float(rows[0][-1]) > 0  # a number, not "0.98×" text
     html = compute_report.numbers_html(r)
     assert "missed by A" in html and "rows 10-170, columns 20-180" in html
+    assert "pixel size 0.5 µm" in html and "unknown" not in html
+    from dataclasses import replace
+
+    unknown = replace(r, request=replace(r.request, pixel_size=None))  # (session 37: a 0 said nothing)
+    said = compute_report.numbers_html(unknown)
+    assert "pixel size unknown: run as the models' 40x (0.25 µm/px), areas in px" in said
     prov = compute_report.run_provenance(r)
     assert prov["pixel_size_um"] == 0.5 and prov["region"]["rows"] == [10, 170] and prov["reference"]
 

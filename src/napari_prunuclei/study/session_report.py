@@ -8,6 +8,7 @@ from pathlib import Path
 from napari_prunuclei.base.constants import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_KINDS,
+    MODEL_PIXEL_SIZE_UM,
 )
 from napari_prunuclei.base.machine import BUSY_SHARE
 from napari_prunuclei.io.measure import one_line, preamble
@@ -275,6 +276,8 @@ def numbers_html(result: ComparisonResult) -> str:
                      "2048x2048 (or tick 'visible region only')")
     if result.request.pixel_size:
         small.append(f"pixel size {result.request.pixel_size:g} µm")
+    else:  # (a pathologist set 0 on a 20x image: nothing said the run took it as 40x, session 37)
+        small.append(f"pixel size unknown: run as the models' 40x ({MODEL_PIXEL_SIZE_UM:g} µm/px), areas in px")
     if result.pruned is not None and result.dense is not None:
         small.insert(0, escape(speed_text(result), quote=False))
     elif how_timed(result) != "one run each":  # one model alone: what makes its seconds noisy (session 35)
