@@ -73,3 +73,19 @@ def test_the_runs_note_of_a_covering_layer_goes_when_nothing_covers_it(qtbot, vi
     assert "Note: 'whole tile' is shown over 'synthetic H&E'" in w.status.value
     other.translate = (0, size + 10)
     assert "Note:" not in w.status.value and w.status.value.startswith("done")
+
+
+def test_a_side_by_side_view_moved_by_hand_is_put_back_under_its_results(qtbot, viewer_widget):
+    """Pathologist, session 37: in side by side, the right cell's view moved with the transform tool left A's
+    nuclei over the wrong tissue, with "done" still in the status."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    w.side_by_side.value = True
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    view = w.state.owned()[("view", "pruned image")]
+    view.translate = (40, 60)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    view = w.state.owned()[("view", "pruned image")]
+    assert tuple(view.translate[-2:]) == tuple(viewer.layers[IMG].translate[-2:])
+    assert "turn side by side off first" in w.status.value

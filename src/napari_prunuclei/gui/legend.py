@@ -59,7 +59,7 @@ class LegendActions:
             self._placing = True
             try:
                 self._regrid_truths()  # label layers the plugin placed follow their image's new grid
-                if not self.state.side_by_side and self._steps is None:  # (a showing places them itself)
+                if self._steps is None:  # (a showing places them itself)
                     self._follow_image()
                 self._draw_legend()  # what covers the run's image depends on where each lies
             finally:
@@ -67,17 +67,27 @@ class LegendActions:
 
     def _follow_image(self) -> None:
         """The run's layers put again on its image's grid (moved or rescaled after the run: a pathologist saw
-        results left behind, drawn over another tile's tissue, session 37)."""
-        if self.state.result is None:
+        results left behind, drawn over another tile's tissue, session 37); a side-by-side view moved by hand is
+        put back on it (its cell's results would stay behind), and the status says where to move the image."""
+        r = self.state.result
+        if r is None:
             return
         scale, origin = self.state.image_grid()
-        layer = self.state.owned().get(("pruned", "instances")) or self.state.owned().get(("dense", "instances"))
-        offset = self.state.result.request.offset
-        if layer is not None and tuple(float(v) for v in layer.scale) == scale and tuple(
-                float(v) for v in layer.translate) == (origin[0] + offset[0] * scale[0],
-                                                      origin[1] + offset[1] * scale[1]):
+        off = r.request.offset
+        results = (scale, (origin[0] + off[0] * scale[0], origin[1] + off[1] * scale[1]))
+        owned = self.state.owned()
+
+        def off_grid(layer, want) -> bool:
+            return layer is not None and (tuple(float(v) for v in layer.scale[-2:]),
+                                          tuple(float(v) for v in layer.translate[-2:])) != want
+
+        moved = [m for m in ("pruned", "dense") if off_grid(owned.get(("view", f"{m} image")), (scale, origin))]
+        if not moved and not any(off_grid(owned.get((m, "instances")), results) for m in ("pruned", "dense")):
             return  # on it already (e.g. a run's own pixel size just put on the image, the layers with it)
-        self._start_showing(self.state.show(self.state.result, bool(self.side_by_side.value)), hold=False)
+        self._start_showing(self.state.show(r, bool(self.side_by_side.value)), hold=False)
+        if moved:
+            self.status.value = ("side by side: each cell's view stays on the run's image, under its results; to "
+                                 "move the image, turn side by side off first")
 
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image, over part of it (its ground
