@@ -98,7 +98,7 @@ def test_a_sweep_belongs_to_its_image(qtbot, viewer_widget):
     w._on_sweep(rows, w._sweep_key())
     assert w.sweep_rows == rows
     w.image.value = viewer.add_image(np.asarray(viewer.layers[IMG].data), name="another tile", rgb=True)
-    assert w.sweep_rows is None and "press 'CR sweep'" in w.charts.ax_sweep.get_title()
+    assert w.sweep_rows is None and "press 'CR sweep'" in " ".join(w.charts.ax_sweep.get_title().split())
     assert w.sweep_dropped == f"the image changed from '{IMG}' to 'another tile'"
 
 
@@ -150,7 +150,7 @@ def test_a_sweep_dropped_by_a_change_comes_back_when_the_change_is_undone(qtbot,
     title = w.charts.ax_sweep.get_title()  # wrapped to the chart's width (clipped at both ends, session 37)
     assert " ".join(title.split()) == ("CR sweep: set aside: the ground truth changed (to no ground truth); "
                                        "press 'CR sweep'")
-    assert "\n" in title and max(map(len, title.splitlines())) <= 56
+    assert "\n" in title and max(map(len, title.splitlines())) <= 48
     w.truth.value = viewer.layers[GT]
     assert w.sweep_rows == rows and w.sweep_dropped is None and w.sweep_of == (IMG, None, GT)
     assert w.charts.ax_sweep.get_title() == f"CR sweep on '{IMG}'\nwhole image"
@@ -564,10 +564,11 @@ def test_an_error_or_a_cancel_still_says_the_results_shown_are_another_runs(qtbo
     assert "⚠ the results shown are the last run's" in w.status.value
 
 
-def test_a_sweeps_progress_still_says_the_run_shown_is_another_ones(qtbot, viewer_widget):
+def test_a_sweeps_progress_still_says_the_run_shown_is_another_ones(qtbot, viewer_widget, monkeypatch):
     """Pathologist, session 37: during a sweep, the image switched, the status said "layer-wise CR2 done (11 of 30
     pairs)" with no word that the results shown were another image's (the numbers greyed)."""
     from napari_prunuclei.base.progress import Progress
+    from napari_prunuclei.study import session_models
 
     viewer, w = viewer_widget
     w.scheme.value = "dense"
@@ -579,3 +580,54 @@ def test_a_sweeps_progress_still_says_the_run_shown_is_another_ones(qtbot, viewe
     w._job_keeps_run = False  # a run replaces them: its progress alone
     w._on_progress(Progress(1, 2, "dense: branches"))
     assert w.status.value == "dense: branches"
+    w.scheme.value = "dense"  # the run's model again, then a real sweep, the model changed during it
+    w._mark_stale(force=True)
+    assert not w._stale
+    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
+    said = []
+    viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
+    w.truth.value = None
+    worker = w.start_sweep()
+    worker.yielded.connect(lambda p: said.append(w.status.value))  # (after the widget's own progress slot)
+    w.scheme.value, w.cr.value = "layer-wise", "4"  # during the sweep: greyed at once, said with its progress
+    assert w._stale and "⚠ the results shown are the last run's" in w.status.value
+    qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
+    progress = [text for text in said if " of 2 pairs)" in text]
+    assert progress and all(text.endswith("(⚠ the results shown are the last run's)") for text in progress), said
+
+
+def test_a_running_sweep_chosen_again_shows_its_rows_at_once_and_a_cancel_keeps_the_verdict(qtbot, viewer_widget,
+                                                                                           monkeypatch):
+    """Pathologist, session 37: choosing a running sweep's image again left the chart on "not shown" until the next
+    pair; a cancelled sweep's status said only "cancelled", the run's verdict gone."""
+    import threading
+
+    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.study import session_models
+
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    judged = session_models.verdict(w.result)
+    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
+    real, calls, go = pipeline.segment, [], threading.Event()
+
+    def segment(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            go.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "segment", segment)
+    viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
+    w.truth.value = None
+    assert w.start_sweep() is not None
+    qtbot.waitUntil(lambda: "running: 1 of 2 pairs" in w.charts.ax_sweep.get_title(), timeout=60_000)
+    w.truth.value = viewer.layers[GT]  # away: not shown
+    assert "is not shown" in " ".join(w.charts.ax_sweep.get_title().split())
+    w.truth.value = None  # back: its rows so far at once
+    assert "running: 1 of 2 pairs" in w.charts.ax_sweep.get_title() and w.charts.ax_sweep.lines
+    w.cancel()
+    go.set()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
+    assert w.status.value.startswith(f"CR sweep cancelled. The run shown: {judged}")

@@ -23,7 +23,7 @@ __all__ = ["ChartsCanvas", "plot_sweep"]
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
 #: the characters of a chart's title line at that width (longer titles wrap)
-TITLE_WIDTH = 56
+TITLE_WIDTH = 48
 
 
 def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -> None:

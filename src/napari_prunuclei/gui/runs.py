@@ -125,7 +125,8 @@ class RunActions:
             return self._sweep_live
 
         def so_far(rows) -> None:  # in the worker: each pair drawn as it comes (the chart was empty for 147 s)
-            if self.charts.show_sweep(rows, where=f"{where}, running: {len(rows)} of {n} pairs", only_if=live):
+            self._sweep_partial = (rows, f"{where}, running: {len(rows)} of {n} pairs")  # (drawn when live again)
+            if self.charts.show_sweep(rows, where=self._sweep_partial[1], only_if=live):
                 self._sweep_drawn = True  # shown on the GUI thread at the next progress
 
         def last(rows) -> None:  # in the worker: the whole sweep, where it is still live
@@ -136,7 +137,7 @@ class RunActions:
                                          pixel_size=req.pixel_size, on_rows=so_far)
         if self.worker is None:  # (else _start refuses: another job, maybe a sweep, runs)
             self._sweep_running, self._sweep_running_where, self._sweep_live = key, where, True
-            self._sweep_final = False
+            self._sweep_final, self._sweep_partial = False, None
         worker = self._start(job, lambda rows: self._on_sweep(rows, key, of, where), "CR sweep...", after=last,
                              keeps_run=True)
         if worker is not None:  # (a pathologist read "press 'CR sweep'" over the chart of a sweep at 84 %)
@@ -186,8 +187,10 @@ class RunActions:
     def _on_sweep(self, rows: list[compute_models.ImageSweepRow] | None, key: tuple | None = None,
                   of: tuple | None = None, where: str = "this image") -> None:
         if rows is None:
-            self.status.value = "cancelled"
+            judged = compute_models.verdict(self.result) if self.result is not None else None
+            self.status.value = "CR sweep cancelled" + (f". The run shown: {judged}" if judged else "")
             self._sweep_ended()
+            self._mark_stale(force=True, said=self.status.value)
             return
         if key is not None and key != self._sweep_key():  # the image, truth or region changed meanwhile
             if self.sweep_rows is None:  # (a sweep kept for what is chosen now stays, and its reason)
@@ -232,7 +235,7 @@ class RunActions:
         self.progress.max = p.total
         self.progress.value = p.done
         # a sweep or timing keeps the run shown: its progress still says when the controls name another (greyed)
-        stale = self._job_keeps_run and self.result is not None and self.numbers.native.styleSheet() != ""
+        stale = self._job_keeps_run and self.result is not None and self._stale
         self.status.value = f"{p.message} ({STALE})" if stale else p.message
         if self._sweep_drawn:  # a sweep's rows so far, drawn off-screen in the worker
             self._sweep_drawn = False

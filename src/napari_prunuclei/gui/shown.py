@@ -207,7 +207,7 @@ class ShownRun:
         aside, and shown again when they are chosen again (a pathologist lost a 70 s sweep to a ground truth
         unchosen and chosen again, session 35)."""
         key = self._sweep_key()
-        running = self._sweep_running
+        running, was_live = self._sweep_running, self._sweep_live
         self._sweep_live = running is not None and running == key  # first: the worker stops drawing (under the lock)
         if running is not None and running != key and self.sweep_rows is None and self._kept_sweep is None:
             # a running sweep's rows so far are of what is no longer chosen (it stops drawing: see start_sweep)
@@ -231,12 +231,17 @@ class ShownRun:
             self._kept_sweep, self.sweep_dropped = None, None
             self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
             self.charts.refresh()
+        if self._sweep_live and not was_live and self._sweep_partial is not None:  # chosen again: its rows so far
+            rows, title = self._sweep_partial  # at once (they waited for the next pair, session 37)
+            self.charts.show_sweep(rows, where=title)
+            self.charts.refresh()
 
     def _mark_stale(self, *_, force: bool = False, said: str = "") -> None:
         """Say, without touching what is shown, when the controls no longer describe the run on the canvas;
         ``said``: what the status just said (kept before the warning)."""
         r = self.result
-        if r is None or (not force and (self._showing or self.busy)):  # force: a run's own result, just shown
+        # force: a run's own result, just shown; a sweep or timing leaves the run shown: judged at once
+        if r is None or (not force and (self._showing or (self.busy and not (self.worker and self._job_keeps_run)))):
             self._stale_unchecked = r is not None  # compared when the layers are made (_end_showing)
             return
         self._stale_unchecked = False
@@ -263,6 +268,7 @@ class ShownRun:
             diffs.append(f"'visible region only' {'on' if self.region.value else 'off'}")
         # the numbers are greyed while they describe another setting than the controls
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
+        self._stale = bool(diffs)
         status = str(self.status.value)
         said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said
         if not diffs and STALE in status:

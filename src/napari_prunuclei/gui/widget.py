@@ -154,8 +154,10 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self._sweep_running: tuple | None = None  # the running sweep's image, truth and region (a _sweep_key)
         self._sweep_running_where, self._sweep_final = "", False  # its chart's title; drawn whole in the worker
         self._sweep_live = False  # what it is of is still chosen: the worker draws its rows as they come
+        self._sweep_partial: tuple | None = None  # its rows so far and their chart title
         self._placing = False  # layers being put on their image's grid (their own events then ignored)
         self._cover_note, self._job_keeps_run = "", False  # the status's note of a layer over the run's image; a job's
+        self._stale = False  # the controls name another run than the one shown (its numbers greyed)
         self._stale_unchecked = False  # a control changed while busy: compared when the job or showing ends
         self._stepping = self._finish_now = False  # inside a step of showing a result; finish it in that step
         self._steps = None  # the layers of a result still being shown, one per event-loop turn
