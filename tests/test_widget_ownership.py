@@ -21,6 +21,26 @@ def _run(qtbot, w):
     assert w.status.value.startswith(("done", "warning")), w.status.value
 
 
+def _gated_sweep(monkeypatch):
+    """The dock's sweep over two pairs, its second pair held until the test sets ``go``: (segment calls, go)."""
+    import threading
+
+    from napari_prunuclei.runtime import pipeline
+    from napari_prunuclei.study import session_models
+
+    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
+    real, calls, go = pipeline.segment, [], threading.Event()
+
+    def segment(*args, **kw):  # dense, the first pair, then the second waits for the test
+        calls.append(1)
+        if len(calls) == 3:
+            go.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "segment", segment)
+    return calls, go
+
+
 def test_ground_truth_stays_with_its_image(qtbot, viewer_widget):
     viewer, w = viewer_widget
     w.truth.value = viewer.layers[GT]
@@ -160,27 +180,15 @@ def test_a_sweep_of_a_choice_undone_meanwhile_never_draws_over_the_sweep_kept_fo
                                                                                     monkeypatch):
     """Reviewer, session 37: a sweep running without the ground truth drew its rows over the kept sweep shown again
     when the truth was chosen again, and its end left the chart empty while that sweep was still kept."""
-    import threading
 
     from napari_prunuclei.nuclei.agreement import agreement_scores
-    from napari_prunuclei.runtime import pipeline
-    from napari_prunuclei.study import session_models
 
     viewer, w = viewer_widget
     lab = viewer.layers[GT].data
     kept = [ImageSweepRow("layerwise", 4.0, True, agreement_scores(lab, lab), agreement_scores(lab, lab))]
     w._on_sweep(kept, w._sweep_key(), (IMG, None, GT), f"'{IMG}'\nwhole image")
     w.truth.value = None  # set aside
-    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
-    real, calls, go = pipeline.segment, [], threading.Event()
-
-    def segment(*args, **kw):  # dense, the first pair, then the second waits for the test
-        calls.append(1)
-        if len(calls) == 3:
-            go.wait(60)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(pipeline, "segment", segment)
+    calls, go = _gated_sweep(monkeypatch)
     viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
     assert w.start_sweep() is not None
     qtbot.waitUntil(lambda: len(calls) == 3, timeout=60_000)
@@ -600,25 +608,14 @@ def test_a_running_sweep_chosen_again_shows_its_rows_at_once_and_a_cancel_keeps_
                                                                                            monkeypatch):
     """Pathologist, session 37: choosing a running sweep's image again left the chart on "not shown" until the next
     pair; a cancelled sweep's status said only "cancelled", the run's verdict gone."""
-    import threading
 
-    from napari_prunuclei.runtime import pipeline
     from napari_prunuclei.study import session_models
 
     viewer, w = viewer_widget
     w.scheme.value = "dense"
     _run(qtbot, w)
     judged = session_models.verdict(w.result)
-    monkeypatch.setattr(session_models, "zoo_pairs", lambda: [("networkwide", 20.0), ("layerwise", 20.0)])
-    real, calls, go = pipeline.segment, [], threading.Event()
-
-    def segment(*args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            go.wait(60)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(pipeline, "segment", segment)
+    calls, go = _gated_sweep(monkeypatch)
     viewer.layers[IMG].data = viewer.layers[IMG].data[:128, :128]
     w.truth.value = None
     assert w.start_sweep() is not None
