@@ -232,3 +232,16 @@ def test_a_refused_sweep_removes_every_folder_it_made_and_the_report_command_is_
     import shlex
 
     assert f"--rows {shlex.quote(str(rows))}" in (tmp_path / "r.md").read_text()  # pasted back as it ran
+
+
+def test_with_rows_flags_that_could_not_act_are_refused(tmp_path, capsys):
+    """Hostile pass, session 37: with --rows, --limit 2, --cr ... 64 and --variants one-shot ran and were recorded
+    in the report's command, though its tables held every image, no CR 64 and no one-shot row."""
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    for extra, says in ((["--limit", "2"], "--limit evaluates fewer images"),
+                        (["--cr", "2", "64"], "no rows of CR 64 for layerwise"),
+                        (["--variants", "fine-tuned", "one-shot"], "no rows of one-shot for layerwise")):
+        assert _sweep(tmp_path, rows, tmp_path / "o", *extra) == 2
+        assert says in capsys.readouterr().err
+        assert not (tmp_path / "o").exists() and not (tmp_path / "r.md").exists()

@@ -129,6 +129,8 @@ def sweep_into(a: argparse.Namespace) -> int:
     if a.include is not None:
         check_made_by(read_sweep_rows(a.include), a.include)
     if a.rows is not None:
+        if a.limit is not None:  # (its rows hold every image they were evaluated on: the report would say otherwise)
+            raise ValueError("--limit evaluates fewer images; with --rows nothing is evaluated: leave it out")
         rows = earlier_rows(a.rows, a.schemes, a.datasets, a.variants, a.cr)
     else:
         with tqdm(desc="sweep", unit="model") as bar:
@@ -315,6 +317,14 @@ def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
                                             and float(r["cr"]) in {float(c) for c in crs}))]
     if not any(r["scheme"] != "dense" for r in keep):
         raise ValueError(f"{path}: no rows of {', '.join(schemes)} ({', '.join(variants)}) on {', '.join(datasets)}")
+    # every CR and variant asked for has rows: the report's command names them (a hostile pass, session 37: --cr 64
+    # and one-shot were recorded for a report that had neither)
+    pairs = [r for r in keep if r["scheme"] != "dense"]
+    missing = [f"CR {float(c):g}" for c in crs if not any(float(r["cr"]) == float(c) for r in pairs)]
+    missing += [v for v in variants if not any(r["variant"] == v for r in pairs)]
+    if missing:
+        raise ValueError(f"{path}: no rows of {', '.join(missing)} for {', '.join(schemes)}; give only the --cr and "
+                         "--variants it holds")
     for ds in sorted({r["dataset"] for r in keep}):
         if not any(r["dataset"] == ds and r["scheme"] == "dense" for r in keep):
             raise ValueError(f"{path}: no dense row for {ds} (the reports compare every pair with it)")
