@@ -167,6 +167,19 @@ def test_a_named_report_never_writes_over_another_file_or_the_sweeps_own(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["multiples.json"]  # nothing else made there
 
 
+def test_a_named_report_inside_a_new_out_is_made_with_it(tmp_path, capsys):
+    """Session 37's candidate: `--out new --report new/r.md` was refused ("its folder new does not exist") though
+    the sweep makes that folder; a report in any other missing folder still is."""
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("dense", 1.0, "dense"), _row()]))
+    out = tmp_path / "new"
+    args = ["sweep", "--data", str(tmp_path), "--rows", str(rows), "--schemes", "layerwise", "--cr", "2",
+            "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out), "--report"]
+    assert main([*args, str(tmp_path / "elsewhere" / "r.md")]) == 2
+    assert "its folder" in capsys.readouterr().err and not out.exists()
+    assert main([*args, str(out / "r.md")]) == 0, capsys.readouterr().err
+    assert (out / "r.md").is_file() and (out / "sweep.json").is_file()
+
 def test_in_place_every_row_stays_as_it_is(tmp_path, capsys):
     """Hostile pass, session 37: in place, an --include row that differed from the file's (re-evaluated) replaced
     it and dropped its times; a duplicate row was dropped silently."""

@@ -128,10 +128,11 @@ def sweep_into(a: argparse.Namespace) -> int:
 
     if a.include is not None:
         check_made_by(read_sweep_rows(a.include), a.include)
+    file_rows = read_sweep_rows(a.rows) if a.rows is not None else []  # (read once: ~1 MB)
     if a.rows is not None:
         if a.limit is not None:  # (its rows hold every image they were evaluated on: the report would say otherwise)
             raise ValueError("--limit evaluates fewer images; with --rows nothing is evaluated: leave it out")
-        rows = earlier_rows(a.rows, a.schemes, a.datasets, a.variants, a.cr)
+        rows = earlier_rows(file_rows, a.rows, a.schemes, a.datasets, a.variants, a.cr)
     else:
         with tqdm(desc="sweep", unit="model") as bar:
             rows = run_sweep(a.data, schemes=tuple(a.schemes), crs=tuple(a.cr), variants=tuple(a.variants),
@@ -139,16 +140,13 @@ def sweep_into(a: argparse.Namespace) -> int:
                              progress=tqdm_callback(bar), workers=a.workers)
         rows = [r.as_dict() for r in rows]
     if a.include is not None:
-        def key(r: dict) -> tuple:
-            return r["dataset"], r["scheme"], r["cr"], r["variant"]
-
-        have = {key(r) for r in rows}
+        have = {row_key(r) for r in rows}
         # a report written again from --rows keeps the included pairs as that run had them (timed), where they are
         # the very rows of --include (the same scores, the same files); else the --include row
-        kept = {key(r): r for r in read_sweep_rows(a.rows)} if a.rows is not None else {}
-        rows += [same_row(kept.get(key(r)), r) for r in read_sweep_rows(a.include)  # the earlier fine-tuned pairs
-                 if key(r) not in have and r["dataset"] in a.datasets and r["variant"] == "fine-tuned"]
-    kept_in_place(a, rows)
+        kept = {row_key(r): r for r in file_rows}
+        rows += [same_row(kept.get(row_key(r)), r) for r in read_sweep_rows(a.include)  # the earlier fine-tuned pairs
+                 if row_key(r) not in have and r["dataset"] in a.datasets and r["variant"] == "fine-tuned"]
+    kept_in_place(a, rows, file_rows)
     multiples = read_multiples(a.out / "multiples.json") if set(a.schemes) & set(CHANNEL_SCHEMES) else None
     if a.time:
         from napari_prunuclei.study.sweep import add_times
@@ -228,6 +226,8 @@ def named_report(a: argparse.Namespace) -> None:
     from napari_prunuclei.study.sweep import OUTPUT_NAMES
 
     r = a.report
+    if r.parent.resolve() == a.out.resolve() and not a.out.exists():
+        return  # in --out, made with it (nothing of the sweep's own there yet)
     if not r.parent.is_dir():
         raise ValueError(f"--report {r}: its folder {r.parent} does not exist")
     if not os.access(r.parent, os.W_OK):
@@ -245,26 +245,26 @@ def in_place(a: argparse.Namespace) -> bool:
     return a.rows is not None and a.rows.resolve() == (a.out / "sweep.json").resolve()
 
 
-def kept_in_place(a: argparse.Namespace, rows: list[dict]) -> None:
-    """--rows written over in place only when every row it holds is among ``rows`` (a narrower --schemes, --cr,
-    --variants or --datasets would have dropped rows of it: a hostile pass lost 80 of 82 so)."""
-    from napari_prunuclei.study.sweep_rows import read_sweep_rows
+def row_key(r: dict) -> tuple:
+    """What names a sweep row: its data set, scheme, CR and variant."""
+    return r["dataset"], r["scheme"], float(r["cr"]), r["variant"]
 
+
+def kept_in_place(a: argparse.Namespace, rows: list[dict], before: list[dict]) -> None:
+    """--rows (whose rows are ``before``) written over in place only when every row it holds is among ``rows`` (a
+    narrower --schemes, --cr, --variants or --datasets would have dropped rows of it: a hostile pass lost 80 of 82
+    so)."""
     if not in_place(a):
         return
     from collections import Counter
 
-    def key(r: dict) -> tuple:
-        return r["dataset"], r["scheme"], float(r["cr"]), r["variant"]
-
     def kept(r: dict) -> str:  # what must stay as it is (with --time, all but the times measured again)
         return json.dumps({k: v for k, v in r.items() if not (a.time and k in TIME_KEYS)}, sort_keys=True)
 
-    before = read_sweep_rows(a.rows)
-    have, same = {key(r) for r in rows}, Counter(kept(r) for r in rows)
-    lost = [r for r in before if key(r) not in have]
+    have, same = {row_key(r) for r in rows}, Counter(kept(r) for r in rows)
+    lost = [r for r in before if row_key(r) not in have]
     extra = Counter(map(kept, before)) - same  # the file's rows not among the sweep's as they are
-    changed = [r for r in before if key(r) in have and kept(r) in extra]
+    changed = [r for r in before if row_key(r) in have and kept(r) in extra]
     if lost or changed:
         what = (f"without {len(lost)} of its rows" if lost else f"with {len(changed)} of its rows changed (their "
                 "--include rows differ from them)")
@@ -307,12 +307,12 @@ def is_sweep_report(path: Path) -> bool:
     return first in (pruning_report.TITLE, channel_report.TITLE)
 
 
-def earlier_rows(path: Path, schemes, datasets, variants, crs) -> list[dict]:
-    """The rows of an earlier sweep.json for these schemes (and dense), data sets, variants and CRs; each data set
-    kept has its dense row (the reports compare with it)."""
-    from napari_prunuclei.study.sweep_rows import check_made_by, read_sweep_rows
+def earlier_rows(file_rows: list[dict], path: Path, schemes, datasets, variants, crs) -> list[dict]:
+    """The rows (``file_rows``) of an earlier sweep.json (``path``) for these schemes (and dense), data sets,
+    variants and CRs; each data set kept has its dense row (the reports compare with it)."""
+    from napari_prunuclei.study.sweep_rows import check_made_by
 
-    keep = [r for r in read_sweep_rows(path) if r["dataset"] in datasets
+    keep = [r for r in file_rows if r["dataset"] in datasets
             and (r["scheme"] == "dense" or (r["scheme"] in schemes and r["variant"] in variants
                                             and float(r["cr"]) in {float(c) for c in crs}))]
     if not any(r["scheme"] != "dense" for r in keep):
