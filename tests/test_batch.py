@@ -118,6 +118,7 @@ def test_one_bad_image_does_not_stop_a_batch(with_bad, tmp_path, capsys):
     line = next(x for x in err.splitlines() if "failed, nothing written" in x)
     assert line.count("s1b.png") == 1 and "1 of 4 image(s) failed" in err  # the file named once
     assert "Traceback" not in err
+    assert "\x1b[" not in err  # piped (not a terminal): no per-image bar's cursor codes before the error lines
     assert sorted(q.name for q in out.glob("*_info.json")) == ["s0_info.json", "s1_info.json", "s2_info.json"]
     assert not list(out.glob("s1b*"))
     # a resume goes past the bad image again and does the rest only

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -322,12 +323,14 @@ def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, sch
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
+    # each image's own bar only on a terminal: piped to a log, its cursor codes came before the error lines
+    nested = progress and sys.stderr.isatty()
     if result.skipped and progress:
         bar.write(f"{result.skipped} image(s) already finished in {out} with this model: skipped (resume; "
                   "segment_files(replace=True), the CLI's --overwrite, redoes them)")
     if workers <= 1 and scheduler is None:
         for p in todo:
-            tbar = tqdm(desc=" ".join(p.name.split()), unit="step", leave=False, disable=not progress)
+            tbar = tqdm(desc=" ".join(p.name.split()), unit="step", leave=False, disable=not nested)
             try:
                 result.finished.append(segment_file(p, out, request, progress=tqdm_callback(tbar),
                                                     threads=threads, replace=replace, expect=model))
@@ -384,7 +387,8 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
                        for p in whole}
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
-                tbar = tqdm(desc=" ".join(p.name.split()), unit="tile", leave=False, disable=not progress)
+                tbar = tqdm(desc=" ".join(p.name.split()), unit="tile", leave=False,
+                            disable=not (progress and sys.stderr.isatty()))  # (as _run's: on a terminal only)
                 try:
                     info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client,
                                         replace=replace, expect=model)
