@@ -89,3 +89,24 @@ def test_a_side_by_side_view_moved_by_hand_is_put_back_under_its_results(qtbot, 
     view = w.state.owned()[("view", "pruned image")]
     assert tuple(view.translate[-2:]) == tuple(viewer.layers[IMG].translate[-2:])
     assert "turn side by side off first" in w.status.value
+
+
+def test_a_chosen_ground_truth_is_drawn_as_the_legend_says_before_any_run(qtbot, viewer_widget):
+    """Session 37's candidate: a ground truth opened and chosen before a run showed in napari's fills while the
+    legend named another image's truth as thin outlines; it is outlined at once and named as not yet run."""
+    viewer, w = viewer_widget
+    second = viewer.add_image(synthetic_tissue(256, seed=5)[0], name="second tile", rgb=True)
+    w.image.value = second
+    own = viewer.add_labels(viewer.layers[GT].data[:256, :256].copy(), name="second tile [1]")
+    assert w.truth.value is own  # named for the image: chosen at once
+    assert own.contour == 1 and own.opacity == 0.9  # outlines, not napari's fills
+    assert "second tile [1]&#x27;: nuclei (thin outlines; chosen, not yet run)" in w.legend.value
+    own.contour = 3  # restyled by the user: kept when chosen again
+    w.truth.value = None
+    assert "second tile [1]" not in w.legend.value
+    w.truth.value = own
+    assert own.contour == 3
+    w.scheme.value = "dense"
+    _run(qtbot, w)  # the run's truth now: named as such, once
+    assert w.legend.value.count("second tile [1]") == 1 and "not yet run" not in w.legend.value
+    assert w.covering_layers() == []  # the chosen ground truth over the image is not a layer covering it

@@ -38,6 +38,32 @@ def test_the_sweep_legend_lies_outside_the_axes(qtbot):
     assert charts.ax_sweep.get_title() == "CR sweep on 'tile A.tif', rows 0-10, columns 5-20"
 
 
+def test_two_schemes_with_equal_values_at_a_cr_stay_apart(qtbot):
+    """Session 37: channel layer-wise's "vs truth" curve lay exactly under channel network-wide's (equal values
+    at each CR), so one scheme seemed to have no curve; each scheme is drawn a little to the side, in its marker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from napari_prunuclei.gui.plots import plot_sweep
+    from napari_prunuclei.nuclei.agreement import Agreement
+    from napari_prunuclei.study.session_models import ImageSweepRow
+
+    same = Agreement(0.7, 0.6, 0.8, 10, 10)
+    rows = [ImageSweepRow(s, cr, True, same, same) for s in ("channel-layerwise", "channel-networkwide")
+            for cr in (2, 4, 8)]
+    fig, ax = plt.subplots()
+    plot_sweep(ax, rows)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    a, b = lines["channel layer-wise vs truth"], lines["channel network-wide vs truth"]
+    assert list(a.get_ydata()) == list(b.get_ydata())  # the same values ...
+    assert all(xa < xb for xa, xb in zip(a.get_xdata(), b.get_xdata()))  # ... side by side, not over each other
+    assert all(abs(x / cr - 1) < 0.1 for x, cr in zip(a.get_xdata(), (2, 4, 8)))  # near their CR's tick
+    assert a.get_marker() != b.get_marker() and a.get_markerfacecolor() == "none"  # vs truth: hollow
+    plt.close(fig)
+
+
 def test_the_charts_label_is_as_large_as_its_picture(qtbot):
     """Reviewer: a 448 px figure in a 400 px label lost its title and the top of the AJI axis."""
     from napari_prunuclei.gui.plots import ChartsCanvas

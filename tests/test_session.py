@@ -270,6 +270,8 @@ def test_the_ground_truths_count_is_a_row_and_a_model_alone_is_judged_against_it
     busy = replace(alone, others=0.55)  # a pathologist: a model alone never said the CPUs were busy
     assert "seconds: one run; other work used 55% of the CPUs meanwhile" in format_numbers(busy)
     assert "other work used 55% of the CPUs" in numbers_html(busy) and "other work" not in numbers_html(alone)
+    assert "seconds (one run), noisy: other work ran</td>" in numbers_html(busy)  # on the row, not only below it
+    assert "noisy" not in numbers_html(alone)
 
 
 def test_the_warning_names_the_model_that_collapsed_or_over_segments_a_or_b(a_vs_b):

@@ -274,8 +274,13 @@ def test_stale_numbers_are_greyed_until_run_again(qtbot, viewer_widget):
     assert "8a8a8a" not in w.numbers.native.styleSheet()
     w.cr.value = next(c for c in w.cr.choices if c not in ("other", w.cr.value))
     assert "8a8a8a" in w.numbers.native.styleSheet() and "press Run" in w.status.value
+    # said over the numbers too (the grey alone was faint: session 37's candidate), naming what the controls say
+    said = w.numbers.native.toPlainText()
+    assert said.startswith("⚠ these numbers are the last run's") and f"CR{w.cr.value}" in said, said
+    assert "nuclei" in said  # the numbers stay under it
     _run(qtbot, w)
     assert "8a8a8a" not in w.numbers.native.styleSheet()
+    assert "these numbers are the last run's" not in w.numbers.native.toPlainText()
 
 
 def test_numbers_tab_gives_both_models_known_accuracy(qtbot, viewer_widget):

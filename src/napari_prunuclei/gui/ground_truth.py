@@ -69,6 +69,9 @@ class GroundTruthChoice:
             self._truths_chosen[layer.name] = truth.name if truth is not None else None
         if truth is not None and layer is not None:
             self._align_truth()  # drawn on the image's grid (µm) at once, not only after the next run
+        if truth is not None:
+            self.state.style_truth(truth)  # outlines, as the legend says (they showed in napari's fills till a run)
+        self._draw_legend()
         if REFUSED in str(self.status.value) and not self._foreign_truth(layer):  # that warning no longer holds
             self.status.value = f"ground truth '{truth.name}' chosen" if truth is not None else "no ground truth"
         self._forget_sweep()

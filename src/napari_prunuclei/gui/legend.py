@@ -3,6 +3,7 @@ drawn over that image is named, and the run's layers follow the image when it is
 
 from __future__ import annotations
 
+from napari_prunuclei.base.constants import TRUTH_COLOR
 from napari_prunuclei.gui.state import raw
 
 
@@ -22,8 +23,12 @@ class LegendActions:
         from html import escape
 
         items = self.state.legend_items()
+        chosen = self.truth.value
+        if chosen is not None and chosen is not self.state.truth_layer and chosen in self.viewer.layers \
+                and chosen.visible:  # chosen since the run shown (or before any run): not scored yet
+            items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run)"))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
-        covering = self.covering_layers() if items else []
+        covering = self.covering_layers() if self.state.result is not None else []
         if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
             names = ", ".join(f"'{n}'" for n in covering)
             what = (f"{names} covers {self.covered()} the run's image: hide it" if len(covering) == 1
@@ -97,7 +102,7 @@ class LegendActions:
         if image is None or self.state.side_by_side:  # side by side hides the user's other layers
             return []
         mine = {id(raw(layer)) for layer in self.state.owned().values()}
-        truth = self.state.truth_layer
-        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
+        truths = {id(raw(t)) for t in (self.state.truth_layer, self.truth.value) if t is not None}  # (the chosen
+        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]  # one too: drawn over it on purpose)
         return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
-                and (truth is None or raw(layer) is not raw(truth)) and overlap(layer, image)]
+                and id(raw(layer)) not in truths and overlap(layer, image)]

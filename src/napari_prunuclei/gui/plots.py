@@ -24,24 +24,30 @@ __all__ = ["ChartsCanvas", "plot_sweep"]
 FIGSIZE, DPI = (4, 5.6), 80
 #: the characters of a chart's title line at that width (longer titles wrap)
 TITLE_WIDTH = 48
+#: a marker per scheme, and the factor between neighbouring schemes' x (log axis) at one CR
+SCHEME_MARKERS = {"layerwise": "o", "networkwide": "s", "channel-layerwise": "^", "channel-networkwide": "v"}
+DODGE = 1.04
 
 
 def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -> None:
     """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered)."""
     ax.clear()
-    for scheme in PRUNED_SCHEMES:
+    for k, scheme in enumerate(PRUNED_SCHEMES):
         sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
         if not sub:
             continue
-        color, label = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme]
-        ax.plot([r.cr for r in sub], [getattr(r.vs_dense, metric) for r in sub], "o-", ms=3,
-                color=color, label=f"{label} vs dense")
-        if sub[0].vs_truth is not None:
-            ax.plot([r.cr for r in sub], [getattr(r.vs_truth, metric) for r in sub], "s--", ms=3,
-                    color=color, label=f"{label} vs truth")
-        for r in sub:
+        color, label, marker = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme], SCHEME_MARKERS[scheme]
+        # each scheme a little to the side of the CR and in a marker of its own: two schemes' equal values at one
+        # CR lay exactly over each other (channel layer-wise vs truth hid under channel network-wide, session 37)
+        x = [r.cr * DODGE ** (k - (len(PRUNED_SCHEMES) - 1) / 2) for r in sub]
+        ax.plot(x, [getattr(r.vs_dense, metric) for r in sub], marker + "-", ms=4, color=color,
+                label=f"{label} vs dense")
+        if sub[0].vs_truth is not None:  # (hollow markers, dashed)
+            ax.plot(x, [getattr(r.vs_truth, metric) for r in sub], marker + "--", ms=4, mfc="none", color=color,
+                    label=f"{label} vs truth")
+        for xi, r in zip(x, sub):
             if not r.fine_tuned:
-                ax.plot(r.cr, getattr(r.vs_dense, metric), "x", color="k", ms=5)
+                ax.plot(xi, getattr(r.vs_dense, metric), "x", color="k", ms=5)
     baseline = next((r.dense_vs_truth for r in rows if r.dense_vs_truth is not None), None)
     if baseline is not None:  # what the pairs' "vs truth" curves are to be read against
         ax.axhline(getattr(baseline, metric), color="k", lw=1, ls=":", label="dense vs truth")

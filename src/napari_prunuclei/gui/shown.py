@@ -4,6 +4,7 @@ sweep belongs to its image, changed controls mark it stale."""
 from __future__ import annotations
 
 import time
+from html import escape
 
 from napari_prunuclei.gui.camera import camera_of
 from napari_prunuclei.gui.state import PAINT, raw
@@ -266,8 +267,15 @@ class ShownRun:
             diffs.append(f"pixel size {self.pixel_size.value:g}")
         if bool(self.region.value) != (req.region is not None):
             diffs.append(f"'visible region only' {'on' if self.region.value else 'off'}")
-        # the numbers are greyed while they describe another setting than the controls
+        # the numbers are greyed while they describe another setting than the controls, under a line saying so
+        # (the grey alone read as a theme's; the table's numbers looked current: pathologist pass, session 37)
         self.numbers.native.setStyleSheet("color: #8a8a8a;" if diffs else "")
+        banner = (f'<p style="color:#e0a000">⚠ these numbers are the last run\'s ({escape(req.image_name)}, '
+                  f"{escape(req.spec.label)}); the controls now say {escape(', '.join(diffs))}: press Run</p>"
+                  if diffs else "")
+        if banner != self._numbers_banner:
+            self._numbers_banner = banner
+            self.numbers.native.setHtml(banner + self._numbers_html)
         self._stale = bool(diffs)
         status = str(self.status.value)
         said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said

@@ -318,13 +318,16 @@ class ComparisonState:
             self.truth_layer.events.visible.disconnect(self._legend_changed)
         self.truth_layer = layer
         if layer is not None:
-            if id(layer) not in self._truth_styled:
-                self._truth_styled.add(id(layer))
-                layer.colormap = truth_colormap()
-                layer.contour = 1
-                layer.opacity = 0.9
+            self.style_truth(layer)
             layer.events.visible.connect(self._legend_changed)
         self._legend_changed()
+
+    def style_truth(self, layer: Layer) -> None:
+        """A ground truth (chosen, or the run's) drawn as thin white outlines, once per layer (the user may
+        restyle it after): a newly chosen one showed in napari's fills until the next run (session 37)."""
+        if id(layer) not in self._truth_styled:
+            self._truth_styled.add(id(layer))
+            layer.colormap, layer.contour, layer.opacity = truth_colormap(), 1, 0.9
 
     def set_fill(self, on: bool) -> None:
         """Nuclei filled (each model in its shades) or as outlines in the model's colour."""

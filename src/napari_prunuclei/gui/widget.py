@@ -108,6 +108,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self.numbers = TextEdit(value="", label="")
         self.numbers.read_only = True
         self.numbers_text = ""
+        self._numbers_html, self._numbers_banner = "", ""
         self.sweep_btn = PushButton(text="CR sweep (every zoo model, this image)")  # "press 'CR sweep'"
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
@@ -407,10 +408,12 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         r = self.result
         self.numbers.native.setStyleSheet("")  # the shown run's own numbers: not stale
         self.numbers_text = "" if r is None else compute_report.format_numbers(r)
+        self._numbers_html, self._numbers_banner = "", ""  # (the banner: _mark_stale's, over the greyed numbers)
         if r is None:
             self.numbers.value = ""
         else:
-            self.numbers.native.setHtml(compute_report.numbers_html(r) + self._known_accuracy_html(r))
+            self._numbers_html = compute_report.numbers_html(r) + self._known_accuracy_html(r)
+            self.numbers.native.setHtml(self._numbers_html)
 
     def _on_layer_removed(self, *_) -> None:
         """The viewer is empty (closed, or every layer deleted): nothing shows this run any more, so its
@@ -425,7 +428,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self._fill_differences()
         self.scratch.cleanup()
         self.numbers.value = ""
-        self.numbers_text = ""
+        self.numbers_text, self._numbers_html, self._numbers_banner = "", "", ""
         self.name_thresholds()
 
 
