@@ -13,6 +13,11 @@ the test split and never writes into the package: the candidate is shipped, if a
         --steps 1500 --lr 5e-4 --border-weight 5 --branches semantic --json docs/training/dense_border.json
     python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_stain \
         --steps 1000 --lr 5e-4 --stain-jitter 0.15 --json docs/training/dense_stain.json
+    python scripts/dense_pilot.py --data ../shared/data/monuseg2018 --out ../runs/dense_scratch \
+        --from-scratch --steps 8000 --lr 1.5e-3 --branches semantic --json docs/training/dense_scratch.json
+
+``--from-scratch`` trains the branch anew with the shipped recipe (seed 0, 100 warm-up steps) instead of
+continuing the shipped weights.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +51,8 @@ def main() -> int:
                    help="HED stain augmentation's range (0.05: the shipped training's)")
     p.add_argument("--branches", nargs="+", choices=("semantic", "distance"), default=["semantic", "distance"],
                    help="branches to continue; the others stay the shipped ones")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="train anew (the shipped recipe: seed 0, 100 warm-up steps) instead of a warm restart")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -53,15 +62,18 @@ def main() -> int:
         files[branch] = out / f"{branch}.safetensors"
         if files[branch].is_file():
             continue
-        cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=50, threads=a.threads, seed=1,
+        cfg = TrainConfig(branch=branch, steps=a.steps, lr=a.lr, warmup=100 if a.from_scratch else 50,
+                          threads=a.threads, seed=0 if a.from_scratch else 1,
                           border_weight=a.border_weight, stain_jitter=a.stain_jitter)
+        init = None if a.from_scratch else copy.deepcopy(load_model(branch, "dense", 1))
         t0 = time.perf_counter()
-        train(cfg, a.data, out, resume=True, init_model=copy.deepcopy(load_model(branch, "dense", 1)),
-              progress=False, metadata={"init": f"{branch}-dense (shipped)"})
+        train(cfg, a.data, out, resume=True, init_model=init, progress=False,
+              metadata={"init": "scratch" if a.from_scratch else f"{branch}-dense (shipped)"})
         seconds[branch] = time.perf_counter() - t0
     result = {
-        "command": "python scripts/dense_pilot.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v),
-        "steps": a.steps, "lr": a.lr, "border_weight": a.border_weight, "stain_jitter": a.stain_jitter,
+        "command": shlex.join(["python", "scripts/dense_pilot.py", *sys.argv[1:]]),
+        "steps": a.steps, "lr": a.lr, "from_scratch": a.from_scratch, "border_weight": a.border_weight,
+        "stain_jitter": a.stain_jitter,
         "branches": a.branches,
         "train_seconds_this_run": seconds,
         "shipped": held_back_scores(a.data, *(load_model(b, "dense", 1) for b in ("semantic", "distance"))),
