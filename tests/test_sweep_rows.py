@@ -177,6 +177,8 @@ def test_a_named_report_inside_a_new_out_is_made_with_it(tmp_path, capsys):
             "--variants", "fine-tuned", "--datasets", "monuseg", "--out", str(out), "--report"]
     assert main([*args, str(tmp_path / "elsewhere" / "r.md")]) == 2
     assert "its folder" in capsys.readouterr().err and not out.exists()
+    assert main([*args, str(out / "sweep.json")]) == 2  # the sweep's own file there, in a new folder too
+    assert "the sweep writes its own sweep.json there" in capsys.readouterr().err and not out.exists()
     assert main([*args, str(out / "r.md")]) == 0, capsys.readouterr().err
     assert (out / "r.md").is_file() and (out / "sweep.json").is_file()
 

@@ -226,15 +226,15 @@ def named_report(a: argparse.Namespace) -> None:
     from napari_prunuclei.study.sweep import OUTPUT_NAMES
 
     r = a.report
+    own = re.fullmatch(OUTPUT_NAMES, r.name) and r.name != "sweep_report.md" or r.name == SWEEP_LOCK
+    if own and r.parent.resolve() == a.out.resolve():
+        raise ValueError(f"--report {r}: the sweep writes its own {r.name} there; choose another --report")
     if r.parent.resolve() == a.out.resolve() and not a.out.exists():
-        return  # in --out, made with it (nothing of the sweep's own there yet)
+        return  # in --out, made with it
     if not r.parent.is_dir():
         raise ValueError(f"--report {r}: its folder {r.parent} does not exist")
     if not os.access(r.parent, os.W_OK):
         raise ValueError(f"--report {r}: its folder {r.parent} is not writable")
-    own = re.fullmatch(OUTPUT_NAMES, r.name) and r.name != "sweep_report.md" or r.name == SWEEP_LOCK
-    if own and r.resolve().parent == a.out.resolve():
-        raise ValueError(f"--report {r}: the sweep writes its own {r.name} there; choose another --report")
     if r.is_file() and not is_sweep_report(r):
         raise ValueError(f"--report {r}: exists and is not a sweep's report, which this sweep would write over; "
                          "choose another --report")
