@@ -341,3 +341,30 @@ def test_tta_pilot_turns_each_transform_back_and_uses_all_eight():
     assert all(np.array_equal(backward(forward(a, k), k), a) for k in range(8))
     assert len({forward(a, k).tobytes() for k in range(8)}) == 8
     assert np.array_equal(forward(a, 4), np.rot90(a)) and np.array_equal(forward(a, 3), a[::-1, ::-1])
+
+
+def test_the_branch_oracle_replaces_only_the_chosen_maps_by_their_targets():
+    """scripts/branch_oracle.py (issue 21): each branch's map swapped for its ground-truth target, alone or both;
+    with both, the watershed gives the truth back (AJI near 1), so the oracle's rows measure the branches."""
+    import importlib.util
+
+    from napari_prunuclei.nuclei.metrics import score_instances
+    from napari_prunuclei.nuclei.synthetic import synthetic_tile
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+    from napari_prunuclei.runtime.pipeline import rewatershed, segment
+    from napari_prunuclei.runtime.request import SegmentRequest
+    from napari_prunuclei.study.evaluation import Prediction
+
+    spec = importlib.util.spec_from_file_location("branch_oracle", REPO / "scripts" / "branch_oracle.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rgb, truth = synthetic_tile(128, seed=2)
+    seg = segment(rgb, SegmentRequest(device="cpu", precision="fp32"))
+    pred = Prediction("t", seg, truth, 0.0)
+    (sem,) = mod.with_targets([pred], True, False)
+    assert np.array_equal(sem.segmentation.probability, (truth > 0).astype(np.float32))
+    assert sem.segmentation.distance is seg.distance and sem.truth is truth
+    (both,) = mod.with_targets([pred], True, True)
+    labels = rewatershed(both.segmentation, WatershedParams(0.5, 0.3, 1)).labels
+    assert score_instances(truth, labels).aji > 0.95
+    assert pred.segmentation is seg and seg.probability is not None  # the run itself untouched
