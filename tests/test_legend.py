@@ -110,3 +110,12 @@ def test_a_chosen_ground_truth_is_drawn_as_the_legend_says_before_any_run(qtbot,
     _run(qtbot, w)  # the run's truth now: named as such, once
     assert w.legend.value.count("second tile [1]") == 1 and "not yet run" not in w.legend.value
     assert w.covering_layers() == []  # the chosen ground truth over the image is not a layer covering it
+    # pathologist, session 38: a ground truth opened for another open image showed in fills until that image was
+    # chosen; and, that image chosen, its truth (under the run's image) was named in the legend of the run's canvas
+    third = viewer.add_image(synthetic_tissue(128, seed=6)[0], name="third tile", rgb=True)
+    its = viewer.add_labels(viewer.layers[GT].data[:128, :128].copy(), name="third tile [1]")
+    assert w.image.value is second and its.contour == 1  # outlined when opened, its image not chosen
+    w.image.value = third
+    assert w.truth.value is its and "third tile [1]" not in w.legend.value  # the canvas shows the run's image
+    w.image.value = second
+    assert "not yet run" not in w.legend.value and w.legend.value.count("second tile [1]") == 1

@@ -36,6 +36,11 @@ def test_the_sweep_legend_lies_outside_the_axes(qtbot):
     charts.show_sweep(rows)
     charts.show_sweep(rows, where="'tile A.tif', rows 0-10, columns 5-20")  # a report's charts.png travels alone
     assert charts.ax_sweep.get_title() == "CR sweep on 'tile A.tif', rows 0-10, columns 5-20"
+    charts.clear_sweep("set aside: the image changed")  # pathologist, session 38: empty 0-1 axes read as broken
+    assert not len(charts.ax_sweep.get_xticks()) and not len(charts.ax_sweep.get_yticks())
+    charts.show_sweep(rows)  # a sweep shown again has its ticks back
+    assert [t.get_text() for t in charts.ax_sweep.get_xticklabels()] == ["2", "10", "100"]
+    assert len(charts.ax_sweep.get_yticks())
 
 
 def test_two_schemes_with_equal_values_at_a_cr_stay_apart(qtbot):

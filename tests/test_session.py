@@ -445,6 +445,9 @@ def test_thresholds_count_as_edited_only_where_they_differ_from_the_models_own(t
         text = compute_report.write_report(folder, result).read_text()
         assert ("edited in the widget; its own: fg_threshold" in text) is tag
         assert ("edited in the widget" in compute_report.numbers_html(result)) is tag  # the Numbers tab too
+        # the verdict, said again after a sweep or an image switch, keeps the edit (pathologist, session 38)
+        assert ("A's thresholds edited: fg" in compute_models.verdict(result)) is tag
+        assert "edited" not in compute_models.verdict(result, edit=False)
     few = replace(edited, pruned=replace(edited.pruned, info=replace(edited.pruned.info, n_nuclei=0)))
     said = compute_models.run_warning(few)
     assert "at the edited thresholds" in said and "collapsed at this CR" not in said

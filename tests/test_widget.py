@@ -307,7 +307,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert "# model: network-wide CR20" in text and "# image: synthetic H&E" in text  # provenance
     assert w.export() is None and "exists" in w.status.value  # no silent overwrite
     w.overwrite.value = True
-    w.export_what.value = "model B (reference)"
+    w.export_what.value = "model B of the run shown"
     assert w.export() is not None
     _wait(qtbot, w)
     assert "# model: dense" in (tmp_path / "out.csv").read_text()
@@ -325,7 +325,7 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert f"exported {len(events)} disagreement events" in w.status.value
     assert [f["properties"]["kind"] for f in doc["features"]] == [e.kind for e in events]
     assert [f["properties"]["a_ids"] for f in doc["features"]] == [list(e.a_ids) for e in events]
-    w.export_what.value = "model A (chosen)"
+    w.export_what.value = "model A of the run shown"
     w.export_path.value = tmp_path / "missing" / "out.tif"
     assert w.export() is None
     assert "nothing written" in w.status.value

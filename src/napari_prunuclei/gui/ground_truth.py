@@ -115,6 +115,9 @@ class GroundTruthChoice:
         truths = self._truth_choices()
         new = [t for t in truths if GRID_KEY not in t.metadata]
         align_new_truths(truths, self._image_choices())
+        for t in new:  # a ground truth named for an open image: outlined when opened, not only once chosen
+            if image_of(t, self._image_choices()) is not None:  # (pathologist, session 38: tile 2's in fills)
+                self.state.style_truth(t)
         image = self.image.value
         if self.truth.value is None and image is not None:
             own = [t for t in new if image_of(t, self._image_choices()) is image]

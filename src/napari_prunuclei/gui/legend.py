@@ -23,9 +23,10 @@ class LegendActions:
         from html import escape
 
         items = self.state.legend_items()
-        chosen = self.truth.value
+        chosen, run = self.truth.value, self.state.image_layer()
         if chosen is not None and chosen is not self.state.truth_layer and chosen in self.viewer.layers \
-                and chosen.visible:  # chosen since the run shown (or before any run): not scored yet
+                and chosen.visible and (run is None or self.image.value is run):  # chosen since the run shown
+            # (or before any run): not scored yet; not while another image is chosen: the canvas shows the run's
             items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run)"))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
         covering = self.covering_layers() if self.state.result is not None else []

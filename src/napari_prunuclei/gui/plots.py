@@ -121,6 +121,8 @@ class ChartsCanvas(QLabel):
             axes = figure.subplots(2, 1)
             axes[0].set_title(f"CR sweep: {self._sweep_title}", fontsize=9)
             axes[1].set_title("layer sparsity: run a model", fontsize=9)
+            for ax in axes:  # (no 0-1 ticks on charts with nothing drawn yet)
+                ax.set_xticks([]), ax.set_yticks([])
             with self._lock:
                 self._figure, self._axes = figure, axes
                 self._render()
@@ -232,6 +234,7 @@ class ChartsCanvas(QLabel):
         with self._lock:
             ax.clear()  # (wrapped: a pathologist read a set-aside reason clipped at both ends, session 37)
             ax.set_title(textwrap.fill(f"CR sweep: {why}", TITLE_WIDTH), fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])  # no empty 0-1 axes, which read as a broken chart (session 38)
             self._render()
         self.refresh()
 

@@ -265,7 +265,7 @@ class RunActions:
         self.charts.refresh()
         self.tabs.setCurrentIndex(list(self.pages).index("Numbers"))  # what the run found
         ref = f" vs {result.dense.info.model}" if result.pruned is not None and result.dense is not None else ""
-        said = compute_models.verdict(result)
+        said = compute_models.verdict(result, edit=False)  # (the edit said in full below)
         self.status.value = f"done: {said}" if said else f"done: {result.chosen.info.model}{ref}"
         warning = compute_models.run_warning(result)
         if warning:

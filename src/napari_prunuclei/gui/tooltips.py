@@ -63,7 +63,7 @@ DIFFERENCES_TIP = ("The shown run's disagreement events: one per connected group
 
 
 #: what the Export button can write
-EXPORT_WHAT = ("model A (chosen)", "model B (reference)", "disagreement")
+EXPORT_WHAT = ("model A of the run shown", "model B of the run shown", "disagreement")  # (not the controls' A)
 
 
 #: a threshold edit waits this long for the next one before the watershed re-runs

@@ -247,9 +247,20 @@ OVERSEGMENT = 1.5
 BUDGET = 0.02
 
 
-def verdict(result: ComparisonResult) -> str | None:
+def verdict(result: ComparisonResult, edit: bool = True) -> str | None:
     """After a run of A against B: against the ground truth when the run had one (A's AJI within the 2 % budget
-    of B's, or how far outside), else how much A agrees with B (AJI vs B) and A's known drop on MoNuSeg test."""
+    of B's, or how far outside), else how much A agrees with B (AJI vs B) and A's known drop on MoNuSeg test;
+    with ``edit``, A's thresholds named when they were edited (a pathologist: the verdict said again after a
+    sweep or an image switch dropped that note, session 38)."""
+    said = _verdict(result)
+    box = edited_thresholds(result) if said and edit else None
+    if box is not None:
+        said += (f" (A's thresholds edited: fg {box.fg_threshold:g}, marker {box.marker_threshold:g}, "
+                 f"min size {box.min_size:g})")
+    return said
+
+
+def _verdict(result: ComparisonResult) -> str | None:
     if result.pruned is None or result.dense is None:  # one model alone: against the ground truth, if any
         one = result.pruned or result.dense
         t = None if one is None else result.numbers.vs_truth.get(one.info.model)
