@@ -52,7 +52,8 @@ def main() -> int:
     p.add_argument("--branches", nargs="+", choices=("semantic", "distance"), default=["semantic", "distance"],
                    help="branches to continue; the others stay the shipped ones")
     p.add_argument("--from-scratch", action="store_true",
-                   help="train anew (the shipped recipe: seed 0, 100 warm-up steps) instead of a warm restart")
+                   help="train anew (seed 0 and 100 warm-up steps, as the shipped run; give --steps and --lr: "
+                        "the shipped run had 4000 at 1.5e-3) instead of a warm restart")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -116,6 +116,32 @@ def test_a_chosen_ground_truth_is_drawn_as_the_legend_says_before_any_run(qtbot,
     its = viewer.add_labels(viewer.layers[GT].data[:128, :128].copy(), name="third tile [1]")
     assert w.image.value is second and its.contour == 1  # outlined when opened, its image not chosen
     w.image.value = third
-    assert w.truth.value is its and "third tile [1]" not in w.legend.value  # the canvas shows the run's image
+    assert w.truth.value is its and "not yet run" not in w.legend.value  # the canvas shows the run's image,
+    assert "'third tile', 'third tile [1]'" in w.legend.value.replace("&#x27;", "'")  # which they cover
     w.image.value = second
     assert "not yet run" not in w.legend.value and w.legend.value.count("second tile [1]") == 1
+
+
+def test_the_chosen_truths_line_holds_with_the_viewer_napari_hands_a_dock(qtbot, make_napari_viewer):
+    """Reviewer, session 38: a dock gets napari's proxy of the viewer, whose every layer lookup is a new proxy, so
+    comparing the chosen image with the run's by identity never held: the "chosen, not yet run" line never came
+    after a run, and a ground truth chosen for another image was not said to cover the run's image."""
+    from napari.utils._proxies import PublicOnlyProxy
+
+    from napari_prunuclei.gui.samples import synthetic_sample
+    from napari_prunuclei.gui.widget import PruneCompareWidget
+
+    viewer = make_napari_viewer()
+    for data, meta, kind in synthetic_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    w = PruneCompareWidget(PublicOnlyProxy(viewer))
+    viewer.window.add_dock_widget(w)
+    w.image.value = next(layer for layer in w.image.choices if layer.name == IMG)
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    assert w.on_runs_image()
+    second = viewer.add_labels(viewer.layers[GT].data.copy(), name="another annotation")
+    w.truth.value = next(t for t in w.truth.choices if t is not None and t.name == "another annotation")
+    assert second.contour == 1 and "another annotation&#x27;: nuclei (thin outlines; chosen, not yet run)" in \
+        w.legend.value
+    assert w.covering_layers() == []  # chosen for the run's image: drawn over it on purpose

@@ -73,6 +73,8 @@ def test_pixel_size_region_and_the_numbers_table(a_vs_b):
     assert "pixel size unknown: run as the models' 40x (0.25 µm/px), areas in px" in said
     prov = compute_report.run_provenance(r)
     assert prov["pixel_size_um"] == 0.5 and prov["region"]["rows"] == [10, 170] and prov["reference"]
+    busy = compute_report.run_provenance(replace(r, others=0.6))  # what made the seconds noisy (session 38)
+    assert busy["seconds_timed"] == "one run each; other work used 60% of the CPUs meanwhile"
 
 
 def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
@@ -445,6 +447,9 @@ def test_thresholds_count_as_edited_only_where_they_differ_from_the_models_own(t
         text = compute_report.write_report(folder, result).read_text()
         assert ("edited in the widget; its own: fg_threshold" in text) is tag
         assert ("edited in the widget" in compute_report.numbers_html(result)) is tag  # the Numbers tab too
+        # an export of A records that its thresholds were edited, and the model's own (pathologist, session 38)
+        assert compute_report.edit_provenance(result) == ({"thresholds_edited_in_widget": True,
+                                                           "own_thresholds": own.as_dict()} if tag else {})
         # the verdict, said again after a sweep or an image switch, keeps the edit (pathologist, session 38)
         assert ("A's thresholds edited: fg" in compute_models.verdict(result)) is tag
         assert "edited" not in compute_models.verdict(result, edit=False)

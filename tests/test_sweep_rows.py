@@ -181,6 +181,13 @@ def test_a_named_report_inside_a_new_out_is_made_with_it(tmp_path, capsys):
     assert "the sweep writes its own sweep.json there" in capsys.readouterr().err and not out.exists()
     assert main([*args, str(out / "r.md")]) == 0, capsys.readouterr().err
     assert (out / "r.md").is_file() and (out / "sweep.json").is_file()
+    # reviewer: an --out through a missing folder ('missing/..') resolved onto an existing one skipped the checks
+    mine = tmp_path / "d"
+    mine.mkdir()
+    (mine / "notes.md").write_text("# mine\n")
+    odd = ["--out", str(tmp_path / "missing" / ".." / "d"), "--report", str(mine / "notes.md")]
+    assert main([*args[:-3], *odd]) == 2 and "exists and is not a sweep's report" in capsys.readouterr().err
+    assert (mine / "notes.md").read_text() == "# mine\n"
 
 def test_in_place_every_row_stays_as_it_is(tmp_path, capsys):
     """Hostile pass, session 37: in place, an --include row that differed from the file's (re-evaluated) replaced

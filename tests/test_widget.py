@@ -301,6 +301,8 @@ def test_export_writes_in_a_worker_and_refuses_bad_paths(qtbot, viewer_widget, t
     assert w.export() is not None
     _wait(qtbot, w)
     assert w.status.value.startswith("exported"), w.status.value
+    # the model named (the export box says "model A of the run shown"; the controls may name another: session 38)
+    assert f"nuclei of {w.result.pruned.info.model} (the run shown) to" in w.status.value
     text = (tmp_path / "out.csv").read_text()
     rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
     assert len(rows) == w.result.pruned.n_nuclei and all(float(r["mean_hematoxylin"]) > 0 for r in rows)

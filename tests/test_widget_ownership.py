@@ -169,7 +169,7 @@ def test_a_sweep_dropped_by_a_change_comes_back_when_the_change_is_undone(qtbot,
     # why it was set aside, not only that (pathologist, session 36)
     title = w.charts.ax_sweep.get_title()  # wrapped to the chart's width (clipped at both ends, session 37)
     assert " ".join(title.split()) == ("CR sweep: set aside: the ground truth changed (to no ground truth); "
-                                       "press 'CR sweep'")
+                                       "shown again on going back, or press 'CR sweep'")
     assert "\n" in title and max(map(len, title.splitlines())) <= 48
     w.truth.value = viewer.layers[GT]
     assert w.sweep_rows == rows and w.sweep_dropped is None and w.sweep_of == (IMG, None, GT)

@@ -229,8 +229,11 @@ def named_report(a: argparse.Namespace) -> None:
     own = re.fullmatch(OUTPUT_NAMES, r.name) and r.name != "sweep_report.md" or r.name == SWEEP_LOCK
     if own and r.parent.resolve() == a.out.resolve():
         raise ValueError(f"--report {r}: the sweep writes its own {r.name} there; choose another --report")
-    if r.parent.resolve() == a.out.resolve() and not a.out.exists():
-        return  # in --out, made with it
+    if not r.parent.exists() and r.parent.resolve() == a.out.resolve():  # in --out, made with it: nothing there
+        made = next(q for q in r.parent.resolve().parents if q.exists())  # (yet; its nearest folder takes it)
+        if not os.access(made, os.W_OK):
+            raise ValueError(f"--report {r}: its folder {r.parent} cannot be made ({made} is not writable)")
+        return
     if not r.parent.is_dir():
         raise ValueError(f"--report {r}: its folder {r.parent} does not exist")
     if not os.access(r.parent, os.W_OK):

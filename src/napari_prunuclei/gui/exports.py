@@ -52,6 +52,8 @@ class ExportActions:
                 self._error("no model B in this run: choose one in 'model B: compare with' and press Run")
                 return None
             labels, prov, n = seg.labels, compute_report.layer_metadata(seg, image)["prunuclei"], seg.n_nuclei
+            if seg is r.pruned:
+                prov = {**prov, **compute_report.edit_provenance(r)}
         path = Path(self.export_path.value)
         layer = self.state.image_layer()
         rgb = None
@@ -86,7 +88,10 @@ class ExportActions:
             if out is None:
                 self.status.value = "export cancelled, nothing written"
                 return
-            self.status.value = f"exported {n} {'disagreement events' if what == 'disagreement' else 'nuclei'} to {out}"
+            whose = ("" if what == "disagreement" else  # the model by name (the controls may name another)
+                     f" of {(r.dense if what == EXPORT_WHAT[1] else r.chosen).info.model} (the run shown)")
+            self.status.value = (f"exported {n} {'disagreement events' if what == 'disagreement' else 'nuclei'}"
+                                 f"{whose} to {out}")
             self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
             show_info(self.status.value)
 

@@ -24,8 +24,8 @@ class LegendActions:
 
         items = self.state.legend_items()
         chosen, run = self.truth.value, self.state.image_layer()
-        if chosen is not None and chosen is not self.state.truth_layer and chosen in self.viewer.layers \
-                and chosen.visible and (run is None or self.image.value is run):  # chosen since the run shown
+        if chosen is not None and raw(chosen) is not raw(self.state.truth_layer) and chosen in self.viewer.layers \
+                and chosen.visible and (run is None or self.on_runs_image()):  # chosen since the run shown
             # (or before any run): not scored yet; not while another image is chosen: the canvas shows the run's
             items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run)"))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
@@ -40,6 +40,12 @@ class LegendActions:
             self.status.value = str(self.status.value).replace(self._cover_note, "")
             self._cover_note = ""
         self.legend.value = text
+
+    def on_runs_image(self) -> bool:
+        """Whether the image chosen in the widget is the shown run's (compared raw: the dock's viewer hands out
+        a new proxy of a layer at each lookup, so ``is`` never held; reviewer, session 38)."""
+        run = self.state.image_layer()
+        return run is not None and self.image.value is not None and raw(self.image.value) is raw(run)
 
     def covered(self) -> str:
         """How much of the run's image the layers over it cover: "all of" or "part of"."""
@@ -103,7 +109,8 @@ class LegendActions:
         if image is None or self.state.side_by_side:  # side by side hides the user's other layers
             return []
         mine = {id(raw(layer)) for layer in self.state.owned().values()}
-        truths = {id(raw(t)) for t in (self.state.truth_layer, self.truth.value) if t is not None}  # (the chosen
-        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]  # one too: drawn over it on purpose)
+        truths = {id(raw(t)) for t in (self.state.truth_layer, self.truth.value if self.on_runs_image() else None)
+                  if t is not None}  # (the one chosen for the run's image too: drawn over it on purpose)
+        above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
         return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
                 and id(raw(layer)) not in truths and overlap(layer, image)]

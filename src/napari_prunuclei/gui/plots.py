@@ -26,20 +26,19 @@ FIGSIZE, DPI = (4, 5.6), 80
 TITLE_WIDTH = 48
 #: a marker per scheme, and the factor between neighbouring schemes' x (log axis) at one CR
 SCHEME_MARKERS = {"layerwise": "o", "networkwide": "s", "channel-layerwise": "^", "channel-networkwide": "v"}
-DODGE = 1.04
+DODGE = 1.06
 
 
 def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -> None:
     """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered)."""
     ax.clear()
-    for k, scheme in enumerate(PRUNED_SCHEMES):
+    present = [s for s in PRUNED_SCHEMES if any(r.scheme == s for r in rows)]  # (centred on the CR's tick)
+    for k, scheme in enumerate(present):
         sub = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.cr)
-        if not sub:
-            continue
         color, label, marker = SCHEME_COLORS[scheme], SCHEME_LABELS[scheme], SCHEME_MARKERS[scheme]
         # each scheme a little to the side of the CR and in a marker of its own: two schemes' equal values at one
         # CR lay exactly over each other (channel layer-wise vs truth hid under channel network-wide, session 37)
-        x = [r.cr * DODGE ** (k - (len(PRUNED_SCHEMES) - 1) / 2) for r in sub]
+        x = [r.cr * DODGE ** (k - (len(present) - 1) / 2) for r in sub]
         ax.plot(x, [getattr(r.vs_dense, metric) for r in sub], marker + "-", ms=4, color=color,
                 label=f"{label} vs dense")
         if sub[0].vs_truth is not None:  # (hollow markers, dashed)
@@ -195,6 +194,7 @@ class ChartsCanvas(QLabel):
                     else:
                         ax.clear()
                         ax.set_title(title, fontsize=9)
+                        ax.set_xticks([]), ax.set_yticks([])
             return
         with self._lock:
             title = ax.get_title()

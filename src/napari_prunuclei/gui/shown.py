@@ -226,7 +226,8 @@ class ShownRun:
                 self.charts.show_sweep(self.sweep_rows, where=self._sweep_where)
                 self.charts.refresh()
             else:
-                self.charts.clear_sweep(f"set aside: {self.sweep_dropped}; press 'CR sweep'")  # (why, not only what)
+                self.charts.clear_sweep(f"set aside: {self.sweep_dropped}; shown again on going back, or "
+                                        "press 'CR sweep'")  # (why, not only what; and that it is kept: session 38)
         elif self.sweep_rows is None and self._kept_sweep is not None and self._kept_sweep[0] == key:
             self.sweep_key, self.sweep_rows, self.sweep_of, self._sweep_where = self._kept_sweep
             self._kept_sweep, self.sweep_dropped = None, None
@@ -280,7 +281,7 @@ class ShownRun:
         status = str(self.status.value)
         said = (said[:said.find(STALE)] if STALE in said else said).rstrip(". ")  # what the caller just said
         if not diffs and STALE in status:
-            judged = verdict(r)  # what "done" said of it (a pathologist: going back to the run's image dropped it)
+            judged = verdict(r, edit="edited thresholds" not in said)  # what "done" said (kept on going back)
             self.status.value = (f"{said + '. ' if said else ''}{AGAIN}"  # (the verdict names the model)
                                  + (f": {judged}" if judged else f" ({req.spec.label})"))
         if diffs:

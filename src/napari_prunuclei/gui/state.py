@@ -31,6 +31,8 @@ __all__ = ["Role", "PAINT", "LayerSpec", "ComparisonState", "DENSE_CELL", "PRUNE
 Role = tuple[str, str]
 #: what :meth:`ComparisonState.show` yields where the canvas should paint before its next step
 PAINT = "paint"
+#: set on a ground-truth layer given the truth's look (once: the user may restyle it after)
+TRUTH_STYLED = "prunuclei_truth_styled"
 OUTPUTS = ("semantic", "distance", "instances")
 #: the roles shown in the left (dense) and right (pruned) cells of side by side, bottom to top
 DENSE_CELL: tuple[Role, ...] = (("view", "dense image"), ("dense", "semantic"), ("dense", "distance"),
@@ -84,7 +86,6 @@ class ComparisonState:
         self.on_legend = None  # called when the legend may have changed (the widget draws it)
         self._features: dict[Role, object] = {}  # the features object each role's layer was given last
         self.truth_layer: Layer | None = None  # the user's ground truth the shown run was scored against
-        self._truth_styled: set[int] = set()  # ground-truth layers already given the truth's look (once each)
         # layers made hidden, and the visibility each gets in the next step (side by side: after the grid is set)
         self._reveal: dict[Role, bool] = {}
 
@@ -325,8 +326,8 @@ class ComparisonState:
     def style_truth(self, layer: Layer) -> None:
         """A ground truth (chosen, or the run's) drawn as thin white outlines, once per layer (the user may
         restyle it after): a newly chosen one showed in napari's fills until the next run (session 37)."""
-        if id(layer) not in self._truth_styled:
-            self._truth_styled.add(id(layer))
+        if not raw(layer).metadata.get(TRUTH_STYLED):  # (a flag on the layer: ids of deleted layers come back)
+            raw(layer).metadata[TRUTH_STYLED] = True
             layer.colormap, layer.contour, layer.opacity = truth_colormap(), 1, 0.9
 
     def set_fill(self, on: bool) -> None:

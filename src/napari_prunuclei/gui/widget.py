@@ -276,6 +276,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         said = self._truth_on_image(layer)  # another image's unchosen, this one's chosen
         self._forget_sweep()
         self._mark_stale()
+        self._draw_legend()  # (what it names depends on whether the chosen image is the run's)
         if said:  # with what the controls say of the run shown now, not older notices (pathologist, session 35)
             self.status.value = said + self._controls_said()
         meta = getattr(layer, "metadata", {}) if layer is not None else {}

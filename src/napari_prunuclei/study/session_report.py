@@ -41,6 +41,7 @@ __all__ = [
     "edited_text",
     "pct_pruned",
     "run_provenance",
+    "edit_provenance",
     "write_report",
 ]
 
@@ -299,7 +300,16 @@ def run_provenance(result: ComparisonResult) -> dict:
     out["pixel_size_um"] = result.request.pixel_size
     if result.dense is not None and result.pruned is not None:
         out["reference"] = result.dense.info.model
+    out["seconds_timed"] = how_timed(result)  # (with what made them noisy: a pathologist missed it, session 38)
     return out
+
+
+def edit_provenance(result: ComparisonResult) -> dict:
+    """For an export of model A: its thresholds' record when they were edited in the widget (the file's own
+    watershed record holds the edited ones only: a pathologist could not tell, session 38), else {}."""
+    if edited_thresholds(result) is None:
+        return {}
+    return {"thresholds_edited_in_widget": True, "own_thresholds": own_thresholds(result.request.spec).as_dict()}
 
 
 def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None = None,
@@ -331,7 +341,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    said, warning = verdict(result), run_warning(result)  # what the widget said after the run (reviewer)
+    said, warning = verdict(result, edit=False), run_warning(result)  # (its edit: on Parameters)
     if said:
         lines += ["", f"**Verdict:** {said}."]
     if warning:
