@@ -139,3 +139,35 @@ def test_a_report_never_draws_another_images_sweep(qtbot, tmp_path):
     c.save(tmp_path / "charts.png", sweep=True)
     assert seen == [("CR sweep: not run on this report's image and settings", False), ("CR sweep on this image", True)]
     assert all(line.get_visible() for line in c.ax_sweep.lines)  # the dock's chart as it was
+
+
+def test_the_curves_choice_draws_the_sweep_again_and_a_report_keeps_both(qtbot, tmp_path):
+    """Pathologist, session 38: at the dock's size the four "vs truth" curves crowded the "vs dense" ones; the
+    Charts tab chooses which are drawn, the sweep shown is drawn again at once, and a report's chart has both."""
+    from napari_prunuclei.base.constants import PRUNED_SCHEMES
+    from napari_prunuclei.gui.plots import CURVES, ChartsCanvas
+    from napari_prunuclei.nuclei.agreement import Agreement
+    from napari_prunuclei.study.session_models import ImageSweepRow
+
+    charts = ChartsCanvas()
+    rows = [ImageSweepRow(s, cr, True, Agreement(0.9, 0.8, 0.9, 10, 10), Agreement(0.6, 0.5, 0.8, 10, 10),
+                          dense_vs_truth=Agreement(0.62, 0.5, 0.8, 10, 10)) for s in PRUNED_SCHEMES for cr in (2, 4)]
+    charts.show_sweep(rows)
+
+    def labels():
+        return [t.get_text() for t in charts.ax_sweep.get_legend().get_texts()]
+
+    assert len(labels()) == 2 * len(PRUNED_SCHEMES) + 1  # and dense vs truth
+    charts.set_curves(CURVES[1])
+    assert labels() and all(t.endswith("vs dense") for t in labels())
+    saved = []
+    charts.figure.savefig = lambda *a, **k: saved.append(list(labels()))  # what the report's charts.png holds
+    charts.save(tmp_path / "charts.png")
+    assert len(saved[0]) == 2 * len(PRUNED_SCHEMES) + 1 and all(t.endswith("vs dense") for t in labels())
+    charts.set_curves(CURVES[2])
+    assert all(t.endswith("vs truth") for t in labels())
+    charts.show_sweep([ImageSweepRow("layerwise", 2, True, Agreement(0.9, 0.8, 0.9, 10, 10), None)])
+    assert "no ground truth" in charts.ax_sweep.get_title()  # nothing drawn, and why
+    charts.clear_sweep("set aside")
+    charts.set_curves(CURVES[0])  # nothing shown: nothing drawn again
+    assert not charts.ax_sweep.lines

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QLabel
 
 from napari_prunuclei.base.constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
 
-__all__ = ["ChartsCanvas", "plot_sweep"]
+__all__ = ["ChartsCanvas", "plot_sweep", "CURVES"]
 
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
@@ -27,10 +27,15 @@ TITLE_WIDTH = 48
 #: a marker per scheme, and the factor between neighbouring schemes' x (log axis) at one CR
 SCHEME_MARKERS = {"layerwise": "o", "networkwide": "s", "channel-layerwise": "^", "channel-networkwide": "v"}
 DODGE = 1.06
+#: which curves the sweep chart draws (the Charts tab's choice: where pairs score within a few hundredths of
+#: dense, the four "vs truth" curves crowd the "vs dense" ones at the dock's size; pathologist, session 38)
+CURVES = ("vs dense and vs truth", "vs dense only", "vs truth only")
 
 
-def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -> None:
-    """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered)."""
+def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image", curves: str = CURVES[0]) -> None:
+    """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered);
+    ``curves``: one of :data:`CURVES`."""
+    vs_dense, vs_truth = curves != CURVES[2], curves != CURVES[1]
     ax.clear()
     present = [s for s in PRUNED_SCHEMES if any(r.scheme == s for r in rows)]  # (centred on the CR's tick)
     for k, scheme in enumerate(present):
@@ -39,16 +44,17 @@ def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -
         # each scheme a little to the side of the CR and in a marker of its own: two schemes' equal values at one
         # CR lay exactly over each other (channel layer-wise vs truth hid under channel network-wide, session 37)
         x = [r.cr * DODGE ** (k - (len(present) - 1) / 2) for r in sub]
-        ax.plot(x, [getattr(r.vs_dense, metric) for r in sub], marker + "-", ms=4, color=color,
-                label=f"{label} vs dense")
-        if sub[0].vs_truth is not None:  # (hollow markers, dashed)
+        if vs_dense:
+            ax.plot(x, [getattr(r.vs_dense, metric) for r in sub], marker + "-", ms=4, color=color,
+                    label=f"{label} vs dense")
+        if vs_truth and sub[0].vs_truth is not None:  # (hollow markers, dashed)
             ax.plot(x, [getattr(r.vs_truth, metric) for r in sub], marker + "--", ms=4, mfc="none", color=color,
                     label=f"{label} vs truth")
         for xi, r in zip(x, sub):
-            if not r.fine_tuned:
+            if vs_dense and not r.fine_tuned:
                 ax.plot(xi, getattr(r.vs_dense, metric), "x", color="k", ms=5)
     baseline = next((r.dense_vs_truth for r in rows if r.dense_vs_truth is not None), None)
-    if baseline is not None:  # what the pairs' "vs truth" curves are to be read against
+    if vs_truth and baseline is not None:  # what the pairs' "vs truth" curves are to be read against
         ax.axhline(getattr(baseline, metric), color="k", lw=1, ls=":", label="dense vs truth")
     ax.set_xscale("log")
     crs = sorted({r.cr for r in rows if r.scheme in PRUNED_SCHEMES})
@@ -60,7 +66,8 @@ def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image") -
     one_shot = any(not r.fine_tuned for r in rows)  # the x marks' key only where there are some
     ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=8)
     ax.set_ylabel(metric.upper(), fontsize=8)
-    ax.set_title(f"CR sweep on {where}", fontsize=9)
+    none = vs_truth and not vs_dense and baseline is None  # (a sweep without a ground truth has no such curve)
+    ax.set_title(f"CR sweep on {where}" + (": no ground truth, no 'vs truth' curve" if none else ""), fontsize=9)
     ax.tick_params(labelsize=7)
     # below the axes, never over the curves (constrained layout makes room for it)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
@@ -83,6 +90,8 @@ class ChartsCanvas(QLabel):
         self._rgba: np.ndarray | None = None
         self._figure = self._axes = None
         self._sweep_title = "press 'CR sweep'"  # (what the sweep's axes say until a sweep is shown)
+        self.curves = CURVES[0]
+        self._shown: tuple | None = None  # the sweep on the axes (rows, metric, where): drawn again by set_curves
         self.setMinimumSize(*(int(round(v * DPI)) for v in FIGSIZE))  # the whole picture (the page scrolls)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -190,7 +199,7 @@ class ChartsCanvas(QLabel):
                     self._figure.savefig(path, dpi=dpi)
                 finally:
                     if shown is not None:
-                        plot_sweep(ax, shown[0], where=shown[1])
+                        plot_sweep(ax, shown[0], where=shown[1], curves=self.curves)
                     else:
                         ax.clear()
                         ax.set_title(title, fontsize=9)
@@ -204,11 +213,16 @@ class ChartsCanvas(QLabel):
                 for artist in hidden:
                     artist.set_visible(False)
                 ax.set_title("CR sweep: not run on this report's image and settings", fontsize=9)
+            both = not hidden and self._shown is not None and self.curves != CURVES[0]
+            if both:  # a report draws every curve, whichever the dock shows
+                plot_sweep(ax, *self._shown)
             try:
                 self._figure.savefig(path, dpi=dpi)
             finally:
                 for artist in hidden:
                     artist.set_visible(True)
+                if both:
+                    plot_sweep(ax, *self._shown, self.curves)
                 ax.set_title(title, fontsize=9)
 
     def show_sweep(self, rows: list, metric: str = "aji", where: str = "this image", only_if=None) -> bool:
@@ -219,9 +233,19 @@ class ChartsCanvas(QLabel):
         with self._lock:
             if only_if is not None and not only_if():
                 return False
-            plot_sweep(ax, rows, metric, where)
+            plot_sweep(ax, rows, metric, where, self.curves)
+            self._shown = (rows, metric, where)
             self._render()
         return True
+
+    def set_curves(self, curves: str) -> None:
+        """Which curves the sweep chart draws (:data:`CURVES`); the sweep shown drawn again so (GUI thread)."""
+        self.curves = curves
+        if self._shown is not None and self._made.is_set():
+            with self._lock:
+                plot_sweep(self.ax_sweep, *self._shown, curves)
+                self._render()
+            self.refresh()
 
     def clear_sweep(self, why: str = "press 'CR sweep'") -> None:
         """Empty the sweep's axes (its image, ground truth or region changed), then show it (GUI thread)."""
@@ -232,6 +256,7 @@ class ChartsCanvas(QLabel):
 
         ax = self.ax_sweep
         with self._lock:
+            self._shown = None
             ax.clear()  # (wrapped: a pathologist read a set-aside reason clipped at both ends, session 37)
             ax.set_title(textwrap.fill(f"CR sweep: {why}", TITLE_WIDTH), fontsize=9)
             ax.set_xticks([]), ax.set_yticks([])  # no empty 0-1 axes, which read as a broken chart (session 38)

@@ -43,13 +43,16 @@ TOOLTIPS = {
     "numbers": "Nuclei counts, agreement with dense and ground truth, weights pruned, timings and thresholds.",
     "export_path": "Where to export: .tif/.tiff (ids), .png (16-bit), .geojson/.json (QuPath), .csv (measurements); "
                    "the extension is needed, and an existing file needs 'overwrite'.",
-    "export_what": "Which result to export: model A's nuclei, model B's (dense by default), or the disagreement: "
+    "export_what": "Which result to export, of the run shown (not the model the controls name now): model A's "
+                   "nuclei, model B's (dense by default), or the disagreement: "
                    ".geojson/.csv one feature/row per event (its kind and both models' nucleus ids), .tif/.png the "
                    "map of kinds.",
     "overwrite": "Unticked, an existing file is never replaced.",
     "export_btn": "Export (in the background; slides block by block), with the run's provenance in the file.",
     "sweep_btn": "Every registered scheme and zoo CR (unstructured and channel) on this image: AJI against dense "
                  "(and the ground truth) against CR in the chart; each model's seconds in the report's sweep.csv.",
+    "curves": "Which curves the sweep chart draws: each pair against dense, against the ground truth, or both "
+              "(a report's chart has both).",
     "prev_diff_btn": "Go to the previous disagreement event of the shown run (in the table's order).",
     "next_diff_btn": "Go to the next disagreement event of the shown run (in the table's order).",
 }

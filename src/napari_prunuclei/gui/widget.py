@@ -110,6 +110,9 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self.numbers_text = ""
         self._numbers_html, self._numbers_banner = "", ""
         self.sweep_btn = PushButton(text="CR sweep (every zoo model, this image)")  # "press 'CR sweep'"
+        from napari_prunuclei.gui.plots import CURVES
+
+        self.curves = ComboBox(choices=list(CURVES), value=CURVES[0], label="curves")
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
@@ -183,6 +186,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self.export_btn.changed.connect(self.export)
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
+        self.curves.changed.connect(self.charts.set_curves)
         self.time_btn.changed.connect(self.start_timing)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params_edited)
@@ -219,7 +223,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
             "Numbers": page([self.thresholds_of, self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
                             self.numbers.native),
             "Differences": page([self.diff_buttons, self.diff_summary], self.diff_table),
-            "Charts": page([self.sweep_btn], self.charts),
+            "Charts": page([self.sweep_btn, self.curves], self.charts),
             "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
                             self.report_btn]),
         }
