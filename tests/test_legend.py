@@ -145,3 +145,19 @@ def test_the_chosen_truths_line_holds_with_the_viewer_napari_hands_a_dock(qtbot,
     assert second.contour == 1 and "another annotation&#x27;: nuclei (thin outlines; chosen, not yet run)" in \
         w.legend.value
     assert w.covering_layers() == []  # chosen for the run's image: drawn over it on purpose
+
+
+def test_the_runs_image_hidden_is_said_and_its_own_second_truth_covers_nothing(qtbot, viewer_widget):
+    """Pathologist, session 38: with the run's image hidden its results lay over another tile's tissue and
+    nothing said so; a second ground truth opened for the run's image (outlines) was said to cover it."""
+    viewer, w = viewer_widget
+    w.scheme.value = "dense"
+    _run(qtbot, w)
+    again = viewer.add_labels(viewer.layers[GT].data.copy(), name=f"{IMG} [2]")  # named for the run's image
+    assert again.contour == 1 and w.covering_layers() == [] and "cover" not in w.legend.value
+    viewer.layers[IMG].visible = False
+    assert w.run_image_hidden() and "is hidden: its results lie over other layers" in w.legend.value
+    _run(qtbot, w)  # a run onto a hidden image says so when it is done
+    assert "is hidden: the results lie over other layers" in w.status.value
+    viewer.layers[IMG].visible = True
+    assert "hidden" not in w.legend.value and "is hidden" not in w.status.value  # taken back when shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from napari_prunuclei.base.constants import TRUTH_COLOR
 from napari_prunuclei.gui.state import raw
+from napari_prunuclei.gui.truths import image_of
 
 
 def overlap(a, b) -> bool:
@@ -30,7 +31,11 @@ class LegendActions:
             items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run)"))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
         covering = self.covering_layers() if self.state.result is not None else []
-        if covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
+        if self.run_image_hidden():  # its results lie over other layers' tissue (pathologist, session 38)
+            what = f"the run's image '{run.name}' is hidden: its results lie over other layers; show it"
+            text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
+                    + (f"<br>{text}" if text else ""))
+        elif covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
             names = ", ".join(f"'{n}'" for n in covering)
             what = (f"{names} covers {self.covered()} the run's image: hide it" if len(covering) == 1
                     else f"{len(covering)} layers cover {self.covered()} the run's image ({names}): hide them")
@@ -101,6 +106,11 @@ class LegendActions:
             self.status.value = ("side by side: each cell's view stays on the run's image, under its results; to "
                                  "move the image, turn side by side off first")
 
+    def run_image_hidden(self) -> bool:
+        """Whether the shown run's image is hidden (side by side aside, which draws its own copies)."""
+        image = self.state.image_layer()
+        return image is not None and not self.state.side_by_side and not image.visible
+
     def covering_layers(self) -> list[str]:
         """The names of the user's visible layers that lie above the shown run's image, over part of it (its ground
         truth aside): there the run's results are drawn over them, not over the image they were computed on
@@ -111,6 +121,9 @@ class LegendActions:
         mine = {id(raw(layer)) for layer in self.state.owned().values()}
         truths = {id(raw(t)) for t in (self.state.truth_layer, self.truth.value if self.on_runs_image() else None)
                   if t is not None}  # (the one chosen for the run's image too: drawn over it on purpose)
+        images = self._image_choices()  # a ground truth named for the run's image (a second one opened, not
+        truths |= {id(raw(t)) for t in self._truth_choices()  # chosen) is its own, outlined: pathologist, s. 38
+                   if (of := image_of(t, images)) is not None and raw(of) is raw(image)}
         above = list(self.viewer.layers)[self.viewer.layers.index(image) + 1:]
         return [layer.name for layer in above if layer.visible and id(raw(layer)) not in mine
                 and id(raw(layer)) not in truths and overlap(layer, image)]

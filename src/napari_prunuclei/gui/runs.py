@@ -207,7 +207,8 @@ class RunActions:
             self.charts.show_sweep(rows, where=where)
         self.charts.refresh()
         judged = compute_models.verdict(self.result) if self.result is not None else None
-        self.status.value = (f"CR sweep done: {len(rows)} pairs on the chart"  # the run's verdict kept (a
+        own = " (each pair at its own thresholds)" if judged and "thresholds edited" in judged else ""
+        self.status.value = (f"CR sweep done: {len(rows)} pairs on the chart{own}"  # the run's verdict kept (a
                              + (f". The run shown: {judged}" if judged else ""))  # pathologist saw it replaced)
         self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
 
@@ -279,11 +280,15 @@ class RunActions:
                                   f"{compute_models.whose_own(result.request.spec)}: fg "
                                   f"{own.fg_threshold:g}, marker {own.marker_threshold:g}, min size {own.min_size:g})")
         covering = self.covering_layers()
+        if self.run_image_hidden():  # its results over another tile's tissue (pathologist, session 38)
+            covering, note = [], (f"'{result.request.image_name}', the image this run was computed on, is hidden: "
+                                  "the results lie over other layers. Show it to see the results on their own image.")
         if covering:  # e.g. a second tile opened after the first, napari's default: both shown
             names = ", ".join(f"'{n}'" for n in covering)
             note = (f"{names} {'is' if len(covering) == 1 else 'are'} shown over '{result.request.image_name}', the "
                     f"image this run was computed on: the results and that image are not what you see together. "
                     f"Hide {'it' if len(covering) == 1 else 'them'} to see the results on their own image.")
+        if covering or self.run_image_hidden():
             self._cover_note = f". Note: {note}"  # (taken back when nothing covers it: see legend.py)
             self.status.value = f"{str(self.status.value).rstrip('. ')}{self._cover_note}"
             show_warning(note)

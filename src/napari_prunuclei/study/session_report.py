@@ -341,7 +341,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
              "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    said, warning = verdict(result, edit=False), run_warning(result)  # (its edit: on Parameters)
+    said, warning = verdict(result), run_warning(result)  # (its edit too: a pathologist read the verdict alone)
     if said:
         lines += ["", f"**Verdict:** {said}."]
     if warning:
