@@ -207,7 +207,8 @@ class RunActions:
             self.charts.show_sweep(rows, where=where)
         self.charts.refresh()
         judged = compute_models.verdict(self.result) if self.result is not None else None
-        own = " (each pair at its own thresholds)" if judged and "thresholds edited" in judged else ""
+        edited = self.result is not None and compute_models.edited_thresholds(self.result) is not None
+        own = " (each pair at its own thresholds)" if edited else ""
         self.status.value = (f"CR sweep done: {len(rows)} pairs on the chart{own}"  # the run's verdict kept (a
                              + (f". The run shown: {judged}" if judged else ""))  # pathologist saw it replaced)
         self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
