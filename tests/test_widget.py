@@ -352,9 +352,14 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
         return show(rows, where=where, **kw)
 
     w.charts.show_sweep = shown
+    w.chart_window_btn.clicked()  # the charts larger, in a window of their own, before the sweep (session 39)
+    window = w.chart_window
+    assert window.isVisible() and window.parent() is w.native and not window.ax_sweep.lines
     worker = w.start_sweep()
     assert worker is not None
     _wait(qtbot, w, timeout=240_000)
+    w.charts.refresh()
+    assert len(window.ax_sweep.lines) == len(w.charts.ax_sweep.lines) >= 2  # it followed the dock's chart
     # the run's verdict is kept (a pathologist, session 36: "CR sweep done" replaced it)
     n = len(w.sweep_rows)
     assert judged and w.status.value == f"CR sweep done: {n} pairs on the chart. The run shown: {judged}"
@@ -549,6 +554,8 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
     md = _report(qtbot, w)
     assert w.progress.value == w.progress.max  # the bar ends full (it stopped at 2 of 3)
     assert md is not None and md.exists()
+    judged = compute_models.verdict(w.result)  # the run's verdict stays in the status (pathologist, session 38)
+    assert judged and w.status.value == f"report written to {md}. The run reported: {judged}"
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.md", "numbers.csv", "canvas.png", "charts.png"} <= names
     assert (tmp_path / "report" / "canvas.png").stat().st_size > 1000

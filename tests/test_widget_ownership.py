@@ -141,6 +141,7 @@ def test_the_report_says_when_the_sweep_was_dropped(qtbot, viewer_widget, tmp_pa
     assert "## CR sweep on this image (whole image, 1 models)" in text and (tmp_path / "aside" / "sweep.csv").exists()
     said = w.status.value  # the report is of the run shown, and the status still says the controls differ
     assert said.startswith("report written to ") and ". ⚠ the results shown are the last run's" in said
+    assert "The run reported" not in said  # (dense alone: no verdict)
     import imageio.v3 as iio
 
     assert iio.imread(tmp_path / "aside" / "charts.png").shape[:2] == (840, 600)

@@ -7,6 +7,7 @@ from napari.utils.notifications import show_info
 from napari_prunuclei.base.constants import EXPORT_EXTENSIONS
 from napari_prunuclei.base.progress import Progress
 from napari_prunuclei.gui.tooltips import EXPORT_WHAT
+from napari_prunuclei.study import session_models as compute_models
 from napari_prunuclei.study import session_report as compute_report
 
 #: the resolution of a report's charts.png (the dock's figure, 4 x 5.6 in: 600 x 840 px; 400 x 560 was small)
@@ -151,7 +152,8 @@ class ExportActions:
                 self._error(md)
                 return
             self.last_report = md
-            self.status.value = f"report written to {md}"
+            judged = compute_models.verdict(r)  # the run's verdict kept (a pathologist saw it replaced, session 38)
+            self.status.value = f"report written to {md}" + (f". The run reported: {judged}" if judged else "")
             self._mark_stale(force=True, said=self.status.value)  # still say when the controls name another run
             show_info(self.status.value)
 

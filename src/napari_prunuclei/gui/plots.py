@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QLabel
 
 from napari_prunuclei.base.constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
 
-__all__ = ["ChartsCanvas", "plot_sweep", "CURVES"]
+__all__ = ["ChartsCanvas", "plot_sweep", "plot_sparsity", "CURVES"]
 
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
@@ -73,6 +73,26 @@ def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image", c
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
 
 
+def plot_sparsity(ax, report: dict[str, list[dict]], title: str) -> None:
+    """Each layer's share of pruned weights (``report``: branch -> rows with ``sparsity``) on ``ax``."""
+    ax.clear()
+    # distance dashed over semantic: layer-wise pruning gives both the same values (one line hid the other)
+    # (semantic wide and pale beneath, distance thin on top)
+    for branch, color, style, ms, lw in (("semantic", "tab:red", "o-", 7, 4), ("distance", "tab:green", "s--", 3, 1.5)):
+        rows = report[branch]
+        ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], style, ms=ms, lw=lw, color=color,
+                alpha=0.55 if branch == "semantic" else 1.0, label=branch)
+    ax.set_ylim(0, 100)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # (layers are counted: no 2.5)
+    ax.set_ylabel("% pruned", fontsize=8)
+    ax.set_xlabel("layer (input to output)", fontsize=8)
+    ax.set_title(f"sparsity per layer: {title}", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="best")  # where it covers fewest points (it hid the 98 % ones, session 37)
+
+
 class ChartsCanvas(QLabel):
     """Two charts: the CR sweep on the current image and the chosen model's layer sparsity.
 
@@ -92,6 +112,8 @@ class ChartsCanvas(QLabel):
         self._sweep_title = "press 'CR sweep'"  # (what the sweep's axes say until a sweep is shown)
         self.curves = CURVES[0]
         self._shown: tuple | None = None  # the sweep on the axes (rows, metric, where): drawn again by set_curves
+        self._sparsity: tuple | None = None  # the sparsity on its axes (report, title)
+        self.on_refresh: list = []  # called (GUI thread) after each new picture is shown: the chart window follows
         self.setMinimumSize(*(int(round(v * DPI)) for v in FIGSIZE))  # the whole picture (the page scrolls)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -183,6 +205,8 @@ class ChartsCanvas(QLabel):
         h, w, _ = rgba.shape
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
+        for listener in list(self.on_refresh):
+            listener()
 
     def save(self, path: Path, sweep: bool = True, dpi: int = 100, rows: list | None = None, where: str = "",
              shown: tuple[list, str] | None = None) -> None:
@@ -264,20 +288,18 @@ class ChartsCanvas(QLabel):
         self.refresh()
 
     def show_sparsity(self, report: dict[str, list[dict]], title: str) -> None:
+        """Plot each layer's share of pruned weights of the chosen model (``report``: branch -> rows), off-screen."""
         ax = self.ax_sparsity
         with self._lock:
-            ax.clear()
-            # distance dashed over semantic: layer-wise pruning gives both the same values (one line hid the other)
-            # (semantic wide and pale beneath, distance thin on top)
-            for branch, color, style, ms, lw in (("semantic", "tab:red", "o-", 7, 4),
-                                                 ("distance", "tab:green", "s--", 3, 1.5)):
-                rows = report[branch]
-                ax.plot(range(len(rows)), [100 * r["sparsity"] for r in rows], style, ms=ms, lw=lw, color=color,
-                        alpha=0.55 if branch == "semantic" else 1.0, label=branch)
-            ax.set_ylim(0, 100)
-            ax.set_ylabel("% pruned", fontsize=8)
-            ax.set_xlabel("layer (input to output)", fontsize=8)
-            ax.set_title(f"sparsity per layer: {title}", fontsize=9)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7, loc="best")  # where it covers fewest points (it hid the 98 % ones, session 37)
+            plot_sparsity(ax, report, title)
+            self._sparsity = (report, title)
             self._render()
+
+    def snapshot(self) -> dict:
+        """What the charts show now, to be drawn again elsewhere (the chart window): ``sweep`` (rows, metric,
+        where) or None and ``sweep_title`` (the empty axes' title), ``curves``, ``sparsity`` (report, title) or
+        None and ``sparsity_title``."""
+        self._wait()
+        with self._lock:
+            return {"sweep": self._shown, "sweep_title": self._axes[0].get_title(), "curves": self.curves,
+                    "sparsity": self._sparsity, "sparsity_title": self._axes[1].get_title()}

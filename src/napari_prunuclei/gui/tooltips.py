@@ -53,6 +53,8 @@ TOOLTIPS = {
                  "(and the ground truth) against CR in the chart; each model's seconds in the report's sweep.csv.",
     "curves": "Which curves the sweep chart draws: each pair against dense, against the ground truth, or both "
               "(a report's chart has both).",
+    "chart_window_btn": "Both charts, larger, in a window that follows the dock's: zoom and pan with its toolbar; "
+                        "a point's scheme, CR and value show under the pointer.",
     "prev_diff_btn": "Go to the previous disagreement event of the shown run (in the table's order).",
     "next_diff_btn": "Go to the next disagreement event of the shown run (in the table's order).",
 }

@@ -113,6 +113,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         from napari_prunuclei.gui.plots import CURVES
 
         self.curves = ComboBox(choices=list(CURVES), value=CURVES[0], label="curves")
+        self.chart_window_btn, self.chart_window = PushButton(text="Open the charts in a window (zoom, values)"), None
         self.export_what = ComboBox(choices=list(EXPORT_WHAT), value=EXPORT_WHAT[0], label="export")
         self.export_path = FileEdit(mode="w", label="export to", filter="*.tif *.png *.geojson *.csv",
                                     value=str(Path.home() / "nuclei.tif"))
@@ -187,6 +188,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self.report_btn.changed.connect(self.write_report)
         self.sweep_btn.changed.connect(self.start_sweep)
         self.curves.changed.connect(self.charts.set_curves)
+        self.chart_window_btn.changed.connect(self.open_chart_window)
         self.time_btn.changed.connect(self.start_timing)
         for w in (self.fg, self.marker, self.min_size):
             w.changed.connect(self._on_params_edited)
@@ -223,7 +225,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
             "Numbers": page([self.thresholds_of, self.fg, self.marker, self.min_size, self.defaults_btn, self.time_btn],
                             self.numbers.native),
             "Differences": page([self.diff_buttons, self.diff_summary], self.diff_table),
-            "Charts": page([self.sweep_btn, self.curves], self.charts),
+            "Charts": page([self.sweep_btn, self.curves, self.chart_window_btn], self.charts),
             "Export": page([self.export_what, self.export_path, self.overwrite, self.export_btn, self.report_path,
                             self.report_btn]),
         }
@@ -252,6 +254,12 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         # the dock is as wide as its widest row (the numbers and the accuracy note stay readable): the
         # minimum goes on the tab widget, which the dock sizes to (a scroll area hides its content's)
         self.tabs.setMinimumWidth(440)
+
+    def open_chart_window(self, *_) -> None:
+        """The charts larger in a window of their own, following the dock's (zoom, the values under the pointer)."""
+        from napari_prunuclei.gui.chart_window import open_chart_window
+
+        self.chart_window = open_chart_window(self.charts, self.native, self.chart_window)
 
     def reset_choices(self, *_) -> None:
         """napari calls this when layers come and go: the layer boxes live in the tabs' pages."""

@@ -318,13 +318,18 @@ def segment_files(paths: list[str | Path], out_dir: str | Path, request: Segment
     return result
 
 
+def _nested_bars(progress: bool) -> bool:
+    """Whether each image's (or slide's tiles') own bar is drawn: only on a terminal (piped to a log, its cursor
+    codes came before the error lines)."""
+    return progress and sys.stderr.isatty()
+
+
 def _run(todo: list[Path], out: Path, request: SegmentRequest, workers: int, scheduler: str | None, threads: int,
          result: BatchResult, per_file: bool, progress: bool, replace: bool = False, model: dict | None = None) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=not progress)
-    # each image's own bar only on a terminal: piped to a log, its cursor codes came before the error lines
-    nested = progress and sys.stderr.isatty()
+    nested = _nested_bars(progress)
     if result.skipped and progress:
         bar.write(f"{result.skipped} image(s) already finished in {out} with this model: skipped (resume; "
                   "segment_files(replace=True), the CLI's --overwrite, redoes them)")
@@ -388,7 +393,7 @@ def _run_on_dask(todo, out, request, workers, scheduler, threads, result: BatchR
             tiles, t0 = 0, time.perf_counter()
             for p in spread:  # one large image at a time, its tiles over every worker
                 tbar = tqdm(desc=" ".join(p.name.split()), unit="tile", leave=False,
-                            disable=not (progress and sys.stderr.isatty()))  # (as _run's: on a terminal only)
+                            disable=not _nested_bars(progress))
                 try:
                     info = segment_file(p, out, request, progress=tqdm_callback(tbar), threads=threads, client=client,
                                         replace=replace, expect=model)
