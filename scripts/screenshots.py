@@ -63,8 +63,8 @@ def replay(viewer, w, out: Path, stem: str) -> None:
 
 def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     """A pathologist's session: the default comparison, side by side, the paper's question (layer-wise
-    against network-wide at one CR), a threshold edit, the CR sweep, the model and export tabs, a report.
-    One window screenshot per step (``{stem}_workflow_N_step.png``)."""
+    against network-wide at one CR), a threshold edit, the CR sweep (and its charts' own window), the model and
+    export tabs, a report. One window screenshot per step (``{stem}_workflow_N_step.png``)."""
     from qtpy.QtWidgets import QApplication
 
     def shot(i: int, name: str, tab: str | None = None) -> None:
@@ -109,6 +109,11 @@ def workflow(viewer, w, out: Path, stem: str, crop_sweep: int = 256) -> None:
     w.start_sweep()
     _wait(viewer, w)
     shot(8, "sweep", "Charts")
+    w.chart_window_btn.clicked()  # the charts larger, in their own window (zoom, values under the pointer)
+    for _ in range(10):
+        QApplication.processEvents()
+    w.chart_window.grab().save(str(out / f"{stem}_workflow_8_chart_window.png"))
+    w.chart_window.close()
     layer.data = full  # the whole image again: the sweep (of the crop) is forgotten, as it should be
     w.truth.value = truth
     w.export_what.value = "disagreement"

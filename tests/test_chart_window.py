@@ -1,18 +1,31 @@
 """The charts' window: the dock's charts drawn larger, following the dock, naming the point under the pointer."""
 
 import pytest
+from qtpy.QtWidgets import QWidget
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("error::UserWarning")]  # (constrained layout's warnings)
 
 
-def _rows():
+@pytest.fixture
+def charts(qtbot):
+    """The dock's charts; any window opened on them closed, and its pending draw done, before they go."""
+    from napari_prunuclei.gui.plots import ChartsCanvas
+
+    canvas = ChartsCanvas()
+    yield canvas
+    for window in canvas.findChildren(QWidget):
+        window.close()
+    qtbot.wait(50)
+
+
+def _rows(dense_vs_truth=None):
     from napari_prunuclei.base.constants import PRUNED_SCHEMES
     from napari_prunuclei.nuclei.agreement import Agreement
     from napari_prunuclei.study.session_models import ImageSweepRow
 
     truth = Agreement(0.6, 0.5, 0.8, 10, 10)
-    return [ImageSweepRow(s, cr, True, Agreement(1 - cr / 200 - k / 100, 0.8, 0.9, 10, 10), truth)
-            for k, s in enumerate(PRUNED_SCHEMES) for cr in (2, 10, 100)]
+    return [ImageSweepRow(s, cr, True, Agreement(1 - cr / 200 - k / 100, 0.8, 0.9, 10, 10), truth,
+                          dense_vs_truth=dense_vs_truth) for k, s in enumerate(PRUNED_SCHEMES) for cr in (2, 10, 100)]
 
 
 def _hover(window, ax, x, y):
@@ -24,11 +37,9 @@ def _hover(window, ax, x, y):
     window.hover(MouseEvent("motion_notify_event", window.canvas, px, py))
 
 
-def test_the_window_draws_and_follows_the_docks_charts(qtbot):
+def test_the_window_draws_and_follows_the_docks_charts(charts):
     from napari_prunuclei.gui.chart_window import open_chart_window
-    from napari_prunuclei.gui.plots import CURVES, ChartsCanvas
-
-    charts = ChartsCanvas()
+    from napari_prunuclei.gui.plots import CURVES
     parent = charts  # (any widget: the window closes with it)
     window = open_chart_window(charts, parent, None)
     assert window.isVisible() and window.isWindow()
@@ -41,10 +52,12 @@ def test_the_window_draws_and_follows_the_docks_charts(qtbot):
     assert len(window.ax_sweep.lines) == len(charts.ax_sweep.lines)
     assert [t.get_text() for t in window.ax_sweep.get_xticklabels()] == ["2", "10", "100"]
     assert window.ax_sweep.title.get_fontsize() > charts.ax_sweep.title.get_fontsize()  # larger than the dock's
+    window.canvas.draw()  # the axes keep most of the window (a wide legend once squeezed them to nothing)
+    assert window.ax_sweep.get_position().width > 0.35 and window.ax_sparsity.get_position().width > 0.35
     charts.set_curves(CURVES[1])  # vs dense only: the window too
     assert {ln.get_label() for ln in window.ax_sweep.lines} == {ln.get_label() for ln in charts.ax_sweep.lines}
     assert not any("vs truth" in ln.get_label() for ln in window.ax_sweep.lines)
-    assert not window.update_from_dock()  # nothing new: not drawn again
+    assert not window.follow()  # nothing new: not drawn again
     charts.show_sparsity({"semantic": [{"sparsity": 0.5}] * 3, "distance": [{"sparsity": 0.25}] * 3}, "net CR4")
     charts.refresh()
     assert window.ax_sparsity.get_title() == "sparsity per layer: net CR4"
@@ -58,14 +71,15 @@ def test_the_window_draws_and_follows_the_docks_charts(qtbot):
     assert again is window and len(window.ax_sweep.lines) == len(charts.ax_sweep.lines)
 
 
-def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(qtbot):
-    from napari_prunuclei.gui.chart_window import open_chart_window
-    from napari_prunuclei.gui.plots import ChartsCanvas
+def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(charts):
+    import numpy as np
 
-    charts = ChartsCanvas()
-    charts.show_sweep(_rows())
-    charts.show_sparsity({"semantic": [{"sparsity": 0.5}, {"sparsity": 0.9}],
-                          "distance": [{"sparsity": 0.25}, {"sparsity": 0.75}]}, "net CR4")
+    from napari_prunuclei.gui.chart_window import open_chart_window
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    charts.show_sweep(_rows(dense_vs_truth=Agreement(0.65, 0.5, 0.8, 10, 10)))
+    charts.show_sparsity({"semantic": [{"sparsity": 0.5}, {"sparsity": 0.9}, {"sparsity": 0.98}],
+                          "distance": [{"sparsity": 0.25}, {"sparsity": 0.75}, {"sparsity": 0.98}]}, "net CR4")
     window = open_chart_window(charts, charts, None)
     ax = window.ax_sweep
     line = next(ln for ln in ax.lines if ln.get_label() == "network-wide vs dense")
@@ -74,7 +88,43 @@ def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(qtbot):
     _hover(window, ax, x, y)
     assert window.tip is not None
     assert window.tip.get_text() == f"network-wide vs dense\nCR 10: AJI {y:.3f}"
-    _hover(window, ax, 1000, 0.0)  # nowhere near a point: no tip
+    _hover(window, ax, 5, 0.75)  # inside the axes, far from any point: no tip
     assert window.tip is None
+    _hover(window, ax, 30, 0.65)  # on dense's line across the axes, between two CRs
+    assert window.tip.get_text() == "dense vs truth: AJI 0.650"
     _hover(window, window.ax_sparsity, 1, 75.0)
     assert window.tip.get_text() == "distance\nlayer 1: 75.0 % pruned"
+    # a tip at the charts' top right edge takes no room: the axes and the point stay under the pointer (review,
+    # session 39: the layout made room for it, the point moved away and the tip flickered)
+    for axes, point in ((ax, (line.get_xdata()[-1], line.get_ydata()[-1])), (window.ax_sparsity, (2, 98.0))):
+        window.canvas.draw()
+        before = axes.get_position().bounds
+        _hover(window, axes, *point)
+        assert window.tip is not None
+        window.canvas.draw()
+        assert axes.get_position().bounds == pytest.approx(before) and not window.tip.get_in_layout()
+        tip, figure = window.tip.get_window_extent(), window.figure.bbox  # leaning inwards, whole in the window
+        assert figure.x0 <= tip.x0 and tip.x1 <= figure.x1 and figure.y0 <= tip.y0 and tip.y1 <= figure.y1
+    # a curve with a missing value still names its other points
+    nan = next(ln for ln in ax.lines if ln.get_label() == "layer-wise vs dense")
+    nan.set_ydata(np.array([np.nan, *nan.get_ydata()[1:]]))
+    _hover(window, ax, nan.get_xdata()[1], nan.get_ydata()[1])
+    assert window.tip.get_text().startswith("layer-wise vs dense\nCR 10")
+
+
+def test_a_run_keeps_the_sweeps_zoom(charts):
+    """Review, session 39: a new sparsity chart (each run) drew the sweep again and lost its zoom."""
+    from napari_prunuclei.gui.chart_window import open_chart_window
+
+    charts.show_sweep(_rows())
+    window = open_chart_window(charts, charts, None)
+    window.ax_sweep.set_xlim(5, 20)  # zoomed in
+    charts.show_sparsity({"semantic": [{"sparsity": 0.5}], "distance": [{"sparsity": 0.5}]}, "net CR4")
+    charts.refresh()
+    assert window.ax_sparsity.get_title() == "sparsity per layer: net CR4"
+    assert window.ax_sweep.get_xlim() == (5, 20)
+    from napari_prunuclei.nuclei.agreement import Agreement
+
+    charts.show_sweep(_rows(dense_vs_truth=Agreement(0.65, 0.5, 0.8, 10, 10)))  # another sweep: drawn whole
+    charts.refresh()
+    assert window.ax_sweep.get_xlim() != (5, 20)

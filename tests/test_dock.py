@@ -65,8 +65,11 @@ def test_closing_the_dock_takes_its_layers_and_a_new_dock_starts_clean(qtbot, ma
     assert w.start_run() is not None
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     assert len(viewer.layers) > len(mine)
+    w.chart_window_btn.clicked()
+    assert w.chart_window.isVisible()
     viewer.window.remove_dock_widget(dock)  # the dock's close button
     assert list(viewer.layers) == mine and w.result is None
+    assert not w.chart_window.isVisible()  # the charts' window closes with its dock (review, session 39)
     assert not any("Shift+R" in str(k) or "Shift+G" in str(k) for k in viewer.keymap)  # its shortcuts gone
     # opened again (its code already in): the widget fills the dock, no stretch above it (pathologist, session 34:
     # the tabs started half-way down)

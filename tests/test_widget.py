@@ -358,7 +358,6 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
     worker = w.start_sweep()
     assert worker is not None
     _wait(qtbot, w, timeout=240_000)
-    w.charts.refresh()
     assert len(window.ax_sweep.lines) == len(w.charts.ax_sweep.lines) >= 2  # it followed the dock's chart
     # the run's verdict is kept (a pathologist, session 36: "CR sweep done" replaced it)
     n = len(w.sweep_rows)

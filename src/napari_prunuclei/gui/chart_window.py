@@ -3,7 +3,8 @@ pointer, the point's scheme, CR and value.
 
 The dock's charts are a fixed picture about 320 px wide, where a sweep's "vs truth" curves crowd near dense's
 line (pathologist, session 38). The window draws what the dock shows (the same functions, the same rows),
-follows it after each new picture, and closes with the dock.
+follows it while it is open (each chart drawn again only when the dock's changed: a zoom survives a run that
+changes the other), and closes with the dock.
 """
 
 from __future__ import annotations
@@ -14,23 +15,26 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from napari_prunuclei.gui.plots import ChartsCanvas, plot_sparsity, plot_sweep
+from napari_prunuclei.gui.plots import FONT_PT, ChartsCanvas, plot_sparsity, plot_sweep
 
 __all__ = ["ChartWindow", "open_chart_window", "point_text"]
 
-#: the window's figure (inches at 100 dpi) and its font sizes (title, labels, ticks and legend)
-FIGSIZE, TITLE_PT, LABEL_PT, TICK_PT = (12, 5.5), 12, 11, 10
-#: how near (px) the pointer must be to a point for its values to show
+#: the window's figure (inches at 100 dpi)
+FIGSIZE = (12, 5.5)
+#: how near (logical px) the pointer must be to a point for its values to show
 PICK_PX = 8
+#: which parts of the dock's snapshot each chart is drawn from
+PARTS = {"sweep": ("sweep", "sweep_title", "curves"), "sparsity": ("sparsity", "sparsity_title")}
 
 
-def point_text(ax, line, index: int, sweep_axes: bool) -> str:
+def point_text(ax, line, index: int, sweep_axes: bool, y: float | None = None) -> str:
     """What a point says under the pointer: its curve's name, the CR (the nearest swept CR: the schemes are
-    drawn a little to the side of it) or the layer, and its value as the axes' y label names it."""
-    x, y = line.get_xdata()[index], line.get_ydata()[index]
+    drawn a little to the side of it) or the layer, and its value as the axes' y label names it (``y``: of a
+    line across the axes, which has no points)."""
     name = line.get_label()
-    if name == "dense vs truth":  # (a line across the axes: its value only)
+    if y is not None:
         return f"{name}: {ax.get_ylabel()} {y:.3f}"
+    x, y = line.get_xdata()[index], line.get_ydata()[index]
     if sweep_axes:
         crs = [c for c in ax.get_xticks() if c > 0]
         cr = min(crs, key=lambda c: abs(math.log(c) - math.log(x))) if crs else x
@@ -45,7 +49,7 @@ class ChartWindow(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
         from matplotlib.figure import Figure
 
-        super().__init__(parent, Qt.WindowType.Window)  # its own window, closed with the dock (its parent)
+        super().__init__(parent, Qt.WindowType.Window)  # its own window, over napari's, closed with the dock
         self.setWindowTitle("napari-prunuclei: charts")
         self.charts = charts
         self.figure = Figure(figsize=FIGSIZE, dpi=100, layout="constrained")
@@ -57,74 +61,89 @@ class ChartWindow(QWidget):
         layout.addWidget(self.canvas, 1)
         self.tip = None  # the annotation of the point under the pointer
         self.tip_of: tuple | None = None  # (line, index) it names
-        self.drawn: dict | None = None  # the dock's snapshot drawn here
+        self.drawn: dict = {}  # the dock's snapshot drawn here
         self.canvas.mpl_connect("motion_notify_event", self.hover)
-        charts.on_refresh.append(self.follow)
-        self.destroyed.connect(lambda *_: charts.on_refresh.remove(self.follow) if self.follow in
-                               charts.on_refresh else None)
 
-    def follow(self) -> None:
-        """The dock drew a new picture: drawn again here if the window is open."""
-        if self.isVisible():
-            self.update_from_dock()
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Shown: it follows the dock's charts (and is drawn as they are now) until hidden or closed."""
+        super().showEvent(event)
+        if self.follow not in self.charts.on_refresh:
+            self.charts.on_refresh.append(self.follow)
+        self.follow()
 
-    def update_from_dock(self) -> bool:
-        """Draw what the dock shows, if it changed since last drawn; whether it drew."""
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Hidden or closed: the dock no longer calls it (no Python slot on Qt's destroyed signal)."""
+        if self.follow in self.charts.on_refresh:
+            self.charts.on_refresh.remove(self.follow)
+        super().hideEvent(event)
+
+    def follow(self) -> bool:
+        """Draw each chart the dock shows differently from here; whether any was drawn."""
         shot = self.charts.snapshot()
-        if self.drawn is not None and all(shot[k] is self.drawn[k] or shot[k] == self.drawn[k] for k in shot):
+        changed = [part for part, keys in PARTS.items()
+                   if not self.drawn or any(not (shot[k] is self.drawn[k] or shot[k] == self.drawn[k]) for k in keys)]
+        if not changed:
             return False
         self.drawn = shot
-        self.tip = self.tip_of = None  # (cleared with its axes)
-        for ax, data, title, plot in ((self.ax_sweep, shot["sweep"], shot["sweep_title"], self._plot_sweep),
-                                      (self.ax_sparsity, shot["sparsity"], shot["sparsity_title"], plot_sparsity)):
+        if self.tip is not None and self.tip.axes is not None:
+            self.tip.remove()
+        self.tip = self.tip_of = None
+        for part in changed:
+            ax = self.ax_sweep if part == "sweep" else self.ax_sparsity
+            data = shot[part]
             if data is None:  # nothing drawn there in the dock: its title, no ticks
                 ax.clear()
-                ax.set_title(title)
+                ax.set_title(shot[f"{part}_title"], fontsize=FONT_PT[True][0])
                 ax.set_xticks([]), ax.set_yticks([])
+            elif part == "sweep":
+                plot_sweep(ax, *data, curves=shot["curves"], large=True)
             else:
-                plot(ax, *data)
-            self._larger(ax)
-        self.toolbar.update()  # (zoom history belongs to the old curves)
+                plot_sparsity(ax, *data, large=True)
+        if "sweep" in changed:
+            self.toolbar.update()  # (the zoom history belongs to the old curves)
         self.canvas.draw_idle()
         return True
 
-    def _plot_sweep(self, ax, rows, metric, where) -> None:
-        plot_sweep(ax, rows, metric, where, self.drawn["curves"])
-
-    @staticmethod
-    def _larger(ax) -> None:
-        """The dock's small print at the window's size."""
-        ax.title.set_fontsize(TITLE_PT)
-        ax.xaxis.label.set_fontsize(LABEL_PT)
-        ax.yaxis.label.set_fontsize(LABEL_PT)
-        ax.tick_params(labelsize=TICK_PT)
-        legend = ax.get_legend()
-        if legend is not None:
-            for text in legend.get_texts():
-                text.set_fontsize(TICK_PT)
+    def nearest(self, ax, event) -> tuple | None:
+        """(line, index, y of a line across the axes or None) of the point nearest the pointer within PICK_PX."""
+        best, hit = PICK_PX * self.canvas.device_pixel_ratio, None  # (Qt's events are in physical pixels)
+        for line in ax.get_lines():
+            if line.get_label().startswith("_"):  # (the one-shot crosses: their curve's point names them)
+                continue
+            xy = line.get_transform().transform(line.get_xydata())
+            if line.get_transform() is not ax.transData:  # a line across the axes (dense vs truth): its height only
+                d = abs(xy[0, 1] - event.y)
+                if d <= best:
+                    best, hit = d, (line, 0, float(line.get_ydata()[0]))
+                continue
+            distance = np.hypot(xy[:, 0] - event.x, xy[:, 1] - event.y)
+            if np.isfinite(distance).any() and np.nanmin(distance) <= best:
+                best, hit = np.nanmin(distance), (line, int(np.nanargmin(distance)), None)
+        return hit
 
     def hover(self, event) -> None:
         """Name the point under the pointer (its curve, CR or layer, and value), or none."""
         ax = event.inaxes
-        hit, best = None, PICK_PX  # the nearest point (not a curve's segment) within PICK_PX of the pointer
-        for line in ax.get_lines() if ax is not None else ():
-            if line.get_label().startswith("_"):  # (the one-shot crosses: their curve's point names them)
-                continue
-            xy = line.get_transform().transform(line.get_xydata())
-            distance = np.hypot(xy[:, 0] - event.x, xy[:, 1] - event.y)
-            if len(distance) and distance.min() <= best:
-                hit, best = (line, int(distance.argmin())), distance.min()
-        if hit == self.tip_of:
+        hit = self.nearest(ax, event) if ax is not None else None
+        key = None if hit is None else hit[:2]
+        if key == self.tip_of:
             return
         if self.tip is not None:
             self.tip.remove()
-        self.tip, self.tip_of = None, hit
+        self.tip, self.tip_of = None, key
         if hit is not None:
-            line, index = hit
-            text = point_text(ax, line, index, ax is self.ax_sweep)
-            self.tip = ax.annotate(text, (line.get_xdata()[index], line.get_ydata()[index]), xytext=(10, 10),
-                                   textcoords="offset points", fontsize=TICK_PT,
+            line, index, across = hit
+            xy = (event.xdata, across) if across is not None else (line.get_xdata()[index], line.get_ydata()[index])
+            # the tip leans away from the nearer edges (inside the axes), and takes no room in the layout (it
+            # squeezed the axes, the point moved from under the pointer and the tip flickered: review, session 39)
+            fx, fy = ax.transAxes.inverted().transform(ax.transData.transform(xy))
+            right, top = fx > 0.5, fy > 0.5
+            self.tip = ax.annotate(point_text(ax, line, index, ax is self.ax_sweep, across), xy,
+                                   xytext=(-12 if right else 12, -12 if top else 12), textcoords="offset points",
+                                   ha="right" if right else "left", va="top" if top else "bottom",
+                                   multialignment="left", fontsize=FONT_PT[True][2], annotation_clip=False,
                                    bbox={"boxstyle": "round", "fc": "lightyellow", "alpha": 0.95})
+            self.tip.set_in_layout(False)
         self.canvas.draw_idle()
 
 
@@ -136,5 +155,4 @@ def open_chart_window(charts: ChartsCanvas, parent: QWidget, window: ChartWindow
     window.show()
     window.raise_()
     window.activateWindow()
-    window.update_from_dock()
     return window

@@ -84,6 +84,8 @@ class PruneCompareDock(QWidget):
 
                     self.widget.cancel()
                     self.widget.clear()
+                    if self.widget.chart_window is not None:  # (it outlived the dock: review, session 39)
+                        self.widget.chart_window.close()
                     for key in SHORTCUTS:  # the closed widget's shortcuts (Ctrl+Shift+R ran it, unseen)
                         self.viewer.bind_key(key, None, overwrite=True)
         return super().event(event)

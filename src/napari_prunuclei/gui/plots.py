@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QLabel
 
 from napari_prunuclei.base.constants import PRUNED_SCHEMES, SCHEME_COLORS, SCHEME_LABELS
 
-__all__ = ["ChartsCanvas", "plot_sweep", "plot_sparsity", "CURVES"]
+__all__ = ["ChartsCanvas", "plot_sweep", "plot_sparsity", "CURVES", "FONT_PT"]
 
 #: the figure's size in inches and its resolution in the dock
 FIGSIZE, DPI = (4, 5.6), 80
@@ -27,14 +27,18 @@ TITLE_WIDTH = 48
 #: a marker per scheme, and the factor between neighbouring schemes' x (log axis) at one CR
 SCHEME_MARKERS = {"layerwise": "o", "networkwide": "s", "channel-layerwise": "^", "channel-networkwide": "v"}
 DODGE = 1.06
+#: the charts' print (title, axis labels, ticks and legend; points) in the dock and, large, in the chart window
+FONT_PT = {False: (9, 8, 7), True: (12, 11, 10)}
 #: which curves the sweep chart draws (the Charts tab's choice: where pairs score within a few hundredths of
 #: dense, the four "vs truth" curves crowd the "vs dense" ones at the dock's size; pathologist, session 38)
 CURVES = ("vs dense and vs truth", "vs dense only", "vs truth only")
 
 
-def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image", curves: str = CURVES[0]) -> None:
+def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image", curves: str = CURVES[0],
+               large: bool = False) -> None:
     """``metric`` against CR of the sweep rows (``ImageSweepRow``) on ``ax``, titled with ``where`` (not rendered);
-    ``curves``: one of :data:`CURVES`."""
+    ``curves``: one of :data:`CURVES`; ``large``: the chart window's print (the dock's is small)."""
+    title_pt, label_pt, tick_pt = FONT_PT[large]
     vs_dense, vs_truth = curves != CURVES[2], curves != CURVES[1]
     ax.clear()
     present = [s for s in PRUNED_SCHEMES if any(r.scheme == s for r in rows)]  # (centred on the CR's tick)
@@ -64,17 +68,22 @@ def plot_sweep(ax, rows: list, metric: str = "aji", where: str = "this image", c
         ax.set_xticks(crs, [f"{c:g}" for c in crs])
         ax.xaxis.set_minor_locator(NullLocator())
     one_shot = any(not r.fine_tuned for r in rows)  # the x marks' key only where there are some
-    ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=8)
-    ax.set_ylabel(metric.upper(), fontsize=8)
+    ax.set_xlabel("compression ratio" + (" (x: one-shot)" if one_shot else ""), fontsize=label_pt)
+    ax.set_ylabel(metric.upper(), fontsize=label_pt)
     none = vs_truth and not vs_dense and baseline is None  # (a sweep without a ground truth has no such curve)
-    ax.set_title(f"CR sweep on {where}" + (": no ground truth, no 'vs truth' curve" if none else ""), fontsize=9)
-    ax.tick_params(labelsize=7)
-    # below the axes, never over the curves (constrained layout makes room for it)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+    ax.set_title(f"CR sweep on {where}" + (": no ground truth, no 'vs truth' curve" if none else ""),
+                 fontsize=title_pt)
+    ax.tick_params(labelsize=tick_pt)
+    # below the axes, never over the curves (constrained layout makes room for it; 4 columns squeezed the window's
+    # axes to nothing: a legend wider than its axes)
+    ax.legend(fontsize=tick_pt, loc="upper center", bbox_to_anchor=(0.5, -0.12 if large else -0.22),
+              ncol=2, frameon=False)
 
 
-def plot_sparsity(ax, report: dict[str, list[dict]], title: str) -> None:
-    """Each layer's share of pruned weights (``report``: branch -> rows with ``sparsity``) on ``ax``."""
+def plot_sparsity(ax, report: dict[str, list[dict]], title: str, large: bool = False) -> None:
+    """Each layer's share of pruned weights (``report``: branch -> rows with ``sparsity``) on ``ax``; ``large``: the
+    chart window's print."""
+    title_pt, label_pt, tick_pt = FONT_PT[large]
     ax.clear()
     # distance dashed over semantic: layer-wise pruning gives both the same values (one line hid the other)
     # (semantic wide and pale beneath, distance thin on top)
@@ -86,11 +95,11 @@ def plot_sparsity(ax, report: dict[str, list[dict]], title: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # (layers are counted: no 2.5)
-    ax.set_ylabel("% pruned", fontsize=8)
-    ax.set_xlabel("layer (input to output)", fontsize=8)
-    ax.set_title(f"sparsity per layer: {title}", fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="best")  # where it covers fewest points (it hid the 98 % ones, session 37)
+    ax.set_ylabel("% pruned", fontsize=label_pt)
+    ax.set_xlabel("layer (input to output)", fontsize=label_pt)
+    ax.set_title(f"sparsity per layer: {title}", fontsize=title_pt)
+    ax.tick_params(labelsize=tick_pt)
+    ax.legend(fontsize=tick_pt, loc="best")  # where it covers fewest points (it hid the 98 % ones, session 37)
 
 
 class ChartsCanvas(QLabel):
@@ -206,7 +215,12 @@ class ChartsCanvas(QLabel):
         img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(img.copy()))
         for listener in list(self.on_refresh):
-            listener()
+            try:  # (the chart window is an extra: it never stops the dock's showing of a result)
+                listener()
+            except Exception as e:  # noqa: BLE001
+                import warnings
+
+                warnings.warn(f"the chart window could not follow the dock: {e}", stacklevel=2)
 
     def save(self, path: Path, sweep: bool = True, dpi: int = 100, rows: list | None = None, where: str = "",
              shown: tuple[list, str] | None = None) -> None:
