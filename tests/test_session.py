@@ -530,3 +530,41 @@ def test_the_dock_sweep_hands_over_its_rows_as_they_come():
     assert all(r.dense_vs_truth is not None for r in seen[1])  # the dotted baseline from the first pair on
     assert [r.vs_truth for r in rows] == [r.vs_truth for r in seen[1]]
     assert rows[0].dense_vs_truth == seen[0][0].dense_vs_truth
+
+
+def test_an_agreement_with_dense_below_every_measured_image_is_flagged(rgb, tmp_path, monkeypatch):
+    """Pathologist, session 37: on a 20x tile A agreed with dense at AJI 0.70 against 0.88-0.89 on 40x tiles, and
+    nothing said so. Below every annotated image the pair was measured on, the verdict says the image is unlike
+    them; not where A's thresholds were edited, B is another pair, or dense found too few nuclei to say."""
+    import shutil
+    from dataclasses import replace
+
+    from napari_prunuclei.models import zoo
+    from napari_prunuclei.nuclei.agreement import Agreement
+    from napari_prunuclei.nuclei.watershed import WatershedParams
+    from napari_prunuclei.study.known_agreement import update_registry_agreement
+
+    r = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
+    weights = tmp_path / "weights"  # (the registry alone: the run above loaded its models)
+    shutil.copytree(zoo.WEIGHTS_DIR, weights, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    assert compute_models.low_agreement(r) is None  # nothing known yet
+    measured = {"networkwide-cr20": {"monuseg2018 test": {"images": ["a", "b"], "aji": [0.9, 0.95]},
+                                     "gbm40": {"images": ["c"], "aji": [0.88]}}}
+    assert update_registry_agreement(measured) == 2  # both branches' entries
+    monkeypatch.setattr(compute_models, "RANGE_MIN_NUCLEI", 0)  # (the synthetic tile has few nuclei)
+
+    def at(aji, **kw):
+        return replace(r, numbers=replace(r.numbers, vs_dense=Agreement(aji, 0.5, 0.8, 10, 10)), **kw)
+
+    said = compute_models.verdict(at(0.70))
+    assert said.startswith("network-wide CR20 against dense: AJI 0.700") and ". ⚠ network-wide CR20 agrees with " \
+        "dense less here than on any of the 3 annotated 40x images it was measured on (AJI 0.880 to 0.950, " \
+        "monuseg2018 test + gbm40)" in said
+    assert "⚠" not in compute_models.verdict(at(0.88))  # within the range
+    edited = replace(r.request, segment=replace(r.request.segment, params=WatershedParams(0.5, 0.4, 10)))
+    assert compute_models.low_agreement(at(0.70, request=edited)) is None  # its own thresholds' range only
+    other_b = replace(r.request, reference=ModelSpec("layerwise", 20))
+    assert compute_models.low_agreement(at(0.70, request=other_b)) is None  # the range is against dense
+    monkeypatch.setattr(compute_models, "RANGE_MIN_NUCLEI", r.dense.n_nuclei + 1)
+    assert compute_models.low_agreement(at(0.70)) is None  # too few nuclei to say

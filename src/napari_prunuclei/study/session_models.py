@@ -29,6 +29,8 @@ __all__ = [
     "layer_sparsity",
     "model_note",
     "run_warning",
+    "low_agreement",
+    "RANGE_MIN_NUCLEI",
     "verdict",
     "BUDGET",
     "sweep_image",
@@ -245,6 +247,9 @@ OVERSEGMENT = 1.5
 
 #: the accuracy a pruned model may lose against its reference and still count as "as good" (the paper's 2 %)
 BUDGET = 0.02
+#: the fewest nuclei of dense for A's agreement with it to be read against its known range (a small region's AJI
+#: swings with a few nuclei; the annotated images have about 100 to 900)
+RANGE_MIN_NUCLEI = 50
 
 
 def verdict(result: ComparisonResult, edit: bool = True) -> str | None:
@@ -282,8 +287,33 @@ def _verdict(result: ComparisonResult) -> str | None:
                 f"{b}'s {tb.aji:.3f} ({-100 * drop:+.1f} %)")
     agree = result.numbers.vs_dense
     note, _ = model_note(result.request.spec)
+    unlike = low_agreement(result)
     return (f"{a} against {b}: AJI {agree.aji:.3f}, {result.pruned.n_nuclei} vs {result.dense.n_nuclei} nuclei "
-            f"(no ground truth; known: {note})") if agree is not None else None
+            f"(no ground truth; known: {note})" + (f". ⚠ {unlike}" if unlike else "")) if agree is not None else None
+
+
+def low_agreement(result: ComparisonResult) -> str | None:
+    """Where A (a zoo pair at its own thresholds) agrees with dense less than on every annotated image it was
+    measured on (the registry's ``agreement_with_dense``, :mod:`~napari_prunuclei.study.known_agreement`): this
+    image is likely unlike them, and A's known accuracy may not hold on it (a 20x tile agreed at 0.70 against
+    0.88 on 40x tiles, with no flag: pathologist, session 37). None on too few nuclei to say (AJI is noisy)."""
+    from napari_prunuclei.models.zoo import find_entry
+
+    agree, spec = result.numbers.vs_dense, result.request.spec
+    if (agree is None or result.pruned is None or result.dense is None or spec.is_dense or not spec.fine_tuned
+            or not (result.request.reference or ModelSpec()).is_dense or edited_thresholds(result) is not None
+            or result.dense.n_nuclei < RANGE_MIN_NUCLEI):
+        return None
+    try:
+        known = (find_entry("semantic", spec.scheme, spec.cr) or {}).get("agreement_with_dense")
+    except Exception:  # noqa: BLE001 - no registry: nothing known
+        return None
+    if not known or agree.aji >= known["aji_min"]:
+        return None
+    return (f"{result.pruned.info.model} agrees with dense less here than on any of the {known['n_images']} "
+            f"annotated 40x images it was measured on (AJI {known['aji_min']:.3f} to {known['aji_max']:.3f}, "
+            f"{known['data']}): this image is unlike them (tissue, stain, scan?), so its known accuracy may not hold "
+            "here; judge its nuclei against the image")
 
 
 def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
