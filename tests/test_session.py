@@ -64,7 +64,7 @@ def test_pixel_size_region_and_the_numbers_table(a_vs_b):
     assert rows[0][1] == str(r.pruned.n_nuclei) and rows[0][3] == f"{r.numbers.vs_dense.aji:.3f}"
     assert header[-1] == "time vs B (×, one run)" and float(rows[0][-1]) > 0  # a number, not "0.98×" text
     html = compute_report.numbers_html(r)
-    assert "missed by A" in html and "rows 10-170, columns 20-180" in html
+    assert "missed by A" in html and "rows 10-169, columns 20-179" in html
     assert "pixel size 0.5 µm" in html and "unknown" not in html
     from dataclasses import replace
 
@@ -91,7 +91,7 @@ def test_report_holds_numbers_parameters_and_hashes(tmp_path, a_vs_b):
     lines = [line for line in (tmp_path / "numbers.csv").read_text().splitlines() if not line.startswith("#")]
     assert lines[0].startswith("model,nuclei,mean area") and len(lines) == 3
     # the CSV travels without report.md: it names what its numbers are of
-    assert head[:3] == ["# image: img", "# region: rows 10-170, columns 20-180", "# ground truth: none"]
+    assert head[:3] == ["# image: img", "# region: rows 10-169, columns 20-179", "# ground truth: none"]
     assert f"# thresholds of A (network-wide CR20): {compute_report.thresholds_text(a_vs_b.pruned.info)}" in head
     assert head[-1] == "# time: one run each"
 
@@ -472,11 +472,11 @@ def test_the_sweep_csv_names_the_region_and_the_files_keep_an_odd_image_name_on_
     md = compute_report.write_report(tmp_path, odd, sweep_rows=[row]).read_text().splitlines()
     assert md[0] == '# napari-prunuclei report: "tile\\n# cr,2"' and not any(line == "# cr,2" for line in md)
     lines = (tmp_path / "sweep.csv").read_text().splitlines()
-    assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-170, columns 20-180" in lines
+    assert lines[0] == '# image: "tile\\n# cr,2"' and "# region: rows 10-169, columns 20-179" in lines
     header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     assert lines[header].startswith("scheme,cr,")
     assert lines[header + 1] == "layerwise,2,True,0.9000,0.8000,0.9500,,,,1.500,2.000,0.6,0.4,10,0.69,0.51,11,10"
-    assert "## CR sweep on this image (rows 10-170, columns 20-180, 1 models)" in "\n".join(md)
+    assert "## CR sweep on this image (rows 10-169, columns 20-179, 1 models)" in "\n".join(md)
     assert "Other work used up to 69% of the CPUs during 1 of the sweep's runs" in "\n".join(md)
     # a pathologist, session 36: dense's own run (every ratio's denominator) took 3.9 s beside 1.1 s pairs, unflagged
     assert "Other work used 51% of the CPUs during dense's run: every time ratio of the sweep is noisy" in "\n".join(md)

@@ -102,8 +102,10 @@ def format_numbers(result: ComparisonResult) -> str:
 
 
 def region_text(region: tuple[int, int, int, int] | None) -> str:
-    """A run's region in words: "rows r0-r1, columns c0-c1", or "whole image" without one."""
-    return "whole image" if region is None else "rows {}-{}, columns {}-{}".format(*region)
+    """A run's region in words, its first and last row and column ("rows 0-530, columns 31-528"; the ends of
+    ``region`` are exclusive, which a pathologist read as inclusive, session 39), or "whole image"."""
+    last = None if region is None else (region[0], region[1] - 1, region[2], region[3] - 1)
+    return "whole image" if last is None else "rows {}-{}, columns {}-{}".format(*last)
 
 
 def speed_text(result: ComparisonResult) -> str:
@@ -184,8 +186,7 @@ def edited_text(result: ComparisonResult, seg) -> str:
 
 
 def thresholds_text(info) -> str:
-    """A run's thresholds as used; at another pixel size than the models', the minimum size also as the box
-    shows it (px at the models' 40x)."""
+    """A run's thresholds as used; at another pixel size than the models', the minimum size also in the box's px."""
     ws = ", ".join(f"{k} {v:g}" for k, v in info.watershed.as_dict().items())
     res = info.resolution or {}
     if res.get("resampled") and res.get("min_size_at_models_px") is not None:
