@@ -52,7 +52,8 @@ def main() -> int:
     if (a.data is None) == (a.from_json is None):
         p.error("give --data (measure) or --from-json (an earlier run's values)")
     if a.from_json is not None:
-        measured = json.loads(a.from_json.read_text())["per_image"]
+        earlier = json.loads(a.from_json.read_text())
+        measured = earlier["per_image"]
     else:
         t0 = time.perf_counter()
         with tqdm(desc="images", unit="image") as bar:
@@ -65,7 +66,9 @@ def main() -> int:
         for pair, s in summary.items():
             print(f"{pair:28s} AJI vs dense {s['aji_min']:.3f} - {s['aji_max']:.3f} (median {s['aji_median']:.3f}, "
                   f"{s['n_images']} images)")
-    if a.json is not None and a.from_json is None:
+    if a.json is not None and a.from_json is not None:  # the earlier values summarized again (as this code does)
+        write_json(a.json, {**earlier, "summary": summary, "summarized_by": shlex.join(["python", *sys.argv])})
+    elif a.json is not None:
         write_json(a.json, {"command": shlex.join(["python", *sys.argv]), "machine": cpu_name(),
                             "seconds": round(seconds, 1), "workers": a.workers, "summary": summary,
                             "per_image": measured})

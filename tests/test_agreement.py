@@ -125,6 +125,22 @@ def test_two_nuclei_swallowed_by_one_matched_nucleus_are_one_merge():
     assert e.a_ids == (47,) and set(e.b_ids) == {41, 44, 54}
 
 
+def test_fragments_crosswise_in_one_matched_pair_are_one_event():
+    """Pathologist, session 39: A #242 matched to B #245, with A #251 inside B #245 and B #251 inside A #242, was
+    counted as a merge and a split (the same nuclei in two events); it is one group, one event."""
+    b = np.zeros((40, 60), np.int32)
+    a = np.zeros_like(b)
+    b[5:30, 5:40] = 245
+    a[5:30, 5:37] = 242  # matched to B #245 (IoU 0.8) ...
+    a[5:30, 37:40] = 251  # ... A #251 inside B #245
+    a[5:30, 40:45] = 242
+    b[5:30, 40:45] = 251  # ... and B #251 inside A #242
+    d = disagreement(b, a)
+    assert sum(d.counts.values()) == 1, d.counts
+    (e,) = d.events
+    assert set(e.a_ids) == {242, 251} and set(e.b_ids) == {245, 251}
+
+
 def test_a_one_piece_split_and_a_one_part_merge_say_so():
     """A reviewer: a small A nucleus inside a larger unmatched B nucleus, called a "split", reads as an undersized
     nucleus; the event's text now says it is one piece (and a one-part merge one part)."""

@@ -12,7 +12,7 @@ def test_a_summary_gives_the_range_over_every_image_and_per_data_set():
     s = summarize_agreement({"monuseg2018 test": {"images": ["a", "b"], "aji": [0.9, 0.95]},
                              "gbm40": {"images": ["c", "d", "e"], "aji": [0.8, 0.85, 0.99]}})
     assert (s["n_images"], s["aji_min"], s["aji_median"], s["aji_max"]) == (5, 0.8, 0.9, 0.99)
-    assert s["data"] == "monuseg2018 test + gbm40"
+    assert s["data"] == "monuseg2018 test + gbm40" and s["aji_sorted"] == [0.8, 0.85, 0.9, 0.95, 0.99]
     assert s["per_dataset"]["gbm40"] == {"n_images": 3, "aji_min": 0.8, "aji_median": 0.85, "aji_max": 0.99}
 
 

@@ -127,12 +127,15 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
         group = np.arange(nr + no)
     else:
         _, group = connected_components(graph, directed=False)
-    # fragments of one matched host (several B nuclei swallowed by one A nucleus, several A pieces of one B
-    # nucleus) are one event with it, not one each
+    # fragments of one matched pair of hosts (several B nuclei swallowed by one A nucleus, several A pieces of one
+    # B nucleus, or both crosswise: a B nucleus inside A's and an A nucleus inside B's of one pair) are one event,
+    # not one each (a pathologist counted one crosswise group as a merge and a split, session 39)
     remap = np.arange(group.max() + 1 if len(group) else 0)
-    first: dict[tuple[str, int], int] = {}
-    for node, key in [*((i, ("A", int(host_r[i]))) for i in np.flatnonzero(frag_r) if not free_o[host_r[i]]),
-                      *((nr + j, ("B", int(host_o[j]))) for j in np.flatnonzero(frag_o) if not free_r[host_o[j]])]:
+    first: dict[tuple[int, int], int] = {}  # (B, A) of the matched pair -> the event's group
+    for node, key in [*((i, (int(match_o[host_r[i] + 1]) - 1, int(host_r[i]))) for i in np.flatnonzero(frag_r)
+                        if not free_o[host_r[i]]),
+                      *((nr + j, (int(host_o[j]), int(match_r[host_o[j] + 1]) - 1)) for j in np.flatnonzero(frag_o)
+                        if not free_r[host_o[j]])]:
         root = first.setdefault(key, int(remap[group[node]]))
         remap[remap == remap[group[node]]] = root
     group = remap[group] if len(group) else group

@@ -3,8 +3,9 @@ each with its own thresholds): the range a run without ground truth is read agai
 
 Without ground truth the widget's only number is A's agreement with dense. On the 20x CMU-1 sample it was AJI
 0.70 against 0.88-0.89 on 40x tiles, with no flag (pathologist, session 37). Each pair's agreement on every
-image of MoNuSeg 2018 test and GBM40 goes into its registry entries (``agreement_with_dense``); a run that
-agrees less than on any of them is flagged (:func:`~napari_prunuclei.study.session_models.run_warning`).
+image of MoNuSeg 2018 test and GBM40 goes into its registry entries (``agreement_with_dense``); the verdict of a
+run without ground truth gives that range, and flags a run that agrees less than on nearly all of them
+(:func:`~napari_prunuclei.study.session_models.low_agreement`).
 The images' ground truths are not used: these images only give the range, no choice is made on them.
 """
 
@@ -74,7 +75,7 @@ def summarize_agreement(per_dataset: dict[str, dict]) -> dict:
                 "aji_max": max(values)}
 
     every = [v for d in per_dataset.values() for v in d["aji"]]
-    return {"data": " + ".join(per_dataset), **stats(every),
+    return {"data": " + ".join(per_dataset), **stats(every), "aji_sorted": sorted(round(v, 4) for v in every),
             "per_dataset": {name: stats(d["aji"]) for name, d in per_dataset.items()},
             "measured_as": "A against dense, each with its own thresholds, on the whole image (the widget's run)"}
 
