@@ -63,12 +63,21 @@ def test_the_window_draws_and_follows_the_docks_charts(charts):
     assert window.ax_sparsity.get_title() == "sparsity per layer: net CR4"
     charts.clear_sweep("set aside: the image changed")
     assert "set aside" in window.ax_sweep.get_title() and not window.ax_sweep.lines
-    window.close()
     charts.show_sweep(rows)
+    charts.refresh()
+    window.ax_sweep.set_xlim(5, 20)  # zoomed in, then closed
+    window.close()
+    charts.clear_sweep("set aside")
     charts.refresh()  # a closed window is not drawn
-    assert not window.ax_sweep.lines
+    assert window.ax_sweep.lines
     again = open_chart_window(charts, parent, window)  # opened again: the same window, drawn as the dock now
-    assert again is window and len(window.ax_sweep.lines) == len(charts.ax_sweep.lines)
+    assert again is window and not window.ax_sweep.lines
+    charts.show_sweep(rows)
+    charts.refresh()
+    window.ax_sweep.set_xlim(5, 20)
+    window.close()
+    open_chart_window(charts, parent, window)  # the same sweep, opened again: drawn whole (pathologist, 39)
+    assert window.ax_sweep.get_xlim() != (5, 20) and len(window.ax_sweep.lines) == len(charts.ax_sweep.lines)
 
 
 def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(charts):
@@ -105,6 +114,8 @@ def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(charts):
         assert axes.get_position().bounds == pytest.approx(before) and not window.tip.get_in_layout()
         tip, figure = window.tip.get_window_extent(), window.figure.bbox  # leaning inwards, whole in the window
         assert figure.x0 <= tip.x0 and tip.x1 <= figure.x1 and figure.y0 <= tip.y0 and tip.y1 <= figure.y1
+    assert window.tip.get_text() == "distance and semantic\nlayer 2: 98.0 % pruned"  # equal: both named
+    assert "CR 10" in ax.format_coord(10, 0.5)  # the toolbar's readout (its x was empty: pathologist, session 39)
     # a curve with a missing value still names its other points
     nan = next(ln for ln in ax.lines if ln.get_label() == "layer-wise vs dense")
     nan.set_ydata(np.array([np.nan, *nan.get_ydata()[1:]]))

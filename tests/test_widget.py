@@ -352,6 +352,17 @@ def test_cr_sweep_in_the_dock(qtbot, viewer_widget):
         return show(rows, where=where, **kw)
 
     w.charts.show_sweep = shown
+    import napari_prunuclei.gui.chart_window as chart_window
+
+    def broken(*_):
+        raise RuntimeError("no display")
+
+    real, chart_window.open_chart_window = chart_window.open_chart_window, broken
+    try:  # an error opening it is said, never raised into Qt (napari aborted: pathologist, session 39)
+        w.chart_window_btn.clicked()
+    finally:
+        chart_window.open_chart_window = real
+    assert w.status.value.startswith("error: the charts' window could not open: RuntimeError: no display")
     w.chart_window_btn.clicked()  # the charts larger, in a window of their own, before the sweep (session 39)
     window = w.chart_window
     assert window.isVisible() and window.parent() is w.native and not window.ax_sweep.lines

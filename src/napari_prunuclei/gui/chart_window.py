@@ -39,7 +39,9 @@ def point_text(ax, line, index: int, sweep_axes: bool, y: float | None = None) -
         crs = [c for c in ax.get_xticks() if c > 0]
         cr = min(crs, key=lambda c: abs(math.log(c) - math.log(x))) if crs else x
         return f"{name}\nCR {cr:g}: {ax.get_ylabel()} {y:.3f}"
-    return f"{name}\nlayer {int(x)}: {y:.1f} % pruned"
+    same = [other.get_label() for other in ax.get_lines() if other is not line and not other.get_label().startswith("_")
+            and index < len(other.get_ydata()) and other.get_ydata()[index] == y]  # (layer-wise: both branches alike)
+    return f"{' and '.join([name, *same])}\nlayer {int(x)}: {y:.1f} % pruned"
 
 
 class ChartWindow(QWidget):
@@ -65,10 +67,12 @@ class ChartWindow(QWidget):
         self.canvas.mpl_connect("motion_notify_event", self.hover)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """Shown: it follows the dock's charts (and is drawn as they are now) until hidden or closed."""
+        """Shown: it follows the dock's charts (and is drawn as they are now, whole: a zoom of before it was
+        closed is not kept) until hidden or closed."""
         super().showEvent(event)
         if self.follow not in self.charts.on_refresh:
             self.charts.on_refresh.append(self.follow)
+            self.drawn = {}
         self.follow()
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -97,6 +101,7 @@ class ChartWindow(QWidget):
                 ax.set_xticks([]), ax.set_yticks([])
             elif part == "sweep":
                 plot_sweep(ax, *data, curves=shot["curves"], large=True)
+                ax.fmt_xdata = lambda x: f"CR {x:.3g}"  # (the toolbar's readout: the CR ticks' labels gave none)
             else:
                 plot_sparsity(ax, *data, large=True)
         if "sweep" in changed:

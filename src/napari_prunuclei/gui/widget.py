@@ -259,7 +259,10 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         """The charts larger in a window of their own, following the dock's (zoom, the values under the pointer)."""
         from napari_prunuclei.gui.chart_window import open_chart_window
 
-        self.chart_window = open_chart_window(self.charts, self.native, self.chart_window)
+        try:  # (an error in a Qt slot aborts napari where no hook catches it: a pathologist lost a session, 39)
+            self.chart_window = open_chart_window(self.charts, self.native, self.chart_window)
+        except Exception as e:  # noqa: BLE001 - said, the dock goes on
+            self._error(f"the charts' window could not open: {type(e).__name__}: {e}")
 
     def reset_choices(self, *_) -> None:
         """napari calls this when layers come and go: the layer boxes live in the tabs' pages."""
