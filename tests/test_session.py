@@ -13,6 +13,7 @@ from napari_prunuclei.runtime.request import SegmentRequest
 from napari_prunuclei.study import session as compute
 from napari_prunuclei.study import session_models as compute_models
 from napari_prunuclei.study import session_report as compute_report
+from napari_prunuclei.study import session_seconds
 from napari_prunuclei.study.session import CompareRequest, run
 
 
@@ -363,7 +364,7 @@ def test_the_runs_own_thresholds_again_give_the_run_back_and_an_edit_keeps_its_w
     assert compute.rerun_watershed(edited_half, ran_with, truth, rgb) is half
     scaled = half.pruned.info.watershed
     assert compute.rerun_watershed(edited_half, scaled, truth, rgb) is not half
-    assert "timed again" not in compute_report.how_timed(r)
+    assert "timed again" not in session_seconds.how_timed(r)
     other = truth.copy()
     other[other == other.max()] = 0  # another truth: scored again, not the run's numbers
     again = compute.rerun_watershed(twice, own, other, rgb)
@@ -408,7 +409,7 @@ def test_the_time_is_one_run_until_timed_then_the_median_and_the_csv_holds_numbe
     assert header[-2:] == ["seconds (median of 3)", "time vs B (×, median of 3)"]
     busy = replace(timed, timing=replace(timed.timing, others=0.62))  # beside a training job: the CSV says so
     assert compute_report.numbers_table(busy)[0][-1] == "time vs B (×, median of 3)"  # names that stay
-    assert compute_report.how_timed(busy).endswith("while other work used 62% of this machine's CPU (interleaving "
+    assert session_seconds.how_timed(busy).endswith("while other work used 62% of this machine's CPU (interleaving "
                                                    "evens out steady load, not bursts; time again when the machine "
                                                    "is idle)")
     assert rows[0][-2:] == ["2.00", "0.40"] and rows[1][-2:] == ["5.00", ""]
@@ -502,13 +503,13 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     again = drive(run(rgb, CompareRequest("img", SegmentRequest("networkwide", 20, device="cpu"))))
     assert again.first_runs == [] and "warm-up" not in compute_report.speed_text(again)
     assert compute_report.numbers_table(r)[0][-1] == "time vs B (×, one run)"  # column names that stay the same
-    assert compute_report.how_timed(r) == "one run each; other work used 70% of the CPUs meanwhile"
+    assert session_seconds.how_timed(r) == "one run each; other work used 70% of the CPUs meanwhile"
     own = r.chosen.info.watershed
     edited = compute.rerun_watershed(r, replace(own, min_size=own.min_size + 1))
     assert edited.others == pytest.approx(0.7) and edited.rewatershed and not r.rewatershed  # the networks' run
     assert "after the threshold edit, network-wide CR20's watershed timed again alone" in \
         compute_report.speed_text(edited)  # why the seconds moved a little (pathologist, session 34)
-    assert compute_report.how_timed(edited) == ("one run each; after the threshold edit, network-wide CR20's "
+    assert session_seconds.how_timed(edited) == ("one run each; after the threshold edit, network-wide CR20's "
                                                 "watershed timed again alone; other work used 70% of the CPUs "
                                                 "meanwhile")
 
@@ -549,6 +550,10 @@ def test_a_run_without_truth_is_read_against_the_pairs_agreement_on_annotated_im
     weights = tmp_path / "weights"  # (the registry alone: the run above loaded its models)
     shutil.copytree(zoo.WEIGHTS_DIR, weights, ignore=shutil.ignore_patterns("*.safetensors"))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    reg = json.loads((weights / "registry.json").read_text())
+    for e in reg["models"]:
+        e.pop("agreement_with_dense", None)
+    (weights / "registry.json").write_text(json.dumps(reg))
     monkeypatch.setattr(compute_models, "RANGE_MIN_NUCLEI", 0)  # (the synthetic tile has few nuclei)
     assert compute_models.known_range(r) is None and "annotated" not in compute_models.verdict(r)  # none known
     values = [0.64] + [0.80 + i / 100 for i in range(19)]  # 20 images: one far lower than the rest

@@ -22,18 +22,16 @@ from napari_prunuclei.study.session_models import (
     verdict,
     whose_own,
 )
+from napari_prunuclei.study.session_seconds import end_to_end, how_timed, noisy_header, time_columns
 
 __all__ = [
     "EVENT_COLUMNS",
     "disagreement_features",
     "disagreement_metadata",
-    "end_to_end",
     "format_numbers",
     "shape_note",
     "speed_text",
-    "how_timed",
     "region_text",
-    "time_columns",
     "layer_metadata",
     "numbers_html",
     "numbers_table",
@@ -125,17 +123,6 @@ def speed_text(result: ComparisonResult) -> str:
             f"B's time ({how}{'; ' + note if note else ''})")
 
 
-def how_timed(result: ComparisonResult) -> str:
-    """How the seconds were taken, in words, with what makes them noisy (numbers.csv's header says it)."""
-    t = result.timing
-    if t is not None:
-        return t.how
-    how = "one run each"
-    if result.rewatershed:
-        how += f"; after the threshold edit, {result.chosen.info.model}'s watershed timed again alone"
-    if result.others is not None and result.others > BUSY_SHARE:
-        how += f"; other work used {result.others:.0%} of the CPUs meanwhile"
-    return how
 
 
 def shape_note(result: ComparisonResult) -> str:
@@ -149,14 +136,6 @@ def shape_note(result: ComparisonResult) -> str:
     return SAME_SHAPE_NOTE if same else ""
 
 
-def time_columns(result: ComparisonResult) -> tuple[str, dict[str, float]]:
-    """How the time was taken ("one run", "median of 3": column names that stay the same; what makes the seconds
-    noisy is in :func:`how_timed`) and each role's seconds end to end."""
-    t = result.timing
-    if t is None:
-        return "one run", {role: end_to_end(s) for role in ("pruned", "dense")
-                           if (s := getattr(result, role)) is not None}
-    return f"median of {t.repeat}", {role: t.median(role) for role in t.seconds}
 
 
 def pct_pruned(seg: Segmentation) -> float:
@@ -167,12 +146,6 @@ def pct_pruned(seg: Segmentation) -> float:
     return 100 * (1 - nz / tot)
 
 
-def end_to_end(seg: Segmentation) -> float:
-    """A run's seconds end to end: the total ``segment()`` measured (reading, scaling and glue included, as the
-    exported files record it), else the sum of its three steps."""
-    t = seg.info.seconds
-    total = t.get("total")
-    return float(total) if total is not None else t["semantic"] + t["distance"] + t["watershed"]
 
 
 def edited_text(result: ComparisonResult, seg) -> str:
@@ -251,12 +224,9 @@ def numbers_html(result: ComparisonResult) -> str:
     out = [f"<p>image <b>{escape(req.image_name)}</b> · {region_text(req.region)}</p>",
            '<table border="0" cellspacing="0">',
            "<tr><th></th>" + "".join(f"<th {right}>{breakable(r[0])}</th>" for r in rows) + "</tr>"]
-    noisy = result.timing is None and result.others is not None and result.others > BUSY_SHARE
-    for k, h in enumerate(header[1:], 1):
+    for k, h in enumerate(noisy_header(result, header)[1:], 1):
         if all(not r[k] for r in rows) or h.endswith("(events)"):  # events: in their colours below
             continue
-        if noisy and h.startswith(("seconds", "time vs B")):  # (said only in the small print below: session 37)
-            h += ", noisy: other work ran"
         out.append(f'<tr><td style="padding: 1px 8px 1px 0">{escape(h)}</td>'
                    + "".join(f"<td {right}>{escape(r[k])}</td>" for r in rows) + "</tr>")
     out.append("</table>")
@@ -340,7 +310,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
         w.writerows(rows)
     lines = [f"# napari-prunuclei report: {one_line(req.image_name)}", "",
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by napari-prunuclei {__version__}.",
-             "", "## Numbers", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             "", "## Numbers", "", "| " + " | ".join(noisy_header(result, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     said, warning = verdict(result), run_warning(result)  # (its edit too: a pathologist read the verdict alone)
     if said:
