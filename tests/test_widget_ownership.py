@@ -268,6 +268,19 @@ def test_a_pixel_size_puts_the_layers_and_the_scale_bar_in_micrometres(qtbot, vi
     assert str(viewer.canvas.overlays.scale_bar.position).lower().endswith("bottom_left")
 
 
+def test_a_pixel_size_typed_after_a_run_keeps_the_same_place_in_view(qtbot, viewer_widget):
+    """Pathologist, session 39: a run in pixels, then 0.25 µm typed and Run: the tile shrank into a corner (the
+    last run's layers, finished at the new job's start, gave the camera back its view in pixels)."""
+    viewer, w = viewer_widget
+    _run(qtbot, w)
+    camera = viewer.camera
+    camera.center, camera.zoom = (0.0, 60.0, 40.0), 3.0
+    w.pixel_size.value = 0.5
+    _run(qtbot, w)
+    assert tuple(viewer.layers[IMG].scale[-2:]) == (0.5, 0.5)
+    assert np.allclose(camera.center[-2:], (30, 20)) and camera.zoom == pytest.approx(6.0)  # the same place
+
+
 def test_stale_numbers_are_greyed_until_run_again(qtbot, viewer_widget):
     """The numbers of the canvas stay, greyed, while the controls name another model; a run restores them."""
     viewer, w = viewer_widget

@@ -306,14 +306,13 @@ class ShownRun:
         pixels = all(all(abs(float(v) - 1.0) <= 1e-12 for v in other.scale[-2:])
                      for other in self.viewer.layers if other is not layer and other not in mine)
         factor = px / float(layer.scale[-1])
+        if pixels:  # the same place in view, now in µm (moved first: the run's layers follow the new scale at
+            camera = camera_of(self.viewer)  # once, keeping the view they find; after, they gave back the old one)
+            camera.center = tuple(c * factor for c in camera.center[-2:])
+            camera.zoom = camera.zoom / factor
         layer.scale = (*layer.scale[:-2], px, px)
         layer.units = (*layer.units[:-2], "um", "um")
         layer.metadata[PUT_PIXEL_SIZE] = px
-        if pixels:  # the same place in view, now in µm
-            camera = camera_of(self.viewer)
-            center = camera.center[-2:]
-            camera.center = tuple(c * factor for c in center)
-            camera.zoom = camera.zoom / factor
         return True
 
     def _show_scale_bar(self) -> None:
