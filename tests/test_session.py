@@ -580,3 +580,15 @@ def test_a_run_without_truth_is_read_against_the_pairs_agreement_on_annotated_im
     assert compute_models.known_range(at(0.70, request=other_b)) is None  # the range is against dense
     monkeypatch.setattr(compute_models, "RANGE_MIN_NUCLEI", r.dense.n_nuclei + 1)
     assert compute_models.low_agreement(at(0.70)) is None  # too few nuclei to say
+
+
+def test_a_model_run_by_a_sweep_is_warm_for_the_next_run(rgb):
+    """Pathologist, session 39: the first run after a CR sweep of the same image was said to hold its model's
+    warm-up, though the sweep had run it at that size."""
+    tile = np.ascontiguousarray(rgb[:97, :101])  # (a size no other test runs at: nothing warm yet)
+    drive(compute_models.sweep_image(tile, [("channel-layerwise", 8.0)], "cpu"))
+    r = drive(run(tile, CompareRequest("img", SegmentRequest("channel-layerwise", 8, device="cpu"))))
+    assert r.first_runs == []  # both ran in the sweep (dense too)
+    other = np.ascontiguousarray(rgb[:95, :101])
+    r = drive(run(other, CompareRequest("img", SegmentRequest("channel-layerwise", 8, device="cpu"))))
+    assert set(r.first_runs) == {"channel layer-wise CR8", "dense"}  # another size: both said to hold it

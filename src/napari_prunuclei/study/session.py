@@ -28,7 +28,7 @@ from napari_prunuclei.runtime.pairs import ModelPair, ModelSpec, load_pair
 from napari_prunuclei.runtime.pipeline import iter_segment, rewatershed
 from napari_prunuclei.runtime.request import Segmentation, SegmentRequest
 from napari_prunuclei.runtime.tiles import tile_grid
-from napari_prunuclei.study.session_models import layer_sparsity, own_thresholds
+from napari_prunuclei.study.session_models import layer_sparsity, mark_warm, own_thresholds
 
 __all__ = [
     "CompareRequest",
@@ -192,7 +192,6 @@ def _steps(shape, req: SegmentRequest) -> int:
     return n if req.tiling.is_tiled(shape) else n + 1
 
 
-_WARM: set[tuple] = set()  # (model, device, precision, image size) run before in this process
 
 
 def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.ndarray | None = None,
@@ -227,9 +226,7 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
                         p = next(job)
                     except StopIteration as stop:
                         outputs[role] = stop.value
-                        warm = (pair.spec.label, str(model_req.device), model_req.precision, tuple(rgb.shape[:2]))
-                        if warm not in _WARM:
-                            _WARM.add(warm)
+                        if mark_warm(pair.spec.label, model_req.device, model_req.precision, rgb.shape):
                             first.append(stop.value.info.model)
                         break
                     yield Progress(k * per_model + p.done, total, p.message)

@@ -30,6 +30,7 @@ __all__ = [
     "model_note",
     "run_warning",
     "low_agreement",
+    "mark_warm",
     "known_range",
     "RANGE_MIN_NUCLEI",
     "UNLIKE_SHARE",
@@ -58,6 +59,19 @@ class ImageSweepRow:
     dense_vs_truth: Agreement | None = None  # dense against the ground truth (the baseline of ``vs_truth``)
 
 
+_WARM: set[tuple] = set()  # (model, device, precision, image size) run before in this process
+
+
+def mark_warm(model: str, device, precision: str, shape: tuple) -> bool:
+    """Note that ``model`` ran on this device and precision at an image of ``shape`` (rows, columns first);
+    whether it is its first such run in this process (its seconds then hold the warm-up: weights prepared,
+    kernels chosen). A sweep's runs count (a pathologist's run after a sweep was said to hold one, session 39)."""
+    key = (model, str(device), precision, tuple(shape[:2]))
+    first = key not in _WARM
+    _WARM.add(key)
+    return first
+
+
 def zoo_pairs() -> list[tuple[str, float]]:
     """Every registered (scheme, CR) of the fine-tuned zoo, unstructured and channel, dense left out."""
     return [(s, float(c)) for s, crs in zoo_models().items() if s != "dense" for c in crs]
@@ -81,6 +95,7 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
     total = 2 + len(pairs)
     dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
                     pixel_size=pixel_size)
+    mark_warm(load_pair().spec.label, device, precision, rgb.shape)
     yield Progress(1, total, "dense done")
     baseline = None if truth is None else agreement_scores(truth, dense.labels)
     rows = []
@@ -88,8 +103,10 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
         check_cancelled(cancelled)
         ft = find_entry("semantic", scheme, cr) is not None
         before = cpu_snapshot()
-        seg = segment(rgb, load_pair(scheme, cr, ft), device=device, precision=precision, tiling="whole",
-                      cancelled=cancelled, pixel_size=pixel_size)
+        pair = load_pair(scheme, cr, ft)
+        seg = segment(rgb, pair, device=device, precision=precision, tiling="whole", cancelled=cancelled,
+                      pixel_size=pixel_size)
+        mark_warm(pair.spec.label, device, precision, rgb.shape)
         rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
                                   None if truth is None else agreement_scores(truth, seg.labels),
                                   seg.info.seconds.get("total"), dense.info.seconds.get("total"),
