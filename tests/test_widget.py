@@ -582,6 +582,8 @@ def test_a_against_b_from_the_registry_and_the_report(qtbot, viewer_widget, tmp_
 
 def test_time_a_vs_b_in_the_worker_cancel_and_dropped_with_its_run(qtbot, viewer_widget):
     viewer, w = viewer_widget
+    assert w.start_timing() is None  # before a run: what is missing is a run (B, dense, is chosen: session 39)
+    assert w.status.value == "error: timing compares the shown run's model A with its model B: press Run first"
     w.scheme.value, w.cr.value = "network-wide", "20"
     _run(qtbot, w)
     assert "seconds (one run)" in w.numbers.value and "one run each" in w.numbers_text

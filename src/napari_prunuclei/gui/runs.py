@@ -161,8 +161,10 @@ class RunActions:
         from napari_prunuclei.study import timing
 
         r = self.result
-        if r is None or r.pruned is None or r.dense is None:
-            self._error("timing compares model A with model B: choose both and press Run first")
+        if r is None or r.pruned is None or r.dense is None:  # (it named a choice already made: pathologist, 39)
+            self._error("timing compares the shown run's model A with its model B: press Run first" if r is None else
+                        "timing compares model A with model B: the run shown has one model; choose a model B "
+                        "other than A and press Run")
             return None
         rgb = None if r.tiled else self._region_rgb(r)
         if rgb is None:
