@@ -183,3 +183,18 @@ def test_the_stale_warning_wraps_inside_the_dock(qtbot, viewer_widget):
     assert "last run's disagreements" in w.diff_summary.value
     row = w.diff_summary.native.parentWidget()  # the label's row in the page
     assert row.minimumSizeHint().width() <= area.minimumWidth(), (row.minimumSizeHint().width(), area.minimumWidth())
+
+
+def test_events_under_the_other_models_minimum_size_are_said_to_be_its_threshold(qtbot, viewer_widget):
+    """Pathologist, session 39: B's 10-px objects were counted as nuclei A missed, A dropping anything under its
+    20 px; the summary says how many missed events are a difference of thresholds."""
+    viewer, w = viewer_widget
+    w.scheme.value, w.cr.value = "network-wide", "20"
+    _run(qtbot, w)
+    assert "minimum nucleus size" not in w.diff_summary.value  # the same minimum as dense: nothing to say
+    w.min_size.value = 200  # A drops every object under 200 px of this image
+    qtbot.waitUntil(lambda: not w.busy and w.result.pruned.info.watershed.min_size == 200, timeout=30_000)
+    small = sum(e.kind == "missed" and e.area < 200 for e in w.result.events)
+    assert small > 0
+    assert (f"{small} of the missed are B nuclei under A's minimum nucleus size (200 px of this image), which A "
+            "drops by its threshold: a difference of thresholds, not of maps.") in w.diff_summary.value
