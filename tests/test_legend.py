@@ -101,6 +101,13 @@ def test_a_chosen_ground_truth_is_drawn_as_the_legend_says_before_any_run(qtbot,
     assert w.truth.value is own  # named for the image: chosen at once
     assert own.contour == 1 and own.opacity == 0.9  # outlines, not napari's fills
     assert "second tile [1]&#x27;: nuclei (thin outlines; chosen, not yet run)" in w.legend.value
+    viewer.layers[GT].visible = True
+    w.image.value = viewer.layers[IMG]  # the first tile chosen, under the second (pathologist, session 39: its
+    legend = w.legend.value.replace("&#x27;", "'")  # truth was named as the outlines seen, the second's)
+    assert "(thin outlines; chosen, not yet run; under 'second tile', 'second tile [1]', which you see instead)" \
+        in legend
+    w.image.value = second
+    viewer.layers[GT].visible = False
     own.contour = 3  # restyled by the user: kept when chosen again
     w.truth.value = None
     assert "second tile [1]" not in w.legend.value

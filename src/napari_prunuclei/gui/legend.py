@@ -28,7 +28,12 @@ class LegendActions:
         if chosen is not None and raw(chosen) is not raw(self.state.truth_layer) and chosen in self.viewer.layers \
                 and chosen.visible and (run is None or self.on_runs_image()):  # chosen since the run shown
             # (or before any run): not scored yet; not while another image is chosen: the canvas shows the run's
-            items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run)"))
+            layers = list(self.viewer.layers)  # before a run, what lies over it (a pathologist read another tile's
+            at = next(i for i, layer in enumerate(layers) if raw(layer) is raw(chosen))  # outlines as these, 39)
+            over = [f"'{layer.name}'" for layer in layers[at + 1:] if run is None and layer.visible
+                    and overlap(layer, chosen)]
+            items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run"
+                                       + (f"; under {', '.join(over)}, which you see instead)" if over else ")")))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)
         covering = self.covering_layers() if self.state.result is not None else []
         if self.run_image_hidden():  # its results lie over other layers' tissue (pathologist, session 38)
