@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from napari_prunuclei.base.machine import cpu_name
 from napari_prunuclei.base.progress import tqdm_callback
+from napari_prunuclei.io.dataset import DataError
 from napari_prunuclei.study.evaluation import write_json
 from napari_prunuclei.study.known_agreement import measure_agreement, summarize_agreement, update_registry_agreement
 
@@ -52,12 +53,20 @@ def main() -> int:
     if (a.data is None) == (a.from_json is None):
         p.error("give --data (measure) or --from-json (an earlier run's values)")
     if a.from_json is not None:
-        earlier = json.loads(a.from_json.read_text())
-        measured = earlier["per_image"]
+        try:
+            earlier = json.loads(a.from_json.read_text())
+            measured = earlier["per_image"]
+            if not isinstance(measured, dict) or not all(isinstance(d, dict) for d in measured.values()):
+                raise TypeError("'per_image' is not pair -> data set -> values")
+        except (OSError, UnicodeError, ValueError, KeyError, TypeError) as e:
+            p.error(f"--from-json {a.from_json}: not a file this script wrote ({type(e).__name__}: {e})")
     else:
         t0 = time.perf_counter()
-        with tqdm(desc="images", unit="image") as bar:
-            measured = measure_agreement(a.data, workers=a.workers, limit=a.limit, progress=tqdm_callback(bar))
+        try:
+            with tqdm(desc="images", unit="image") as bar:
+                measured = measure_agreement(a.data, workers=a.workers, limit=a.limit, progress=tqdm_callback(bar))
+        except DataError as e:  # (a folder or image that is not there or not readable, named)
+            p.error(str(e))
         seconds = time.perf_counter() - t0
     summary = {pair: summarize_agreement(d) for pair, d in measured.items()}
     if a.markdown:

@@ -328,9 +328,11 @@ def known_range(result: ComparisonResult) -> dict | None:
             or result.dense.n_nuclei < RANGE_MIN_NUCLEI):
         return None
     try:
-        return (find_entry("semantic", spec.scheme, spec.cr) or {}).get("agreement_with_dense") or None
+        known = (find_entry("semantic", spec.scheme, spec.cr) or {}).get("agreement_with_dense") or None
     except Exception:  # noqa: BLE001 - no registry: nothing known
         return None
+    keys = ("n_images", "aji_min", "aji_median", "aji_max", "aji_sorted", "data")  # (a hand-edited registry's
+    return known if isinstance(known, dict) and all(k in known for k in keys) else None  # record: not used)
 
 
 def low_agreement(result: ComparisonResult) -> str | None:
