@@ -308,9 +308,9 @@ def _verdict(result: ComparisonResult) -> str | None:
                 f"{b}'s {tb.aji:.3f} ({-100 * drop:+.1f} %)")
     agree = result.numbers.vs_dense
     note, _ = model_note(result.request.spec)
-    known, unlike = known_range(result), low_agreement(result)
-    seen = (f" (on {known['n_images']} annotated 40x images: median {known['aji_median']:.3f}, {known['aji_min']:.3f}"
-            f" to {known['aji_max']:.3f})") if known else ""
+    known, unlike = known_range(result), low_agreement(result)  # (the range said once: the status is short)
+    seen = f" (median {known['aji_median']:.3f} on {known['n_images']} annotated 40x images)" if known and \
+        not unlike else ""
     return (f"{a} against {b}: AJI {agree.aji:.3f}{seen}, {result.pruned.n_nuclei} vs {result.dense.n_nuclei} "
             f"nuclei (no ground truth; known: {note})" + (f". ⚠ {unlike}" if unlike else "")) \
         if agree is not None else None
@@ -345,9 +345,8 @@ def low_agreement(result: ComparisonResult) -> str | None:
     above = sum(v > result.numbers.vs_dense.aji for v in known["aji_sorted"])
     if above < UNLIKE_SHARE * len(known["aji_sorted"]):
         return None
-    return (f"{result.pruned.info.model} agrees with dense less here than on {above} of the {known['n_images']} "
-            f"annotated 40x images it was measured on ({known['data']}): this image may be unlike them (tissue, "
-            "stain, scan), so its known accuracy may not hold here; judge its nuclei against the image")
+    return (f"lower than on {above} of the {known['n_images']} annotated 40x images A was measured on (median "
+            f"{known['aji_median']:.3f}): this image may be unlike them, so A's known accuracy may not hold here")
 
 
 def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
