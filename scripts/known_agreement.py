@@ -52,6 +52,9 @@ def main() -> int:
         p.error("--update-registry needs every image (no --limit)")
     if (a.data is None) == (a.from_json is None):
         p.error("give --data (measure) or --from-json (an earlier run's values)")
+    if a.from_json is not None and a.limit is not None:
+        p.error("--limit measures fewer images: it has no meaning with --from-json")
+    failed: dict[str, str] = {}
     if a.from_json is not None:
         try:
             earlier = json.loads(a.from_json.read_text())
@@ -60,11 +63,15 @@ def main() -> int:
                 raise TypeError("'per_image' is not pair -> data set -> values")
         except (OSError, UnicodeError, ValueError, KeyError, TypeError) as e:
             p.error(f"--from-json {a.from_json}: not a file this script wrote ({type(e).__name__}: {e})")
+        if a.update_registry and (earlier.get("limit") is not None or earlier.get("failed")):
+            p.error(f"--from-json {a.from_json}: measured on part of the images (--limit or failed images): the "
+                    "registry takes a range over every image")
     else:
         t0 = time.perf_counter()
         try:
             with tqdm(desc="images", unit="image") as bar:
-                measured = measure_agreement(a.data, workers=a.workers, limit=a.limit, progress=tqdm_callback(bar))
+                measured = measure_agreement(a.data, workers=a.workers, limit=a.limit, progress=tqdm_callback(bar),
+                                             failed=failed)
         except DataError as e:  # (a folder or image that is not there or not readable, named)
             p.error(str(e))
         seconds = time.perf_counter() - t0
@@ -79,8 +86,12 @@ def main() -> int:
         write_json(a.json, {**earlier, "summary": summary, "summarized_by": shlex.join(["python", *sys.argv])})
     elif a.json is not None:
         write_json(a.json, {"command": shlex.join(["python", *sys.argv]), "machine": cpu_name(),
-                            "seconds": round(seconds, 1), "workers": a.workers, "summary": summary,
-                            "per_image": measured})
+                            "seconds": round(seconds, 1), "workers": a.workers, "limit": a.limit, "failed": failed,
+                            "summary": summary, "per_image": measured})
+    for image, why in failed.items():
+        print(f"not measured: {image}: {why}", file=sys.stderr)
+    if a.update_registry and failed:
+        p.error(f"{len(failed)} image(s) could not be measured (above): the registry takes a range over every image")
     if a.update_registry:
         print(f"{update_registry_agreement(measured)} registry entries updated")
     return 0

@@ -141,6 +141,23 @@ def test_fragments_crosswise_in_one_matched_pair_are_one_event():
     assert set(e.a_ids) == {242, 251} and set(e.b_ids) == {245, 251}
 
 
+def test_fragments_of_one_pair_stay_one_event_whatever_the_ids_order():
+    """Review, session 39: grouping fragments by their matched pair by relabelling lost a pair's later fragment
+    when another pair's group joined in between (two events or one, by the order of A's ids)."""
+    b = np.zeros((30, 72), np.int32)
+    a = np.zeros_like(b)
+    b[0:20, 0:30], b[0:20, 40:70], b[8:12, 32:38], b[22:26, 5:10], b[22:26, 45:50] = 1, 2, 3, 4, 5
+    a[0:27, 0:30], a[0:27, 40:70] = 1, 2
+    a[6:14, 22:34] = 3  # a fragment of B #1 (matched to A #1), over a third of the unmatched B #3
+    a[6:14, 36:48] = 4  # a fragment of B #2 (matched to A #2), B #3's other piece
+    a[14:18, 2:8] = 5  # another fragment of B #1
+    swapped = a.copy()
+    swapped[a == 3], swapped[a == 5] = 5, 3
+    for other in (a, swapped):
+        assert [(e.kind, e.a_ids, e.b_ids) for e in disagreement(b, other).events] == \
+            [("split", (1, 2, 3, 4, 5), (1, 2, 3, 4, 5))]
+
+
 def test_a_one_piece_split_and_a_one_part_merge_say_so():
     """A reviewer: a small A nucleus inside a larger unmatched B nucleus, called a "split", reads as an undersized
     nucleus; the event's text now says it is one piece (and a one-part merge one part)."""

@@ -139,3 +139,18 @@ def test_a_run_keeps_the_sweeps_zoom(charts):
     charts.show_sweep(_rows(dense_vs_truth=Agreement(0.65, 0.5, 0.8, 10, 10)))  # another sweep: drawn whole
     charts.refresh()
     assert window.ax_sweep.get_xlim() != (5, 20)
+
+
+def test_a_hidden_and_shown_window_keeps_its_zoom(charts, qtbot):
+    """Review, session 39: minimised and restored (Qt's hide and show), the window lost its zoom."""
+    from qtpy.QtGui import QHideEvent, QShowEvent
+    from qtpy.QtWidgets import QApplication
+
+    from napari_prunuclei.gui.chart_window import open_chart_window
+
+    charts.show_sweep(_rows())
+    window = open_chart_window(charts, charts, None)
+    window.ax_sweep.set_xlim(5, 20)
+    QApplication.sendEvent(window, QHideEvent())
+    QApplication.sendEvent(window, QShowEvent())
+    assert window.ax_sweep.get_xlim() == (5, 20)

@@ -54,3 +54,13 @@ def test_measured_as_the_widgets_sweep_runs_every_zoo_pair(tiny_dataset, tmp_pat
     rgb = iio.imread(tiny_dataset / "images" / "syn5.png")
     row = drive(sweep_image(rgb, [("channel-layerwise", 4.0)], "cpu"))[0]
     assert measured["channel-layerwise-cr4"]["gbm40"]["aji"] == [round(row.vs_dense.aji, 6)]
+    # one unreadable image (review, session 39: it lost the whole measurement): said, the others measured
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dataset, broken)
+    (broken / "images" / "syn5.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (root / "gbm40").unlink()
+    (root / "gbm40").symlink_to(broken)
+    failed: dict[str, str] = {}
+    measured = measure_agreement(root, workers=1, failed=failed)
+    assert list(failed) == ["gbm40/syn5"] and "syn5.png" in failed["gbm40/syn5"]
+    assert all(set(m) == {"monuseg2018 test"} for m in measured.values())

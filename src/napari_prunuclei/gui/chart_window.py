@@ -40,7 +40,7 @@ def point_text(ax, line, index: int, sweep_axes: bool, y: float | None = None) -
         cr = min(crs, key=lambda c: abs(math.log(c) - math.log(x))) if crs else x
         return f"{name}\nCR {cr:g}: {ax.get_ylabel()} {y:.3f}"
     same = [other.get_label() for other in ax.get_lines() if other is not line and not other.get_label().startswith("_")
-            and index < len(other.get_ydata()) and other.get_ydata()[index] == y]  # (layer-wise: both branches alike)
+            and index < len(other.get_ydata()) and round(other.get_ydata()[index], 1) == round(y, 1)]  # (as shown)
     return f"{' and '.join([name, *same])}\nlayer {int(x)}: {y:.1f} % pruned"
 
 
@@ -72,8 +72,12 @@ class ChartWindow(QWidget):
         super().showEvent(event)
         if self.follow not in self.charts.on_refresh:
             self.charts.on_refresh.append(self.follow)
-            self.drawn = {}
         self.follow()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Closed: opened again, it is drawn whole (minimised and restored, it keeps its zoom: review, 39)."""
+        self.drawn = {}
+        super().closeEvent(event)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Hidden or closed: the dock no longer calls it (no Python slot on Qt's destroyed signal)."""

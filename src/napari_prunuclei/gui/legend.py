@@ -3,6 +3,8 @@ drawn over that image is named, and the run's layers follow the image when it is
 
 from __future__ import annotations
 
+from napari.layers import Image, Labels
+
 from napari_prunuclei.base.constants import TRUTH_COLOR
 from napari_prunuclei.gui.state import raw
 from napari_prunuclei.gui.truths import image_of
@@ -28,10 +30,11 @@ class LegendActions:
         if chosen is not None and raw(chosen) is not raw(self.state.truth_layer) and chosen in self.viewer.layers \
                 and chosen.visible and (run is None or self.on_runs_image()):  # chosen since the run shown
             # (or before any run): not scored yet; not while another image is chosen: the canvas shows the run's
-            layers = list(self.viewer.layers)  # before a run, what lies over it (a pathologist read another tile's
-            at = next(i for i, layer in enumerate(layers) if raw(layer) is raw(chosen))  # outlines as these, 39)
-            over = [f"'{layer.name}'" for layer in layers[at + 1:] if run is None and layer.visible
-                    and overlap(layer, chosen)]
+            # before a run, the images and label layers over it (a pathologist read another tile's outlines as it)
+            layers = list(self.viewer.layers) if run is None else []
+            at = next((i for i, layer in enumerate(layers) if raw(layer) is raw(chosen)), len(layers))
+            over = [f"'{layer.name}'" for layer in layers[at + 1:] if layer.visible and overlap(layer, chosen)
+                    and isinstance(raw(layer), (Image, Labels))]
             items.append((TRUTH_COLOR, f"ground truth '{chosen.name}': nuclei (thin outlines; chosen, not yet run"
                                        + (f"; under {', '.join(over)}, which you see instead)" if over else ")")))
         text = "<br>".join(f'<span style="color:{c}">■</span> {escape(t)}' for c, t in items)

@@ -122,23 +122,26 @@ def disagreement(reference: np.ndarray, other: np.ndarray, thr: float = 0.5, par
     # fragment and its (unmatched) host
     links = sparse.diags(split_r.astype(float)) @ big_r + big_o @ sparse.diags(merged_o.astype(float)) + hosts
     links = sparse.diags(free_r.astype(float)) @ links @ sparse.diags(free_o.astype(float))
-    graph = sparse.bmat([[None, links], [links.T, None]], format="csr") if nr and no else None
-    if graph is None:
-        group = np.arange(nr + no)
-    else:
-        _, group = connected_components(graph, directed=False)
     # fragments of one matched pair of hosts (several B nuclei swallowed by one A nucleus, several A pieces of one
     # B nucleus, or both crosswise: a B nucleus inside A's and an A nucleus inside B's of one pair) are one event,
-    # not one each (a pathologist counted one crosswise group as a merge and a split, session 39)
-    remap = np.arange(group.max() + 1 if len(group) else 0)
-    first: dict[tuple[int, int], int] = {}  # (B, A) of the matched pair -> the event's group
+    # not one each (a pathologist counted one crosswise group as a merge and a split, session 39): each joined to
+    # the pair's first fragment, in the graph (a union: a relabelling loop lost a pair's later fragments, review)
+    first: dict[tuple[int, int], int] = {}  # (B, A) of the matched pair -> its first fragment's node
+    same = []
     for node, key in [*((i, (int(match_o[host_r[i] + 1]) - 1, int(host_r[i]))) for i in np.flatnonzero(frag_r)
                         if not free_o[host_r[i]]),
                       *((nr + j, (int(host_o[j]), int(match_r[host_o[j] + 1]) - 1)) for j in np.flatnonzero(frag_o)
                         if not free_r[host_o[j]])]:
-        root = first.setdefault(key, int(remap[group[node]]))
-        remap[remap == remap[group[node]]] = root
-    group = remap[group] if len(group) else group
+        same.append((first.setdefault(key, node), node))
+    if nr + no == 0:
+        group = np.zeros(0, int)
+    else:
+        graph = sparse.bmat([[None, links], [links.T, None]], format="csr") if nr and no else \
+            sparse.csr_matrix((nr + no, nr + no))
+        if same:
+            a, b = np.array(same).T
+            graph = graph + sparse.coo_matrix((np.ones(len(a)), (a, b)), shape=graph.shape)
+        _, group = connected_components(graph, directed=False)
     free = np.concatenate([free_r, free_o])
     nodes = np.flatnonzero(free)
     order = nodes[np.argsort(group[nodes], kind="stable")]

@@ -32,33 +32,45 @@ def pair_key(scheme: str, cr: float) -> str:
     return f"{scheme}-cr{float(cr):g}"
 
 
-def _one_image(task: tuple[str, str, str, str]) -> tuple[str, str, dict[str, float]]:
+def _one_image(task: tuple[str, str, str, str]) -> tuple[str, str, dict[str, float] | str]:
     """(a worker process) every zoo pair and dense on one image, as the widget's CR sweep runs them: each pair's
-    AJI against dense."""
+    AJI against dense, or why the image could not be measured (its ground truth is never read)."""
     import torch
 
+    from napari_prunuclei.io.images import read_image
     from napari_prunuclei.study.session_models import sweep_image
 
     torch.set_num_threads(1)
     root, key, name, precision = task
-    rgb, _ = NucleiDataset(Path(root) / DATASETS[key][0]).load(name)
-    rows = drive(sweep_image(rgb, None, "cpu", precision=precision))
+    try:
+        rgb = read_image(NucleiDataset(Path(root) / DATASETS[key][0]).image_path(name))
+        rows = drive(sweep_image(rgb, None, "cpu", precision=precision))
+    except Exception as e:  # noqa: BLE001 - one image's failure is said, the others measured
+        return key, name, f"{type(e).__name__}: {e}"
     return key, name, {pair_key(r.scheme, r.cr): round(r.vs_dense.aji, 6) for r in rows if r.fine_tuned}
 
 
 def measure_agreement(data_root: str | Path, datasets: tuple[str, ...] = ("monuseg", "gbm40"), *, workers: int = 2,
-                      precision: str = "auto", limit: int | None = None,
-                      progress: ProgressFn | None = None) -> dict[str, dict[str, dict]]:
+                      precision: str = "auto", limit: int | None = None, progress: ProgressFn | None = None,
+                      failed: dict[str, str] | None = None) -> dict[str, dict[str, dict]]:
     """Pair key -> data set name -> {"images": [...], "aji": [...]}: each fine-tuned zoo pair's AJI against dense
-    on each test image (``limit``: the first images of each set only), over ``workers`` processes."""
+    on each test image (``limit``: the first images of each set only), over ``workers`` processes (spawned: the
+    parent's torch threads are not forked); ``failed`` gets each image that could not be measured, and why."""
+    import multiprocessing
+
     tasks = []
     for key in datasets:
         folder, split = DATASETS[key]
         names = NucleiDataset(Path(data_root) / folder).names(split)[:limit]
         tasks += [(str(data_root), key, name, precision) for name in names]
     out: dict[str, dict[str, dict]] = {}
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
         for i, (key, name, ajis) in enumerate(pool.map(_one_image, tasks)):  # (in order: the same file each run)
+            if isinstance(ajis, str):
+                if failed is not None:
+                    failed[f"{key}/{name}"] = ajis
+                continue
             for pair, value in ajis.items():
                 one = out.setdefault(pair, {}).setdefault(NAMES[key], {"images": [], "aji": []})
                 one["images"].append(name)

@@ -192,8 +192,6 @@ def _steps(shape, req: SegmentRequest) -> int:
     return n if req.tiling.is_tiled(shape) else n + 1
 
 
-
-
 def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.ndarray | None = None,
         scratch: Scratch | None = None) -> Job[ComparisonResult]:
     """The chosen model (and the dense one, if asked) on one image; yields Progress.
@@ -226,7 +224,8 @@ def run(rgb, req: CompareRequest, cancelled: CancelFn | None = None, truth: np.n
                         p = next(job)
                     except StopIteration as stop:
                         outputs[role] = stop.value
-                        if mark_warm(pair.spec.label, model_req.device, model_req.precision, rgb.shape):
+                        if mark_warm(pair.spec.label, model_req.device, model_req.precision, rgb.shape,
+                                     req.pixel_size):
                             first.append(stop.value.info.model)
                         break
                     yield Progress(k * per_model + p.done, total, p.message)

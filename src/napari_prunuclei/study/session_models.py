@@ -62,11 +62,12 @@ class ImageSweepRow:
 _WARM: set[tuple] = set()  # (model, device, precision, image size) run before in this process
 
 
-def mark_warm(model: str, device, precision: str, shape: tuple) -> bool:
-    """Note that ``model`` ran on this device and precision at an image of ``shape`` (rows, columns first);
-    whether it is its first such run in this process (its seconds then hold the warm-up: weights prepared,
-    kernels chosen). A sweep's runs count (a pathologist's run after a sweep was said to hold one, session 39)."""
-    key = (model, str(device), precision, tuple(shape[:2]))
+def mark_warm(model: str, device, precision: str, shape: tuple, pixel_size: float | None = None) -> bool:
+    """Note that ``model`` ran on this device and precision at an image of ``shape`` (rows, columns first) and
+    pixel size (the models' input size follows both); whether it is its first such run in this process (its
+    seconds then hold the warm-up: weights prepared, kernels chosen). A sweep's runs count (a pathologist's run
+    after a sweep was said to hold one, session 39)."""
+    key = (model, str(device), precision, tuple(shape[:2]), pixel_size)
     first = key not in _WARM
     _WARM.add(key)
     return first
@@ -95,7 +96,7 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
     total = 2 + len(pairs)
     dense = segment(rgb, load_pair(), device=device, precision=precision, tiling="whole", cancelled=cancelled,
                     pixel_size=pixel_size)
-    mark_warm(load_pair().spec.label, device, precision, rgb.shape)
+    mark_warm(load_pair().spec.label, device, precision, rgb.shape, pixel_size)
     yield Progress(1, total, "dense done")
     baseline = None if truth is None else agreement_scores(truth, dense.labels)
     rows = []
@@ -106,7 +107,7 @@ def sweep_image(rgb: np.ndarray, pairs: list[tuple[str, float]] | None, device: 
         pair = load_pair(scheme, cr, ft)
         seg = segment(rgb, pair, device=device, precision=precision, tiling="whole", cancelled=cancelled,
                       pixel_size=pixel_size)
-        mark_warm(pair.spec.label, device, precision, rgb.shape)
+        mark_warm(pair.spec.label, device, precision, rgb.shape, pixel_size)
         rows.append(ImageSweepRow(scheme, float(cr), ft, agreement_scores(dense.labels, seg.labels),
                                   None if truth is None else agreement_scores(truth, seg.labels),
                                   seg.info.seconds.get("total"), dense.info.seconds.get("total"),

@@ -123,8 +123,6 @@ def speed_text(result: ComparisonResult) -> str:
             f"B's time ({how}{'; ' + note if note else ''})")
 
 
-
-
 def shape_note(result: ComparisonResult) -> str:
     """"same network shape as dense..." when A and B both run at dense's shape (dense or unstructured pruning)."""
     from napari_prunuclei.base.constants import UNSTRUCTURED_SCHEMES
@@ -136,16 +134,12 @@ def shape_note(result: ComparisonResult) -> str:
     return SAME_SHAPE_NOTE if same else ""
 
 
-
-
 def pct_pruned(seg: Segmentation) -> float:
     i = seg.info
     nz = i.semantic["nonzero"] + i.distance["nonzero"]
     tot = (i.semantic.get("dense_prunable", i.semantic["prunable"])
            + i.distance.get("dense_prunable", i.distance["prunable"]))  # channel models: against dense's
     return 100 * (1 - nz / tot)
-
-
 
 
 def edited_text(result: ComparisonResult, seg) -> str:
