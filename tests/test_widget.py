@@ -691,6 +691,13 @@ def test_pixel_size_follows_the_image_metadata(viewer_widget):
     assert w.pixel_size.value == pytest.approx(0.252)
     w.image.value = viewer.layers[IMG]  # no pixel size in its metadata: unknown again
     assert w.pixel_size.value == 0
+    # a file's size the box rounds (0.22709... shown 0.2271) is still the file's: not carried to the next image as
+    # typed (pathologist, session 39: the OS-1 sample's size was put on a MoNuSeg tile chosen after it)
+    fine = viewer.add_image(viewer.layers[IMG].data, name="os-1", rgb=True, metadata={"pixel_size_um": 0.2270972})
+    w.image.value = fine
+    assert w.pixel_size.value == pytest.approx(0.2271)
+    w.image.value = viewer.layers[IMG]
+    assert w.pixel_size.value == 0 and tuple(viewer.layers[IMG].scale) == (1, 1)
     # a pixel size an earlier run (or an earlier dock, closed since) put on the layer: the box says it again
     from napari_prunuclei.gui.shown import PUT_PIXEL_SIZE
 

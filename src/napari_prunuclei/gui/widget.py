@@ -257,9 +257,9 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
 
     def open_chart_window(self, *_) -> None:
         """The charts larger in a window of their own, following the dock's (zoom, the values under the pointer)."""
-        from napari_prunuclei.gui.chart_window import open_chart_window
-
         try:  # (an error in a Qt slot aborts napari where no hook catches it: a pathologist lost a session, 39)
+            from napari_prunuclei.gui.chart_window import open_chart_window
+
             self.chart_window = open_chart_window(self.charts, self.native, self.chart_window)
         except Exception as e:  # noqa: BLE001 - said, the dock goes on
             self._error(f"the charts' window could not open: {type(e).__name__}: {e}")
@@ -285,8 +285,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         return None if value == ALONE else self._references.get(value, ModelSpec())
 
     def _on_image(self, *_) -> None:
-        """A new image: its pixel size from the reader's metadata, when the file has one; a ground truth that
-        belongs to another image is unchosen; the sweep of the last image forgotten; the canvas marked stale."""
+        """A new image: its file's pixel size, if any; another image's ground truth unchosen; the sweep forgotten."""
         layer = self.image.value
         said = self._truth_on_image(layer)  # another image's unchosen, this one's chosen
         self._forget_sweep()
@@ -298,7 +297,8 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:
             self.pixel_size.value = float(px)
-            self._px_from_image = float(px) if meta.get("pixel_size_um") else None  # (typed: carried on)
+            self._px_from_image = self.pixel_size.value if meta.get("pixel_size_um") else None  # (as the box holds
+            # it, rounded: the file's 0.22709... read as typed, and was put on the next image: session 39)
         elif getattr(self, "_px_from_image", None) == self.pixel_size.value:
             self.pixel_size.value = 0  # the previous image's size does not hold for this one
             self._px_from_image = None
