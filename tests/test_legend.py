@@ -166,5 +166,9 @@ def test_the_runs_image_hidden_is_said_and_its_own_second_truth_covers_nothing(q
     assert w.run_image_hidden() and "is hidden: its results lie over other layers" in w.legend.value
     _run(qtbot, w)  # a run onto a hidden image says so when it is done
     assert "is hidden: the results lie over other layers" in w.status.value
+    tile = viewer.add_image(viewer.layers[IMG].data.copy(), name="tile opened since", rgb=True)  # over the results
+    assert ("is hidden and &#x27;tile opened since&#x27; lie(s) over its results: show it and hide them"
+            in w.legend.value)  # (it read "its results lie over other layers": pathologist, session 39)
+    viewer.layers.remove(tile)
     viewer.layers[IMG].visible = True
     assert "hidden" not in w.legend.value and "is hidden" not in w.status.value  # taken back when shown

@@ -41,6 +41,9 @@ class LegendActions:
         covering = self.covering_layers() if self.state.result is not None else []
         if self.run_image_hidden():  # its results lie over other layers' tissue (pathologist, session 38)
             what = f"the run's image '{run.name}' is hidden: its results lie over other layers; show it"
+            if covering:  # ... and what lies over them (a tile opened since: pathologist, session 39)
+                what = (f"the run's image '{run.name}' is hidden and {', '.join(f'{n!r}' for n in covering)} lie(s) "
+                        "over its results: show it and hide them")
             text = (f'<span style="color:#e0a000">⚠ {escape(what)} to see the run on it</span>'
                     + (f"<br>{text}" if text else ""))
         elif covering:  # each name once (a pathologist read two long tile names, wrapped, before any swatch)
