@@ -116,6 +116,7 @@ def test_the_point_under_the_pointer_names_its_scheme_cr_and_value(charts):
         assert figure.x0 <= tip.x0 and tip.x1 <= figure.x1 and figure.y0 <= tip.y0 and tip.y1 <= figure.y1
     assert window.tip.get_text() == "distance and semantic\nlayer 2: 98.0 % pruned"  # equal: both named
     assert "CR 10" in ax.format_coord(10, 0.5)  # the toolbar's readout (its x was empty: pathologist, session 39)
+    assert "(CR 10," in ax.format_coord(10.6, 0.5)  # a point drawn to the side of CR 10 reads as CR 10
     # a curve with a missing value still names its other points
     nan = next(ln for ln in ax.lines if ln.get_label() == "layer-wise vs dense")
     nan.set_ydata(np.array([np.nan, *nan.get_ydata()[1:]]))

@@ -494,8 +494,9 @@ def test_a_run_records_how_busy_other_work_kept_the_cpus_and_its_times_say_so(mo
     from dataclasses import replace
 
     cold = replace(r, first_runs=["network-wide CR20"])
-    assert "one run each, the first here of network-wide CR20, with the warm-up; 'time A vs B' gives a median; " \
-           "other work used 70% of the CPUs meanwhile" in compute_report.speed_text(cold)
+    assert ("one run each, the first of network-wide CR20 at this image size and pixel size, with the warm-up; "
+            "'time A vs B' gives a median; other work used 70% of the CPUs meanwhile") in \
+        compute_report.speed_text(cold)
     # a pathologist, session 36: every run's line said "the first run of a session holds the warm-up"
     assert "one run each; 'time A vs B' gives a median; other work used 70% of the CPUs meanwhile" in \
         compute_report.speed_text(replace(r, first_runs=[]))

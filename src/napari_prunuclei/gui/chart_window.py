@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_prunuclei.gui.plots import FONT_PT, ChartsCanvas, plot_sparsity, plot_sweep
 
-__all__ = ["ChartWindow", "open_chart_window", "point_text"]
+__all__ = ["ChartWindow", "nearest_cr", "open_chart_window", "point_text"]
 
 #: the window's figure (inches at 100 dpi)
 FIGSIZE = (12, 5.5)
@@ -25,6 +25,12 @@ FIGSIZE = (12, 5.5)
 PICK_PX = 8
 #: which parts of the dock's snapshot each chart is drawn from
 PARTS = {"sweep": ("sweep", "sweep_title", "curves"), "sparsity": ("sparsity", "sparsity_title")}
+
+
+def nearest_cr(ax, x: float) -> float:
+    """The swept CR (a tick of the sweep's axes) nearest ``x`` on the log axis (``x`` itself without ticks)."""
+    crs = [c for c in ax.get_xticks() if c > 0]
+    return min(crs, key=lambda c: abs(math.log(c) - math.log(x))) if crs and x > 0 else x
 
 
 def point_text(ax, line, index: int, sweep_axes: bool, y: float | None = None) -> str:
@@ -36,9 +42,7 @@ def point_text(ax, line, index: int, sweep_axes: bool, y: float | None = None) -
         return f"{name}: {ax.get_ylabel()} {y:.3f}"
     x, y = line.get_xdata()[index], line.get_ydata()[index]
     if sweep_axes:
-        crs = [c for c in ax.get_xticks() if c > 0]
-        cr = min(crs, key=lambda c: abs(math.log(c) - math.log(x))) if crs else x
-        return f"{name}\nCR {cr:g}: {ax.get_ylabel()} {y:.3f}"
+        return f"{name}\nCR {nearest_cr(ax, x):g}: {ax.get_ylabel()} {y:.3f}"
     same = [other.get_label() for other in ax.get_lines() if other is not line and not other.get_label().startswith("_")
             and index < len(other.get_ydata()) and round(other.get_ydata()[index], 1) == round(y, 1)]  # (as shown)
     return f"{' and '.join([name, *same])}\nlayer {int(x)}: {y:.1f} % pruned"
@@ -105,7 +109,8 @@ class ChartWindow(QWidget):
                 ax.set_xticks([]), ax.set_yticks([])
             elif part == "sweep":
                 plot_sweep(ax, *data, curves=shot["curves"], large=True)
-                ax.fmt_xdata = lambda x: f"CR {x:.3g}"  # (the toolbar's readout: the CR ticks' labels gave none)
+                ax.fmt_xdata = lambda x, ax=ax: f"CR {nearest_cr(ax, x):g}"  # (the ticks' labels gave none; the
+                # schemes' points lie a little to the side of their CR: read as it, not "CR 3.67": session 39)
             else:
                 plot_sparsity(ax, *data, large=True)
         if "sweep" in changed:

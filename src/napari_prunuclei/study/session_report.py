@@ -114,7 +114,8 @@ def speed_text(result: ComparisonResult) -> str:
     if t is None:
         ta, tb = end_to_end(a), end_to_end(b)
         first = result.first_runs
-        held = f", the first here of {' and '.join(first)}, with the warm-up" if first else ""
+        held = f", the first of {' and '.join(first)} at this image size and pixel size, with the warm-up" \
+            if first else ""
         how = how_timed(result).replace("one run each", f"one run each{held}; 'time A vs B' gives a median", 1)
     else:
         ta, tb, how = t.median("pruned"), t.median("dense"), t.how
