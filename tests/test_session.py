@@ -568,7 +568,8 @@ def test_a_run_without_truth_is_read_against_the_pairs_agreement_on_annotated_im
     said = compute_models.verdict(at(0.70))
     assert said.startswith("network-wide CR20 against dense: AJI 0.700, ")  # (the range said once, below)
     assert said.endswith(". ⚠ lower than on 19 of the 20 annotated 40x images A was measured on (median 0.885): "
-                         "this image may be unlike them, so A's known accuracy may not hold here")
+                         "this image may be unlike them, and neither model's known accuracy may hold here; judge "
+                         "the nuclei against the image")
     assert compute_models.low_agreement(at(0.60)) is not None  # under all
     ok = compute_models.verdict(at(0.805))  # above 2 of 20: not flagged, the median given
     assert "⚠" not in ok and ok.startswith("network-wide CR20 against dense: AJI 0.805 (median 0.885 on 20 "

@@ -123,7 +123,8 @@ class GroundTruthChoice:
             own = [t for t in new if image_of(t, self._image_choices()) is image]
             if len(own) == 1:
                 self.truth.value = own[0]
-                self.status.value = f"ground truth '{own[0].name}' chosen for '{image.name}'. {self._controls_said()}"
+                self.status.value = f"ground truth '{own[0].name}' chosen for '{image.name}'. {self._controls_said()}" \
+                    .rstrip()  # (no dangling ". " when the controls say nothing: pathologist, session 39)
 
     def _truth_array(self, shape, region=None, truth=None, image=None) -> np.ndarray | None:
         """The ground truth's array (``truth``: a labels layer, else the chosen one) for an image (``image``, else

@@ -292,7 +292,7 @@ class PruneCompareWidget(ShownRun, LegendActions, GroundTruthChoice, RunActions,
         self._mark_stale()
         self._draw_legend()  # (what it names depends on whether the chosen image is the run's)
         if said:  # with what the controls say of the run shown now, not older notices (pathologist, session 35)
-            self.status.value = said + self._controls_said()
+            self.status.value = (said + self._controls_said()).rstrip()
         meta = getattr(layer, "metadata", {}) if layer is not None else {}
         px = meta.get("pixel_size_um") or meta.get(PUT_PIXEL_SIZE)  # the file's, or the one a run put on the layer
         if px:

@@ -347,7 +347,8 @@ def low_agreement(result: ComparisonResult) -> str | None:
     if above < UNLIKE_SHARE * len(known["aji_sorted"]):
         return None
     return (f"lower than on {above} of the {known['n_images']} annotated 40x images A was measured on (median "
-            f"{known['aji_median']:.3f}): this image may be unlike them, so A's known accuracy may not hold here")
+            f"{known['aji_median']:.3f}): this image may be unlike them, and neither model's known accuracy may hold "
+            "here; judge the nuclei against the image")
 
 
 def layer_sparsity(spec: ModelSpec) -> dict[str, list[dict]]:
