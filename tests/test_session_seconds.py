@@ -30,5 +30,6 @@ def test_the_seconds_columns_say_noisy_after_a_busy_timing_too(tmp_path):
     assert noisy_header(replace(timed, timing=replace(timed.timing, others=0.1)), header) == header
     md = write_report(tmp_path, timed, None)
     assert "| seconds (median of 3), noisy: other work ran |" in md.read_text()
+    assert "- image: img, region: whole image" in md.read_text()  # said when whole too (pathologist, session 39)
     csv_header = next(line for line in (tmp_path / "numbers.csv").read_text().splitlines() if line.startswith("model"))
     assert "seconds (median of 3)" in csv_header and "noisy" not in csv_header  # (names that stay)

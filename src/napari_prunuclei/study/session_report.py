@@ -320,8 +320,7 @@ def write_report(folder: Path, result: ComparisonResult, sweep_rows: list | None
                       f"{sum(n.disagreement.values())} in all (one event = one connected group of nuclei the other "
                       f"model does not match): {_events_line(n.disagreement)}."]
     lines += ["", "## Parameters and models", "",
-              f"- image: {one_line(req.image_name)}" + ("" if req.region is None else
-                                                          f", region {region_text(req.region)}"),
+              f"- image: {one_line(req.image_name)}, region: {region_text(req.region)}",  # (said when whole too)
               f"- pixel size: {req.pixel_size:g} µm" if req.pixel_size else "- pixel size: unknown (areas in px)",
               f"- ground truth: layer '{one_line(result.truth_name)}'" if result.truth_name else "- ground truth: none",
               f"- device: {result.chosen.info.device}; precision used: "
