@@ -59,7 +59,7 @@ class ImageSweepRow:
     dense_vs_truth: Agreement | None = None  # dense against the ground truth (the baseline of ``vs_truth``)
 
 
-_WARM: set[tuple] = set()  # (model, device, precision, image size) run before in this process
+_WARM: set[tuple] = set()  # (model, device, precision, image size, pixel size) run before in this process
 
 
 def mark_warm(model: str, device, precision: str, shape: tuple, pixel_size: float | None = None) -> bool:
