@@ -309,7 +309,8 @@ def _verdict(result: ComparisonResult) -> str | None:
                 f"{b}'s {tb.aji:.3f} ({-100 * drop:+.1f} %)")
     agree = result.numbers.vs_dense
     note, _ = model_note(result.request.spec)
-    known, unlike = known_range(result), low_agreement(result)  # (the range said once: the status is short)
+    known = known_range(result)
+    unlike = low_agreement(result, known)  # (the range said once: the status is short)
     seen = f" (median {known['aji_median']:.3f} on {known['n_images']} annotated 40x images)" if known and \
         not unlike else ""
     return (f"{a} against {b}: AJI {agree.aji:.3f}{seen}, {result.pruned.n_nuclei} vs {result.dense.n_nuclei} "
@@ -336,11 +337,12 @@ def known_range(result: ComparisonResult) -> dict | None:
     return known if isinstance(known, dict) and all(k in known for k in keys) else None  # record: not used)
 
 
-def low_agreement(result: ComparisonResult) -> str | None:
+def low_agreement(result: ComparisonResult, known: dict | None | bool = False) -> str | None:
     """Where A agrees with dense less than on nearly all (:data:`UNLIKE_SHARE`) of the annotated images of
     :func:`known_range`: this image is likely unlike them, and A's known accuracy may not hold on it (a 20x
-    tile agreed at 0.70 against 0.88 on 40x tiles, with no flag: pathologist, session 37)."""
-    known = known_range(result)
+    tile agreed at 0.70 against 0.88 on 40x tiles, with no flag: pathologist, session 37). ``known``: the
+    :func:`known_range` of ``result`` where the caller has it (the registry read once per verdict)."""
+    known = known_range(result) if known is False else known
     if known is None or not known.get("aji_sorted"):
         return None
     above = sum(v > result.numbers.vs_dense.aji for v in known["aji_sorted"])
